@@ -1,0 +1,269 @@
+"""What the lesson only shows, computed: the closed-form optimum, the Hessian spectrum and the
+learning rates at which gradient descent stops being monotone and stops converging (DESIGN §5).
+
+Everything here is float64 on the CPU, computed once per run from the data in chunks.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import torch
+
+from lrtrain.config import OptimizerConfig
+
+VERDICTS = ("monotone", "oscillating", "diverged")
+_CHUNK_ROWS = 1 << 16
+_LSTSQ_MAX_BYTES = 256 * 2**20  # above this, the optimum comes from the sufficient statistics
+
+
+@dataclass
+class Stats:
+    """Sufficient statistics of least squares with a bias column X̃ = [X 1], in float64."""
+
+    n: int
+    xtx: torch.Tensor  # X̃ᵀX̃, [d+1, d+1]
+    xty: torch.Tensor  # X̃ᵀy, [d+1]
+    yty: float
+
+
+def sufficient_stats(x: torch.Tensor, y: torch.Tensor) -> Stats:
+    d = x.shape[1]
+    xtx = torch.zeros(d + 1, d + 1, dtype=torch.float64)
+    xty = torch.zeros(d + 1, dtype=torch.float64)
+    yty = 0.0
+    for lo in range(0, x.shape[0], _CHUNK_ROWS):
+        xt = _with_bias(x[lo : lo + _CHUNK_ROWS])
+        yc = y[lo : lo + _CHUNK_ROWS].to(torch.float64, copy=False).reshape(-1)
+        xtx += xt.T @ xt
+        xty += xt.T @ yc
+        yty += float(yc @ yc)
+    return Stats(int(x.shape[0]), xtx, xty, yty)
+
+
+def _with_bias(x: torch.Tensor) -> torch.Tensor:
+    x64 = x.to(device="cpu", dtype=torch.float64)
+    return torch.cat([x64, torch.ones(x64.shape[0], 1, dtype=torch.float64)], dim=1)
+
+
+@dataclass
+class Analysis:
+    """The quadratic the optimizer descends, and the learning-rate limits it implies.
+
+    ``theta_star``/``loss_star`` are the least-squares optimum (what the contours are centred
+    on); ``target`` is where the optimizer converges, which differs only with weight decay
+    (ridge). Learning-rate limits account for momentum, Nesterov and weight decay.
+    """
+
+    hessian: list[list[float]]
+    eigenvalues: list[float]  # ascending
+    condition_number: float  # inf when the problem is singular
+    critical_lr: float
+    monotone_lr_limit: float
+    optimal_lr: float
+    theta_star: list[float]  # [w_0, …, w_{d-1}, b]
+    loss_star: float
+    target_theta: list[float]
+    target_loss: float
+    method: str  # how the optimum was computed
+    rank: int
+    momentum: float
+    nesterov: bool
+    weight_decay: float
+
+    @property
+    def singular(self) -> bool:
+        return self.rank < len(self.theta_star)
+
+    def predict(self, lr: float) -> str:
+        """Predicted verdict of full-batch gradient descent at ``lr`` (DESIGN §5)."""
+        if lr >= self.critical_lr:
+            return "diverged"
+        if lr >= self.monotone_lr_limit:
+            return "oscillating"
+        return "monotone"
+
+    def to_json(self) -> dict[str, object]:
+        out = asdict(self)
+        out["hessian_eigenvalues"] = out.pop("eigenvalues")
+        if not math.isfinite(self.condition_number):
+            out["condition_number"] = None
+        return out
+
+
+def lr_limits(
+    lam_min: float, lam_max: float, momentum: float = 0.0, nesterov: bool = False
+) -> tuple[float, float, float]:
+    """(monotone limit, critical lr, optimal constant lr) for SGD on a quadratic.
+
+    Each eigen-mode λ obeys a linear recurrence; with a = ηλ its characteristic polynomial is
+      heavy ball (PyTorch's momentum):  z² − (1 + μ − a) z + μ
+      Nesterov (PyTorch's form):        z² − (1 + μ)(1 − a) z + μ(1 − a).
+    A root reaches z = −1, the edge of stability, at a = 2(1 + μ), resp. 2(1 + μ)/(1 + 2μ); both
+    roots stay real and positive (no sign flips: monotone) up to a = (1 − √μ)², resp.
+    ((1 − μ)/(1 + μ))². With μ = 0 these are the familiar 2/λ_max and 1/λ_max.
+    """
+    mu = momentum
+    if nesterov:
+        critical = 2 * (1 + mu) / (1 + 2 * mu)
+        monotone = ((1 - mu) / (1 + mu)) ** 2
+    else:
+        critical = 2 * (1 + mu)
+        monotone = (1 - math.sqrt(mu)) ** 2
+    if lam_max <= 0:
+        return math.inf, math.inf, math.inf
+    optimal = 2 / (lam_min + lam_max)
+    return monotone / lam_max, critical / lam_max, optimal
+
+
+def analyse(x: torch.Tensor, y: torch.Tensor, optimizer: OptimizerConfig) -> Analysis:
+    """Closed form, Hessian spectrum and learning-rate limits for data (x [N, d], y [N, 1])."""
+    stats = sufficient_stats(x, y)
+    n, dim = stats.n, stats.xtx.shape[0]
+    hessian = 2.0 * stats.xtx / n
+    eig = torch.linalg.eigvalsh(hessian)
+    wd = optimizer.weight_decay
+    eff = (eig + wd).clamp_min(0.0)  # weight decay adds wd·I to the Hessian
+    lam_min, lam_max = float(eff[0]), float(eff[-1])
+    rank_tol = lam_max * dim * torch.finfo(torch.float64).eps
+    if x.shape[0] * (dim + 1) * 8 <= _LSTSQ_MAX_BYTES:
+        theta, rank, method = _lstsq_optimum(x, y)
+    else:
+        theta, rank, method = _normal_equations_optimum(stats)
+    condition = lam_max / lam_min if lam_min > rank_tol else math.inf
+    loss_star = _mse(x, y, theta)
+    if wd > 0:
+        # Gradient descent on mse + (wd/2)|θ|² (PyTorch's weight decay) converges to ridge.
+        ridge = hessian + wd * torch.eye(dim, dtype=torch.float64)
+        target = torch.linalg.solve(ridge, 2.0 * stats.xty / n)
+        target_loss = _mse(x, y, target)
+    else:
+        target, target_loss = theta, loss_star
+    monotone, critical, optimal = lr_limits(
+        lam_min, lam_max, optimizer.momentum, optimizer.nesterov
+    )
+    return Analysis(
+        hessian=hessian.tolist(),
+        eigenvalues=eig.tolist(),
+        condition_number=condition,
+        critical_lr=critical,
+        monotone_lr_limit=monotone,
+        optimal_lr=optimal,
+        theta_star=theta.tolist(),
+        loss_star=loss_star,
+        target_theta=target.tolist(),
+        target_loss=target_loss,
+        method=method,
+        rank=rank,
+        momentum=optimizer.momentum,
+        nesterov=optimizer.nesterov,
+        weight_decay=wd,
+    )
+
+
+def _lstsq_optimum(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, int, str]:
+    # Centring the features first removes the bias column's collinearity with large offsets
+    # (x ≈ 1e4 ± 1 would otherwise square a huge condition number), and SVD-based gelsd copes
+    # with rank deficiency, returning the minimum-norm (pseudo-inverse) solution.
+    x64 = x.to(device="cpu", dtype=torch.float64)
+    y64 = y.to(device="cpu", dtype=torch.float64).reshape(-1, 1)
+    x_mean, y_mean = x64.mean(0), y64.mean()
+    centred = x64 - x_mean
+    result = torch.linalg.lstsq(centred, y64 - y_mean, driver="gelsd")
+    rank = int(result.rank)
+    if rank < x64.shape[1]:
+        full = torch.cat([x64, torch.ones(x64.shape[0], 1, dtype=torch.float64)], dim=1)
+        pinv = torch.linalg.lstsq(full, y64, driver="gelsd")
+        return pinv.solution.reshape(-1), int(pinv.rank), "pseudo-inverse (singular problem)"
+    w = result.solution.reshape(-1)
+    b = y_mean - x_mean @ w
+    return torch.cat([w, b.reshape(1)]), rank + 1, "least squares (SVD, centred features)"
+
+
+def _normal_equations_optimum(stats: Stats) -> tuple[torch.Tensor, int, str]:
+    n, dim = stats.n, stats.xtx.shape[0]
+    sx, sy = stats.xtx[-1, :-1], stats.xty[-1]
+    cov = stats.xtx[:-1, :-1] - torch.outer(sx, sx) / n
+    cxy = stats.xty[:-1] - sx * sy / n
+    result = torch.linalg.lstsq(cov, cxy.reshape(-1, 1), driver="gelsd")
+    w = result.solution.reshape(-1)
+    b = (sy - sx @ w) / n
+    rank = int(result.rank) + 1
+    method = "normal equations (centred sufficient statistics)"
+    if rank < dim:
+        method = "pseudo-inverse of the normal equations (singular problem)"
+    return torch.cat([w, b.reshape(1)]), rank, method
+
+
+def _mse(x: torch.Tensor, y: torch.Tensor, theta: torch.Tensor) -> float:
+    total = 0.0
+    for lo in range(0, x.shape[0], _CHUNK_ROWS):
+        xt = _with_bias(x[lo : lo + _CHUNK_ROWS])
+        yc = y[lo : lo + _CHUNK_ROWS].to(device="cpu", dtype=torch.float64).reshape(-1)
+        r = xt @ theta - yc
+        total += float(r @ r)
+    return total / x.shape[0]
+
+
+def top_eigenvector(hessian: list[list[float]]) -> torch.Tensor:
+    _, vectors = torch.linalg.eigh(torch.tensor(hessian, dtype=torch.float64))
+    return vectors[:, -1]
+
+
+def observed_verdict(
+    loss: torch.Tensor, theta: torch.Tensor, status: str, hessian: list[list[float]]
+) -> str:
+    """Read the regime off a trajectory (consecutive steps): diverged if the loss blew up or
+    grew; oscillating if successive updates along H's top eigenvector alternate in sign;
+    otherwise monotone. Updates smaller than 1e-4 of the largest are rounding noise, ignored.
+    """
+    if status == "diverged" or not bool(torch.isfinite(loss).all()):
+        return "diverged"
+    if len(loss) > 1 and float(loss[-1]) > float(loss[0]):
+        return "diverged"
+    u = theta @ top_eigenvector(hessian)
+    du = u[1:] - u[:-1]
+    if len(du) < 2:
+        return "monotone"
+    significant = du.abs() > 1e-4 * float(du.abs().max())
+    pairs = significant[1:] & significant[:-1]
+    flips = (torch.sign(du[1:]) != torch.sign(du[:-1])) & pairs
+    n_pairs = int(pairs.sum())
+    if n_pairs and int(flips.sum()) > n_pairs // 2:
+        return "oscillating"
+    return "monotone"
+
+
+def explain(analysis: Analysis, lr: float) -> str:
+    """One sentence saying why gradient descent at ``lr`` behaves as it does."""
+    lam_max, lam_min = analysis.eigenvalues[-1], analysis.eigenvalues[0]
+    ratio = lr / analysis.critical_lr
+    verdict = analysis.predict(lr)
+    head = (
+        f"lr {lr:.4g} is {ratio:.3g}× the critical lr {analysis.critical_lr:.4g} "
+        f"(2/λ_max, λ_max = {lam_max:.4g})"
+    )
+    if analysis.momentum:
+        head = (
+            f"lr {lr:.4g} is {ratio:.3g}× the critical lr {analysis.critical_lr:.4g} "
+            f"for momentum {analysis.momentum:g}{' (Nesterov)' if analysis.nesterov else ''}"
+        )
+    if verdict == "diverged":
+        return (
+            f"{head}: the steepest direction grows every step, so training diverges; "
+            f"use lr < {analysis.critical_lr:.4g}, e.g. the optimal {analysis.optimal_lr:.4g}"
+        )
+    if verdict == "oscillating":
+        return (
+            f"{head}: the steepest direction overshoots and flips sign each step but shrinks, "
+            f"so the loss oscillates towards the optimum"
+        )
+    slow = abs(1 - lr * (lam_min + analysis.weight_decay)) if not analysis.momentum else None
+    tail = ""
+    if slow is not None and 0 < slow < 1:
+        tail = (
+            f"; the flattest direction (λ_min = {lam_min:.4g}) keeps {slow:.6g} of its error "
+            f"per step, about {math.log(10) / -math.log(slow):.0f} steps per decimal digit"
+        )
+    return f"{head}: every direction shrinks monotonically{tail}"

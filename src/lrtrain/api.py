@@ -1,0 +1,79 @@
+"""The functions the CLI calls, usable from Python and notebooks as well.
+
+    >>> from lrtrain.api import fit
+    >>> from lrtrain.config import load_config
+    >>> run = fit(load_config(None, ["train.max_iter=10"]), out="/tmp/lrtrain-doctest", overwrite=True)
+    >>> run.summary["status"]
+    'completed'
+
+Heavy modules (torch) are imported inside the functions that train, so ``redraw`` — and
+``lrtrain plot`` — never import torch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from lrtrain import runs
+from lrtrain.config import Config, check_memory
+
+if TYPE_CHECKING:
+    from lrtrain.analysis import Analysis
+    from lrtrain.data import Dataset
+    from lrtrain.train import ProgressCallback, TrainResult
+
+
+@dataclass
+class FitRun:
+    """What ``fit`` produced: where it is, its summary, and the in-memory results."""
+
+    run_dir: Path
+    summary: dict[str, Any]
+    config: Config
+    dataset: Dataset
+    analysis: Analysis
+    result: TrainResult
+    figures: list[Path]
+
+
+def prepare(config: Config) -> tuple[Dataset, Analysis]:
+    """Check the device and memory, load the data and analyse the problem — before any file
+    is written, so a bad input leaves nothing behind."""
+    from lrtrain.analysis import analyse
+    from lrtrain.data import load_dataset
+    from lrtrain.train import resolve_device
+
+    resolve_device(config.device)
+    check_memory(config)
+    dataset = load_dataset(config)
+    return dataset, analyse(dataset.x, dataset.y, config.optimizer)
+
+
+def fit(
+    config: Config,
+    out: str | Path | None = None,
+    overwrite: bool = False,
+    progress: ProgressCallback | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> FitRun:
+    """Train one model as configured, write its run directory and draw its figures."""
+    from lrtrain.train import train
+
+    dataset, analysis = prepare(config)
+    run_dir = runs.create_run_dir(config.output.root, config.name, out, overwrite)
+    result = train(dataset, config, progress=progress, should_stop=should_stop)
+    summary = runs.save_fit(run_dir, config, dataset, analysis, result)
+    figures = redraw(run_dir, config.output.format)
+    return FitRun(run_dir, summary, config, dataset, analysis, result, figures)
+
+
+def redraw(run_dir: str | Path, fmt: str | None = None) -> list[Path]:
+    """Draw every figure of a saved run from its files alone (no torch)."""
+    from lrtrain.plots import run_figures
+
+    run = runs.load_run(run_dir)
+    fmt = fmt or run.config.get("output", {}).get("format", "png")
+    return runs.save_figures(run.path, run_figures(run), fmt)

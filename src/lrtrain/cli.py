@@ -1,0 +1,297 @@
+"""The ``lrtrain`` command: parse, call the core, render with rich, map errors to exit codes.
+
+The only module that imports typer and rich. Everything heavy (torch, pydantic, matplotlib) is
+imported inside the commands, so ``lrtrain --help`` answers at once.
+
+Exit codes (DESIGN §2): 0 success · 2 bad usage, config or input · 3 training diverged (results
+still written) · 130 interrupted · 1 unexpected internal error.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+if TYPE_CHECKING:
+    from lrtrain.api import FitRun
+    from lrtrain.config import Config
+
+EXIT_USAGE, EXIT_DIVERGED, EXIT_INTERRUPTED = 2, 3, 130
+
+app = typer.Typer(
+    name="lrtrain",
+    help="Train and study linear regression with PyTorch and gradient descent.",
+    no_args_is_help=True,
+    rich_markup_mode="markdown",
+    context_settings={"help_option_names": ["-h", "--help"]},
+    pretty_exceptions_enable=False,
+)
+console = Console(highlight=False)
+err_console = Console(stderr=True, highlight=False)
+
+ConfigOpt = Annotated[
+    str | None,
+    typer.Option(
+        "-c", "--config", help="Config file path, or a bundled config name (lecture, …).",
+        show_default=False,
+    ),
+]
+OverridesArg = Annotated[
+    list[str] | None,
+    typer.Argument(
+        help="Dotted KEY=VALUE overrides, values parsed as YAML "
+        "(optimizer.lr=0.01, data.true_w=[1,2]).",
+        show_default=False,
+    ),
+]
+OutOpt = Annotated[
+    Path | None,
+    typer.Option("--out", help="Write the run to exactly this directory.", show_default=False),
+]
+OverwriteOpt = Annotated[
+    bool, typer.Option("--overwrite", help="Allow --out to be a non-empty directory.")
+]
+PrintConfigOpt = Annotated[
+    bool, typer.Option("--print-config", help="Print the resolved config as YAML and exit.")
+]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or table.")]
+DeviceOpt = Annotated[
+    str | None,
+    typer.Option("--device", help="auto, cpu, cuda or cuda:N (same as device=…).",
+                 show_default=False),
+]
+SeedOpt = Annotated[
+    int | None, typer.Option("--seed", help="Random seed (same as seed=…).", show_default=False)
+]
+
+
+@contextlib.contextmanager
+def _user_errors() -> Iterator[None]:
+    """Turn the core's user errors into one clear message and exit code 2, no traceback."""
+    from lrtrain.errors import LrtrainError
+
+    try:
+        yield
+    except LrtrainError as exc:
+        for line in exc.messages:
+            err_console.print(f"[bold red]error:[/] {line}", soft_wrap=True)
+        raise typer.Exit(EXIT_USAGE) from None
+
+
+def _resolve_config(
+    config: str | None, overrides: list[str] | None, device: str | None, seed: int | None
+) -> Config:
+    from lrtrain.config import load_config
+
+    extra = list(overrides or [])
+    if device is not None:
+        extra.append(f"device={device}")
+    if seed is not None:
+        extra.append(f"seed={seed}")
+    return load_config(config, extra)
+
+
+class _ProgressBar:
+    """A rich progress bar fed by the training callback; silent when not on a terminal."""
+
+    def __init__(self, enabled: bool, description: str) -> None:
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
+        self.enabled = enabled and console.is_terminal
+        self.progress = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("loss {task.fields[loss]}"),
+            TextColumn("{task.fields[rate]} steps/s"),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=console,
+            transient=True,
+            disable=not self.enabled,
+        )
+        self.task = self.progress.add_task(description, total=None, loss="…", rate="…")
+        self.start = time.perf_counter()
+        self.last_draw = 0.0
+
+    def __enter__(self) -> _ProgressBar:
+        self.progress.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.__exit__(*exc)
+
+    def __call__(self, step: int, total: int, losses: list[float]) -> None:
+        now = time.perf_counter()
+        if not self.enabled or (now - self.last_draw < 0.1 and step < total):
+            return  # throttled: redrawing costs more than a training step
+        self.last_draw = now
+        rate = step / max(now - self.start, 1e-9)
+        shown = f"{losses[0]:.6g}" if len(losses) == 1 else f"{min(losses):.4g} (best)"
+        self.progress.update(
+            self.task, completed=step, total=total, loss=shown, rate=f"{rate:,.0f}"
+        )
+
+
+def _fmt(value: Any, digits: int = 6) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, float):
+        return f"{value:.{digits}g}"
+    return str(value)
+
+
+def _fit_table(run: FitRun) -> Table:
+    s = run.summary
+    final, closed, true = s["final"], s["closed_form"], s.get("true")
+    table = Table(title=f"lrtrain fit — {s['name']}", title_justify="left")
+    table.add_column("parameter")
+    table.add_column("learned", justify="right")
+    table.add_column("closed form", justify="right")
+    if true:
+        table.add_column("true", justify="right")
+    names = [f"w_{i}" for i in range(len(final["w"]))] + ["b"]
+    learned = [*final["w"], final["b"]]
+    optimum = [*closed["w"], closed["b"]]
+    truth = [*true["w"], true["b"]] if true else []
+    for i, name in enumerate(names):
+        cells = [name, _fmt(learned[i]), _fmt(optimum[i])]
+        if true:
+            cells.append(_fmt(truth[i]))
+        table.add_row(*cells)
+    return table
+
+
+def _fit_report(run: FitRun) -> None:
+    s = run.summary
+    a, v = s["analysis"], s["verdict"]
+    console.print(_fit_table(run))
+    gap = s["optimality_gap"]["relative"]
+    gap_text = f", gap {gap:.3g} relative" if gap is not None else ""
+    console.print(
+        f"loss      {_fmt(s['initial']['loss'])} → {_fmt(s['final']['loss'])} "
+        f"(optimum {_fmt(s['closed_form']['loss'])}{gap_text})"
+    )
+    rate = s["steps_per_s"]
+    console.print(
+        f"status    {s['status']} after {s['steps']} of {s['max_iter']} steps · "
+        f"{_fmt(rate, 4) if rate else '—'} steps/s · {s['elapsed_s']:.3f} s on {s['device']}"
+    )
+    kappa = a["condition_number"]
+    console.print(
+        f"analysis  critical lr {_fmt(a['critical_lr'], 5)} · monotone below "
+        f"{_fmt(a['monotone_lr_limit'], 5)} · optimal lr {_fmt(a['optimal_lr'], 5)} · "
+        f"κ {_fmt(kappa, 5) if kappa is not None else '∞ (singular)'}"
+    )
+    label = "predicted" if v["full_batch_prediction"] else "full-batch prediction"
+    console.print(f"verdict   {v['observed']} ({label}: {v['predicted']}) — {v['why']}")
+    if s["analysis"]["rank"] < len(s["analysis"]["theta_star"]):
+        console.print(
+            "note      the problem is singular (a feature is constant or features are "
+            "collinear); the closed form is the minimum-norm pseudo-inverse solution"
+        )
+    console.print(f"run       {run.run_dir}")
+
+
+@app.command(
+    epilog="**Examples**\n\n"
+    "lrtrain fit  (the lesson: 100 points, lr 1e-3, 100 steps)\n\n"
+    "lrtrain fit optimizer.lr=0.028 train.max_iter=500\n\n"
+    "lrtrain fit -c multivariate --out runs/mv --quiet\n\n"
+    "lrtrain fit -c my.yaml --print-config"
+)
+def fit(
+    overrides: OverridesArg = None,
+    config: ConfigOpt = None,
+    out: OutOpt = None,
+    overwrite: OverwriteOpt = False,
+    print_config: PrintConfigOpt = False,
+    quiet: QuietOpt = False,
+    device: DeviceOpt = None,
+    seed: SeedOpt = None,
+) -> None:
+    """Train one model, write a run directory (metrics, summary, model, plots) and report
+    learned vs closed-form parameters and why training converged, oscillated or diverged."""
+    with _user_errors():
+        cfg = _resolve_config(config, overrides, device, seed)
+        if print_config:
+            console.print(cfg.to_yaml(), end="", markup=False)
+            return
+        from lrtrain.api import fit as run_fit
+
+        with _ProgressBar(not quiet, f"fit {cfg.name}") as bar:
+            run = run_fit(cfg, out=out, overwrite=overwrite, progress=bar)
+    if not quiet:
+        _fit_report(run)
+    if run.summary["status"] == "diverged":
+        a = run.summary["analysis"]
+        err_console.print(
+            f"[bold red]diverged[/] at step {run.summary['steps']}: lr {cfg.optimizer.lr:g} "
+            f"is above the critical lr {a['critical_lr']:.4g}; try optimizer.lr="
+            f"{_safe_lr(a):.3g}. Results and plots are in {run.run_dir}",
+            soft_wrap=True,
+        )
+        raise typer.Exit(EXIT_DIVERGED)
+
+
+def _safe_lr(analysis: dict[str, Any]) -> float:
+    return min(analysis["optimal_lr"], 0.9 * analysis["critical_lr"])
+
+
+@app.command(
+    epilog="**Examples**\n\n"
+    "lrtrain plot  (the newest run under runs/)\n\n"
+    "lrtrain plot runs/lecture-20261126-101500 --format svg"
+)
+def plot(
+    run_dir: Annotated[
+        Path | None,
+        typer.Argument(help="Run directory (default: the newest under runs/).",
+                       show_default=False),
+    ] = None,
+    fmt: Annotated[
+        str | None,
+        typer.Option("--format", help="png, svg or pdf (default: the run's output.format).",
+                     show_default=False),
+    ] = None,
+    root: Annotated[
+        Path, typer.Option("--root", help="Where to look for the newest run.")
+    ] = Path("runs"),
+) -> None:
+    """Redraw every figure of a saved run from its files alone (no retraining, no torch)."""
+    from lrtrain.errors import LrtrainError
+
+    with _user_errors():
+        if fmt is not None and fmt not in ("png", "svg", "pdf"):
+            raise LrtrainError(f"--format: '{fmt}' is not one of png, svg, pdf")
+        from lrtrain import runs
+        from lrtrain.api import redraw
+
+        target = run_dir if run_dir is not None else runs.latest_run(root)
+        written = redraw(target, fmt)
+    for path in written:
+        console.print(f"wrote {path}")
+
+
+def main() -> None:
+    """Console-script entry point."""
+    try:
+        app()
+    except KeyboardInterrupt:
+        err_console.print("interrupted")
+        sys.exit(EXIT_INTERRUPTED)

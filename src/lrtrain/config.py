@@ -1,0 +1,464 @@
+"""The config: schema (DESIGN §3), safe YAML loading, dotted overrides and the bundled configs.
+
+Every problem in a config is collected and reported at once, each line naming the file and the
+dotted key, so a user fixes them all in one go. The schema's defaults are the lesson itself, so
+``Config()`` is the embedded default and equals the bundled ``lecture.yaml``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
+
+import yaml
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from lrtrain.errors import ConfigError
+
+
+
+def _refuse_bool(value: Any) -> Any:
+    # pydantic's lax mode reads `true` as 1; in a config that is always a mistake.
+    if isinstance(value, bool):
+        raise ValueError("expected a number, not true/false")
+    return value
+
+
+# YAML's `1e-3` (no dot) is a string to PyYAML; pydantic's lax mode turns it into a float,
+# which is what every user means.
+FiniteFloat = Annotated[float, Field(allow_inf_nan=False), BeforeValidator(_refuse_bool)]
+Int = Annotated[int, BeforeValidator(_refuse_bool)]
+MAX_ALIASES = 100  # anchors/aliases allowed in one YAML file ("billion laughs" bound)
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class ArangeX(_Section):
+    """x_i = start + i·step (one feature): the lesson's 0.0, 0.1, …, 9.9."""
+
+    kind: Literal["arange"] = "arange"
+    start: FiniteFloat = 0.0
+    step: FiniteFloat = 0.1
+
+    @field_validator("step")
+    @classmethod
+    def _nonzero(cls, v: float) -> float:
+        if v == 0:
+            raise ValueError("must not be 0 (every x would be equal and the problem singular)")
+        return v
+
+
+class UniformX(_Section):
+    """Each feature drawn uniformly from [low, high)."""
+
+    kind: Literal["uniform"] = "uniform"
+    low: FiniteFloat = 0.0
+    high: FiniteFloat = 1.0
+
+    @model_validator(mode="after")
+    def _ordered(self) -> UniformX:
+        if not self.high > self.low:
+            raise ValueError(f"high ({self.high}) must be greater than low ({self.low})")
+        return self
+
+
+class NormalX(_Section):
+    """Each feature drawn from N(mean, std²)."""
+
+    kind: Literal["normal"] = "normal"
+    mean: FiniteFloat = 0.0
+    std: Annotated[FiniteFloat, Field(gt=0)] = 1.0
+
+
+XSpec = Annotated[Union[ArangeX, UniformX, NormalX], Field(discriminator="kind")]  # noqa: UP007
+
+
+class DataConfig(_Section):
+    source: Literal["synthetic", "csv"] = "synthetic"
+    n_samples: Annotated[Int, Field(ge=2, le=10**12)] = 100
+    x: XSpec = Field(default_factory=ArangeX)
+    true_w: Annotated[list[FiniteFloat], Field(min_length=1, max_length=10_000)] = [3.0]
+    true_b: FiniteFloat = 0.0
+    noise_std: Annotated[FiniteFloat, Field(ge=0)] = 1.0
+    path: str | None = None
+    target: str = "y"
+    features: list[str] | None = None
+    standardize: bool = False
+    stream: bool = False
+
+    @property
+    def d(self) -> int:
+        """Number of features of a synthetic problem (the length of ``true_w``)."""
+        return len(self.true_w)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> DataConfig:
+        if self.source == "synthetic" and isinstance(self.x, ArangeX) and self.d != 1:
+            raise ValueError(
+                f"x.kind 'arange' gives one feature but true_w has {self.d} weights; "
+                "use x.kind 'uniform' or 'normal' for several features"
+            )
+        if self.source == "csv" and not self.path:
+            raise ValueError("source 'csv' needs data.path, the CSV file to read")
+        return self
+
+
+class ModelConfig(_Section):
+    init: Literal["zeros", "normal"] = "zeros"
+
+
+class OptimizerConfig(_Section):
+    lr: Annotated[FiniteFloat, Field(gt=0)] = 0.001
+    momentum: Annotated[FiniteFloat, Field(ge=0, lt=1)] = 0.0
+    nesterov: bool = False
+    weight_decay: Annotated[FiniteFloat, Field(ge=0)] = 0.0
+
+    @model_validator(mode="after")
+    def _nesterov_needs_momentum(self) -> OptimizerConfig:
+        if self.nesterov and self.momentum == 0:
+            raise ValueError("nesterov: true needs momentum > 0 (as torch.optim.SGD requires)")
+        return self
+
+
+class TrainConfig(_Section):
+    max_iter: Annotated[Int, Field(ge=1, le=10**9)] = 100
+    batch_size: Annotated[Int, Field(ge=1)] | None = None
+    tol: Annotated[FiniteFloat, Field(gt=0)] | None = None
+    log_every: Annotated[Int, Field(ge=1)] = 1
+    dtype: Literal["float32", "float64"] = "float32"
+
+
+class SweepConfig(_Section):
+    lrs: (
+        Annotated[list[Annotated[FiniteFloat, Field(gt=0)]], Field(min_length=1, max_length=4096)]
+        | None
+    ) = None
+
+
+class OutputConfig(_Section):
+    root: str = "runs"
+    plots: list[Literal["loss", "contour", "fit"]] = ["loss", "contour", "fit"]
+    format: Literal["png", "svg", "pdf"] = "png"
+
+
+class Config(_Section):
+    """The whole resolved config. ``Config()`` is the lesson."""
+
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")] = "lecture"
+    seed: Annotated[Int, Field(ge=0, lt=2**63)] = 0
+    device: Annotated[str, Field(pattern=r"^(auto|cpu|cuda|cuda:\d+)$")] = "auto"
+    data: DataConfig = Field(default_factory=DataConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    sweep: SweepConfig = Field(default_factory=SweepConfig)
+    output: OutputConfig = Field(default_factory=OutputConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False, default_flow_style=None)
+
+
+# --------------------------------------------------------------------------- YAML loading
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """SafeLoader that refuses duplicate keys and bounds the number of aliases."""
+
+    def __init__(self, stream: Any) -> None:
+        super().__init__(stream)
+        self._aliases = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            self._aliases += 1
+            if self._aliases > MAX_ALIASES:
+                raise yaml.YAMLError(
+                    f"more than {MAX_ALIASES} YAML aliases (*ref): refused to avoid an "
+                    "exponential expansion; write the values out instead"
+                )
+        return super().compose_node(parent, index)
+
+    def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                mark = key_node.start_mark
+                raise yaml.YAMLError(
+                    f"duplicate key '{key}' at line {mark.line + 1}: keep only one of them"
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+_StrictLoader.add_constructor(
+    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _StrictLoader.construct_mapping
+)
+
+
+def parse_yaml(text: str, source: str) -> Any:
+    """Parse YAML safely: no Python tags, no duplicate keys, bounded aliases."""
+    try:
+        return yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.constructor.ConstructorError as exc:
+        tag = getattr(exc, "problem", "") or str(exc)
+        raise ConfigError(
+            f"{source}: {tag.strip()} — only plain YAML (mappings, lists, numbers, strings) "
+            "is accepted; remove the '!!' tag"
+        ) from None
+    except yaml.MarkedYAMLError as exc:
+        where = f" (line {exc.problem_mark.line + 1})" if exc.problem_mark else ""
+        raise ConfigError(f"{source}: not valid YAML{where}: {exc.problem}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
+
+
+def bundled_config_names() -> list[str]:
+    """Names of the configs shipped with lrtrain (``-c NAME``)."""
+    folder = resources.files("lrtrain") / "configs"
+    return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".yaml"))
+
+
+def bundled_config_text(name: str) -> str:
+    return (resources.files("lrtrain") / "configs" / f"{name}.yaml").read_text(encoding="utf-8")
+
+
+def read_config_source(spec: str | None) -> tuple[dict[str, Any], str]:
+    """Return the raw mapping and a display name for ``-c SPEC`` (a path or a bundled name)."""
+    if spec is None:
+        return {}, "<default>"
+    path = Path(spec)
+    if path.is_file():
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{spec}: cannot read the config file: {exc}") from None
+        source = str(path)
+    elif re.fullmatch(r"[A-Za-z0-9_-]+", spec) and spec in bundled_config_names():
+        text, source = bundled_config_text(spec), f"{spec}.yaml (bundled)"
+    else:
+        names = bundled_config_names()
+        hint = difflib.get_close_matches(spec, names, n=1)
+        extra = f" Did you mean '{hint[0]}'?" if hint else ""
+        raise ConfigError(
+            f"{spec}: no such config file, and not a bundled config ({', '.join(names)}).{extra}"
+        )
+    raw = parse_yaml(text, source)
+    if raw is None:
+        raise ConfigError(
+            f"{source}: the config file is empty; write at least one key, e.g. 'name: myrun'"
+        )
+    if not isinstance(raw, dict):
+        raise ConfigError(
+            f"{source}: the top level must be a mapping of keys (name:, data:, optimizer:, …), "
+            f"not a {type(raw).__name__}"
+        )
+    return raw, source
+
+
+# --------------------------------------------------------------------------- overrides
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply dotted ``key=value`` overrides (values parsed as YAML) to a raw config mapping.
+
+    A mapping value replaces the whole section, as in Hydra: ``data.x={kind: normal}``.
+    """
+    result = _deep_copy(raw)
+    errors = []
+    for item in overrides:
+        key, sep, value_text = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            errors.append(
+                f"override '{item}': expected KEY=VALUE with a dotted key, e.g. optimizer.lr=0.01"
+            )
+            continue
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*", key):
+            errors.append(f"override '{item}': '{key}' is not a dotted key like train.max_iter")
+            continue
+        try:
+            value = parse_yaml(value_text, f"override '{item}'") if value_text.strip() else None
+        except ConfigError as exc:
+            errors.extend(exc.messages)
+            continue
+        parts = key.split(".")
+        node = result
+        for depth, part in enumerate(parts[:-1]):
+            child = node.get(part)
+            if child is None:
+                child = node[part] = {}
+            if not isinstance(child, dict):
+                where = ".".join(parts[: depth + 1])
+                errors.append(f"override '{item}': '{where}' is a value, not a section")
+                break
+            node = child
+        else:
+            node[parts[-1]] = value
+    if errors:
+        raise ConfigError(*errors)
+    return result
+
+
+def _deep_copy(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _deep_copy(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_deep_copy(v) for v in value]
+    return value
+
+
+# --------------------------------------------------------------------------- validation
+
+
+def validate(raw: dict[str, Any], source: str = "<config>") -> Config:
+    """Validate a raw mapping; every error is reported at once with its dotted path."""
+    try:
+        return Config.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(*(_describe(err, source) for err in exc.errors())) from None
+
+
+def load_config(spec: str | None = None, overrides: list[str] | None = None) -> Config:
+    """Load ``-c SPEC`` (path, bundled name, or None for the lesson), apply overrides, validate."""
+    raw, source = read_config_source(spec)
+    return validate(apply_overrides(raw, overrides or []), source)
+
+
+def _describe(err: Any, source: str) -> str:
+    loc = tuple(err["loc"])
+    path, parent = _walk(loc)
+    dotted = ".".join(path) or "(top level)"
+    kind = err["type"]
+    if kind == "extra_forbidden":
+        known = list(parent.model_fields) if parent is not None else []
+        hint = difflib.get_close_matches(str(loc[-1]), known, n=1, cutoff=0.6)
+        suggestion = f" Did you mean '{'.'.join([*path[:-1], hint[0]])}'?" if hint else ""
+        return f"{source}: {dotted}: unknown key.{suggestion} Known keys here: {', '.join(known)}"
+    msg = err["msg"]
+    if msg.startswith("Value error, "):
+        msg = msg[len("Value error, ") :]
+    if kind != "missing" and "input" in err:
+        msg += f" (got {_short(err['input'])})"
+    return f"{source}: {dotted}: {msg}"
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _walk(loc: tuple[Any, ...]) -> tuple[list[str], type[BaseModel] | None]:
+    """Turn a pydantic error location into the user's dotted path and the model that owns it.
+
+    Discriminated-union tags (``data.x.uniform.low``) and type names of union branches are
+    dropped from the path: the user wrote ``data.x.low``.
+    """
+    path: list[str] = []
+    model: type[BaseModel] | None = Config
+    owner: type[BaseModel] | None = Config
+    for part in loc:
+        if model is None:
+            path.append(str(part))
+            continue
+        if isinstance(part, str) and part in model.model_fields:
+            owner = model
+            path.append(part)
+            model = _model_of(model.model_fields[part].annotation)
+            continue
+        branch = _union_branch(model, part)
+        if branch is not None:
+            model = branch
+            continue
+        owner = model
+        path.append(str(part))
+        model = None
+    return path, owner
+
+
+def _model_of(annotation: Any) -> Any:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    args = getattr(annotation, "__args__", None)
+    if args:
+        models = [a for a in args if isinstance(a, type) and issubclass(a, BaseModel)]
+        if len(models) == 1:
+            return models[0]
+        if models:
+            return _UnionMarker(models)
+    metadata = getattr(annotation, "__origin__", None)
+    if metadata is not None:
+        return _model_of(metadata)
+    return None
+
+
+class _UnionMarker:
+    """Stands for a union of models while walking an error location."""
+
+    model_fields: dict[str, Any] = {}  # noqa: RUF012
+
+    def __init__(self, models: list[type[BaseModel]]) -> None:
+        self.models = models
+
+
+def _union_branch(model: Any, part: Any) -> Any:
+    if not isinstance(model, _UnionMarker):
+        return None
+    for branch in model.models:
+        kind = branch.model_fields.get("kind")
+        if kind is not None and kind.default == part:
+            return branch
+        if branch.__name__ == part:
+            return branch
+    return None
+
+
+def check_memory(config: Config, available_bytes: int | None = None) -> None:
+    """Refuse, before allocating, a synthetic data set that cannot fit in memory."""
+    if config.data.source != "synthetic" or config.data.stream:
+        return
+    itemsize = 8 if config.train.dtype == "float64" else 4
+    need = config.data.n_samples * (config.data.d + 1) * itemsize
+    if available_bytes is None:
+        available_bytes = _available_memory()
+    if available_bytes is not None and need > 0.8 * available_bytes:
+        raise ConfigError(
+            f"data.n_samples × features = {config.data.n_samples:,} × {config.data.d} needs "
+            f"{_human(need)} of memory for X and y but only {_human(available_bytes)} is "
+            "available; lower data.n_samples (or use data.stream: true)"
+        )
+
+
+def _available_memory() -> int | None:
+    try:
+        with open("/proc/meminfo", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
+
+
+def _human(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
+        if n < 1024 or unit == "PiB":
+            return f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} PiB"  # pragma: no cover

@@ -1,0 +1,220 @@
+"""Data: synthetic rows generated in counter-seeded blocks, or a CSV file.
+
+Synthetic rows come in fixed blocks of ``BLOCK_ROWS`` rows; block k is drawn from its own CPU
+generator seeded from (seed, k). Any row range can therefore be produced on its own, and the data
+set is the same whatever chunk size a caller asks for, whichever shard a process holds and whatever
+device it trains on (rows are drawn on the CPU and moved afterwards).
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from lrtrain.config import ArangeX, Config, DataConfig, NormalX, UniformX
+from lrtrain.errors import DataError
+
+BLOCK_ROWS = 8192  # the unit of random generation; changing it changes every data set
+_MASK64 = (1 << 64) - 1
+
+
+@dataclass
+class Dataset:
+    """Features ``x`` [N, d] and targets ``y`` [N, 1], on the CPU, in the training dtype.
+
+    ``x_mean``/``x_scale`` are set when the features were standardised: the model trains on
+    (x − mean)/scale and :func:`to_original_units` maps its parameters back.
+    """
+
+    x: torch.Tensor
+    y: torch.Tensor
+    feature_names: list[str]
+    target_name: str
+    true_w: list[float] | None = None
+    true_b: float | None = None
+    x_mean: list[float] | None = None
+    x_scale: list[float] | None = None
+
+    @property
+    def n(self) -> int:
+        return int(self.x.shape[0])
+
+    @property
+    def d(self) -> int:
+        return int(self.x.shape[1])
+
+
+def block_seed(seed: int, block: int) -> int:
+    """A well-mixed 63-bit seed for (seed, block): SplitMix64 of both, so no two pairs collide
+    in practice (a plain ``seed * K + block`` would make seed 1's block 0 equal seed 0's block K).
+    """
+    z = (seed * 0x9E3779B97F4A7C15 + block + 1) & _MASK64
+    for _ in range(2):
+        z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
+        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK64
+        z ^= z >> 31
+    return z & ((1 << 63) - 1)
+
+
+def _block(data: DataConfig, seed: int, block: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """All ``BLOCK_ROWS`` rows of one block, float64, whatever part of it is wanted."""
+    gen = torch.Generator().manual_seed(block_seed(seed, block))
+    rows, d = BLOCK_ROWS, data.d
+    spec = data.x
+    f64 = torch.float64
+    if isinstance(spec, ArangeX):
+        index = torch.arange(block * rows, (block + 1) * rows, dtype=f64)
+        x = (spec.start + spec.step * index).unsqueeze(1)
+    elif isinstance(spec, UniformX):
+        x = spec.low + (spec.high - spec.low) * torch.rand(rows, d, generator=gen, dtype=f64)
+    elif isinstance(spec, NormalX):
+        x = spec.mean + spec.std * torch.randn(rows, d, generator=gen, dtype=f64)
+    else:  # pragma: no cover - the schema admits only the three kinds
+        raise DataError(f"data.x.kind: unknown kind {spec!r}")
+    noise = torch.randn(rows, generator=gen, dtype=f64)
+    w = torch.tensor(data.true_w, dtype=f64)
+    y = x @ w + data.true_b + data.noise_std * noise
+    return x, y.unsqueeze(1)
+
+
+def synthetic_rows(
+    data: DataConfig, seed: int, start: int, stop: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Rows ``start:stop`` of the synthetic data set (float64, CPU): x [n, d], y [n, 1]."""
+    if not 0 <= start <= stop <= data.n_samples:
+        raise DataError(f"row range {start}:{stop} outside 0:{data.n_samples}")
+    xs, ys = [], []
+    for block in range(start // BLOCK_ROWS, math.ceil(stop / BLOCK_ROWS)):
+        x, y = _block(data, seed, block)
+        lo = max(start - block * BLOCK_ROWS, 0)
+        hi = min(stop - block * BLOCK_ROWS, BLOCK_ROWS)
+        xs.append(x[lo:hi])
+        ys.append(y[lo:hi])
+    if not xs:
+        return torch.empty(0, data.d, dtype=torch.float64), torch.empty(0, 1, dtype=torch.float64)
+    return torch.cat(xs), torch.cat(ys)
+
+
+def iter_synthetic(
+    data: DataConfig, seed: int, chunk_rows: int, start: int = 0, stop: int | None = None
+) -> Iterator[tuple[int, torch.Tensor, torch.Tensor]]:
+    """Yield (first row, x, y) chunks of at most ``chunk_rows`` rows covering ``start:stop``."""
+    stop = data.n_samples if stop is None else stop
+    for lo in range(start, stop, chunk_rows):
+        hi = min(lo + chunk_rows, stop)
+        x, y = synthetic_rows(data, seed, lo, hi)
+        yield lo, x, y
+
+
+def load_dataset(config: Config) -> Dataset:
+    """The config's data set on the CPU in ``train.dtype`` (standardised if asked)."""
+    dtype = torch.float64 if config.train.dtype == "float64" else torch.float32
+    data = config.data
+    if data.source == "csv":
+        dataset = read_csv(data, dtype)
+    else:
+        dataset = _synthetic_dataset(data, config.seed, dtype)
+    if data.standardize:
+        _standardize(dataset)
+    return dataset
+
+
+def _synthetic_dataset(data: DataConfig, seed: int, dtype: torch.dtype) -> Dataset:
+    # Fill preallocated tensors block by block so that peak memory is the data set itself plus
+    # one float64 block, never a float64 copy of everything.
+    n, d = data.n_samples, data.d
+    x = torch.empty(n, d, dtype=dtype)
+    y = torch.empty(n, 1, dtype=dtype)
+    for lo, xb, yb in iter_synthetic(data, seed, BLOCK_ROWS * 16):
+        x[lo : lo + len(xb)] = xb
+        y[lo : lo + len(yb)] = yb
+    names = [f"x_{i}" for i in range(d)]
+    return Dataset(x, y, names, "y", true_w=list(data.true_w), true_b=data.true_b)
+
+
+def read_csv(data: DataConfig, dtype: torch.dtype) -> Dataset:
+    """Read a CSV with a header; every problem names the file, row and column."""
+    path = Path(data.path or "")
+    if not path.is_file():
+        raise DataError(f"data.path: CSV file '{path}' not found")
+    try:
+        with path.open(newline="", encoding="utf-8") as fh:
+            rows = list(csv.reader(fh))
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise DataError(f"{path}: cannot read as CSV: {exc}") from None
+    rows = [r for r in rows if any(cell.strip() for cell in r)]
+    if not rows:
+        raise DataError(f"{path}: the file is empty; it needs a header row and data rows")
+    header = [h.strip() for h in rows[0]]
+    if data.target not in header:
+        raise DataError(
+            f"{path}: no column '{data.target}' (data.target); columns are: {', '.join(header)}"
+        )
+    features = data.features or [h for h in header if h != data.target]
+    missing = [f for f in features if f not in header]
+    if missing:
+        raise DataError(
+            f"{path}: no column {', '.join(repr(m) for m in missing)} (data.features); "
+            f"columns are: {', '.join(header)}"
+        )
+    if not features:
+        raise DataError(f"{path}: no feature columns besides the target '{data.target}'")
+    body = rows[1:]
+    if len(body) < 2:
+        raise DataError(f"{path}: {len(body)} data row(s); a regression needs at least 2")
+    columns = [header.index(f) for f in features]
+    target = header.index(data.target)
+    values = [[_cell(path, i + 2, r, c, header) for c in [*columns, target]] for i, r in enumerate(body)]
+    table = torch.tensor(values, dtype=torch.float64)
+    return Dataset(
+        table[:, :-1].to(dtype).contiguous(),
+        table[:, -1:].to(dtype).contiguous(),
+        list(features),
+        data.target,
+    )
+
+
+def _cell(path: Path, line: int, row: list[str], col: int, header: list[str]) -> float:
+    if col >= len(row):
+        raise DataError(f"{path}: line {line} has no value in column '{header[col]}'")
+    text = row[col].strip()
+    try:
+        value = float(text)
+    except ValueError:
+        raise DataError(
+            f"{path}: line {line}, column '{header[col]}': '{text}' is not a number"
+        ) from None
+    if not math.isfinite(value):
+        raise DataError(
+            f"{path}: line {line}, column '{header[col]}': {text} is not a finite number"
+        )
+    return value
+
+
+def _standardize(dataset: Dataset) -> None:
+    x64 = dataset.x.to(torch.float64)
+    mean = x64.mean(0)
+    scale = x64.std(0, correction=0)
+    constant = [dataset.feature_names[i] for i in range(dataset.d) if scale[i] == 0]
+    if constant:
+        raise DataError(
+            f"data.standardize: feature(s) {', '.join(constant)} are constant and cannot be "
+            "standardised; drop them from data.features"
+        )
+    dataset.x = ((x64 - mean) / scale).to(dataset.x.dtype)
+    dataset.x_mean = mean.tolist()
+    dataset.x_scale = scale.tolist()
+
+
+def to_original_units(
+    w: list[float], b: float, x_mean: list[float], x_scale: list[float]
+) -> tuple[list[float], float]:
+    """Map parameters learned on standardised features back to the original units."""
+    w_orig = [wi / si for wi, si in zip(w, x_scale)]
+    b_orig = b - sum(wi * mi for wi, mi in zip(w_orig, x_mean))
+    return w_orig, b_orig

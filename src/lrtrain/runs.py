@@ -1,0 +1,385 @@
+"""Run directories (DESIGN §4): the only module that reads or writes them.
+
+Every file is written atomically (temporary file in the same directory, fsync, rename), so a
+reader — or a crash — only ever sees a file absent or complete. Reading needs no torch: ``lrtrain
+plot`` redraws from these files alone.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import platform
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import yaml
+
+from lrtrain.errors import RunDirError
+
+if TYPE_CHECKING:
+    from lrtrain.analysis import Analysis
+    from lrtrain.config import Config
+    from lrtrain.data import Dataset
+    from lrtrain.train import TrainResult
+
+FORMAT_VERSION = 1
+FIT_SAMPLE_ROWS = 2000  # rows of a one-feature data set kept for fit.png
+
+
+# --------------------------------------------------------------------------- writing
+
+
+def _umask_mode() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+_FILE_MODE = _umask_mode()
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` so that ``path`` is never seen half-written."""
+    path = Path(path)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        try:
+            os.chmod(tmp, _FILE_MODE)  # mkstemp makes 0600; run files are ordinary files
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+    except OSError as exc:
+        raise RunDirError(f"{path}: cannot write: {exc.strerror or exc}") from None
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def create_run_dir(
+    root: str | Path, name: str, out: str | Path | None = None, overwrite: bool = False
+) -> Path:
+    """Create the run directory: exactly ``out``, or ``root/name-YYYYmmdd-HHMMSS[-N]``.
+
+    ``os.mkdir`` either creates a directory or fails, so two processes starting at the same
+    second never share one: the loser takes the next suffix.
+    """
+    try:
+        if out is not None:
+            path = Path(out)
+            if path.exists() and not path.is_dir():
+                raise RunDirError(f"--out {path}: exists and is not a directory")
+            if path.is_dir() and any(path.iterdir()) and not overwrite:
+                raise RunDirError(
+                    f"--out {path}: directory is not empty; choose another, or pass "
+                    "--overwrite to replace the run files in it"
+                )
+            path.mkdir(parents=True, exist_ok=True)
+            (path / "plots").mkdir(exist_ok=True)
+            return path
+        base = Path(root)
+        base.mkdir(parents=True, exist_ok=True)
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        for attempt in range(1, 10_000):
+            suffix = "" if attempt == 1 else f"-{attempt}"
+            path = base / f"{name}-{stamp}{suffix}"
+            try:
+                path.mkdir()
+            except FileExistsError:
+                continue
+            (path / "plots").mkdir()
+            return path
+    except OSError as exc:
+        where = out if out is not None else root
+        raise RunDirError(
+            f"cannot create the run directory under '{where}': {exc.strerror or exc}; "
+            "choose another location with output.root=DIR or --out DIR"
+        ) from None
+    raise RunDirError(f"{root}: too many runs named '{name}' in the same second")
+
+
+def _versions() -> dict[str, str]:
+    import torch  # only writers call this
+
+    from lrtrain import __version__
+
+    return {
+        "lrtrain": __version__,
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "python": platform.python_version(),
+    }
+
+
+def _json_number(value: float) -> float | None:
+    return value if math.isfinite(value) else None
+
+
+def _wb(theta: list[float]) -> dict[str, Any]:
+    return {"w": [_json_number(v) for v in theta[:-1]], "b": _json_number(theta[-1])}
+
+
+def fit_summary(
+    config: Config, dataset: Dataset, analysis: Analysis, result: TrainResult
+) -> dict[str, Any]:
+    """summary.json of a fit (DESIGN §4), from the results of replica 0."""
+    from lrtrain.analysis import explain, observed_verdict
+
+    history = result.replica_history(0)
+    status = result.statuses[0]
+    steps = result.stop_steps[0]
+    final_loss = result.final_loss[0]
+    target_loss = analysis.target_loss
+    gap = final_loss - target_loss
+    lr = result.lrs[0]
+    summary: dict[str, Any] = {
+        "format_version": FORMAT_VERSION,
+        "kind": "fit",
+        "name": config.name,
+        "status": status,
+        "steps": steps,
+        "max_iter": config.train.max_iter,
+        "lr": lr,
+        "initial": {
+            "loss": _json_number(float(history["loss"][0])),
+            "grad": _wb(result.initial_grad[0].tolist()),
+        },
+        "final": {
+            "loss": _json_number(final_loss),
+            "grad_norm": _json_number(result.final_grad_norm[0]),
+            **_wb(result.final_theta[0].tolist()),
+        },
+        "closed_form": {"loss": target_loss, **_wb(analysis.target_theta)},
+        "optimality_gap": {
+            "absolute": _json_number(gap),
+            "relative": _json_number(gap / target_loss) if target_loss > 0 else None,
+        },
+        "true": (
+            {"w": dataset.true_w, "b": dataset.true_b} if dataset.true_w is not None else None
+        ),
+        "verdict": {
+            "predicted": analysis.predict(lr),
+            "observed": observed_verdict(
+                history["loss"], history["theta"], status, analysis.hessian
+            ),
+            "full_batch_prediction": config.train.batch_size is None,
+            "why": explain(analysis, lr),
+        },
+        "analysis": analysis.to_json(),
+        "data": {
+            "n_samples": dataset.n,
+            "features": dataset.feature_names,
+            "target": dataset.target_name,
+        },
+        "device": result.device,
+        "dtype": config.train.dtype,
+        "seed": config.seed,
+        "elapsed_s": result.elapsed_s,
+        "steps_per_s": steps / result.elapsed_s if result.elapsed_s > 0 else None,
+        "versions": _versions(),
+    }
+    return summary
+
+
+def save_fit(
+    run_dir: Path,
+    config: Config,
+    dataset: Dataset,
+    analysis: Analysis,
+    result: TrainResult,
+) -> dict[str, Any]:
+    """Write every file of a fit run; returns the summary."""
+    import torch
+
+    summary = fit_summary(config, dataset, analysis, result)
+    history = result.replica_history(0)
+    atomic_write_text(run_dir / "config.yaml", _config_header(config) + config.to_yaml())
+    atomic_write_text(run_dir / "metrics.csv", _metrics_csv(history, result.lrs[0]))
+    if dataset.d == 1:
+        atomic_write_text(run_dir / "data_sample.csv", _sample_csv(dataset))
+    atomic_write_bytes(run_dir / "model.pt", _torch_bytes(torch, result.model_state))
+    checkpoint = {
+        "format_version": FORMAT_VERSION,
+        "model": result.model_state,
+        "optimizer": result.optimizer_state,
+        "step": result.stop_steps[0],
+        "status": result.statuses[0],
+        "config": config.to_dict(),
+    }
+    atomic_write_bytes(run_dir / "checkpoint.pt", _torch_bytes(torch, checkpoint))
+    atomic_write_text(run_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
+    return summary
+
+
+def _torch_bytes(torch: Any, obj: Any) -> bytes:
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    return buffer.getvalue()
+
+
+def _config_header(config: Config) -> str:
+    return (
+        f"# Resolved config of run '{config.name}'. Rerun it with:\n"
+        "#   lrtrain fit -c THIS_DIR/config.yaml\n"
+    )
+
+
+def _fmt(value: float) -> str:
+    return repr(float(value))
+
+
+def _metrics_csv(history: dict[str, Any], lr: float) -> str:
+    theta = history["theta"]
+    d = theta.shape[1] - 1
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["step", "loss", "grad_norm", "lr", *[f"w_{i}" for i in range(d)], "b"])
+    for i in range(len(history["step"])):
+        writer.writerow(
+            [
+                int(history["step"][i]),
+                _fmt(history["loss"][i]),
+                _fmt(history["grad_norm"][i]),
+                _fmt(lr),
+                *(_fmt(v) for v in theta[i].tolist()),
+            ]
+        )
+    return out.getvalue()
+
+
+def _sample_csv(dataset: Dataset) -> str:
+    n = dataset.n
+    index = np.unique(np.linspace(0, n - 1, min(n, FIT_SAMPLE_ROWS)).astype(np.int64))
+    x = dataset.x[:, 0].double().numpy()[index]
+    y = dataset.y[:, 0].double().numpy()[index]
+    out = io.StringIO()
+    out.write(f"{dataset.feature_names[0]},{dataset.target_name}\n")
+    for xi, yi in zip(x, y):
+        out.write(f"{_fmt(xi)},{_fmt(yi)}\n")
+    return out.getvalue()
+
+
+# --------------------------------------------------------------------------- reading
+
+
+@dataclass
+class RunData:
+    """Everything a saved run holds, as plain Python and numpy (no torch)."""
+
+    path: Path
+    kind: str
+    summary: dict[str, Any]
+    config: dict[str, Any]
+    metrics: dict[str, np.ndarray] = field(default_factory=dict)
+    sample: dict[str, np.ndarray] | None = None
+
+    @property
+    def theta(self) -> np.ndarray:
+        """Parameters per row, [T+1, d+1] (w_0 … w_{d-1}, b)."""
+        cols = sorted(
+            (k for k in self.metrics if k.startswith("w_")), key=lambda k: int(k[2:])
+        )
+        return np.stack([self.metrics[c] for c in cols] + [self.metrics["b"]], axis=1)
+
+
+def load_run(path: str | Path) -> RunData:
+    """Read a run directory; a missing, foreign or corrupt file is a clear RunDirError."""
+    path = Path(path)
+    if not path.is_dir():
+        raise RunDirError(f"{path}: no such run directory")
+    summary = _read_json(path / "summary.json")
+    version = summary.get("format_version")
+    if not isinstance(version, int):
+        raise RunDirError(f"{path}/summary.json: not an lrtrain summary (no format_version)")
+    if version > FORMAT_VERSION:
+        raise RunDirError(
+            f"{path}: written by a newer lrtrain (format {version}, this one reads up to "
+            f"{FORMAT_VERSION}); upgrade lrtrain to read it"
+        )
+    config = _read_yaml(path / "config.yaml")
+    kind = summary.get("kind", "fit")
+    run = RunData(path=path, kind=kind, summary=summary, config=config)
+    if kind == "fit":
+        run.metrics = _read_csv_columns(path / "metrics.csv")
+        sample = path / "data_sample.csv"
+        if sample.is_file():
+            run.sample = _read_csv_columns(sample)
+    return run
+
+
+def latest_run(root: str | Path = "runs") -> Path:
+    """The most recently written run under ``root`` (for ``lrtrain plot`` with no argument)."""
+    root = Path(root)
+    runs = [p for p in root.glob("*/summary.json")] if root.is_dir() else []
+    if not runs:
+        raise RunDirError(
+            f"no runs under '{root}/'; run `lrtrain fit` first or pass a run directory"
+        )
+    return max(runs, key=lambda p: p.stat().st_mtime).parent
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise RunDirError(f"{path.parent}: not an lrtrain run (no {path.name})")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise RunDirError(f"{path}: unreadable or corrupt ({exc})") from None
+    if not isinstance(data, dict):
+        raise RunDirError(f"{path}: corrupt (expected a JSON object)")
+    return data
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise RunDirError(f"{path.parent}: incomplete run (no {path.name})")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise RunDirError(f"{path}: unreadable or corrupt ({exc})") from None
+    if not isinstance(data, dict):
+        raise RunDirError(f"{path}: corrupt (expected a mapping)")
+    return data
+
+
+def _read_csv_columns(path: Path) -> dict[str, np.ndarray]:
+    if not path.is_file():
+        raise RunDirError(f"{path.parent}: incomplete run (no {path.name})")
+    try:
+        with path.open(newline="", encoding="utf-8") as fh:
+            rows = list(csv.reader(fh))
+        header, body = rows[0], rows[1:]
+        table = np.array(body, dtype=np.float64).reshape(len(body), len(header))
+    except (OSError, UnicodeDecodeError, IndexError, ValueError) as exc:
+        raise RunDirError(f"{path}: unreadable or corrupt ({exc})") from None
+    return {name: table[:, i] for i, name in enumerate(header)}
+
+
+def save_figures(run_dir: Path, figures: dict[str, Any], fmt: str = "png") -> list[Path]:
+    """Render matplotlib figures into ``run_dir/plots/NAME.FMT`` atomically."""
+    plots = Path(run_dir) / "plots"
+    try:
+        plots.mkdir(exist_ok=True)
+    except OSError as exc:
+        raise RunDirError(f"{plots}: cannot create: {exc.strerror or exc}") from None
+    written = []
+    for name, fig in figures.items():
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format=fmt, dpi=120)
+        path = plots / f"{name}.{fmt}"
+        atomic_write_bytes(path, buffer.getvalue())
+        written.append(path)
+    return written
