@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import re
+import reprlib
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
@@ -39,7 +40,8 @@ def _refuse_bool(value: Any) -> Any:
 # which is what every user means.
 FiniteFloat = Annotated[float, Field(allow_inf_nan=False), BeforeValidator(_refuse_bool)]
 Int = Annotated[int, BeforeValidator(_refuse_bool)]
-MAX_ALIASES = 100  # anchors/aliases allowed in one YAML file ("billion laughs" bound)
+MAX_ALIASES = 100  # anchors/aliases allowed in one YAML file
+MAX_NODES = 100_000  # values in a config once aliases are expanded ("billion laughs" bound)
 
 
 class _Section(BaseModel):
@@ -215,7 +217,7 @@ _StrictLoader.add_constructor(
 def parse_yaml(text: str, source: str) -> Any:
     """Parse YAML safely: no Python tags, no duplicate keys, bounded aliases."""
     try:
-        return yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
+        data = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.constructor.ConstructorError as exc:
         tag = getattr(exc, "problem", "") or str(exc)
         raise ConfigError(
@@ -227,6 +229,25 @@ def parse_yaml(text: str, source: str) -> Any:
         raise ConfigError(f"{source}: not valid YAML{where}: {exc.problem}") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{source}: {exc}") from None
+    if _count_nodes(data, MAX_NODES) > MAX_NODES:
+        raise ConfigError(
+            f"{source}: more than {MAX_NODES:,} values once YAML aliases are expanded; refused "
+            "(a config is small — is this an alias bomb?)"
+        )
+    return data
+
+
+def _count_nodes(value: Any, limit: int) -> int:
+    """Count values as if aliases were expanded, stopping as soon as ``limit`` is passed."""
+    count, stack = 0, [value]
+    while stack and count <= limit:
+        item = stack.pop()
+        count += 1
+        if isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return count
 
 
 def bundled_config_names() -> list[str]:
@@ -360,8 +381,9 @@ def _describe(err: Any, source: str) -> str:
 
 
 def _short(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
+    short = reprlib.Repr()
+    short.maxstring, short.maxother, short.maxlist, short.maxdict, short.maxlevel = 50, 50, 4, 4, 2
+    return short.repr(value)
 
 
 def _walk(loc: tuple[Any, ...]) -> tuple[list[str], type[BaseModel] | None]:

@@ -90,11 +90,12 @@ class TrainResult:
         """Replica k's rows t = 0 … stop (float64, CPU): step, loss, grad_norm, theta."""
         stop = self.stop_steps[k]
         keep = self.steps < stop
+        f64 = torch.float64
         return {
             "step": torch.cat([self.steps[keep], torch.tensor([stop])]),
-            "loss": torch.cat([self.loss[keep, k], torch.tensor([self.final_loss[k]])]),
+            "loss": torch.cat([self.loss[keep, k], torch.tensor([self.final_loss[k]], dtype=f64)]),
             "grad_norm": torch.cat(
-                [self.grad_norm[keep, k], torch.tensor([self.final_grad_norm[k]])]
+                [self.grad_norm[keep, k], torch.tensor([self.final_grad_norm[k]], dtype=f64)]
             ),
             "theta": torch.cat([self.theta[keep, k], self.final_theta[k : k + 1]]),
         }

@@ -1,0 +1,134 @@
+"""Analysis against independent references: numpy least squares, a hand Hessian, direct
+evaluation of the loss over the data, and the lesson's own numbers."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from lrtrain.analysis import analyse, lr_limits, observed_verdict
+from lrtrain.config import OptimizerConfig, load_config
+from lrtrain.data import load_dataset
+from lrtrain.surface import plane_axes, plane_loss, project
+
+
+def _lesson():
+    cfg = load_config(None, ["train.dtype=float64"])
+    ds = load_dataset(cfg)
+    return ds, analyse(ds.x, ds.y, cfg.optimizer)
+
+
+def test_lesson_spectrum_and_critical_lr() -> None:
+    _, a = _lesson()
+    # H = 2 [[mean x², mean x], [mean x, 1]] with x = 0 … 9.9: mean x² = 32.835, mean x = 4.95.
+    h = 2 * np.array([[32.835, 4.95], [4.95, 1.0]])
+    lam = np.linalg.eigvalsh(h)
+    assert a.eigenvalues == pytest.approx(lam.tolist(), rel=1e-9)
+    assert a.eigenvalues[-1] == pytest.approx(67.17, abs=0.01)
+    assert a.critical_lr == pytest.approx(0.02977, abs=1e-5)
+    assert a.monotone_lr_limit == pytest.approx(1 / lam[-1])
+    assert a.optimal_lr == pytest.approx(2 / (lam[0] + lam[-1]))
+    assert a.condition_number == pytest.approx(lam[-1] / lam[0])
+    assert [a.predict(lr) for lr in (0.0005, 0.001, 0.005, 0.025, 0.028, 0.03)] == [
+        "monotone", "monotone", "monotone", "oscillating", "oscillating", "diverged"
+    ]
+
+
+def test_closed_form_matches_numpy_lstsq() -> None:
+    ds, a = _lesson()
+    x = np.c_[ds.x.numpy(), np.ones(ds.n)]
+    theta, *_ = np.linalg.lstsq(x, ds.y.numpy()[:, 0], rcond=None)
+    assert a.theta_star == pytest.approx(theta.tolist(), rel=1e-10)
+    assert a.loss_star == pytest.approx(float(np.mean((x @ theta - ds.y.numpy()[:, 0]) ** 2)))
+
+
+def test_closed_form_with_large_offset_is_accurate() -> None:
+    # x ≈ 1e6 ± 1: the uncentred normal equations would lose most digits.
+    x = torch.linspace(1e6 - 1, 1e6 + 1, 50, dtype=torch.float64).unsqueeze(1)
+    y = 2.5 * (x - 1e6) + 7.0
+    a = analyse(x, y, OptimizerConfig())
+    assert a.theta_star[0] == pytest.approx(2.5, rel=1e-9)
+    assert a.theta_star[1] == pytest.approx(7.0 - 2.5e6, rel=1e-9)
+
+
+def test_singular_problem_uses_pseudo_inverse() -> None:
+    x = torch.tensor([[1.0, 2.0], [1.0, 3.0], [1.0, 5.0]], dtype=torch.float64)
+    y = torch.tensor([[1.0], [2.0], [4.0]], dtype=torch.float64)
+    a = analyse(x, y, OptimizerConfig())
+    assert a.singular and math.isinf(a.condition_number) and "pseudo-inverse" in a.method
+    xt = np.c_[x.numpy(), np.ones(3)]
+    expected = np.linalg.pinv(xt) @ y.numpy()[:, 0]
+    assert a.theta_star == pytest.approx(expected.tolist(), abs=1e-10)
+    assert a.to_json()["condition_number"] is None
+
+
+def test_lr_limits_forms() -> None:
+    assert lr_limits(1, 10) == pytest.approx((0.1, 0.2, 2 / 11))
+    mono, crit, _ = lr_limits(1, 10, momentum=0.5)
+    assert crit == pytest.approx(2 * 1.5 / 10) and mono == pytest.approx((1 - 0.5**0.5) ** 2 / 10)
+    mono, crit, _ = lr_limits(1, 10, momentum=0.5, nesterov=True)
+    assert crit == pytest.approx(2 * 1.5 / (2 * 10)) and mono == pytest.approx((0.5 / 1.5) ** 2 / 10)
+
+
+@pytest.mark.parametrize(("momentum", "nesterov"), [(0.0, False), (0.6, False), (0.6, True)])
+def test_critical_lr_is_the_spectral_radius_edge(momentum: float, nesterov: bool) -> None:
+    """The iteration matrix of each mode has spectral radius 1 exactly at the critical lr."""
+    lam = 67.17
+    _, crit, _ = lr_limits(0.5, lam, momentum, nesterov)
+
+    def radius(lr: float) -> float:
+        a, mu = lr * lam, momentum
+        if nesterov:
+            m = np.array([[(1 + mu) * (1 - a), -mu * (1 - a)], [1, 0]])
+        else:
+            m = np.array([[1 + mu - a, -mu], [1, 0]])
+        return max(abs(np.linalg.eigvals(m)))
+
+    assert radius(crit * 0.999) < 1 < radius(crit * 1.001)
+
+
+def test_weight_decay_targets_ridge() -> None:
+    cfg = load_config(None, ["train.dtype=float64", "optimizer.weight_decay=0.5"])
+    ds = load_dataset(cfg)
+    a = analyse(ds.x, ds.y, cfg.optimizer)
+    x = np.c_[ds.x.numpy(), np.ones(ds.n)]
+    h = 2 * x.T @ x / ds.n
+    ridge = np.linalg.solve(h + 0.5 * np.eye(2), 2 * x.T @ ds.y.numpy()[:, 0] / ds.n)
+    assert a.target_theta == pytest.approx(ridge.tolist(), rel=1e-9)
+    assert a.critical_lr == pytest.approx(2 / (np.linalg.eigvalsh(h)[-1] + 0.5))
+
+
+@pytest.mark.parametrize("d", [1, 3])
+def test_surface_equals_direct_evaluation(d: int) -> None:
+    over = ["train.dtype=float64", "data.n_samples=3000"]
+    if d == 3:
+        over += ["data.x={kind: normal, mean: 2, std: 3}", "data.true_w=[1,-2,0.5]"]
+    cfg = load_config(None, over)
+    ds = load_dataset(cfg)
+    a = analyse(ds.x, ds.y, cfg.optimizer)
+    origin, e1, e2, _ = plane_axes(a.theta_star, a.hessian)
+    s, t = np.meshgrid(np.linspace(-2, 2, 7), np.linspace(-3, 3, 5))
+    fast = plane_loss(s, t, origin, e1, e2, a.theta_star, a.loss_star, a.hessian)
+    x = np.c_[ds.x.numpy(), np.ones(ds.n)]
+    y = ds.y.numpy()[:, 0]
+    for i in range(s.shape[0]):
+        for j in range(s.shape[1]):
+            theta = origin + s[i, j] * e1 + t[i, j] * e2
+            assert fast[i, j] == pytest.approx(np.mean((x @ theta - y) ** 2), rel=1e-10)
+    ps, pt = project(np.array([origin + 0.3 * e1 - 0.2 * e2]), origin, e1, e2)
+    assert (ps[0], pt[0]) == pytest.approx((0.3, -0.2))
+
+
+def test_observed_verdicts_from_hand_trajectories() -> None:
+    h = [[2.0, 0.0], [0.0, 1.0]]  # top eigenvector: the first coordinate
+    steps = torch.arange(20, dtype=torch.float64)
+    mono = torch.stack([0.5**steps, 0.9**steps], 1)
+    osc = torch.stack([(-0.5) ** steps, 0.9**steps], 1)
+    loss = 1 + 0.9 ** (2 * steps)
+    assert observed_verdict(loss, mono, "completed", h) == "monotone"
+    assert observed_verdict(loss, osc, "completed", h) == "oscillating"
+    assert observed_verdict(loss.flip(0), osc, "completed", h) == "diverged"
+    assert observed_verdict(loss, mono, "diverged", h) == "diverged"

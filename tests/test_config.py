@@ -1,0 +1,204 @@
+"""Config: schema defaults, bundled configs, overrides and every kind of bad config."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from lrtrain.config import (
+    Config,
+    apply_overrides,
+    bundled_config_names,
+    check_memory,
+    load_config,
+    validate,
+)
+from lrtrain.errors import ConfigError
+
+
+def _errors(raw: dict, source: str = "f.yaml") -> str:
+    with pytest.raises(ConfigError) as info:
+        validate(raw, source)
+    return str(info.value)
+
+
+def test_default_is_the_lesson() -> None:
+    cfg = Config()
+    assert cfg.data.n_samples == 100
+    assert cfg.data.x.kind == "arange" and cfg.data.x.start == 0.0 and cfg.data.x.step == 0.1
+    assert cfg.data.true_w == [3.0] and cfg.data.noise_std == 1.0
+    assert cfg.optimizer.lr == 1e-3 and cfg.train.max_iter == 100
+    assert cfg.train.batch_size is None and cfg.train.dtype == "float32"
+
+
+def test_bundled_lecture_equals_embedded_default_except_sweep_lrs() -> None:
+    lecture = load_config("lecture").to_dict()
+    default = Config().to_dict()
+    assert lecture.pop("sweep")["lrs"] == [0.0005, 0.001, 0.005, 0.025, 0.028, 0.03]
+    default.pop("sweep")
+    assert lecture == default
+
+
+@pytest.mark.parametrize("name", ["lecture", "multivariate", "minibatch"])
+def test_bundled_configs_are_valid_and_documented(name: str) -> None:
+    assert name in bundled_config_names()
+    cfg = load_config(name)
+    assert cfg.name == name
+    text = (Path(__file__).parents[1] / "configs" / f"{name}.yaml").read_text()
+    assert f"lrtrain fit -c {name}" in text.splitlines()[0:6].__str__()
+    assert text.startswith("#")
+
+
+def test_bundled_shapes() -> None:
+    mv, mb = load_config("multivariate"), load_config("minibatch")
+    assert mv.data.d == 3 and mv.data.x.kind == "uniform"
+    assert mb.data.n_samples == 100_000 and mb.train.batch_size == 64
+    assert mb.optimizer.momentum == 0.9
+
+
+def test_config_from_path(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text("name: mine\noptimizer:\n  lr: 1e-2\n")
+    cfg = load_config(str(path))
+    assert cfg.name == "mine" and cfg.optimizer.lr == 0.01  # YAML's 1e-2 is a string: accepted
+
+
+def test_overrides_parse_yaml_values() -> None:
+    cfg = load_config(
+        None,
+        [
+            "train.max_iter=500",
+            "data.true_w=[1,2]",
+            "data.x={kind: normal, mean: 0, std: 1}",
+            "optimizer.lr=0.01",
+        ],
+    )
+    assert cfg.train.max_iter == 500 and cfg.data.true_w == [1.0, 2.0]
+    assert cfg.data.x.kind == "normal" and cfg.optimizer.lr == 0.01
+
+
+def test_mapping_override_replaces_whole_section() -> None:
+    raw = {"data": {"x": {"kind": "uniform", "low": 0, "high": 2}}}
+    out = apply_overrides(raw, ["data.x={kind: normal}"])
+    assert out["data"]["x"] == {"kind": "normal"}
+    assert raw["data"]["x"]["kind"] == "uniform"  # the input is not modified
+
+
+def test_unknown_key_did_you_mean() -> None:
+    msg = _errors({"optimizer": {"lrr": 0.1}})
+    assert "f.yaml: optimizer.lrr: unknown key" in msg and "Did you mean 'optimizer.lr'" in msg
+    msg = _errors({"data": {"x": {"kind": "uniform", "lo": 0}}})
+    assert "data.x.lo" in msg and "data.x.low" in msg
+
+
+def test_all_errors_reported_together() -> None:
+    msg = _errors(
+        {"optimizer": {"lr": -1}, "train": {"max_iter": 0, "batch_size": 0}, "data": {"n_samples": 1}}
+    )
+    for key in ("optimizer.lr", "train.max_iter", "train.batch_size", "data.n_samples"):
+        assert key in msg
+    assert msg.count("f.yaml:") == 4
+
+
+@pytest.mark.parametrize(
+    ("raw", "fragment"),
+    [
+        ({"optimizer": {"lr": 0}}, "optimizer.lr: Input should be greater than 0"),
+        ({"optimizer": {"lr": float("nan")}}, "optimizer.lr: Input should be a finite number"),
+        ({"optimizer": {"lr": float("inf")}}, "optimizer.lr: Input should be a finite number"),
+        ({"optimizer": {"lr": "fast"}}, "optimizer.lr: Input should be a valid number"),
+        ({"optimizer": {"lr": True}}, "optimizer.lr: expected a number"),
+        ({"optimizer": {"momentum": 1.0}}, "optimizer.momentum"),
+        ({"optimizer": {"nesterov": True}}, "nesterov: true needs momentum > 0"),
+        ({"train": {"max_iter": 0}}, "train.max_iter"),
+        ({"train": {"max_iter": 2.5}}, "train.max_iter"),
+        ({"train": {"batch_size": 0}}, "train.batch_size"),
+        ({"train": {"dtype": "float16"}}, "train.dtype"),
+        ({"data": {"n_samples": 1}}, "data.n_samples"),
+        ({"data": {"noise_std": -0.1}}, "data.noise_std"),
+        ({"data": {"true_w": []}}, "data.true_w"),
+        ({"data": {"true_w": [1.0, 2.0]}}, "'arange' gives one feature but true_w has 2"),
+        ({"data": {"x": {"kind": "uniform", "low": 1, "high": 1}}}, "high (1.0) must be greater"),
+        ({"data": {"x": {"kind": "normal", "std": 0}}}, "data.x.std"),
+        ({"data": {"x": {"kind": "cubic"}}}, "data.x"),
+        ({"data": {"source": "csv"}}, "needs data.path"),
+        ({"device": "gpu"}, "device"),
+        ({"seed": -1}, "seed"),
+        ({"name": "a/b"}, "name"),
+        ({"output": {"format": "jpg"}}, "output.format"),
+        ({"output": {"plots": ["loss", "surface"]}}, "output.plots"),
+        ({"sweep": {"lrs": [0.1, -0.1]}}, "sweep.lrs"),
+    ],
+)
+def test_bad_values_name_the_key(raw: dict, fragment: str) -> None:
+    assert fragment in _errors(raw)
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ("a: [1, 2\n", "not valid YAML"),
+        ("", "the config file is empty"),
+        ("- 1\n- 2\n", "top level must be a mapping"),
+        ("seed: 1\nseed: 2\n", "duplicate key 'seed'"),
+        ("seed: !!python/object/apply:os.system ['true']\n", "remove the '!!' tag"),
+        ("x: !!python/name:os.system\n", "remove the '!!' tag"),
+    ],
+)
+def test_bad_yaml_files(tmp_path: Path, text: str, fragment: str) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as info:
+        load_config(str(path))
+    assert fragment in str(info.value) and "bad.yaml" in str(info.value)
+
+
+def test_billion_laughs_is_bounded(tmp_path: Path) -> None:
+    lines = ['a0: &a0 ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
+    for i in range(1, 10):
+        prev = f"*a{i - 1}"
+        lines.append(f"a{i}: &a{i} [{', '.join([prev] * 9)}]")
+    path = tmp_path / "bomb.yaml"
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(ConfigError, match="alias"):
+        load_config(str(path))
+
+
+@pytest.mark.parametrize(
+    ("override", "fragment"),
+    [
+        ("train.max_iter", "expected KEY=VALUE"),
+        ("=3", "expected KEY=VALUE"),
+        ("train..x=1", "not a dotted key"),
+        ("seed.x=1", "seed"),
+        ("optimizer.lrr=1", "Did you mean 'optimizer.lr'"),
+        ("optimizer.lr=[1", "not valid YAML"),
+    ],
+)
+def test_bad_overrides(override: str, fragment: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_config(None, [override])
+    assert fragment in str(info.value)
+
+
+def test_unknown_config_name_suggests() -> None:
+    with pytest.raises(ConfigError, match="Did you mean 'lecture'"):
+        load_config("lectur")
+
+
+def test_resolved_yaml_round_trips(tmp_path: Path) -> None:
+    cfg = load_config("multivariate", ["optimizer.momentum=0.5"])
+    path = tmp_path / "resolved.yaml"
+    path.write_text(cfg.to_yaml())
+    assert load_config(str(path)) == cfg
+    assert yaml.safe_load(cfg.to_yaml())["optimizer"]["momentum"] == 0.5
+
+
+def test_memory_refused_before_allocating() -> None:
+    cfg = load_config(None, ["data.n_samples=1000000000", "data.x={kind: normal}",
+                             "data.true_w=[1,2,3,4,5,6,7,8]"])
+    with pytest.raises(ConfigError, match=r"needs .*GiB"):
+        check_memory(cfg, available_bytes=8 * 2**30)
+    check_memory(load_config(), available_bytes=8 * 2**30)

@@ -1,0 +1,231 @@
+"""The training loop against independent references: a plain hand-written lesson loop,
+finite differences, the closed form and the critical learning rate."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from lrtrain.analysis import analyse
+from lrtrain.config import load_config
+from lrtrain.data import load_dataset
+from lrtrain.errors import DeviceError
+from lrtrain.train import _Batches, resolve_device, train
+
+
+class LessonModel(nn.Module):
+    """The lesson's model, written out again independently of lrtrain's."""
+
+    def __init__(self, d: int) -> None:
+        super().__init__()
+        self.w = nn.Parameter(torch.zeros(1, d))
+        self.b = nn.Parameter(torch.zeros(1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.inner(x, self.w) + self.b
+
+
+def lesson_loop(x, y, steps, dtype=torch.float32, batches=None, **sgd):
+    model = LessonModel(x.shape[1]).to(dtype)
+    optimizer = torch.optim.SGD(model.parameters(), **sgd)
+    losses = []
+    for t in range(steps):
+        xb, yb = (x, y) if batches is None else (x[batches(t)], y[batches(t)])
+        loss = torch.mean((model(xb) - yb) ** 2)
+        losses.append(loss.item())
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    return torch.cat([model.w.detach()[0], model.b.detach()]).double(), losses
+
+
+def _setup(*overrides: str):
+    cfg = load_config(None, ["device=cpu", *overrides])
+    return cfg, load_dataset(cfg)
+
+
+def test_default_run_reproduces_the_lesson_loop() -> None:
+    cfg, ds = _setup()
+    result = train(ds, cfg)
+    theta, losses = lesson_loop(ds.x, ds.y, 100, lr=1e-3)
+    assert result.statuses == ["completed"] and result.stop_steps == [100]
+    assert torch.allclose(result.final_theta[0], theta, atol=1e-6, rtol=0)
+    history = result.replica_history(0)
+    assert len(history["loss"]) == 101
+    assert history["loss"][:100].tolist() == pytest.approx(losses, rel=1e-6)
+
+
+@pytest.mark.parametrize(
+    "sgd",
+    [
+        {"momentum": 0.9},
+        {"momentum": 0.5, "nesterov": True},
+        {"weight_decay": 0.1},
+        {"momentum": 0.8, "weight_decay": 0.05, "nesterov": True},
+    ],
+)
+def test_optimizer_settings_match_torch_sgd(sgd: dict) -> None:
+    over = [f"optimizer.{k}={str(v).lower()}" for k, v in sgd.items()]
+    cfg, ds = _setup("optimizer.lr=0.004", "train.max_iter=200", "train.dtype=float64", *over)
+    result = train(ds, cfg)
+    theta, _ = lesson_loop(ds.x, ds.y, 200, torch.float64, lr=0.004, **sgd)
+    assert torch.allclose(result.final_theta[0], theta, atol=1e-10, rtol=0)
+
+
+def test_minibatch_matches_hand_loop_on_same_batches() -> None:
+    cfg, ds = _setup(
+        "data.n_samples=1000", "data.x={kind: normal}", "train.batch_size=32",
+        "train.max_iter=300", "optimizer.lr=0.01", "optimizer.momentum=0.9",
+        "train.dtype=float64",
+    )
+    result = train(ds, cfg)
+    batches = _Batches(1000, 32, cfg.seed, torch.device("cpu"))
+    theta, _ = lesson_loop(ds.x, ds.y, 300, torch.float64, batches=batches.indices,
+                           lr=0.01, momentum=0.9)
+    assert torch.allclose(result.final_theta[0], theta, atol=1e-10, rtol=0)
+
+
+def test_minibatch_epochs_cover_every_row_once() -> None:
+    batches = _Batches(100, 32, 0, torch.device("cpu"))
+    assert batches.per_epoch == 4
+    epoch = torch.cat([batches.indices(t) for t in range(4)])
+    assert sorted(epoch.tolist()) == list(range(100))
+    again = torch.cat([batches.indices(t) for t in range(4, 8)])
+    assert sorted(again.tolist()) == list(range(100)) and not torch.equal(epoch, again)
+
+
+def test_long_run_reaches_closed_form() -> None:
+    cfg, ds = _setup("train.dtype=float64")
+    a = analyse(ds.x, ds.y, cfg.optimizer)
+    cfg = load_config(None, ["device=cpu", "train.dtype=float64",
+                             f"optimizer.lr={0.95 * a.critical_lr}", "train.max_iter=5000"])
+    result = train(ds, cfg)
+    err = (result.final_theta[0] - torch.tensor(a.theta_star, dtype=torch.float64)).norm()
+    assert float(err) < 1e-3
+
+
+def test_initial_gradient_matches_finite_differences_and_formula() -> None:
+    cfg, ds = _setup("train.dtype=float64", "train.max_iter=1")
+    result = train(ds, cfg)
+    grad = result.initial_grad[0]
+    x = torch.cat([ds.x, torch.ones(ds.n, 1, dtype=torch.float64)], 1)
+    y = ds.y[:, 0]
+    analytic = -2 * (x * (y - x @ torch.zeros(2, dtype=torch.float64)).unsqueeze(1)).mean(0)
+    assert torch.allclose(grad, analytic, rtol=1e-12)
+
+    def loss(theta: torch.Tensor) -> float:
+        return float(((x @ theta - y) ** 2).mean())
+
+    eps = 1e-6
+    for i in range(2):
+        e = torch.zeros(2, dtype=torch.float64)
+        e[i] = eps
+        fd = (loss(e) - loss(-e)) / (2 * eps)
+        assert float(grad[i]) == pytest.approx(fd, rel=1e-7)
+    history = result.replica_history(0)
+    assert float(history["grad_norm"][0]) == pytest.approx(float(grad.norm()))
+
+
+@pytest.mark.parametrize(
+    "extra", [[], ["optimizer.momentum=0.5"], ["optimizer.momentum=0.5", "optimizer.nesterov=true"]]
+)
+def test_critical_lr_separates_convergence_from_divergence(extra: list[str]) -> None:
+    cfg, ds = _setup("train.dtype=float64", *extra)
+    crit = analyse(ds.x, ds.y, cfg.optimizer).critical_lr
+    below = load_config(None, ["device=cpu", "train.dtype=float64", "train.max_iter=3000",
+                               f"optimizer.lr={0.97 * crit}", *extra])
+    above = load_config(None, ["device=cpu", "train.dtype=float64", "train.max_iter=3000",
+                               f"optimizer.lr={1.03 * crit}", *extra])
+    good, bad = train(ds, below), train(ds, above)
+    assert good.statuses == ["completed"]
+    assert good.final_loss[0] < good.replica_history(0)["loss"][0] * 1e-2
+    assert bad.statuses == ["diverged"]
+
+
+def test_divergence_stops_at_first_bad_step_without_nan() -> None:
+    cfg, ds = _setup("optimizer.lr=0.1", "train.max_iter=1000")
+    result = train(ds, cfg)
+    history = result.replica_history(0)
+    stop = result.stop_steps[0]
+    assert result.statuses == ["diverged"] and stop < 200
+    assert bool(torch.isfinite(history["loss"]).all()) and bool(torch.isfinite(history["theta"]).all())
+    loss0 = float(history["loss"][0])
+    assert float(history["loss"][-1]) > 1e6 * loss0
+    assert all(float(v) <= 1e6 * loss0 for v in history["loss"][:-1])
+    assert int(history["step"][-1]) == stop
+
+
+def test_tol_stops_with_converged() -> None:
+    cfg, ds = _setup("optimizer.lr=0.02", "train.max_iter=100000", "train.tol=1e-9",
+                     "train.dtype=float64")
+    result = train(ds, cfg)
+    history = result.replica_history(0)
+    assert result.statuses == ["converged"] and result.stop_steps[0] < 100000
+    assert abs(float(history["loss"][-1] - history["loss"][-2])) < 1e-9
+    assert abs(float(history["loss"][-2] - history["loss"][-3])) >= 1e-9
+
+
+def test_log_every_keeps_every_kth_row_and_the_last() -> None:
+    cfg, ds = _setup("train.log_every=7", "train.max_iter=50")
+    history = train(ds, cfg).replica_history(0)
+    assert history["step"].tolist() == [*range(0, 50, 7), 50]
+
+
+def test_progress_callback_and_interrupt() -> None:
+    cfg, ds = _setup("train.max_iter=500")
+    calls = []
+    seen = []
+
+    def should_stop() -> bool:
+        seen.append(1)
+        return len(seen) > 123
+
+    result = train(ds, cfg, progress=lambda s, t, losses: calls.append((s, t)),
+                   should_stop=should_stop)
+    assert result.statuses == ["interrupted"] and result.stop_steps == [123]
+    assert calls and calls[-1] == (123, 500) and all(t == 500 for _, t in calls)
+
+
+def test_replicas_equal_separate_runs_and_diverging_one_is_frozen() -> None:
+    lrs = [0.0005, 0.005, 0.028, 0.05]
+    cfg, ds = _setup("train.max_iter=300", "optimizer.momentum=0.3", "train.dtype=float64")
+    together = train(ds, cfg, lrs=lrs)
+    for k, lr in enumerate(lrs):
+        alone = train(ds, cfg, lrs=[lr])
+        assert together.statuses[k] == alone.statuses[0]
+        assert together.stop_steps[k] == alone.stop_steps[0]
+        assert torch.allclose(together.final_theta[k], alone.final_theta[0], atol=1e-10)
+    assert together.statuses[-1] == "diverged"
+    assert bool(torch.isfinite(together.final_theta).all())
+
+
+def test_cuda_asked_for_but_absent() -> None:
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    for spec in ("cuda", "cuda:0", "cuda:7"):
+        with pytest.raises(DeviceError, match="CUDA is not available"):
+            resolve_device(spec)
+    assert resolve_device("auto").type == "cpu"
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_equals_cpu() -> None:
+    cfg, ds = _setup("train.dtype=float64", "train.max_iter=200", "optimizer.lr=0.02")
+    cpu = train(ds, cfg)
+    gpu = train(ds, load_config(None, ["device=cuda", "train.dtype=float64",
+                                       "train.max_iter=200", "optimizer.lr=0.02"]))
+    assert gpu.device.startswith("cuda")
+    assert torch.allclose(cpu.final_theta, gpu.final_theta, atol=1e-10)
+    with pytest.raises(DeviceError, match="does not exist"):
+        resolve_device(f"cuda:{torch.cuda.device_count()}")
+
+
+def test_float64_and_float32_agree() -> None:
+    cfg32, ds32 = _setup()
+    cfg64, ds64 = _setup("train.dtype=float64")
+    a, b = train(ds32, cfg32), train(ds64, cfg64)
+    assert math.isclose(a.final_loss[0], b.final_loss[0], rel_tol=1e-5)
