@@ -1,0 +1,110 @@
+"""Figures checked through their axes and data, plus valid image files; drawing without torch."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from lrtrain import plots
+from lrtrain.api import fit
+from lrtrain.config import load_config
+from lrtrain.runs import load_run
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def lesson_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("plots") / "run"
+    return fit(load_config(None, ["device=cpu"]), out=out).run_dir
+
+
+def test_files_are_valid_images(lesson_run: Path) -> None:
+    for name in ("loss", "contour", "fit"):
+        data = (lesson_run / "plots" / f"{name}.png").read_bytes()
+        assert data.startswith(PNG_MAGIC) and len(data) > 5000
+
+
+def test_loss_figure_axes(lesson_run: Path) -> None:
+    run = load_run(lesson_run)
+    fig = plots.run_figures(run)["loss"]
+    ax = fig.axes[0]
+    assert ax.get_yscale() == "log" and ax.get_xlabel() == "step"
+    line = ax.lines[0]
+    assert np.array_equal(line.get_xdata(), run.metrics["step"])
+    assert np.allclose(line.get_ydata(), run.metrics["loss"])
+    reference = ax.lines[1]
+    assert reference.get_ydata()[0] == pytest.approx(run.summary["closed_form"]["loss"])
+    assert "lr = 0.001" in ax.get_title() and "100 steps" in ax.get_title()
+
+
+def test_contour_figure_path_and_markers(lesson_run: Path) -> None:
+    run = load_run(lesson_run)
+    ax = plots.run_figures(run)["contour"].axes[0]
+    labels = [line.get_label() for line in ax.lines]
+    for label in ("descent path", "start", "end", "optimum θ*", "true θ"):
+        assert label in labels
+    path = ax.lines[labels.index("descent path")]
+    assert np.allclose(path.get_xdata(), run.metrics["w_0"])
+    assert np.allclose(path.get_ydata(), run.metrics["b"])
+    star = ax.lines[labels.index("optimum θ*")]
+    assert star.get_xdata()[0] == pytest.approx(run.summary["analysis"]["theta_star"][0])
+    x0, x1 = ax.get_xlim()
+    y0, y1 = ax.get_ylim()
+    assert x0 < run.metrics["w_0"].min() and run.metrics["w_0"].max() < x1
+    assert y0 < run.metrics["b"].min() and run.metrics["b"].max() < y1
+    assert ax.get_xlabel() == "w" and ax.get_ylabel() == "b"
+
+
+def test_fit_figure(lesson_run: Path) -> None:
+    run = load_run(lesson_run)
+    ax = plots.run_figures(run)["fit"].axes[0]
+    points = ax.collections[0].get_offsets()
+    assert len(points) == 100
+    learned = ax.lines[0]
+    w, b = run.summary["final"]["w"][0], run.summary["final"]["b"]
+    xs, ys = learned.get_xdata(), learned.get_ydata()
+    assert np.allclose(ys, w * xs + b)
+
+
+def test_diverged_contour_is_clipped_with_an_arrow(tmp_path: Path) -> None:
+    run = fit(load_config(None, ["device=cpu", "optimizer.lr=0.031", "train.max_iter=300"]),
+              out=tmp_path / "d")
+    ax = plots.run_figures(load_run(run.run_dir))["contour"].axes[0]
+    assert any(t.get_text() == "diverges" for t in ax.texts)
+    x0, x1 = ax.get_xlim()
+    assert x1 - x0 < 100  # framed on the interesting region, not the blown-up tail
+
+
+def test_multivariate_contour_uses_eigen_plane(tmp_path: Path) -> None:
+    run = fit(load_config("multivariate", ["device=cpu", "train.max_iter=50"]), out=tmp_path / "m")
+    assert not (run.run_dir / "plots" / "fit.png").exists()
+    ax = plots.run_figures(load_run(run.run_dir))["contour"].axes[0]
+    assert "eigenvector" in ax.get_xlabel()
+
+
+def test_figures_accept_an_axes() -> None:
+    from matplotlib.figure import Figure
+
+    fig = Figure()
+    ax = fig.add_subplot()
+    out = plots.loss_figure(np.arange(3), np.array([3.0, 2.0, 1.0]), 0.5, ax=ax)
+    assert out is fig and ax.lines
+
+
+def test_redraw_without_torch(lesson_run: Path, tmp_path: Path) -> None:
+    code = (
+        "import sys; sys.modules['torch'] = None\n"
+        "from lrtrain.api import redraw\n"
+        f"paths = redraw({str(lesson_run)!r}, 'svg')\n"
+        "assert len(paths) == 3, paths\n"
+        "assert not any(m.startswith('lrtrain.train') for m in sys.modules)\n"
+        "print('ok')\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert out.returncode == 0, out.stderr
+    assert (lesson_run / "plots" / "contour.svg").read_text().lstrip().startswith("<?xml")

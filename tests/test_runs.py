@@ -1,0 +1,125 @@
+"""Run directories: every file of DESIGN §4, parseable, atomic, never overwritten."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from lrtrain.api import fit
+from lrtrain.config import load_config
+from lrtrain.errors import RunDirError
+from lrtrain.runs import atomic_write_text, create_run_dir, latest_run, load_run
+
+SUMMARY_KEYS = {
+    "status", "steps", "initial", "final", "closed_form", "true", "analysis", "device", "seed",
+    "elapsed_s", "steps_per_s", "versions",
+}
+ANALYSIS_KEYS = {
+    "hessian_eigenvalues", "condition_number", "critical_lr", "optimal_lr", "monotone_lr_limit",
+}
+
+
+def test_fit_writes_every_file(tmp_path: Path) -> None:
+    run = fit(load_config(None, ["device=cpu"]), out=tmp_path / "run")
+    d = run.run_dir
+    for name in ("config.yaml", "metrics.csv", "summary.json", "model.pt", "checkpoint.pt",
+                 "plots/loss.png", "plots/contour.png", "plots/fit.png"):
+        assert (d / name).is_file(), name
+    summary = json.loads((d / "summary.json").read_text())
+    assert SUMMARY_KEYS <= set(summary) and ANALYSIS_KEYS <= set(summary["analysis"])
+    assert summary["status"] == "completed" and summary["steps"] == 100
+    assert set(summary["initial"]) == {"loss", "grad"} and set(summary["initial"]["grad"]) == {"w", "b"}
+    assert {"loss", "w", "b"} <= set(summary["final"]) and {"loss", "w", "b"} <= set(summary["closed_form"])
+    assert summary["true"] == {"w": [3.0], "b": 0.0}
+    with (d / "metrics.csv").open() as fh:
+        rows = list(csv.DictReader(fh))
+    assert list(rows[0]) == ["step", "loss", "grad_norm", "lr", "w_0", "b"]
+    assert [int(r["step"]) for r in rows] == list(range(101))
+    assert float(rows[0]["w_0"]) == 0.0 and float(rows[-1]["w_0"]) == pytest.approx(summary["final"]["w"][0])
+    assert float(rows[-1]["loss"]) == pytest.approx(summary["final"]["loss"])
+    state = torch.load(d / "model.pt", weights_only=True)
+    assert set(state) == {"w", "b"} and state["w"].shape == (1, 1)
+    ckpt = torch.load(d / "checkpoint.pt", weights_only=True)
+    assert ckpt["step"] == 100 and "state" in ckpt["optimizer"]
+    rerun = load_config(str(d / "config.yaml"))
+    assert rerun == run.config
+
+
+def test_rerun_from_saved_config_is_identical(tmp_path: Path) -> None:
+    first = fit(load_config(None, ["device=cpu", "optimizer.lr=0.01"]), out=tmp_path / "a")
+    again = fit(load_config(str(first.run_dir / "config.yaml")), out=tmp_path / "b")
+    assert first.summary["final"] == again.summary["final"]
+
+
+def test_unique_directory_names(tmp_path: Path) -> None:
+    dirs = {create_run_dir(tmp_path, "same") for _ in range(5)}
+    assert len(dirs) == 5
+    names = sorted(p.name for p in dirs)
+    assert any(n.endswith("-2") for n in names)
+
+
+def test_out_refuses_non_empty_unless_overwrite(tmp_path: Path) -> None:
+    out = tmp_path / "taken"
+    out.mkdir()
+    (out / "precious.txt").write_text("keep me")
+    with pytest.raises(RunDirError, match="not empty"):
+        create_run_dir(tmp_path, "x", out)
+    assert (out / "precious.txt").read_text() == "keep me"
+    assert create_run_dir(tmp_path, "x", out, overwrite=True) == out
+
+
+def test_atomic_write_leaves_no_temp_files(tmp_path: Path) -> None:
+    target = tmp_path / "f.txt"
+    atomic_write_text(target, "one")
+    atomic_write_text(target, "two")
+    assert target.read_text() == "two" and os.listdir(tmp_path) == ["f.txt"]
+
+
+def test_unwritable_location_is_a_clear_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    with pytest.raises(RunDirError, match="cannot create the run directory"):
+        create_run_dir(blocker / "sub", "x")
+
+
+def test_load_run_errors(tmp_path: Path) -> None:
+    with pytest.raises(RunDirError, match="no such run directory"):
+        load_run(tmp_path / "missing")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(RunDirError, match="not an lrtrain run"):
+        load_run(tmp_path / "empty")
+    run = fit(load_config(None, ["device=cpu", "train.max_iter=5"]), out=tmp_path / "r")
+    (run.run_dir / "metrics.csv").write_text("step,loss\n0,abc\n")
+    with pytest.raises(RunDirError, match="corrupt"):
+        load_run(run.run_dir)
+    summary = json.loads((run.run_dir / "summary.json").read_text())
+    summary["format_version"] = 99
+    (run.run_dir / "summary.json").write_text(json.dumps(summary))
+    with pytest.raises(RunDirError, match="newer lrtrain"):
+        load_run(run.run_dir)
+
+
+def test_latest_run(tmp_path: Path) -> None:
+    with pytest.raises(RunDirError, match="no runs"):
+        latest_run(tmp_path / "runs")
+    a = fit(load_config(None, ["device=cpu", "train.max_iter=3", f"output.root={tmp_path}/runs"]))
+    os.utime(a.run_dir / "summary.json", (1, 1))
+    b = fit(load_config(None, ["device=cpu", "train.max_iter=3", f"output.root={tmp_path}/runs"]))
+    assert latest_run(tmp_path / "runs") == b.run_dir
+
+
+def test_diverged_run_is_saved_with_finite_metrics(tmp_path: Path) -> None:
+    run = fit(load_config(None, ["device=cpu", "optimizer.lr=0.1", "train.max_iter=500"]),
+              out=tmp_path / "div")
+    assert run.summary["status"] == "diverged"
+    assert run.summary["verdict"]["observed"] == "diverged"
+    metrics = load_run(run.run_dir).metrics
+    assert len(metrics["step"]) == run.summary["steps"] + 1
+    assert all(map(lambda v: v == v and abs(v) < float("inf"), metrics["loss"]))
+    assert yaml.safe_load((run.run_dir / "config.yaml").read_text())["optimizer"]["lr"] == 0.1
