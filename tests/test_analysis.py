@@ -33,7 +33,12 @@ def test_lesson_spectrum_and_critical_lr() -> None:
     assert a.optimal_lr == pytest.approx(2 / (lam[0] + lam[-1]))
     assert a.condition_number == pytest.approx(lam[-1] / lam[0])
     assert [a.predict(lr) for lr in (0.0005, 0.001, 0.005, 0.025, 0.028, 0.03)] == [
-        "monotone", "monotone", "monotone", "oscillating", "oscillating", "diverged"
+        "monotone",
+        "monotone",
+        "monotone",
+        "oscillating",
+        "oscillating",
+        "diverged",
     ]
 
 
@@ -70,7 +75,9 @@ def test_lr_limits_forms() -> None:
     mono, crit, _ = lr_limits(1, 10, momentum=0.5)
     assert crit == pytest.approx(2 * 1.5 / 10) and mono == pytest.approx((1 - 0.5**0.5) ** 2 / 10)
     mono, crit, _ = lr_limits(1, 10, momentum=0.5, nesterov=True)
-    assert crit == pytest.approx(2 * 1.5 / (2 * 10)) and mono == pytest.approx((0.5 / 1.5) ** 2 / 10)
+    assert crit == pytest.approx(2 * 1.5 / (2 * 10)) and mono == pytest.approx(
+        (0.5 / 1.5) ** 2 / 10
+    )
 
 
 @pytest.mark.parametrize(("momentum", "nesterov"), [(0.0, False), (0.6, False), (0.6, True)])

@@ -23,16 +23,30 @@ def test_fit_default_lesson(tmp_path: Path) -> None:
     result = invoke("fit", "--device", "cpu", "--out", str(tmp_path / "run"))
     assert result.exit_code == 0, result.output
     out = result.output
-    for fragment in ("lrtrain fit — lecture", "closed form", "critical lr 0.02977",
-                     "verdict   monotone", "status    completed after 100 of 100 steps",
-                     str(tmp_path / "run")):
+    for fragment in (
+        "lrtrain fit — lecture",
+        "closed form",
+        "critical lr 0.02977",
+        "verdict   monotone",
+        "status    completed after 100 of 100 steps",
+        str(tmp_path / "run"),
+    ):
         assert fragment in out
     assert (tmp_path / "run" / "plots" / "contour.png").is_file()
 
 
 def test_fit_quiet_and_overrides(tmp_path: Path) -> None:
-    result = invoke("fit", "train.max_iter=7", "--quiet", "--device", "cpu", "--seed", "3",
-                    "--out", str(tmp_path / "q"))
+    result = invoke(
+        "fit",
+        "train.max_iter=7",
+        "--quiet",
+        "--device",
+        "cpu",
+        "--seed",
+        "3",
+        "--out",
+        str(tmp_path / "q"),
+    )
     assert result.exit_code == 0 and result.output == ""
     summary = json.loads((tmp_path / "q" / "summary.json").read_text())
     assert summary["steps"] == 7 and summary["seed"] == 3
@@ -46,8 +60,15 @@ def test_print_config() -> None:
 
 
 def test_diverged_exit_3_with_hint(tmp_path: Path) -> None:
-    result = invoke("fit", "optimizer.lr=0.1", "train.max_iter=500", "--device", "cpu",
-                    "--out", str(tmp_path / "d"))
+    result = invoke(
+        "fit",
+        "optimizer.lr=0.1",
+        "train.max_iter=500",
+        "--device",
+        "cpu",
+        "--out",
+        str(tmp_path / "d"),
+    )
     assert result.exit_code == 3
     assert "diverged" in result.output and "critical lr 0.02977" in result.output
     assert "try optimizer.lr=" in result.output
@@ -109,8 +130,11 @@ def test_plot_redraws(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("args", "fragment"),
-    [(["plot", "nowhere"], "no such run directory"), (["plot"], "no runs under"),
-     (["plot", ".", "--format", "gif"], "not one of png, svg, pdf")],
+    [
+        (["plot", "nowhere"], "no such run directory"),
+        (["plot"], "no runs under"),
+        (["plot", ".", "--format", "gif"], "not one of png, svg, pdf"),
+    ],
 )
 def test_plot_errors(args: list[str], fragment: str) -> None:
     result = invoke(*args)
@@ -136,6 +160,10 @@ def test_help_does_not_import_torch() -> None:
 
 
 def test_python_dash_m(tmp_path: Path) -> None:
-    out = subprocess.run([sys.executable, "-m", "lrtrain", "fit", "--print-config"],
-                         capture_output=True, text=True, check=False)
+    out = subprocess.run(
+        [sys.executable, "-m", "lrtrain", "fit", "--print-config"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert out.returncode == 0 and "name: lecture" in out.stdout

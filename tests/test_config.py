@@ -95,7 +95,11 @@ def test_unknown_key_did_you_mean() -> None:
 
 def test_all_errors_reported_together() -> None:
     msg = _errors(
-        {"optimizer": {"lr": -1}, "train": {"max_iter": 0, "batch_size": 0}, "data": {"n_samples": 1}}
+        {
+            "optimizer": {"lr": -1},
+            "train": {"max_iter": 0, "batch_size": 0},
+            "data": {"n_samples": 1},
+        }
     )
     for key in ("optimizer.lr", "train.max_iter", "train.batch_size", "data.n_samples"):
         assert key in msg
@@ -124,6 +128,7 @@ def test_all_errors_reported_together() -> None:
         ({"data": {"x": {"kind": "normal", "std": 0}}}, "data.x.std"),
         ({"data": {"x": {"kind": "cubic"}}}, "data.x"),
         ({"data": {"source": "csv"}}, "needs data.path"),
+        ({"data": {"stream": True}}, "not implemented"),
         ({"device": "gpu"}, "device"),
         ({"seed": -1}, "seed"),
         ({"name": "a/b"}, "name"),
@@ -197,8 +202,10 @@ def test_resolved_yaml_round_trips(tmp_path: Path) -> None:
 
 
 def test_memory_refused_before_allocating() -> None:
-    cfg = load_config(None, ["data.n_samples=1000000000", "data.x={kind: normal}",
-                             "data.true_w=[1,2,3,4,5,6,7,8]"])
+    cfg = load_config(
+        None,
+        ["data.n_samples=1000000000", "data.x={kind: normal}", "data.true_w=[1,2,3,4,5,6,7,8]"],
+    )
     with pytest.raises(ConfigError, match=r"needs .*GiB"):
         check_memory(cfg, available_bytes=8 * 2**30)
     check_memory(load_config(), available_bytes=8 * 2**30)

@@ -41,8 +41,10 @@ def test_rows_identical_for_any_chunk_size(chunk: int) -> None:
         None, ["data.n_samples=20000", "data.x={kind: normal}", "data.true_w=[1,2]"]
     ).data
     whole_x, whole_y = synthetic_rows(data, 3, 0, data.n_samples)
-    pieces = list(iter_synthetic(data, 3, chunk)) if chunk > 100 else list(
-        iter_synthetic(data, 3, chunk, 9000, 9100)
+    pieces = (
+        list(iter_synthetic(data, 3, chunk))
+        if chunk > 100
+        else list(iter_synthetic(data, 3, chunk, 9000, 9100))
     )
     x = torch.cat([p[1] for p in pieces])
     y = torch.cat([p[2] for p in pieces])
@@ -58,7 +60,9 @@ def test_row_range_produced_on_its_own() -> None:
 
 
 def test_loaded_dataset_matches_rows_in_both_dtypes() -> None:
-    cfg = load_config(None, ["data.n_samples=20000", "data.x={kind: normal}", "train.dtype=float64"])
+    cfg = load_config(
+        None, ["data.n_samples=20000", "data.x={kind: normal}", "train.dtype=float64"]
+    )
     x, y = synthetic_rows(cfg.data, cfg.seed, 0, 20000)
     ds = load_dataset(cfg)
     assert torch.equal(ds.x, x) and torch.equal(ds.y, y)
@@ -72,8 +76,14 @@ def test_block_seeds_do_not_collide() -> None:
 def test_true_parameters_recovered_on_large_noise_free_data() -> None:
     cfg = load_config(
         None,
-        ["data.n_samples=500", "data.x={kind: uniform}", "data.true_w=[2,-1]",
-         "data.true_b=0.5", "data.noise_std=0", "train.dtype=float64"],
+        [
+            "data.n_samples=500",
+            "data.x={kind: uniform}",
+            "data.true_w=[2,-1]",
+            "data.true_b=0.5",
+            "data.noise_std=0",
+            "train.dtype=float64",
+        ],
     )
     ds = load_dataset(cfg)
     assert torch.allclose(ds.y[:, 0], ds.x @ torch.tensor([2.0, -1.0], dtype=torch.float64) + 0.5)

@@ -11,7 +11,10 @@ from lrtrain.model import MyLinearRegressionModel
 def test_lesson_shapes_and_forward() -> None:
     model = MyLinearRegressionModel(1)
     assert isinstance(model.w, nn.Parameter) and model.w.shape == (1, 1)
-    assert model.b.shape == (1,) and float(model.w.detach().abs().sum() + model.b.detach().abs().sum()) == 0
+    assert (
+        model.b.shape == (1,)
+        and float(model.w.detach().abs().sum() + model.b.detach().abs().sum()) == 0
+    )
     with torch.no_grad():
         model.w.fill_(3.0)
         model.b.fill_(0.5)
@@ -36,4 +39,8 @@ def test_normal_init_is_seeded_and_shared() -> None:
     a, b = MyLinearRegressionModel(2, replicas=3), MyLinearRegressionModel(2, replicas=3)
     a.init_normal_(7)
     b.init_normal_(7)
-    assert torch.equal(a.w, b.w) and torch.equal(a.w[0], a.w[2]) and float(a.w.detach().abs().sum()) > 0
+    assert (
+        torch.equal(a.w, b.w)
+        and torch.equal(a.w[0], a.w[2])
+        and float(a.w.detach().abs().sum()) > 0
+    )

@@ -77,14 +77,19 @@ def test_optimizer_settings_match_torch_sgd(sgd: dict) -> None:
 
 def test_minibatch_matches_hand_loop_on_same_batches() -> None:
     cfg, ds = _setup(
-        "data.n_samples=1000", "data.x={kind: normal}", "train.batch_size=32",
-        "train.max_iter=300", "optimizer.lr=0.01", "optimizer.momentum=0.9",
+        "data.n_samples=1000",
+        "data.x={kind: normal}",
+        "train.batch_size=32",
+        "train.max_iter=300",
+        "optimizer.lr=0.01",
+        "optimizer.momentum=0.9",
         "train.dtype=float64",
     )
     result = train(ds, cfg)
     batches = _Batches(1000, 32, cfg.seed, torch.device("cpu"))
-    theta, _ = lesson_loop(ds.x, ds.y, 300, torch.float64, batches=batches.indices,
-                           lr=0.01, momentum=0.9)
+    theta, _ = lesson_loop(
+        ds.x, ds.y, 300, torch.float64, batches=batches.indices, lr=0.01, momentum=0.9
+    )
     assert torch.allclose(result.final_theta[0], theta, atol=1e-10, rtol=0)
 
 
@@ -100,8 +105,15 @@ def test_minibatch_epochs_cover_every_row_once() -> None:
 def test_long_run_reaches_closed_form() -> None:
     cfg, ds = _setup("train.dtype=float64")
     a = analyse(ds.x, ds.y, cfg.optimizer)
-    cfg = load_config(None, ["device=cpu", "train.dtype=float64",
-                             f"optimizer.lr={0.95 * a.critical_lr}", "train.max_iter=5000"])
+    cfg = load_config(
+        None,
+        [
+            "device=cpu",
+            "train.dtype=float64",
+            f"optimizer.lr={0.95 * a.critical_lr}",
+            "train.max_iter=5000",
+        ],
+    )
     result = train(ds, cfg)
     err = (result.final_theta[0] - torch.tensor(a.theta_star, dtype=torch.float64)).norm()
     assert float(err) < 1e-3
@@ -135,10 +147,26 @@ def test_initial_gradient_matches_finite_differences_and_formula() -> None:
 def test_critical_lr_separates_convergence_from_divergence(extra: list[str]) -> None:
     cfg, ds = _setup("train.dtype=float64", *extra)
     crit = analyse(ds.x, ds.y, cfg.optimizer).critical_lr
-    below = load_config(None, ["device=cpu", "train.dtype=float64", "train.max_iter=3000",
-                               f"optimizer.lr={0.97 * crit}", *extra])
-    above = load_config(None, ["device=cpu", "train.dtype=float64", "train.max_iter=3000",
-                               f"optimizer.lr={1.03 * crit}", *extra])
+    below = load_config(
+        None,
+        [
+            "device=cpu",
+            "train.dtype=float64",
+            "train.max_iter=3000",
+            f"optimizer.lr={0.97 * crit}",
+            *extra,
+        ],
+    )
+    above = load_config(
+        None,
+        [
+            "device=cpu",
+            "train.dtype=float64",
+            "train.max_iter=3000",
+            f"optimizer.lr={1.03 * crit}",
+            *extra,
+        ],
+    )
     good, bad = train(ds, below), train(ds, above)
     assert good.statuses == ["completed"]
     assert good.final_loss[0] < good.replica_history(0)["loss"][0] * 1e-2
@@ -151,7 +179,9 @@ def test_divergence_stops_at_first_bad_step_without_nan() -> None:
     history = result.replica_history(0)
     stop = result.stop_steps[0]
     assert result.statuses == ["diverged"] and stop < 200
-    assert bool(torch.isfinite(history["loss"]).all()) and bool(torch.isfinite(history["theta"]).all())
+    assert bool(torch.isfinite(history["loss"]).all()) and bool(
+        torch.isfinite(history["theta"]).all()
+    )
     loss0 = float(history["loss"][0])
     assert float(history["loss"][-1]) > 1e6 * loss0
     assert all(float(v) <= 1e6 * loss0 for v in history["loss"][:-1])
@@ -159,8 +189,9 @@ def test_divergence_stops_at_first_bad_step_without_nan() -> None:
 
 
 def test_tol_stops_with_converged() -> None:
-    cfg, ds = _setup("optimizer.lr=0.02", "train.max_iter=100000", "train.tol=1e-9",
-                     "train.dtype=float64")
+    cfg, ds = _setup(
+        "optimizer.lr=0.02", "train.max_iter=100000", "train.tol=1e-9", "train.dtype=float64"
+    )
     result = train(ds, cfg)
     history = result.replica_history(0)
     assert result.statuses == ["converged"] and result.stop_steps[0] < 100000
@@ -183,8 +214,9 @@ def test_progress_callback_and_interrupt() -> None:
         seen.append(1)
         return len(seen) > 123
 
-    result = train(ds, cfg, progress=lambda s, t, losses: calls.append((s, t)),
-                   should_stop=should_stop)
+    result = train(
+        ds, cfg, progress=lambda s, t, losses: calls.append((s, t)), should_stop=should_stop
+    )
     assert result.statuses == ["interrupted"] and result.stop_steps == [123]
     assert calls and calls[-1] == (123, 500) and all(t == 500 for _, t in calls)
 
@@ -216,8 +248,12 @@ def test_cuda_asked_for_but_absent() -> None:
 def test_cuda_equals_cpu() -> None:
     cfg, ds = _setup("train.dtype=float64", "train.max_iter=200", "optimizer.lr=0.02")
     cpu = train(ds, cfg)
-    gpu = train(ds, load_config(None, ["device=cuda", "train.dtype=float64",
-                                       "train.max_iter=200", "optimizer.lr=0.02"]))
+    gpu = train(
+        ds,
+        load_config(
+            None, ["device=cuda", "train.dtype=float64", "train.max_iter=200", "optimizer.lr=0.02"]
+        ),
+    )
     assert gpu.device.startswith("cuda")
     assert torch.allclose(cpu.final_theta, gpu.final_theta, atol=1e-10)
     with pytest.raises(DeviceError, match="does not exist"):

@@ -2,7 +2,8 @@
 
     >>> from lrtrain.api import fit
     >>> from lrtrain.config import load_config
-    >>> run = fit(load_config(None, ["train.max_iter=10"]), out="/tmp/lrtrain-doctest", overwrite=True)
+    >>> cfg = load_config(None, ["train.max_iter=10"])
+    >>> run = fit(cfg, out="/tmp/lrtrain-doctest", overwrite=True)
     >>> run.summary["status"]
     'completed'
 

@@ -40,7 +40,9 @@ err_console = Console(stderr=True, highlight=False)
 ConfigOpt = Annotated[
     str | None,
     typer.Option(
-        "-c", "--config", help="Config file path, or a bundled config name (lecture, …).",
+        "-c",
+        "--config",
+        help="Config file path, or a bundled config name (lecture, …).",
         show_default=False,
     ),
 ]
@@ -65,8 +67,9 @@ PrintConfigOpt = Annotated[
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or table.")]
 DeviceOpt = Annotated[
     str | None,
-    typer.Option("--device", help="auto, cpu, cuda or cuda:N (same as device=…).",
-                 show_default=False),
+    typer.Option(
+        "--device", help="auto, cpu, cuda or cuda:N (same as device=…).", show_default=False
+    ),
 ]
 SeedOpt = Annotated[
     int | None, typer.Option("--seed", help="Random seed (same as seed=…).", show_default=False)
@@ -261,17 +264,19 @@ def _safe_lr(analysis: dict[str, Any]) -> float:
 def plot(
     run_dir: Annotated[
         Path | None,
-        typer.Argument(help="Run directory (default: the newest under runs/).",
-                       show_default=False),
+        typer.Argument(help="Run directory (default: the newest under runs/).", show_default=False),
     ] = None,
     fmt: Annotated[
         str | None,
-        typer.Option("--format", help="png, svg or pdf (default: the run's output.format).",
-                     show_default=False),
+        typer.Option(
+            "--format",
+            help="png, svg or pdf (default: the run's output.format).",
+            show_default=False,
+        ),
     ] = None,
-    root: Annotated[
-        Path, typer.Option("--root", help="Where to look for the newest run.")
-    ] = Path("runs"),
+    root: Annotated[Path, typer.Option("--root", help="Where to look for the newest run.")] = Path(
+        "runs"
+    ),
 ) -> None:
     """Redraw every figure of a saved run from its files alone (no retraining, no torch)."""
     from lrtrain.errors import LrtrainError

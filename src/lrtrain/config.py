@@ -28,7 +28,6 @@ from pydantic import (
 from lrtrain.errors import ConfigError
 
 
-
 def _refuse_bool(value: Any) -> Any:
     # pydantic's lax mode reads `true` as 1; in a config that is always a mistake.
     if isinstance(value, bool):
@@ -112,6 +111,11 @@ class DataConfig(_Section):
             raise ValueError(
                 f"x.kind 'arange' gives one feature but true_w has {self.d} weights; "
                 "use x.kind 'uniform' or 'normal' for several features"
+            )
+        if self.stream:
+            raise ValueError(
+                "stream: true (out-of-core data) is not implemented in this version; "
+                "set data.stream: false"
             )
         if self.source == "csv" and not self.path:
             raise ValueError("source 'csv' needs data.path, the CSV file to read")
@@ -217,7 +221,7 @@ _StrictLoader.add_constructor(
 def parse_yaml(text: str, source: str) -> Any:
     """Parse YAML safely: no Python tags, no duplicate keys, bounded aliases."""
     try:
-        data = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
+        data = yaml.load(text, Loader=_StrictLoader)
     except yaml.constructor.ConstructorError as exc:
         tag = getattr(exc, "problem", "") or str(exc)
         raise ConfigError(
@@ -463,7 +467,7 @@ def check_memory(config: Config, available_bytes: int | None = None) -> None:
         raise ConfigError(
             f"data.n_samples × features = {config.data.n_samples:,} × {config.data.d} needs "
             f"{_human(need)} of memory for X and y but only {_human(available_bytes)} is "
-            "available; lower data.n_samples (or use data.stream: true)"
+            "available; lower data.n_samples"
         )
 
 

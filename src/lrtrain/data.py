@@ -169,7 +169,9 @@ def read_csv(data: DataConfig, dtype: torch.dtype) -> Dataset:
         raise DataError(f"{path}: {len(body)} data row(s); a regression needs at least 2")
     columns = [header.index(f) for f in features]
     target = header.index(data.target)
-    values = [[_cell(path, i + 2, r, c, header) for c in [*columns, target]] for i, r in enumerate(body)]
+    values = [
+        [_cell(path, i + 2, r, c, header) for c in [*columns, target]] for i, r in enumerate(body)
+    ]
     table = torch.tensor(values, dtype=torch.float64)
     return Dataset(
         table[:, :-1].to(dtype).contiguous(),
@@ -215,6 +217,6 @@ def to_original_units(
     w: list[float], b: float, x_mean: list[float], x_scale: list[float]
 ) -> tuple[list[float], float]:
     """Map parameters learned on standardised features back to the original units."""
-    w_orig = [wi / si for wi, si in zip(w, x_scale)]
-    b_orig = b - sum(wi * mi for wi, mi in zip(w_orig, x_mean))
+    w_orig = [wi / si for wi, si in zip(w, x_scale, strict=True)]
+    b_orig = b - sum(wi * mi for wi, mi in zip(w_orig, x_mean, strict=True))
     return w_orig, b_orig

@@ -44,11 +44,13 @@ def loss_figure(
     finite = np.isfinite(loss) & (loss > 0)
     ax.plot(steps[finite], loss[finite], color="C0", lw=1.8, label="training loss")
     if loss_star is not None and loss_star > 0:
-        ax.axhline(loss_star, color="k", ls="--", lw=1, label=f"closed-form optimum {loss_star:.6g}")
+        ax.axhline(
+            loss_star, color="k", ls="--", lw=1, label=f"closed-form optimum {loss_star:.6g}"
+        )
     ax.set_yscale("log")
     ax.set_xlabel("step")
     ax.set_ylabel("loss (mean squared error)")
-    ax.set_title(title)
+    ax.set_title(title, fontsize=10)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(loc="upper right")
     return fig
@@ -91,7 +93,7 @@ def contour_figure(
     ax.set_ylim(t_lo, t_hi)
     ax.set_xlabel(labels[0])
     ax.set_ylabel(labels[1])
-    ax.set_title(title)
+    ax.set_title(title, fontsize=10)
     ax.legend(loc="best", fontsize=8)
     return fig
 
@@ -130,26 +132,39 @@ def _draw_path(
 ) -> None:
     finite = np.isfinite(s) & np.isfinite(t)
     s, t = s[finite], t[finite]
-    n = len(s)
-    ax.plot(s, t, color=PATH_COLOR, lw=1.2, marker="o", ms=2.5, markevery=max(1, n // 40),
-            label="descent path")
-    ax.plot(s[0], t[0], marker="o", ms=8, color="white", mec=PATH_COLOR, mew=2, ls="none",
-            label="start")
     inside = (xlim[0] <= s) & (s <= xlim[1]) & (ylim[0] <= t) & (t <= ylim[1])
-    if inside.all():
-        ax.plot(s[-1], t[-1], marker="s", ms=7, color=PATH_COLOR, mec="k", ls="none",
-                label="end")
+    leaves = not inside.all()
+    # A diverging path is drawn up to its first point outside the frame (the axes clip that
+    # last segment at the edge); the blown-up tail would only smear the picture.
+    exit_index = int(np.argmin(inside)) if leaves else len(s) - 1
+    s_shown, t_shown = s[: exit_index + 1], t[: exit_index + 1]
+    ax.plot(
+        s_shown,
+        t_shown,
+        color=PATH_COLOR,
+        lw=1.2,
+        marker="o",
+        ms=2.5,
+        markevery=max(1, len(s_shown) // 40),
+        label="descent path",
+    )
+    ax.plot(
+        s[0], t[0], marker="o", ms=8, color="white", mec=PATH_COLOR, mew=2, ls="none", label="start"
+    )
+    if not leaves:
+        ax.plot(s[-1], t[-1], marker="s", ms=7, color=PATH_COLOR, mec="k", ls="none", label="end")
         return
-    # The path leaves the frame: an arrow from its last visible point towards where it went.
-    exit_index = int(np.argmin(inside)) if not inside[0] else int(np.argmax(~inside))
-    last = max(exit_index - 1, 0)
+    edge = (float(np.clip(s[exit_index], *xlim)), float(np.clip(t[exit_index], *ylim)))
     ax.annotate(
-        "diverges",
-        xy=(float(np.clip(s[exit_index], *xlim)), float(np.clip(t[exit_index], *ylim))),
-        xytext=(s[last], t[last]),
-        arrowprops={"arrowstyle": "->", "color": PATH_COLOR, "lw": 2},
+        f"diverges (leaves the frame at step {exit_index})",
+        xy=edge,
+        xytext=(0.5, 0.06),
+        textcoords="axes fraction",
+        ha="center",
+        arrowprops={"arrowstyle": "->", "color": PATH_COLOR, "lw": 1.5},
         color=PATH_COLOR,
         fontsize=9,
+        bbox={"boxstyle": "round", "fc": "white", "ec": PATH_COLOR, "alpha": 0.9},
     )
 
 
@@ -170,11 +185,17 @@ def fit_figure(
     grid = np.linspace(x.min(), x.max(), 2)
     ax.plot(grid, w * grid + b, color=PATH_COLOR, lw=2, label=f"learned: y = {w:.4g}·x + {b:.4g}")
     if true_w is not None and true_b is not None:
-        ax.plot(grid, true_w * grid + true_b, color="k", ls="--", lw=1.2,
-                label=f"true: y = {true_w:.4g}·x + {true_b:.4g}")
+        ax.plot(
+            grid,
+            true_w * grid + true_b,
+            color="k",
+            ls="--",
+            lw=1.2,
+            label=f"true: y = {true_w:.4g}·x + {true_b:.4g}",
+        )
     ax.set_xlabel("x")
     ax.set_ylabel("y")
-    ax.set_title(title)
+    ax.set_title(title, fontsize=10)
     ax.legend(loc="best")
     ax.grid(True, alpha=0.3)
     return fig
@@ -182,7 +203,7 @@ def fit_figure(
 
 def _run_title(summary: dict[str, Any]) -> str:
     final = summary["final"]["loss"]
-    final_text = f"{final:.6g}" if final is not None else "non-finite"
+    final_text = f"{final:.5g}" if final is not None else "non-finite"
     return f"lr = {summary['lr']:g}, {summary['steps']} steps, final loss {final_text}"
 
 
@@ -195,22 +216,32 @@ def run_figures(run: RunData) -> dict[str, Figure]:
     figures: dict[str, Figure] = {}
     if "loss" in wanted:
         figures["loss"] = loss_figure(
-            run.metrics["step"], run.metrics["loss"], summary["closed_form"]["loss"],
+            run.metrics["step"],
+            run.metrics["loss"],
+            summary["closed_form"]["loss"],
             title=f"Loss — {title}",
         )
     true = summary.get("true")
     true_theta = [*true["w"], true["b"]] if true else None
     if "contour" in wanted:
         figures["contour"] = contour_figure(
-            run.theta, analysis["theta_star"], analysis["loss_star"], analysis["hessian"],
-            true_theta, title=f"Gradient descent ({verdict}) — {title}",
+            run.theta,
+            analysis["theta_star"],
+            analysis["loss_star"],
+            analysis["hessian"],
+            true_theta,
+            title=f"Descent path ({verdict}) — {title}",
         )
     if "fit" in wanted and run.sample is not None and len(analysis["theta_star"]) == 2:
         columns = list(run.sample)
         final = summary["final"]
         figures["fit"] = fit_figure(
-            run.sample[columns[0]], run.sample[columns[1]], final["w"][0], final["b"],
-            true["w"][0] if true else None, true["b"] if true else None,
+            run.sample[columns[0]],
+            run.sample[columns[1]],
+            final["w"][0],
+            final["b"],
+            true["w"][0] if true else None,
+            true["b"] if true else None,
             title=f"Fit — {title}",
         )
     return figures

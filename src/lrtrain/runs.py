@@ -267,7 +267,7 @@ def _sample_csv(dataset: Dataset) -> str:
     y = dataset.y[:, 0].double().numpy()[index]
     out = io.StringIO()
     out.write(f"{dataset.feature_names[0]},{dataset.target_name}\n")
-    for xi, yi in zip(x, y):
+    for xi, yi in zip(x, y, strict=True):
         out.write(f"{_fmt(xi)},{_fmt(yi)}\n")
     return out.getvalue()
 
@@ -289,9 +289,7 @@ class RunData:
     @property
     def theta(self) -> np.ndarray:
         """Parameters per row, [T+1, d+1] (w_0 … w_{d-1}, b)."""
-        cols = sorted(
-            (k for k in self.metrics if k.startswith("w_")), key=lambda k: int(k[2:])
-        )
+        cols = sorted((k for k in self.metrics if k.startswith("w_")), key=lambda k: int(k[2:]))
         return np.stack([self.metrics[c] for c in cols] + [self.metrics["b"]], axis=1)
 
 

@@ -44,9 +44,9 @@ def plane_loss(
     return loss_star + 0.5 * np.maximum(q, 0.0)
 
 
-def plane_axes(theta_star: ArrayLike, hessian: np.ndarray | Sequence[Sequence[float]]) -> tuple[
-    np.ndarray, np.ndarray, np.ndarray, tuple[str, str]
-]:
+def plane_axes(
+    theta_star: ArrayLike, hessian: np.ndarray | Sequence[Sequence[float]]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple[str, str]]:
     """The plane the contour plot draws: (origin, e1, e2, axis labels).
 
     One feature: the (w, b) plane itself. Several: the slice through θ* spanned by H's top and
