@@ -71,10 +71,58 @@ def fit(
     return FitRun(run_dir, summary, config, dataset, analysis, result, figures)
 
 
+@dataclass
+class SweepRun:
+    """What ``sweep_lr`` produced."""
+
+    run_dir: Path
+    summary: dict[str, Any]
+    config: Config
+    analysis: Analysis
+    result: TrainResult
+    figures: list[Path]
+
+    @property
+    def all_diverged(self) -> bool:
+        return all(row["verdict"] == "diverged" for row in self.summary["results"])
+
+
+def sweep_lr(
+    config: Config,
+    lrs: list[float] | None = None,
+    out: str | Path | None = None,
+    overwrite: bool = False,
+    progress: ProgressCallback | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> SweepRun:
+    """Train at many learning rates in one vectorised run, judge each, recommend one.
+
+    Learning rates: ``lrs``, else ``sweep.lrs`` of the config, else chosen from the analysis so
+    that the sweep shows the monotone, oscillating and diverging regimes.
+    """
+    from lrtrain.sweep import assess, auto_lrs, sweep_config
+    from lrtrain.train import train
+
+    dataset, analysis = prepare(config)
+    chosen = lrs or config.sweep.lrs or auto_lrs(analysis)
+    config = config.model_copy(
+        update={"sweep": config.sweep.model_copy(update={"lrs": list(chosen)})}
+    )
+    run_dir = runs.create_run_dir(config.output.root, config.name, out, overwrite)
+    result = train(
+        dataset, sweep_config(config), lrs=chosen, progress=progress, should_stop=should_stop
+    )
+    outcome = assess(config, analysis, result)
+    summary = runs.save_sweep(run_dir, config, dataset, analysis, result, outcome)
+    figures = redraw(run_dir, config.output.format)
+    return SweepRun(run_dir, summary, config, analysis, result, figures)
+
+
 def redraw(run_dir: str | Path, fmt: str | None = None) -> list[Path]:
-    """Draw every figure of a saved run from its files alone (no torch)."""
-    from lrtrain.plots import run_figures
+    """Draw every figure of a saved fit or sweep from its files alone (no torch)."""
+    from lrtrain.plots import run_figures, sweep_figures
 
     run = runs.load_run(run_dir)
     fmt = fmt or run.config.get("output", {}).get("format", "png")
-    return runs.save_figures(run.path, run_figures(run), fmt)
+    figures = sweep_figures(run) if run.kind == "sweep" else run_figures(run)
+    return runs.save_figures(run.path, figures, fmt)

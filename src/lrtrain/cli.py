@@ -252,6 +252,104 @@ def fit(
         raise typer.Exit(EXIT_DIVERGED)
 
 
+_VERDICT_STYLE = {"monotone": "green", "oscillating": "yellow", "diverged": "bold red"}
+
+
+def _verdict(text: str) -> str:
+    return f"[{_VERDICT_STYLE.get(text, 'white')}]{text}[/]"
+
+
+def _sweep_report(run: Any) -> None:
+    s = run.summary
+    label = "predicted" if s["full_batch_prediction"] else "full-batch prediction"
+    table = Table(title=f"lrtrain sweep-lr — {s['name']}", title_justify="left")
+    for col in ("lr", "observed", label, "final loss", "gap", "diverged at", "steps to tol"):
+        table.add_column(col, justify="right" if col not in ("observed", label) else "left")
+    for row in s["results"]:
+        mark = " ◀" if row["lr"] == s["recommended_lr"] else ""
+        table.add_row(
+            f"{row['lr']:.4g}{mark}",
+            _verdict(row["verdict"]),
+            _verdict(row["predicted_verdict"]),
+            _fmt(row["final_loss"]),
+            _fmt(row["gap"], 3),
+            _fmt(row["diverged_at"]),
+            _fmt(row["steps_to_tol"]),
+        )
+    console.print(table)
+    kappa = s["condition_number"]
+    console.print(
+        f"analysis     critical lr {_fmt(s['critical_lr'], 5)} · monotone below "
+        f"{_fmt(s['monotone_lr_limit'], 5)} · optimal η* {_fmt(s['optimal_lr'], 5)} · "
+        f"κ {_fmt(kappa, 5) if kappa is not None else '∞ (singular)'}"
+    )
+    recommended = s["recommended_lr"]
+    head = f"{recommended:.4g}" if recommended is not None else "none"
+    console.print(f"recommended  {head} — {s['recommendation']}")
+    console.print(
+        f"speed        {len(s['lrs'])} learning rates × {s['max_iter']} steps in "
+        f"{s['elapsed_s']:.3f} s on {s['device']}"
+    )
+    console.print(f"run          {run.run_dir}")
+
+
+@app.command(
+    "sweep-lr",
+    epilog="**Examples**\n\n"
+    "lrtrain sweep-lr  (the lesson's six learning rates)\n\n"
+    "lrtrain sweep-lr --lrs 0.0005,0.001,0.005,0.025,0.028,0.03\n\n"
+    "lrtrain sweep-lr -c multivariate --lr-range 1e-4:1e-1:40 train.max_iter=2000",
+)
+def sweep_lr(
+    overrides: OverridesArg = None,
+    config: ConfigOpt = None,
+    lrs: Annotated[
+        str | None,
+        typer.Option("--lrs", help="Comma-separated learning rates.", show_default=False),
+    ] = None,
+    lr_range: Annotated[
+        str | None,
+        typer.Option(
+            "--lr-range", help="LO:HI:N, N log-spaced learning rates.", show_default=False
+        ),
+    ] = None,
+    out: OutOpt = None,
+    overwrite: OverwriteOpt = False,
+    print_config: PrintConfigOpt = False,
+    quiet: QuietOpt = False,
+    device: DeviceOpt = None,
+    seed: SeedOpt = None,
+) -> None:
+    """Train at many learning rates at once (one vectorised run), predict each one's fate from
+    the Hessian, check it against what happened, and recommend a learning rate. Without
+    --lrs/--lr-range/sweep.lrs the rates are chosen to show all three regimes."""
+    from lrtrain.errors import ConfigError
+
+    with _user_errors():
+        if lrs is not None and lr_range is not None:
+            raise ConfigError("give either --lrs or --lr-range, not both")
+        cfg = _resolve_config(config, overrides, device, seed)
+        from lrtrain.sweep import parse_lr_range, parse_lrs
+
+        chosen = parse_lrs(lrs) if lrs else parse_lr_range(lr_range) if lr_range else None
+        if print_config:
+            console.print(cfg.to_yaml(), end="", markup=False)
+            return
+        from lrtrain.api import sweep_lr as run_sweep
+
+        with _ProgressBar(not quiet, f"sweep {cfg.name}") as bar:
+            run = run_sweep(cfg, chosen, out=out, overwrite=overwrite, progress=bar)
+    if not quiet:
+        _sweep_report(run)
+    if run.all_diverged:
+        err_console.print(
+            f"[bold red]every learning rate diverged[/]: the critical lr is "
+            f"{run.summary['critical_lr']:.4g}. Results and plots are in {run.run_dir}",
+            soft_wrap=True,
+        )
+        raise typer.Exit(EXIT_DIVERGED)
+
+
 def _safe_lr(analysis: dict[str, Any]) -> float:
     return min(analysis["optimal_lr"], 0.9 * analysis["critical_lr"])
 

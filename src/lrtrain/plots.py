@@ -72,30 +72,96 @@ def contour_figure(
     is clipped, with an arrow showing where it went.
     """
     fig, ax = _axes(ax)
-    origin, e1, e2, labels = plane_axes(theta_star, hessian)
-    s, t = project(np.asarray(theta, dtype=np.float64), origin, e1, e2)
-    star = project(np.asarray([theta_star]), origin, e1, e2)
-    marks = [(star[0][0], star[1][0])]
-    if true_theta is not None:
-        ts = project(np.asarray([true_theta]), origin, e1, e2)
-        marks.append((ts[0][0], ts[1][0]))
-    (s_lo, s_hi), (t_lo, t_hi) = _frame(s, t, marks)
-    ss, tt = np.meshgrid(np.linspace(s_lo, s_hi, GRID), np.linspace(t_lo, t_hi, GRID))
-    zz = plane_loss(ss, tt, origin, e1, e2, theta_star, loss_star, hessian)
-    levels = _levels(zz, loss_star)
-    cs = ax.contour(ss, tt, zz, levels=levels, cmap="viridis", linewidths=0.9)
-    ax.clabel(cs, fontsize=7, fmt="%.3g")
-    _draw_path(ax, s, t, (s_lo, s_hi), (t_lo, t_hi))
-    ax.plot(*marks[0], marker="*", ms=15, color="gold", mec="k", ls="none", label="optimum θ*")
-    if true_theta is not None:
-        ax.plot(*marks[1], marker="X", ms=9, color="C2", mec="k", ls="none", label="true θ")
-    ax.set_xlim(s_lo, s_hi)
-    ax.set_ylim(t_lo, t_hi)
-    ax.set_xlabel(labels[0])
-    ax.set_ylabel(labels[1])
-    ax.set_title(title, fontsize=10)
-    ax.legend(loc="best", fontsize=8)
+    surface = _Surface([theta], theta_star, loss_star, hessian, true_theta)
+    surface.panel(ax, 0, title, legend=True)
     return fig
+
+
+def contour_grid_figure(
+    thetas: list[np.ndarray],
+    titles: list[str],
+    theta_star: list[float],
+    loss_star: float,
+    hessian: list[list[float]],
+    true_theta: list[float] | None = None,
+    suptitle: str = "",
+    frame_paths: list[bool] | None = None,
+) -> Figure:
+    """One contour panel per path (the lesson's slides side by side), sharing frame and levels.
+
+    ``frame_paths`` says which paths the common frame must show (by default all); diverging
+    paths are best left out so they do not shrink the others to a dot.
+    """
+    from matplotlib.figure import Figure
+
+    n = len(thetas)
+    cols = min(n, 3 if n <= 6 else 4)
+    rows = -(-n // cols)
+    fig = Figure(figsize=(4.2 * cols, 3.6 * rows), layout="constrained")
+    axes = fig.subplots(rows, cols, squeeze=False).ravel()
+    surface = _Surface(thetas, theta_star, loss_star, hessian, true_theta, frame_paths)
+    for i, ax in enumerate(axes):
+        if i < n:
+            surface.panel(ax, i, titles[i], legend=i == 0)
+        else:
+            ax.set_visible(False)
+    fig.suptitle(suptitle)
+    return fig
+
+
+class _Surface:
+    """The loss surface in the plot plane, framed to show every path, θ* and θ_true."""
+
+    def __init__(
+        self,
+        thetas: list[np.ndarray],
+        theta_star: list[float],
+        loss_star: float,
+        hessian: list[list[float]],
+        true_theta: list[float] | None,
+        frame_paths: list[bool] | None = None,
+    ) -> None:
+        self.origin, self.e1, self.e2, self.labels = plane_axes(theta_star, hessian)
+        self.paths = [
+            project(np.asarray(th, dtype=np.float64), self.origin, self.e1, self.e2)
+            for th in thetas
+        ]
+        self.marks = [self._point(theta_star)]
+        self.has_true = true_theta is not None
+        if true_theta is not None:
+            self.marks.append(self._point(true_theta))
+        framed = [p for i, p in enumerate(self.paths) if frame_paths is None or frame_paths[i]]
+        framed = framed or [(p[0][:1], p[1][:1]) for p in self.paths]  # at least the start
+        s_all = np.concatenate([p[0] for p in framed])
+        t_all = np.concatenate([p[1] for p in framed])
+        self.xlim, self.ylim = _frame(s_all, t_all, self.marks)
+        ss, tt = np.meshgrid(np.linspace(*self.xlim, GRID), np.linspace(*self.ylim, GRID))
+        self.grid = (ss, tt)
+        self.zz = plane_loss(ss, tt, self.origin, self.e1, self.e2, theta_star, loss_star, hessian)
+        self.levels = _levels(self.zz, loss_star)
+
+    def _point(self, theta: list[float]) -> tuple[float, float]:
+        s, t = project(np.asarray([theta]), self.origin, self.e1, self.e2)
+        return float(s[0]), float(t[0])
+
+    def panel(self, ax: Axes, index: int, title: str, legend: bool) -> None:
+        cs = ax.contour(*self.grid, self.zz, levels=self.levels, cmap="viridis", linewidths=0.9)
+        ax.clabel(cs, fontsize=7, fmt="%.3g")
+        _draw_path(ax, *self.paths[index], self.xlim, self.ylim)
+        ax.plot(
+            *self.marks[0], marker="*", ms=15, color="gold", mec="k", ls="none", label="optimum θ*"
+        )
+        if self.has_true:
+            ax.plot(
+                *self.marks[1], marker="X", ms=9, color="C2", mec="k", ls="none", label="true θ"
+            )
+        ax.set_xlim(*self.xlim)
+        ax.set_ylim(*self.ylim)
+        ax.set_xlabel(self.labels[0])
+        ax.set_ylabel(self.labels[1])
+        ax.set_title(title, fontsize=10)
+        if legend:
+            ax.legend(loc="best", fontsize=8)
 
 
 def _frame(
@@ -245,3 +311,119 @@ def run_figures(run: RunData) -> dict[str, Figure]:
             title=f"Fit — {title}",
         )
     return figures
+
+
+VERDICT_COLORS = {"monotone": "#2ca02c", "oscillating": "#ff7f0e", "diverged": "#d62728"}
+
+
+def sweep_loss_figure(
+    curves: list[tuple[float, np.ndarray, np.ndarray, str]],
+    loss_star: float | None = None,
+    ax: Axes | None = None,
+) -> Figure:
+    """Every loss curve (lr, steps, loss, verdict) on a log scale, coloured by lr on a log
+    colour scale; a diverged curve ends with a cross."""
+    from matplotlib import colormaps
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import ListedColormap, LogNorm
+
+    fig, ax = _axes(ax, (7.5, 4.8))
+    lrs = [c[0] for c in curves]
+    norm = LogNorm(min(lrs), max(lrs) if max(lrs) > min(lrs) else min(lrs) * 10)
+    # plasma without its palest yellow, which vanishes on a white background
+    cmap = ListedColormap(colormaps["plasma"](np.linspace(0.0, 0.85, 256)))
+    for lr, steps, loss, verdict in curves:
+        keep = np.isfinite(loss) & (loss > 0)
+        color = cmap(norm(lr))
+        ax.plot(steps[keep], loss[keep], color=color, lw=1.3)
+        if verdict == "diverged" and keep.any():
+            ax.plot(steps[keep][-1], loss[keep][-1], marker="x", ms=8, mew=2, color=color)
+    if loss_star is not None and loss_star > 0:
+        ax.axhline(loss_star, color="k", ls="--", lw=1, label=f"optimum {loss_star:.6g}")
+        ax.legend(loc="upper right")
+    ax.set_yscale("log")
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss (mean squared error)")
+    ax.set_title("Loss per learning rate (× = diverged)", fontsize=10)
+    ax.grid(True, which="both", alpha=0.3)
+    fig.colorbar(ScalarMappable(norm=norm, cmap=cmap), ax=ax, label="learning rate")
+    return fig
+
+
+def sweep_summary_figure(
+    results: list[dict[str, Any]],
+    monotone_lr: float,
+    optimal_lr: float,
+    critical_lr: float,
+    ax: Axes | None = None,
+) -> Figure:
+    """Final loss against lr on log axes, coloured by verdict, with the monotone limit, η* and
+    the critical lr marked: the learning-rate finder picture, done exactly."""
+    fig, ax = _axes(ax, (7.5, 4.8))
+    for verdict, color in VERDICT_COLORS.items():
+        pts = [
+            (r["lr"], r["final_loss"])
+            for r in results
+            if r["verdict"] == verdict and r["final_loss"] is not None and r["final_loss"] > 0
+        ]
+        if pts:
+            xs, ys = zip(*pts, strict=True)
+            ax.plot(xs, ys, "o", color=color, label=verdict)
+    order = sorted(
+        (r["lr"], r["final_loss"])
+        for r in results
+        if r["final_loss"] is not None and r["final_loss"] > 0
+    )
+    if order:
+        ax.plot(*zip(*order, strict=True), color="0.6", lw=1, zorder=0)
+    for x, label, style in (
+        (monotone_lr, "monotone limit 1/λ_max", ":"),
+        (optimal_lr, "optimal η*", "--"),
+        (critical_lr, "critical 2/λ_max", "-"),
+    ):
+        if np.isfinite(x):
+            ax.axvline(x, color="k", ls=style, lw=1, label=f"{label} = {x:.4g}")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("learning rate")
+    ax.set_ylabel("final loss")
+    ax.set_title("Final loss against learning rate", fontsize=10)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(loc="best", fontsize=8)
+    return fig
+
+
+def sweep_figures(run: RunData) -> dict[str, Figure]:
+    """The three figures of a sweep directory."""
+    summary, analysis = run.summary, run.summary["analysis"]
+    lr_col = run.metrics["lr"]
+    results = summary["results"]
+    thetas, titles, curves = [], [], []
+    for row in results:
+        mask = lr_col == row["lr"]
+        theta = run.theta[mask]
+        thetas.append(theta)
+        predicted = row["predicted_verdict"]
+        titles.append(f"lr {row['lr']:.4g}: {row['verdict']} (predicted {predicted})")
+        curves.append(
+            (row["lr"], run.metrics["step"][mask], run.metrics["loss"][mask], row["verdict"])
+        )
+    true = summary.get("true")
+    true_theta = [*true["w"], true["b"]] if true else None
+    return {
+        "sweep_contours": contour_grid_figure(
+            thetas,
+            titles,
+            analysis["theta_star"],
+            analysis["loss_star"],
+            analysis["hessian"],
+            true_theta,
+            suptitle=f"Gradient descent at {len(results)} learning rates "
+            f"(critical lr {summary['critical_lr']:.4g})",
+            frame_paths=[row["verdict"] != "diverged" for row in results],
+        ),
+        "sweep_loss": sweep_loss_figure(curves, summary["closed_form"]["loss"]),
+        "sweep_summary": sweep_summary_figure(
+            results, summary["monotone_lr_limit"], summary["optimal_lr"], summary["critical_lr"]
+        ),
+    }

@@ -224,6 +224,85 @@ def save_fit(
     return summary
 
 
+def save_sweep(
+    run_dir: Path,
+    config: Config,
+    dataset: Dataset,
+    analysis: Analysis,
+    result: TrainResult,
+    outcome: Any,
+) -> dict[str, Any]:
+    """Write a sweep directory: config, sweep.csv, trajectories.csv, summary.json."""
+    summary: dict[str, Any] = {
+        "format_version": FORMAT_VERSION,
+        "kind": "sweep",
+        "name": config.name,
+        "lrs": result.lrs,
+        "critical_lr": analysis.critical_lr,
+        "monotone_lr_limit": analysis.monotone_lr_limit,
+        "optimal_lr": analysis.optimal_lr,
+        "condition_number": _json_number(analysis.condition_number),
+        "recommended_lr": outcome.recommended_lr,
+        "recommendation": outcome.recommendation,
+        "full_batch_prediction": config.train.batch_size is None,
+        "closed_form": {"loss": analysis.target_loss, **_wb(analysis.target_theta)},
+        "true": (
+            {"w": dataset.true_w, "b": dataset.true_b} if dataset.true_w is not None else None
+        ),
+        "results": [{k: _clean(v) for k, v in row.items()} for row in outcome.rows],
+        "analysis": analysis.to_json(),
+        "max_iter": config.train.max_iter,
+        "device": result.device,
+        "dtype": config.train.dtype,
+        "seed": config.seed,
+        "elapsed_s": result.elapsed_s,
+        "steps_per_s": result.steps_run / result.elapsed_s if result.elapsed_s > 0 else None,
+        "versions": _versions(),
+    }
+    header = _config_header(config).replace("lrtrain fit", "lrtrain sweep-lr")
+    atomic_write_text(run_dir / "config.yaml", header + config.to_yaml())
+    atomic_write_text(run_dir / "sweep.csv", _sweep_csv(outcome.rows))
+    atomic_write_text(run_dir / "trajectories.csv", _trajectories_csv(result))
+    atomic_write_text(run_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
+    return summary
+
+
+def _clean(value: Any) -> Any:
+    return _json_number(value) if isinstance(value, float) else value
+
+
+SWEEP_COLUMNS = ["lr", "verdict", "predicted_verdict", "final_loss", "diverged_at", "steps_to_tol"]
+
+
+def _sweep_csv(rows: list[dict[str, Any]]) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(SWEEP_COLUMNS)
+    for row in rows:
+        writer.writerow(["" if row[c] is None else row[c] for c in SWEEP_COLUMNS])
+    return out.getvalue()
+
+
+def _trajectories_csv(result: TrainResult) -> str:
+    d = result.final_theta.shape[1] - 1
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["lr", "step", "loss", "grad_norm", *[f"w_{i}" for i in range(d)], "b"])
+    for k, lr in enumerate(result.lrs):
+        h = result.replica_history(k)
+        for i in range(len(h["step"])):
+            writer.writerow(
+                [
+                    _fmt(lr),
+                    int(h["step"][i]),
+                    _fmt(h["loss"][i]),
+                    _fmt(h["grad_norm"][i]),
+                    *(_fmt(v) for v in h["theta"][i].tolist()),
+                ]
+            )
+    return out.getvalue()
+
+
 def _torch_bytes(torch: Any, obj: Any) -> bytes:
     buffer = io.BytesIO()
     torch.save(obj, buffer)
@@ -310,11 +389,13 @@ def load_run(path: str | Path) -> RunData:
     config = _read_yaml(path / "config.yaml")
     kind = summary.get("kind", "fit")
     run = RunData(path=path, kind=kind, summary=summary, config=config)
-    if kind == "fit":
+    if kind == "sweep":
+        run.metrics = _read_csv_columns(path / "trajectories.csv")
+    else:
         run.metrics = _read_csv_columns(path / "metrics.csv")
-        sample = path / "data_sample.csv"
-        if sample.is_file():
-            run.sample = _read_csv_columns(sample)
+    sample = path / "data_sample.csv"
+    if sample.is_file():
+        run.sample = _read_csv_columns(sample)
     return run
 
 
