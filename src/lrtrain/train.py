@@ -161,7 +161,9 @@ def train(
     stop_step = torch.full((k,), total, dtype=torch.long, device=device)
     status = torch.full((k,), _COMPLETED, dtype=torch.long, device=device)
     prev_loss = torch.full((k,), math.nan, dtype=dtype, device=device)
-    limit = torch.full((k,), math.inf, dtype=dtype, device=device)
+    # The finite maximum, not inf, so that an infinite loss fails `loss <= limit` even when the
+    # initial loss is 0 (and no multiple of it can serve as a limit).
+    limit = torch.full((k,), torch.finfo(dtype).max, dtype=dtype, device=device)
     tol = train_cfg.tol
     batches = (
         _Batches(dataset.n, train_cfg.batch_size, config.seed, device)
@@ -173,7 +175,9 @@ def train(
     start = time.perf_counter()
     for step in range(total):
         if should_stop is not None and should_stop():
-            _stop(active, stop_step, status, step, active.clone(), _INTERRUPTED)
+            stop_step.masked_fill_(active, step)
+            status = torch.where(active, _INTERRUPTED, status)
+            active.zero_()
             break
         if batches is not None:
             idx = batches.indices(step)
@@ -188,13 +192,15 @@ def train(
             row = step // log_every
             hist_loss[row] = loss
             hist_grad[row] = grad_norm
-            hist_theta[row] = _theta(model)
-        bad = ~torch.isfinite(loss) | (loss > limit)
-        done = bad if tol is None else bad | ((loss - prev_loss).abs() < tol)
+            hist_theta[row, :, :d] = model.w.detach()
+            hist_theta[row, :, d] = model.b.detach()
+        ok = loss <= limit  # False for NaN, ±inf and blow-ups alike
+        done = ~ok if tol is None else ~ok | ((loss - prev_loss).abs() < tol)
         newly = active & done
-        _stop(active, stop_step, status, step, newly & ~bad, _CONVERGED)
-        _stop(active, stop_step, status, step, newly & bad, _DIVERGED)
-        _sgd_step(model, optimizer, lr, active, opt_cfg.weight_decay)
+        stop_step.masked_fill_(newly, step)
+        status = torch.where(newly, torch.where(ok, _CONVERGED, _DIVERGED), status)
+        active &= ~newly
+        _sgd_step(model, optimizer, lr, active, opt_cfg.weight_decay, opt_cfg.momentum > 0)
         prev_loss = loss
         if (step + 1) % SYNC_EVERY == 0 or step + 1 == total:
             # One host synchronisation per SYNC_EVERY steps: progress, and stop early once every
@@ -244,8 +250,7 @@ def _forward_backward(
     optimizer.zero_grad()
     # Replicas are independent, so the gradient of the sum is each replica's own gradient.
     loss.sum().backward()
-    grad_norm = (model.w.grad.pow(2).sum(dim=1) + model.b.grad.pow(2)).sqrt()
-    return loss.detach(), grad_norm
+    return loss.detach(), torch.linalg.vector_norm(_grad_vector(model), dim=1)
 
 
 def _grad_vector(model: MyLinearRegressionModel) -> torch.Tensor:
@@ -263,29 +268,21 @@ def _sgd_step(
     lr: torch.Tensor,
     active: torch.Tensor,
     weight_decay: float,
+    momentum: bool,
 ) -> None:
-    scale = torch.where(active, lr, torch.zeros_like(lr))
-    old = [model.w.detach().clone(), model.b.detach().clone()]
-    for param, view in ((model.w, scale.unsqueeze(1)), (model.b, scale)):
+    inactive = ~active
+    old = (model.w.clone(), model.b.clone()) if momentum else None
+    for param, rate, frozen in (
+        (model.w, lr.unsqueeze(1), inactive.unsqueeze(1)),
+        (model.b, lr, inactive),
+    ):
         grad = param.grad
         if weight_decay:
             grad.add_(param, alpha=weight_decay)
-        # A stopped replica may have an infinite gradient; zero it rather than multiply by 0.
-        grad.copy_(torch.where(view != 0, grad * view, torch.zeros_like(grad)))
+        # Zero a stopped replica's gradient outright: it may be infinite, and inf·0 is NaN.
+        grad.mul_(rate).masked_fill_(frozen, 0.0)
     optimizer.step()
-    # Momentum would keep moving a stopped replica: put it back where it stopped.
-    model.w.copy_(torch.where(active.unsqueeze(1), model.w, old[0]))
-    model.b.copy_(torch.where(active, model.b, old[1]))
-
-
-def _stop(
-    active: torch.Tensor,
-    stop_step: torch.Tensor,
-    status: torch.Tensor,
-    step: int,
-    which: torch.Tensor,
-    code: int,
-) -> None:
-    stop_step.copy_(torch.where(which, step, stop_step))
-    status.copy_(torch.where(which, code, status))
-    active.logical_and_(~which)
+    if old is not None:
+        # Momentum would keep moving a stopped replica: put it back where it stopped.
+        model.w.copy_(torch.where(active.unsqueeze(1), model.w, old[0]))
+        model.b.copy_(torch.where(active, model.b, old[1]))

@@ -1,0 +1,224 @@
+"""sweep-lr: vectorised = sequential, verdicts, automatic choice, files and figures."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from test_train import lesson_loop
+from typer.testing import CliRunner
+
+from lrtrain.analysis import analyse
+from lrtrain.api import sweep_lr
+from lrtrain.cli import app
+from lrtrain.config import load_config
+from lrtrain.data import load_dataset
+from lrtrain.errors import ConfigError
+from lrtrain.sweep import auto_lrs, parse_lr_range, parse_lrs
+from lrtrain.train import train
+
+LESSON_LRS = [0.0005, 0.001, 0.005, 0.025, 0.028, 0.03]
+
+
+@pytest.mark.parametrize(
+    "sgd",
+    [
+        {},
+        {"momentum": 0.7},
+        {"momentum": 0.7, "nesterov": True},
+        {"weight_decay": 0.2},
+        {"momentum": 0.5, "weight_decay": 0.1, "nesterov": True},
+    ],
+)
+def test_vectorised_sweep_equals_separate_lesson_loops(sgd: dict) -> None:
+    over = [f"optimizer.{k}={str(v).lower()}" for k, v in sgd.items()]
+    cfg = load_config(None, ["device=cpu", "train.max_iter=150", *over])
+    ds = load_dataset(cfg)
+    lrs = [0.0005, 0.003, 0.01, 0.02]
+    together = train(ds, cfg, lrs=lrs)
+    for k, lr in enumerate(lrs):
+        theta, _ = lesson_loop(ds.x, ds.y, 150, lr=lr, **sgd)
+        assert torch.allclose(together.final_theta[k], theta, atol=1e-6, rtol=1e-6), (lr, sgd)
+
+
+def test_lesson_six_verdicts(tmp_path: Path) -> None:
+    run = sweep_lr(load_config("lecture", ["device=cpu"]), out=tmp_path / "s")
+    verdicts = [r["verdict"] for r in run.summary["results"]]
+    assert verdicts == [
+        "monotone",
+        "monotone",
+        "monotone",
+        "oscillating",
+        "oscillating",
+        "diverged",
+    ]
+    assert [r["predicted_verdict"] for r in run.summary["results"]] == verdicts
+    assert not run.all_diverged
+    assert run.summary["critical_lr"] == pytest.approx(0.02977, abs=1e-5)
+    assert run.summary["recommended_lr"] in LESSON_LRS[:5]
+
+
+def test_diverging_replica_does_not_poison_others(tmp_path: Path) -> None:
+    cfg = load_config(None, ["device=cpu", "train.max_iter=400"])
+    ds = load_dataset(cfg)
+    result = train(ds, cfg, lrs=[0.001, 0.5, 0.02])
+    alone = train(ds, cfg, lrs=[0.02])
+    assert result.statuses[1] == "diverged" and result.stop_steps[1] < 50
+    assert torch.allclose(result.final_theta[2], alone.final_theta[0], atol=1e-6)
+    assert bool(torch.isfinite(result.loss[:, [0, 2]]).all())
+
+
+@pytest.mark.parametrize(
+    "extra", [[], ["optimizer.momentum=0.5"], ["optimizer.momentum=0.5", "optimizer.nesterov=true"]]
+)
+def test_auto_lrs_span_all_three_regimes(extra: list[str]) -> None:
+    cfg = load_config(None, ["train.dtype=float64", *extra])
+    ds = load_dataset(cfg)
+    a = analyse(ds.x, ds.y, cfg.optimizer)
+    predicted = {a.predict(lr) for lr in auto_lrs(a)}
+    assert predicted == {"monotone", "oscillating", "diverged"}
+
+
+@pytest.mark.parametrize("problem", ["lecture", "multivariate"])
+def test_predicted_equals_observed_away_from_boundaries(problem: str, tmp_path: Path) -> None:
+    cfg = load_config(problem, ["device=cpu", "train.dtype=float64", "train.max_iter=400"])
+    ds = load_dataset(cfg)
+    a = analyse(ds.x, ds.y, cfg.optimizer)
+    lrs = [
+        lr
+        for lr in parse_lr_range(f"{a.monotone_lr_limit / 30}:{a.critical_lr * 1.5}:25")
+        if min(abs(lr / b - 1) for b in (a.monotone_lr_limit, a.critical_lr)) > 0.01
+    ]
+    run = sweep_lr(cfg, lrs, out=tmp_path / problem)
+    for row in run.summary["results"]:
+        assert row["verdict"] == row["predicted_verdict"], row
+
+
+def test_sweep_directory_files(tmp_path: Path) -> None:
+    run = sweep_lr(load_config("lecture", ["device=cpu"]), out=tmp_path / "s")
+    d = run.run_dir
+    with (d / "sweep.csv").open() as fh:
+        rows = list(csv.DictReader(fh))
+    assert list(rows[0]) == [
+        "lr",
+        "verdict",
+        "predicted_verdict",
+        "final_loss",
+        "diverged_at",
+        "steps_to_tol",
+    ]
+    assert [float(r["lr"]) for r in rows] == LESSON_LRS
+    summary = json.loads((d / "summary.json").read_text())
+    for key in ("critical_lr", "optimal_lr", "recommended_lr", "results", "recommendation"):
+        assert key in summary
+    for name in ("sweep_contours", "sweep_loss", "sweep_summary"):
+        assert (d / "plots" / f"{name}.png").read_bytes().startswith(b"\x89PNG")
+    assert load_config(str(d / "config.yaml")).sweep.lrs == LESSON_LRS
+
+
+def test_sweep_figures_axes(tmp_path: Path) -> None:
+    from lrtrain.plots import sweep_figures
+    from lrtrain.runs import load_run
+
+    run = sweep_lr(load_config("lecture", ["device=cpu"]), out=tmp_path / "s")
+    figs = sweep_figures(load_run(run.run_dir))
+    panels = [ax for ax in figs["sweep_contours"].axes if ax.get_visible()]
+    assert len(panels) == 6
+    assert [p.get_xlim() for p in panels] == [panels[0].get_xlim()] * 6
+    assert "diverged" in panels[-1].get_title() and "oscillating" in panels[3].get_title()
+    summary_ax = figs["sweep_summary"].axes[0]
+    assert summary_ax.get_xscale() == "log"
+    vlines = [
+        line.get_xdata()[0]
+        for line in summary_ax.lines
+        if line.get_linestyle() != "None"
+        and len(line.get_xdata()) == 2
+        and line.get_xdata()[0] == line.get_xdata()[1]
+    ]
+    assert pytest.approx(run.summary["critical_lr"]) in vlines
+    loss_ax = figs["sweep_loss"].axes[0]
+    assert loss_ax.get_yscale() == "log"
+
+
+def test_sweep_redraw_without_torch(tmp_path: Path) -> None:
+    run = sweep_lr(load_config("lecture", ["device=cpu", "train.max_iter=30"]), out=tmp_path / "s")
+    code = (
+        "import sys; sys.modules['torch'] = None\n"
+        "from lrtrain.api import redraw\n"
+        f"print(len(redraw({str(run.run_dir)!r}, 'svg')))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert out.returncode == 0 and out.stdout.strip() == "3", out.stderr
+
+
+def test_minibatch_sweep_labels_full_batch_prediction(tmp_path: Path) -> None:
+    run = sweep_lr(
+        load_config("minibatch", ["device=cpu", "data.n_samples=2000", "train.max_iter=200"]),
+        [0.001, 0.01],
+        out=tmp_path / "mb",
+    )
+    assert run.summary["full_batch_prediction"] is False
+
+
+def test_parse_lrs_and_range() -> None:
+    assert parse_lrs("0.1,0.2") == [0.1, 0.2]
+    got = parse_lr_range("1e-4:1e-1:4")
+    assert got == pytest.approx([1e-4, 1e-3, 1e-2, 1e-1])
+    for bad in ("a,b", "0,1", "-1"):
+        with pytest.raises(ConfigError):
+            parse_lrs(bad)
+    for bad in ("1:0.1:5", "1e-4:1e-1", "1e-4:1e-1:1", "x:y:z"):
+        with pytest.raises(ConfigError):
+            parse_lr_range(bad)
+
+
+runner = CliRunner()
+
+
+def test_cli_sweep_table_and_exit_codes(tmp_path: Path) -> None:
+    result = runner.invoke(
+        app,
+        [
+            "sweep-lr",
+            "--lrs",
+            ",".join(map(str, LESSON_LRS)),
+            "--device",
+            "cpu",
+            "--out",
+            str(tmp_path / "a"),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    for fragment in (
+        "lrtrain sweep-lr",
+        "oscillating",
+        "diverged",
+        "recommended",
+        "critical lr 0.029774",
+    ):
+        assert fragment in result.output
+    result = runner.invoke(
+        app,
+        [
+            "sweep-lr",
+            "--lrs",
+            "0.1,0.2",
+            "--device",
+            "cpu",
+            "--out",
+            str(tmp_path / "b"),
+            "train.max_iter=300",
+        ],
+    )
+    assert result.exit_code == 3 and "every learning rate diverged" in result.output
+    result = runner.invoke(app, ["sweep-lr", "--lrs", "1", "--lr-range", "1:2:3"])
+    assert result.exit_code == 2 and "not both" in result.output
+    result = runner.invoke(app, ["sweep-lr", "--lr-range", "oops"])
+    assert result.exit_code == 2 and "LO:HI:N" in result.output
+    result = runner.invoke(app, ["sweep-lr", "--help"])
+    assert result.exit_code == 0 and "Examples" in result.output
