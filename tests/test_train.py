@@ -265,3 +265,94 @@ def test_float64_and_float32_agree() -> None:
     cfg64, ds64 = _setup("train.dtype=float64")
     a, b = train(ds32, cfg32), train(ds64, cfg64)
     assert math.isclose(a.final_loss[0], b.final_loss[0], rel_tol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [[], ["optimizer.momentum=0.9", "optimizer.weight_decay=0.01"]],
+)
+def test_streamed_step_equals_autograd_step(monkeypatch, extra: list[str]) -> None:
+    """The chunked, hand-derived gradient used for large CPU problems gives the numbers of the
+    lesson's autograd step (float64, to 1e-10), replicas and a diverging replica included."""
+    import lrtrain.train as engine
+
+    cfg, ds = _setup(
+        "data.n_samples=20000",
+        "data.x={kind: uniform, low: -2, high: 3}",
+        "data.true_w=[1.5, -2.0, 0.5]",
+        "train.dtype=float64",
+        "train.max_iter=150",
+        *extra,
+    )
+    assert ds.x.stride() == (1, ds.n)  # feature-major, as the streamed path expects
+    lrs = [0.01, 0.1, 0.3, 5.0]
+    plain = train(ds, cfg, lrs=lrs)
+    monkeypatch.setattr(engine, "STREAM_MIN_ROWS", 1)
+    monkeypatch.setattr(engine, "_STREAM_CHUNK_ROWS", 4096 * len(lrs))  # 5 chunks, the last short
+    streamed = train(ds, cfg, lrs=lrs)
+    assert streamed.statuses == plain.statuses and streamed.statuses[-1] == "diverged"
+    assert streamed.stop_steps == plain.stop_steps
+    assert torch.allclose(streamed.final_theta, plain.final_theta, rtol=1e-10, atol=1e-12)
+    finite = torch.isfinite(plain.loss)
+    assert torch.allclose(streamed.loss[finite], plain.loss[finite], rtol=1e-10, atol=0)
+    assert torch.allclose(streamed.initial_grad, plain.initial_grad, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        ["train.log_every=1"],
+        ["train.log_every=7", "optimizer.momentum=0.9", "train.tol=1e-9"],
+    ],
+)
+def test_device_counter_step_equals_host_step(monkeypatch, extra: list[str]) -> None:
+    """The step a CUDA graph captures takes its step number from a device tensor. Replayed
+    eagerly on the CPU (the capture itself needs a GPU, see test_cuda_graph_equals_eager) it
+    gives what the host-driven loop gives: histories, stops, statuses and parameters."""
+    import lrtrain.train as engine
+
+    class EagerReplay(engine._GraphedStep):
+        def run(self, step: int) -> torch.Tensor:
+            if step < engine._GRAPH_WARMUP:
+                return self.step_at(step, self.x, self.y)
+            if self.graph is None:
+                self.counter.fill_(step)
+                self.graph = True  # type: ignore[assignment]
+            self._body()
+            return self.loss
+
+    cfg, ds = _setup("train.dtype=float64", "train.max_iter=300", *extra)
+    lrs = [0.001, 0.02, 0.0297, 0.08]
+    host = train(ds, cfg, lrs=lrs)
+    monkeypatch.setattr(engine, "_GraphedStep", EagerReplay)
+    monkeypatch.setattr(engine, "_use_graph", lambda *_: True)
+    device = train(ds, cfg, lrs=lrs)
+    assert device.statuses == host.statuses and "diverged" in host.statuses
+    assert device.stop_steps == host.stop_steps
+    assert torch.equal(device.final_theta, host.final_theta)
+    assert torch.equal(device.loss.nan_to_num(), host.loss.nan_to_num())
+    assert torch.equal(device.theta.nan_to_num(), host.theta.nan_to_num())
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize(
+    "extra",
+    [[], ["train.log_every=7", "optimizer.momentum=0.9", "train.tol=1e-9"]],
+)
+def test_cuda_graph_equals_eager(monkeypatch, extra: list[str]) -> None:
+    import lrtrain.train as engine
+
+    cfg = load_config(None, ["device=cuda", "train.dtype=float64", "train.max_iter=300", *extra])
+    ds = load_dataset(cfg)
+    lrs = [0.001, 0.02, 0.0297, 0.08]
+    graphed = train(ds, cfg, lrs=lrs)
+    monkeypatch.setattr(engine, "CUDA_GRAPHS", False)
+    eager = train(ds, cfg, lrs=lrs)
+    assert graphed.statuses == eager.statuses and "diverged" in eager.statuses
+    assert graphed.stop_steps == eager.stop_steps
+    assert torch.allclose(graphed.final_theta, eager.final_theta, rtol=1e-12, atol=0)
+    assert torch.allclose(graphed.loss.nan_to_num(), eager.loss.nan_to_num(), rtol=1e-12)
+    cpu = train(ds, load_config(None, ["device=cpu", "train.dtype=float64",
+                                       "train.max_iter=300", *extra]), lrs=lrs)  # fmt: skip
+    assert torch.allclose(graphed.final_theta, cpu.final_theta, rtol=1e-9, atol=1e-12)

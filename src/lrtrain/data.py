@@ -27,6 +27,10 @@ _MASK64 = (1 << 64) - 1
 class Dataset:
     """Features ``x`` [N, d] and targets ``y`` [N, 1], on the CPU, in the training dtype.
 
+    ``x`` is stored feature-major (each feature's N values contiguous, strides (1, N)): the
+    training pass then streams memory both for X·w and for rᵀX, which makes a full-batch step
+    on millions of rows about twice as fast as row-major storage (see benchmarks/).
+
     ``x_mean``/``x_scale`` are set when the features were standardised: the model trains on
     (x − mean)/scale and :func:`to_original_units` maps its parameters back.
     """
@@ -128,7 +132,7 @@ def _synthetic_dataset(data: DataConfig, seed: int, dtype: torch.dtype) -> Datas
     # Fill preallocated tensors block by block so that peak memory is the data set itself plus
     # one float64 block, never a float64 copy of everything.
     n, d = data.n_samples, data.d
-    x = torch.empty(n, d, dtype=dtype)
+    x = torch.empty(d, n, dtype=dtype).t()  # feature-major, see Dataset
     y = torch.empty(n, 1, dtype=dtype)
     for lo, xb, yb in iter_synthetic(data, seed, BLOCK_ROWS * 16):
         x[lo : lo + len(xb)] = xb
@@ -174,11 +178,16 @@ def read_csv(data: DataConfig, dtype: torch.dtype) -> Dataset:
     ]
     table = torch.tensor(values, dtype=torch.float64)
     return Dataset(
-        table[:, :-1].to(dtype).contiguous(),
+        feature_major(table[:, :-1].to(dtype)),
         table[:, -1:].to(dtype).contiguous(),
         list(features),
         data.target,
     )
+
+
+def feature_major(x: torch.Tensor) -> torch.Tensor:
+    """``x`` [N, d] with the storage layout of :class:`Dataset` (values unchanged)."""
+    return x.t().contiguous().t()
 
 
 def _cell(path: Path, line: int, row: list[str], col: int, header: list[str]) -> float:
@@ -208,7 +217,7 @@ def _standardize(dataset: Dataset) -> None:
             f"data.standardize: feature(s) {', '.join(constant)} are constant and cannot be "
             "standardised; drop them from data.features"
         )
-    dataset.x = ((x64 - mean) / scale).to(dataset.x.dtype)
+    dataset.x = feature_major(((x64 - mean) / scale).to(dataset.x.dtype))
     dataset.x_mean = mean.tolist()
     dataset.x_scale = scale.tolist()
 
