@@ -31,4 +31,4 @@ clean:
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
 
 bench: $(STAMP)
-	$(BIN)/python -m benchmarks.sweep
+	$(BIN)/python -m benchmarks

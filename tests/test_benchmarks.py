@@ -1,0 +1,41 @@
+"""The benchmark suite runs (its --quick smoke run). It asserts that every case runs and reports,
+never how fast anything is: timings on shared machines are noise."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+CPU_CASES = ["sweep", "full-batch", "mini-batch", "contour", "--help", "plot", "memory", "lesson"]
+
+
+def test_quick_benchmark_runs_every_case(tmp_path: Path) -> None:
+    out = tmp_path / "results.json"
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "MPLBACKEND": "Agg"}
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "--quick", "--output", str(out)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "| case | baseline |" in done.stdout
+    report = json.loads(out.read_text())
+    assert report["quick"] is True and report["machine"]["torch"]
+    names = [case["name"] for case in report["cases"]]
+    for key in CPU_CASES:
+        assert any(key in name for name in names), (key, names)
+    for case in report["cases"]:
+        assert case["target"]
+        if case["ratio"] is not None:
+            assert case["ratio"] > 0
+    plot = next(c for c in report["cases"] if c["name"].startswith("lrtrain plot"))
+    assert plot["figures"] == {"imports_torch": False, "imports_lrtrain_train": False}
+    contour = next(c for c in report["cases"] if c["name"].startswith("contour"))
+    assert contour["figures"]["max_relative_difference"] <= 1e-6
