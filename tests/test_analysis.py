@@ -139,3 +139,73 @@ def test_observed_verdicts_from_hand_trajectories() -> None:
     assert observed_verdict(loss, osc, "completed", h) == "oscillating"
     assert observed_verdict(loss.flip(0), osc, "completed", h) == "diverged"
     assert observed_verdict(loss, mono, "diverged", h) == "diverged"
+
+
+# --- automatic step size and momentum -------------------------------------------------------
+
+
+def test_auto_settings_equal_the_formulas() -> None:
+    from lrtrain.analysis import auto_settings
+
+    _, a = _lesson()
+    lo, hi = a.eigenvalues
+    kappa = hi / lo
+    plain = auto_settings(a, 0.0, False)
+    assert plain.lr == pytest.approx(2 / (lo + hi), rel=1e-12) and plain.momentum == 0
+    assert plain.rate == pytest.approx((kappa - 1) / (kappa + 1), rel=1e-9)
+    polyak = auto_settings(a, None, False)
+    assert polyak.lr == pytest.approx(4 / (math.sqrt(hi) + math.sqrt(lo)) ** 2, rel=1e-12)
+    root = math.sqrt(kappa)
+    assert polyak.momentum == pytest.approx(((root - 1) / (root + 1)) ** 2, rel=1e-12)
+    # Polyak's settings reach the first-order lower bound (√κ − 1)/(√κ + 1).
+    assert polyak.rate == pytest.approx((root - 1) / (root + 1), rel=1e-6)
+    nesterov = auto_settings(a, None, True)
+    assert nesterov.lr == pytest.approx(1 / hi, rel=1e-12)
+    assert nesterov.momentum == pytest.approx((root - 1) / (root + 1), rel=1e-12)
+    # The textbook Nesterov setting converges faster than the best plain gradient descent.
+    assert nesterov.rate < plain.rate
+    assert nesterov.rate == pytest.approx(1 - 1 / root, abs=0.01)
+
+
+def test_mode_rate_matches_the_iteration_it_describes() -> None:
+    """The spectral radius is the long-run error factor of PyTorch's update on one mode,
+    checked by running that update (heavy ball and Nesterov) on a 1-D quadratic."""
+    from lrtrain.analysis import mode_rate
+
+    lam, lr = 3.0, 0.2
+    for momentum, nesterov in ((0.0, False), (0.5, False), (0.6, True), (0.9, False)):
+        theta = torch.tensor([1.0], dtype=torch.float64, requires_grad=True)
+        opt = torch.optim.SGD([theta], lr=lr, momentum=momentum, nesterov=nesterov)
+        errors = []
+        for _ in range(400):
+            opt.zero_grad()
+            (0.5 * lam * theta**2).sum().backward()
+            opt.step()
+            errors.append(abs(float(theta.detach())))
+        observed = (errors[-1] / errors[-201]) ** (1 / 200)
+        assert observed == pytest.approx(mode_rate(lr * lam, lam, lr, momentum, nesterov), rel=2e-2)
+
+
+def test_auto_lr_for_a_fixed_momentum_minimises_the_worst_rate() -> None:
+    from lrtrain.analysis import auto_settings, convergence_rate
+
+    _, a = _lesson()
+    for momentum, nesterov in ((0.5, False), (0.9, False), (0.5, True)):
+        best = auto_settings(a, momentum, nesterov)
+        for factor in (0.9, 1.1):
+            other = convergence_rate(best.lr * factor, a.eigenvalues, momentum, nesterov)
+            assert best.rate <= other + 1e-12
+
+
+def test_predicted_steps_of_the_lesson() -> None:
+    """The figures the issue quotes for the lesson data in float64 (about 650 steps at η*,
+    about 86 with Polyak's heavy ball, to a relative gap of 1e-6)."""
+    from lrtrain.analysis import auto_settings, predicted_steps
+
+    _, a = _lesson()
+    plain, polyak = auto_settings(a, 0.0, False), auto_settings(a, None, False)
+    at_eta = predicted_steps(a, [0.0, 0.0], plain.lr, 0.0, False, 1e-6, 100_000)
+    heavy = predicted_steps(a, [0.0, 0.0], polyak.lr, polyak.momentum, False, 1e-6, 100_000)
+    assert at_eta is not None and 600 <= at_eta <= 700
+    assert heavy is not None and 80 <= heavy <= 92
+    assert predicted_steps(a, [0.0, 0.0], 1e-3, 0.0, False, 1e-6, 1000) is None

@@ -76,7 +76,7 @@ def test_diverged_exit_3_with_hint(tmp_path: Path) -> None:
 
 
 BAD_CASES = [
-    (["optimizer.lr=-1"], "optimizer.lr: Input should be greater than 0"),
+    (["optimizer.lr=-1"], "optimizer.lr: expected a number > 0 or 'auto'"),
     (["optimizer.lrr=1"], "Did you mean 'optimizer.lr'"),
     (["optimizer.lr=nan"], "optimizer.lr"),
     (["train.max_iter=0"], "train.max_iter"),
@@ -167,3 +167,56 @@ def test_python_dash_m(tmp_path: Path) -> None:
         check=False,
     )
     assert out.returncode == 0 and "name: lecture" in out.stdout
+
+
+def test_fit_auto_reports_the_chosen_settings(tmp_path: Path) -> None:
+    run = tmp_path / "auto"
+    result = invoke(
+        "fit", "--device", "cpu", "--out", str(run), "optimizer.lr=auto", "optimizer.momentum=auto",
+        "train.dtype=float64", "train.max_iter=1000", "train.target_gap=1e-6",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "auto      lr 0.050495, momentum 0.70848 — Polyak heavy ball" in result.output
+    assert "relative gap ≤ 1e-06: reached at step 86 · theory predicts 86 steps" in result.output
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["status"] == "converged" and summary["steps"] == 86
+    assert summary["optimizer"]["auto"]["rule"].startswith("Polyak")
+    assert summary["theory"] == {
+        "rate": pytest.approx(0.84171, rel=1e-4),
+        "target_gap": 1e-6,
+        "predicted_steps": 86,
+        "observed_steps": 86,
+        "full_batch_prediction": True,
+    }
+    resolved = (run / "config.yaml").read_text()
+    assert "lr: 0.0504945" in resolved and "auto" not in resolved.split("\n", 3)[-1]
+    again = invoke("fit", "-c", str(run / "config.yaml"), "--out", str(tmp_path / "again"))
+    assert again.exit_code == 0, again.output
+    repeat = json.loads((tmp_path / "again" / "summary.json").read_text())
+    assert repeat["final"] == summary["final"] and repeat["steps"] == 86
+
+
+def test_fit_auto_refusals_and_minibatch_note(tmp_path: Path) -> None:
+    result = invoke("fit", "--device", "cpu", "optimizer.lr=0.01", "optimizer.momentum=auto")
+    assert result.exit_code == 2
+    assert "momentum: auto needs lr: auto as well" in result.output
+    result = invoke("fit", "--device", "cpu", "optimizer.lr=fast")
+    assert result.exit_code == 2 and "optimizer.lr" in result.output
+    result = invoke(
+        "fit", "-c", "minibatch", "--device", "cpu", "--out", str(tmp_path / "mb"),
+        "optimizer.lr=auto", "optimizer.momentum=0", "data.n_samples=2000", "train.max_iter=50",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "these are the full-batch optimal settings" in result.output
+
+
+def test_plot_compare_draws_runs_of_one_problem(tmp_path: Path) -> None:
+    for name, extra in (("a", []), ("b", ["optimizer.lr=auto"]), ("c", ["data.true_w=[2.0]"])):
+        done = invoke("fit", "--device", "cpu", "--quiet", "--out", str(tmp_path / name), *extra)
+        assert done.exit_code == 0, done.output
+    out = tmp_path / "cmp.png"
+    result = invoke("plot", str(tmp_path / "a"), str(tmp_path / "b"), "--compare", str(out))
+    assert result.exit_code == 0, result.output
+    assert out.read_bytes().startswith(b"\x89PNG")
+    result = invoke("plot", str(tmp_path / "a"), str(tmp_path / "c"), "--compare", str(out))
+    assert result.exit_code == 2 and "fits another problem" in result.output

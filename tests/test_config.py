@@ -109,10 +109,11 @@ def test_all_errors_reported_together() -> None:
 @pytest.mark.parametrize(
     ("raw", "fragment"),
     [
-        ({"optimizer": {"lr": 0}}, "optimizer.lr: Input should be greater than 0"),
-        ({"optimizer": {"lr": float("nan")}}, "optimizer.lr: Input should be a finite number"),
-        ({"optimizer": {"lr": float("inf")}}, "optimizer.lr: Input should be a finite number"),
-        ({"optimizer": {"lr": "fast"}}, "optimizer.lr: Input should be a valid number"),
+        ({"optimizer": {"lr": 0}}, "optimizer.lr: expected a number > 0 or 'auto'"),
+        ({"optimizer": {"lr": float("nan")}}, "optimizer.lr: expected a number > 0 or 'auto'"),
+        ({"optimizer": {"lr": float("inf")}}, "optimizer.lr: expected a number > 0 or 'auto'"),
+        ({"optimizer": {"lr": "fast"}}, "optimizer.lr: expected a number > 0 or 'auto'"),
+        ({"optimizer": {"momentum": "auto"}}, "momentum: auto needs lr: auto as well"),
         ({"optimizer": {"lr": True}}, "optimizer.lr: expected a number"),
         ({"optimizer": {"momentum": 1.0}}, "optimizer.momentum"),
         ({"optimizer": {"nesterov": True}}, "nesterov: true needs momentum > 0"),

@@ -110,3 +110,17 @@ def test_redraw_without_torch(lesson_run: Path, tmp_path: Path) -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert out.returncode == 0, out.stderr
     assert (lesson_run / "plots" / "contour.svg").read_text().lstrip().startswith("<?xml")
+
+
+def test_compare_figure_axes_and_data(lesson_run: Path, tmp_path: Path) -> None:
+    other = fit(load_config(None, ["device=cpu", "optimizer.lr=auto"]), out=tmp_path / "b")
+    runs = [load_run(lesson_run), load_run(other.run_dir)]
+    fig = plots.compare_figure(runs)
+    paths_ax, gap_ax = fig.axes[:2]
+    labels = [line.get_label() for line in gap_ax.get_lines()]
+    assert labels == [plots._compare_label(r) for r in reversed(runs)]
+    assert "(auto)" in labels[0] and "lr 0.001" in labels[1]
+    assert gap_ax.get_yscale() == "log" and gap_ax.get_ylabel() == "(loss − loss*) / loss*"
+    drawn = [ln for ln in paths_ax.get_lines() if ln.get_label() in labels]
+    assert len(drawn) == 2
+    np.testing.assert_allclose(drawn[1].get_xdata(), runs[0].theta[:, 0])

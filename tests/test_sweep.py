@@ -222,3 +222,13 @@ def test_cli_sweep_table_and_exit_codes(tmp_path: Path) -> None:
     assert result.exit_code == 2 and "LO:HI:N" in result.output
     result = runner.invoke(app, ["sweep-lr", "--help"])
     assert result.exit_code == 0 and "Examples" in result.output
+
+
+def test_recommendation_explains_itself_against_eta_star_and_heavy_ball() -> None:
+    from lrtrain.api import sweep_lr
+
+    run = sweep_lr(load_config(None, ["device=cpu", "train.max_iter=300"]), out="sw")
+    text = run.summary["recommendation"]
+    assert "η* = 2/(λ_min+λ_max) = 0.02956" in text
+    assert "heavy-ball momentum with lr: auto and momentum: auto (lr 0.05049" in text
+    assert "reaches the gap in 421 steps" in text and "in 64 steps" in text

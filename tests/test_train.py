@@ -7,6 +7,8 @@ import math
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from torch import nn
 
 from lrtrain.analysis import analyse
@@ -356,3 +358,116 @@ def test_cuda_graph_equals_eager(monkeypatch, extra: list[str]) -> None:
     cpu = train(ds, load_config(None, ["device=cpu", "train.dtype=float64",
                                        "train.max_iter=300", *extra]), lrs=lrs)  # fmt: skip
     assert torch.allclose(graphed.final_theta, cpu.final_theta, rtol=1e-9, atol=1e-12)
+
+
+# --- automatic settings and train.target_gap --------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "auto",
+    [["optimizer.lr=auto"], ["optimizer.lr=auto", "optimizer.momentum=auto"]],
+)
+def test_steps_to_target_gap_match_the_theory(auto: list[str]) -> None:
+    from lrtrain.analysis import predicted_steps
+    from lrtrain.api import prepare
+
+    cfg = load_config(
+        None,
+        ["device=cpu", "train.dtype=float64", "train.max_iter=5000", "train.target_gap=1e-6",
+         *auto],
+    )  # fmt: skip
+    cfg, ds, a, settings = prepare(cfg)
+    assert settings is not None and cfg.optimizer.lr == settings.lr
+    result = train(ds, cfg, loss_ref=a.target_loss)
+    assert result.statuses == ["converged"]
+    opt = cfg.optimizer
+    theory = predicted_steps(a, [0.0, 0.0], opt.lr, opt.momentum, False, 1e-6, 5000)
+    assert theory is not None
+    assert abs(result.stop_steps[0] - theory) <= 0.1 * theory
+    assert (result.final_loss[0] - a.target_loss) / a.target_loss <= 1e-6
+
+
+def test_nesterov_auto_beats_gradient_descent_at_eta_star() -> None:
+    from lrtrain.api import prepare
+
+    steps = {}
+    for extra in (
+        ["optimizer.lr=auto"],
+        ["optimizer.lr=auto", "optimizer.momentum=auto", "optimizer.nesterov=true"],
+    ):
+        cfg = load_config(
+            None, ["device=cpu", "train.dtype=float64", "train.max_iter=5000",
+                   "train.target_gap=1e-6", *extra],
+        )  # fmt: skip
+        cfg, ds, a, _ = prepare(cfg)
+        result = train(ds, cfg, loss_ref=a.target_loss)
+        assert result.statuses == ["converged"]
+        steps[cfg.optimizer.nesterov] = result.stop_steps[0]
+    assert steps[True] < steps[False] / 4
+
+
+def test_target_gap_without_noise_is_relative_to_the_initial_loss() -> None:
+    from lrtrain.api import prepare
+
+    cfg = load_config(
+        None,
+        ["device=cpu", "train.dtype=float64", "data.noise_std=0", "optimizer.lr=auto",
+         "train.max_iter=3000", "train.target_gap=1e-8"],
+    )  # fmt: skip
+    cfg, ds, a, _ = prepare(cfg)
+    assert a.target_loss < 1e-20
+    result = train(ds, cfg, loss_ref=a.target_loss)
+    history = result.replica_history(0)
+    assert result.statuses == ["converged"]
+    assert result.final_loss[0] <= 1e-8 * float(history["loss"][0])
+    assert float(history["loss"][-2]) > 1e-8 * float(history["loss"][0])  # not one step earlier
+
+
+def test_auto_needs_resolving_and_target_gap_needs_the_optimum() -> None:
+    cfg, ds = _setup("optimizer.lr=auto")
+    with pytest.raises(ValueError, match="resolved"):
+        train(ds, cfg)
+    cfg, ds = _setup("train.target_gap=1e-3")
+    with pytest.raises(ValueError, match="loss_ref"):
+        train(ds, cfg)
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    d=st.integers(1, 5),
+    scales=st.lists(st.floats(0.1, 10.0), min_size=5, max_size=5),
+    mode=st.sampled_from(["plain", "polyak", "nesterov"]),
+    seed=st.integers(0, 2**31),
+)
+def test_auto_never_diverges_on_well_posed_problems(
+    d: int, scales: list[float], mode: str, seed: int
+) -> None:
+    """Random problems with feature scales 0.1 … 10 (κ up to about 10⁴): the automatic
+    settings always converge, whichever rule chose them."""
+    from lrtrain.analysis import auto_settings
+    from lrtrain.data import Dataset, feature_major
+
+    gen = torch.Generator().manual_seed(seed)
+    f64 = torch.float64
+    x = (1.0 + torch.randn(60, d, generator=gen, dtype=f64)) * torch.tensor(scales[:d], dtype=f64)
+    y = x @ torch.randn(d, 1, generator=gen, dtype=f64) + torch.randn(
+        60, 1, generator=gen, dtype=f64
+    )
+    ds = Dataset(feature_major(x), y, [f"x_{i}" for i in range(d)], "y")
+    nesterov = mode == "nesterov"
+    cfg = load_config(None, ["device=cpu", "train.dtype=float64", "train.max_iter=300"])
+    a = analyse(ds.x, ds.y, cfg.optimizer)
+    auto = auto_settings(a, 0.0 if mode == "plain" else None, nesterov)
+    opt = cfg.optimizer.model_copy(
+        update={
+            "lr": auto.lr,
+            "momentum": auto.momentum,
+            "nesterov": nesterov and auto.momentum > 0,
+        }
+    )
+    result = train(ds, cfg.model_copy(update={"optimizer": opt}))
+    assert result.statuses == ["completed"]
+    history = result.replica_history(0)
+    assert bool(torch.isfinite(history["loss"]).all())
+    assert result.final_loss[0] <= float(history["loss"][0])
+    assert auto.rate < 1

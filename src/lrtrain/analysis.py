@@ -7,7 +7,7 @@ Everything here is float64 on the CPU, computed once per run from the data in ch
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import torch
 
@@ -84,6 +84,19 @@ class Analysis:
             return "oscillating"
         return "monotone"
 
+    def for_optimizer(self, momentum: float, nesterov: bool) -> Analysis:
+        """The same problem analysed for another momentum setting."""
+        lam = [lam + self.weight_decay for lam in self.eigenvalues]
+        monotone, critical, optimal = lr_limits(max(min(lam), 0.0), max(lam), momentum, nesterov)
+        return replace(
+            self,
+            momentum=momentum,
+            nesterov=nesterov,
+            monotone_lr_limit=monotone,
+            critical_lr=critical,
+            optimal_lr=optimal,
+        )
+
     def to_json(self) -> dict[str, object]:
         out = asdict(self)
         out["hessian_eigenvalues"] = out.pop("eigenvalues")
@@ -140,9 +153,9 @@ def analyse(x: torch.Tensor, y: torch.Tensor, optimizer: OptimizerConfig) -> Ana
         target_loss = _mse(x, y, target)
     else:
         target, target_loss = theta, loss_star
-    monotone, critical, optimal = lr_limits(
-        lam_min, lam_max, optimizer.momentum, optimizer.nesterov
-    )
+    # momentum: auto is resolved from this analysis (auto_settings), then for_optimizer
+    momentum = 0.0 if optimizer.momentum == "auto" else optimizer.momentum
+    monotone, critical, optimal = lr_limits(lam_min, lam_max, momentum, optimizer.nesterov)
     return Analysis(
         hessian=hessian.tolist(),
         eigenvalues=eig.tolist(),
@@ -156,7 +169,7 @@ def analyse(x: torch.Tensor, y: torch.Tensor, optimizer: OptimizerConfig) -> Ana
         target_loss=target_loss,
         method=method,
         rank=rank,
-        momentum=optimizer.momentum,
+        momentum=momentum,
         nesterov=optimizer.nesterov,
         weight_decay=wd,
     )
@@ -267,3 +280,143 @@ def explain(analysis: Analysis, lr: float) -> str:
             f"per step, about {math.log(10) / -math.log(slow):.0f} steps per decimal digit"
         )
     return f"{head}: every direction shrinks monotonically{tail}"
+
+
+# --- Automatic step size and momentum (optimizer.lr: auto, optimizer.momentum: auto) ---------
+
+
+@dataclass(frozen=True)
+class AutoSettings:
+    """The step size (and momentum) ``auto`` chose, and the rule that chose them."""
+
+    lr: float
+    momentum: float
+    nesterov: bool
+    rule: str
+    rate: float  # the worst mode's error factor per step (spectral radius) at these settings
+
+
+def curvature_range(analysis: Analysis) -> tuple[float, float]:
+    """(λ_min, λ_max) of the directions gradient descent can move in: eigenvalues of H plus
+    weight decay, the zero ones of a singular problem left out (they never change)."""
+    wd = analysis.weight_decay
+    eff = [lam + wd for lam in analysis.eigenvalues]
+    top = max(eff)
+    moving = [lam for lam in eff if lam > top * len(eff) * 2.2e-16]
+    return min(moving), top
+
+
+def auto_settings(analysis: Analysis, momentum: float | None, nesterov: bool) -> AutoSettings:
+    """The fastest constant settings on this quadratic (``momentum=None``: momentum is auto too).
+
+    - plain gradient descent: η* = 2/(λ_min + λ_max), rate (κ − 1)/(κ + 1);
+    - heavy ball, both auto (Polyak): η = 4/(√λ_max + √λ_min)², μ = ((√κ − 1)/(√κ + 1))²,
+      rate (√κ − 1)/(√κ + 1), the lower bound for first-order methods;
+    - Nesterov, both auto: PyTorch's Nesterov step has the modes of Nesterov's accelerated
+      gradient, z² − (1 + μ)(1 − ηλ)z + μ(1 − ηλ) (see ``lr_limits``), so the textbook
+      strongly convex setting applies: η = 1/λ_max, μ = (√κ − 1)/(√κ + 1), rate about 1 − 1/√κ;
+    - a fixed momentum μ > 0 with lr auto: the η that minimises the worst mode's rate for that
+      μ, found numerically from the same characteristic polynomials.
+    """
+    lam_min, lam_max = curvature_range(analysis)
+    kappa = lam_max / lam_min
+    root = math.sqrt(kappa)
+    if momentum is None and nesterov:
+        lr, mu = 1 / lam_max, (root - 1) / (root + 1)
+        rule = "Nesterov: lr = 1/λ_max, momentum = (√κ−1)/(√κ+1)"
+    elif momentum is None:
+        lr = 4 / (math.sqrt(lam_max) + math.sqrt(lam_min)) ** 2
+        mu = ((root - 1) / (root + 1)) ** 2
+        rule = "Polyak heavy ball: lr = 4/(√λ_max+√λ_min)², momentum = ((√κ−1)/(√κ+1))²"
+    elif momentum == 0:
+        lr, mu = 2 / (lam_min + lam_max), 0.0
+        rule = "η* = 2/(λ_min+λ_max)"
+    else:
+        mu = momentum
+        lr = _best_lr_for_momentum(lam_min, lam_max, mu, nesterov)
+        rule = f"the lr minimising the worst mode's rate at momentum {mu:g}"
+    rate = convergence_rate(lr, [lam_min, lam_max], mu, nesterov)
+    return AutoSettings(lr, mu, nesterov, rule, rate)
+
+
+def mode_rate(a: float, lam: float, lr: float, momentum: float, nesterov: bool) -> float:
+    """Spectral radius of one eigen-mode's iteration (a = ηλ) for PyTorch's SGD: the factor by
+    which that mode's error shrinks per step in the long run."""
+    mu = momentum
+    if mu == 0:
+        return abs(1 - a)
+    if nesterov:
+        # state (error e, buffer v): v' = μv + λe ; e' = e − η(λe + μv')
+        matrix = [[1 - a * (1 + mu), -lr * mu * mu], [lam, mu]]
+    else:
+        # v' = μv + λe ; e' = e − ηv'
+        matrix = [[1 - a, -lr * mu], [lam, mu]]
+    return float(torch.linalg.eigvals(torch.tensor(matrix, dtype=torch.float64)).abs().max())
+
+
+def convergence_rate(lr: float, eigenvalues: list[float], momentum: float, nesterov: bool) -> float:
+    """The worst mode's rate over ``eigenvalues`` (≥ 1 means no convergence)."""
+    return max(mode_rate(lr * lam, lam, lr, momentum, nesterov) for lam in eigenvalues)
+
+
+def _best_lr_for_momentum(lam_min: float, lam_max: float, mu: float, nesterov: bool) -> float:
+    # Each mode's rate is quasi-convex in ηλ, so the worst one is at λ_min or λ_max and the
+    # worst rate is quasi-convex in η: a golden-section search on log η finds its minimum.
+    _, critical, _ = lr_limits(lam_min, lam_max, mu, nesterov)
+    lo, hi = math.log(critical * 1e-6), math.log(critical)
+    golden = (math.sqrt(5) - 1) / 2
+
+    def worst(log_lr: float) -> float:
+        return convergence_rate(math.exp(log_lr), [lam_min, lam_max], mu, nesterov)
+
+    for _ in range(200):
+        left, right = hi - golden * (hi - lo), lo + golden * (hi - lo)
+        if worst(left) <= worst(right):
+            hi = right
+        else:
+            lo = left
+    return math.exp((lo + hi) / 2)
+
+
+def gap_scale(loss_ref: float, loss0: float) -> float:
+    """What the optimality gap is relative to: the optimal loss, or — when that is zero (noiseless
+    data: nothing to be relative to) — the initial loss."""
+    return loss_ref if loss_ref > 1e-12 * loss0 else loss0
+
+
+def predicted_steps(
+    analysis: Analysis,
+    theta0: list[float],
+    lr: float,
+    momentum: float,
+    nesterov: bool,
+    target_gap: float,
+    max_steps: int,
+) -> int | None:
+    """Steps full-batch SGD needs, in exact arithmetic, from θ_0 until the relative optimality
+    gap (loss − loss*)/loss* is at most ``target_gap`` — None if not within ``max_steps``.
+
+    The loss is quadratic, so the iteration splits into independent eigen-modes of H; each is
+    run with PyTorch's update rule (momentum buffer starting at the first gradient), no data.
+    """
+    h = torch.tensor(analysis.hessian, dtype=torch.float64)
+    lams, vectors = torch.linalg.eigh(h)
+    lam_eff = lams + analysis.weight_decay
+    target = torch.tensor(analysis.target_theta, dtype=torch.float64)
+    star = torch.tensor(analysis.theta_star, dtype=torch.float64)
+    e = vectors.T @ (torch.tensor(theta0, dtype=torch.float64) - target)
+    offset = vectors.T @ (target - star)  # ≠ 0 only with weight decay (ridge ≠ least squares)
+    buf = torch.zeros_like(e)
+    ref = analysis.target_loss
+
+    def loss(err: torch.Tensor) -> float:
+        return analysis.loss_star + 0.5 * float((lams * (err + offset) ** 2).sum())
+
+    threshold = ref + target_gap * gap_scale(ref, loss(e))
+    for step in range(max_steps + 1):
+        if loss(e) <= threshold:
+            return step
+        grad = lam_eff * e
+        buf = grad if step == 0 else momentum * buf + grad
+        e = e - lr * ((grad + momentum * buf) if nesterov else buf)
+    return None

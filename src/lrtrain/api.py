@@ -22,7 +22,7 @@ from lrtrain import runs
 from lrtrain.config import Config, check_memory
 
 if TYPE_CHECKING:
-    from lrtrain.analysis import Analysis
+    from lrtrain.analysis import Analysis, AutoSettings
     from lrtrain.data import Dataset
     from lrtrain.train import ProgressCallback, TrainResult
 
@@ -40,17 +40,30 @@ class FitRun:
     figures: list[Path]
 
 
-def prepare(config: Config) -> tuple[Dataset, Analysis]:
+def prepare(config: Config) -> tuple[Config, Dataset, Analysis, AutoSettings | None]:
     """Check the device and memory, load the data and analyse the problem — before any file
-    is written, so a bad input leaves nothing behind."""
-    from lrtrain.analysis import analyse
+    is written, so a bad input leaves nothing behind. ``optimizer.lr/momentum: auto`` are
+    resolved here: the returned config holds the numbers chosen (and the settings say how)."""
+    from lrtrain.analysis import analyse, auto_settings
     from lrtrain.data import load_dataset
     from lrtrain.train import resolve_device
 
     resolve_device(config.device)
     check_memory(config)
     dataset = load_dataset(config)
-    return dataset, analyse(dataset.x, dataset.y, config.optimizer)
+    analysis = analyse(dataset.x, dataset.y, config.optimizer)
+    opt = config.optimizer
+    if not opt.auto:
+        return config, dataset, analysis, None
+    momentum = None if opt.momentum == "auto" else float(opt.momentum)
+    auto = auto_settings(analysis, momentum, opt.nesterov)
+    # κ = 1 makes the optimal momentum 0, where torch.optim.SGD refuses nesterov=True.
+    nesterov = opt.nesterov and auto.momentum > 0
+    resolved = opt.model_copy(
+        update={"lr": auto.lr, "momentum": auto.momentum, "nesterov": nesterov}
+    )
+    config = config.model_copy(update={"optimizer": resolved})
+    return config, dataset, analysis.for_optimizer(auto.momentum, nesterov), auto
 
 
 def fit(
@@ -63,10 +76,12 @@ def fit(
     """Train one model as configured, write its run directory and draw its figures."""
     from lrtrain.train import train
 
-    dataset, analysis = prepare(config)
+    config, dataset, analysis, auto = prepare(config)
     run_dir = runs.create_run_dir(config.output.root, config.name, out, overwrite)
-    result = train(dataset, config, progress=progress, should_stop=should_stop)
-    summary = runs.save_fit(run_dir, config, dataset, analysis, result)
+    result = train(
+        dataset, config, progress=progress, should_stop=should_stop, loss_ref=analysis.target_loss
+    )
+    summary = runs.save_fit(run_dir, config, dataset, analysis, result, auto)
     figures = redraw(run_dir, config.output.format)
     return FitRun(run_dir, summary, config, dataset, analysis, result, figures)
 
@@ -103,7 +118,7 @@ def sweep_lr(
     from lrtrain.sweep import assess, auto_lrs, sweep_config
     from lrtrain.train import train
 
-    dataset, analysis = prepare(config)
+    config, dataset, analysis, _ = prepare(config)
     chosen = lrs or config.sweep.lrs or auto_lrs(analysis)
     config = config.model_copy(
         update={"sweep": config.sweep.model_copy(update={"lrs": list(chosen)})}
@@ -126,3 +141,24 @@ def redraw(run_dir: str | Path, fmt: str | None = None) -> list[Path]:
     fmt = fmt or run.config.get("output", {}).get("format", "png")
     figures = sweep_figures(run) if run.kind == "sweep" else run_figures(run)
     return runs.save_figures(run.path, figures, fmt)
+
+
+def compare(run_dirs: list[str | Path], path: str | Path) -> Path:
+    """One figure comparing fits of the same problem: paths on one contour plot, gap curves."""
+    from lrtrain.errors import RunDirError
+    from lrtrain.plots import compare_figure
+
+    loaded = [runs.load_run(d) for d in run_dirs]
+    if any(run.kind != "fit" for run in loaded):
+        raise RunDirError("--compare: every directory must be a fit run (not a sweep)")
+    reference = loaded[0].summary["analysis"]["theta_star"]
+    for run in loaded[1:]:
+        theta = run.summary["analysis"]["theta_star"]
+        if len(theta) != len(reference) or any(
+            abs(a - b) > 1e-6 * (1 + abs(b)) for a, b in zip(theta, reference, strict=True)
+        ):
+            raise RunDirError(
+                f"--compare: {run.path} fits another problem than {loaded[0].path} "
+                "(different data: different optimum); compare runs of one data set"
+            )
+    return runs.save_figure(compare_figure(loaded), Path(path))

@@ -201,6 +201,26 @@ def _fit_report(run: FitRun) -> None:
         f"{_fmt(a['monotone_lr_limit'], 5)} · optimal lr {_fmt(a['optimal_lr'], 5)} · "
         f"κ {_fmt(kappa, 5) if kappa is not None else '∞ (singular)'}"
     )
+    auto, theory = s["optimizer"]["auto"], s["theory"]
+    if auto is not None:
+        opt = s["optimizer"]
+        momentum = f", momentum {_fmt(opt['momentum'], 5)}" if opt["momentum"] else ""
+        console.print(
+            f"auto      lr {_fmt(opt['lr'], 5)}{momentum} — {auto['rule']}; the slowest "
+            f"direction keeps {_fmt(auto['rate'], 5)} of its error per step"
+        )
+        if auto["note"]:
+            console.print(f"note      {auto['note']}")
+    if theory["target_gap"] is not None:
+        observed = theory["observed_steps"]
+        reached = f"reached at step {observed}" if observed is not None else "not reached"
+        predicted = theory["predicted_steps"]
+        console.print(
+            f"target    relative gap ≤ {theory['target_gap']:g}: {reached} · theory "
+            f"{'predicts ' + str(predicted) if predicted is not None else 'predicts more than'}"
+            f"{'' if predicted is not None else ' ' + str(s['max_iter'])} steps"
+            f"{'' if theory['full_batch_prediction'] else ' (for full batch)'}"
+        )
     label = "predicted" if v["full_batch_prediction"] else "full-batch prediction"
     console.print(f"verdict   {v['observed']} ({label}: {v['predicted']}) — {v['why']}")
     if s["analysis"]["rank"] < len(s["analysis"]["theta_star"]):
@@ -216,6 +236,7 @@ def _fit_report(run: FitRun) -> None:
     "lrtrain fit  (the lesson: 100 points, lr 1e-3, 100 steps)\n\n"
     "lrtrain fit optimizer.lr=0.028 train.max_iter=500\n\n"
     "lrtrain fit -c multivariate --out runs/mv --quiet\n\n"
+    "lrtrain fit optimizer.lr=auto optimizer.momentum=auto train.target_gap=1e-6\n\n"
     "lrtrain fit -c my.yaml --print-config"
 )
 def fit(
@@ -244,7 +265,7 @@ def fit(
     if run.summary["status"] == "diverged":
         a = run.summary["analysis"]
         err_console.print(
-            f"[bold red]diverged[/] at step {run.summary['steps']}: lr {cfg.optimizer.lr:g} "
+            f"[bold red]diverged[/] at step {run.summary['steps']}: lr {run.summary['lr']:g} "
             f"is above the critical lr {a['critical_lr']:.4g}; try optimizer.lr="
             f"{_safe_lr(a):.3g}. Results and plots are in {run.run_dir}",
             soft_wrap=True,
@@ -357,12 +378,24 @@ def _safe_lr(analysis: dict[str, Any]) -> float:
 @app.command(
     epilog="**Examples**\n\n"
     "lrtrain plot  (the newest run under runs/)\n\n"
-    "lrtrain plot runs/lecture-20261126-101500 --format svg"
+    "lrtrain plot runs/lecture-20261126-101500 --format svg\n\n"
+    "lrtrain plot runs/a runs/b runs/c --compare three_ways.png"
 )
 def plot(
-    run_dir: Annotated[
+    run_dirs: Annotated[
+        list[Path] | None,
+        typer.Argument(
+            help="Run directories (default: the newest under runs/).", show_default=False
+        ),
+    ] = None,
+    compare: Annotated[
         Path | None,
-        typer.Argument(help="Run directory (default: the newest under runs/).", show_default=False),
+        typer.Option(
+            "--compare",
+            help="Draw one figure comparing the given fit runs (paths on one contour plot, "
+            "optimality gaps) into this file (.png, .svg or .pdf).",
+            show_default=False,
+        ),
     ] = None,
     fmt: Annotated[
         str | None,
@@ -383,10 +416,14 @@ def plot(
         if fmt is not None and fmt not in ("png", "svg", "pdf"):
             raise LrtrainError(f"--format: '{fmt}' is not one of png, svg, pdf")
         from lrtrain import runs
+        from lrtrain.api import compare as compare_runs
         from lrtrain.api import redraw
 
-        target = run_dir if run_dir is not None else runs.latest_run(root)
-        written = redraw(target, fmt)
+        targets = run_dirs or [runs.latest_run(root)]
+        if compare is not None:
+            written = [compare_runs(list(targets), compare)]
+        else:
+            written = [path for target in targets for path in redraw(target, fmt)]
     for path in written:
         console.print(f"wrote {path}")
 

@@ -8,6 +8,7 @@ dotted key, so a user fixes them all in one go. The schema's defaults are the le
 from __future__ import annotations
 
 import difflib
+import math
 import re
 import reprlib
 from importlib import resources
@@ -39,6 +40,26 @@ def _refuse_bool(value: Any) -> Any:
 # which is what every user means.
 FiniteFloat = Annotated[float, Field(allow_inf_nan=False), BeforeValidator(_refuse_bool)]
 Int = Annotated[int, BeforeValidator(_refuse_bool)]
+
+
+def _number_or_auto(low: float, high: float | None, rule: str) -> BeforeValidator:
+    """One clear error for a value that is a number in [low, high) or the word ``auto``
+    (rather than one error per branch of the union)."""
+
+    def check(value: Any) -> Any:
+        if value == "auto":
+            return value
+        try:
+            number = float(_refuse_bool(value))
+        except (TypeError, ValueError):
+            raise ValueError(f"expected a number {rule} or 'auto'") from None
+        if not math.isfinite(number) or number < low or (high is not None and number >= high):
+            raise ValueError(f"expected a number {rule} or 'auto'")
+        if number == low and rule.startswith(">"):
+            raise ValueError(f"expected a number {rule} or 'auto'")
+        return number
+
+    return BeforeValidator(check)
 MAX_ALIASES = 100  # anchors/aliases allowed in one YAML file
 MAX_NODES = 100_000  # values in a config once aliases are expanded ("billion laughs" bound)
 
@@ -127,22 +148,40 @@ class ModelConfig(_Section):
 
 
 class OptimizerConfig(_Section):
-    lr: Annotated[FiniteFloat, Field(gt=0)] = 0.001
-    momentum: Annotated[FiniteFloat, Field(ge=0, lt=1)] = 0.0
+    # "auto": chosen from the Hessian's spectrum before training (analysis.auto_settings)
+    lr: Annotated[
+        Annotated[FiniteFloat, Field(gt=0)] | Literal["auto"], _number_or_auto(0, None, "> 0")
+    ] = 0.001
+    momentum: Annotated[
+        Annotated[FiniteFloat, Field(ge=0, lt=1)] | Literal["auto"],
+        _number_or_auto(0, 1, "in [0, 1)"),
+    ] = 0.0
     nesterov: bool = False
     weight_decay: Annotated[FiniteFloat, Field(ge=0)] = 0.0
 
     @model_validator(mode="after")
-    def _nesterov_needs_momentum(self) -> OptimizerConfig:
+    def _check_combination(self) -> OptimizerConfig:
+        if self.momentum == "auto" and self.lr != "auto":
+            raise ValueError(
+                "momentum: auto needs lr: auto as well — the optimal momentum comes paired with "
+                "its own step size (Polyak's, or Nesterov's with nesterov: true); set lr: auto, "
+                "or give momentum a number"
+            )
         if self.nesterov and self.momentum == 0:
             raise ValueError("nesterov: true needs momentum > 0 (as torch.optim.SGD requires)")
         return self
+
+    @property
+    def auto(self) -> bool:
+        return self.lr == "auto" or self.momentum == "auto"
 
 
 class TrainConfig(_Section):
     max_iter: Annotated[Int, Field(ge=1, le=10**9)] = 100
     batch_size: Annotated[Int, Field(ge=1)] | None = None
     tol: Annotated[FiniteFloat, Field(gt=0)] | None = None
+    # stop once (loss − loss*)/loss* ≤ target_gap (loss* from the closed form)
+    target_gap: Annotated[FiniteFloat, Field(gt=0)] | None = None
     log_every: Annotated[Int, Field(ge=1)] = 1
     dtype: Literal["float32", "float64"] = "float32"
 

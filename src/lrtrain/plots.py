@@ -64,6 +64,7 @@ def contour_figure(
     true_theta: list[float] | None = None,
     title: str = "",
     ax: Axes | None = None,
+    diverged: bool = False,
 ) -> Figure:
     """Exact loss contours with the descent path, start, end, θ* and the true parameters.
 
@@ -72,7 +73,7 @@ def contour_figure(
     is clipped, with an arrow showing where it went.
     """
     fig, ax = _axes(ax)
-    surface = _Surface([theta], theta_star, loss_star, hessian, true_theta)
+    surface = _Surface([theta], theta_star, loss_star, hessian, true_theta, [diverged])
     surface.panel(ax, 0, title, legend=True)
     return fig
 
@@ -85,12 +86,12 @@ def contour_grid_figure(
     hessian: list[list[float]],
     true_theta: list[float] | None = None,
     suptitle: str = "",
-    frame_paths: list[bool] | None = None,
+    diverged: list[bool] | None = None,
 ) -> Figure:
     """One contour panel per path (the lesson's slides side by side), sharing frame and levels.
 
-    ``frame_paths`` says which paths the common frame must show (by default all); diverging
-    paths are best left out so they do not shrink the others to a dot.
+    ``diverged`` marks the paths that diverged: the common frame shows the others whole and
+    leaves those out, so they do not shrink the others to a dot.
     """
     from matplotlib.figure import Figure
 
@@ -99,7 +100,7 @@ def contour_grid_figure(
     rows = -(-n // cols)
     fig = Figure(figsize=(4.2 * cols, 3.6 * rows), layout="constrained")
     axes = fig.subplots(rows, cols, squeeze=False).ravel()
-    surface = _Surface(thetas, theta_star, loss_star, hessian, true_theta, frame_paths)
+    surface = _Surface(thetas, theta_star, loss_star, hessian, true_theta, diverged)
     for i, ax in enumerate(axes):
         if i < n:
             surface.panel(ax, i, titles[i], legend=i == 0)
@@ -119,7 +120,7 @@ class _Surface:
         loss_star: float,
         hessian: list[list[float]],
         true_theta: list[float] | None,
-        frame_paths: list[bool] | None = None,
+        diverged: list[bool] | None = None,
     ) -> None:
         self.origin, self.e1, self.e2, self.labels = plane_axes(theta_star, hessian)
         self.paths = [
@@ -130,8 +131,12 @@ class _Surface:
         self.has_true = true_theta is not None
         if true_theta is not None:
             self.marks.append(self._point(true_theta))
-        framed = [p for i, p in enumerate(self.paths) if frame_paths is None or frame_paths[i]]
-        framed = framed or [(p[0][:1], p[1][:1]) for p in self.paths]  # at least the start
+        self.diverged = diverged or [False] * len(self.paths)
+        # Converged paths are framed whole; diverged ones only when nothing else is there, and
+        # then only up to 3× their start's distance from θ*, where the interesting part is.
+        framed = [p for p, div in zip(self.paths, self.diverged, strict=True) if not div]
+        if not framed:
+            framed = [_near_start(*p, self.marks[0]) for p in self.paths]
         s_all = np.concatenate([p[0] for p in framed])
         t_all = np.concatenate([p[1] for p in framed])
         self.xlim, self.ylim = _frame(s_all, t_all, self.marks)
@@ -144,10 +149,13 @@ class _Surface:
         s, t = project(np.asarray([theta]), self.origin, self.e1, self.e2)
         return float(s[0]), float(t[0])
 
-    def panel(self, ax: Axes, index: int, title: str, legend: bool) -> None:
+    def panel(self, ax: Axes, index: int | None, title: str, legend: bool) -> None:
+        """Contours, θ* and θ_true, and path ``index`` (None: no path, the caller draws)."""
         cs = ax.contour(*self.grid, self.zz, levels=self.levels, cmap="viridis", linewidths=0.9)
         ax.clabel(cs, fontsize=7, fmt="%.3g")
-        _draw_path(ax, *self.paths[index], self.xlim, self.ylim)
+        if index is not None:
+            diverged = self.diverged[index]
+            _draw_path(ax, *self.paths[index], self.xlim, self.ylim, diverged=diverged)
         ax.plot(
             *self.marks[0], marker="*", ms=15, color="gold", mec="k", ls="none", label="optimum θ*"
         )
@@ -164,16 +172,25 @@ class _Surface:
             ax.legend(loc="best", fontsize=8)
 
 
+def _near_start(
+    s: np.ndarray, t: np.ndarray, star: tuple[float, float]
+) -> tuple[np.ndarray, np.ndarray]:
+    """The points of a path within 3× its start's distance from θ*."""
+    finite = np.isfinite(s) & np.isfinite(t)
+    s, t = s[finite], t[finite]
+    if not len(s):
+        return s, t
+    dist = np.hypot(s - star[0], t - star[1])
+    keep = dist <= 3 * max(float(dist[0]), 1e-12)
+    return s[keep], t[keep]
+
+
 def _frame(
     s: np.ndarray, t: np.ndarray, marks: list[tuple[float, float]]
 ) -> tuple[tuple[float, float], tuple[float, float]]:
-    """Axis limits showing the whole path, θ* and θ_true — except a diverging tail, which is
-    cut at 3× the start's distance from θ* so the interesting region stays readable."""
-    star = np.array(marks[0])
+    """Axis limits showing the points given, θ* and θ_true, with a margin."""
     finite = np.isfinite(s) & np.isfinite(t)
-    pts = np.stack([s[finite], t[finite]], axis=1)
-    reach = 3 * max(np.linalg.norm(pts[0] - star), 1e-12) if len(pts) else 1.0
-    inside = pts[np.linalg.norm(pts - star, axis=1) <= reach] if len(pts) else pts
+    inside = np.stack([s[finite], t[finite]], axis=1)
     allpts = np.concatenate([inside, np.array(marks)]) if len(inside) else np.array(marks)
     lo, hi = allpts.min(axis=0), allpts.max(axis=0)
     span = np.maximum(hi - lo, 1e-9 * np.maximum(np.abs(hi), 1.0))
@@ -194,7 +211,15 @@ def _levels(zz: np.ndarray, loss_star: float) -> np.ndarray:
 
 
 def _draw_path(
-    ax: Axes, s: np.ndarray, t: np.ndarray, xlim: tuple[float, float], ylim: tuple[float, float]
+    ax: Axes,
+    s: np.ndarray,
+    t: np.ndarray,
+    xlim: tuple[float, float],
+    ylim: tuple[float, float],
+    color: str = PATH_COLOR,
+    label: str = "descent path",
+    ends: bool = True,
+    diverged: bool = True,
 ) -> None:
     finite = np.isfinite(s) & np.isfinite(t)
     s, t = s[finite], t[finite]
@@ -207,18 +232,20 @@ def _draw_path(
     ax.plot(
         s_shown,
         t_shown,
-        color=PATH_COLOR,
+        color=color,
         lw=1.2,
         marker="o",
         ms=2.5,
         markevery=max(1, len(s_shown) // 40),
-        label="descent path",
+        label=label,
     )
-    ax.plot(
-        s[0], t[0], marker="o", ms=8, color="white", mec=PATH_COLOR, mew=2, ls="none", label="start"
-    )
-    if not leaves:
-        ax.plot(s[-1], t[-1], marker="s", ms=7, color=PATH_COLOR, mec="k", ls="none", label="end")
+    if ends:
+        ax.plot(
+            s[0], t[0], marker="o", ms=8, color="white", mec=color, mew=2, ls="none", label="start"
+        )
+    if not leaves or not diverged:
+        if ends and not leaves:
+            ax.plot(s[-1], t[-1], marker="s", ms=7, color=color, mec="k", ls="none", label="end")
         return
     edge = (float(np.clip(s[exit_index], *xlim)), float(np.clip(t[exit_index], *ylim)))
     ax.annotate(
@@ -227,10 +254,10 @@ def _draw_path(
         xytext=(0.5, 0.06),
         textcoords="axes fraction",
         ha="center",
-        arrowprops={"arrowstyle": "->", "color": PATH_COLOR, "lw": 1.5},
-        color=PATH_COLOR,
+        arrowprops={"arrowstyle": "->", "color": color, "lw": 1.5},
+        color=color,
         fontsize=9,
-        bbox={"boxstyle": "round", "fc": "white", "ec": PATH_COLOR, "alpha": 0.9},
+        bbox={"boxstyle": "round", "fc": "white", "ec": color, "alpha": 0.9},
     )
 
 
@@ -297,6 +324,7 @@ def run_figures(run: RunData) -> dict[str, Figure]:
             analysis["hessian"],
             true_theta,
             title=f"Descent path ({verdict}) — {title}",
+            diverged=summary["status"] == "diverged",
         )
     if "fit" in wanted and run.sample is not None and len(analysis["theta_star"]) == 2:
         columns = list(run.sample)
@@ -311,6 +339,60 @@ def run_figures(run: RunData) -> dict[str, Figure]:
             title=f"Fit — {title}",
         )
     return figures
+
+
+def compare_figure(runs: list[RunData], labels: list[str] | None = None) -> Figure:
+    """Several fits of one problem side by side: their descent paths on one contour plot of
+    the loss, and their loss curves (relative optimality gap, log scale) beside it."""
+    from matplotlib.figure import Figure
+
+    first = runs[0].summary["analysis"]
+    labels = labels or [_compare_label(run) for run in runs]
+    fig = Figure(figsize=(12.5, 5.0), layout="constrained")
+    left, right = fig.subplots(1, 2)
+    true = runs[0].summary.get("true")
+    diverged = [run.summary["status"] == "diverged" for run in runs]
+    surface = _Surface(
+        [run.theta for run in runs],
+        first["theta_star"],
+        first["loss_star"],
+        first["hessian"],
+        [*true["w"], true["b"]] if true else None,
+        diverged,
+    )
+    surface.panel(left, None, "Descent paths on the loss surface", legend=False)
+    colors = [f"C{i}" for i in (3, 0, 2, 1, 4, 5, 6, 7, 8, 9)]
+    loss_star = runs[0].summary["closed_form"]["loss"]
+    # Drawn last first, so the first run (usually the lesson's) lies on top of the others.
+    for i in reversed(range(len(runs))):
+        run, label, color = runs[i], labels[i], colors[i % len(colors)]
+        _draw_path(
+            left, *surface.paths[i], surface.xlim, surface.ylim, color, label, False, diverged[i]
+        )
+        gap = (run.metrics["loss"] - loss_star) / (loss_star if loss_star > 0 else 1.0)
+        keep = np.isfinite(gap) & (gap > 0)
+        right.plot(run.metrics["step"][keep], gap[keep], color=color, lw=1.4, label=label)
+    for ax in (left, right):
+        handles, names = ax.get_legend_handles_labels()
+        order = sorted(range(len(names)), key=lambda j: labels.index(names[j]) if names[j]
+                       in labels else -1)  # fmt: skip
+        ax.legend([handles[j] for j in order], [names[j] for j in order], loc="best", fontsize=8)
+    right.set_xscale("symlog", linthresh=10)
+    right.set_yscale("log")
+    right.set_xlabel("step")
+    right.set_ylabel("(loss − loss*) / loss*")
+    right.set_title("Relative optimality gap", fontsize=10)
+    right.grid(True, which="both", alpha=0.3)
+    return fig
+
+
+def _compare_label(run: RunData) -> str:
+    opt = run.summary.get("optimizer", {})
+    lr = opt.get("lr", run.summary.get("lr"))
+    momentum = opt.get("momentum") or 0
+    auto = " (auto)" if opt.get("auto") else ""
+    text = f"lr {lr:.4g}" + (f", momentum {momentum:.3g}" if momentum else "") + auto
+    return f"{text}: {run.summary['steps']} steps, {run.summary['status']}"
 
 
 VERDICT_COLORS = {"monotone": "#2ca02c", "oscillating": "#ff7f0e", "diverged": "#d62728"}
@@ -420,7 +502,7 @@ def sweep_figures(run: RunData) -> dict[str, Figure]:
             true_theta,
             suptitle=f"Gradient descent at {len(results)} learning rates "
             f"(critical lr {summary['critical_lr']:.4g})",
-            frame_paths=[row["verdict"] != "diverged" for row in results],
+            diverged=[row["verdict"] == "diverged" for row in results],
         ),
         "sweep_loss": sweep_loss_figure(curves, summary["closed_form"]["loss"]),
         "sweep_summary": sweep_summary_figure(

@@ -25,7 +25,7 @@ import yaml
 from lrtrain.errors import RunDirError
 
 if TYPE_CHECKING:
-    from lrtrain.analysis import Analysis
+    from lrtrain.analysis import Analysis, AutoSettings
     from lrtrain.config import Config
     from lrtrain.data import Dataset
     from lrtrain.train import TrainResult
@@ -133,7 +133,11 @@ def _wb(theta: list[float]) -> dict[str, Any]:
 
 
 def fit_summary(
-    config: Config, dataset: Dataset, analysis: Analysis, result: TrainResult
+    config: Config,
+    dataset: Dataset,
+    analysis: Analysis,
+    result: TrainResult,
+    auto: AutoSettings | None = None,
 ) -> dict[str, Any]:
     """summary.json of a fit (DESIGN §4), from the results of replica 0."""
     from lrtrain.analysis import explain, observed_verdict
@@ -178,6 +182,8 @@ def fit_summary(
             "full_batch_prediction": config.train.batch_size is None,
             "why": explain(analysis, lr),
         },
+        "optimizer": _optimizer_summary(config, auto),
+        "theory": _theory_summary(config, analysis, result),
         "analysis": analysis.to_json(),
         "data": {
             "n_samples": dataset.n,
@@ -194,17 +200,62 @@ def fit_summary(
     return summary
 
 
+def _optimizer_summary(config: Config, auto: AutoSettings | None) -> dict[str, Any]:
+    opt = config.optimizer
+    out: dict[str, Any] = {
+        "lr": opt.lr,
+        "momentum": opt.momentum,
+        "nesterov": opt.nesterov,
+        "weight_decay": opt.weight_decay,
+        "auto": None,
+    }
+    if auto is not None:
+        note = None
+        if config.train.batch_size is not None:
+            note = (
+                "mini-batch SGD: these are the full-batch optimal settings; the gradient "
+                "noise of small batches may call for a smaller lr"
+            )
+        out["auto"] = {"rule": auto.rule, "rate": auto.rate, "note": note}
+    return out
+
+
+def _theory_summary(config: Config, analysis: Analysis, result: TrainResult) -> dict[str, Any]:
+    """The worst mode's rate per step at the settings used and, with train.target_gap, the
+    steps the theory predicts (exact full-batch dynamics) beside those observed."""
+    from lrtrain.analysis import convergence_rate, curvature_range, gap_scale, predicted_steps
+
+    opt = config.optimizer
+    lam_min, lam_max = curvature_range(analysis)
+    rate = convergence_rate(result.lrs[0], [lam_min, lam_max], opt.momentum, opt.nesterov)
+    gap = config.train.target_gap
+    out: dict[str, Any] = {"rate": rate, "target_gap": gap, "predicted_steps": None}
+    if gap is not None:
+        theta0 = result.theta[0, 0].tolist()
+        out["predicted_steps"] = predicted_steps(
+            analysis, theta0, result.lrs[0], opt.momentum, opt.nesterov, gap,
+            config.train.max_iter,
+        )  # fmt: skip
+        ref = analysis.target_loss
+        scale = gap_scale(ref, float(result.loss[0, 0]))
+        reached = (result.final_loss[0] - ref) / scale <= gap
+        out["observed_steps"] = result.stop_steps[0] if reached else None
+        out["full_batch_prediction"] = config.train.batch_size is None
+    return out
+
+
 def save_fit(
     run_dir: Path,
     config: Config,
     dataset: Dataset,
     analysis: Analysis,
     result: TrainResult,
+    auto: AutoSettings | None = None,
 ) -> dict[str, Any]:
     """Write every file of a fit run; returns the summary."""
     import torch
 
-    summary = fit_summary(config, dataset, analysis, result)
+    summary = fit_summary(config, dataset, analysis, result, auto)
     history = result.replica_history(0)
     atomic_write_text(run_dir / "config.yaml", _config_header(config) + config.to_yaml())
     atomic_write_text(run_dir / "metrics.csv", _metrics_csv(history, result.lrs[0]))
@@ -454,11 +505,15 @@ def save_figures(run_dir: Path, figures: dict[str, Any], fmt: str = "png") -> li
         plots.mkdir(exist_ok=True)
     except OSError as exc:
         raise RunDirError(f"{plots}: cannot create: {exc.strerror or exc}") from None
-    written = []
-    for name, fig in figures.items():
-        buffer = io.BytesIO()
-        fig.savefig(buffer, format=fmt, dpi=120)
-        path = plots / f"{name}.{fmt}"
-        atomic_write_bytes(path, buffer.getvalue())
-        written.append(path)
-    return written
+    return [save_figure(fig, plots / f"{name}.{fmt}") for name, fig in figures.items()]
+
+
+def save_figure(fig: Any, path: Path) -> Path:
+    """Render one figure to ``path`` atomically, in the format its suffix names."""
+    fmt = path.suffix.lstrip(".").lower()
+    if fmt not in ("png", "svg", "pdf"):
+        raise RunDirError(f"{path}: the file name must end in .png, .svg or .pdf")
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format=fmt, dpi=120)
+    atomic_write_bytes(path, buffer.getvalue())
+    return path

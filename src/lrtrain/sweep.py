@@ -12,13 +12,20 @@ from typing import Any
 
 import torch
 
-from lrtrain.analysis import Analysis, observed_verdict
+from lrtrain.analysis import (
+    Analysis,
+    auto_settings,
+    gap_scale,
+    observed_verdict,
+    predicted_steps,
+)
 from lrtrain.config import Config
 from lrtrain.errors import ConfigError
 from lrtrain.train import TrainResult
 
 DEFAULT_GAP = 1e-3  # relative optimality gap for "steps to tol" when train.tol is not set
 AUTO_POINTS = 12
+THEORY_MAX_STEPS = 100_000  # how far the recommendation's theoretical step counts look
 
 
 def auto_lrs(analysis: Analysis, points: int = AUTO_POINTS) -> list[float]:
@@ -58,13 +65,18 @@ def parse_lr_range(text: str) -> list[float]:
 
 
 def gap_target(config: Config) -> float:
-    return config.train.tol if config.train.tol is not None else DEFAULT_GAP
+    """The relative optimality gap "steps to tol" counts to: ``train.target_gap``, else
+    ``train.tol``, else 1e-3."""
+    for value in (config.train.target_gap, config.train.tol):
+        if value is not None:
+            return value
+    return DEFAULT_GAP
 
 
 def sweep_config(config: Config) -> Config:
-    """The engine's config for a sweep: ``train.tol`` is the gap target, not an early stop,
-    so every learning rate runs its full course and curves stay comparable."""
-    train = config.train.model_copy(update={"tol": None})
+    """The engine's config for a sweep: ``train.tol``/``target_gap`` are the gap target, not
+    early stops, so every learning rate runs its full course and curves stay comparable."""
+    train = config.train.model_copy(update={"tol": None, "target_gap": None})
     return config.model_copy(update={"train": train})
 
 
@@ -79,13 +91,15 @@ def assess(config: Config, analysis: Analysis, result: TrainResult) -> SweepOutc
     """Verdicts per learning rate, and the recommended one with its reason."""
     target = gap_target(config)
     loss_star = analysis.target_loss
+    loss0 = float(result.loss[0, 0])
+    scale = gap_scale(loss_star, loss0)
     rows = []
     for k, lr in enumerate(result.lrs):
         history = result.replica_history(k)
         status = result.statuses[k]
         verdict = observed_verdict(history["loss"], history["theta"], status, analysis.hessian)
         final = result.final_loss[k]
-        gap = _relative_gap(final, loss_star)
+        gap = (final - loss_star) / scale if math.isfinite(final) else None
         rows.append(
             {
                 "lr": lr,
@@ -94,35 +108,44 @@ def assess(config: Config, analysis: Analysis, result: TrainResult) -> SweepOutc
                 "final_loss": final if math.isfinite(final) else None,
                 "gap": gap,
                 "diverged_at": result.stop_steps[k] if status == "diverged" else None,
-                "steps_to_tol": _steps_to_gap(history, loss_star, target),
+                "steps_to_tol": _steps_to_gap(history, loss_star, scale, target),
             }
         )
-    recommended, reason = _recommend(rows, analysis, target)
+    theory = _theory(analysis, result.theta[0, 0].tolist(), target)
+    recommended, reason = _recommend(rows, analysis, target, theory)
     return SweepOutcome(rows, recommended, reason)
 
 
-def _relative_gap(loss: float, loss_star: float) -> float | None:
-    if not math.isfinite(loss):
-        return None
-    return (loss - loss_star) / loss_star if loss_star > 0 else loss - loss_star
-
-
-def _steps_to_gap(history: dict[str, torch.Tensor], loss_star: float, target: float) -> int | None:
-    scale = loss_star if loss_star > 0 else 1.0
+def _steps_to_gap(
+    history: dict[str, torch.Tensor], loss_star: float, scale: float, target: float
+) -> int | None:
     reached = (history["loss"] - loss_star) / scale <= target
     if not bool(reached.any()):
         return None
     return int(history["step"][int(torch.nonzero(reached)[0])])
 
 
+def _theory(analysis: Analysis, theta0: list[float], target: float) -> str:
+    """What the theory says the fastest settings achieve on this problem (full batch)."""
+    plain = auto_settings(analysis, 0.0, False)
+    polyak = auto_settings(analysis, None, False)
+
+    def steps(lr: float, momentum: float) -> str:
+        n = predicted_steps(analysis, theta0, lr, momentum, False, target, THEORY_MAX_STEPS)
+        return f"{n} steps" if n is not None else f"over {THEORY_MAX_STEPS} steps"
+
+    return (
+        f"theory: the optimal constant lr η* = 2/(λ_min+λ_max) = {plain.lr:.4g} reaches the gap "
+        f"in {steps(plain.lr, 0.0)}, heavy-ball momentum with lr: auto and momentum: auto "
+        f"(lr {polyak.lr:.4g}, momentum {polyak.momentum:.4g}) in "
+        f"{steps(polyak.lr, polyak.momentum)}; critical lr {analysis.critical_lr:.4g}"
+    )
+
+
 def _recommend(
-    rows: list[dict[str, Any]], analysis: Analysis, target: float
+    rows: list[dict[str, Any]], analysis: Analysis, target: float, theory: str
 ) -> tuple[float | None, str]:
     stable = [r for r in rows if r["verdict"] != "diverged"]
-    theory = (
-        f"theory: optimal constant lr η* = 2/(λ_min+λ_max) = {analysis.optimal_lr:.4g}, "
-        f"critical lr {analysis.critical_lr:.4g}"
-    )
     if not stable:
         return None, f"every learning rate diverged; {theory}: try lr < {analysis.critical_lr:.4g}"
     reached = [r for r in stable if r["steps_to_tol"] is not None]

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from lrtrain.analysis import gap_scale
 from lrtrain.config import Config
 from lrtrain.data import Dataset, block_seed
 from lrtrain.errors import DeviceError
@@ -156,9 +157,18 @@ def train(
     lrs: list[float] | None = None,
     progress: ProgressCallback | None = None,
     should_stop: Callable[[], bool] | None = None,
+    loss_ref: float | None = None,
 ) -> TrainResult:
-    """Train ``len(lrs)`` replicas (default: the config's one lr) and return their histories."""
+    """Train ``len(lrs)`` replicas (default: the config's one lr) and return their histories.
+
+    ``loss_ref`` is the loss the optimizer converges to (the closed form's); ``train.target_gap``
+    stops a replica once (loss − loss_ref)/loss_ref is at most the target.
+    """
     lrs = [config.optimizer.lr] if lrs is None else list(lrs)
+    if not all(isinstance(lr, float | int) for lr in lrs):
+        raise ValueError("optimizer.lr: auto must be resolved (api.prepare) before training")
+    if config.train.target_gap is not None and loss_ref is None:
+        raise ValueError("train.target_gap needs loss_ref, the closed form's loss")
     device = resolve_device(config.device)
     dtype = torch_dtype(config.train.dtype)
     x = dataset.x.to(device=device, dtype=dtype)
@@ -179,6 +189,7 @@ def train(
     total, log_every = train_cfg.max_iter, train_cfg.log_every
     rows = (total - 1) // log_every + 1
     loop = _Loop.start(k, d, rows, total, dtype, device, lrs)
+    loop.target_gap, loop.loss_ref = train_cfg.target_gap, loss_ref or 0.0
     batches = (
         _Batches(dataset.n, train_cfg.batch_size, config.seed, device)
         if train_cfg.batch_size is not None and train_cfg.batch_size < dataset.n
@@ -259,6 +270,9 @@ class _Loop:
     hist_loss: torch.Tensor  # [rows + 1, K]
     hist_grad: torch.Tensor  # [rows + 1, K]
     hist_theta: torch.Tensor  # [rows + 1, K, d + 1]
+    goal: torch.Tensor  # [K]: a loss at or below this reaches train.target_gap (-inf: no goal)
+    target_gap: float | None = None
+    loss_ref: float = 0.0
 
     @classmethod
     def start(
@@ -287,6 +301,7 @@ class _Loop:
             hist_loss=full((rows + 1, k), 0.0),
             hist_grad=full((rows + 1, k), 0.0),
             hist_theta=full((rows + 1, k, d + 1), 0.0),
+            goal=full((k,), -math.inf),
         )
 
     def interrupt(self, step: int) -> None:
@@ -314,10 +329,16 @@ def _step(
     if isinstance(step, int) and step == 0:
         loop.limit.copy_(torch.where(loss > 0, loss * DIVERGENCE_FACTOR, loop.limit))
         loop.initial_grad.copy_(_grad_vector(model))
+        if loop.target_gap is not None:
+            scale = [gap_scale(loop.loss_ref, float(loss0)) for loss0 in loss.tolist()]
+            goal = [loop.loss_ref + loop.target_gap * s for s in scale]
+            loop.goal.copy_(torch.tensor(goal, dtype=loss.dtype))
     _record(loop, model, step, loss, grad_norm, config.train.log_every)
     ok = loss <= loop.limit  # False for NaN, ±inf and blow-ups alike
     tol = config.train.tol
-    done = ~ok if tol is None else ~ok | ((loss - loop.prev_loss).abs() < tol)
+    done = ~ok | (loss <= loop.goal)
+    if tol is not None:
+        done |= (loss - loop.prev_loss).abs() < tol
     newly = loop.active & done
     # torch.where, not masked_fill_: with a tensor value masked_fill_ reads it on the host.
     loop.stop_step.copy_(torch.where(newly, step, loop.stop_step))
