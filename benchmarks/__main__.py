@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
         "--only",
         default="",
         help="run only the cases whose key contains this: sweep, full-batch, mini-batch, "
-        "contour, help, plot, memory, lesson, cuda",
+        "contour, help, plot, memory, lesson, race, cuda",
     )
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="results JSON path")
     args = parser.parse_args(argv)
@@ -52,8 +52,9 @@ def main(argv: list[str] | None = None) -> int:
             planned += gpu.cuda_cases(args.quick, repeats)
         for key, case in planned:
             if args.only in key:
-                results.append(case())
-                print(f"done: {results[-1].name}", file=sys.stderr, flush=True)
+                produced = case()
+                results.extend(produced if isinstance(produced, list) else [produced])
+                print(f"done: {key}", file=sys.stderr, flush=True)
     finally:
         cases.remove(workdir)
     print(table(results))

@@ -17,6 +17,7 @@ import torch
 
 from benchmarks.baselines import dataloader_epoch, grid_loss, lesson_loop, sequential_sweep
 from benchmarks.common import CaseResult, Timing, run_measured, time_one, time_pair
+from benchmarks.race import race
 from lrtrain.analysis import analyse
 from lrtrain.config import load_config
 from lrtrain.data import load_dataset
@@ -303,7 +304,7 @@ def _synced(device: str, func: Callable[..., object], *args: object) -> object:
 
 def cpu_cases(
     quick: bool, repeats: int, workdir: Path
-) -> list[tuple[str, Callable[[], CaseResult]]]:
+) -> list[tuple[str, Callable[[], CaseResult | list[CaseResult]]]]:
     """(key for --only, case) pairs, in the order of the table."""
     return [
         ("sweep", lambda: sweep(quick, repeats)),
@@ -314,6 +315,7 @@ def cpu_cases(
         ("plot", lambda: plot_imports(quick, repeats, workdir)),
         ("memory", lambda: peak_memory(quick, workdir)),
         ("lesson", lambda: lesson_run(quick, repeats, workdir)),
+        ("race", lambda: race(quick)),
     ]
 
 

@@ -16,30 +16,56 @@ from lrtrain.config import OptimizerConfig
 VERDICTS = ("monotone", "oscillating", "diverged")
 _CHUNK_ROWS = 1 << 16
 _LSTSQ_MAX_BYTES = 256 * 2**20  # above this, the optimum comes from the sufficient statistics
+_NORMAL_EQUATIONS_MAX_COND = 1e6  # above this κ of the centred covariance, SVD of the data
 
 
 @dataclass
 class Stats:
-    """Sufficient statistics of least squares with a bias column X̃ = [X 1], in float64."""
+    """Sufficient statistics of least squares with a bias column X̃ = [X 1], in float64.
+
+    They are accumulated about a shift (the first rows' means), so that the centred moments stay
+    accurate for features like 10⁶ ± 1, where X̃ᵀX̃ − (Σx)(Σx)ᵀ/N would cancel to noise.
+    """
 
     n: int
     xtx: torch.Tensor  # X̃ᵀX̃, [d+1, d+1]
     xty: torch.Tensor  # X̃ᵀy, [d+1]
     yty: float
+    cov: torch.Tensor  # Σ (x − x̄)(x − x̄)ᵀ, [d, d]
+    cxy: torch.Tensor  # Σ (x − x̄)(y − ȳ), [d]
+    x_mean: torch.Tensor  # [d]
+    y_mean: float
 
 
 def sufficient_stats(x: torch.Tensor, y: torch.Tensor) -> Stats:
-    d = x.shape[1]
-    xtx = torch.zeros(d + 1, d + 1, dtype=torch.float64)
-    xty = torch.zeros(d + 1, dtype=torch.float64)
-    yty = 0.0
-    for lo in range(0, x.shape[0], _CHUNK_ROWS):
-        xt = _with_bias(x[lo : lo + _CHUNK_ROWS])
-        yc = y[lo : lo + _CHUNK_ROWS].to(torch.float64, copy=False).reshape(-1)
-        xtx += xt.T @ xt
-        xty += xt.T @ yc
-        yty += float(yc @ yc)
-    return Stats(int(x.shape[0]), xtx, xty, yty)
+    n, d = x.shape
+    f64 = torch.float64
+    x_shift = x[:_CHUNK_ROWS].to(device="cpu", dtype=f64).mean(0)
+    y_shift = float(y[:_CHUNK_ROWS].to(device="cpu", dtype=f64).mean())
+    sxx = torch.zeros(d, d, dtype=f64)
+    sx = torch.zeros(d, dtype=f64)
+    sxy = torch.zeros(d, dtype=f64)
+    sy = syy = 0.0
+    for lo in range(0, n, _CHUNK_ROWS):
+        xc = x[lo : lo + _CHUNK_ROWS].to(device="cpu", dtype=f64) - x_shift
+        yc = y[lo : lo + _CHUNK_ROWS].to(device="cpu", dtype=f64).reshape(-1) - y_shift
+        sxx += xc.T @ xc
+        sx += xc.sum(0)
+        sxy += xc.T @ yc
+        sy += float(yc.sum())
+        syy += float(yc @ yc)
+    dx, dy = sx / n, sy / n  # means of the shifted data
+    cov = sxx - n * torch.outer(dx, dx)
+    cxy = sxy - n * dx * dy
+    x_mean, y_mean = x_shift + dx, y_shift + dy
+    # Uncentred moments (the Hessian is built from them) from the centred ones.
+    xtx = torch.empty(d + 1, d + 1, dtype=f64)
+    xtx[:d, :d] = cov + n * torch.outer(x_mean, x_mean)
+    xtx[:d, d] = xtx[d, :d] = n * x_mean
+    xtx[d, d] = n
+    xty = torch.cat([cxy + n * x_mean * y_mean, torch.tensor([n * y_mean], dtype=f64)])
+    yty = (syy - n * dy * dy) + n * y_mean * y_mean
+    return Stats(int(n), xtx, xty, yty, cov, cxy, x_mean, y_mean)
 
 
 def _with_bias(x: torch.Tensor) -> torch.Tensor:
@@ -140,10 +166,15 @@ def analyse(x: torch.Tensor, y: torch.Tensor, optimizer: OptimizerConfig) -> Ana
     eff = (eig + wd).clamp_min(0.0)  # weight decay adds wd·I to the Hessian
     lam_min, lam_max = float(eff[0]), float(eff[-1])
     rank_tol = lam_max * dim * torch.finfo(torch.float64).eps
-    if x.shape[0] * (dim + 1) * 8 <= _LSTSQ_MAX_BYTES:
-        theta, rank, method = _lstsq_optimum(x, y)
-    else:
+    # The normal equations of the centred statistics are exact to ~κ(cov)·1e-16; only for
+    # ill-conditioned problems is the SVD of the data itself worth its extra pass (if it fits).
+    cov_eig = torch.linalg.eigvalsh(stats.cov)
+    well_posed = float(cov_eig[0]) > float(cov_eig[-1]) * _NORMAL_EQUATIONS_MAX_COND**-1
+    fits = x.shape[0] * (dim + 1) * 8 <= _LSTSQ_MAX_BYTES
+    if well_posed or not fits:
         theta, rank, method = _normal_equations_optimum(stats)
+    else:
+        theta, rank, method = _lstsq_optimum(x, y)
     condition = lam_max / lam_min if lam_min > rank_tol else math.inf
     loss_star = _mse(x, y, theta)
     if wd > 0:
@@ -195,13 +226,10 @@ def _lstsq_optimum(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, int,
 
 
 def _normal_equations_optimum(stats: Stats) -> tuple[torch.Tensor, int, str]:
-    n, dim = stats.n, stats.xtx.shape[0]
-    sx, sy = stats.xtx[-1, :-1], stats.xty[-1]
-    cov = stats.xtx[:-1, :-1] - torch.outer(sx, sx) / n
-    cxy = stats.xty[:-1] - sx * sy / n
-    result = torch.linalg.lstsq(cov, cxy.reshape(-1, 1), driver="gelsd")
+    dim = stats.xtx.shape[0]
+    result = torch.linalg.lstsq(stats.cov, stats.cxy.reshape(-1, 1), driver="gelsd")
     w = result.solution.reshape(-1)
-    b = (sy - sx @ w) / n
+    b = stats.y_mean - stats.x_mean @ w
     rank = int(result.rank) + 1
     method = "normal equations (centred sufficient statistics)"
     if rank < dim:

@@ -44,7 +44,7 @@ def prepare(config: Config) -> tuple[Config, Dataset, Analysis, AutoSettings | N
     """Check the device and memory, load the data and analyse the problem — before any file
     is written, so a bad input leaves nothing behind. ``optimizer.lr/momentum: auto`` are
     resolved here: the returned config holds the numbers chosen (and the settings say how)."""
-    from lrtrain.analysis import analyse, auto_settings
+    from lrtrain.analysis import analyse
     from lrtrain.data import load_dataset
     from lrtrain.train import resolve_device
 
@@ -52,9 +52,19 @@ def prepare(config: Config) -> tuple[Config, Dataset, Analysis, AutoSettings | N
     check_memory(config)
     dataset = load_dataset(config)
     analysis = analyse(dataset.x, dataset.y, config.optimizer)
+    config, analysis, auto = resolve_auto(config, analysis)
+    return config, dataset, analysis, auto
+
+
+def resolve_auto(
+    config: Config, analysis: Analysis
+) -> tuple[Config, Analysis, AutoSettings | None]:
+    """Replace ``optimizer.lr/momentum: auto`` by the numbers the analysis implies."""
+    from lrtrain.analysis import auto_settings
+
     opt = config.optimizer
     if not opt.auto:
-        return config, dataset, analysis, None
+        return config, analysis, None
     momentum = None if opt.momentum == "auto" else float(opt.momentum)
     auto = auto_settings(analysis, momentum, opt.nesterov)
     # κ = 1 makes the optimal momentum 0, where torch.optim.SGD refuses nesterov=True.
@@ -63,7 +73,7 @@ def prepare(config: Config) -> tuple[Config, Dataset, Analysis, AutoSettings | N
         update={"lr": auto.lr, "momentum": auto.momentum, "nesterov": nesterov}
     )
     config = config.model_copy(update={"optimizer": resolved})
-    return config, dataset, analysis.for_optimizer(auto.momentum, nesterov), auto
+    return config, analysis.for_optimizer(auto.momentum, nesterov), auto
 
 
 def fit(

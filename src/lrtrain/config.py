@@ -60,6 +60,8 @@ def _number_or_auto(low: float, high: float | None, rule: str) -> BeforeValidato
         return number
 
     return BeforeValidator(check)
+
+
 MAX_ALIASES = 100  # anchors/aliases allowed in one YAML file
 MAX_NODES = 100_000  # values in a config once aliases are expanded ("billion laughs" bound)
 

@@ -205,6 +205,7 @@ def train(
         return _step(loop, model, optimizer, gradient, xb, yb, step, config)
 
     graphed = _GraphedStep(step_at, x, y, loop) if _use_graph(device, batches, total) else None
+    check_every = 1 if device.type == "cpu" else SYNC_EVERY
     start = time.perf_counter()
     for step in range(total):
         if should_stop is not None and should_stop():
@@ -216,11 +217,13 @@ def train(
             loss = step_at(step, *batches.batch(step, x, y))
         else:
             loss = step_at(step, x, y)
-        if (step + 1) % SYNC_EVERY == 0 or step + 1 == total:
-            # One host synchronisation per SYNC_EVERY steps: progress, and stop early once every
-            # replica has stopped (the remaining steps would only recompute frozen values).
+        last = step + 1 == total
+        if (step + 1) % check_every == 0 or last:
+            # Stop early once every replica has stopped (the remaining steps would only recompute
+            # frozen values). On a GPU that read synchronises with the host, so it happens every
+            # SYNC_EVERY steps; on the CPU it is a cheap read, done every step.
             still = bool(loop.active.any())
-            if progress is not None:
+            if progress is not None and ((step + 1) % SYNC_EVERY == 0 or last or not still):
                 progress(step + 1, total, loss.tolist())
             if not still:
                 break

@@ -1,0 +1,181 @@
+"""Time to accuracy: lrtrain with ``lr: auto`` (± ``momentum: auto``) against scikit-learn's
+``SGDRegressor`` (its defaults, and the best ``eta0`` of a small grid), with
+``LinearRegression`` as the exact reference — on the same data, in one run.
+
+The clock runs over what each tool needs to get there: for lrtrain the analysis (closed form and
+spectrum, which ``auto`` needs) and the training; for SGDRegressor its epochs. Evaluating the
+gap after each SGDRegressor epoch (for the race, not part of its work) is left off its clock.
+scikit-learn is a benchmark-only extra (``pip install -e '.[bench]'``), never a dependency.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+import numpy as np
+import torch
+
+from benchmarks.common import CaseResult, Timing
+from lrtrain.analysis import analyse
+from lrtrain.api import resolve_auto
+from lrtrain.config import load_config
+from lrtrain.data import Dataset, feature_major
+from lrtrain.train import train
+
+GAPS = (1e-3, 1e-6)
+ETA0_GRID = (1e-4, 1e-3, 1e-2, 1e-1)
+
+
+def problems(quick: bool) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    n, d = (20_000, 8) if quick else (1_000_000, 8)
+    rng = np.random.default_rng(0)
+    w = rng.normal(size=d)
+    out = []
+    for label, scales in (("κ ≈ 1", np.ones(d)), ("κ ≈ 100", np.linspace(1.0, 10.0, d))):
+        x = rng.normal(size=(n, d)) * scales
+        y = x @ w + 0.5 + rng.normal(size=n)
+        out.append((label, x, y))
+    return out
+
+
+def race(quick: bool) -> list[CaseResult]:
+    try:
+        from sklearn.linear_model import LinearRegression, SGDRegressor
+    except ImportError:
+        return [
+            CaseResult(
+                name="time to a relative gap vs scikit-learn",
+                baseline="SGDRegressor",
+                target="lrtrain faster to each gap",
+                notes=["skipped: scikit-learn is not installed (pip install -e '.[bench]')"],
+            )
+        ]
+    results = []
+    max_epochs = 3 if quick else 20
+    warm_x, warm_y = problems(True)[0][1:]
+    _lrtrain(warm_x[:1000], warm_y[:1000], _LRTRAIN["lr: auto"])  # first-call costs off the clock
+    for label, x, y in problems(quick):
+        start = time.perf_counter()
+        exact = LinearRegression().fit(x, y)
+        exact_s = time.perf_counter() - start
+        loss_star = float(np.mean((exact.predict(x) - y) ** 2))
+        ours = {name: _lrtrain(x, y, extra) for name, extra in _LRTRAIN.items()}
+        sgd = {"defaults": _sgd(SGDRegressor(random_state=0), x, y, loss_star, max_epochs)}
+        for eta0 in ETA0_GRID:
+            model = SGDRegressor(eta0=eta0, random_state=0)
+            sgd[f"eta0={eta0:g}"] = _sgd(model, x, y, loss_star, max_epochs)
+        for gap in GAPS:
+            results.append(_row(label, gap, x.shape[0], ours, sgd, exact_s, loss_star, max_epochs))
+    return results
+
+
+_LRTRAIN = {
+    "lr: auto": ["optimizer.lr=auto"],
+    "lr: auto, momentum: auto": ["optimizer.lr=auto", "optimizer.momentum=auto"],
+}
+
+
+def _lrtrain(x: np.ndarray, y: np.ndarray, extra: list[str]) -> dict[float, float | None]:
+    """Seconds to reach each gap (None: not reached), one run per gap."""
+    times: dict[float, float | None] = {}
+    for gap in GAPS:
+        # float32 (the default) has about 7 digits: enough for a 1e-3 gap, not for 1e-6.
+        dtype = "float32" if gap >= 1e-4 else "float64"
+        torch_dtype = torch.float32 if dtype == "float32" else torch.float64
+        xt = feature_major(torch.from_numpy(x).to(torch_dtype))
+        yt = torch.from_numpy(y).to(torch_dtype).reshape(-1, 1)
+        ds = Dataset(xt, yt, [f"x_{i}" for i in range(x.shape[1])], "y")
+        cfg = load_config(
+            None,
+            ["device=cpu", f"train.dtype={dtype}", "train.max_iter=20000",
+             f"train.target_gap={gap}", *extra],
+        )  # fmt: skip
+        start = time.perf_counter()
+        analysis = analyse(ds.x, ds.y, cfg.optimizer)
+        cfg, analysis, _ = resolve_auto(cfg, analysis)
+        result = train(ds, cfg, loss_ref=analysis.target_loss)
+        elapsed = time.perf_counter() - start
+        times[gap] = elapsed if result.statuses[0] == "converged" else None
+    return times
+
+
+def _sgd(
+    model: Any, x: np.ndarray, y: np.ndarray, loss_star: float, max_epochs: int
+) -> dict[str, Any]:
+    """Epoch by epoch (partial_fit, the defaults' schedule); seconds to reach each gap."""
+    spent, reached, best = 0.0, dict.fromkeys(GAPS), math.inf
+    for _ in range(max_epochs):
+        start = time.perf_counter()
+        model.partial_fit(x, y)
+        spent += time.perf_counter() - start
+        gap = float(np.mean((model.predict(x) - y) ** 2)) / loss_star - 1
+        best = min(best, gap)
+        for target in GAPS:
+            if reached[target] is None and gap <= target:
+                reached[target] = spent
+        if all(v is not None for v in reached.values()):
+            break
+    return {"reached": reached, "spent": spent, "best_gap": best}
+
+
+def _row(
+    label: str,
+    gap: float,
+    n: int,
+    ours: dict[str, dict[float, float | None]],
+    sgd: dict[str, dict[str, Any]],
+    exact_s: float,
+    loss_star: float,
+    max_epochs: int,
+) -> CaseResult:
+    mine = {k: v[gap] for k, v in ours.items() if v[gap] is not None}
+    best_ours = min(mine.items(), key=lambda kv: kv[1]) if mine else None
+    theirs = {k: v["reached"][gap] for k, v in sgd.items() if v["reached"][gap] is not None}
+    best_sgd = min(theirs.items(), key=lambda kv: kv[1]) if theirs else None
+    longest = max(v["spent"] for v in sgd.values())
+    lrtrain_text = ", ".join(f"{k} {_s(v[gap])}" for k, v in ours.items())
+    sgd_text = ", ".join(
+        f"{k} {_s(v['reached'][gap])} (best gap {v['best_gap']:.1e})" for k, v in sgd.items()
+    )
+    notes = [
+        f"lrtrain: {lrtrain_text}",
+        f"SGDRegressor: {sgd_text}",
+        f"LinearRegression (exact): {exact_s:.2f} s",
+    ]
+    if best_ours is None:
+        ratio, met = None, False
+    elif best_sgd is None:
+        ratio, met = None, True
+        notes.append(
+            f"no SGDRegressor setting reached the gap (its longest run: {longest:.2f} s, "
+            f"{max_epochs} epochs)"
+        )
+    else:
+        ratio, met = best_sgd[1] / best_ours[1], best_ours[1] < best_sgd[1]
+    return CaseResult(
+        name=f"time to relative gap {gap:g}, N = {n:,}, d = 8, {label}",
+        baseline="SGDRegressor (defaults; best eta0 of "
+        + ", ".join(f"{e:g}" for e in ETA0_GRID)
+        + ")",
+        target="lrtrain reaches the gap faster",
+        met=met,
+        ratio=ratio,
+        baseline_time=Timing.of([best_sgd[1]]) if best_sgd else None,
+        lrtrain_time=Timing.of([best_ours[1]]) if best_ours else None,
+        figures={
+            "lrtrain_s": {k: v[gap] for k, v in ours.items()},
+            "sgd_s": {k: v["reached"][gap] for k, v in sgd.items()},
+            "sgd_best_gap": {k: v["best_gap"] for k, v in sgd.items()},
+            "linear_regression_s": exact_s,
+            "loss_star": loss_star,
+            "best_lrtrain": best_ours[0] if best_ours else None,
+            "best_sgd": best_sgd[0] if best_sgd else None,
+        },
+        notes=notes,
+    )
+
+
+def _s(value: float | None) -> str:
+    return "not reached" if value is None else f"{value:.2f} s"
