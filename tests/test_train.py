@@ -471,3 +471,44 @@ def test_auto_never_diverges_on_well_posed_problems(
     assert bool(torch.isfinite(history["loss"]).all())
     assert result.final_loss[0] <= float(history["loss"][0])
     assert auto.rate < 1
+
+
+# --- interruption and exact resume -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        [],
+        ["optimizer.momentum=0.9", "optimizer.lr=0.002"],
+        ["train.batch_size=16", "optimizer.momentum=0.5", "optimizer.nesterov=true"],
+        ["train.batch_size=7", "train.log_every=3", "optimizer.weight_decay=0.01"],
+    ],
+)
+def test_interrupted_then_resumed_equals_uninterrupted_bit_for_bit(extra: list[str]) -> None:
+    cfg, ds = _setup("train.max_iter=150", *extra)
+    whole = train(ds, cfg)
+    calls = iter(range(10**6))
+    half = train(ds, cfg, should_stop=lambda: next(calls) >= 61)
+    assert half.statuses == ["interrupted"] and half.stop_steps == [61]
+    state = half.engine_state()
+    assert state["step"] == 61
+    resumed = train(ds, cfg, resume=state)
+    assert resumed.statuses == whole.statuses and resumed.stop_steps == whole.stop_steps
+    assert torch.equal(resumed.final_theta, whole.final_theta)
+    assert torch.equal(resumed.loss, whole.loss) and torch.equal(resumed.theta, whole.theta)
+    assert torch.equal(resumed.grad_norm, whole.grad_norm)
+    assert resumed.final_loss == whole.final_loss
+    assert torch.equal(resumed.initial_grad, whole.initial_grad)
+
+
+def test_resume_can_extend_max_iter() -> None:
+    cfg, ds = _setup("train.max_iter=100", "optimizer.momentum=0.9")
+    longer = load_config(None, ["device=cpu", "train.max_iter=250", "optimizer.momentum=0.9"])
+    whole = train(ds, longer)
+    first = train(ds, cfg)
+    assert first.statuses == ["completed"]
+    resumed = train(ds, longer, resume=first.engine_state())
+    assert resumed.stop_steps == whole.stop_steps == [250]
+    assert torch.equal(resumed.final_theta, whole.final_theta)
+    assert torch.equal(resumed.loss, whole.loss)

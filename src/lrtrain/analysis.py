@@ -68,6 +68,25 @@ def sufficient_stats(x: torch.Tensor, y: torch.Tensor) -> Stats:
     return Stats(int(n), xtx, xty, yty, cov, cxy, x_mean, y_mean)
 
 
+def hessian_eigenvalues(stats: Stats) -> torch.Tensor:
+    """Eigenvalues of H = (2/N) X̃ᵀX̃, ascending, accurate even for the smallest when κ is far
+    beyond 1/ε (features like 10⁴ ± 1, where eigvalsh(H) would return rounding noise).
+
+    X̃ᵀX̃ = MᵀM with M = [[C^½, 0], [√N x̄ᵀ, √N]] (C the centred covariance sum), so the
+    eigenvalues are (2/N) σ(M)², and the SVD finds each σ to within ε·σ_max — λ_min to within
+    ε·√κ relative instead of ε·κ.
+    """
+    n, d = stats.n, stats.cov.shape[0]
+    c_eig, c_vec = torch.linalg.eigh(stats.cov)
+    root = c_vec @ torch.diag(c_eig.clamp_min(0.0).sqrt()) @ c_vec.T
+    m = torch.zeros(d + 1, d + 1, dtype=torch.float64)
+    m[:d, :d] = root
+    m[d, :d] = math.sqrt(n) * stats.x_mean
+    m[d, d] = math.sqrt(n)
+    sigma = torch.linalg.svdvals(m)
+    return (2.0 / n * sigma**2).flip(0)
+
+
 def _with_bias(x: torch.Tensor) -> torch.Tensor:
     x64 = x.to(device="cpu", dtype=torch.float64)
     return torch.cat([x64, torch.ones(x64.shape[0], 1, dtype=torch.float64)], dim=1)
@@ -161,21 +180,22 @@ def analyse(x: torch.Tensor, y: torch.Tensor, optimizer: OptimizerConfig) -> Ana
     stats = sufficient_stats(x, y)
     n, dim = stats.n, stats.xtx.shape[0]
     hessian = 2.0 * stats.xtx / n
-    eig = torch.linalg.eigvalsh(hessian)
+    eig = hessian_eigenvalues(stats)
     wd = optimizer.weight_decay
     eff = (eig + wd).clamp_min(0.0)  # weight decay adds wd·I to the Hessian
     lam_min, lam_max = float(eff[0]), float(eff[-1])
-    rank_tol = lam_max * dim * torch.finfo(torch.float64).eps
     # The normal equations of the centred statistics are exact to ~κ(cov)·1e-16; only for
     # ill-conditioned problems is the SVD of the data itself worth its extra pass (if it fits).
     cov_eig = torch.linalg.eigvalsh(stats.cov)
+    # H is singular exactly when the centred covariance is (see hessian_eigenvalues).
+    singular = float(cov_eig[0]) <= float(cov_eig[-1]) * dim * torch.finfo(torch.float64).eps
     well_posed = float(cov_eig[0]) > float(cov_eig[-1]) * _NORMAL_EQUATIONS_MAX_COND**-1
     fits = x.shape[0] * (dim + 1) * 8 <= _LSTSQ_MAX_BYTES
     if well_posed or not fits:
         theta, rank, method = _normal_equations_optimum(stats)
     else:
         theta, rank, method = _lstsq_optimum(x, y)
-    condition = lam_max / lam_min if lam_min > rank_tol else math.inf
+    condition = lam_max / lam_min if lam_min > 0 and (wd > 0 or not singular) else math.inf
     loss_star = _mse(x, y, theta)
     if wd > 0:
         # Gradient descent on mse + (wd/2)|θ|² (PyTorch's weight decay) converges to ridge.
@@ -448,3 +468,33 @@ def predicted_steps(
         buf = grad if step == 0 else momentum * buf + grad
         e = e - lr * ((grad + momentum * buf) if nesterov else buf)
     return None
+
+
+HOPELESS_KAPPA = 1e8  # from here on plain gradient descent needs ~κ steps per digit: hopeless
+
+
+def warnings_for(analysis: Analysis, standardized: bool) -> list[str]:
+    """What the user should know before trusting gradient descent on this problem."""
+    out = []
+    if analysis.singular:
+        out.append(
+            "the problem is singular (a feature is constant, or features are collinear): the "
+            "closed form is the minimum-norm pseudo-inverse solution, and gradient descent "
+            "never moves along the flat directions"
+        )
+    kappa = analysis.condition_number
+    if math.isfinite(kappa) and kappa >= HOPELESS_KAPPA:
+        per_digit = kappa * math.log(10) / 4
+        fix = (
+            "remove or combine nearly collinear features"
+            if standardized
+            else "set data.standardize: true (it rescales the features; the parameters are "
+            "reported in the original units too)"
+        )
+        out.append(
+            f"condition number κ = {kappa:.3g}: even at the optimal lr, plain gradient descent "
+            f"needs about {per_digit:.2g} steps per decimal digit of accuracy — hopeless; {fix}, "
+            "or use optimizer.lr: auto with optimizer.momentum: auto (about √κ times fewer steps)"
+        )
+    return out
+

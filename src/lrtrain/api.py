@@ -96,6 +96,78 @@ def fit(
     return FitRun(run_dir, summary, config, dataset, analysis, result, figures)
 
 
+# What a resume may change: how long to train, where, and what to draw. Anything else changes
+# the problem (data, model, optimizer, precision), and the checkpoint would not continue it.
+RESUMABLE_CHANGES = ("name", "device", "train.max_iter", "output.root", "output.plots",
+                     "output.format")  # fmt: skip
+
+
+def resume_status(checkpoint: dict[str, Any], config: Config) -> str | None:
+    """Why there is nothing to resume (a message), or None when training should go on.
+    Refuses a config that changes the problem, naming the keys that differ."""
+    from lrtrain.config import Config as ConfigModel
+    from lrtrain.errors import ConfigError
+
+    saved = ConfigModel.model_validate(checkpoint["config"])
+    changed = [
+        f"{key} ({old!r} → {new!r})"
+        for key, old, new in _differences(saved.to_dict(), config.to_dict())
+        if key not in RESUMABLE_CHANGES
+    ]
+    if changed:
+        raise ConfigError(
+            "--resume: this config changes the problem the run was training: "
+            + ", ".join(changed)
+            + f"; only {', '.join(RESUMABLE_CHANGES)} may change on resume — start a new run "
+            "for anything else"
+        )
+    status, step = checkpoint["status"], int(checkpoint["step"])
+    if status in ("converged", "diverged"):
+        return f"nothing to resume: the run already {status} at step {step}"
+    if status == "completed" and step >= config.train.max_iter:
+        return (
+            f"nothing to resume: the run is complete ({step} of train.max_iter "
+            f"{config.train.max_iter} steps); pass train.max_iter=N to train further"
+        )
+    return None
+
+
+def resume(
+    run_dir: str | Path,
+    config: Config,
+    checkpoint: dict[str, Any],
+    progress: ProgressCallback | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> FitRun:
+    """Continue an interrupted (or completed, with a larger max_iter) fit in place; on the CPU
+    the result equals that of an uninterrupted run bit for bit."""
+    from lrtrain.train import train
+
+    config, dataset, analysis, auto = prepare(config)
+    result = train(
+        dataset,
+        config,
+        progress=progress,
+        should_stop=should_stop,
+        loss_ref=analysis.target_loss,
+        resume=checkpoint["engine"],
+    )
+    run_dir = Path(run_dir)
+    summary = runs.save_fit(run_dir, config, dataset, analysis, result, auto)
+    figures = redraw(run_dir, config.output.format)
+    return FitRun(run_dir, summary, config, dataset, analysis, result, figures)
+
+
+def _differences(old: Any, new: Any, prefix: str = "") -> list[tuple[str, Any, Any]]:
+    if isinstance(old, dict) and isinstance(new, dict):
+        out = []
+        for key in sorted(set(old) | set(new)):
+            path = f"{prefix}.{key}" if prefix else str(key)
+            out += _differences(old.get(key), new.get(key), path)
+        return out
+    return [] if old == new else [(prefix, old, new)]
+
+
 @dataclass
 class SweepRun:
     """What ``sweep_lr`` produced."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -89,6 +89,33 @@ def _user_errors() -> Iterator[None]:
         raise typer.Exit(EXIT_USAGE) from None
 
 
+@contextlib.contextmanager
+def _interruptible() -> Iterator[Callable[[], bool]]:
+    """Ctrl-C (SIGINT) or SIGTERM: the first asks training to stop after the current step and
+    save everything (then exit 130); a second stops at once (every file already written is
+    whole: writes are atomic). Yields the ``should_stop`` callback for the engine."""
+    import signal
+
+    asked = {"stop": False}
+
+    def handler(signum: int, frame: object) -> None:
+        if asked["stop"]:
+            raise KeyboardInterrupt
+        asked["stop"] = True
+
+    previous = {}
+    try:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            previous[sig] = signal.signal(sig, handler)
+    except ValueError:  # not the main thread (e.g. called from a worker): no handlers
+        pass
+    try:
+        yield lambda: asked["stop"]
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
 def _resolve_config(
     config: str | None, overrides: list[str] | None, device: str | None, seed: int | None
 ) -> Config:
@@ -161,21 +188,32 @@ def _fmt(value: Any, digits: int = 6) -> str:
 
 def _fit_table(run: FitRun) -> Table:
     s = run.summary
-    final, closed, true = s["final"], s["closed_form"], s.get("true")
+    true = s.get("true")
+    standardized = "final_original" in s
     table = Table(title=f"lrtrain fit — {s['name']}", title_justify="left")
     table.add_column("parameter")
-    table.add_column("learned", justify="right")
-    table.add_column("closed form", justify="right")
+    columns = [("learned", s["final"]), ("closed form", s["closed_form"])]
+    if standardized:
+        # Trained on standardised features; the original units are what the data speak.
+        columns = [
+            ("learned (standardised)", s["final"]),
+            ("learned", s["final_original"]),
+            ("closed form", s["closed_form_original"]),
+        ]
     if true:
-        table.add_column("true", justify="right")
-    names = [f"w_{i}" for i in range(len(final["w"]))] + ["b"]
-    learned = [*final["w"], final["b"]]
-    optimum = [*closed["w"], closed["b"]]
-    truth = [*true["w"], true["b"]] if true else []
-    for i, name in enumerate(names):
-        cells = [name, _fmt(learned[i]), _fmt(optimum[i])]
-        if true:
-            cells.append(_fmt(truth[i]))
+        columns.append(("true", true))
+    for title, _ in columns:
+        table.add_column(title, justify="right")
+    features = s.get("data", {}).get("features") or []
+    names = [
+        f"w_{i}" if i >= len(features) or features[i] == f"x_{i}" else f"w ({features[i]})"
+        for i in range(len(s["final"]["w"]))
+    ]
+    for i, name in enumerate([*names, "b"]):
+        cells = [name] + [
+            _fmt(values["b"] if name == "b" and i == len(names) else values["w"][i])
+            for _, values in columns
+        ]
         table.add_row(*cells)
     return table
 
@@ -223,11 +261,8 @@ def _fit_report(run: FitRun) -> None:
         )
     label = "predicted" if v["full_batch_prediction"] else "full-batch prediction"
     console.print(f"verdict   {v['observed']} ({label}: {v['predicted']}) — {v['why']}")
-    if s["analysis"]["rank"] < len(s["analysis"]["theta_star"]):
-        console.print(
-            "note      the problem is singular (a feature is constant or features are "
-            "collinear); the closed form is the minimum-norm pseudo-inverse solution"
-        )
+    for warning in s["warnings"]:
+        console.print(f"[bold yellow]warning[/]   {warning}")
     console.print(f"run       {run.run_dir}")
 
 
@@ -237,11 +272,22 @@ def _fit_report(run: FitRun) -> None:
     "lrtrain fit optimizer.lr=0.028 train.max_iter=500\n\n"
     "lrtrain fit -c multivariate --out runs/mv --quiet\n\n"
     "lrtrain fit optimizer.lr=auto optimizer.momentum=auto train.target_gap=1e-6\n\n"
+    "lrtrain fit --resume runs/lecture-20261126-101500  (after Ctrl-C)\n\n"
     "lrtrain fit -c my.yaml --print-config"
 )
 def fit(
     overrides: OverridesArg = None,
     config: ConfigOpt = None,
+    resume: Annotated[
+        Path | None,
+        typer.Option(
+            "--resume",
+            help="Continue this interrupted run in place, to train.max_iter (which may be "
+            "raised with train.max_iter=N). Its config.yaml is used unless -c is given; "
+            "changes to the problem are refused.",
+            show_default=False,
+        ),
+    ] = None,
     out: OutOpt = None,
     overwrite: OverwriteOpt = False,
     print_config: PrintConfigOpt = False,
@@ -251,17 +297,41 @@ def fit(
 ) -> None:
     """Train one model, write a run directory (metrics, summary, model, plots) and report
     learned vs closed-form parameters and why training converged, oscillated or diverged."""
-    with _user_errors():
+    with _user_errors(), _interruptible() as stopped:
+        if resume is not None and config is None:
+            config = str(resume / "config.yaml")
         cfg = _resolve_config(config, overrides, device, seed)
         if print_config:
             console.print(cfg.to_yaml(), end="", markup=False)
             return
-        from lrtrain.api import fit as run_fit
+        from lrtrain import api
 
-        with _ProgressBar(not quiet, f"fit {cfg.name}") as bar:
-            run = run_fit(cfg, out=out, overwrite=overwrite, progress=bar)
+        if resume is not None:
+            from lrtrain.errors import RunDirError
+            from lrtrain.runs import load_checkpoint
+
+            if out is not None:
+                raise RunDirError("--resume continues the run in place; drop --out")
+            checkpoint = load_checkpoint(resume)
+            nothing = api.resume_status(checkpoint, cfg)
+            if nothing is not None:
+                console.print(f"{resume}: {nothing}")
+                return
+            with _ProgressBar(not quiet, f"resume {cfg.name}") as bar:
+                run = api.resume(resume, cfg, checkpoint, progress=bar, should_stop=stopped)
+        else:
+            with _ProgressBar(not quiet, f"fit {cfg.name}") as bar:
+                run = api.fit(cfg, out=out, overwrite=overwrite, progress=bar, should_stop=stopped)
     if not quiet:
         _fit_report(run)
+    if run.summary["status"] == "interrupted":
+        err_console.print(
+            f"[bold yellow]interrupted[/] at step {run.summary['steps']}: checkpoint, metrics "
+            f"and summary saved in {run.run_dir}; continue with: lrtrain fit --resume "
+            f"{run.run_dir}",
+            soft_wrap=True,
+        )
+        raise typer.Exit(EXIT_INTERRUPTED)
     if run.summary["status"] == "diverged":
         a = run.summary["analysis"]
         err_console.print(
@@ -358,10 +428,19 @@ def sweep_lr(
             return
         from lrtrain.api import sweep_lr as run_sweep
 
-        with _ProgressBar(not quiet, f"sweep {cfg.name}") as bar:
-            run = run_sweep(cfg, chosen, out=out, overwrite=overwrite, progress=bar)
+        with _interruptible() as stopped, _ProgressBar(not quiet, f"sweep {cfg.name}") as bar:
+            run = run_sweep(
+                cfg, chosen, out=out, overwrite=overwrite, progress=bar, should_stop=stopped
+            )
     if not quiet:
         _sweep_report(run)
+    if run.summary.get("status") == "interrupted":
+        err_console.print(
+            f"[bold yellow]interrupted[/] at step {run.summary['steps_run']}: what the sweep had "
+            f"is saved in {run.run_dir}",
+            soft_wrap=True,
+        )
+        raise typer.Exit(EXIT_INTERRUPTED)
     if run.all_diverged:
         err_console.print(
             f"[bold red]every learning rate diverged[/]: the critical lr is "

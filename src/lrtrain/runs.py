@@ -140,7 +140,7 @@ def fit_summary(
     auto: AutoSettings | None = None,
 ) -> dict[str, Any]:
     """summary.json of a fit (DESIGN §4), from the results of replica 0."""
-    from lrtrain.analysis import explain, observed_verdict
+    from lrtrain.analysis import explain, observed_verdict, warnings_for
 
     history = result.replica_history(0)
     status = result.statuses[0]
@@ -167,6 +167,7 @@ def fit_summary(
             **_wb(result.final_theta[0].tolist()),
         },
         "closed_form": {"loss": target_loss, **_wb(analysis.target_theta)},
+        **_original_units(dataset, result.final_theta[0].tolist(), analysis.target_theta),
         "optimality_gap": {
             "absolute": _json_number(gap),
             "relative": _json_number(gap / target_loss) if target_loss > 0 else None,
@@ -182,6 +183,7 @@ def fit_summary(
             "full_batch_prediction": config.train.batch_size is None,
             "why": explain(analysis, lr),
         },
+        "warnings": warnings_for(analysis, config.data.standardize),
         "optimizer": _optimizer_summary(config, auto),
         "theory": _theory_summary(config, analysis, result),
         "analysis": analysis.to_json(),
@@ -198,6 +200,22 @@ def fit_summary(
         "versions": _versions(),
     }
     return summary
+
+
+def _original_units(
+    dataset: Dataset, final: list[float], closed: list[float]
+) -> dict[str, Any]:
+    """With data.standardize, the parameters mapped back to the original feature units."""
+    if dataset.x_mean is None or dataset.x_scale is None:
+        return {}
+    from lrtrain.data import to_original_units
+
+    out = {}
+    for key, theta in (("final_original", final), ("closed_form_original", closed)):
+        w, b = to_original_units(theta[:-1], theta[-1], dataset.x_mean, dataset.x_scale)
+        out[key] = {"w": w, "b": b}
+    out["standardization"] = {"mean": dataset.x_mean, "scale": dataset.x_scale}
+    return out
 
 
 def _optimizer_summary(config: Config, auto: AutoSettings | None) -> dict[str, Any]:
@@ -264,11 +282,13 @@ def save_fit(
     atomic_write_bytes(run_dir / "model.pt", _torch_bytes(torch, result.model_state))
     checkpoint = {
         "format_version": FORMAT_VERSION,
+        "kind": "lrtrain-checkpoint",
         "model": result.model_state,
         "optimizer": result.optimizer_state,
         "step": result.stop_steps[0],
         "status": result.statuses[0],
         "config": config.to_dict(),
+        "engine": result.engine_state(),  # for `lrtrain fit --resume`
     }
     atomic_write_bytes(run_dir / "checkpoint.pt", _torch_bytes(torch, checkpoint))
     atomic_write_text(run_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
@@ -293,6 +313,8 @@ def save_sweep(
         "monotone_lr_limit": analysis.monotone_lr_limit,
         "optimal_lr": analysis.optimal_lr,
         "condition_number": _json_number(analysis.condition_number),
+        "status": "interrupted" if "interrupted" in result.statuses else "completed",
+        "steps_run": result.steps_run,
         "recommended_lr": outcome.recommended_lr,
         "recommendation": outcome.recommendation,
         "full_batch_prediction": config.train.batch_size is None,
@@ -448,6 +470,35 @@ def load_run(path: str | Path) -> RunData:
     if sample.is_file():
         run.sample = _read_csv_columns(sample)
     return run
+
+
+def load_checkpoint(run_dir: str | Path) -> dict[str, Any]:
+    """A run's checkpoint.pt, loaded with ``weights_only=True`` (tensors and plain data only:
+    a file cannot run code), checked for its format and contents."""
+    import pickle
+
+    import torch
+
+    path = Path(run_dir) / "checkpoint.pt"
+    if not path.is_file():
+        raise RunDirError(f"{run_dir}: not a resumable run (no checkpoint.pt)")
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except (OSError, RuntimeError, EOFError, ValueError, pickle.UnpicklingError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise RunDirError(f"{path}: corrupt or not an lrtrain checkpoint ({first[:160]})") from None
+    if not isinstance(data, dict) or data.get("kind") != "lrtrain-checkpoint":
+        raise RunDirError(f"{path}: not an lrtrain checkpoint")
+    version = data.get("format_version")
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise RunDirError(
+            f"{path}: written by a newer lrtrain (format {version}, this one reads up to "
+            f"{FORMAT_VERSION}); upgrade lrtrain to resume it"
+        )
+    engine = data.get("engine")
+    if not isinstance(engine, dict) or not {"step", "model", "optimizer", "loop"} <= set(engine):
+        raise RunDirError(f"{path}: incomplete checkpoint (no engine state to resume from)")
+    return data
 
 
 def latest_run(root: str | Path = "runs") -> Path:

@@ -17,6 +17,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 
@@ -95,6 +96,17 @@ class TrainResult:
     device: str
     model_state: dict[str, torch.Tensor] = field(default_factory=dict)
     optimizer_state: dict[str, object] = field(default_factory=dict)
+    loop_state: dict[str, torch.Tensor] = field(default_factory=dict)
+
+    def engine_state(self) -> dict[str, Any]:
+        """What ``train(resume=…)`` needs to continue this run exactly: model, optimizer
+        (momentum buffers), the step to continue from and the loop's state."""
+        return {
+            "step": min(self.stop_steps),
+            "model": self.model_state,
+            "optimizer": self.optimizer_state,
+            "loop": self.loop_state,
+        }
 
     def replica_history(self, k: int) -> dict[str, torch.Tensor]:
         """Replica k's rows t = 0 … stop (float64, CPU): step, loss, grad_norm, theta."""
@@ -158,11 +170,16 @@ def train(
     progress: ProgressCallback | None = None,
     should_stop: Callable[[], bool] | None = None,
     loss_ref: float | None = None,
+    resume: dict[str, Any] | None = None,
 ) -> TrainResult:
     """Train ``len(lrs)`` replicas (default: the config's one lr) and return their histories.
 
     ``loss_ref`` is the loss the optimizer converges to (the closed form's); ``train.target_gap``
-    stops a replica once (loss − loss_ref)/loss_ref is at most the target.
+    stops a replica once (loss − loss_ref)/loss_ref is at most the target. ``resume`` is a
+    checkpoint's ``engine`` entry (:meth:`TrainResult.engine_state`): training continues from
+    its step with its model, optimizer (momentum buffers) and loop state, and on the CPU ends
+    bit for bit where an uninterrupted run would (mini-batches are drawn from (seed, epoch),
+    so no RNG state is needed).
     """
     lrs = [config.optimizer.lr] if lrs is None else list(lrs)
     if not all(isinstance(lr, float | int) for lr in lrs):
@@ -190,6 +207,12 @@ def train(
     rows = (total - 1) // log_every + 1
     loop = _Loop.start(k, d, rows, total, dtype, device, lrs)
     loop.target_gap, loop.loss_ref = train_cfg.target_gap, loss_ref or 0.0
+    first = 0
+    if resume is not None:
+        model.load_state_dict(resume["model"])
+        optimizer.load_state_dict(resume["optimizer"])
+        loop.restore(resume["loop"], total)
+        first = int(resume["step"])
     batches = (
         _Batches(dataset.n, train_cfg.batch_size, config.seed, device)
         if train_cfg.batch_size is not None and train_cfg.batch_size < dataset.n
@@ -204,10 +227,11 @@ def train(
     def step_at(step: int | torch.Tensor, xb: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
         return _step(loop, model, optimizer, gradient, xb, yb, step, config)
 
-    graphed = _GraphedStep(step_at, x, y, loop) if _use_graph(device, batches, total) else None
+    use_graph = _use_graph(device, batches, total - first)
+    graphed = _GraphedStep(step_at, x, y, loop) if use_graph else None
     check_every = 1 if device.type == "cpu" else SYNC_EVERY
     start = time.perf_counter()
-    for step in range(total):
+    for step in range(first, total):
         if should_stop is not None and should_stop():
             loop.interrupt(step)
             break
@@ -253,7 +277,8 @@ def train(
         steps_run=steps_run,
         device=str(device),
         model_state={k_: v.detach().cpu() for k_, v in model.state_dict().items()},
-        optimizer_state=optimizer.state_dict(),
+        optimizer_state=_cpu(optimizer.state_dict()),
+        loop_state=loop.state(),
     )
 
 
@@ -311,6 +336,33 @@ class _Loop:
         self.stop_step.masked_fill_(self.active, step)
         self.status.masked_fill_(self.active, _INTERRUPTED)
         self.active.zero_()
+
+    def state(self) -> dict[str, torch.Tensor]:
+        """The tensors a resume needs (on the CPU), histories included."""
+        return {name: getattr(self, name).detach().cpu().clone() for name in _LOOP_TENSORS}
+
+    def restore(self, state: dict[str, torch.Tensor], total: int) -> None:
+        """Continue from ``state``: interrupted and completed replicas become active again
+        (stopping at this run's max_iter); histories are copied row by row, so max_iter may
+        grow."""
+        for name in _LOOP_TENSORS:
+            mine, saved = getattr(self, name), state[name].to(getattr(self, name).device)
+            if name.startswith("hist_"):
+                rows = min(mine.shape[0], saved.shape[0]) - 1  # the spare row stays spare
+                mine[:rows] = saved[:rows]
+            else:
+                mine.copy_(saved)
+        # Interrupted replicas, and completed ones (which ran out of steps), go on.
+        going_on = (self.status == _INTERRUPTED) | (self.status == _COMPLETED)
+        self.active.copy_(going_on)
+        self.stop_step.masked_fill_(going_on, total)
+        self.status.masked_fill_(going_on, _COMPLETED)
+
+
+_LOOP_TENSORS = (
+    "lr", "active", "stop_step", "status", "prev_loss", "limit", "initial_grad",
+    "hist_loss", "hist_grad", "hist_theta", "goal",
+)  # fmt: skip
 
 
 def _step(
@@ -393,10 +445,12 @@ class _GraphedStep:
         self.step_at, self.x, self.y, self.loop = step_at, x, y, loop
         self.graph: torch.cuda.CUDAGraph | None = None
         self.counter = torch.zeros((), dtype=torch.long, device=x.device)
+        self.calls = 0
         self.loss = torch.empty(0)
 
     def run(self, step: int) -> torch.Tensor:
-        if step < _GRAPH_WARMUP:
+        self.calls += 1
+        if self.calls <= _GRAPH_WARMUP:  # the first steps of this run (a resume too)
             side = torch.cuda.Stream(self.x.device)
             side.wait_stream(torch.cuda.current_stream(self.x.device))
             with torch.cuda.stream(side):
@@ -424,6 +478,17 @@ class _GraphedStep:
 def _use_graph(device: torch.device, batches: _Batches | None, total: int) -> bool:
     # Full batch only: mini-batches change shape at the end of an epoch.
     return CUDA_GRAPHS and device.type == "cuda" and batches is None and total > _GRAPH_WARMUP
+
+
+def _cpu(value: Any) -> Any:
+    """A copy of a state dict with every tensor on the CPU (checkpoints load anywhere)."""
+    if isinstance(value, torch.Tensor):
+        return value.detach().cpu().clone()
+    if isinstance(value, dict):
+        return {k: _cpu(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_cpu(v) for v in value]
+    return value
 
 
 def _autograd_forward_backward(
