@@ -209,3 +209,69 @@ def test_predicted_steps_of_the_lesson() -> None:
     assert at_eta is not None and 600 <= at_eta <= 700
     assert heavy is not None and 80 <= heavy <= 92
     assert predicted_steps(a, [0.0, 0.0], 1e-3, 0.0, False, 1e-6, 1000) is None
+
+
+# --- ill-conditioned problems and extreme scales -----------------------------------------------
+
+
+def _closed_form_reference(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """numpy least squares on centred features (independent of lrtrain's code paths)."""
+    xm, ym = x.mean(0), y.mean()
+    w = np.linalg.lstsq(x - xm, y - ym, rcond=None)[0]
+    return np.append(w, ym - xm @ w)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_offset_features_kappa_beyond_1e8(dtype: str) -> None:
+    """x ≈ 10⁴ + U(0, 1): κ ≈ 10¹⁷. λ_min is checked against the 2 × 2 identity
+    λ_min = det(H)/λ_max = 4·Σ(x − x̄)²/(N·λ_max), which has no cancellation."""
+    cfg = load_config(
+        None,
+        ["data.x={kind: uniform, low: 10000.0, high: 10001.0}", "data.n_samples=500",
+         f"train.dtype={dtype}"],
+    )  # fmt: skip
+    ds = load_dataset(cfg)
+    a = analyse(ds.x, ds.y, cfg.optimizer)
+    x = ds.x.double().numpy()
+    y = ds.y.double().numpy().ravel()
+    n = len(y)
+    lam_max = a.eigenvalues[-1]
+    lam_min = 4 * ((x - x.mean()) ** 2).sum() / (n * lam_max)
+    assert a.eigenvalues[0] == pytest.approx(lam_min, rel=1e-6)
+    assert a.condition_number == pytest.approx(lam_max / lam_min, rel=1e-6)
+    assert a.condition_number > 1e8 and not a.singular
+    np.testing.assert_allclose(a.theta_star, _closed_form_reference(x, y), rtol=1e-8)
+
+
+@pytest.mark.parametrize("scale", [1e-4, 1e4])
+def test_tiny_and_huge_feature_scales(scale: float) -> None:
+    cfg = load_config(
+        None,
+        ["data.x={kind: normal, mean: 0.0, std: 1.0}", "data.true_w=[1.0, -2.0, 0.5]",
+         "train.dtype=float64", "data.n_samples=400"],
+    )  # fmt: skip
+    ds = load_dataset(cfg)
+    ds.x = ds.x * torch.tensor([scale, 1.0, 1.0], dtype=torch.float64)
+    a = analyse(ds.x, ds.y, cfg.optimizer)
+    x, y = ds.x.numpy(), ds.y.numpy().ravel()
+    np.testing.assert_allclose(a.theta_star, _closed_form_reference(x, y), rtol=1e-7)
+    xt = np.hstack([x, np.ones((len(y), 1))])
+    reference = np.linalg.eigvalsh(2 / len(y) * xt.T @ xt)
+    np.testing.assert_allclose(a.eigenvalues, reference, rtol=1e-6)
+
+
+def test_hopeless_kappa_warns_and_standardize_cures_it(tmp_path) -> None:
+    from lrtrain.api import fit
+
+    over = ["device=cpu", "data.x={kind: uniform, low: 10000.0, high: 10001.0}",
+            "train.max_iter=5", "optimizer.lr=1e-9"]  # fmt: skip
+    run = fit(load_config(None, over), out=tmp_path / "raw")
+    (warning,) = run.summary["warnings"]
+    assert "hopeless" in warning and "set data.standardize: true" in warning
+    cured = fit(load_config(None, [*over, "data.standardize=true"]), out=tmp_path / "std")
+    assert cured.summary["warnings"] == []
+    assert cured.summary["analysis"]["condition_number"] < 10
+    original = cured.summary["closed_form_original"]
+    raw = run.summary["closed_form"]
+    assert original["w"][0] == pytest.approx(raw["w"][0], rel=1e-6)
+    assert original["b"] == pytest.approx(raw["b"], rel=1e-6)

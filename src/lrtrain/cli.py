@@ -10,6 +10,7 @@ still written) · 130 interrupted · 1 unexpected internal error.
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -100,7 +101,10 @@ def _interruptible() -> Iterator[Callable[[], bool]]:
 
     def handler(signum: int, frame: object) -> None:
         if asked["stop"]:
-            raise KeyboardInterrupt
+            # At once: no cleanup that could itself be interrupted. Files already written are
+            # whole (every write is atomic); a write in flight leaves only its hidden temp file.
+            os.write(2, b"\ninterrupted again: stopped at once\n")
+            os._exit(EXIT_INTERRUPTED)
         asked["stop"] = True
 
     previous = {}
