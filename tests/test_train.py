@@ -512,3 +512,28 @@ def test_resume_can_extend_max_iter() -> None:
     assert resumed.stop_steps == whole.stop_steps == [250]
     assert torch.equal(resumed.final_theta, whole.final_theta)
     assert torch.equal(resumed.loss, whole.loss)
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_target_gap_and_resume() -> None:
+    """On the GPU (captured step): target_gap stops where the CPU does, and a resumed run ends
+    where an uninterrupted one does."""
+    from lrtrain.api import prepare
+
+    over = ["train.dtype=float64", "train.max_iter=3000", "train.target_gap=1e-6",
+            "optimizer.lr=auto", "optimizer.momentum=auto"]  # fmt: skip
+    results = {}
+    for device in ("cpu", "cuda"):
+        cfg, ds, a, _ = prepare(load_config(None, [f"device={device}", *over]))
+        results[device] = train(ds, cfg, loss_ref=a.target_loss)
+    assert results["cuda"].statuses == ["converged"]
+    assert results["cuda"].stop_steps == results["cpu"].stop_steps
+    cfg, ds = _setup("device=cuda", "train.dtype=float64", "train.max_iter=400",
+                     "optimizer.momentum=0.9", "optimizer.lr=0.002")  # fmt: skip
+    whole = train(ds, cfg)
+    calls = iter(range(10**6))
+    half = train(ds, cfg, should_stop=lambda: next(calls) >= 150)
+    resumed = train(ds, cfg, resume=half.engine_state())
+    assert torch.allclose(resumed.final_theta, whole.final_theta, rtol=1e-12, atol=0)
+    assert torch.allclose(resumed.loss, whole.loss, rtol=1e-12, atol=0)
