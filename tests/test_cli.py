@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -220,3 +223,138 @@ def test_plot_compare_draws_runs_of_one_problem(tmp_path: Path) -> None:
     assert out.read_bytes().startswith(b"\x89PNG")
     result = invoke("plot", str(tmp_path / "a"), str(tmp_path / "c"), "--compare", str(out))
     assert result.exit_code == 2 and "fits another problem" in result.output
+
+
+# --- the ecosystem's conventions -------------------------------------------------------------
+
+
+def test_version_configs_validate_schema(tmp_path: Path) -> None:
+    import lrtrain
+
+    assert invoke("--version").output.strip() == f"lrtrain {lrtrain.__version__}"
+    listing = invoke("configs")
+    assert listing.exit_code == 0
+    for name in ("lecture", "multivariate", "minibatch", "diabetes"):
+        assert name in listing.output
+    shown = invoke("configs", "show", "lecture")
+    assert shown.output.startswith("# yaml-language-server: $schema=config.schema.json")
+    assert invoke("configs", "show", "lectur").exit_code == 2
+    dest = tmp_path / "mine.yaml"
+    assert invoke("configs", "copy", "diabetes", str(dest)).exit_code == 0
+    again = invoke("configs", "copy", "diabetes", str(dest))
+    assert again.exit_code == 2 and "never overwrites" in again.output
+    valid = invoke("validate", str(dest), "train.max_iter=7")
+    assert (
+        valid.exit_code == 0 and "config is valid" in valid.output and "max_iter: 7" in valid.output
+    )
+    bad = invoke("validate", "lecture", "optimizer.lr=-1", "seed=x")
+    assert bad.exit_code == 2 and bad.output.count("error:") == 2
+    schema = json.loads(invoke("schema").output)
+    assert schema["properties"]["optimizer"]["$ref"].endswith("OptimizerConfig")
+    assert "lr" in schema["$defs"]["OptimizerConfig"]["properties"]
+
+
+def test_shipped_schema_and_readme_reference_are_in_sync() -> None:
+    from lrtrain.config import FIELD_DOCS, config_reference, config_schema_text
+
+    root = Path(__file__).resolve().parents[1]
+    shipped = root / "src" / "lrtrain" / "configs" / "config.schema.json"
+    assert shipped.read_text() == config_schema_text(), "run: lrtrain schema > " + str(shipped)
+    readme = (root / "README.md").read_text()
+    assert config_reference() in readme, "run: lrtrain schema --reference, paste into README"
+    # every key of the schema has a meaning
+    from lrtrain.config import Config
+
+    def leaves(prefix: str, value: object) -> list[str]:
+        if isinstance(value, dict) and prefix != "data.x":
+            return [k for key, v in value.items() for k in leaves(f"{prefix}.{key}".strip("."), v)]
+        return [prefix]
+
+    assert sorted(leaves("", Config().to_dict())) == sorted(FIELD_DOCS)
+
+
+def test_data_and_predict(tmp_path: Path) -> None:
+    data = tmp_path / "lesson.csv"
+    assert invoke("data", "-o", str(data)).exit_code == 0
+    rows = data.read_text().splitlines()
+    assert rows[0] == "x_0,y" and len(rows) == 101 and rows[1].startswith("0.0,")
+    assert invoke("data", "-o", str(data)).exit_code == 2
+    run = tmp_path / "r"
+    assert invoke("fit", "--device", "cpu", "--quiet", "--out", str(run)).exit_code == 0
+    out = tmp_path / "pred.csv"
+    result = invoke("predict", str(run), str(data), "-o", str(out))
+    assert result.exit_code == 0, result.output
+    summary = json.loads((run / "summary.json").read_text())
+    w, b = summary["final"]["w"][0], summary["final"]["b"]
+    lines = out.read_text().splitlines()
+    assert lines[0] == "x_0,y,y_predicted"
+    x0, _, pred = (float(v) for v in lines[5].split(","))
+    assert pred == pytest.approx(w * x0 + b, rel=1e-12)
+    missing = tmp_path / "other.csv"
+    missing.write_text("a,b\n1,2\n")
+    bad = invoke("predict", str(run), str(missing))
+    assert bad.exit_code == 2 and "no column 'x_0'" in bad.output
+
+
+def test_predict_standardised_real_data(tmp_path: Path) -> None:
+    run = tmp_path / "d"
+    assert (
+        invoke("fit", "-c", "diabetes", "--device", "cpu", "--quiet", "--out", str(run)).exit_code
+        == 0
+    )
+    csv_in = Path(__file__).resolve().parents[1] / "src/lrtrain/configs/data/diabetes.csv"
+    result = invoke("predict", str(run), str(csv_in))
+    assert result.exit_code == 0
+    lines = result.output.splitlines()
+    assert lines[0].endswith(",progression,progression_predicted")
+    summary = json.loads((run / "summary.json").read_text())
+    fitted = np.array([float(line.rsplit(",", 1)[1]) for line in lines[1:]])
+    target = np.array([float(line.split(",")[-2]) for line in lines[1:]])
+    mse = float(np.mean((fitted - target) ** 2))
+    assert mse == pytest.approx(summary["final"]["loss"], rel=1e-6)
+
+
+def test_json_output_and_no_color(tmp_path: Path) -> None:
+    result = invoke("fit", "--device", "cpu", "--json", "--out", str(tmp_path / "r"))
+    assert result.exit_code == 0
+    summary = json.loads(result.output)
+    assert summary["status"] == "completed" and summary["steps"] == 100
+    result = invoke("sweep-lr", "--device", "cpu", "--json", "--out", str(tmp_path / "s"))
+    assert json.loads(result.output)["kind"] == "sweep"
+    env = {**os.environ, "FORCE_COLOR": "1", "COLUMNS": "100"}
+    colored = subprocess.run(
+        [sys.executable, "-m", "lrtrain", "fit", "--device", "cpu", "--out", str(tmp_path / "c")],
+        capture_output=True, text=True, env=env,
+    )  # fmt: skip
+    assert "\x1b[" in colored.stdout
+    plain = subprocess.run(
+        [sys.executable, "-m", "lrtrain", "fit", "--device", "cpu", "--out", str(tmp_path / "n")],
+        capture_output=True, text=True, env={**env, "NO_COLOR": "1"},
+    )  # fmt: skip
+    assert plain.returncode == 0 and not re.search(r"\x1b\[[0-9;]*3[0-7]m", plain.stdout)
+
+
+def test_every_command_has_examples() -> None:
+    for command in ("fit", "sweep-lr", "plot", "configs", "validate", "schema", "data", "predict"):
+        assert (
+            "Examples" in invoke(command, "--help").output
+            or "Example" in invoke(command, "--help").output
+        ), command
+
+
+def test_plot_animate_writes_a_gif(tmp_path: Path) -> None:
+    run = tmp_path / "r"
+    assert (
+        invoke(
+            "fit", "--device", "cpu", "--quiet", "--out", str(run), "train.max_iter=20"
+        ).exit_code
+        == 0
+    )
+    result = invoke("plot", str(run), "--animate")
+    assert result.exit_code == 0, result.output
+    gif = run / "plots" / "descent.gif"
+    assert gif.read_bytes()[:6] in (b"GIF87a", b"GIF89a")
+    from PIL import Image
+
+    with Image.open(gif) as image:
+        assert image.n_frames == 21

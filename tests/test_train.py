@@ -432,7 +432,7 @@ def test_auto_needs_resolving_and_target_gap_needs_the_optimum() -> None:
         train(ds, cfg)
 
 
-@settings(max_examples=30, deadline=None)
+@settings(max_examples=20, deadline=None, derandomize=True)
 @given(
     d=st.integers(1, 5),
     scales=st.lists(st.floats(0.1, 10.0), min_size=5, max_size=5),
@@ -443,7 +443,7 @@ def test_auto_never_diverges_on_well_posed_problems(
     d: int, scales: list[float], mode: str, seed: int
 ) -> None:
     """Random problems with feature scales 0.1 … 10 (κ up to about 10⁴): the automatic
-    settings always converge, whichever rule chose them."""
+    settings never diverge and end below the initial loss, whichever rule chose them."""
     from lrtrain.analysis import auto_settings
     from lrtrain.data import Dataset, feature_major
 
@@ -465,7 +465,12 @@ def test_auto_never_diverges_on_well_posed_problems(
             "nesterov": nesterov and auto.momentum > 0,
         }
     )
-    result = train(ds, cfg.model_copy(update={"optimizer": opt}))
+    # Momentum's transient can raise the loss for a while before the rate wins: run for ~30
+    # time constants of the slowest mode, which the rate gives.
+    # (Plain gradient descent below 2/λ_max lowers the loss every step: 300 steps will do.)
+    steps = 300 if mode == "plain" else min(5_000, math.ceil(30 / (1 - auto.rate)))
+    train_cfg = cfg.train.model_copy(update={"max_iter": steps})
+    result = train(ds, cfg.model_copy(update={"optimizer": opt, "train": train_cfg}))
     assert result.statuses == ["completed"]
     history = result.replica_history(0)
     assert bool(torch.isfinite(history["loss"]).all())

@@ -497,4 +497,3 @@ def warnings_for(analysis: Analysis, standardized: bool) -> list[str]:
             "or use optimizer.lr: auto with optimizer.momentum: auto (about √κ times fewer steps)"
         )
     return out
-

@@ -80,17 +80,23 @@ def fit(
     config: Config,
     out: str | Path | None = None,
     overwrite: bool = False,
-    progress: ProgressCallback | None = None,
+    progress: ProgressCallback | bool | None = None,
     should_stop: Callable[[], bool] | None = None,
 ) -> FitRun:
     """Train one model as configured, write its run directory and draw its figures."""
+    from lrtrain.progress import progress_for
     from lrtrain.train import train
 
     config, dataset, analysis, auto = prepare(config)
     run_dir = runs.create_run_dir(config.output.root, config.name, out, overwrite)
-    result = train(
-        dataset, config, progress=progress, should_stop=should_stop, loss_ref=analysis.target_loss
-    )
+    with progress_for(progress, f"fit {config.name}") as callback:
+        result = train(
+            dataset,
+            config,
+            progress=callback,
+            should_stop=should_stop,
+            loss_ref=analysis.target_loss,
+        )
     summary = runs.save_fit(run_dir, config, dataset, analysis, result, auto)
     figures = redraw(run_dir, config.output.format)
     return FitRun(run_dir, summary, config, dataset, analysis, result, figures)
@@ -134,24 +140,34 @@ def resume_status(checkpoint: dict[str, Any], config: Config) -> str | None:
 
 def resume(
     run_dir: str | Path,
-    config: Config,
-    checkpoint: dict[str, Any],
-    progress: ProgressCallback | None = None,
+    config: Config | None = None,
+    checkpoint: dict[str, Any] | None = None,
+    progress: ProgressCallback | bool | None = None,
     should_stop: Callable[[], bool] | None = None,
 ) -> FitRun:
     """Continue an interrupted (or completed, with a larger max_iter) fit in place; on the CPU
-    the result equals that of an uninterrupted run bit for bit."""
+    the result equals that of an uninterrupted run bit for bit. ``config`` defaults to the
+    run's own; see :func:`resume_status` for what may change."""
+    from lrtrain.config import load_config
+
+    if config is None:
+        config = load_config(str(Path(run_dir) / "config.yaml"))
+    if checkpoint is None:
+        checkpoint = runs.load_checkpoint(run_dir)
+        resume_status(checkpoint, config)
+    from lrtrain.progress import progress_for
     from lrtrain.train import train
 
     config, dataset, analysis, auto = prepare(config)
-    result = train(
-        dataset,
-        config,
-        progress=progress,
-        should_stop=should_stop,
-        loss_ref=analysis.target_loss,
-        resume=checkpoint["engine"],
-    )
+    with progress_for(progress, f"resume {config.name}") as callback:
+        result = train(
+            dataset,
+            config,
+            progress=callback,
+            should_stop=should_stop,
+            loss_ref=analysis.target_loss,
+            resume=checkpoint["engine"],
+        )
     run_dir = Path(run_dir)
     summary = runs.save_fit(run_dir, config, dataset, analysis, result, auto)
     figures = redraw(run_dir, config.output.format)
@@ -189,7 +205,7 @@ def sweep_lr(
     lrs: list[float] | None = None,
     out: str | Path | None = None,
     overwrite: bool = False,
-    progress: ProgressCallback | None = None,
+    progress: ProgressCallback | bool | None = None,
     should_stop: Callable[[], bool] | None = None,
 ) -> SweepRun:
     """Train at many learning rates in one vectorised run, judge each, recommend one.
@@ -206,9 +222,12 @@ def sweep_lr(
         update={"sweep": config.sweep.model_copy(update={"lrs": list(chosen)})}
     )
     run_dir = runs.create_run_dir(config.output.root, config.name, out, overwrite)
-    result = train(
-        dataset, sweep_config(config), lrs=chosen, progress=progress, should_stop=should_stop
-    )
+    from lrtrain.progress import progress_for
+
+    with progress_for(progress, f"sweep {config.name}") as callback:
+        result = train(
+            dataset, sweep_config(config), lrs=chosen, progress=callback, should_stop=should_stop
+        )
     outcome = assess(config, analysis, result)
     summary = runs.save_sweep(run_dir, config, dataset, analysis, result, outcome)
     figures = redraw(run_dir, config.output.format)
@@ -244,3 +263,39 @@ def compare(run_dirs: list[str | Path], path: str | Path) -> Path:
                 "(different data: different optimum); compare runs of one data set"
             )
     return runs.save_figure(compare_figure(loaded), Path(path))
+
+
+def animate(run_dir: str | Path, frames: int = 40) -> Path:
+    """Write ``plots/descent.gif``: the path growing over the contours, the loss beside it."""
+    from lrtrain.errors import RunDirError
+    from lrtrain.plots import descent_animation
+
+    run = runs.load_run(run_dir)
+    if run.kind != "fit":
+        raise RunDirError(f"{run.path}: --animate draws one fit's descent; this is a sweep")
+    plots = run.path / "plots"
+    plots.mkdir(exist_ok=True)
+    return runs.save_animation(descent_animation(run, frames), plots / "descent.gif")
+
+
+def predict(run_dir: str | Path, csv_path: str | Path) -> str:
+    """Predictions of a fitted run for the rows of a CSV, as CSV text (the input's columns and
+    a ``<target>_predicted`` column). Uses only the run's files: no torch, no retraining."""
+    from lrtrain.predict import predict_rows, predictions_csv
+
+    run = runs.load_run(run_dir)
+    header, rows, y = predict_rows(run, csv_path)
+    return predictions_csv(header, rows, y, f"{run.summary['data']['target']}_predicted")
+
+
+def export_data(config: Config, path: str | Path, overwrite: bool = False) -> int:
+    """Write the synthetic data set ``config`` generates to a CSV; returns the row count."""
+    from lrtrain.data import write_synthetic_csv
+    from lrtrain.errors import ConfigError
+
+    if config.data.source != "synthetic":
+        raise ConfigError(
+            f"data.source is csv: the data already are in {config.data.path}; "
+            "lrtrain data writes synthetic data sets"
+        )
+    return write_synthetic_csv(config.data, config.seed, Path(path), overwrite)

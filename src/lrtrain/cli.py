@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -20,6 +19,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.console import Console
 from rich.table import Table
+
+from lrtrain.progress import ProgressBar
 
 if TYPE_CHECKING:
     from lrtrain.api import FitRun
@@ -64,6 +65,10 @@ OverwriteOpt = Annotated[
 ]
 PrintConfigOpt = Annotated[
     bool, typer.Option("--print-config", help="Print the resolved config as YAML and exit.")
+]
+JsonOpt = Annotated[
+    bool,
+    typer.Option("--json", help="Print the run's summary.json to stdout (and nothing else)."),
 ]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or table.")]
 DeviceOpt = Annotated[
@@ -133,55 +138,6 @@ def _resolve_config(
     return load_config(config, extra)
 
 
-class _ProgressBar:
-    """A rich progress bar fed by the training callback; silent when not on a terminal."""
-
-    def __init__(self, enabled: bool, description: str) -> None:
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-            TimeRemainingColumn,
-        )
-
-        self.enabled = enabled and console.is_terminal
-        self.progress = Progress(
-            TextColumn("[bold]{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("loss {task.fields[loss]}"),
-            TextColumn("{task.fields[rate]} steps/s"),
-            TimeElapsedColumn(),
-            TimeRemainingColumn(),
-            console=console,
-            transient=True,
-            disable=not self.enabled,
-        )
-        self.task = self.progress.add_task(description, total=None, loss="…", rate="…")
-        self.start = time.perf_counter()
-        self.last_draw = 0.0
-
-    def __enter__(self) -> _ProgressBar:
-        self.progress.__enter__()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.progress.__exit__(*exc)
-
-    def __call__(self, step: int, total: int, losses: list[float]) -> None:
-        now = time.perf_counter()
-        if not self.enabled or (now - self.last_draw < 0.1 and step < total):
-            return  # throttled: redrawing costs more than a training step
-        self.last_draw = now
-        rate = step / max(now - self.start, 1e-9)
-        shown = f"{losses[0]:.6g}" if len(losses) == 1 else f"{min(losses):.4g} (best)"
-        self.progress.update(
-            self.task, completed=step, total=total, loss=shown, rate=f"{rate:,.0f}"
-        )
-
-
 def _fmt(value: Any, digits: int = 6) -> str:
     if value is None:
         return "—"
@@ -220,6 +176,15 @@ def _fit_table(run: FitRun) -> Table:
         ]
         table.add_row(*cells)
     return table
+
+
+def _report(run: Any, quiet: bool, json_out: bool, human: Callable[[Any], None]) -> None:
+    if json_out:
+        import json
+
+        sys.stdout.write(json.dumps(run.summary, indent=2) + "\n")
+    elif not quiet:
+        human(run)
 
 
 def _fit_report(run: FitRun) -> None:
@@ -296,6 +261,7 @@ def fit(
     overwrite: OverwriteOpt = False,
     print_config: PrintConfigOpt = False,
     quiet: QuietOpt = False,
+    json_out: JsonOpt = False,
     device: DeviceOpt = None,
     seed: SeedOpt = None,
 ) -> None:
@@ -321,13 +287,12 @@ def fit(
             if nothing is not None:
                 console.print(f"{resume}: {nothing}")
                 return
-            with _ProgressBar(not quiet, f"resume {cfg.name}") as bar:
+            with ProgressBar(not (quiet or json_out), f"resume {cfg.name}", console) as bar:
                 run = api.resume(resume, cfg, checkpoint, progress=bar, should_stop=stopped)
         else:
-            with _ProgressBar(not quiet, f"fit {cfg.name}") as bar:
+            with ProgressBar(not (quiet or json_out), f"fit {cfg.name}", console) as bar:
                 run = api.fit(cfg, out=out, overwrite=overwrite, progress=bar, should_stop=stopped)
-    if not quiet:
-        _fit_report(run)
+    _report(run, quiet, json_out, _fit_report)
     if run.summary["status"] == "interrupted":
         err_console.print(
             f"[bold yellow]interrupted[/] at step {run.summary['steps']}: checkpoint, metrics "
@@ -412,6 +377,7 @@ def sweep_lr(
     overwrite: OverwriteOpt = False,
     print_config: PrintConfigOpt = False,
     quiet: QuietOpt = False,
+    json_out: JsonOpt = False,
     device: DeviceOpt = None,
     seed: SeedOpt = None,
 ) -> None:
@@ -432,12 +398,14 @@ def sweep_lr(
             return
         from lrtrain.api import sweep_lr as run_sweep
 
-        with _interruptible() as stopped, _ProgressBar(not quiet, f"sweep {cfg.name}") as bar:
+        with (
+            _interruptible() as stopped,
+            ProgressBar(not quiet, f"sweep {cfg.name}", console) as bar,
+        ):
             run = run_sweep(
                 cfg, chosen, out=out, overwrite=overwrite, progress=bar, should_stop=stopped
             )
-    if not quiet:
-        _sweep_report(run)
+    _report(run, quiet, json_out, _sweep_report)
     if run.summary.get("status") == "interrupted":
         err_console.print(
             f"[bold yellow]interrupted[/] at step {run.summary['steps_run']}: what the sweep had "
@@ -462,7 +430,8 @@ def _safe_lr(analysis: dict[str, Any]) -> float:
     epilog="**Examples**\n\n"
     "lrtrain plot  (the newest run under runs/)\n\n"
     "lrtrain plot runs/lecture-20261126-101500 --format svg\n\n"
-    "lrtrain plot runs/a runs/b runs/c --compare three_ways.png"
+    "lrtrain plot runs/a runs/b runs/c --compare three_ways.png\n\n"
+    "lrtrain plot runs/lecture-20261126-101500 --animate  (writes plots/descent.gif)"
 )
 def plot(
     run_dirs: Annotated[
@@ -491,6 +460,14 @@ def plot(
     root: Annotated[Path, typer.Option("--root", help="Where to look for the newest run.")] = Path(
         "runs"
     ),
+    animate: Annotated[
+        bool,
+        typer.Option(
+            "--animate",
+            help="Also write plots/descent.gif: the path growing over the contours, the loss "
+            "curve beside it.",
+        ),
+    ] = False,
 ) -> None:
     """Redraw every figure of a saved run from its files alone (no retraining, no torch)."""
     from lrtrain.errors import LrtrainError
@@ -507,8 +484,175 @@ def plot(
             written = [compare_runs(list(targets), compare)]
         else:
             written = [path for target in targets for path in redraw(target, fmt)]
+        if animate:
+            from lrtrain.api import animate as animate_run
+
+            written += [animate_run(target) for target in targets]
     for path in written:
         console.print(f"wrote {path}")
+
+
+configs_app = typer.Typer(
+    help="The bundled configs: list them, show one, copy one to edit.",
+    no_args_is_help=False,
+    rich_markup_mode="markdown",
+)
+app.add_typer(configs_app, name="configs")
+
+
+@configs_app.callback(
+    invoke_without_command=True,
+    epilog="**Examples**\n\n"
+    "lrtrain configs\n\n"
+    "lrtrain configs show diabetes\n\n"
+    "lrtrain configs copy lecture my.yaml  (then: lrtrain fit -c my.yaml)",
+)
+def configs(ctx: typer.Context) -> None:
+    """List the bundled configs with one-line descriptions (``-c NAME`` runs one)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from lrtrain.config import bundled_config_description, bundled_config_names
+
+    table = Table(title="bundled configs (lrtrain fit -c NAME)", title_justify="left")
+    table.add_column("name")
+    table.add_column("description")
+    for name in bundled_config_names():
+        table.add_row(name, bundled_config_description(name))
+    console.print(table)
+
+
+@configs_app.command("show", epilog="**Example**\n\nlrtrain configs show lecture")
+def configs_show(name: Annotated[str, typer.Argument(help="A bundled config's name.")]) -> None:
+    """Print a bundled config."""
+    from lrtrain.config import bundled_config_source
+
+    with _user_errors():
+        text = bundled_config_source(name)
+    sys.stdout.write(text)
+
+
+@configs_app.command("copy", epilog="**Example**\n\nlrtrain configs copy diabetes my-diabetes.yaml")
+def configs_copy(
+    name: Annotated[str, typer.Argument(help="A bundled config's name.")],
+    dest: Annotated[Path, typer.Argument(help="Where to write it (never overwritten).")],
+) -> None:
+    """Copy a bundled config to a file you can edit (refuses to overwrite)."""
+    from lrtrain.config import copy_bundled_config
+
+    with _user_errors():
+        copy_bundled_config(name, dest)
+    console.print(f"wrote {dest}; run it with: lrtrain fit -c {dest}")
+
+
+@app.command(
+    epilog="**Examples**\n\n"
+    "lrtrain validate my.yaml\n\n"
+    "lrtrain validate lecture optimizer.lr=0.02 train.max_iter=500"
+)
+def validate(
+    config: Annotated[str, typer.Argument(help="Config file path or bundled config name.")],
+    overrides: OverridesArg = None,
+) -> None:
+    """Check a config (and overrides) without running anything: every error, or the resolved
+    values."""
+    with _user_errors():
+        cfg = _resolve_config(config, overrides, None, None)
+    console.print(f"[green]config is valid[/]: {config}")
+    console.print(cfg.to_yaml(), end="", markup=False)
+
+
+@app.command(
+    epilog="**Examples**\n\n"
+    "lrtrain schema > lrtrain.schema.json\n\n"
+    "lrtrain schema --reference  (the Markdown table of README's config reference)"
+)
+def schema(
+    reference: Annotated[
+        bool, typer.Option("--reference", help="Print the Markdown config reference instead.")
+    ] = False,
+) -> None:
+    """Print the config's JSON Schema (for editors: the bundled YAMLs point to it)."""
+    from lrtrain.config import config_reference, config_schema_text
+
+    sys.stdout.write(config_reference() if reference else config_schema_text())
+
+
+@app.command(
+    epilog="**Examples**\n\n"
+    "lrtrain data -o lesson.csv  (the lesson's 100 points)\n\n"
+    "lrtrain data -c multivariate -o mv.csv data.n_samples=5000"
+)
+def data(
+    overrides: OverridesArg = None,
+    config: ConfigOpt = None,
+    output: Annotated[
+        Path, typer.Option("-o", "--output", help="CSV file to write.", show_default=False)
+    ] = Path("data.csv"),
+    overwrite: OverwriteOpt = False,
+    seed: SeedOpt = None,
+) -> None:
+    """Write the synthetic data set a config generates (x_0 … x_{d-1}, y) as CSV, to inspect it
+    or fit it elsewhere."""
+    with _user_errors():
+        cfg = _resolve_config(config, overrides, None, seed)
+        from lrtrain.api import export_data
+
+        rows = export_data(cfg, output, overwrite)
+    console.print(f"wrote {output}: {rows:,} rows × {cfg.data.d} feature(s) and y")
+
+
+@app.command(
+    epilog="**Examples**\n\n"
+    "lrtrain predict runs/diabetes-20261126-101500 new_patients.csv -o predicted.csv\n\n"
+    "lrtrain predict runs/lecture-20261126-101500 points.csv  (CSV to stdout)"
+)
+def predict(
+    run_dir: Annotated[Path, typer.Argument(help="A fit run directory.")],
+    input_csv: Annotated[
+        Path, typer.Argument(help="CSV with the run's feature columns (others are kept).")
+    ],
+    output: Annotated[
+        Path | None,
+        typer.Option("-o", "--output", help="Write here instead of stdout.", show_default=False),
+    ] = None,
+) -> None:
+    """Predict with a trained run: the input's columns plus a ``<target>_predicted`` column.
+    Standardisation is applied as in training; runs on synthetic data take x_0 … x_{d-1}."""
+    with _user_errors():
+        from lrtrain.api import predict as run_predict
+
+        text = run_predict(run_dir, input_csv)
+        if output is not None:
+            from lrtrain.runs import atomic_write_text
+
+            atomic_write_text(output, text)
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        console.print(f"wrote {output}")
+
+
+def _version(value: bool) -> None:
+    if value:
+        from lrtrain import __version__
+
+        console.print(f"lrtrain {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """Train and study linear regression with PyTorch and gradient descent.
+
+    Shell completion: `lrtrain --install-completion` (bash, zsh, fish, PowerShell).
+    """
 
 
 def main() -> None:

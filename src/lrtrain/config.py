@@ -305,6 +305,138 @@ def bundled_config_text(name: str) -> str:
     return (resources.files("lrtrain") / "configs" / f"{name}.yaml").read_text(encoding="utf-8")
 
 
+SCHEMA_LINE = "# yaml-language-server: $schema="
+
+
+def bundled_config_source(name: str) -> str:
+    """A bundled config's text, or a ConfigError naming the ones there are."""
+    names = bundled_config_names()
+    if name not in names:
+        hint = difflib.get_close_matches(name, names, n=1)
+        extra = f" Did you mean '{hint[0]}'?" if hint else ""
+        raise ConfigError(f"'{name}' is not a bundled config ({', '.join(names)}).{extra}")
+    return bundled_config_text(name)
+
+
+def bundled_config_description(name: str) -> str:
+    """The first sentence of a bundled config's header comment."""
+    lines = [ln[1:].strip() for ln in bundled_config_text(name).splitlines() if ln.startswith("#")]
+    text = " ".join(ln for ln in lines if ln and not ln.startswith(("yaml-language-server",
+                                                                     "lrtrain ")))  # fmt: skip
+    first = text.split(". ")[0].rstrip(".")
+    return first if len(first) <= 100 else first[:99].rsplit(" ", 1)[0] + " …"
+
+
+def copy_bundled_config(name: str, dest: Path) -> None:
+    """Write a bundled config to ``dest`` for editing: the schema line and a relative
+    ``data.path`` are made to point at the installed files, so the copy works anywhere."""
+    text = bundled_config_source(name)
+    if dest.exists():
+        raise ConfigError(f"{dest}: exists; lrtrain configs copy never overwrites — choose another")
+    folder = Path(str(resources.files("lrtrain") / "configs"))
+    lines = []
+    for line in text.splitlines(keepends=True):
+        if line.startswith(SCHEMA_LINE):
+            line = f"{SCHEMA_LINE}{folder / 'config.schema.json'}\n"
+        match = re.match(r"^(\s+path:\s*)([^#\s]+)(.*)$", line.rstrip("\n"))
+        if match and not Path(match.group(2)).is_absolute() and match.group(2) != "null":
+            line = f"{match.group(1)}{folder / match.group(2)}\n"
+        lines.append(line)
+    try:
+        with dest.open("x", encoding="utf-8") as fh:
+            fh.write("".join(lines))
+    except FileExistsError:
+        raise ConfigError(f"{dest}: exists; lrtrain configs copy never overwrites") from None
+    except OSError as exc:
+        raise ConfigError(f"{dest}: cannot write: {exc.strerror or exc}") from None
+
+
+# What each key means: the config reference in the README is generated from this
+# (`lrtrain schema --reference`, kept in sync by a test) and editors show it from the schema.
+FIELD_DOCS: dict[str, str] = {
+    "name": "run name (letters, digits, `_ . -`)",
+    "seed": "seeds the data, the shuffling and `model.init: normal`",
+    "device": "`auto` (CUDA if available) · `cpu` · `cuda` · `cuda:N`",
+    "data.source": "`synthetic` or `csv`",
+    "data.n_samples": "rows (≥ 2)",
+    "data.x": "`arange` (one feature) · `uniform {low, high}` · `normal {mean, std}`",
+    "data.true_w": "one weight per feature; its length is d",
+    "data.true_b": "true intercept",
+    "data.noise_std": "y = x·true_w + true_b + noise_std·N(0, 1)",
+    "data.path": (
+        "CSV file (header row required); relative paths in a config file are relative to that file"
+    ),
+    "data.target": "CSV target column",
+    "data.features": "CSV feature columns (default: all but the target)",
+    "data.standardize": "train on features scaled to zero mean, unit variance",
+    "data.stream": "out-of-core data: not implemented yet, `true` is refused",
+    "model.init": "`zeros` (the lesson) or `normal` (small, seeded)",
+    "optimizer.lr": (
+        "> 0, or `auto`: the fastest constant step for this data (η* = 2/(λ_min+λ_max); "
+        "with `momentum: auto`, Polyak's pair; with a fixed momentum, the lr minimising "
+        "the worst mode's rate)"
+    ),
+    "optimizer.momentum": (
+        "in [0, 1), or `auto` (needs `lr: auto`): Polyak's heavy ball, or with `nesterov:"
+        " true` the textbook Nesterov setting"
+    ),
+    "optimizer.nesterov": "needs momentum > 0",
+    "optimizer.weight_decay": "≥ 0 (as torch.optim.SGD)",
+    "train.max_iter": "steps",
+    "train.batch_size": (
+        "`null` = full batch (gradient descent); k = mini-batch SGD, reshuffled each epoch"
+    ),
+    "train.tol": "stop (status `converged`) when the loss changes by less than tol in one step",
+    "train.target_gap": (
+        "stop (status `converged`) once (loss − loss*)/loss* ≤ target_gap, loss* from the"
+        " closed form (relative to the initial loss when loss* is 0); the summary puts "
+        "the steps the theory predicts beside the steps taken"
+    ),
+    "train.log_every": "keep every k-th step in `metrics.csv` (and the last)",
+    "train.dtype": "`float32` or `float64`",
+    "sweep.lrs": "learning rates for the sweep",
+    "output.root": "where run directories go",
+    "output.plots": "which figures to draw",
+    "output.format": "`png` · `svg` · `pdf`",
+}
+
+
+def config_schema() -> dict[str, Any]:
+    """The JSON Schema of the config (what ``lrtrain schema`` prints), with each key's meaning
+    as its description."""
+    schema = Config.model_json_schema()
+    schema["title"] = "lrtrain config"
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    for dotted, meaning in FIELD_DOCS.items():
+        *sections, leaf = dotted.split(".")
+        node = schema
+        for section in sections:
+            ref = node["properties"][section].get("$ref", "")
+            node = schema["$defs"][ref.rsplit("/", 1)[-1]]
+        node["properties"][leaf]["description"] = meaning
+    return schema
+
+
+def config_reference() -> str:
+    """The Markdown table of every key, its default and its meaning (README's reference)."""
+    defaults = Config().to_dict()
+    lines = ["| key | default | meaning |", "| --- | --- | --- |"]
+    for dotted, meaning in FIELD_DOCS.items():
+        value: Any = defaults
+        for part in dotted.split("."):
+            value = value[part]
+        shown = yaml.safe_dump(value, default_flow_style=True, width=1000).strip()
+        shown = shown.removesuffix("\n...").removesuffix("...").strip()
+        lines.append(f"| `{dotted}` | `{shown}` | {meaning} |")
+    return "\n".join(lines) + "\n"
+
+
+def config_schema_text() -> str:
+    import json
+
+    return json.dumps(config_schema(), indent=2, sort_keys=True) + "\n"
+
+
 def read_config_source(spec: str | None) -> tuple[dict[str, Any], str]:
     """Return the raw mapping and a display name for ``-c SPEC`` (a path or a bundled name)."""
     if spec is None:
@@ -315,9 +447,10 @@ def read_config_source(spec: str | None) -> tuple[dict[str, Any], str]:
             text = path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
             raise ConfigError(f"{spec}: cannot read the config file: {exc}") from None
-        source = str(path)
+        source, folder = str(path), path.parent
     elif re.fullmatch(r"[A-Za-z0-9_-]+", spec) and spec in bundled_config_names():
         text, source = bundled_config_text(spec), f"{spec}.yaml (bundled)"
+        folder = Path(str(resources.files("lrtrain") / "configs"))
     else:
         names = bundled_config_names()
         hint = difflib.get_close_matches(spec, names, n=1)
@@ -335,6 +468,13 @@ def read_config_source(spec: str | None) -> tuple[dict[str, Any], str]:
             f"{source}: the top level must be a mapping of keys (name:, data:, optimizer:, …), "
             f"not a {type(raw).__name__}"
         )
+    data = raw.get("data")
+    if isinstance(data, dict) and isinstance(data.get("path"), str):
+        # A relative data.path in a config file means relative to that file (so configs and
+        # their data travel together); on the command line it is relative to where you are.
+        data_path = Path(data["path"]).expanduser()
+        if not data_path.is_absolute():
+            data["path"] = str(folder / data_path)
     return raw, source
 
 

@@ -386,6 +386,55 @@ def compare_figure(runs: list[RunData], labels: list[str] | None = None) -> Figu
     return fig
 
 
+def descent_animation(run: RunData, frames: int = 40) -> Any:
+    """The descent path growing over the loss contours, the loss curve growing beside it
+    (a ``matplotlib.animation.FuncAnimation``; save it with Pillow's writer as a GIF)."""
+    from matplotlib.animation import FuncAnimation
+    from matplotlib.figure import Figure
+
+    summary, analysis = run.summary, run.summary["analysis"]
+    true = summary.get("true")
+    surface = _Surface(
+        [run.theta],
+        analysis["theta_star"],
+        analysis["loss_star"],
+        analysis["hessian"],
+        [*true["w"], true["b"]] if true else None,
+        [summary["status"] == "diverged"],
+    )
+    fig = Figure(figsize=(11.0, 4.4), layout="constrained")
+    left, right = fig.subplots(1, 2)
+    surface.panel(left, None, f"Descent path — {_run_title(summary)}", legend=False)
+    s, t = surface.paths[0]
+    steps, loss = run.metrics["step"], run.metrics["loss"]
+    (path_line,) = left.plot([], [], color=PATH_COLOR, lw=1.4, marker="o", ms=2.5)
+    (head,) = left.plot([], [], marker="o", ms=8, color=PATH_COLOR, mec="k", ls="none")
+    keep = np.isfinite(loss) & (loss > 0)
+    right.set_yscale("log")
+    right.set_xlim(0, max(float(steps[-1]), 1.0))
+    if keep.any():
+        right.set_ylim(loss[keep].min() * 0.8, loss[keep].max() * 1.25)
+    right.axhline(summary["closed_form"]["loss"], color="k", ls="--", lw=1, label="optimum")
+    (curve,) = right.plot([], [], color=PATH_COLOR, lw=1.4, label="loss")
+    right.set_xlabel("step")
+    right.set_ylabel("loss (mean squared error)")
+    right.grid(True, which="both", alpha=0.3)
+    right.legend(loc="upper right", fontsize=8)
+    title = right.set_title("", fontsize=10)
+    shown = np.unique(np.linspace(0, len(steps) - 1, min(frames, len(steps))).astype(int))
+
+    def draw(i: int) -> tuple[Any, ...]:
+        upto = shown[i] + 1
+        path_line.set_data(s[:upto], t[:upto])
+        head.set_data(s[upto - 1 : upto], t[upto - 1 : upto])
+        mask = keep[:upto]
+        curve.set_data(steps[:upto][mask], loss[:upto][mask])
+        title.set_text(f"step {int(steps[upto - 1])}: loss {loss[upto - 1]:.6g}")
+        return path_line, head, curve, title
+
+    return FuncAnimation(fig, draw, frames=len(shown), interval=80, blit=False)
+
+
 def _compare_label(run: RunData) -> str:
     opt = run.summary.get("optimizer", {})
     lr = opt.get("lr", run.summary.get("lr"))

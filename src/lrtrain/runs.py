@@ -202,9 +202,7 @@ def fit_summary(
     return summary
 
 
-def _original_units(
-    dataset: Dataset, final: list[float], closed: list[float]
-) -> dict[str, Any]:
+def _original_units(dataset: Dataset, final: list[float], closed: list[float]) -> dict[str, Any]:
     """With data.standardize, the parameters mapped back to the original feature units."""
     if dataset.x_mean is None or dataset.x_scale is None:
         return {}
@@ -567,4 +565,23 @@ def save_figure(fig: Any, path: Path) -> Path:
     buffer = io.BytesIO()
     fig.savefig(buffer, format=fmt, dpi=120)
     atomic_write_bytes(path, buffer.getvalue())
+    return path
+
+
+def save_animation(animation: Any, path: Path, fps: int = 12) -> Path:
+    """Write a matplotlib animation as a GIF (Pillow's writer), atomically."""
+    from matplotlib.animation import PillowWriter
+
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".gif", dir=path.parent)
+        os.close(fd)
+        try:
+            animation.save(tmp, writer=PillowWriter(fps=fps), dpi=72)
+            os.chmod(tmp, _FILE_MODE)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+    except OSError as exc:
+        raise RunDirError(f"{path}: cannot write: {exc.strerror or exc}") from None
     return path
