@@ -30,7 +30,7 @@ from lrtrain.errors import ConfigError, LrtrainError
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "MPLBACKEND": "Agg", "PYTHONPATH": str(ROOT / "src")}
-TEMP_FILE = re.compile(r"^\..+\.tmp$")  # an atomic write killed mid-way leaves only this
+TEMP_FILE = re.compile(r"^\..+\.tmp(\.gif)?$")  # an atomic write killed mid-way leaves only this
 runner = CliRunner()
 
 

@@ -18,6 +18,7 @@ import torch
 
 from lrtrain.config import ArangeX, Config, DataConfig, NormalX, UniformX
 from lrtrain.errors import DataError
+from lrtrain.table import numbers, read_rows
 
 BLOCK_ROWS = 8192  # the unit of random generation; changing it changes every data set
 _MASK64 = (1 << 64) - 1
@@ -144,17 +145,7 @@ def _synthetic_dataset(data: DataConfig, seed: int, dtype: torch.dtype) -> Datas
 def read_csv(data: DataConfig, dtype: torch.dtype) -> Dataset:
     """Read a CSV with a header; every problem names the file, row and column."""
     path = Path(data.path or "")
-    if not path.is_file():
-        raise DataError(f"data.path: CSV file '{path}' not found")
-    try:
-        with path.open(newline="", encoding="utf-8") as fh:
-            rows = list(csv.reader(fh))
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        raise DataError(f"{path}: cannot read as CSV: {exc}") from None
-    rows = [r for r in rows if any(cell.strip() for cell in r)]
-    if not rows:
-        raise DataError(f"{path}: the file is empty; it needs a header row and data rows")
-    header = [h.strip() for h in rows[0]]
+    header, body = read_rows(path, f"data.path: CSV file '{path}' not found")
     if data.target not in header:
         raise DataError(
             f"{path}: no column '{data.target}' (data.target); columns are: {', '.join(header)}"
@@ -168,15 +159,11 @@ def read_csv(data: DataConfig, dtype: torch.dtype) -> Dataset:
         )
     if not features:
         raise DataError(f"{path}: no feature columns besides the target '{data.target}'")
-    body = rows[1:]
     if len(body) < 2:
         raise DataError(f"{path}: {len(body)} data row(s); a regression needs at least 2")
     columns = [header.index(f) for f in features]
     target = header.index(data.target)
-    values = [
-        [_cell(path, i + 2, r, c, header) for c in [*columns, target]] for i, r in enumerate(body)
-    ]
-    table = torch.tensor(values, dtype=torch.float64)
+    table = torch.tensor(numbers(path, header, body, [*columns, target]), dtype=torch.float64)
     return Dataset(
         feature_major(table[:, :-1].to(dtype)),
         table[:, -1:].to(dtype).contiguous(),
@@ -188,23 +175,6 @@ def read_csv(data: DataConfig, dtype: torch.dtype) -> Dataset:
 def feature_major(x: torch.Tensor) -> torch.Tensor:
     """``x`` [N, d] with the storage layout of :class:`Dataset` (values unchanged)."""
     return x.t().contiguous().t()
-
-
-def _cell(path: Path, line: int, row: list[str], col: int, header: list[str]) -> float:
-    if col >= len(row):
-        raise DataError(f"{path}: line {line} has no value in column '{header[col]}'")
-    text = row[col].strip()
-    try:
-        value = float(text)
-    except ValueError:
-        raise DataError(
-            f"{path}: line {line}, column '{header[col]}': '{text}' is not a number"
-        ) from None
-    if not math.isfinite(value):
-        raise DataError(
-            f"{path}: line {line}, column '{header[col]}': {text} is not a finite number"
-        )
-    return value
 
 
 def _standardize(dataset: Dataset) -> None:

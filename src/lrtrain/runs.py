@@ -7,6 +7,7 @@ plot`` redraws from these files alone.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -15,6 +16,7 @@ import os
 import platform
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -46,23 +48,29 @@ def _umask_mode() -> int:
 _FILE_MODE = _umask_mode()
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that ``path`` is never seen half-written."""
-    path = Path(path)
+@contextlib.contextmanager
+def _atomic(path: Path, suffix: str = ".tmp") -> Iterator[tuple[int, str]]:
+    """Yield (fd, name) of a hidden temporary file beside ``path``; on success it replaces
+    ``path`` in one rename, on any failure it is removed. ``path`` is never seen half-written."""
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
         try:
             os.chmod(tmp, _FILE_MODE)  # mkstemp makes 0600; run files are ordinary files
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-                fh.flush()
-                os.fsync(fh.fileno())
+            yield fd, tmp
             os.replace(tmp, path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
     except OSError as exc:
         raise RunDirError(f"{path}: cannot write: {exc.strerror or exc}") from None
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` so that ``path`` is never seen half-written."""
+    with _atomic(Path(path)) as (fd, _), os.fdopen(fd, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -569,19 +577,11 @@ def save_figure(fig: Any, path: Path) -> Path:
 
 
 def save_animation(animation: Any, path: Path, fps: int = 12) -> Path:
-    """Write a matplotlib animation as a GIF (Pillow's writer), atomically."""
+    """Write a matplotlib animation as a GIF (Pillow's writer, which wants a .gif name),
+    atomically."""
     from matplotlib.animation import PillowWriter
 
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".gif", dir=path.parent)
+    with _atomic(path, suffix=".tmp.gif") as (fd, tmp):
         os.close(fd)
-        try:
-            animation.save(tmp, writer=PillowWriter(fps=fps), dpi=72)
-            os.chmod(tmp, _FILE_MODE)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-    except OSError as exc:
-        raise RunDirError(f"{path}: cannot write: {exc.strerror or exc}") from None
+        animation.save(tmp, writer=PillowWriter(fps=fps), dpi=72)
     return path

@@ -1,0 +1,49 @@
+"""Numeric CSV tables (header row, then data rows) read with messages that name the file, line
+and column — shared by the CSV data source and ``lrtrain predict``; no torch, no numpy."""
+
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+
+from lrtrain.errors import DataError
+
+
+def read_rows(path: Path, not_found: str) -> tuple[list[str], list[tuple[int, list[str]]]]:
+    """The header and the non-blank data rows, each with its line number in the file."""
+    if not path.is_file():
+        raise DataError(not_found)
+    try:
+        with path.open(newline="", encoding="utf-8") as fh:
+            rows = [(i + 1, r) for i, r in enumerate(csv.reader(fh))]
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise DataError(f"{path}: cannot read as CSV: {exc}") from None
+    rows = [(line, r) for line, r in rows if any(cell.strip() for cell in r)]
+    if not rows:
+        raise DataError(f"{path}: the file is empty; it needs a header row and data rows")
+    return [h.strip() for h in rows[0][1]], rows[1:]
+
+
+def numbers(
+    path: Path, header: list[str], rows: list[tuple[int, list[str]]], columns: list[int]
+) -> list[list[float]]:
+    """The given columns of every row as finite floats."""
+    return [[_cell(path, line, row, c, header) for c in columns] for line, row in rows]
+
+
+def _cell(path: Path, line: int, row: list[str], col: int, header: list[str]) -> float:
+    if col >= len(row):
+        raise DataError(f"{path}: line {line} has no value in column '{header[col]}'")
+    text = row[col].strip()
+    try:
+        value = float(text)
+    except ValueError:
+        raise DataError(
+            f"{path}: line {line}, column '{header[col]}': '{text}' is not a number"
+        ) from None
+    if not math.isfinite(value):
+        raise DataError(
+            f"{path}: line {line}, column '{header[col]}': {text} is not a finite number"
+        )
+    return value
