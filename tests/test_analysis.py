@@ -270,6 +270,8 @@ def test_hopeless_kappa_warns_and_standardize_cures_it(tmp_path) -> None:
     assert "hopeless" in warning and "set data.standardize: true" in warning
     cured = fit(load_config(None, [*over, "data.standardize=true"]), out=tmp_path / "std")
     assert cured.summary["warnings"] == []
+    before = cured.summary["standardization"]["condition_number_before"]
+    assert before == pytest.approx(run.summary["analysis"]["condition_number"], rel=1e-6)
     assert cured.summary["analysis"]["condition_number"] < 10
     original = cured.summary["closed_form_original"]
     raw = run.summary["closed_form"]

@@ -95,3 +95,14 @@ def test_diabetes_fit_matches_an_independent_least_squares_fit(tmp_path: Path) -
     np.testing.assert_allclose(learned, reference, rtol=1e-4)
     assert run.summary["status"] == "converged"
     assert run.summary["data"]["features"][:3] == ["age", "sex", "bmi"]
+
+
+def test_docstring_examples_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import doctest
+
+    import lrtrain.api
+
+    monkeypatch.chdir(tmp_path)
+    for module in (lrtrain, lrtrain.api):
+        failed, attempted = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
+        assert attempted > 0 and failed == 0, module.__name__

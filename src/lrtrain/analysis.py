@@ -87,6 +87,16 @@ def hessian_eigenvalues(stats: Stats) -> torch.Tensor:
     return (2.0 / n * sigma**2).flip(0)
 
 
+def condition_number(stats: Stats) -> float:
+    """κ = λ_max/λ_min of the Hessian these statistics define (inf when singular)."""
+    eig = hessian_eigenvalues(stats)
+    cov_eig = torch.linalg.eigvalsh(stats.cov)
+    eps = torch.finfo(torch.float64).eps
+    if float(eig[0]) <= 0 or float(cov_eig[0]) <= float(cov_eig[-1]) * len(cov_eig) * eps:
+        return math.inf
+    return float(eig[-1] / eig[0])
+
+
 def _with_bias(x: torch.Tensor) -> torch.Tensor:
     x64 = x.to(device="cpu", dtype=torch.float64)
     return torch.cat([x64, torch.ones(x64.shape[0], 1, dtype=torch.float64)], dim=1)

@@ -203,10 +203,14 @@ def _fit_report(run: FitRun) -> None:
         f"{_fmt(rate, 4) if rate else '—'} steps/s · {s['elapsed_s']:.3f} s on {s['device']}"
     )
     kappa = a["condition_number"]
+    before = ""
+    if "standardization" in s:
+        raw = s["standardization"]["condition_number_before"]
+        before = f" (standardised; {_fmt(raw, 4) if raw is not None else '∞'} before)"
     console.print(
         f"analysis  critical lr {_fmt(a['critical_lr'], 5)} · monotone below "
         f"{_fmt(a['monotone_lr_limit'], 5)} · optimal lr {_fmt(a['optimal_lr'], 5)} · "
-        f"κ {_fmt(kappa, 5) if kappa is not None else '∞ (singular)'}"
+        f"κ {_fmt(kappa, 5) if kappa is not None else '∞ (singular)'}{before}"
     )
     auto, theory = s["optimizer"]["auto"], s["theory"]
     if auto is not None:

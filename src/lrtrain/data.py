@@ -44,6 +44,7 @@ class Dataset:
     true_b: float | None = None
     x_mean: list[float] | None = None
     x_scale: list[float] | None = None
+    raw_condition_number: float | None = None  # κ before standardising (when standardised)
 
     @property
     def n(self) -> int:
@@ -187,6 +188,9 @@ def _standardize(dataset: Dataset) -> None:
             f"data.standardize: feature(s) {', '.join(constant)} are constant and cannot be "
             "standardised; drop them from data.features"
         )
+    from lrtrain.analysis import condition_number, sufficient_stats
+
+    dataset.raw_condition_number = condition_number(sufficient_stats(x64, dataset.y))
     dataset.x = feature_major(((x64 - mean) / scale).to(dataset.x.dtype))
     dataset.x_mean = mean.tolist()
     dataset.x_scale = scale.tolist()

@@ -220,7 +220,11 @@ def _original_units(dataset: Dataset, final: list[float], closed: list[float]) -
     for key, theta in (("final_original", final), ("closed_form_original", closed)):
         w, b = to_original_units(theta[:-1], theta[-1], dataset.x_mean, dataset.x_scale)
         out[key] = {"w": w, "b": b}
-    out["standardization"] = {"mean": dataset.x_mean, "scale": dataset.x_scale}
+    out["standardization"] = {
+        "mean": dataset.x_mean,
+        "scale": dataset.x_scale,
+        "condition_number_before": _json_number(dataset.raw_condition_number or math.inf),
+    }
     return out
 
 
@@ -295,6 +299,9 @@ def save_fit(
         "status": result.statuses[0],
         "config": config.to_dict(),
         "engine": result.engine_state(),  # for `lrtrain fit --resume`
+        # Mini-batch order has no RNG state to save: epoch e's permutation is drawn afresh from
+        # (seed, e), so a resumed run shuffles exactly as the uninterrupted one would.
+        "shuffle": {"seed": config.seed, "scheme": "per-epoch permutation from (seed, epoch)"},
     }
     atomic_write_bytes(run_dir / "checkpoint.pt", _torch_bytes(torch, checkpoint))
     atomic_write_text(run_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
