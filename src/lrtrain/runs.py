@@ -500,6 +500,11 @@ def load_checkpoint(run_dir: str | Path) -> dict[str, Any]:
     except (OSError, RuntimeError, EOFError, ValueError, pickle.UnpicklingError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise RunDirError(f"{path}: corrupt or not an lrtrain checkpoint ({first[:160]})") from None
+    if isinstance(data, dict) and "kind" not in data and {"model", "config"} <= set(data):
+        raise RunDirError(
+            f"{path}: written by an earlier lrtrain, before runs could be resumed; start a new "
+            "run (its config.yaml reruns it: lrtrain fit -c RUN/config.yaml)"
+        )
     if not isinstance(data, dict) or data.get("kind") != "lrtrain-checkpoint":
         raise RunDirError(f"{path}: not an lrtrain checkpoint")
     version = data.get("format_version")
