@@ -277,3 +277,28 @@ def test_hopeless_kappa_warns_and_standardize_cures_it(tmp_path) -> None:
     raw = run.summary["closed_form"]
     assert original["w"][0] == pytest.approx(raw["w"][0], rel=1e-6)
     assert original["b"] == pytest.approx(raw["b"], rel=1e-6)
+
+
+def test_nist_norris_certified_values(tmp_path) -> None:
+    """NIST StRD 'Norris': the closed form, and a run of lrtrain itself (standardised, auto
+    settings, float64), against the certified regression statistics."""
+    from pathlib import Path
+
+    from lrtrain.api import fit
+
+    csv_path = Path(__file__).parent / "data" / "norris.csv"
+    over = ["device=cpu", "data.source=csv", f"data.path={csv_path}", "train.dtype=float64"]
+    cfg = load_config(None, over)
+    ds = load_dataset(cfg)
+    a = analyse(ds.x, ds.y, cfg.optimizer)
+    b0, b1, rss = -0.262323073774029, 1.00211681802045, 26.6173985294224
+    assert a.theta_star == pytest.approx([b1, b0], rel=1e-11)
+    assert a.loss_star * 36 == pytest.approx(rss, rel=1e-11)
+    auto = ["data.standardize=true", "optimizer.lr=auto", "optimizer.momentum=auto",
+            "train.target_gap=1e-14", "train.max_iter=500"]  # fmt: skip
+    run = fit(load_config(None, [*over, *auto]), out=tmp_path / "norris")
+    final = run.summary["final_original"]
+    assert final["w"][0] == pytest.approx(b1, rel=1e-8)
+    assert final["b"] == pytest.approx(b0, rel=1e-5)
+    ss_tot = float(((ds.y - ds.y.mean()) ** 2).sum())
+    assert 1 - rss / ss_tot == pytest.approx(0.999993745883712, rel=1e-12)
