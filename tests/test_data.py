@@ -134,3 +134,14 @@ def test_standardize_and_back(tmp_path: Path) -> None:
     scale = ds.x_scale[0]
     w, b = to_original_units([0.2 * scale], 3.0, ds.x_mean, ds.x_scale)
     assert w[0] == pytest.approx(0.2) and b == pytest.approx(-1.0)
+
+
+def test_csv_with_a_byte_order_mark_and_crlf(tmp_path) -> None:
+    from lrtrain.config import load_config
+    from lrtrain.data import load_dataset
+
+    path = tmp_path / "bom.csv"
+    path.write_bytes(b"\xef\xbb\xbfx,y\r\n1,2\r\n2,4.5\r\n3,6\r\n")
+    ds = load_dataset(load_config(None, ["data.source=csv", f"data.path={path}"]))
+    assert ds.feature_names == ["x"] and ds.target_name == "y"
+    assert ds.y[:, 0].tolist() == [2.0, 4.5, 6.0]

@@ -279,6 +279,8 @@ FILES = {
     "inf.csv": "x,y\n1,inf\n2,3\n3,4\n",
     "nocol.csv": "a,b\n1,2\n2,3\n",
     "short.csv": "x,y\n1,2\n2\n3,4\n",
+    "huge32.csv": "x,y\n1e39,2\n2,4\n3,6\n",
+    "huge64.csv": "x,y\n1e200,2\n2,4\n3,6\n",
 }
 CORPUS = [
     (["-c", "notyaml.yaml"], "notyaml.yaml: not valid YAML (line 2)"),
@@ -320,6 +322,10 @@ CORPUS = [
         ["data.source=csv", "data.path=nocol.csv", "data.target=b", "data.features=[z]"],
         "no column 'z' (data.features)",
     ),
+    (["data.source=csv", "data.path=huge32.csv"], "overflow float32 (limit ≈ 1.1e+18): set"),
+    (["data.source=csv", "data.path=huge64.csv"], "the features reach 1e+200"),
+    (["data.x={kind: uniform, low: 1e200, high: 2e200}"], "overflow float64"),
+    (["data.source=csv", "data.path=huge32.csv", "data.features=[x, y]"], "also listed"),
     (["device=tpu"], "device: String should match pattern"),
     (["data.stream=true"], "stream: true (out-of-core data) is not implemented"),
 ]

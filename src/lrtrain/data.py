@@ -130,13 +130,38 @@ def load_dataset(config: Config) -> Dataset:
     return dataset
 
 
+def _check_range(peaks: dict[str, float], n: int, dtype: torch.dtype, source: str) -> None:
+    """Refuse values whose squares, summed over the rows, overflow the training dtype (float32
+    for the loss) or float64 (the closed form): the numbers would be inf, not an answer.
+    ``peaks`` maps "features"/"target" to the largest absolute value, read in float64."""
+    checks = [("float64", math.sqrt(torch.finfo(torch.float64).max / max(n, 1)) / 10)]
+    if dtype == torch.float32:
+        checks.append(("float32", math.sqrt(torch.finfo(torch.float32).max / max(n, 1)) / 10))
+    for name, peak in peaks.items():
+        for kind, limit in checks:
+            if not peak <= limit:
+                fix = (
+                    "set train.dtype: float64, or rescale the data"
+                    if kind == "float32"
+                    else "rescale the data (divide the column by a power of ten)"
+                )
+                raise DataError(
+                    f"{source}: the {name} reach {peak:.3g}; their squares summed over {n:,} rows "
+                    f"overflow {kind} (limit ≈ {limit:.2g}): {fix}"
+                )
+
+
 def _synthetic_dataset(data: DataConfig, seed: int, dtype: torch.dtype) -> Dataset:
     # Fill preallocated tensors block by block so that peak memory is the data set itself plus
     # one float64 block, never a float64 copy of everything.
     n, d = data.n_samples, data.d
     x = torch.empty(d, n, dtype=dtype).t()  # feature-major, see Dataset
     y = torch.empty(n, 1, dtype=dtype)
+    peaks = {"features": 0.0, "target": 0.0}
     for lo, xb, yb in iter_synthetic(data, seed, BLOCK_ROWS * 16):
+        peaks["features"] = max(peaks["features"], float(xb.abs().max()))
+        peaks["target"] = max(peaks["target"], float(yb.abs().max()))
+        _check_range(peaks, n, dtype, "the synthetic data (data.x, data.true_w, data.noise_std)")
         x[lo : lo + len(xb)] = xb
         y[lo : lo + len(yb)] = yb
     names = [f"x_{i}" for i in range(d)]
@@ -152,6 +177,11 @@ def read_csv(data: DataConfig, dtype: torch.dtype) -> Dataset:
             f"{path}: no column '{data.target}' (data.target); columns are: {', '.join(header)}"
         )
     features = data.features or [h for h in header if h != data.target]
+    if data.target in features:
+        raise DataError(
+            f"{path}: the target '{data.target}' is also listed in data.features; a model that "
+            "sees its own answer learns nothing — remove it from data.features"
+        )
     missing = [f for f in features if f not in header]
     if missing:
         raise DataError(
@@ -165,6 +195,11 @@ def read_csv(data: DataConfig, dtype: torch.dtype) -> Dataset:
     columns = [header.index(f) for f in features]
     target = header.index(data.target)
     table = torch.tensor(numbers(path, header, body, [*columns, target]), dtype=torch.float64)
+    peaks = {
+        "features": float(table[:, :-1].abs().max()),
+        "target": float(table[:, -1].abs().max()),
+    }
+    _check_range(peaks, len(body), dtype, str(path))
     return Dataset(
         feature_major(table[:, :-1].to(dtype)),
         table[:, -1:].to(dtype).contiguous(),

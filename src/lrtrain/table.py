@@ -15,7 +15,7 @@ def read_rows(path: Path, not_found: str) -> tuple[list[str], list[tuple[int, li
     if not path.is_file():
         raise DataError(not_found)
     try:
-        with path.open(newline="", encoding="utf-8") as fh:
+        with path.open(newline="", encoding="utf-8-sig") as fh:  # -sig: drop a BOM
             rows = [(i + 1, r) for i, r in enumerate(csv.reader(fh))]
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise DataError(f"{path}: cannot read as CSV: {exc}") from None
