@@ -326,6 +326,7 @@ CORPUS = [
     (["data.source=csv", "data.path=huge64.csv"], "the features reach 1e+200"),
     (["data.x={kind: uniform, low: 1e200, high: 2e200}"], "overflow float64"),
     (["data.source=csv", "data.path=huge32.csv", "data.features=[x, y]"], "also listed"),
+    (["train.max_iter=1000000000"], "history rows: more than 20,000,000"),
     (["device=tpu"], "device: String should match pattern"),
     (["data.stream=true"], "stream: true (out-of-core data) is not implemented"),
 ]

@@ -218,6 +218,7 @@ def sweep_lr(
 
     config, dataset, analysis, _ = prepare(config)
     chosen = lrs or config.sweep.lrs or auto_lrs(analysis)
+    check_memory(config, replicas=len(chosen))
     config = config.model_copy(
         update={"sweep": config.sweep.model_copy(update={"lrs": list(chosen)})}
     )

@@ -636,8 +636,21 @@ def _union_branch(model: Any, part: Any) -> Any:
     return None
 
 
-def check_memory(config: Config, available_bytes: int | None = None) -> None:
-    """Refuse, before allocating, a synthetic data set that cannot fit in memory."""
+MAX_HISTORY_ROWS = 20_000_000  # logged rows × replicas: beyond this, metrics files get absurd
+
+
+def check_memory(config: Config, available_bytes: int | None = None, replicas: int = 1) -> None:
+    """Refuse, before allocating, a synthetic data set that cannot fit in memory, and a history
+    (one row per logged step and replica, kept in memory and written out) too long to keep."""
+    rows = -(-config.train.max_iter // config.train.log_every) * replicas
+    if rows > MAX_HISTORY_ROWS:
+        suggestion = -(-config.train.max_iter * replicas // 1_000_000)
+        raise ConfigError(
+            f"train.max_iter / train.log_every = {rows:,} history rows"
+            + (f" ({replicas} learning rates)" if replicas > 1 else "")
+            + f": more than {MAX_HISTORY_ROWS:,} to keep in memory and write to the metrics; "
+            f"log less often, e.g. train.log_every={suggestion}"
+        )
     if config.data.source != "synthetic" or config.data.stream:
         return
     itemsize = 8 if config.train.dtype == "float64" else 4
