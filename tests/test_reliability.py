@@ -128,7 +128,8 @@ def test_a_second_ctrl_c_stops_at_once_without_corrupting_files(tmp_path: Path) 
 
 
 def test_sweep_interrupted_writes_what_it_has(tmp_path: Path) -> None:
-    proc = _start("sweep-lr", "--out", "s", "--quiet", "train.max_iter=5000000", cwd=tmp_path)
+    over = ["train.max_iter=5000000", "train.log_every=1000"]  # long, with a short history
+    proc = _start("sweep-lr", "--out", "s", "--quiet", *over, cwd=tmp_path)
     _wait_for(tmp_path / "s" / "plots", proc)
     time.sleep(1.5)
     proc.send_signal(signal.SIGTERM)
