@@ -329,7 +329,7 @@ CORPUS = [
     (["data.source=csv", "data.path=huge32.csv", "data.features=[x, y]"], "also listed"),
     (["train.max_iter=1000000000"], "history rows: more than 20,000,000"),
     (["device=tpu"], "device: String should match pattern"),
-    (["data.stream=true"], "stream: true (out-of-core data) is not implemented"),
+    (["data.stream=true", "train.batch_size=8"], "mini-batches draw random rows"),
 ]
 if not torch.cuda.is_available():
     CORPUS += [

@@ -7,11 +7,14 @@ Everything here is float64 on the CPU, computed once per run from the data in ch
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, replace
 
 import torch
 
 from lrtrain.config import OptimizerConfig
+from lrtrain.data import Dataset
+from lrtrain.distributed import SINGLE, World
 
 VERDICTS = ("monotone", "oscillating", "diverged")
 _CHUNK_ROWS = 1 << 16
@@ -35,37 +38,93 @@ class Stats:
     cxy: torch.Tensor  # Σ (x − x̄)(y − ȳ), [d]
     x_mean: torch.Tensor  # [d]
     y_mean: float
+    cyy: float  # Σ (y − ȳ)²
 
 
 def sufficient_stats(x: torch.Tensor, y: torch.Tensor) -> Stats:
-    n, d = x.shape
+    """Statistics of in-memory data x [N, d], y [N, 1] (any device and dtype)."""
+    return _chunk_stats(
+        (x[lo : lo + _CHUNK_ROWS], y[lo : lo + _CHUNK_ROWS])
+        for lo in range(0, x.shape[0], _CHUNK_ROWS)
+    )
+
+
+def dataset_stats(dataset: Dataset, world: World = SINGLE) -> Stats:
+    """Statistics of the whole data set: each process's rows in one pass (regenerated when
+    streaming), combined exactly across processes."""
+    return combine_stats(world.all_gather(_flat(_chunk_stats(dataset.chunks(_CHUNK_ROWS)))))
+
+
+def _chunk_stats(chunks: Iterable[tuple[torch.Tensor, torch.Tensor]]) -> Stats:
     f64 = torch.float64
-    x_shift = x[:_CHUNK_ROWS].to(device="cpu", dtype=f64).mean(0)
-    y_shift = float(y[:_CHUNK_ROWS].to(device="cpu", dtype=f64).mean())
-    sxx = torch.zeros(d, d, dtype=f64)
-    sx = torch.zeros(d, dtype=f64)
-    sxy = torch.zeros(d, dtype=f64)
-    sy = syy = 0.0
-    for lo in range(0, n, _CHUNK_ROWS):
-        xc = x[lo : lo + _CHUNK_ROWS].to(device="cpu", dtype=f64) - x_shift
-        yc = y[lo : lo + _CHUNK_ROWS].to(device="cpu", dtype=f64).reshape(-1) - y_shift
+    x_shift = y_shift = sxx = sx = sxy = None
+    n, sy, syy = 0, 0.0, 0.0
+    for x, y in chunks:
+        x64 = x.to(device="cpu", dtype=f64)
+        y64 = y.to(device="cpu", dtype=f64).reshape(-1)
+        if x_shift is None:  # the first chunk's means: the shift that keeps sums accurate
+            x_shift, y_shift = x64.mean(0), float(y64.mean())
+            d = x64.shape[1]
+            sxx, sx, sxy = (
+                torch.zeros(d, d, dtype=f64),
+                torch.zeros(d, dtype=f64),
+                torch.zeros(d, dtype=f64),
+            )
+        xc, yc = x64 - x_shift, y64 - y_shift
         sxx += xc.T @ xc
         sx += xc.sum(0)
         sxy += xc.T @ yc
         sy += float(yc.sum())
         syy += float(yc @ yc)
+        n += x64.shape[0]
+    assert x_shift is not None and sxx is not None and sx is not None and sxy is not None
     dx, dy = sx / n, sy / n  # means of the shifted data
     cov = sxx - n * torch.outer(dx, dx)
     cxy = sxy - n * dx * dy
-    x_mean, y_mean = x_shift + dx, y_shift + dy
-    # Uncentred moments (the Hessian is built from them) from the centred ones.
+    return _stats(n, cov, cxy, syy - n * dy * dy, x_shift + dx, y_shift + dy)
+
+
+def _stats(
+    n: int, cov: torch.Tensor, cxy: torch.Tensor, cyy: float, x_mean: torch.Tensor, y_mean: float
+) -> Stats:
+    """Stats from the centred moments, with the uncentred ones the Hessian is built from."""
+    d = cov.shape[0]
+    f64 = torch.float64
     xtx = torch.empty(d + 1, d + 1, dtype=f64)
     xtx[:d, :d] = cov + n * torch.outer(x_mean, x_mean)
     xtx[:d, d] = xtx[d, :d] = n * x_mean
     xtx[d, d] = n
     xty = torch.cat([cxy + n * x_mean * y_mean, torch.tensor([n * y_mean], dtype=f64)])
-    yty = (syy - n * dy * dy) + n * y_mean * y_mean
-    return Stats(int(n), xtx, xty, yty, cov, cxy, x_mean, y_mean)
+    yty = cyy + n * y_mean * y_mean
+    return Stats(int(n), xtx, xty, yty, cov, cxy, x_mean, y_mean, cyy)
+
+
+def _flat(stats: Stats) -> torch.Tensor:
+    """[n, x̄, ȳ, C, cxy, cyy] as one float64 vector, to gather across processes."""
+    scalars = torch.tensor([stats.n, stats.y_mean, stats.cyy], dtype=torch.float64)
+    return torch.cat([scalars, stats.x_mean, stats.cov.reshape(-1), stats.cxy])
+
+
+def combine_stats(parts: list[torch.Tensor]) -> Stats:
+    """The statistics of the union of disjoint row sets, from each set's (:func:`_flat`),
+    by the pairwise-update formulas of Chan, Golub & LeVeque: centred sums are added with a
+    correction for the difference of means, so no precision is lost to large offsets."""
+    flat = torch.stack(parts)
+    d = math.isqrt(flat.shape[1] - 2) - 1  # the length is d² + 2d + 3
+    n_i, y_i, cyy_i = flat[:, 0], flat[:, 1], flat[:, 2]
+    x_i = flat[:, 3 : 3 + d]
+    cov_i = flat[:, 3 + d : 3 + d + d * d].reshape(-1, d, d)
+    cxy_i = flat[:, 3 + d + d * d :]
+    if len(parts) == 1:
+        return _stats(int(n_i[0]), cov_i[0], cxy_i[0], float(cyy_i[0]), x_i[0], float(y_i[0]))
+    n = n_i.sum()
+    x_mean = (n_i[:, None] * x_i).sum(0) / n
+    y_mean = (n_i * y_i).sum() / n
+    dx, dy = x_i - x_mean, y_i - y_mean
+    cov = cov_i.sum(0) + torch.einsum("k,ki,kj->ij", n_i, dx, dx)
+    cxy = cxy_i.sum(0) + (n_i[:, None] * dx * dy[:, None]).sum(0)
+    cyy = float(cyy_i.sum() + (n_i * dy * dy).sum())
+    return _stats(int(n), cov, cxy, cyy, x_mean, float(y_mean))
 
 
 def hessian_eigenvalues(stats: Stats) -> torch.Tensor:
@@ -187,7 +246,18 @@ def lr_limits(
 
 def analyse(x: torch.Tensor, y: torch.Tensor, optimizer: OptimizerConfig) -> Analysis:
     """Closed form, Hessian spectrum and learning-rate limits for data (x [N, d], y [N, 1])."""
-    stats = sufficient_stats(x, y)
+    names = [f"x_{i}" for i in range(x.shape[1])]
+    return analyse_dataset(Dataset(x, y, names, "y"), optimizer)
+
+
+def analyse_dataset(
+    dataset: Dataset, optimizer: OptimizerConfig, world: World = SINGLE
+) -> Analysis:
+    """:func:`analyse` for a data set held in memory, in shards or regenerated (streamed):
+    statistics from one pass over each process's rows, combined across processes. The SVD of
+    the data, for ill-conditioned problems, needs all rows in one process's memory; elsewhere
+    the optimum comes from the (centred, float64) normal equations."""
+    stats = dataset_stats(dataset, world)
     n, dim = stats.n, stats.xtx.shape[0]
     hessian = 2.0 * stats.xtx / n
     eig = hessian_eigenvalues(stats)
@@ -200,18 +270,19 @@ def analyse(x: torch.Tensor, y: torch.Tensor, optimizer: OptimizerConfig) -> Ana
     # H is singular exactly when the centred covariance is (see hessian_eigenvalues).
     singular = float(cov_eig[0]) <= float(cov_eig[-1]) * dim * torch.finfo(torch.float64).eps
     well_posed = float(cov_eig[0]) > float(cov_eig[-1]) * _NORMAL_EQUATIONS_MAX_COND**-1
-    fits = x.shape[0] * (dim + 1) * 8 <= _LSTSQ_MAX_BYTES
+    held = dataset.stream is None and dataset.local_rows == n
+    fits = held and n * (dim + 1) * 8 <= _LSTSQ_MAX_BYTES
     if well_posed or not fits:
         theta, rank, method = _normal_equations_optimum(stats)
     else:
-        theta, rank, method = _lstsq_optimum(x, y)
+        theta, rank, method = _lstsq_optimum(dataset.x, dataset.y)
     condition = lam_max / lam_min if lam_min > 0 and (wd > 0 or not singular) else math.inf
-    loss_star = _mse(x, y, theta)
+    loss_star = _mse(dataset, theta, world)
     if wd > 0:
         # Gradient descent on mse + (wd/2)|θ|² (PyTorch's weight decay) converges to ridge.
         ridge = hessian + wd * torch.eye(dim, dtype=torch.float64)
         target = torch.linalg.solve(ridge, 2.0 * stats.xty / n)
-        target_loss = _mse(x, y, target)
+        target_loss = _mse(dataset, target, world)
     else:
         target, target_loss = theta, loss_star
     # momentum: auto is resolved from this analysis (auto_settings), then for_optimizer
@@ -267,14 +338,13 @@ def _normal_equations_optimum(stats: Stats) -> tuple[torch.Tensor, int, str]:
     return torch.cat([w, b.reshape(1)]), rank, method
 
 
-def _mse(x: torch.Tensor, y: torch.Tensor, theta: torch.Tensor) -> float:
-    total = 0.0
-    for lo in range(0, x.shape[0], _CHUNK_ROWS):
-        xt = _with_bias(x[lo : lo + _CHUNK_ROWS])
-        yc = y[lo : lo + _CHUNK_ROWS].to(device="cpu", dtype=torch.float64).reshape(-1)
-        r = xt @ theta - yc
-        total += float(r @ r)
-    return total / x.shape[0]
+def _mse(dataset: Dataset, theta: torch.Tensor, world: World) -> float:
+    """The mean squared error at θ over every process's rows, in float64."""
+    total = torch.zeros(1, dtype=torch.float64)
+    for x, y in dataset.chunks(_CHUNK_ROWS):
+        r = _with_bias(x) @ theta - y.to(device="cpu", dtype=torch.float64).reshape(-1)
+        total += r @ r
+    return float(world.all_sum(total)) / dataset.n
 
 
 def top_eigenvector(hessian: list[list[float]]) -> torch.Tensor:

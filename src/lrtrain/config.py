@@ -135,10 +135,10 @@ class DataConfig(_Section):
                 f"x.kind 'arange' gives one feature but true_w has {self.d} weights; "
                 "use x.kind 'uniform' or 'normal' for several features"
             )
-        if self.stream:
+        if self.stream and self.source != "synthetic":
             raise ValueError(
-                "stream: true (out-of-core data) is not implemented in this version; "
-                "set data.stream: false"
+                "stream: true regenerates synthetic data on demand; a CSV is read into memory "
+                "— set data.stream: false (or generate the data: data.source: synthetic)"
             )
         if self.source == "csv" and not self.path:
             raise ValueError("source 'csv' needs data.path, the CSV file to read")
@@ -213,6 +213,16 @@ class Config(_Section):
     train: TrainConfig = Field(default_factory=TrainConfig)
     sweep: SweepConfig = Field(default_factory=SweepConfig)
     output: OutputConfig = Field(default_factory=OutputConfig)
+
+    @model_validator(mode="after")
+    def _stream_full_batch(self) -> Config:
+        if self.data.stream and self.train.batch_size is not None:
+            raise ValueError(
+                "data.stream: true trains full-batch, a pass over regenerated chunks per step; "
+                "mini-batches draw random rows from everywhere, which needs the data in memory "
+                "— set train.batch_size: null, or data.stream: false"
+            )
+        return self
 
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
@@ -369,7 +379,10 @@ FIELD_DOCS: dict[str, str] = {
     "data.target": "CSV target column",
     "data.features": "CSV feature columns (default: all but the target)",
     "data.standardize": "train on features scaled to zero mean, unit variance",
-    "data.stream": "out-of-core data: not implemented yet, `true` is refused",
+    "data.stream": (
+        "`true`: synthetic rows are regenerated chunk by chunk every pass instead of held in "
+        "memory (bounded memory, any `n_samples`; full batch only)"
+    ),
     "model.init": "`zeros` (the lesson) or `normal` (small, seeded)",
     "optimizer.lr": (
         "> 0, or `auto`: the fastest constant step for this data (η* = 2/(λ_min+λ_max); "
@@ -639,9 +652,15 @@ def _union_branch(model: Any, part: Any) -> Any:
 MAX_HISTORY_ROWS = 20_000_000  # logged rows × replicas: beyond this, metrics files get absurd
 
 
-def check_memory(config: Config, available_bytes: int | None = None, replicas: int = 1) -> None:
+def check_memory(
+    config: Config,
+    available_bytes: int | None = None,
+    replicas: int = 1,
+    share: float = 1.0,
+) -> None:
     """Refuse, before allocating, a synthetic data set that cannot fit in memory, and a history
-    (one row per logged step and replica, kept in memory and written out) too long to keep."""
+    (one row per logged step and replica, kept in memory and written out) too long to keep.
+    ``share`` is the part of the data this machine holds (its processes' shards)."""
     rows = -(-config.train.max_iter // config.train.log_every) * replicas
     if rows > MAX_HISTORY_ROWS:
         suggestion = -(-config.train.max_iter * replicas // 1_000_000)
@@ -654,14 +673,16 @@ def check_memory(config: Config, available_bytes: int | None = None, replicas: i
     if config.data.source != "synthetic" or config.data.stream:
         return
     itemsize = 8 if config.train.dtype == "float64" else 4
-    need = config.data.n_samples * (config.data.d + 1) * itemsize
+    need = config.data.n_samples * (config.data.d + 1) * itemsize * share
     if available_bytes is None:
         available_bytes = _available_memory()
     if available_bytes is not None and need > 0.8 * available_bytes:
         raise ConfigError(
             f"data.n_samples × features = {config.data.n_samples:,} × {config.data.d} needs "
-            f"{_human(need)} of memory for X and y but only {_human(available_bytes)} is "
-            "available; lower data.n_samples"
+            f"{_human(need)} of memory for X and y"
+            + (" (this machine's shards)" if share < 1 else "")
+            + f" but only {_human(available_bytes)} is available; set data.stream: true "
+            "(rows regenerated on demand, bounded memory), or lower data.n_samples"
         )
 
 

@@ -17,10 +17,13 @@ from pathlib import Path
 import torch
 
 from lrtrain.config import ArangeX, Config, DataConfig, NormalX, UniformX
+from lrtrain.distributed import SINGLE, World, shard
 from lrtrain.errors import DataError
 from lrtrain.table import numbers, read_rows
 
 BLOCK_ROWS = 8192  # the unit of random generation; changing it changes every data set
+STREAM_CHUNK_ROWS = BLOCK_ROWS * 16  # rows generated at a time when streaming (~1 MB per feature)
+SAMPLE_ROWS = 2000  # rows of a one-feature data set kept for fit.png
 _MASK64 = (1 << 64) - 1
 
 
@@ -34,6 +37,10 @@ class Dataset:
 
     ``x_mean``/``x_scale`` are set when the features were standardised: the model trains on
     (x − mean)/scale and :func:`to_original_units` maps its parameters back.
+
+    In a distributed run ``x``/``y`` hold only this process's rows, ``offset`` … ``offset +
+    local_rows``, of ``total_rows``. With ``data.stream`` they hold nothing: ``stream`` names the
+    synthetic data and :meth:`chunks` regenerates the rows on demand, a chunk at a time.
     """
 
     x: torch.Tensor
@@ -45,14 +52,61 @@ class Dataset:
     x_mean: list[float] | None = None
     x_scale: list[float] | None = None
     raw_condition_number: float | None = None  # κ before standardising (when standardised)
+    offset: int = 0
+    total_rows: int | None = None  # rows over every process (None: all are here)
+    stream: StreamSpec | None = None
+    sample: tuple[torch.Tensor, torch.Tensor] | None = None  # rows for the fit plot (d = 1)
 
     @property
     def n(self) -> int:
-        return int(self.x.shape[0])
+        """Rows of the whole data set (over every process)."""
+        return self.total_rows if self.total_rows is not None else self.local_rows
+
+    @property
+    def local_rows(self) -> int:
+        """Rows this process trains on."""
+        return self.stream.stop - self.stream.start if self.stream else int(self.x.shape[0])
 
     @property
     def d(self) -> int:
         return int(self.x.shape[1])
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.x.dtype
+
+    def chunks(self, rows: int = STREAM_CHUNK_ROWS) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """This process's rows as (x [c, d], y [c, 1]) chunks on the CPU, in the training
+        dtype and standardised as trained on: slices when in memory, regenerated when
+        streaming."""
+        if self.stream is None:
+            for lo in range(0, self.local_rows, rows):
+                yield self.x[lo : lo + rows], self.y[lo : lo + rows]
+            return
+        for _, x, y in iter_synthetic(
+            self.stream.data, self.stream.seed, rows, self.stream.start, self.stream.stop
+        ):
+            yield self._as_trained(x), y.to(self.dtype)
+
+    def _as_trained(self, x64: torch.Tensor) -> torch.Tensor:
+        """Generated float64 features as an in-memory data set holds them: rounded to the
+        training dtype, then (when standardised) shifted and scaled in float64."""
+        x = x64.to(self.dtype)
+        if self.x_mean is None or self.x_scale is None:
+            return x
+        mean = torch.tensor(self.x_mean, dtype=torch.float64)
+        scale = torch.tensor(self.x_scale, dtype=torch.float64)
+        return ((x.to(torch.float64) - mean) / scale).to(self.dtype)
+
+
+@dataclass(frozen=True)
+class StreamSpec:
+    """Synthetic rows ``start:stop`` regenerated on demand (``data.stream: true``)."""
+
+    data: DataConfig
+    seed: int
+    start: int
+    stop: int
 
 
 def block_seed(seed: int, block: int) -> int:
@@ -117,16 +171,27 @@ def iter_synthetic(
         yield lo, x, y
 
 
-def load_dataset(config: Config) -> Dataset:
-    """The config's data set on the CPU in ``train.dtype`` (standardised if asked)."""
+def row_count(data: DataConfig) -> int:
+    """Rows of the data set (a CSV is read to count them)."""
+    if data.source == "synthetic":
+        return data.n_samples
+    path = Path(data.path or "")
+    return len(read_rows(path, f"data.path: CSV file '{path}' not found")[1])
+
+
+def load_dataset(config: Config, world: World = SINGLE) -> Dataset:
+    """The config's data set on the CPU in ``train.dtype`` (standardised if asked): this
+    process's shard of it in a distributed run, a handle to regenerate it when streaming."""
     dtype = torch.float64 if config.train.dtype == "float64" else torch.float32
     data = config.data
     if data.source == "csv":
-        dataset = read_csv(data, dtype)
+        dataset = read_csv(data, dtype, world)
+    elif data.stream:
+        dataset = _streamed_dataset(data, config.seed, dtype, world)
     else:
-        dataset = _synthetic_dataset(data, config.seed, dtype)
+        dataset = _synthetic_dataset(data, config.seed, dtype, world)
     if data.standardize:
-        _standardize(dataset)
+        _standardize(dataset, world)
     return dataset
 
 
@@ -151,25 +216,86 @@ def _check_range(peaks: dict[str, float], n: int, dtype: torch.dtype, source: st
                 )
 
 
-def _synthetic_dataset(data: DataConfig, seed: int, dtype: torch.dtype) -> Dataset:
+_SYNTHETIC_SOURCE = "the synthetic data (data.x, data.true_w, data.noise_std)"
+
+
+def synthetic_peaks(data: DataConfig) -> dict[str, float]:
+    """Upper bounds of |x| and |y| over any number of rows, from the config alone (a normal
+    draw beyond 40 σ has probability ~1e-350), so that a streamed data set is checked before
+    its first pass and every process agrees without talking."""
+    spec = data.x
+    if isinstance(spec, ArangeX):
+        peak_x = max(abs(spec.start), abs(spec.start + spec.step * (data.n_samples - 1)))
+    elif isinstance(spec, UniformX):
+        peak_x = max(abs(spec.low), abs(spec.high))
+    else:
+        peak_x = abs(spec.mean) + 40 * spec.std
+    peak_y = sum(abs(w) for w in data.true_w) * peak_x + abs(data.true_b) + 40 * data.noise_std
+    return {"features": peak_x, "target": peak_y}
+
+
+def _synthetic_dataset(data: DataConfig, seed: int, dtype: torch.dtype, world: World) -> Dataset:
     # Fill preallocated tensors block by block so that peak memory is the data set itself plus
     # one float64 block, never a float64 copy of everything.
-    n, d = data.n_samples, data.d
+    start, stop = shard(data.n_samples, world)
+    n, d = stop - start, data.d
     x = torch.empty(d, n, dtype=dtype).t()  # feature-major, see Dataset
     y = torch.empty(n, 1, dtype=dtype)
-    peaks = {"features": 0.0, "target": 0.0}
-    for lo, xb, yb in iter_synthetic(data, seed, BLOCK_ROWS * 16):
-        peaks["features"] = max(peaks["features"], float(xb.abs().max()))
-        peaks["target"] = max(peaks["target"], float(yb.abs().max()))
-        _check_range(peaks, n, dtype, "the synthetic data (data.x, data.true_w, data.noise_std)")
-        x[lo : lo + len(xb)] = xb
-        y[lo : lo + len(yb)] = yb
+    peaks = torch.zeros(2, dtype=torch.float64)
+    for lo, xb, yb in iter_synthetic(data, seed, STREAM_CHUNK_ROWS, start, stop):
+        chunk_peaks = torch.stack([xb.abs().max(), yb.abs().max()])
+        torch.maximum(peaks, chunk_peaks, out=peaks)
+        x[lo - start : lo - start + len(xb)] = xb
+        y[lo - start : lo - start + len(yb)] = yb
+    _check_range(_named(world.all_max(peaks)), data.n_samples, dtype, _SYNTHETIC_SOURCE)
     names = [f"x_{i}" for i in range(d)]
-    return Dataset(x, y, names, "y", true_w=list(data.true_w), true_b=data.true_b)
+    dataset = Dataset(x, y, names, "y", true_w=list(data.true_w), true_b=data.true_b)
+    dataset.offset, dataset.total_rows = start, data.n_samples
+    if d == 1:
+        dataset.sample = _synthetic_sample(data, seed, dtype)
+    return dataset
 
 
-def read_csv(data: DataConfig, dtype: torch.dtype) -> Dataset:
-    """Read a CSV with a header; every problem names the file, row and column."""
+def _streamed_dataset(data: DataConfig, seed: int, dtype: torch.dtype, world: World) -> Dataset:
+    _check_range(synthetic_peaks(data), data.n_samples, dtype, _SYNTHETIC_SOURCE)
+    start, stop = shard(data.n_samples, world)
+    names = [f"x_{i}" for i in range(data.d)]
+    empty = torch.empty(0, data.d, dtype=dtype)
+    dataset = Dataset(empty, empty[:, :1], names, "y", true_w=list(data.true_w))
+    dataset.true_b, dataset.offset, dataset.total_rows = data.true_b, start, data.n_samples
+    dataset.stream = StreamSpec(data, seed, start, stop)
+    if data.d == 1:
+        dataset.sample = _synthetic_sample(data, seed, dtype)
+    return dataset
+
+
+def _named(peaks: torch.Tensor) -> dict[str, float]:
+    return {"features": float(peaks[0]), "target": float(peaks[1])}
+
+
+def _sample_index(n: int) -> torch.Tensor:
+    """At most SAMPLE_ROWS evenly spaced row numbers of n (first and last included)."""
+    return torch.linspace(0, n - 1, min(n, SAMPLE_ROWS), dtype=torch.float64).long().unique()
+
+
+def _synthetic_sample(
+    data: DataConfig, seed: int, dtype: torch.dtype
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Evenly spaced rows of the whole data set (whatever this process holds), for the plot;
+    each block they fall in is generated once."""
+    index = _sample_index(data.n_samples)
+    xs, ys = [], []
+    for block in index.div(BLOCK_ROWS, rounding_mode="floor").unique().tolist():
+        x, y = _block(data, seed, block)
+        inside = index[index.div(BLOCK_ROWS, rounding_mode="floor") == block] - block * BLOCK_ROWS
+        xs.append(x[inside])
+        ys.append(y[inside])
+    return torch.cat(xs).to(dtype), torch.cat(ys).to(dtype)
+
+
+def read_csv(data: DataConfig, dtype: torch.dtype, world: World = SINGLE) -> Dataset:
+    """Read a CSV with a header; every problem names the file, row and column. In a
+    distributed run every process parses the file and keeps its shard of the rows."""
     path = Path(data.path or "")
     header, body = read_rows(path, f"data.path: CSV file '{path}' not found")
     if data.target not in header:
@@ -200,12 +326,16 @@ def read_csv(data: DataConfig, dtype: torch.dtype) -> Dataset:
         "target": float(table[:, -1].abs().max()),
     }
     _check_range(peaks, len(body), dtype, str(path))
-    return Dataset(
-        feature_major(table[:, :-1].to(dtype)),
-        table[:, -1:].to(dtype).contiguous(),
-        list(features),
-        data.target,
+    start, stop = shard(len(body), world)
+    x, y = table[:, :-1].to(dtype), table[:, -1:].to(dtype)
+    dataset = Dataset(
+        feature_major(x[start:stop]), y[start:stop].contiguous(), list(features), data.target
     )
+    dataset.offset, dataset.total_rows = start, len(body)
+    if len(features) == 1:
+        index = _sample_index(len(body))
+        dataset.sample = x[index], y[index]
+    return dataset
 
 
 def feature_major(x: torch.Tensor) -> torch.Tensor:
@@ -213,22 +343,27 @@ def feature_major(x: torch.Tensor) -> torch.Tensor:
     return x.t().contiguous().t()
 
 
-def _standardize(dataset: Dataset) -> None:
-    x64 = dataset.x.to(torch.float64)
-    mean = x64.mean(0)
-    scale = x64.std(0, correction=0)
+def _standardize(dataset: Dataset, world: World = SINGLE) -> None:
+    """Scale to zero mean and unit variance with the moments of the whole data set (every
+    process's rows: the statistics are combined across processes)."""
+    from lrtrain.analysis import condition_number, dataset_stats
+
+    stats = dataset_stats(dataset, world)
+    mean = stats.x_mean
+    scale = (stats.cov.diagonal().clamp_min(0.0) / stats.n).sqrt()
     constant = [dataset.feature_names[i] for i in range(dataset.d) if scale[i] == 0]
     if constant:
         raise DataError(
             f"data.standardize: feature(s) {', '.join(constant)} are constant and cannot be "
             "standardised; drop them from data.features"
         )
-    from lrtrain.analysis import condition_number, sufficient_stats
-
-    dataset.raw_condition_number = condition_number(sufficient_stats(x64, dataset.y))
-    dataset.x = feature_major(((x64 - mean) / scale).to(dataset.x.dtype))
+    dataset.raw_condition_number = condition_number(stats)
     dataset.x_mean = mean.tolist()
     dataset.x_scale = scale.tolist()
+    if dataset.stream is None:
+        dataset.x = feature_major(dataset._as_trained(dataset.x.to(torch.float64)))
+    if dataset.sample is not None:
+        dataset.sample = dataset._as_trained(dataset.sample[0].double()), dataset.sample[1]
 
 
 def to_original_units(

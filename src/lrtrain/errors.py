@@ -28,3 +28,11 @@ class DeviceError(LrtrainError):
 
 class RunDirError(LrtrainError):
     """A run directory cannot be created, read or written."""
+
+
+class DistributedError(LrtrainError):
+    """Processes of a distributed run lost each other (one died, or stopped answering)."""
+
+
+class PeerFailed(LrtrainError):
+    """Rank 0 of a distributed run failed and said why; the other ranks end without a word."""

@@ -33,7 +33,6 @@ if TYPE_CHECKING:
     from lrtrain.train import TrainResult
 
 FORMAT_VERSION = 1
-FIT_SAMPLE_ROWS = 2000  # rows of a one-feature data set kept for fit.png
 
 
 # --------------------------------------------------------------------------- writing
@@ -201,6 +200,7 @@ def fit_summary(
             "target": dataset.target_name,
         },
         "device": result.device,
+        "distributed": result.world,
         "dtype": config.train.dtype,
         "seed": config.seed,
         "elapsed_s": result.elapsed_s,
@@ -287,7 +287,7 @@ def save_fit(
     history = result.replica_history(0)
     atomic_write_text(run_dir / "config.yaml", _config_header(config) + config.to_yaml())
     atomic_write_text(run_dir / "metrics.csv", _metrics_csv(history, result.lrs[0]))
-    if dataset.d == 1:
+    if dataset.sample is not None:
         atomic_write_text(run_dir / "data_sample.csv", _sample_csv(dataset))
     atomic_write_bytes(run_dir / "model.pt", _torch_bytes(torch, result.model_state))
     checkpoint = {
@@ -339,6 +339,7 @@ def save_sweep(
         "analysis": analysis.to_json(),
         "max_iter": config.train.max_iter,
         "device": result.device,
+        "distributed": result.world,
         "dtype": config.train.dtype,
         "seed": config.seed,
         "elapsed_s": result.elapsed_s,
@@ -426,10 +427,9 @@ def _metrics_csv(history: dict[str, Any], lr: float) -> str:
 
 
 def _sample_csv(dataset: Dataset) -> str:
-    n = dataset.n
-    index = np.unique(np.linspace(0, n - 1, min(n, FIT_SAMPLE_ROWS)).astype(np.int64))
-    x = dataset.x[:, 0].double().numpy()[index]
-    y = dataset.y[:, 0].double().numpy()[index]
+    assert dataset.sample is not None  # kept by load_dataset for one-feature data
+    x = dataset.sample[0][:, 0].double().numpy()
+    y = dataset.sample[1][:, 0].double().numpy()
     out = io.StringIO()
     out.write(f"{dataset.feature_names[0]},{dataset.target_name}\n")
     for xi, yi in zip(x, y, strict=True):
