@@ -316,7 +316,7 @@ def test_device_counter_step_equals_host_step(monkeypatch, extra: list[str]) -> 
     class EagerReplay(engine._GraphedStep):
         def run(self, step: int) -> torch.Tensor:
             if step < engine._GRAPH_WARMUP:
-                return self.step_at(step, self.x, self.y)
+                return self.step_at(step, self.data)
             if self.graph is None:
                 self.counter.fill_(step)
                 self.graph = True  # type: ignore[assignment]

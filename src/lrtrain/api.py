@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from lrtrain import runs
 from lrtrain.config import Config, check_memory
+from lrtrain.distributed import SINGLE, World, current
 
 if TYPE_CHECKING:
     from lrtrain.analysis import Analysis, AutoSettings
@@ -40,18 +41,22 @@ class FitRun:
     figures: list[Path]
 
 
-def prepare(config: Config) -> tuple[Config, Dataset, Analysis, AutoSettings | None]:
+def prepare(
+    config: Config, world: World = SINGLE
+) -> tuple[Config, Dataset, Analysis, AutoSettings | None]:
     """Check the device and memory, load the data and analyse the problem — before any file
     is written, so a bad input leaves nothing behind. ``optimizer.lr/momentum: auto`` are
-    resolved here: the returned config holds the numbers chosen (and the settings say how)."""
-    from lrtrain.analysis import analyse
+    resolved here: the returned config holds the numbers chosen (and the settings say how).
+    In a distributed ``world`` the data set is this process's shard and the analysis that of
+    all the rows (statistics combined across processes)."""
+    from lrtrain.analysis import analyse_dataset
     from lrtrain.data import load_dataset
     from lrtrain.train import resolve_device
 
     resolve_device(config.device)
-    check_memory(config)
-    dataset = load_dataset(config)
-    analysis = analyse(dataset.x, dataset.y, config.optimizer)
+    check_memory(config, share=world.machine_share)
+    dataset = load_dataset(config, world)
+    analysis = analyse_dataset(dataset, config.optimizer, world)
     config, analysis, auto = resolve_auto(config, analysis)
     return config, dataset, analysis, auto
 
@@ -83,20 +88,43 @@ def fit(
     progress: ProgressCallback | bool | None = None,
     should_stop: Callable[[], bool] | None = None,
 ) -> FitRun:
-    """Train one model as configured, write its run directory and draw its figures."""
+    """Train one model as configured, write its run directory and draw its figures.
+
+    Under torchrun (after :func:`lrtrain.distributed.setup`) every process trains on its shard
+    of the rows through DistributedDataParallel; rank 0 alone writes, reports and draws."""
     from lrtrain.progress import progress_for
     from lrtrain.train import train
 
-    config, dataset, analysis, auto = prepare(config)
-    run_dir = runs.create_run_dir(config.output.root, config.name, out, overwrite)
-    with progress_for(progress, f"fit {config.name}") as callback:
+    world = current()
+    config, dataset, analysis, auto = prepare(config, world)
+    run_dir = world.share(
+        world.on_main(lambda: runs.create_run_dir(config.output.root, config.name, out, overwrite))
+    )
+    with progress_for(progress if world.is_main else None, f"fit {config.name}") as callback:
         result = train(
             dataset,
             config,
             progress=callback,
             should_stop=should_stop,
             loss_ref=analysis.target_loss,
+            world=world,
         )
+    return _finish_fit(world, run_dir, config, dataset, analysis, result, auto)
+
+
+def _finish_fit(
+    world: World,
+    run_dir: Path,
+    config: Config,
+    dataset: Dataset,
+    analysis: Analysis,
+    result: TrainResult,
+    auto: AutoSettings | None,
+) -> FitRun:
+    """Write the run (rank 0) and return it; the other processes get the same summary."""
+    if not world.is_main:
+        summary = runs.fit_summary(config, dataset, analysis, result, auto)
+        return FitRun(run_dir, summary, config, dataset, analysis, result, [])
     summary = runs.save_fit(run_dir, config, dataset, analysis, result, auto)
     figures = redraw(run_dir, config.output.format)
     return FitRun(run_dir, summary, config, dataset, analysis, result, figures)
@@ -158,8 +186,9 @@ def resume(
     from lrtrain.progress import progress_for
     from lrtrain.train import train
 
-    config, dataset, analysis, auto = prepare(config)
-    with progress_for(progress, f"resume {config.name}") as callback:
+    world = current()
+    config, dataset, analysis, auto = prepare(config, world)
+    with progress_for(progress if world.is_main else None, f"resume {config.name}") as callback:
         result = train(
             dataset,
             config,
@@ -167,11 +196,9 @@ def resume(
             should_stop=should_stop,
             loss_ref=analysis.target_loss,
             resume=checkpoint["engine"],
+            world=world,
         )
-    run_dir = Path(run_dir)
-    summary = runs.save_fit(run_dir, config, dataset, analysis, result, auto)
-    figures = redraw(run_dir, config.output.format)
-    return FitRun(run_dir, summary, config, dataset, analysis, result, figures)
+    return _finish_fit(world, Path(run_dir), config, dataset, analysis, result, auto)
 
 
 def _differences(old: Any, new: Any, prefix: str = "") -> list[tuple[str, Any, Any]]:
@@ -212,23 +239,40 @@ def sweep_lr(
 
     Learning rates: ``lrs``, else ``sweep.lrs`` of the config, else chosen from the analysis so
     that the sweep shows the monotone, oscillating and diverging regimes.
-    """
-    from lrtrain.sweep import assess, auto_lrs, sweep_config
-    from lrtrain.train import train
 
+    Under torchrun the learning rates are dealt out across processes (lr i to rank i mod W,
+    which spreads the early-diverging large ones), each process trains its group on all the
+    rows, and rank 0 gathers the groups and writes the same directory a single process would.
+    """
+    from lrtrain.distributed import check_sweep_size, deal
+    from lrtrain.sweep import assess, auto_lrs, sweep_config
+    from lrtrain.train import concat_results, train
+
+    world = current()
     config, dataset, analysis, _ = prepare(config)
     chosen = lrs or config.sweep.lrs or auto_lrs(analysis)
     check_memory(config, replicas=len(chosen))
+    check_sweep_size(len(chosen), world.size)
     config = config.model_copy(
         update={"sweep": config.sweep.model_copy(update={"lrs": list(chosen)})}
     )
-    run_dir = runs.create_run_dir(config.output.root, config.name, out, overwrite)
+    run_dir = world.share(
+        world.on_main(lambda: runs.create_run_dir(config.output.root, config.name, out, overwrite))
+    )
     from lrtrain.progress import progress_for
 
-    with progress_for(progress, f"sweep {config.name}") as callback:
-        result = train(
-            dataset, sweep_config(config), lrs=chosen, progress=callback, should_stop=should_stop
+    with progress_for(progress if world.is_main else None, f"sweep {config.name}") as callback:
+        part = train(
+            dataset,
+            sweep_config(config),
+            lrs=deal(chosen, world),
+            progress=callback,
+            should_stop=should_stop,
         )
+    parts = world.gather_objects(part)
+    if parts is None:  # not rank 0: its results are in rank 0's directory
+        return SweepRun(run_dir, {}, config, analysis, part, [])
+    result = concat_results(parts, world.describe())
     outcome = assess(config, analysis, result)
     summary = runs.save_sweep(run_dir, config, dataset, analysis, result, outcome)
     figures = redraw(run_dir, config.output.format)

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from lrtrain.config import Config
 
 EXIT_USAGE, EXIT_DIVERGED, EXIT_INTERRUPTED = 2, 3, 130
+_SIGNAL_REPEAT_S = 5.0
 
 app = typer.Typer(
     name="lrtrain",
@@ -80,19 +81,119 @@ DeviceOpt = Annotated[
 SeedOpt = Annotated[
     int | None, typer.Option("--seed", help="Random seed (same as seed=…).", show_default=False)
 ]
+NprocOpt = Annotated[
+    int,
+    typer.Option(
+        "--nproc",
+        min=1,
+        help="Train on N processes on this machine: data-parallel through torch.distributed "
+        "(gloo on CPU, NCCL on CUDA), launched by torchrun's launcher with a loopback "
+        "rendezvous. Same result as one process. Several machines: docs/scaling.md.",
+    ),
+]
+DistTimeoutOpt = Annotated[
+    float,
+    typer.Option(
+        "--dist-timeout",
+        min=1,
+        help="Seconds a process of a distributed run waits for the others before it stops "
+        "with an error (a process that died or hangs).",
+    ),
+]
 
 
 @contextlib.contextmanager
 def _user_errors() -> Iterator[None]:
-    """Turn the core's user errors into one clear message and exit code 2, no traceback."""
-    from lrtrain.errors import LrtrainError
+    """Turn the core's user errors into one clear message and exit code 2, no traceback.
+    In a distributed run rank 0 speaks for all (every process meets the same error), except
+    when processes lose each other: then each says what it saw, and exits 1."""
+    from lrtrain.errors import DistributedError, LrtrainError
 
     try:
         yield
     except LrtrainError as exc:
-        for line in exc.messages:
-            err_console.print(f"[bold red]error:[/] {line}", soft_wrap=True)
-        raise typer.Exit(EXIT_USAGE) from None
+        lost = isinstance(exc, DistributedError)
+        speaker = Console(stderr=True, highlight=False) if lost else err_console
+        from rich.markup import escape
+
+        for line in exc.messages:  # escaped: messages quote user input and backend errors
+            speaker.print(f"[bold red]error:[/] {escape(line)}", soft_wrap=True)
+        raise typer.Exit(1 if lost else EXIT_USAGE) from None
+
+
+@contextlib.contextmanager
+def _distributed(
+    cfg: Config, nproc: int, timeout: float, items: int | None = None
+) -> Iterator[None]:
+    """``--nproc N``: start N copies of this command through torchrun's launcher and exit with
+    their code (never returns). Under torchrun: join the process group for the command's
+    duration; processes other than rank 0 keep quiet (rank 0 reports for all)."""
+    from lrtrain import distributed
+
+    if nproc > 1 and not distributed.launched():
+        _launch(cfg, nproc, items)
+    if not distributed.launched():
+        yield
+        return
+    world = distributed.setup(cfg.device, timeout)
+    if not world.is_main:
+        console.quiet = err_console.quiet = True
+    try:
+        yield
+    finally:
+        distributed.teardown()
+
+
+def _launch(cfg: Config, nproc: int, items: int | None) -> None:
+    """Run this very command line (without --nproc) on ``nproc`` local processes."""
+    import logging
+
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+    from torch.distributed.run import get_args_parser, run
+
+    from lrtrain.data import row_count
+    from lrtrain.distributed import check_sweep_size, check_world_size
+
+    if items is None:
+        check_world_size(row_count(cfg.data), nproc)
+    else:
+        check_sweep_size(items, nproc)
+    args = get_args_parser().parse_args(
+        ["--nnodes=1", f"--nproc-per-node={nproc}", "--rdzv-backend=c10d",
+         "--rdzv-endpoint=127.0.0.1:0", "--max-restarts=0", "--module", "lrtrain",
+         *_without_nproc(sys.argv[1:])]
+    )  # fmt: skip
+    # Each process gets its share of the cores (torchrun would say 1, with a warning).
+    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // nproc)))
+    logging.getLogger("torch.distributed.elastic").setLevel(logging.CRITICAL)
+    try:
+        run(args)
+    except ChildFailedError as exc:
+        codes = {rank: failure.exitcode for rank, failure in exc.failures.items()}
+        code = codes.get(0, codes[min(codes)])
+        if code < 0:  # killed by a signal
+            err_console.print(f"[bold red]error:[/] a process was killed by signal {-code}")
+            code = 1
+        raise typer.Exit(code) from None
+    raise typer.Exit(0)
+
+
+def _without_nproc(argv: list[str]) -> list[str]:
+    out, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == "--nproc":
+            skip = True
+        elif not arg.startswith("--nproc="):
+            out.append(arg)
+    return out
+
+
+def _is_main() -> bool:
+    from lrtrain.distributed import current
+
+    return current().is_main
 
 
 @contextlib.contextmanager
@@ -101,16 +202,23 @@ def _interruptible() -> Iterator[Callable[[], bool]]:
     save everything (then exit 130); a second stops at once (every file already written is
     whole: writes are atomic). Yields the ``should_stop`` callback for the engine."""
     import signal
+    import time
 
-    asked = {"stop": False}
+    from lrtrain.distributed import launched
+
+    asked = {"stop": False, "at": 0.0}
 
     def handler(signum: int, frame: object) -> None:
-        if asked["stop"]:
+        # Under torchrun one Ctrl-C arrives twice: from the terminal and, forwarded, from the
+        # launcher. Within a few seconds of the first, a signal is the same request.
+        repeat = launched() and time.monotonic() - asked["at"] < _SIGNAL_REPEAT_S
+        if asked["stop"] and not repeat:
             # At once: no cleanup that could itself be interrupted. Files already written are
             # whole (every write is atomic); a write in flight leaves only its hidden temp file.
             os.write(2, b"\ninterrupted again: stopped at once\n")
             os._exit(EXIT_INTERRUPTED)
-        asked["stop"] = True
+        if not asked["stop"]:
+            asked["stop"], asked["at"] = True, time.monotonic()
 
     previous = {}
     try:
@@ -268,6 +376,8 @@ def fit(
     json_out: JsonOpt = False,
     device: DeviceOpt = None,
     seed: SeedOpt = None,
+    nproc: NprocOpt = 1,
+    dist_timeout: DistTimeoutOpt = 300.0,
 ) -> None:
     """Train one model, write a run directory (metrics, summary, model, plots) and report
     learned vs closed-form parameters and why training converged, oscillated or diverged."""
@@ -278,24 +388,10 @@ def fit(
         if print_config:
             console.print(cfg.to_yaml(), end="", markup=False)
             return
-        from lrtrain import api
-
-        if resume is not None:
-            from lrtrain.errors import RunDirError
-            from lrtrain.runs import load_checkpoint
-
-            if out is not None:
-                raise RunDirError("--resume continues the run in place; drop --out")
-            checkpoint = load_checkpoint(resume)
-            nothing = api.resume_status(checkpoint, cfg)
-            if nothing is not None:
-                console.print(f"{resume}: {nothing}")
+        with _distributed(cfg, nproc, dist_timeout):
+            run = _fit_or_resume(cfg, resume, out, overwrite, quiet or json_out, stopped)
+            if run is None or not _is_main():
                 return
-            with ProgressBar(not (quiet or json_out), f"resume {cfg.name}", console) as bar:
-                run = api.resume(resume, cfg, checkpoint, progress=bar, should_stop=stopped)
-        else:
-            with ProgressBar(not (quiet or json_out), f"fit {cfg.name}", console) as bar:
-                run = api.fit(cfg, out=out, overwrite=overwrite, progress=bar, should_stop=stopped)
     _report(run, quiet, json_out, _fit_report)
     if run.summary["status"] == "interrupted":
         err_console.print(
@@ -314,6 +410,34 @@ def fit(
             soft_wrap=True,
         )
         raise typer.Exit(EXIT_DIVERGED)
+
+
+def _fit_or_resume(
+    cfg: Config,
+    resume: Path | None,
+    out: Path | None,
+    overwrite: bool,
+    silent: bool,
+    stopped: Callable[[], bool],
+) -> FitRun | None:
+    """The run ``fit`` trains (None: nothing to resume, said so)."""
+    from lrtrain import api
+
+    if resume is None:
+        with ProgressBar(not silent, f"fit {cfg.name}", console) as bar:
+            return api.fit(cfg, out=out, overwrite=overwrite, progress=bar, should_stop=stopped)
+    from lrtrain.errors import RunDirError
+    from lrtrain.runs import load_checkpoint
+
+    if out is not None:
+        raise RunDirError("--resume continues the run in place; drop --out")
+    checkpoint = load_checkpoint(resume)
+    nothing = api.resume_status(checkpoint, cfg)
+    if nothing is not None:
+        console.print(f"{resume}: {nothing}")
+        return None
+    with ProgressBar(not silent, f"resume {cfg.name}", console) as bar:
+        return api.resume(resume, cfg, checkpoint, progress=bar, should_stop=stopped)
 
 
 _VERDICT_STYLE = {"monotone": "green", "oscillating": "yellow", "diverged": "bold red"}
@@ -384,6 +508,8 @@ def sweep_lr(
     json_out: JsonOpt = False,
     device: DeviceOpt = None,
     seed: SeedOpt = None,
+    nproc: NprocOpt = 1,
+    dist_timeout: DistTimeoutOpt = 300.0,
 ) -> None:
     """Train at many learning rates at once (one vectorised run), predict each one's fate from
     the Hessian, check it against what happened, and recommend a learning rate. Without
@@ -401,14 +527,19 @@ def sweep_lr(
             console.print(cfg.to_yaml(), end="", markup=False)
             return
         from lrtrain.api import sweep_lr as run_sweep
+        from lrtrain.sweep import AUTO_POINTS
 
+        count = len(chosen or cfg.sweep.lrs or [0.0] * AUTO_POINTS)
         with (
             _interruptible() as stopped,
-            ProgressBar(not quiet, f"sweep {cfg.name}", console) as bar,
+            _distributed(cfg, nproc, dist_timeout, items=count),
         ):
-            run = run_sweep(
-                cfg, chosen, out=out, overwrite=overwrite, progress=bar, should_stop=stopped
-            )
+            with ProgressBar(not quiet, f"sweep {cfg.name}", console) as bar:
+                run = run_sweep(
+                    cfg, chosen, out=out, overwrite=overwrite, progress=bar, should_stop=stopped
+                )
+            if not _is_main():
+                return
     _report(run, quiet, json_out, _sweep_report)
     if run.summary.get("status") == "interrupted":
         err_console.print(

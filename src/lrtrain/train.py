@@ -15,15 +15,17 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+from torch import nn
 
 from lrtrain.analysis import gap_scale
 from lrtrain.config import Config
-from lrtrain.data import Dataset, block_seed
+from lrtrain.data import STREAM_CHUNK_ROWS, Dataset, block_seed
+from lrtrain.distributed import SINGLE, World
 from lrtrain.errors import DeviceError
 from lrtrain.model import MyLinearRegressionModel
 
@@ -39,10 +41,35 @@ _COMPLETED, _CONVERGED, _DIVERGED, _INTERRUPTED = range(4)
 _SHUFFLE_STREAM = 0x5EED_5A1E  # separates the shuffling seeds from the data seeds
 
 ProgressCallback = Callable[[int, int, list[float]], None]
-# (model, x, y) → per-replica loss and gradient norm at θ, the gradients left in .grad
-Gradient = Callable[
-    [MyLinearRegressionModel, torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]
-]
+
+
+@dataclass
+class Rows:
+    """The rows one step's loss is the mean over, as this process holds them: tensors on the
+    device (``x`` [n, d], ``y`` [n, 1]) or, when streaming, a data set regenerated chunk by
+    chunk. ``total`` counts the rows of every process (the loss's N): a process's share of
+    the gradient is weighted by its rows, so unequal shards average correctly."""
+
+    x: torch.Tensor | None
+    y: torch.Tensor | None
+    total: int
+    stream: Dataset | None = None
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+
+    def chunks(self, size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """(xᵀ [d, c], yᵀ [1, c]) chunks of these rows on the device: rows as columns."""
+        if self.stream is not None:
+            for x, y in self.stream.chunks(STREAM_CHUNK_ROWS):
+                yield x.to(self.device).t(), y.to(self.device).t()
+            return
+        assert self.x is not None and self.y is not None
+        xt, yt = self.x.t(), self.y.t()
+        for lo in range(0, xt.shape[1], size):
+            yield xt[:, lo : lo + size], yt[:, lo : lo + size]
+
+
+# (model, rows) → per-replica loss and gradient norm at θ, the gradients left in .grad
+Gradient = Callable[[MyLinearRegressionModel, Rows], tuple[torch.Tensor, torch.Tensor]]
 
 
 def resolve_device(spec: str) -> torch.device:
@@ -97,6 +124,7 @@ class TrainResult:
     model_state: dict[str, torch.Tensor] = field(default_factory=dict)
     optimizer_state: dict[str, object] = field(default_factory=dict)
     loop_state: dict[str, torch.Tensor] = field(default_factory=dict)
+    world: dict[str, Any] = field(default_factory=SINGLE.describe)
 
     def engine_state(self) -> dict[str, Any]:
         """What ``train(resume=…)`` needs to continue this run exactly: model, optimizer
@@ -128,14 +156,28 @@ class _Batches:
     slice of it — one gather per epoch instead of one per step, and no copy per step.
 
     The permutation of epoch e is drawn from (seed, e), so any step's batch can be recomputed
-    without saved RNG state (which is what an exact resume needs).
+    without saved RNG state (which is what an exact resume needs). In a distributed run every
+    process draws the same permutation of all N rows and takes, from each global batch, the
+    rows it holds (``first`` … ``first + held``): the processes together compute exactly the
+    single-process batch's gradient (weighted by rows, see :class:`Rows`).
     """
 
-    def __init__(self, n: int, batch_size: int, seed: int, device: torch.device) -> None:
+    def __init__(
+        self,
+        n: int,
+        batch_size: int,
+        seed: int,
+        device: torch.device,
+        first: int = 0,
+        held: int | None = None,
+    ) -> None:
         self.n, self.size, self.seed, self.device = n, min(batch_size, n), seed, device
+        self.first, self.held = first, n if held is None else held
         self.per_epoch = math.ceil(n / self.size)
         self._epoch = -1
-        self._perm = torch.empty(0, dtype=torch.long)
+        self._perm = torch.empty(0, dtype=torch.long)  # global rows, in this epoch's order
+        self._mine = torch.empty(0, dtype=torch.long)  # the held ones among them, local index
+        self._bounds = torch.empty(0, dtype=torch.long)  # batch p's held rows: [p] … [p + 1]
         self._x = self._y = torch.empty(0)
 
     def indices(self, step: int) -> torch.Tensor:
@@ -144,21 +186,33 @@ class _Batches:
         self._draw(epoch)
         return self._perm[position * self.size : (position + 1) * self.size]
 
-    def batch(self, step: int, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        """Step ``step``'s batch of ``x`` and ``y`` (the rows :meth:`indices` names)."""
+    def batch(self, step: int, x: torch.Tensor, y: torch.Tensor) -> Rows:
+        """Step ``step``'s batch: those of the rows :meth:`indices` names that ``x``/``y``
+        (this process's rows) hold."""
         epoch, position = divmod(step, self.per_epoch)
-        if self._draw(epoch) or self._x.shape[0] != x.shape[0]:
+        if self._draw(epoch) or self._x.shape[0] != self._mine.shape[0]:
             # Row-major: a batch's rows are then contiguous, whatever the layout of x.
-            self._x = x.index_select(0, self._perm).contiguous()
-            self._y = y.index_select(0, self._perm)
-        rows = slice(position * self.size, (position + 1) * self.size)
-        return self._x[rows], self._y[rows]
+            mine = self._mine.to(x.device)
+            self._x = x.index_select(0, mine).contiguous()
+            self._y = y.index_select(0, mine)
+        lo, hi = int(self._bounds[position]), int(self._bounds[position + 1])
+        total = min(self.size, self.n - position * self.size)
+        return Rows(self._x[lo:hi], self._y[lo:hi], total)
 
     def _draw(self, epoch: int) -> bool:
         if epoch == self._epoch:
             return False
         gen = torch.Generator().manual_seed(block_seed(self.seed ^ _SHUFFLE_STREAM, epoch))
-        self._perm = torch.randperm(self.n, generator=gen).to(self.device)
+        perm = torch.randperm(self.n, generator=gen)
+        starts = torch.arange(0, self.n + self.size, self.size).clamp_max(self.n)
+        if self.held == self.n:
+            self._mine, self._bounds = perm, starts
+        else:
+            held = (perm >= self.first) & (perm < self.first + self.held)
+            self._mine = perm[held] - self.first
+            counts = torch.cat([torch.zeros(1, dtype=torch.long), held.cumsum(0)])
+            self._bounds = counts[starts]
+        self._perm = perm
         self._epoch = epoch
         return True
 
@@ -171,6 +225,7 @@ def train(
     should_stop: Callable[[], bool] | None = None,
     loss_ref: float | None = None,
     resume: dict[str, Any] | None = None,
+    world: World = SINGLE,
 ) -> TrainResult:
     """Train ``len(lrs)`` replicas (default: the config's one lr) and return their histories.
 
@@ -180,16 +235,19 @@ def train(
     its step with its model, optimizer (momentum buffers) and loop state, and on the CPU ends
     bit for bit where an uninterrupted run would (mini-batches are drawn from (seed, epoch),
     so no RNG state is needed).
+
+    With a distributed ``world`` the dataset is this process's shard, the model is wrapped in
+    ``DistributedDataParallel`` and every process ends with the same parameters: those of the
+    single-process run, up to the order of floating-point sums.
     """
     lrs = [config.optimizer.lr] if lrs is None else list(lrs)
     if not all(isinstance(lr, float | int) for lr in lrs):
         raise ValueError("optimizer.lr: auto must be resolved (api.prepare) before training")
     if config.train.target_gap is not None and loss_ref is None:
         raise ValueError("train.target_gap needs loss_ref, the closed form's loss")
-    device = resolve_device(config.device)
+    device = _process_device(config.device, world)
     dtype = torch_dtype(config.train.dtype)
-    x = dataset.x.to(device=device, dtype=dtype)
-    y = dataset.y.to(device=device, dtype=dtype)
+    data = _rows(dataset, device, dtype)
     k, d = len(lrs), dataset.d
     opt_cfg, train_cfg = config.optimizer, config.train
 
@@ -214,21 +272,30 @@ def train(
         loop.restore(resume["loop"], total)
         first = int(resume["step"])
     batches = (
-        _Batches(dataset.n, train_cfg.batch_size, config.seed, device)
+        _Batches(
+            dataset.n, train_cfg.batch_size, config.seed, device, dataset.offset, dataset.local_rows
+        )
         if train_cfg.batch_size is not None and train_cfg.batch_size < dataset.n
         else None
     )
 
     # The lesson's autograd step for small full-batch problems; the streamed gradient where the
-    # per-step cost matters: many rows, or many small mini-batch steps.
-    streamed = batches is not None or dataset.n >= STREAM_MIN_ROWS
-    gradient = _streamed_forward_backward if streamed else _autograd_forward_backward
+    # per-step cost matters: many rows, or many small mini-batch steps; DDP over processes.
+    if world.distributed:
+        shared = _DistributedGradient(model, world, should_stop)
+        gradient: Gradient = shared
+        full_gradient: Gradient = shared
+        should_stop = shared.agreed_stop
+    else:
+        large = dataset.n >= STREAM_MIN_ROWS or data.stream is not None
+        full_gradient = _streamed_forward_backward if large else _autograd_forward_backward
+        gradient = _streamed_forward_backward if batches is not None else full_gradient
 
-    def step_at(step: int | torch.Tensor, xb: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
-        return _step(loop, model, optimizer, gradient, xb, yb, step, config)
+    def step_at(step: int | torch.Tensor, batch: Rows) -> torch.Tensor:
+        return _step(loop, model, optimizer, gradient, batch, step, config)
 
-    use_graph = _use_graph(device, batches, total - first)
-    graphed = _GraphedStep(step_at, x, y, loop) if use_graph else None
+    use_graph = _use_graph(device, batches, total - first, data, world)
+    graphed = _GraphedStep(step_at, data, loop) if use_graph else None
     check_every = 1 if device.type == "cpu" else SYNC_EVERY
     start = time.perf_counter()
     for step in range(first, total):
@@ -238,9 +305,10 @@ def train(
         if graphed is not None:
             loss = graphed.run(step)
         elif batches is not None:
-            loss = step_at(step, *batches.batch(step, x, y))
+            assert data.x is not None and data.y is not None
+            loss = step_at(step, batches.batch(step, data.x, data.y))
         else:
-            loss = step_at(step, x, y)
+            loss = step_at(step, data)
         last = step + 1 == total
         if (step + 1) % check_every == 0 or last:
             # Stop early once every replica has stopped (the remaining steps would only recompute
@@ -251,9 +319,7 @@ def train(
                 progress(step + 1, total, loss.tolist())
             if not still:
                 break
-    final_loss, final_grad = (
-        _streamed_forward_backward if dataset.n >= STREAM_MIN_ROWS else _autograd_forward_backward
-    )(model, x, y)
+    final_loss, final_grad = full_gradient(model, data)
     theta_final = _theta(model)
     stops = loop.stop_step.tolist()
     steps_run = min(max(stops), total)
@@ -279,7 +345,62 @@ def train(
         model_state={k_: v.detach().cpu() for k_, v in model.state_dict().items()},
         optimizer_state=_cpu(optimizer.state_dict()),
         loop_state=loop.state(),
+        world=world.describe(),
     )
+
+
+def concat_results(parts: list[TrainResult], world: dict[str, Any]) -> TrainResult:
+    """One result from the groups of learning rates that processes trained (dealt out by
+    ``distributed.deal``), replicas back in their original order. Sweeps are not resumed, so
+    optimizer and loop states are not kept."""
+    from lrtrain.distributed import undeal
+
+    order = undeal([[(r, k) for k in range(len(part.lrs))] for r, part in enumerate(parts)])
+
+    def pick(get: Callable[[TrainResult], torch.Tensor], dim: int) -> torch.Tensor:
+        return torch.stack([get(parts[r]).select(dim, k) for r, k in order], dim=dim)
+
+    def each(get: Callable[[TrainResult], list[Any]]) -> list[Any]:
+        return [get(parts[r])[k] for r, k in order]
+
+    first = parts[0]
+    return TrainResult(
+        lrs=each(lambda p: p.lrs),
+        steps=first.steps,
+        loss=pick(lambda p: p.loss, 1),
+        grad_norm=pick(lambda p: p.grad_norm, 1),
+        theta=pick(lambda p: p.theta, 1),
+        stop_steps=each(lambda p: p.stop_steps),
+        statuses=each(lambda p: p.statuses),
+        final_loss=each(lambda p: p.final_loss),
+        final_grad_norm=each(lambda p: p.final_grad_norm),
+        final_theta=pick(lambda p: p.final_theta, 0),
+        initial_grad=pick(lambda p: p.initial_grad, 0),
+        elapsed_s=max(p.elapsed_s for p in parts),
+        steps_run=max(p.steps_run for p in parts),
+        device=first.device,
+        model_state={
+            name: pick(lambda p, name=name: p.model_state[name], 0) for name in first.model_state
+        },
+        world=world,
+    )
+
+
+def _process_device(spec: str, world: World) -> torch.device:
+    """The config's device; in a distributed run on CUDA, this process's GPU (LOCAL_RANK)."""
+    device = resolve_device(spec)
+    if world.distributed and device.type == "cuda":
+        return torch.device("cuda", world.local_rank)
+    return device
+
+
+def _rows(dataset: Dataset, device: torch.device, dtype: torch.dtype) -> Rows:
+    """Every row of the data set this process trains on: on the device, or streamed."""
+    if dataset.stream is not None:
+        return Rows(None, None, dataset.n, dataset, device)
+    x = dataset.x.to(device=device, dtype=dtype)
+    y = dataset.y.to(device=device, dtype=dtype)
+    return Rows(x, y, dataset.n)
 
 
 @dataclass
@@ -370,8 +491,7 @@ def _step(
     model: MyLinearRegressionModel,
     optimizer: torch.optim.Optimizer,
     gradient: Gradient,
-    x: torch.Tensor,
-    y: torch.Tensor,
+    batch: Rows,
     step: int | torch.Tensor,
     config: Config,
 ) -> torch.Tensor:
@@ -380,7 +500,7 @@ def _step(
     ``step`` is a Python int when run eagerly, or a device tensor inside a CUDA graph (where
     nothing may depend on the host).
     """
-    loss, grad_norm = gradient(model, x, y)
+    loss, grad_norm = gradient(model, batch)
     if isinstance(step, int) and step == 0:
         loop.limit.copy_(torch.where(loss > 0, loss * DIVERGENCE_FACTOR, loop.limit))
         loop.initial_grad.copy_(_grad_vector(model))
@@ -437,25 +557,26 @@ class _GraphedStep:
 
     def __init__(
         self,
-        step_at: Callable[[int | torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor],
-        x: torch.Tensor,
-        y: torch.Tensor,
+        step_at: Callable[[int | torch.Tensor, Rows], torch.Tensor],
+        data: Rows,
         loop: _Loop,
     ) -> None:
-        self.step_at, self.x, self.y, self.loop = step_at, x, y, loop
+        assert data.x is not None
+        self.step_at, self.data, self.loop = step_at, data, loop
+        self.device = data.x.device
         self.graph: torch.cuda.CUDAGraph | None = None
-        self.counter = torch.zeros((), dtype=torch.long, device=x.device)
+        self.counter = torch.zeros((), dtype=torch.long, device=self.device)
         self.calls = 0
         self.loss = torch.empty(0)
 
     def run(self, step: int) -> torch.Tensor:
         self.calls += 1
         if self.calls <= _GRAPH_WARMUP:  # the first steps of this run (a resume too)
-            side = torch.cuda.Stream(self.x.device)
-            side.wait_stream(torch.cuda.current_stream(self.x.device))
+            side = torch.cuda.Stream(self.device)
+            side.wait_stream(torch.cuda.current_stream(self.device))
             with torch.cuda.stream(side):
-                loss = self.step_at(step, self.x, self.y)
-            torch.cuda.current_stream(self.x.device).wait_stream(side)
+                loss = self.step_at(step, self.data)
+            torch.cuda.current_stream(self.device).wait_stream(side)
             return loss
         if self.graph is None:
             self._capture(step)
@@ -471,13 +592,23 @@ class _GraphedStep:
         self.graph = graph
 
     def _body(self) -> None:
-        self.loss = self.step_at(self.counter, self.x, self.y)
+        self.loss = self.step_at(self.counter, self.data)
         self.counter.add_(1)
 
 
-def _use_graph(device: torch.device, batches: _Batches | None, total: int) -> bool:
-    # Full batch only: mini-batches change shape at the end of an epoch.
-    return CUDA_GRAPHS and device.type == "cuda" and batches is None and total > _GRAPH_WARMUP
+def _use_graph(
+    device: torch.device, batches: _Batches | None, total: int, data: Rows, world: World
+) -> bool:
+    # Full batch in memory, one process: mini-batches change shape at the end of an epoch, a
+    # streamed step runs host code per chunk, and collectives stay outside captured graphs.
+    return (
+        CUDA_GRAPHS
+        and device.type == "cuda"
+        and batches is None
+        and data.stream is None
+        and not world.distributed
+        and total > _GRAPH_WARMUP
+    )
 
 
 def _cpu(value: Any) -> Any:
@@ -492,47 +623,120 @@ def _cpu(value: Any) -> Any:
 
 
 def _autograd_forward_backward(
-    model: MyLinearRegressionModel,
-    x: torch.Tensor,
-    y: torch.Tensor,
+    model: MyLinearRegressionModel, batch: Rows
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The lesson's step without the update: per-replica loss and gradient norm at θ."""
-    prediction = model(x)  # [n, K]
-    loss = ((prediction - y) ** 2).mean(dim=0)  # [K]: the lesson's mean squared error
+    assert batch.x is not None and batch.y is not None
+    prediction = model(batch.x)  # [n, K]
+    loss = ((prediction - batch.y) ** 2).mean(dim=0)  # [K]: the lesson's mean squared error
     model.w.grad = model.b.grad = None  # optimizer.zero_grad(), without its per-call overhead
     # Replicas are independent, so the gradient of the sum is each replica's own gradient.
     loss.sum().backward()
     return loss.detach(), torch.linalg.vector_norm(_grad_vector(model), dim=1)
 
 
-@torch.no_grad()
 def _streamed_forward_backward(
-    model: MyLinearRegressionModel,
-    x: torch.Tensor,
-    y: torch.Tensor,
+    model: MyLinearRegressionModel, batch: Rows
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Exactly the gradient autograd derives for the lesson's loss, mean((Xwᵀ + b − y)²):
-    ∂/∂w = (2/N) rᵀX and ∂/∂b = (2/N) Σ r with r = Xwᵀ + b − y, accumulated over row chunks
-    small enough to stay in cache. Each chunk of X is read from memory once, and no N-sized
-    temporary is ever made (the autograd graph of the lesson's step makes several). On a small
-    mini-batch it is simply fewer operations than autograd's engine runs per step. Tested equal
-    to the autograd step (test_train.py)."""
-    w, b = model.w.detach(), model.b.detach()
-    n, k = x.shape[0], w.shape[0]
+    """Exactly the gradient autograd derives for the lesson's loss, from :func:`_squares`
+    (tested equal to the autograd step, test_train.py)."""
+    squares, grad_w, grad_b = _squares(model.w.detach(), model.b.detach(), batch)
+    n = batch.total
+    model.w.grad = grad_w.mul_(1.0 / n)
+    model.b.grad = grad_b.mul_(1.0 / n)
+    return squares.div_(n), torch.linalg.vector_norm(_grad_vector(model), dim=1)
+
+
+@torch.no_grad()
+def _squares(
+    w: torch.Tensor, b: torch.Tensor, batch: Rows
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Σ r², ∂/∂w = 2 rᵀX and ∂/∂b = 2 Σ r over the batch's rows (r = Xwᵀ + b − y), per
+    replica, accumulated over row chunks small enough to stay in cache. Each chunk of X is
+    read from memory once, and no N-sized temporary is ever made (the autograd graph of the
+    lesson's step makes several). On a small mini-batch it is simply fewer operations than
+    autograd's engine runs per step."""
+    k = w.shape[0]
     # A GPU streams the whole of X at full bandwidth in one go; a CPU core wants chunks that
     # stay in its cache between the two products.
-    chunk = n if x.device.type == "cuda" else max(4096, _STREAM_CHUNK_ROWS // k)
+    on_gpu = w.device.type == "cuda"
+    chunk = 1 << 62 if on_gpu else max(4096, _STREAM_CHUNK_ROWS // k)
     grad_w, grad_b, total = torch.zeros_like(w), torch.zeros_like(b), torch.zeros_like(b)
-    xt, yt, bias = x.t(), y.t(), b.unsqueeze(1)  # rows as columns: residuals come out [K, c]
-    for lo in range(0, n, chunk):
-        x_chunk = xt[:, lo : lo + chunk]
-        residual = torch.mm(w, x_chunk).add_(bias).sub_(yt[:, lo : lo + chunk])
+    bias = b.unsqueeze(1)
+    for x_chunk, y_chunk in batch.chunks(chunk):  # rows as columns: residuals come out [K, c]
+        residual = torch.mm(w, x_chunk).add_(bias).sub_(y_chunk)
         grad_w.addmm_(residual, x_chunk.t())
         grad_b.add_(residual.sum(dim=1))
         total.add_((residual * residual).sum(dim=1))
-    model.w.grad = grad_w.mul_(2.0 / n)
-    model.b.grad = grad_b.mul_(2.0 / n)
-    return total.div_(n), torch.linalg.vector_norm(_grad_vector(model), dim=1)
+    return total, grad_w.mul_(2.0), grad_b.mul_(2.0)
+
+
+class _SquaredResiduals(torch.autograd.Function):
+    """Σ r² per replica as an autograd function whose backward hands back the streamed
+    gradient: what lets DistributedDataParallel all-reduce it (its hooks fire on backward)."""
+
+    @staticmethod
+    def forward(ctx: Any, w: torch.Tensor, b: torch.Tensor, batch: Rows) -> torch.Tensor:
+        squares, grad_w, grad_b = _squares(w.detach(), b.detach(), batch)
+        ctx.save_for_backward(grad_w, grad_b)
+        return squares
+
+    @staticmethod
+    def backward(ctx: Any, upstream: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        grad_w, grad_b = ctx.saved_tensors
+        return upstream.unsqueeze(1) * grad_w, upstream * grad_b, None
+
+
+class _ShardLoss(nn.Module):
+    """This process's share of the loss, ``(world size / N) · Σ r²`` over the rows it holds:
+    DDP averages gradients over processes, so the average is exactly (1/N) Σ over all rows
+    of the gradient, however unequal the shards."""
+
+    def __init__(self, model: MyLinearRegressionModel) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, batch: Rows, scale: float) -> torch.Tensor:
+        squares = _SquaredResiduals.apply(self.model.w, self.model.b, batch)
+        return squares * scale
+
+
+class _DistributedGradient:
+    """The gradient of the global mean loss through ``DistributedDataParallel`` (one
+    all-reduce of d + 1 numbers per replica, in DDP's buckets), and the loss itself by one
+    more all-reduce that also carries every process's request to stop — so that all stop at
+    the same step, as a collective run must."""
+
+    def __init__(
+        self,
+        model: MyLinearRegressionModel,
+        world: World,
+        should_stop: Callable[[], bool] | None,
+    ) -> None:
+        from torch.nn.parallel import DistributedDataParallel
+
+        self.world, self.local_stop, self.stopped = world, should_stop, False
+        with world.collective("start (DistributedDataParallel broadcasts the model)"):
+            self.ddp = DistributedDataParallel(_ShardLoss(model))
+
+    def agreed_stop(self) -> bool:
+        """Whether any process asked to stop, as of the last step (the same on every one)."""
+        return self.stopped
+
+    def __call__(
+        self, model: MyLinearRegressionModel, batch: Rows
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        scale = self.world.size / batch.total
+        model.w.grad = model.b.grad = None
+        with self.world.collective("training step"):
+            share = self.ddp(batch, scale)
+            share.sum().backward()  # DDP all-reduces the gradients here
+        asked = float(self.local_stop is not None and self.local_stop())
+        packed = torch.cat([share.detach() / scale, share.new_tensor([asked])])
+        self.world.all_sum(packed)
+        self.stopped = bool(packed[-1] > 0)
+        loss = packed[:-1] / batch.total
+        return loss, torch.linalg.vector_norm(_grad_vector(model), dim=1)
 
 
 def _grad_vector(model: MyLinearRegressionModel) -> torch.Tensor:

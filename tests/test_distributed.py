@@ -1,0 +1,346 @@
+"""Several processes through torch.distributed (gloo on 127.0.0.1) against one process: the
+same data, optimum and parameters for full batch, mini-batch, momentum and unequal shards;
+sweeps dealt out over processes; streamed data against in-memory data; and failures.
+
+Data sets are small (20 000 rows = 3 blocks of 8 192, so two processes hold 8 192 and 11 808
+rows: unequal shards) and runs short, so the whole file takes well under a minute."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import torch.multiprocessing as mp
+from typer.testing import CliRunner
+
+from lrtrain import distributed
+from lrtrain.analysis import analyse_dataset, combine_stats, dataset_stats, sufficient_stats
+from lrtrain.api import prepare
+from lrtrain.cli import app
+from lrtrain.config import load_config
+from lrtrain.data import load_dataset
+from lrtrain.distributed import World, check_world_size, deal, shard, undeal
+from lrtrain.errors import ConfigError
+from lrtrain.train import _Batches, train
+
+PROBLEM = [
+    "device=cpu",
+    "data.n_samples=20000",
+    "data.x={kind: normal, mean: 1.0, std: 2.0}",
+    "data.true_w=[2.0, -1.0]",
+    "data.true_b=0.5",
+    "train.max_iter=40",
+]
+CASES = {
+    "full batch, float64": ["train.dtype=float64", "optimizer.lr=0.1"],
+    "momentum, float64": ["train.dtype=float64", "optimizer.lr=auto", "optimizer.momentum=auto"],
+    "nesterov, weight decay": [
+        "train.dtype=float64", "optimizer.lr=0.05", "optimizer.momentum=0.8",
+        "optimizer.nesterov=true", "optimizer.weight_decay=0.01",
+    ],
+    "mini-batch, float64": [
+        "train.dtype=float64", "optimizer.lr=0.05", "train.batch_size=3000",
+        "optimizer.momentum=0.5",
+    ],
+    "full batch, float32": ["optimizer.lr=auto"],
+    "mini-batch, float32": ["optimizer.lr=0.02", "train.batch_size=512"],
+    "streamed, float64": ["train.dtype=float64", "optimizer.lr=auto", "data.stream=true"],
+    "standardised, target gap": [
+        "train.dtype=float64", "data.x={kind: normal, mean: 100.0, std: 2.0}",
+        "data.standardize=true", "optimizer.lr=auto", "train.target_gap=1e-8",
+        "train.max_iter=200",
+    ],
+}  # fmt: skip
+TOLERANCE = {torch.float64: 1e-10, torch.float32: 1e-5}
+runner = CliRunner()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _config(extra: list[str]):
+    return load_config(None, [*PROBLEM, *extra])
+
+
+def _single(extra: list[str]) -> dict[str, object]:
+    config, dataset, analysis, _ = prepare(_config(extra))
+    result = train(dataset, config, loss_ref=analysis.target_loss)
+    return {"result": result, "theta_star": analysis.theta_star, "lr": config.optimizer.lr}
+
+
+def _worker(rank: int, size: int, port: int, out: str) -> None:
+    os.environ.update(
+        RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(size),
+        MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port),
+    )  # fmt: skip
+    world = distributed.setup("cpu", timeout_s=60)
+    found = {}
+    for name, extra in CASES.items():
+        config, dataset, analysis, _ = prepare(_config(extra), world)
+        result = train(dataset, config, loss_ref=analysis.target_loss, world=world)
+        found[name] = {
+            "result": result,
+            "theta_star": analysis.theta_star,
+            "lr": config.optimizer.lr,
+            "rows": (dataset.offset, dataset.local_rows),
+        }
+    torch.save(found, f"{out}.{rank}")
+    distributed.teardown()
+
+
+@pytest.fixture(scope="module")
+def two_processes(tmp_path_factory) -> list[dict[str, dict[str, object]]]:
+    """Every case trained by two gloo processes (torch.multiprocessing.spawn)."""
+    out = str(tmp_path_factory.mktemp("dist") / "found")
+    mp.spawn(_worker, args=(2, _free_port(), out), nprocs=2, join=True)
+    return [torch.load(f"{out}.{rank}", weights_only=False) for rank in range(2)]
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_two_processes_equal_one(two_processes, name: str) -> None:
+    single = _single(CASES[name])
+    expected = single["result"]
+    dtype = torch.float64 if "float64" in " ".join(CASES[name]) else torch.float32
+    tol = TOLERANCE[dtype]
+    assert two_processes[0][name]["rows"] == (0, 8192)  # unequal shards: rows, not ranks
+    assert two_processes[1][name]["rows"] == (8192, 11808)
+    for rank in range(2):
+        found = two_processes[rank][name]
+        got = found["result"]
+        assert found["lr"] == pytest.approx(single["lr"], rel=1e-12)
+        assert found["theta_star"] == pytest.approx(single["theta_star"], rel=1e-10, abs=1e-12)
+        assert got.stop_steps == expected.stop_steps and got.statuses == expected.statuses
+        assert torch.allclose(got.final_theta, expected.final_theta, rtol=tol, atol=tol)
+        assert torch.allclose(got.loss, expected.loss, rtol=tol, atol=0)
+        assert torch.allclose(got.theta, expected.theta, rtol=tol, atol=tol)
+        assert got.world == {"world_size": 2, "backend": "gloo"}
+
+
+def test_shards_are_whole_blocks_covering_every_row_once() -> None:
+    for n in (8192, 20000, 100_000, 8192 * 7 + 1):
+        for size in range(1, distributed.blocks(n) + 1):
+            parts = [shard(n, World(rank, size)) for rank in range(size)]
+            assert parts[0][0] == 0 and parts[-1][1] == n
+            assert all(a[1] == b[0] for a, b in itertools.pairwise(parts))
+            assert all(lo % 8192 == 0 and hi > lo for lo, hi in parts)
+            sizes = [(hi - lo + 8191) // 8192 for lo, hi in parts]
+            assert max(sizes) - min(sizes) <= 1
+
+
+def test_more_processes_than_blocks_is_refused() -> None:
+    with pytest.raises(ConfigError, match="only 3; use at most 3"):
+        check_world_size(20000, 4)
+    result = runner.invoke(app, ["fit", "--nproc", "2", "--quiet"])
+    assert result.exit_code == 2
+    assert "2 processes for 100 rows" in result.output and "use at most 1" in result.output
+    result = runner.invoke(app, ["sweep-lr", "--nproc", "3", "--lrs", "0.01,0.02"])
+    assert result.exit_code == 2 and "3 processes for 2 learning rates" in result.output
+
+
+def test_deal_and_undeal_are_inverse() -> None:
+    items = list(range(11))
+    parts = [deal(items, World(rank, 3)) for rank in range(3)]
+    assert parts == [[0, 3, 6, 9], [1, 4, 7, 10], [2, 5, 8]]
+    assert undeal(parts) == items
+
+
+def test_sharded_batches_together_are_the_single_process_batch() -> None:
+    n, size = 20000, 3000
+    whole = _Batches(n, size, seed=5, device=torch.device("cpu"))
+    x = torch.arange(n, dtype=torch.float64).reshape(-1, 1)
+    for step in (0, 3, 6, 7, 13):  # step 6 is an epoch's short last batch
+        expected = whole.batch(step, x, x)
+        parts = []
+        for first, held in ((0, 8192), (8192, 11808)):
+            mine = _Batches(n, size, 5, torch.device("cpu"), first, held)
+            rows = mine.batch(step, x[first : first + held], x[first : first + held])
+            assert rows.total == expected.total
+            parts.append(rows.x)
+        assert sorted(torch.cat(parts)[:, 0].tolist()) == sorted(expected.x[:, 0].tolist())
+
+
+def test_statistics_combined_across_shards_equal_those_of_all_rows() -> None:
+    gen = torch.Generator().manual_seed(0)
+    x = 1e6 + torch.rand(30000, 3, generator=gen, dtype=torch.float64)  # large offsets
+    y = x @ torch.tensor([1.0, -2.0, 0.5], dtype=torch.float64) + 3.0
+    y = y.unsqueeze(1) + 0.01 * torch.randn(30000, 1, generator=gen, dtype=torch.float64)
+    whole = sufficient_stats(x, y)
+    from lrtrain.analysis import _flat
+
+    cuts = [0, 7000, 8000, 30000]
+    parts = [_flat(sufficient_stats(x[a:b], y[a:b])) for a, b in itertools.pairwise(cuts)]
+    combined = combine_stats(parts)
+    assert combined.n == whole.n
+    assert torch.allclose(combined.cov, whole.cov, rtol=1e-9)
+    assert torch.allclose(combined.cxy, whole.cxy, rtol=1e-9)
+    assert torch.allclose(combined.x_mean, whole.x_mean, rtol=1e-15)
+    assert combined.cyy == pytest.approx(whole.cyy, rel=1e-9)
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_streamed_data_equals_in_memory_data(dtype: str) -> None:
+    extra = [f"train.dtype={dtype}", "optimizer.lr=auto", "data.standardize=true",
+             "data.n_samples=300000", "train.max_iter=15"]  # fmt: skip
+    memory = _config(extra)
+    streamed = _config([*extra, "data.stream=true"])
+    in_memory, held = load_dataset(memory), load_dataset(streamed)
+    assert held.stream is not None and held.x.numel() == 0  # nothing held but the handle
+    chunks = list(held.chunks())
+    # Equal up to the rounding of the standardisation's moments (summed in another order).
+    rows_tol = 1e-12 if dtype == "float64" else 1e-6
+    assert torch.allclose(torch.cat([c[0] for c in chunks]), in_memory.x, rtol=rows_tol)
+    assert torch.equal(torch.cat([c[1] for c in chunks]), in_memory.y)
+    a = analyse_dataset(in_memory, memory.optimizer)
+    b = analyse_dataset(held, streamed.optimizer)
+    assert b.theta_star == pytest.approx(a.theta_star, rel=1e-12)
+    assert b.eigenvalues == pytest.approx(a.eigenvalues, rel=1e-12)
+    assert dataset_stats(held).n == 300000
+    config = memory.model_copy(
+        update={"optimizer": memory.optimizer.model_copy(update={"lr": a.optimal_lr})}
+    )
+    expected = train(in_memory, config)
+    got = train(held, config)
+    tol = TOLERANCE[torch.float64 if dtype == "float64" else torch.float32]
+    assert torch.allclose(got.final_theta, expected.final_theta, rtol=tol, atol=tol)
+    assert torch.allclose(got.loss, expected.loss, rtol=tol, atol=0)
+
+
+def _cli(*args: str, env: dict[str, str] | None = None, **kw) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, *args],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        env={**os.environ, "OMP_NUM_THREADS": "1", **(env or {})},
+        **kw,
+    )
+
+
+def test_fit_with_nproc_writes_what_one_process_writes(tmp_path: Path) -> None:
+    """`lrtrain fit --nproc 2` (torch.distributed.run's API, loopback rendezvous)."""
+    extra = [*PROBLEM, "train.dtype=float64", "optimizer.lr=auto", "optimizer.momentum=auto"]
+    one = _cli("-m", "lrtrain", "fit", "--quiet", "--out", str(tmp_path / "one"), *extra)
+    two = _cli("-m", "lrtrain", "fit", "--nproc", "2", "--out", str(tmp_path / "two"), *extra)
+    assert one.returncode == 0, one.stderr
+    assert two.returncode == 0, two.stderr
+    assert two.stdout.count("lrtrain fit") == 1  # rank 0 alone reports
+    a = json.loads((tmp_path / "one" / "summary.json").read_text())
+    b = json.loads((tmp_path / "two" / "summary.json").read_text())
+    assert b["distributed"] == {"world_size": 2, "backend": "gloo"}
+    assert a["distributed"] == {"world_size": 1, "backend": None}
+    assert b["steps"] == a["steps"] and b["status"] == a["status"]
+    for key in ("w", "b"):
+        assert b["final"][key] == pytest.approx(a["final"][key], rel=1e-10, abs=1e-12)
+    assert (tmp_path / "two" / "plots" / "loss.png").is_file()
+
+
+def test_sweep_under_torchrun_equals_the_single_process_sweep(tmp_path: Path) -> None:
+    """`torchrun --nproc-per-node 2 -m lrtrain sweep-lr`: rates dealt out, gathered on rank 0."""
+    extra = [*PROBLEM, "train.dtype=float64"]
+    one = _cli("-m", "lrtrain", "sweep-lr", "--quiet", "--out", str(tmp_path / "one"), *extra)
+    two = _cli(
+        "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+        "-m", "lrtrain", "sweep-lr", "--quiet", "--out", str(tmp_path / "two"), *extra,
+    )  # fmt: skip
+    assert one.returncode == 0, one.stderr
+    assert two.returncode == 0, two.stderr
+    a = json.loads((tmp_path / "one" / "summary.json").read_text())
+    b = json.loads((tmp_path / "two" / "summary.json").read_text())
+    assert b["lrs"] == a["lrs"] and b["recommended_lr"] == a["recommended_lr"]
+    assert [r["verdict"] for r in b["results"]] == [r["verdict"] for r in a["results"]]
+    for ra, rb in zip(a["results"], b["results"], strict=True):
+        if ra["final_loss"] is not None:
+            assert rb["final_loss"] == pytest.approx(ra["final_loss"], rel=1e-10)
+    assert b["distributed"]["world_size"] == 2
+    assert sorted(p.name for p in (tmp_path / "two").iterdir()) == sorted(
+        p.name for p in (tmp_path / "one").iterdir()
+    )
+
+
+def test_a_process_that_dies_stops_the_others_with_a_clear_message(tmp_path: Path) -> None:
+    """Two processes started by hand (no launcher to clean up): kill -9 one mid-training; the
+    other must stop within the timeout, exit 1 and say what happened, not hang."""
+    port = str(_free_port())
+    args = [
+        "-m", "lrtrain", "fit", "--quiet", "--out", str(tmp_path / "run"), "--dist-timeout",
+        "30", *PROBLEM, "train.max_iter=1000000", "optimizer.lr=0.01",
+    ]  # fmt: skip
+    procs = []
+    for rank in range(2):
+        env = {**os.environ, "OMP_NUM_THREADS": "1", "RANK": str(rank),
+               "LOCAL_RANK": str(rank), "WORLD_SIZE": "2", "MASTER_ADDR": "127.0.0.1",
+               "MASTER_PORT": port}  # fmt: skip
+        procs.append(
+            subprocess.Popen(
+                [sys.executable, *args],
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+        )
+    try:
+        deadline = time.monotonic() + 60
+        while not (tmp_path / "run").exists() and time.monotonic() < deadline:
+            time.sleep(0.2)  # rank 0 makes the run directory once both are set up
+        time.sleep(2)  # well into training
+        procs[1].kill()
+        start = time.monotonic()
+        _, err = procs[0].communicate(timeout=45)
+        waited = time.monotonic() - start
+    finally:
+        for p in procs:
+            p.kill()
+    assert procs[0].returncode == 1
+    assert "lost the other processes" in err and "Traceback" not in err
+    assert waited < 35
+
+
+def test_only_rank_zero_writes_and_speaks_on_a_user_error(tmp_path: Path) -> None:
+    (tmp_path / "taken").mkdir()
+    (tmp_path / "taken" / "file").write_text("mine")
+    result = _cli("-m", "lrtrain", "fit", "--nproc", "2", "--out", str(tmp_path / "taken"),
+                  *PROBLEM)  # fmt: skip
+    assert result.returncode == 2
+    assert result.stderr.count("directory is not empty") == 1
+    assert "Traceback" not in result.stderr
+    assert (tmp_path / "taken" / "file").read_text() == "mine"
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_streamed_data_on_cuda_equals_in_memory_data() -> None:
+    """Chunks regenerated on the CPU and moved to the GPU, against the data held on the GPU."""
+    extra = ["device=cuda", "train.dtype=float64", "optimizer.lr=0.1", "data.n_samples=300000"]
+    memory = _config(extra)
+    streamed = _config([*extra, "data.stream=true"])
+    expected = train(load_dataset(memory), memory)
+    got = train(load_dataset(streamed), streamed)
+    assert got.device.startswith("cuda")
+    assert torch.allclose(got.final_theta, expected.final_theta, rtol=1e-10, atol=1e-10)
+    assert torch.allclose(got.loss, expected.loss, rtol=1e-10, atol=0)
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs 2 CUDA GPUs (NCCL)")
+def test_two_gpus_with_nccl_equal_one(tmp_path: Path) -> None:
+    extra = [*PROBLEM, "device=cuda", "train.dtype=float64", "optimizer.lr=0.1"]
+    one = _cli("-m", "lrtrain", "fit", "--quiet", "--out", str(tmp_path / "one"), *extra)
+    two = _cli("-m", "lrtrain", "fit", "--nproc", "2", "--out", str(tmp_path / "two"), *extra)
+    assert one.returncode == 0 and two.returncode == 0, two.stderr
+    a = json.loads((tmp_path / "one" / "summary.json").read_text())
+    b = json.loads((tmp_path / "two" / "summary.json").read_text())
+    assert b["distributed"] == {"world_size": 2, "backend": "nccl"}
+    for key in ("w", "b"):
+        assert b["final"][key] == pytest.approx(a["final"][key], rel=1e-10, abs=1e-12)
