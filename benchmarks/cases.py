@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from benchmarks import scaling
 from benchmarks.baselines import dataloader_epoch, grid_loss, lesson_loop, sequential_sweep
 from benchmarks.common import CaseResult, Timing, run_measured, time_one, time_pair
 from benchmarks.race import race
@@ -316,6 +317,8 @@ def cpu_cases(
         ("memory", lambda: peak_memory(quick, workdir)),
         ("lesson", lambda: lesson_run(quick, repeats, workdir)),
         ("race", lambda: race(quick)),
+        ("stream", lambda: scaling.stream_memory(quick, workdir)),
+        ("processes", lambda: scaling.processes(quick, workdir)),
     ]
 
 
