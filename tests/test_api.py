@@ -68,7 +68,8 @@ def test_figures_draw_into_the_callers_axes(tmp_path: Path) -> None:
 
 
 def test_example_script_runs_headless(tmp_path: Path) -> None:
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "MPLBACKEND": "Agg"}
+    path = os.pathsep.join(filter(None, [str(ROOT / "src"), os.environ.get("PYTHONPATH")]))
+    env = {**os.environ, "PYTHONPATH": path, "MPLBACKEND": "Agg"}
     done = subprocess.run(
         [sys.executable, str(ROOT / "examples" / "lesson.py"), str(tmp_path)],
         capture_output=True,

@@ -15,7 +15,8 @@ CPU_CASES = ["sweep", "full-batch", "mini-batch", "contour", "--help", "plot", "
 
 def test_quick_benchmark_runs_every_case(tmp_path: Path) -> None:
     out = tmp_path / "results.json"
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "MPLBACKEND": "Agg"}
+    path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+    env = {**os.environ, "PYTHONPATH": path, "MPLBACKEND": "Agg"}
     done = subprocess.run(
         [sys.executable, "-m", "benchmarks", "--quick", "--output", str(out)],
         cwd=ROOT,

@@ -29,7 +29,9 @@ from lrtrain.config import load_config, parse_yaml, validate
 from lrtrain.errors import ConfigError, LrtrainError
 
 ROOT = Path(__file__).resolve().parents[1]
-ENV = {**os.environ, "MPLBACKEND": "Agg", "PYTHONPATH": str(ROOT / "src")}
+# src first; an existing PYTHONPATH (packages installed outside the venv) kept after it
+_PATH = os.pathsep.join(filter(None, [str(ROOT / "src"), os.environ.get("PYTHONPATH")]))
+ENV = {**os.environ, "MPLBACKEND": "Agg", "PYTHONPATH": _PATH}
 TEMP_FILE = re.compile(r"^\..+\.tmp(\.gif)?$")  # an atomic write killed mid-way leaves only this
 runner = CliRunner()
 
