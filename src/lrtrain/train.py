@@ -640,10 +640,10 @@ def _streamed_forward_backward(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Exactly the gradient autograd derives for the lesson's loss, from :func:`_squares`
     (tested equal to the autograd step, test_train.py)."""
-    squares, grad_w, grad_b = _squares(model.w.detach(), model.b.detach(), batch)
+    squares, residual_x, residual_sum = _squares(model.w.detach(), model.b.detach(), batch)
     n = batch.total
-    model.w.grad = grad_w.mul_(1.0 / n)
-    model.b.grad = grad_b.mul_(1.0 / n)
+    model.w.grad = residual_x.mul_(2.0 / n)  # ∂/∂w mean(r²) = (2/N) rᵀX
+    model.b.grad = residual_sum.mul_(2.0 / n)
     return squares.div_(n), torch.linalg.vector_norm(_grad_vector(model), dim=1)
 
 
@@ -651,24 +651,25 @@ def _streamed_forward_backward(
 def _squares(
     w: torch.Tensor, b: torch.Tensor, batch: Rows
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Σ r², ∂/∂w = 2 rᵀX and ∂/∂b = 2 Σ r over the batch's rows (r = Xwᵀ + b − y), per
-    replica, accumulated over row chunks small enough to stay in cache. Each chunk of X is
-    read from memory once, and no N-sized temporary is ever made (the autograd graph of the
-    lesson's step makes several). On a small mini-batch it is simply fewer operations than
-    autograd's engine runs per step."""
+    """Σ r², rᵀX and Σ r over the batch's rows (r = Xwᵀ + b − y), per replica — the loss
+    and, times 2, its gradient — accumulated over row chunks small enough to stay in cache.
+    Each chunk of X is read from memory once, and no N-sized temporary is ever made (the
+    autograd graph of the lesson's step makes several). On a small mini-batch it is simply
+    fewer operations than autograd's engine runs per step."""
     k = w.shape[0]
     # A GPU streams the whole of X at full bandwidth in one go; a CPU core wants chunks that
     # stay in its cache between the two products.
     on_gpu = w.device.type == "cuda"
     chunk = 1 << 62 if on_gpu else max(4096, _STREAM_CHUNK_ROWS // k)
-    grad_w, grad_b, total = torch.zeros_like(w), torch.zeros_like(b), torch.zeros_like(b)
+    residual_x, residual_sum = torch.zeros_like(w), torch.zeros_like(b)
+    total = torch.zeros_like(b)
     bias = b.unsqueeze(1)
     for x_chunk, y_chunk in batch.chunks(chunk):  # rows as columns: residuals come out [K, c]
         residual = torch.mm(w, x_chunk).add_(bias).sub_(y_chunk)
-        grad_w.addmm_(residual, x_chunk.t())
-        grad_b.add_(residual.sum(dim=1))
+        residual_x.addmm_(residual, x_chunk.t())
+        residual_sum.add_(residual.sum(dim=1))
         total.add_((residual * residual).sum(dim=1))
-    return total, grad_w.mul_(2.0), grad_b.mul_(2.0)
+    return total, residual_x, residual_sum
 
 
 class _SquaredResiduals(torch.autograd.Function):
@@ -677,14 +678,15 @@ class _SquaredResiduals(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx: Any, w: torch.Tensor, b: torch.Tensor, batch: Rows) -> torch.Tensor:
-        squares, grad_w, grad_b = _squares(w.detach(), b.detach(), batch)
-        ctx.save_for_backward(grad_w, grad_b)
+        squares, residual_x, residual_sum = _squares(w.detach(), b.detach(), batch)
+        ctx.save_for_backward(residual_x, residual_sum)
         return squares
 
     @staticmethod
     def backward(ctx: Any, upstream: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
-        grad_w, grad_b = ctx.saved_tensors
-        return upstream.unsqueeze(1) * grad_w, upstream * grad_b, None
+        residual_x, residual_sum = ctx.saved_tensors
+        twice = 2.0 * upstream  # ∂(Σ r²) = 2 rᵀX, 2 Σ r
+        return twice.unsqueeze(1) * residual_x, twice * residual_sum, None
 
 
 class _ShardLoss(nn.Module):
