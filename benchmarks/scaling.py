@@ -78,9 +78,10 @@ def processes(quick: bool, workdir: Path) -> list[CaseResult]:
     _, _, tiny_two = _fit(workdir, "tiny-two", tiny, nproc=2)
     step_one = 1 / one["steps_per_s"]
     step_two = 1 / two["steps_per_s"]
-    # On 8 192 rows per process the arithmetic is ~0.02 ms: the rest of a step is the two
-    # collectives (DDP's gradient all-reduce and the loss/stop all-reduce).
-    collectives = 1 / tiny_two["steps_per_s"] - 1 / tiny_one["steps_per_s"] / 2
+    # On 8 192 rows per process the arithmetic is tiny: the rest of a step is its collective
+    # (DDP's all-reduce of the gradients, with the loss and stop flags in the same bucket).
+    collective = 1 / tiny_two["steps_per_s"] - 1 / tiny_one["steps_per_s"] / 2
+    latency = _all_reduce_latency()
     speedup = step_one / step_two
     return [
         CaseResult(
@@ -92,15 +93,49 @@ def processes(quick: bool, workdir: Path) -> list[CaseResult]:
                 "step_s_one": step_one,
                 "step_s_two": step_two,
                 "ns_per_row_one": step_one / n * 1e9,
-                "collectives_s_per_step": collectives,
+                "collective_s_per_step": collective,
+                "all_reduce_latency_s": latency,
                 "gap_one": one["optimality_gap"]["relative"],
                 "gap_two": two["optimality_gap"]["relative"],
             },
             notes=[
                 f"step {step_one * 1e3:.2f} ms with 1 process ({step_one / n * 1e9:.2f} ns/row), "
-                f"{step_two * 1e3:.2f} ms with 2 (gloo, 127.0.0.1): {speedup:.2f}×; the two "
-                f"collectives of a step cost ≈ {collectives * 1e6:.0f} µs (N = 16 384, 2 "
-                "processes, against half the 1-process step)"
+                f"{step_two * 1e3:.2f} ms with 2 (gloo, 127.0.0.1): {speedup:.2f}×; a step's "
+                f"collective costs ≈ {collective * 1e6:.0f} µs (N = 16 384, 2 processes, "
+                f"against half the 1-process step); a bare all-reduce of 10 floats "
+                f"{latency * 1e6:.0f} µs"
             ],
         )
     ]
+
+
+_LATENCY_SCRIPT = """
+import os, sys, time, torch, torch.distributed as dist
+dist.init_process_group("gloo")
+t = torch.zeros(10)
+for _ in range(20):
+    dist.all_reduce(t)
+start = time.perf_counter()
+for _ in range(200):
+    dist.all_reduce(t)
+if dist.get_rank() == 0:
+    print((time.perf_counter() - start) / 200)
+dist.destroy_process_group()
+"""
+
+
+def _all_reduce_latency() -> float:
+    """Median time of an all-reduce of 10 floats between 2 gloo processes on 127.0.0.1."""
+    import subprocess
+    import sys
+    import tempfile
+
+    with tempfile.NamedTemporaryFile("w", suffix=".py", delete=False) as fh:
+        fh.write(_LATENCY_SCRIPT)
+    done = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2",
+         fh.name],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    Path(fh.name).unlink()
+    return float(done.stdout.split()[-1])

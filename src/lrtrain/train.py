@@ -704,10 +704,11 @@ class _ShardLoss(nn.Module):
 
 
 class _DistributedGradient:
-    """The gradient of the global mean loss through ``DistributedDataParallel`` (one
-    all-reduce of d + 1 numbers per replica, in DDP's buckets), and the loss itself by one
-    more all-reduce that also carries every process's request to stop — so that all stop at
-    the same step, as a collective run must."""
+    """The gradient of the global mean loss through ``DistributedDataParallel``, with the loss
+    and every process's request to stop riding in the same all-reduce (a DDP communication
+    hook appends them to the gradient bucket): one collective of (d + 2)·K numbers per step,
+    whose latency, not its size, is what a step pays for being distributed. All processes
+    therefore see the same loss and stop at the same step, as a collective run must."""
 
     def __init__(
         self,
@@ -718,12 +719,34 @@ class _DistributedGradient:
         from torch.nn.parallel import DistributedDataParallel
 
         self.world, self.local_stop, self.stopped = world, should_stop, False
+        self.extra = self.reduced_extra = torch.empty(0)
         with world.collective("start (DistributedDataParallel broadcasts the model)"):
             self.ddp = DistributedDataParallel(_ShardLoss(model))
+        # A lambda: DDP checks a hook's annotations, and this module's are strings.
+        self.ddp.register_comm_hook(None, lambda state, bucket: self._all_reduce(bucket))
 
     def agreed_stop(self) -> bool:
         """Whether any process asked to stop, as of the last step (the same on every one)."""
         return self.stopped
+
+    def _all_reduce(self, bucket: Any) -> torch.futures.Future[torch.Tensor]:
+        """DDP's allreduce hook (sum, then divide by the world size), with ``self.extra``
+        appended to the last bucket and its sum kept in ``self.reduced_extra``."""
+        import torch.distributed as dist
+
+        gradients = bucket.buffer()
+        last = bucket.is_last()
+        packed = torch.cat([gradients, self.extra.to(gradients)]) if last else gradients
+        future = dist.all_reduce(packed, async_op=True).get_future()
+
+        def unpack(done: torch.futures.Future[list[torch.Tensor]]) -> torch.Tensor:
+            summed = done.value()[0]
+            if last:
+                self.reduced_extra = summed[gradients.numel() :].clone()
+                summed = summed[: gradients.numel()]
+            return summed.div_(self.world.size)
+
+        return future.then(unpack)
 
     def __call__(
         self, model: MyLinearRegressionModel, batch: Rows
@@ -732,12 +755,11 @@ class _DistributedGradient:
         model.w.grad = model.b.grad = None
         with self.world.collective("training step"):
             share = self.ddp(batch, scale)
-            share.sum().backward()  # DDP all-reduces the gradients here
-        asked = float(self.local_stop is not None and self.local_stop())
-        packed = torch.cat([share.detach() / scale, share.new_tensor([asked])])
-        self.world.all_sum(packed)
-        self.stopped = bool(packed[-1] > 0)
-        loss = packed[:-1] / batch.total
+            asked = float(self.local_stop is not None and self.local_stop())
+            self.extra = torch.cat([share.detach() / scale, share.new_tensor([asked])])
+            share.sum().backward()  # the hook all-reduces gradients, squares and stop flags
+        self.stopped = bool(self.reduced_extra[-1] > 0)
+        loss = self.reduced_extra[:-1].to(share.dtype) / batch.total
         return loss, torch.linalg.vector_norm(_grad_vector(model), dim=1)
 
 
