@@ -344,3 +344,43 @@ def test_two_gpus_with_nccl_equal_one(tmp_path: Path) -> None:
     assert b["distributed"] == {"world_size": 2, "backend": "nccl"}
     for key in ("w", "b"):
         assert b["final"][key] == pytest.approx(a["final"][key], rel=1e-10, abs=1e-12)
+
+
+def test_ctrl_c_under_nproc_saves_and_resume_continues(tmp_path: Path) -> None:
+    """One Ctrl-C reaches the launcher and every process (the terminal signals the whole
+    process group): the processes stop together at a step, rank 0 saves, exit 130; then
+    `--resume --nproc 2` ends where one uninterrupted process ends."""
+    import signal
+
+    run = tmp_path / "run"
+    extra = [*PROBLEM, "train.dtype=float64", "optimizer.lr=0.01"]
+    launcher = subprocess.Popen(
+        [sys.executable, "-m", "lrtrain", "fit", "--nproc", "2", "--quiet", "--out", str(run),
+         *extra, "train.max_iter=1000000"],
+        env={**os.environ, "OMP_NUM_THREADS": "1"}, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True, start_new_session=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 90
+        while not run.exists() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        time.sleep(2)
+        os.killpg(launcher.pid, signal.SIGINT)
+        _, err = launcher.communicate(timeout=60)
+    finally:
+        if launcher.poll() is None:
+            os.killpg(launcher.pid, signal.SIGKILL)
+    assert launcher.returncode == 130, err
+    assert "continue with: lrtrain fit --resume" in err and "Traceback" not in err
+    stopped = json.loads((run / "summary.json").read_text())
+    assert stopped["status"] == "interrupted" and stopped["steps"] > 0
+    total = f"train.max_iter={stopped['steps'] + 50}"
+    resumed = _cli("-m", "lrtrain", "fit", "--resume", str(run), "--nproc", "2", "--quiet", total)
+    assert resumed.returncode == 0, resumed.stderr
+    one = _cli("-m", "lrtrain", "fit", "--quiet", "--out", str(tmp_path / "one"), *extra, total)
+    assert one.returncode == 0, one.stderr
+    a = json.loads((tmp_path / "one" / "summary.json").read_text())
+    b = json.loads((run / "summary.json").read_text())
+    assert b["steps"] == a["steps"] and b["status"] == "completed"
+    for key in ("w", "b"):
+        assert b["final"][key] == pytest.approx(a["final"][key], rel=1e-10, abs=1e-12)

@@ -148,6 +148,7 @@ def _launch(cfg: Config, nproc: int, items: int | None) -> None:
     """Run this very command line (without --nproc) on ``nproc`` local processes."""
     import logging
 
+    from torch.distributed.elastic.multiprocessing.api import SignalException
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.run import get_args_parser, run
 
@@ -165,7 +166,11 @@ def _launch(cfg: Config, nproc: int, items: int | None) -> None:
     )  # fmt: skip
     # Each process gets its share of the cores (torchrun would say 1, with a warning).
     os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // nproc)))
-    logging.getLogger("torch.distributed.elastic").setLevel(logging.CRITICAL)
+    # The launcher's own log lines (rendezvous, "shutting down workers") are noise here: the
+    # processes report for themselves. Its loggers exist once torch.distributed.run is imported.
+    for name in list(logging.root.manager.loggerDict):
+        if name.startswith("torch.distributed"):
+            logging.getLogger(name).setLevel(logging.CRITICAL)
     try:
         run(args)
     except ChildFailedError as exc:
@@ -175,6 +180,10 @@ def _launch(cfg: Config, nproc: int, items: int | None) -> None:
             err_console.print(f"[bold red]error:[/] a process was killed by signal {-code}")
             code = 1
         raise typer.Exit(code) from None
+    except SignalException:
+        # Ctrl-C reached the processes too: they stopped together at a step and rank 0 saved
+        # the run (its message says where); the launcher passed the signal on and ends here.
+        raise typer.Exit(EXIT_INTERRUPTED) from None
     raise typer.Exit(0)
 
 
