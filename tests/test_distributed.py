@@ -26,7 +26,7 @@ from lrtrain.analysis import analyse_dataset, combine_stats, dataset_stats, suff
 from lrtrain.api import prepare
 from lrtrain.cli import app
 from lrtrain.config import load_config
-from lrtrain.data import load_dataset
+from lrtrain.data import load_dataset, write_synthetic_csv
 from lrtrain.distributed import World, check_world_size, deal, shard, undeal
 from lrtrain.errors import ConfigError
 from lrtrain.train import _Batches, train
@@ -79,14 +79,14 @@ def _single(extra: list[str]) -> dict[str, object]:
     return {"result": result, "theta_star": analysis.theta_star, "lr": config.optimizer.lr}
 
 
-def _worker(rank: int, size: int, port: int, out: str) -> None:
+def _worker(rank: int, size: int, port: int, out: str, cases: dict[str, list[str]]) -> None:
     os.environ.update(
         RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(size),
         MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port),
     )  # fmt: skip
     world = distributed.setup("cpu", timeout_s=60)
     found = {}
-    for name, extra in CASES.items():
+    for name, extra in cases.items():
         config, dataset, analysis, _ = prepare(_config(extra), world)
         result = train(dataset, config, loss_ref=analysis.target_loss, world=world)
         found[name] = {
@@ -99,24 +99,39 @@ def _worker(rank: int, size: int, port: int, out: str) -> None:
     distributed.teardown()
 
 
+CSV_CASE = "csv, standardised"
+
+
 @pytest.fixture(scope="module")
-def two_processes(tmp_path_factory) -> list[dict[str, dict[str, object]]]:
-    """Every case trained by two gloo processes (torch.multiprocessing.spawn)."""
-    out = str(tmp_path_factory.mktemp("dist") / "found")
-    mp.spawn(_worker, args=(2, _free_port(), out), nprocs=2, join=True)
-    return [torch.load(f"{out}.{rank}", weights_only=False) for rank in range(2)]
+def two_processes(tmp_path_factory) -> tuple[list[dict[str, dict[str, object]]], dict]:
+    """Every case trained by two gloo processes (torch.multiprocessing.spawn), and the cases
+    (with a CSV of the problem's rows, which every process parses and shards)."""
+    folder = tmp_path_factory.mktemp("dist")
+    csv = folder / "rows.csv"
+    write_synthetic_csv(_config([]).data, 0, csv)
+    cases = {
+        **CASES,
+        CSV_CASE: [
+            "data.source=csv", f"data.path={csv}", "data.standardize=true",
+            "train.dtype=float64", "optimizer.lr=auto",
+        ],
+    }  # fmt: skip
+    out = str(folder / "found")
+    mp.spawn(_worker, args=(2, _free_port(), out, cases), nprocs=2, join=True)
+    return [torch.load(f"{out}.{rank}", weights_only=False) for rank in range(2)], cases
 
 
-@pytest.mark.parametrize("name", list(CASES))
+@pytest.mark.parametrize("name", [*CASES, CSV_CASE])
 def test_two_processes_equal_one(two_processes, name: str) -> None:
-    single = _single(CASES[name])
+    found_by_rank, cases = two_processes
+    single = _single(cases[name])
     expected = single["result"]
-    dtype = torch.float64 if "float64" in " ".join(CASES[name]) else torch.float32
+    dtype = torch.float64 if "float64" in " ".join(cases[name]) else torch.float32
     tol = TOLERANCE[dtype]
-    assert two_processes[0][name]["rows"] == (0, 8192)  # unequal shards: rows, not ranks
-    assert two_processes[1][name]["rows"] == (8192, 11808)
+    assert found_by_rank[0][name]["rows"] == (0, 8192)  # unequal shards: rows, not ranks
+    assert found_by_rank[1][name]["rows"] == (8192, 11808)
     for rank in range(2):
-        found = two_processes[rank][name]
+        found = found_by_rank[rank][name]
         got = found["result"]
         assert found["lr"] == pytest.approx(single["lr"], rel=1e-12)
         assert found["theta_star"] == pytest.approx(single["theta_star"], rel=1e-10, abs=1e-12)

@@ -251,8 +251,12 @@ def _synthetic_dataset(data: DataConfig, seed: int, dtype: torch.dtype, world: W
     names = [f"x_{i}" for i in range(d)]
     dataset = Dataset(x, y, names, "y", true_w=list(data.true_w), true_b=data.true_b)
     dataset.offset, dataset.total_rows = start, data.n_samples
-    if d == 1:
-        dataset.sample = _synthetic_sample(data, seed, dtype)
+    if d == 1 and world.is_main:  # rank 0 alone writes the sample
+        if (start, stop) == (0, data.n_samples):
+            index = _sample_index(data.n_samples)
+            dataset.sample = x[index], y[index]
+        else:
+            dataset.sample = _synthetic_sample(data, seed, dtype)
     return dataset
 
 
@@ -264,7 +268,7 @@ def _streamed_dataset(data: DataConfig, seed: int, dtype: torch.dtype, world: Wo
     dataset = Dataset(empty, empty[:, :1], names, "y", true_w=list(data.true_w))
     dataset.true_b, dataset.offset, dataset.total_rows = data.true_b, start, data.n_samples
     dataset.stream = StreamSpec(data, seed, start, stop)
-    if data.d == 1:
+    if data.d == 1 and world.is_main:
         dataset.sample = _synthetic_sample(data, seed, dtype)
     return dataset
 
@@ -332,7 +336,7 @@ def read_csv(data: DataConfig, dtype: torch.dtype, world: World = SINGLE) -> Dat
         feature_major(x[start:stop]), y[start:stop].contiguous(), list(features), data.target
     )
     dataset.offset, dataset.total_rows = start, len(body)
-    if len(features) == 1:
+    if len(features) == 1 and world.is_main:
         index = _sample_index(len(body))
         dataset.sample = x[index], y[index]
     return dataset
