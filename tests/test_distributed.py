@@ -399,3 +399,10 @@ def test_ctrl_c_under_nproc_saves_and_resume_continues(tmp_path: Path) -> None:
     assert b["steps"] == a["steps"] and b["status"] == "completed"
     for key in ("w", "b"):
         assert b["final"][key] == pytest.approx(a["final"][key], rel=1e-10, abs=1e-12)
+
+
+def test_more_processes_than_gpus_is_refused(monkeypatch) -> None:
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    with pytest.raises(ConfigError, match=r"2 processes on CUDA need 2 GPUs .* use --nproc 1"):
+        distributed.check_gpus(2)
+    distributed.check_gpus(1)

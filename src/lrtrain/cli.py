@@ -153,12 +153,17 @@ def _launch(cfg: Config, nproc: int, items: int | None) -> None:
     from torch.distributed.run import get_args_parser, run
 
     from lrtrain.data import row_count
-    from lrtrain.distributed import check_sweep_size, check_world_size
+    from lrtrain.distributed import check_gpus, check_sweep_size, check_world_size
 
     if items is None:
         check_world_size(row_count(cfg.data), nproc)
     else:
         check_sweep_size(items, nproc)
+    if cfg.device != "cpu":
+        from lrtrain.train import resolve_device
+
+        if resolve_device(cfg.device).type == "cuda":
+            check_gpus(nproc)
     args = get_args_parser().parse_args(
         ["--nnodes=1", f"--nproc-per-node={nproc}", "--rdzv-backend=c10d",
          "--rdzv-endpoint=127.0.0.1:0", "--max-restarts=0", "--module", "lrtrain",

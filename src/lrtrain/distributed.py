@@ -170,6 +170,7 @@ def setup(device: str, timeout_s: float = DEFAULT_TIMEOUT_S) -> World:
     cuda = device != "cpu" and torch.cuda.is_available()
     backend = "nccl" if cuda and dist.is_nccl_available() else "gloo"
     if cuda:
+        check_gpus(int(os.environ.get("LOCAL_WORLD_SIZE", local_rank + 1)))
         torch.cuda.set_device(local_rank)
     try:
         dist.init_process_group(backend, timeout=datetime.timedelta(seconds=timeout_s))
@@ -180,6 +181,18 @@ def setup(device: str, timeout_s: float = DEFAULT_TIMEOUT_S) -> World:
         ) from None
     _current = World(dist.get_rank(), dist.get_world_size(), local_rank, backend, timeout_s)
     return _current
+
+
+def check_gpus(processes: int) -> None:
+    """On CUDA every process of a machine needs a GPU of its own (NCCL refuses to share one)."""
+    import torch
+
+    count = torch.cuda.device_count()
+    if processes > count:
+        raise ConfigError(
+            f"{processes} processes on CUDA need {processes} GPUs (one each) but this machine "
+            f"has {count}; use --nproc {count}, or device=cpu for more processes"
+        )
 
 
 def teardown() -> None:
