@@ -368,7 +368,8 @@ def _fit_report(run: FitRun) -> None:
     "lrtrain fit -c multivariate --out runs/mv --quiet\n\n"
     "lrtrain fit optimizer.lr=auto optimizer.momentum=auto train.target_gap=1e-6\n\n"
     "lrtrain fit --resume runs/lecture-20261126-101500  (after Ctrl-C)\n\n"
-    "lrtrain fit -c my.yaml --print-config"
+    "lrtrain fit -c my.yaml --print-config\n\n"
+    "lrtrain fit -c big.yaml --nproc 4  (4 processes; torchrun -m lrtrain fit … works too)"
 )
 def fit(
     overrides: OverridesArg = None,
@@ -500,7 +501,8 @@ def _sweep_report(run: Any) -> None:
     epilog="**Examples**\n\n"
     "lrtrain sweep-lr  (the lesson's six learning rates)\n\n"
     "lrtrain sweep-lr --lrs 0.0005,0.001,0.005,0.025,0.028,0.03\n\n"
-    "lrtrain sweep-lr -c multivariate --lr-range 1e-4:1e-1:40 train.max_iter=2000",
+    "lrtrain sweep-lr -c multivariate --lr-range 1e-4:1e-1:40 train.max_iter=2000\n\n"
+    "lrtrain sweep-lr --lr-range 1e-4:3e-2:40 --nproc 2  (the rates dealt out over 2 processes)",
 )
 def sweep_lr(
     overrides: OverridesArg = None,
