@@ -406,3 +406,14 @@ def test_more_processes_than_gpus_is_refused(monkeypatch) -> None:
     with pytest.raises(ConfigError, match=r"2 processes on CUDA need 2 GPUs .* use --nproc 1"):
         distributed.check_gpus(2)
     distributed.check_gpus(1)
+
+
+def test_launcher_exit_code_is_the_one_a_process_chose() -> None:
+    from types import SimpleNamespace as Failure
+
+    from lrtrain.cli import _launch_exit_code
+
+    # rank 1 ended first (2: rank 0 failed and said why); the launcher then SIGTERMed rank 0
+    assert _launch_exit_code({0: Failure(exitcode=-15), 1: Failure(exitcode=2)}) == 2
+    assert _launch_exit_code({0: Failure(exitcode=3), 1: Failure(exitcode=-15)}) == 3
+    assert _launch_exit_code({1: Failure(exitcode=-9)}) == 1  # only signals: internal failure

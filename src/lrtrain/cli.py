@@ -179,17 +179,27 @@ def _launch(cfg: Config, nproc: int, items: int | None) -> None:
     try:
         run(args)
     except ChildFailedError as exc:
-        codes = {rank: failure.exitcode for rank, failure in exc.failures.items()}
-        code = codes.get(0, codes[min(codes)])
-        if code < 0:  # killed by a signal
-            err_console.print(f"[bold red]error:[/] a process was killed by signal {-code}")
-            code = 1
-        raise typer.Exit(code) from None
+        raise typer.Exit(_launch_exit_code(exc.failures)) from None
     except SignalException:
         # Ctrl-C reached the processes too: they stopped together at a step and rank 0 saved
         # the run (its message says where); the launcher passed the signal on and ends here.
         raise typer.Exit(EXIT_INTERRUPTED) from None
     raise typer.Exit(0)
+
+
+def _launch_exit_code(failures: dict[int, Any]) -> int:
+    """The exit code that tells what happened: rank 0's own code, else the lowest rank's. A
+    process the launcher stopped with a signal (after another one ended) says nothing of its
+    own, so codes from signals count only when there is no other."""
+    main = failures.get(0)
+    if main is not None and main.exitcode > 0:
+        return int(main.exitcode)
+    own = [failures[rank].exitcode for rank in sorted(failures) if failures[rank].exitcode > 0]
+    if own:
+        return int(own[0])
+    signal_number = -failures[min(failures)].exitcode
+    err_console.print(f"[bold red]error:[/] a process was killed by signal {signal_number}")
+    return 1
 
 
 def _without_nproc(argv: list[str]) -> list[str]:
@@ -396,7 +406,9 @@ def fit(
 ) -> None:
     """Train one model, write a run directory (metrics, summary, model, plots) and report
     learned vs closed-form parameters and why training converged, oscillated or diverged."""
-    with _user_errors(), _interruptible() as stopped:
+    # Errors are reported while the signal handlers are still in place: under a launcher, a
+    # SIGTERM that follows another process's exit must not cut rank 0's message short.
+    with _interruptible() as stopped, _user_errors():
         if resume is not None and config is None:
             config = str(resume / "config.yaml")
         cfg = _resolve_config(config, overrides, device, seed)
@@ -532,7 +544,7 @@ def sweep_lr(
     --lrs/--lr-range/sweep.lrs the rates are chosen to show all three regimes."""
     from lrtrain.errors import ConfigError
 
-    with _user_errors():
+    with _interruptible() as stopped, _user_errors():  # see fit
         if lrs is not None and lr_range is not None:
             raise ConfigError("give either --lrs or --lr-range, not both")
         cfg = _resolve_config(config, overrides, device, seed)
@@ -546,10 +558,7 @@ def sweep_lr(
         from lrtrain.sweep import AUTO_POINTS
 
         count = len(chosen or cfg.sweep.lrs or [0.0] * AUTO_POINTS)
-        with (
-            _interruptible() as stopped,
-            _distributed(cfg, nproc, dist_timeout, items=count),
-        ):
+        with _distributed(cfg, nproc, dist_timeout, items=count):
             with ProgressBar(not quiet, f"sweep {cfg.name}", console) as bar:
                 run = run_sweep(
                     cfg, chosen, out=out, overwrite=overwrite, progress=bar, should_stop=stopped
