@@ -33,12 +33,91 @@ def test_default_is_the_lesson() -> None:
     assert cfg.train.batch_size is None and cfg.train.dtype == "float32"
 
 
-def test_bundled_lecture_equals_embedded_default_except_sweep_lrs() -> None:
+def test_bundled_lecture_equals_schema_defaults_except_sweep_lrs() -> None:
     lecture = load_config("lecture").to_dict()
     default = Config().to_dict()
     assert lecture.pop("sweep")["lrs"] == [0.0005, 0.001, 0.005, 0.025, 0.028, 0.03]
     default.pop("sweep")
     assert lecture == default
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        [],
+        ["data.x.step=0.005"],
+        ["data.x.start=2.5"],
+        ["data.x.start=1", "data.x.step=0.5"],
+        ["data.true_w=[2.0]", "data.true_b=1"],
+        ["data.x.kind=normal"],
+        ["data.x.kind=normal", "data.x.std=3", "data.true_w=[1, 2]"],
+        ["data.x={kind: uniform, low: 0, high: 2}"],
+        ["optimizer.lr=0.028", "train.max_iter=300"],
+        ["sweep.lrs=[0.01, 0.02]"],
+    ],
+)
+def test_embedded_default_behaves_exactly_like_lecture(overrides: list[str]) -> None:
+    # issue 13: `lrtrain fit data.x.step=0.005` failed on the embedded default only
+    assert load_config(None, overrides) == load_config("lecture", overrides)
+
+
+def test_a_key_inside_an_absent_section_starts_from_its_defaults(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text("name: mine\n")  # no data section at all
+    cfg = load_config(str(path), ["data.x.step=0.5"])
+    assert (cfg.data.x.kind, cfg.data.x.start, cfg.data.x.step) == ("arange", 0.0, 0.5)
+
+
+def test_changing_a_kind_keeps_only_the_keys_the_new_kind_takes() -> None:
+    cfg = load_config(None, ["data.x.step=0.2", "data.x.kind=normal"])
+    assert cfg.data.x.kind == "normal" and (cfg.data.x.mean, cfg.data.x.std) == (0.0, 1.0)
+    with pytest.raises(ConfigError, match=r"data.x.std: must be > 0 \(got -1\)"):
+        load_config(None, ["data.x.std=-1", "data.x.kind=normal"])
+
+
+# What pydantic says in its own words; none of it may reach a user.
+PYDANTIC_WORDING = (
+    "Input should", "Unable to extract", "valid integer", "String should", "List should",
+    "does not match any of the expected tags", "instance of", "Value error", "type=",
+)  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("override", "expected"),
+    [
+        ("data.x={step: 1}", "data.x: needs a kind: one of arange, uniform, normal (got {'step': 1})"),
+        ("data.x.kind=cubic", "data.x: needs a kind: one of arange, uniform, normal (got {'kind': 'cubic'})"),
+        ("data.x=5", "data.x: must be a section of keys (a mapping) (got 5)"),
+        ("data=null", "data: must be a section of keys (a mapping) (got None)"),
+        ("data.n_samples=abc", "data.n_samples: must be a whole number (got 'abc')"),
+        ("data.n_samples=1.5", "data.n_samples: must be a whole number (got 1.5)"),
+        ("data.n_samples=1", "data.n_samples: must be ≥ 2 (got 1)"),
+        ("train.max_iter=1e20", "train.max_iter: must be ≤ 1000000000 (got '1e20')"),
+        ("train.batch_size=abc", "train.batch_size: must be a whole number (got 'abc')"),
+        ("model.init=ones", "model.init: must be one of zeros, normal (got 'ones')"),
+        ("train.dtype=float16", "train.dtype: must be one of float32, float64 (got 'float16')"),
+        ("data.true_w=abc", "data.true_w: must be a list, e.g. [1.0, 2.0] (got 'abc')"),
+        ("data.true_w=[]", "data.true_w: needs at least 1 item(s) (got [])"),
+        ("data.standardize=maybe", "data.standardize: must be true or false (got 'maybe')"),
+        ("data.target=[1]", "data.target: must be text (got [1])"),
+        ("device=gpu", "device: must be auto, cpu, cuda or cuda:N (got 'gpu')"),
+        ("name=a b", "name: must be letters, digits, '_', '.' or '-'"),
+        ("output.plots=[loss, surface]", "output.plots[1]: must be one of loss, contour, fit (got 'surface')"),
+        ("sweep.lrs=[0.1, .inf]", "sweep.lrs[1]: must be a finite number (not inf or nan) (got inf)"),
+        ("data.noise_std=.nan", "data.noise_std: must be a finite number (not inf or nan) (got nan)"),
+        ("seed=-1", "seed: must be ≥ 0 (got -1)"),
+    ],
+)  # fmt: skip
+def test_schema_errors_are_in_lrtrains_words(override: str, expected: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_config(None, [override])
+    message = str(info.value)
+    assert message.startswith("<default>: ") and expected in message
+    assert not any(words in message for words in PYDANTIC_WORDING), message
+
+
+def test_whole_numbers_may_be_written_in_e_notation() -> None:
+    assert load_config(None, ["train.max_iter=1e5"]).train.max_iter == 100_000
 
 
 @pytest.mark.parametrize("name", ["lecture", "multivariate", "minibatch"])
@@ -193,6 +272,27 @@ def test_bad_overrides(override: str, fragment: str) -> None:
 def test_unknown_config_name_suggests() -> None:
     with pytest.raises(ConfigError, match="Did you mean 'lecture'"):
         load_config("lectur")
+
+
+@pytest.mark.parametrize("name", ["lecture", "multivariate", "minibatch", "diabetes"])
+def test_resolved_yaml_is_one_key_per_line_and_reloads(tmp_path: Path, name: str) -> None:
+    # issue 13: flow mappings wrapped mid-entry ("log_every:\n1,")
+    cfg = load_config(name, ["train.target_gap=1e-6"])
+    text = cfg.to_yaml()
+    for line in text.splitlines():
+        key, colon, value = line.strip().partition(":")
+        assert colon and key.replace("_", "").isalnum(), line  # "key:" or "key: value"
+        assert "{" not in value, line  # no flow mappings; short lists stay inline
+    assert "  x:\n    kind: " in text and "  true_w: [" in text
+    path = tmp_path / "resolved.yaml"
+    path.write_text(text)
+    assert load_config(str(path)) == cfg
+
+
+def test_bundled_configs_are_block_style() -> None:
+    for name in bundled_config_names():
+        text = (Path(__file__).parents[1] / "configs" / f"{name}.yaml").read_text()
+        assert not [ln for ln in text.splitlines() if "{" in ln and not ln.startswith("#")]
 
 
 def test_resolved_yaml_round_trips(tmp_path: Path) -> None:

@@ -38,8 +38,21 @@ def _refuse_bool(value: Any) -> Any:
 
 # YAML's `1e-3` (no dot) is a string to PyYAML; pydantic's lax mode turns it into a float,
 # which is what every user means.
+def _whole_number(value: Any) -> Any:
+    # YAML reads `1e5` as a string; a whole number written that way is what the user means.
+    value = _refuse_bool(value)
+    if isinstance(value, str):
+        try:
+            number = float(value)
+        except ValueError:
+            return value
+        if number.is_integer():
+            return int(number)
+    return value
+
+
 FiniteFloat = Annotated[float, Field(allow_inf_nan=False), BeforeValidator(_refuse_bool)]
-Int = Annotated[int, BeforeValidator(_refuse_bool)]
+Int = Annotated[int, BeforeValidator(_whole_number)]
 
 
 def _number_or_auto(low: float, high: float | None, rule: str) -> BeforeValidator:
@@ -108,6 +121,10 @@ class NormalX(_Section):
 
 
 XSpec = Annotated[Union[ArangeX, UniformX, NormalX], Field(discriminator="kind")]  # noqa: UP007
+# the keys each kind of data.x takes (the schema's one tagged section)
+X_KINDS: dict[str, set[str]] = {
+    m.model_fields["kind"].default: set(m.model_fields) for m in (ArangeX, UniformX, NormalX)
+}
 
 
 class DataConfig(_Section):
@@ -228,7 +245,37 @@ class Config(_Section):
         return self.model_dump(mode="json")
 
     def to_yaml(self) -> str:
-        return yaml.safe_dump(self.to_dict(), sort_keys=False, default_flow_style=None)
+        """The config as YAML to read and paste: one key per line, short lists inline."""
+        return dump_yaml(self.to_dict())
+
+
+_INLINE_LIST_WIDTH = 72  # a list of plain values up to this many characters stays on one line
+
+
+class _BlockDumper(yaml.SafeDumper):
+    """Block style for mappings (one key per line); flow style only for short lists of plain
+    values (``true_w: [3.0]``, ``plots: [loss, contour, fit]``), which read best inline."""
+
+
+def _represent_list(dumper: yaml.SafeDumper, value: list[Any]) -> yaml.Node:
+    plain = all(isinstance(v, str | int | float | bool) or v is None for v in value)
+    short = plain and len(yaml.safe_dump(value, default_flow_style=True)) <= _INLINE_LIST_WIDTH
+    return dumper.represent_sequence("tag:yaml.org,2002:seq", value, flow_style=short)
+
+
+_BlockDumper.add_representer(list, _represent_list)
+
+
+def dump_yaml(value: Any) -> str:
+    """YAML in lrtrain's style (see :class:`_BlockDumper`); it reloads to the same value."""
+    return yaml.dump(
+        value,
+        Dumper=_BlockDumper,
+        sort_keys=False,
+        default_flow_style=False,
+        width=10_000,
+        allow_unicode=True,
+    )
 
 
 # --------------------------------------------------------------------------- YAML loading
@@ -316,6 +363,8 @@ def bundled_config_text(name: str) -> str:
 
 
 SCHEMA_LINE = "# yaml-language-server: $schema="
+DEFAULT_CONFIG = "lecture"  # the bundled config that is also the embedded default
+DEFAULT_SOURCE = "<default>"  # how errors name the embedded default
 
 
 def bundled_config_source(name: str) -> str:
@@ -453,7 +502,9 @@ def config_schema_text() -> str:
 def read_config_source(spec: str | None) -> tuple[dict[str, Any], str]:
     """Return the raw mapping and a display name for ``-c SPEC`` (a path or a bundled name)."""
     if spec is None:
-        return {}, "<default>"
+        # The embedded default is the lesson's file itself, so that every override behaves
+        # exactly as on `-c lecture` (its sweep.lrs are the lesson's six rates, too).
+        return parse_yaml(bundled_config_text(DEFAULT_CONFIG), DEFAULT_SOURCE), DEFAULT_SOURCE
     path = Path(spec)
     if path.is_file():
         try:
@@ -522,17 +573,31 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
         for depth, part in enumerate(parts[:-1]):
             child = node.get(part)
             if child is None:
-                child = node[part] = {}
+                # A key inside a section the config leaves out starts from the section's
+                # defaults (data.x.step=0.2 keeps data.x's kind and start).
+                child = node[part] = _deep_copy(_default_at(parts[: depth + 1]))
             if not isinstance(child, dict):
                 where = ".".join(parts[: depth + 1])
                 errors.append(f"override '{item}': '{where}' is a value, not a section")
                 break
             node = child
         else:
+            if parts[-1] == "kind" and node.get("kind") != value:
+                # a new kind keeps only the keys it takes (data.x.kind=normal drops step)
+                for other in set(node) - X_KINDS.get(str(value), set()):
+                    del node[other]
             node[parts[-1]] = value
     if errors:
         raise ConfigError(*errors)
     return result
+
+
+def _default_at(parts: list[str]) -> Any:
+    """The schema's default for a dotted path, or an empty section if it has none."""
+    node: Any = Config().to_dict()
+    for part in parts:
+        node = node.get(part) if isinstance(node, dict) else None
+    return node if isinstance(node, dict) else {}
 
 
 def _deep_copy(value: Any) -> Any:
@@ -561,21 +626,93 @@ def load_config(spec: str | None = None, overrides: list[str] | None = None) -> 
 
 
 def _describe(err: Any, source: str) -> str:
+    """One error in lrtrain's words: the file, the dotted key, what is allowed, what was given
+    (pydantic's own phrasing never reaches a user)."""
     loc = tuple(err["loc"])
     path, parent = _walk(loc)
-    dotted = ".".join(path) or "(top level)"
+    dotted = _dotted(path)
     kind = err["type"]
     if kind == "extra_forbidden":
         known = list(parent.model_fields) if parent is not None else []
         hint = difflib.get_close_matches(str(loc[-1]), known, n=1, cutoff=0.6)
         suggestion = f" Did you mean '{'.'.join([*path[:-1], hint[0]])}'?" if hint else ""
         return f"{source}: {dotted}: unknown key.{suggestion} Known keys here: {', '.join(known)}"
-    msg = err["msg"]
-    if msg.startswith("Value error, "):
-        msg = msg[len("Value error, ") :]
-    if kind != "missing" and "input" in err:
-        msg += f" (got {_short(err['input'])})"
-    return f"{source}: {dotted}: {msg}"
+    ctx = err.get("ctx") or {}
+    if kind == "value_error":
+        message = str(ctx.get("error", err["msg"]))
+        # a check across keys (a model validator) names its section: the input is all of it
+        shown = "input" in err and not isinstance(err["input"], dict)
+        return f"{source}: {dotted}: {message}" + (
+            f" (got {_short(err['input'])})" if shown else ""
+        )
+    if kind in ("union_tag_not_found", "union_tag_invalid"):
+        kinds = ", ".join(X_KINDS)
+        message = f"needs a kind: one of {kinds}"
+        example = (
+            f"; e.g. {dotted}={{kind: normal, mean: 0.0, std: 1.0}}" if dotted == "data.x" else ""
+        )
+        return f"{source}: {dotted}: {message} (got {_short(err.get('input'))}){example}"
+    message = _PHRASES.get(kind)
+    if message is None:
+        message = "is not valid here"
+    message = message.format(
+        choices=", ".join(_tags(str(ctx.get("expected", "")))),
+        pattern_meaning=_PATTERN_MEANINGS.get(dotted, f"the pattern {ctx.get('pattern', '')}"),
+        **{
+            k: v
+            for k, v in ctx.items()
+            if k in ("gt", "ge", "lt", "le", "min_length", "max_length")
+        },
+    )
+    if kind == "missing":
+        return f"{source}: {dotted}: {message}"
+    return f"{source}: {dotted}: {message} (got {_short(err.get('input'))})"
+
+
+# pydantic's error types, in lrtrain's words ({…} filled from the error's context)
+_PHRASES = {
+    "missing": "is required",
+    "int_parsing": "must be a whole number",
+    "int_type": "must be a whole number",
+    "int_from_float": "must be a whole number",
+    "float_parsing": "must be a number",
+    "float_type": "must be a number",
+    "finite_number": "must be a finite number (not inf or nan)",
+    "bool_parsing": "must be true or false",
+    "bool_type": "must be true or false",
+    "string_type": "must be text",
+    "list_type": "must be a list, e.g. [1.0, 2.0]",
+    "dict_type": "must be a section of keys (a mapping)",
+    "model_type": "must be a section of keys (a mapping)",
+    "model_attributes_type": "must be a section of keys (a mapping)",
+    "literal_error": "must be one of {choices}",
+    "too_short": "needs at least {min_length} item(s)",
+    "too_long": "takes at most {max_length} items",
+    "greater_than": "must be > {gt}",
+    "greater_than_equal": "must be ≥ {ge}",
+    "less_than": "must be < {lt}",
+    "less_than_equal": "must be ≤ {le}",
+    "string_pattern_mismatch": "must be {pattern_meaning}",
+    "none_required": "must be null",
+}
+
+_PATTERN_MEANINGS = {
+    "name": "letters, digits, '_', '.' or '-' (at most 64, starting with a letter or digit)",
+    "device": "auto, cpu, cuda or cuda:N",
+}
+
+
+def _tags(expected: str) -> list[str]:
+    """The allowed values pydantic lists in ``'a', 'b' or 'c'``."""
+    return re.findall(r"'([^']*)'", expected)
+
+
+def _dotted(path: list[str]) -> str:
+    """``sweep.lrs[0]`` for the path ["sweep", "lrs", "0"]."""
+    out = ""
+    for part in path:
+        out += f"[{part}]" if part.isdigit() else (f".{part}" if out else part)
+    return out or "(top level)"
 
 
 def _short(value: Any) -> str:
