@@ -1,5 +1,5 @@
 """What the lesson only shows, computed: the closed-form optimum, the Hessian spectrum and the
-learning rates at which gradient descent stops being monotone and stops converging (DESIGN §5).
+learning rates at which gradient descent stops being monotone and stops converging.
 
 Everything here is float64 on the CPU, computed once per run from the data in chunks.
 """
@@ -7,158 +7,19 @@ Everything here is float64 on the CPU, computed once per run from the data in ch
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
 from dataclasses import asdict, dataclass, replace
 
 import torch
 
+from lrtrain import stats as st
 from lrtrain.config import OptimizerConfig
 from lrtrain.data import Dataset
 from lrtrain.distributed import SINGLE, World
+from lrtrain.stats import condition_number, hessian_eigenvalues
+
+__all__ = ["condition_number", "hessian_eigenvalues"]  # re-exported: part of the analysis
 
 VERDICTS = ("monotone", "oscillating", "diverged")
-_CHUNK_ROWS = 1 << 16
-_LSTSQ_MAX_BYTES = 256 * 2**20  # above this, the optimum comes from the sufficient statistics
-_NORMAL_EQUATIONS_MAX_COND = 1e6  # above this κ of the centred covariance, SVD of the data
-
-
-@dataclass
-class Stats:
-    """Sufficient statistics of least squares with a bias column X̃ = [X 1], in float64.
-
-    They are accumulated about a shift (the first rows' means), so that the centred moments stay
-    accurate for features like 10⁶ ± 1, where X̃ᵀX̃ − (Σx)(Σx)ᵀ/N would cancel to noise.
-    """
-
-    n: int
-    xtx: torch.Tensor  # X̃ᵀX̃, [d+1, d+1]
-    xty: torch.Tensor  # X̃ᵀy, [d+1]
-    yty: float
-    cov: torch.Tensor  # Σ (x − x̄)(x − x̄)ᵀ, [d, d]
-    cxy: torch.Tensor  # Σ (x − x̄)(y − ȳ), [d]
-    x_mean: torch.Tensor  # [d]
-    y_mean: float
-    cyy: float  # Σ (y − ȳ)²
-
-
-def sufficient_stats(x: torch.Tensor, y: torch.Tensor) -> Stats:
-    """Statistics of in-memory data x [N, d], y [N, 1] (any device and dtype)."""
-    return _chunk_stats(
-        (x[lo : lo + _CHUNK_ROWS], y[lo : lo + _CHUNK_ROWS])
-        for lo in range(0, x.shape[0], _CHUNK_ROWS)
-    )
-
-
-def dataset_stats(dataset: Dataset, world: World = SINGLE) -> Stats:
-    """Statistics of the whole data set: each process's rows in one pass (regenerated when
-    streaming), combined exactly across processes."""
-    return combine_stats(world.all_gather(_flat(_chunk_stats(dataset.chunks(_CHUNK_ROWS)))))
-
-
-def _chunk_stats(chunks: Iterable[tuple[torch.Tensor, torch.Tensor]]) -> Stats:
-    f64 = torch.float64
-    x_shift = y_shift = sxx = sx = sxy = None
-    n, sy, syy = 0, 0.0, 0.0
-    for x, y in chunks:
-        x64 = x.to(device="cpu", dtype=f64)
-        y64 = y.to(device="cpu", dtype=f64).reshape(-1)
-        if x_shift is None:  # the first chunk's means: the shift that keeps sums accurate
-            x_shift, y_shift = x64.mean(0), float(y64.mean())
-            d = x64.shape[1]
-            sxx, sx, sxy = (
-                torch.zeros(d, d, dtype=f64),
-                torch.zeros(d, dtype=f64),
-                torch.zeros(d, dtype=f64),
-            )
-        xc, yc = x64 - x_shift, y64 - y_shift
-        sxx += xc.T @ xc
-        sx += xc.sum(0)
-        sxy += xc.T @ yc
-        sy += float(yc.sum())
-        syy += float(yc @ yc)
-        n += x64.shape[0]
-    assert x_shift is not None and sxx is not None and sx is not None and sxy is not None
-    dx, dy = sx / n, sy / n  # means of the shifted data
-    cov = sxx - n * torch.outer(dx, dx)
-    cxy = sxy - n * dx * dy
-    return _stats(n, cov, cxy, syy - n * dy * dy, x_shift + dx, y_shift + dy)
-
-
-def _stats(
-    n: int, cov: torch.Tensor, cxy: torch.Tensor, cyy: float, x_mean: torch.Tensor, y_mean: float
-) -> Stats:
-    """Stats from the centred moments, with the uncentred ones the Hessian is built from."""
-    d = cov.shape[0]
-    f64 = torch.float64
-    xtx = torch.empty(d + 1, d + 1, dtype=f64)
-    xtx[:d, :d] = cov + n * torch.outer(x_mean, x_mean)
-    xtx[:d, d] = xtx[d, :d] = n * x_mean
-    xtx[d, d] = n
-    xty = torch.cat([cxy + n * x_mean * y_mean, torch.tensor([n * y_mean], dtype=f64)])
-    yty = cyy + n * y_mean * y_mean
-    return Stats(int(n), xtx, xty, yty, cov, cxy, x_mean, y_mean, cyy)
-
-
-def _flat(stats: Stats) -> torch.Tensor:
-    """[n, x̄, ȳ, C, cxy, cyy] as one float64 vector, to gather across processes."""
-    scalars = torch.tensor([stats.n, stats.y_mean, stats.cyy], dtype=torch.float64)
-    return torch.cat([scalars, stats.x_mean, stats.cov.reshape(-1), stats.cxy])
-
-
-def combine_stats(parts: list[torch.Tensor]) -> Stats:
-    """The statistics of the union of disjoint row sets, from each set's (:func:`_flat`),
-    by the pairwise-update formulas of Chan, Golub & LeVeque: centred sums are added with a
-    correction for the difference of means, so no precision is lost to large offsets."""
-    flat = torch.stack(parts)
-    d = math.isqrt(flat.shape[1] - 2) - 1  # the length is d² + 2d + 3
-    n_i, y_i, cyy_i = flat[:, 0], flat[:, 1], flat[:, 2]
-    x_i = flat[:, 3 : 3 + d]
-    cov_i = flat[:, 3 + d : 3 + d + d * d].reshape(-1, d, d)
-    cxy_i = flat[:, 3 + d + d * d :]
-    if len(parts) == 1:
-        return _stats(int(n_i[0]), cov_i[0], cxy_i[0], float(cyy_i[0]), x_i[0], float(y_i[0]))
-    n = n_i.sum()
-    x_mean = (n_i[:, None] * x_i).sum(0) / n
-    y_mean = (n_i * y_i).sum() / n
-    dx, dy = x_i - x_mean, y_i - y_mean
-    cov = cov_i.sum(0) + torch.einsum("k,ki,kj->ij", n_i, dx, dx)
-    cxy = cxy_i.sum(0) + (n_i[:, None] * dx * dy[:, None]).sum(0)
-    cyy = float(cyy_i.sum() + (n_i * dy * dy).sum())
-    return _stats(int(n), cov, cxy, cyy, x_mean, float(y_mean))
-
-
-def hessian_eigenvalues(stats: Stats) -> torch.Tensor:
-    """Eigenvalues of H = (2/N) X̃ᵀX̃, ascending, accurate even for the smallest when κ is far
-    beyond 1/ε (features like 10⁴ ± 1, where eigvalsh(H) would return rounding noise).
-
-    X̃ᵀX̃ = MᵀM with M = [[C^½, 0], [√N x̄ᵀ, √N]] (C the centred covariance sum), so the
-    eigenvalues are (2/N) σ(M)², and the SVD finds each σ to within ε·σ_max — λ_min to within
-    ε·√κ relative instead of ε·κ.
-    """
-    n, d = stats.n, stats.cov.shape[0]
-    c_eig, c_vec = torch.linalg.eigh(stats.cov)
-    root = c_vec @ torch.diag(c_eig.clamp_min(0.0).sqrt()) @ c_vec.T
-    m = torch.zeros(d + 1, d + 1, dtype=torch.float64)
-    m[:d, :d] = root
-    m[d, :d] = math.sqrt(n) * stats.x_mean
-    m[d, d] = math.sqrt(n)
-    sigma = torch.linalg.svdvals(m)
-    return (2.0 / n * sigma**2).flip(0)
-
-
-def condition_number(stats: Stats) -> float:
-    """κ = λ_max/λ_min of the Hessian these statistics define (inf when singular)."""
-    eig = hessian_eigenvalues(stats)
-    cov_eig = torch.linalg.eigvalsh(stats.cov)
-    eps = torch.finfo(torch.float64).eps
-    if float(eig[0]) <= 0 or float(cov_eig[0]) <= float(cov_eig[-1]) * len(cov_eig) * eps:
-        return math.inf
-    return float(eig[-1] / eig[0])
-
-
-def _with_bias(x: torch.Tensor) -> torch.Tensor:
-    x64 = x.to(device="cpu", dtype=torch.float64)
-    return torch.cat([x64, torch.ones(x64.shape[0], 1, dtype=torch.float64)], dim=1)
 
 
 @dataclass
@@ -175,7 +36,9 @@ class Analysis:
     condition_number: float  # inf when the problem is singular
     critical_lr: float
     monotone_lr_limit: float
-    optimal_lr: float
+    # η* = 2/(λ_min+λ_max): the constant lr whose slowest mode contracts fastest, (κ−1)/(κ+1)
+    # per step — the best rate in the long run, not the fewest steps to a given gap
+    asymptotically_optimal_lr: float
     theta_star: list[float]  # [w_0, …, w_{d-1}, b]
     loss_star: float
     target_theta: list[float]
@@ -185,13 +48,15 @@ class Analysis:
     momentum: float
     nesterov: bool
     weight_decay: float
+    # the smallest relative gap training in its dtype can resolve (set when a target is asked)
+    gap_floor: float | None = None
 
     @property
     def singular(self) -> bool:
         return self.rank < len(self.theta_star)
 
     def predict(self, lr: float) -> str:
-        """Predicted verdict of full-batch gradient descent at ``lr`` (DESIGN §5)."""
+        """Predicted verdict of full-batch gradient descent at ``lr``."""
         if lr >= self.critical_lr:
             return "diverged"
         if lr >= self.monotone_lr_limit:
@@ -208,7 +73,7 @@ class Analysis:
             nesterov=nesterov,
             monotone_lr_limit=monotone,
             critical_lr=critical,
-            optimal_lr=optimal,
+            asymptotically_optimal_lr=optimal,
         )
 
     def to_json(self) -> dict[str, object]:
@@ -245,44 +110,37 @@ def lr_limits(
 
 
 def analyse(x: torch.Tensor, y: torch.Tensor, optimizer: OptimizerConfig) -> Analysis:
-    """Closed form, Hessian spectrum and learning-rate limits for data (x [N, d], y [N, 1])."""
+    """Closed form, Hessian spectrum and learning-rate limits for data (x [N, d], y [N, 1])
+    held in memory, taken as they are (in float64)."""
     names = [f"x_{i}" for i in range(x.shape[1])]
     return analyse_dataset(Dataset(x, y, names, "y"), optimizer)
 
 
-def analyse_dataset(
-    dataset: Dataset, optimizer: OptimizerConfig, world: World = SINGLE
-) -> Analysis:
-    """:func:`analyse` for a data set held in memory, in shards or regenerated (streamed):
-    statistics from one pass over each process's rows, combined across processes. The SVD of
-    the data, for ill-conditioned problems, needs all rows in one process's memory; elsewhere
-    the optimum comes from the (centred, float64) normal equations."""
-    stats = dataset_stats(dataset, world)
-    n, dim = stats.n, stats.xtx.shape[0]
+def analyse_dataset(dataset: Dataset, optimizer: OptimizerConfig) -> Analysis:
+    """:func:`analyse` for a loaded data set: from the exact answer its loader computed (the
+    float64 statistics of the source values, over every process's rows), or — for a data set
+    built by hand from tensors — from those tensors."""
+    exact = dataset.exact
+    if exact is None:
+        exact = st.exact_of_rows(lambda: dataset.chunks(st.CHUNK_ROWS), dataset.d)
+    stats = exact.stats
+    n, dim = stats.n, stats.d + 1
     hessian = 2.0 * stats.xtx / n
     eig = hessian_eigenvalues(stats)
     wd = optimizer.weight_decay
     eff = (eig + wd).clamp_min(0.0)  # weight decay adds wd·I to the Hessian
     lam_min, lam_max = float(eff[0]), float(eff[-1])
-    # The normal equations of the centred statistics are exact to ~κ(cov)·1e-16; only for
-    # ill-conditioned problems is the SVD of the data itself worth its extra pass (if it fits).
     cov_eig = torch.linalg.eigvalsh(stats.cov)
     # H is singular exactly when the centred covariance is (see hessian_eigenvalues).
     singular = float(cov_eig[0]) <= float(cov_eig[-1]) * dim * torch.finfo(torch.float64).eps
-    well_posed = float(cov_eig[0]) > float(cov_eig[-1]) * _NORMAL_EQUATIONS_MAX_COND**-1
-    held = dataset.stream is None and dataset.local_rows == n
-    fits = held and n * (dim + 1) * 8 <= _LSTSQ_MAX_BYTES
-    if well_posed or not fits:
-        theta, rank, method = _normal_equations_optimum(stats)
-    else:
-        theta, rank, method = _lstsq_optimum(dataset.x, dataset.y)
     condition = lam_max / lam_min if lam_min > 0 and (wd > 0 or not singular) else math.inf
-    loss_star = _mse(dataset, theta, world)
+    theta, loss_star = exact.theta_star, exact.loss_star
     if wd > 0:
-        # Gradient descent on mse + (wd/2)|θ|² (PyTorch's weight decay) converges to ridge.
+        # Gradient descent on mse + (wd/2)|θ|² (PyTorch's weight decay) converges to ridge;
+        # its loss is exact from the quadratic form about θ*.
         ridge = hessian + wd * torch.eye(dim, dtype=torch.float64)
         target = torch.linalg.solve(ridge, 2.0 * stats.xty / n)
-        target_loss = _mse(dataset, target, world)
+        target_loss = loss_star + 0.5 * float((target - theta) @ hessian @ (target - theta))
     else:
         target, target_loss = theta, loss_star
     # momentum: auto is resolved from this analysis (auto_settings), then for_optimizer
@@ -294,57 +152,35 @@ def analyse_dataset(
         condition_number=condition,
         critical_lr=critical,
         monotone_lr_limit=monotone,
-        optimal_lr=optimal,
+        asymptotically_optimal_lr=optimal,
         theta_star=theta.tolist(),
         loss_star=loss_star,
         target_theta=target.tolist(),
         target_loss=target_loss,
-        method=method,
-        rank=rank,
+        method=exact.method,
+        rank=exact.rank,
         momentum=momentum,
         nesterov=optimizer.nesterov,
         weight_decay=wd,
     )
 
 
-def _lstsq_optimum(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, int, str]:
-    # Centring the features first removes the bias column's collinearity with large offsets
-    # (x ≈ 1e4 ± 1 would otherwise square a huge condition number), and SVD-based gelsd copes
-    # with rank deficiency, returning the minimum-norm (pseudo-inverse) solution.
-    x64 = x.to(device="cpu", dtype=torch.float64)
-    y64 = y.to(device="cpu", dtype=torch.float64).reshape(-1, 1)
-    x_mean, y_mean = x64.mean(0), y64.mean()
-    centred = x64 - x_mean
-    result = torch.linalg.lstsq(centred, y64 - y_mean, driver="gelsd")
-    rank = int(result.rank)
-    if rank < x64.shape[1]:
-        full = torch.cat([x64, torch.ones(x64.shape[0], 1, dtype=torch.float64)], dim=1)
-        pinv = torch.linalg.lstsq(full, y64, driver="gelsd")
-        return pinv.solution.reshape(-1), int(pinv.rank), "pseudo-inverse (singular problem)"
-    w = result.solution.reshape(-1)
-    b = y_mean - x_mean @ w
-    return torch.cat([w, b.reshape(1)]), rank + 1, "least squares (SVD, centred features)"
-
-
-def _normal_equations_optimum(stats: Stats) -> tuple[torch.Tensor, int, str]:
-    dim = stats.xtx.shape[0]
-    result = torch.linalg.lstsq(stats.cov, stats.cxy.reshape(-1, 1), driver="gelsd")
-    w = result.solution.reshape(-1)
-    b = stats.y_mean - stats.x_mean @ w
-    rank = int(result.rank) + 1
-    method = "normal equations (centred sufficient statistics)"
-    if rank < dim:
-        method = "pseudo-inverse of the normal equations (singular problem)"
-    return torch.cat([w, b.reshape(1)]), rank, method
-
-
-def _mse(dataset: Dataset, theta: torch.Tensor, world: World) -> float:
-    """The mean squared error at θ over every process's rows, in float64."""
+def gap_floor(dataset: Dataset, analysis: Analysis, world: World = SINGLE) -> float:
+    """The smallest relative optimality gap that training in the data set's dtype can see:
+    the loss at θ* as training computes it — on the rows rounded to the dtype, in the dtype's
+    arithmetic — against the exact loss*, and never below two units of the dtype's rounding.
+    In float32 this is the float32 rounding of the data itself; in float64 it is negligible."""
+    dtype = dataset.dtype
+    theta = torch.tensor(analysis.target_theta, dtype=dtype)
     total = torch.zeros(1, dtype=torch.float64)
-    for x, y in dataset.chunks(_CHUNK_ROWS):
-        r = _with_bias(x) @ theta - y.to(device="cpu", dtype=torch.float64).reshape(-1)
-        total += r @ r
-    return float(world.all_sum(total)) / dataset.n
+    for x, y in dataset.chunks(st.CHUNK_ROWS):
+        r = x @ theta[:-1] + theta[-1] - y.reshape(-1)
+        total += float((r * r).sum())
+    measured = float(world.all_sum(total)) / dataset.n
+    scale = gap_scale(analysis.target_loss, analysis.target_loss)
+    if not scale > 0:
+        return 2 * torch.finfo(dtype).eps
+    return max(abs(measured - analysis.target_loss) / scale, 2 * torch.finfo(dtype).eps)
 
 
 def top_eigenvector(hessian: list[list[float]]) -> torch.Tensor:
@@ -376,6 +212,19 @@ def observed_verdict(
     return "monotone"
 
 
+def divergence_step(history: dict[str, torch.Tensor]) -> int:
+    """Where a diverged run diverged: the first logged step whose loss is above the initial
+    loss (or not finite) — from there on, training had made things worse than not training
+    at all. Every run judged diverged has one: its last loss is above its first, or it was
+    stopped by the divergence guard (non-finite, or 10⁶ × the initial loss)."""
+    loss, steps = history["loss"], history["step"]
+    worse = ~(loss <= loss[0])  # NaN compares False: it counts as worse
+    worse[0] = False
+    if not bool(worse.any()):
+        return int(steps[-1])
+    return int(steps[int(torch.nonzero(worse)[0])])
+
+
 def explain(analysis: Analysis, lr: float) -> str:
     """One sentence saying why gradient descent at ``lr`` behaves as it does."""
     lam_max, lam_min = analysis.eigenvalues[-1], analysis.eigenvalues[0]
@@ -393,7 +242,8 @@ def explain(analysis: Analysis, lr: float) -> str:
     if verdict == "diverged":
         return (
             f"{head}: the steepest direction grows every step, so training diverges; "
-            f"use lr < {analysis.critical_lr:.4g}, e.g. the optimal {analysis.optimal_lr:.4g}"
+            f"use lr < {analysis.critical_lr:.4g}, e.g. η* = "
+            f"{analysis.asymptotically_optimal_lr:.4g} (the best asymptotic rate)"
         )
     if verdict == "oscillating":
         return (
@@ -553,9 +403,20 @@ def predicted_steps(
 HOPELESS_KAPPA = 1e8  # from here on plain gradient descent needs ~κ steps per digit: hopeless
 
 
-def warnings_for(analysis: Analysis, standardized: bool) -> list[str]:
+def warnings_for(
+    analysis: Analysis, standardized: bool, target_gap: float | None = None, dtype: str = ""
+) -> list[str]:
     """What the user should know before trusting gradient descent on this problem."""
     out = []
+    floor = analysis.gap_floor
+    if target_gap is not None and floor is not None and target_gap < floor:
+        out.append(
+            f"train.target_gap {target_gap:g} lies below what {dtype or 'this dtype'} can "
+            f"resolve on this data (a relative gap of about {floor:.2g}: the loss at the exact "
+            f"optimum, computed on the rows rounded to {dtype or 'the dtype'}, is that far from "
+            f"the exact loss*); training stops at that floor instead — set "
+            "train.dtype: float64 to go further"
+        )
     if analysis.singular:
         out.append(
             "the problem is singular (a feature is constant, or features are collinear): the "

@@ -49,14 +49,18 @@ def prepare(
     resolved here: the returned config holds the numbers chosen (and the settings say how).
     In a distributed ``world`` the data set is this process's shard and the analysis that of
     all the rows (statistics combined across processes)."""
-    from lrtrain.analysis import analyse_dataset
+    from dataclasses import replace
+
+    from lrtrain.analysis import analyse_dataset, gap_floor
     from lrtrain.data import load_dataset
     from lrtrain.train import resolve_device
 
     resolve_device(config.device)
     check_memory(config, share=world.machine_share)
     dataset = load_dataset(config, world)
-    analysis = analyse_dataset(dataset, config.optimizer, world)
+    analysis = analyse_dataset(dataset, config.optimizer)
+    if config.train.target_gap is not None:
+        analysis = replace(analysis, gap_floor=gap_floor(dataset, analysis, world))
     config, analysis, auto = resolve_auto(config, analysis)
     return config, dataset, analysis, auto
 
@@ -108,6 +112,7 @@ def fit(
             should_stop=should_stop,
             loss_ref=analysis.target_loss,
             world=world,
+            gap_floor=analysis.gap_floor or 0.0,
         )
     return _finish_fit(world, run_dir, config, dataset, analysis, result, auto)
 
@@ -197,6 +202,7 @@ def resume(
             loss_ref=analysis.target_loss,
             resume=checkpoint["engine"],
             world=world,
+            gap_floor=analysis.gap_floor or 0.0,
         )
     return _finish_fit(world, Path(run_dir), config, dataset, analysis, result, auto)
 
@@ -245,9 +251,10 @@ def sweep_lr(
     rows, and rank 0 gathers the groups and writes the same directory a single process would.
     """
     from lrtrain.distributed import check_sweep_size, deal
-    from lrtrain.sweep import assess, auto_lrs, sweep_config
+    from lrtrain.sweep import assess, auto_lrs, check_sweep_config, sweep_config
     from lrtrain.train import concat_results, train
 
+    check_sweep_config(config)
     world = current()
     config, dataset, analysis, _ = prepare(config)
     chosen = lrs or config.sweep.lrs or auto_lrs(analysis)

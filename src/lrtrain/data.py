@@ -16,6 +16,7 @@ from pathlib import Path
 
 import torch
 
+from lrtrain import stats as st
 from lrtrain.config import ArangeX, Config, DataConfig, NormalX, UniformX
 from lrtrain.distributed import SINGLE, World, shard
 from lrtrain.errors import DataError
@@ -38,6 +39,10 @@ class Dataset:
     ``x_mean``/``x_scale`` are set when the features were standardised: the model trains on
     (x − mean)/scale and :func:`to_original_units` maps its parameters back.
 
+    ``exact`` is the least-squares answer for the data as given — statistics, θ*, loss* —
+    computed in float64 from the source values before they were rounded to the training dtype,
+    over every process's rows (in the units trained on: standardised when standardised).
+
     In a distributed run ``x``/``y`` hold only this process's rows, ``offset`` … ``offset +
     local_rows``, of ``total_rows``. With ``data.stream`` they hold nothing: ``stream`` names the
     synthetic data and :meth:`chunks` regenerates the rows on demand, a chunk at a time.
@@ -56,6 +61,7 @@ class Dataset:
     total_rows: int | None = None  # rows over every process (None: all are here)
     stream: StreamSpec | None = None
     sample: tuple[torch.Tensor, torch.Tensor] | None = None  # rows for the fit plot (d = 1)
+    exact: st.Exact | None = None
 
     @property
     def n(self) -> int:
@@ -89,14 +95,18 @@ class Dataset:
             yield self._as_trained(x), y.to(self.dtype)
 
     def _as_trained(self, x64: torch.Tensor) -> torch.Tensor:
-        """Generated float64 features as an in-memory data set holds them: rounded to the
-        training dtype, then (when standardised) shifted and scaled in float64."""
-        x = x64.to(self.dtype)
-        if self.x_mean is None or self.x_scale is None:
-            return x
-        mean = torch.tensor(self.x_mean, dtype=torch.float64)
-        scale = torch.tensor(self.x_scale, dtype=torch.float64)
-        return ((x.to(torch.float64) - mean) / scale).to(self.dtype)
+        """Source features (float64) as the model sees them: standardised in float64 when
+        standardised, then rounded to the training dtype (once, at the end)."""
+        return _trained_form(x64, self.dtype, self.x_mean, self.x_scale)
+
+
+def _trained_form(
+    x64: torch.Tensor, dtype: torch.dtype, mean: list[float] | None, scale: list[float] | None
+) -> torch.Tensor:
+    if mean is None or scale is None:
+        return x64.to(dtype)
+    m, s = torch.tensor(mean, dtype=torch.float64), torch.tensor(scale, dtype=torch.float64)
+    return ((x64.to(torch.float64) - m) / s).to(dtype)
 
 
 @dataclass(frozen=True)
@@ -165,10 +175,13 @@ def iter_synthetic(
 ) -> Iterator[tuple[int, torch.Tensor, torch.Tensor]]:
     """Yield (first row, x, y) chunks of at most ``chunk_rows`` rows covering ``start:stop``."""
     stop = data.n_samples if stop is None else stop
-    for lo in range(start, stop, chunk_rows):
-        hi = min(lo + chunk_rows, stop)
+    lo = start
+    while lo < stop:
+        # chunks end on multiples of chunk_rows (whole blocks), whatever row a shard starts at
+        hi = min((lo // chunk_rows + 1) * chunk_rows, stop)
         x, y = synthetic_rows(data, seed, lo, hi)
         yield lo, x, y
+        lo = hi
 
 
 def row_count(data: DataConfig) -> int:
@@ -181,18 +194,15 @@ def row_count(data: DataConfig) -> int:
 
 def load_dataset(config: Config, world: World = SINGLE) -> Dataset:
     """The config's data set on the CPU in ``train.dtype`` (standardised if asked): this
-    process's shard of it in a distributed run, a handle to regenerate it when streaming."""
+    process's shard of it in a distributed run, a handle to regenerate it when streaming —
+    with the exact answer for the data computed in float64 on the way (``Dataset.exact``)."""
     dtype = torch.float64 if config.train.dtype == "float64" else torch.float32
     data = config.data
     if data.source == "csv":
-        dataset = read_csv(data, dtype, world)
-    elif data.stream:
-        dataset = _streamed_dataset(data, config.seed, dtype, world)
-    else:
-        dataset = _synthetic_dataset(data, config.seed, dtype, world)
-    if data.standardize:
-        _standardize(dataset, world)
-    return dataset
+        return read_csv(data, dtype, world)
+    if data.stream:
+        return _streamed_dataset(data, config.seed, dtype, world)
+    return _synthetic_dataset(data, config.seed, dtype, world)
 
 
 def _check_range(peaks: dict[str, float], n: int, dtype: torch.dtype, source: str) -> None:
@@ -234,30 +244,81 @@ def synthetic_peaks(data: DataConfig) -> dict[str, float]:
     return {"features": peak_x, "target": peak_y}
 
 
+def _truth(data: DataConfig) -> torch.Tensor:
+    """The true parameters [w, b]: the reference predictor the statistics are taken about."""
+    return torch.tensor([*data.true_w, data.true_b], dtype=torch.float64)
+
+
 def _synthetic_dataset(data: DataConfig, seed: int, dtype: torch.dtype, world: World) -> Dataset:
     # Fill preallocated tensors block by block so that peak memory is the data set itself plus
-    # one float64 block, never a float64 copy of everything.
+    # one float64 chunk, never a float64 copy of everything. The statistics are accumulated
+    # from the same float64 chunks, before they are rounded to the training dtype.
     start, stop = shard(data.n_samples, world)
     n, d = stop - start, data.d
     x = torch.empty(d, n, dtype=dtype).t()  # feature-major, see Dataset
     y = torch.empty(n, 1, dtype=dtype)
     peaks = torch.zeros(2, dtype=torch.float64)
+    acc = st.Accumulator(_truth(data))
+    standardize = data.standardize
     for lo, xb, yb in iter_synthetic(data, seed, STREAM_CHUNK_ROWS, start, stop):
-        chunk_peaks = torch.stack([xb.abs().max(), yb.abs().max()])
-        torch.maximum(peaks, chunk_peaks, out=peaks)
-        x[lo - start : lo - start + len(xb)] = xb
+        torch.maximum(peaks, torch.stack([xb.abs().max(), yb.abs().max()]), out=peaks)
+        acc.add(xb, yb)
+        if not standardize:  # standardised rows are written once the statistics are known
+            x[lo - start : lo - start + len(xb)] = xb
         y[lo - start : lo - start + len(yb)] = yb
     _check_range(_named(world.all_max(peaks)), data.n_samples, dtype, _SYNTHETIC_SOURCE)
     names = [f"x_{i}" for i in range(d)]
     dataset = Dataset(x, y, names, "y", true_w=list(data.true_w), true_b=data.true_b)
     dataset.offset, dataset.total_rows = start, data.n_samples
+    stats = _combined(acc.result(d), world)
+    held = (start, stop) == (0, data.n_samples)
+
+    def rows() -> Iterator[tuple[torch.Tensor, torch.Tensor]]:  # regenerated, float64
+        return ((xb, yb) for _, xb, yb in iter_synthetic(data, seed, STREAM_CHUNK_ROWS))
+
+    _set_exact(dataset, st.exact_answer(stats, rows if held else None), standardize)
+    if standardize:
+        for lo, xb, _ in iter_synthetic(data, seed, STREAM_CHUNK_ROWS, start, stop):
+            x[lo - start : lo - start + len(xb)] = dataset._as_trained(xb)
     if d == 1 and world.is_main:  # rank 0 alone writes the sample
-        if (start, stop) == (0, data.n_samples):
+        if held:
             index = _sample_index(data.n_samples)
             dataset.sample = x[index], y[index]
         else:
-            dataset.sample = _synthetic_sample(data, seed, dtype)
+            dataset.sample = _synthetic_sample(dataset, data, seed)
     return dataset
+
+
+def _combined(local: st.Stats, world: World) -> st.Stats:
+    """This process's statistics combined with every other process's (exactly)."""
+    return st.combine(world.all_gather(st.flat(local)), local.theta_ref)
+
+
+def _set_exact(dataset: Dataset, exact: st.Exact, standardize: bool) -> None:
+    """Keep the exact answer; when standardising, take the scaling from its float64 statistics
+    and express the answer in the standardised units the model trains in."""
+    if not standardize:
+        dataset.exact = exact
+        return
+    raw = exact.stats
+    mean = raw.x_mean
+    scale = (raw.cov.diagonal().clamp_min(0.0) / raw.n).sqrt()
+    constant = [dataset.feature_names[i] for i in range(raw.d) if scale[i] == 0]
+    if constant:
+        raise DataError(
+            f"data.standardize: feature(s) {', '.join(constant)} are constant and cannot be "
+            "standardised; drop them from data.features"
+        )
+    dataset.raw_condition_number = st.condition_number(raw)
+    dataset.x_mean, dataset.x_scale = mean.tolist(), scale.tolist()
+    dataset.exact = st.Exact(
+        st.standardized(raw, mean, scale),
+        st.standardized_theta(exact.theta_star, mean, scale),
+        exact.loss_star,
+        exact.rank,
+        exact.method,
+        exact.from_rows,
+    )
 
 
 def _streamed_dataset(data: DataConfig, seed: int, dtype: torch.dtype, world: World) -> Dataset:
@@ -268,8 +329,12 @@ def _streamed_dataset(data: DataConfig, seed: int, dtype: torch.dtype, world: Wo
     dataset = Dataset(empty, empty[:, :1], names, "y", true_w=list(data.true_w))
     dataset.true_b, dataset.offset, dataset.total_rows = data.true_b, start, data.n_samples
     dataset.stream = StreamSpec(data, seed, start, stop)
+    # one generation pass for the statistics of this process's rows, in float64
+    chunks = iter_synthetic(data, seed, STREAM_CHUNK_ROWS, start, stop)
+    local = st.chunk_stats(((xb, yb) for _, xb, yb in chunks), _truth(data), data.d)
+    _set_exact(dataset, st.exact_answer(_combined(local, world), None), data.standardize)
     if data.d == 1 and world.is_main:
-        dataset.sample = _synthetic_sample(data, seed, dtype)
+        dataset.sample = _synthetic_sample(dataset, data, seed)
     return dataset
 
 
@@ -283,10 +348,10 @@ def _sample_index(n: int) -> torch.Tensor:
 
 
 def _synthetic_sample(
-    data: DataConfig, seed: int, dtype: torch.dtype
+    dataset: Dataset, data: DataConfig, seed: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Evenly spaced rows of the whole data set (whatever this process holds), for the plot;
-    each block they fall in is generated once."""
+    """Evenly spaced rows of the whole data set (whatever this process holds), as trained,
+    for the plot; each block they fall in is generated once."""
     index = _sample_index(data.n_samples)
     xs, ys = [], []
     for block in index.div(BLOCK_ROWS, rounding_mode="floor").unique().tolist():
@@ -294,7 +359,7 @@ def _synthetic_sample(
         inside = index[index.div(BLOCK_ROWS, rounding_mode="floor") == block] - block * BLOCK_ROWS
         xs.append(x[inside])
         ys.append(y[inside])
-    return torch.cat(xs).to(dtype), torch.cat(ys).to(dtype)
+    return dataset._as_trained(torch.cat(xs)), torch.cat(ys).to(dataset.dtype)
 
 
 def read_csv(data: DataConfig, dtype: torch.dtype, world: World = SINGLE) -> Dataset:
@@ -330,44 +395,29 @@ def read_csv(data: DataConfig, dtype: torch.dtype, world: World = SINGLE) -> Dat
         "target": float(table[:, -1].abs().max()),
     }
     _check_range(peaks, len(body), dtype, str(path))
+    x64, y64 = table[:, :-1], table[:, -1:]
+    empty = torch.empty(0, len(features), dtype=dtype)
+    dataset = Dataset(empty, empty[:, :1], list(features), data.target)
+
+    def rows() -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        return ((x64[lo : lo + BLOCK_ROWS], y64[lo : lo + BLOCK_ROWS])
+                for lo in range(0, len(body), BLOCK_ROWS))  # fmt: skip
+
+    # Every process parses the whole file, so each computes the answer for all of it alone.
+    _set_exact(dataset, st.exact_of_rows(rows, len(features)), data.standardize)
     start, stop = shard(len(body), world)
-    x, y = table[:, :-1].to(dtype), table[:, -1:].to(dtype)
-    dataset = Dataset(
-        feature_major(x[start:stop]), y[start:stop].contiguous(), list(features), data.target
-    )
+    x = dataset._as_trained(x64[start:stop])
+    dataset.x, dataset.y = feature_major(x), y64[start:stop].to(dtype).contiguous()
     dataset.offset, dataset.total_rows = start, len(body)
     if len(features) == 1 and world.is_main:
         index = _sample_index(len(body))
-        dataset.sample = x[index], y[index]
+        dataset.sample = dataset._as_trained(x64[index]), y64[index].to(dtype)
     return dataset
 
 
 def feature_major(x: torch.Tensor) -> torch.Tensor:
     """``x`` [N, d] with the storage layout of :class:`Dataset` (values unchanged)."""
     return x.t().contiguous().t()
-
-
-def _standardize(dataset: Dataset, world: World = SINGLE) -> None:
-    """Scale to zero mean and unit variance with the moments of the whole data set (every
-    process's rows: the statistics are combined across processes)."""
-    from lrtrain.analysis import condition_number, dataset_stats
-
-    stats = dataset_stats(dataset, world)
-    mean = stats.x_mean
-    scale = (stats.cov.diagonal().clamp_min(0.0) / stats.n).sqrt()
-    constant = [dataset.feature_names[i] for i in range(dataset.d) if scale[i] == 0]
-    if constant:
-        raise DataError(
-            f"data.standardize: feature(s) {', '.join(constant)} are constant and cannot be "
-            "standardised; drop them from data.features"
-        )
-    dataset.raw_condition_number = condition_number(stats)
-    dataset.x_mean = mean.tolist()
-    dataset.x_scale = scale.tolist()
-    if dataset.stream is None:
-        dataset.x = feature_major(dataset._as_trained(dataset.x.to(torch.float64)))
-    if dataset.sample is not None:
-        dataset.sample = dataset._as_trained(dataset.sample[0].double()), dataset.sample[1]
 
 
 def to_original_units(

@@ -226,11 +226,13 @@ def train(
     loss_ref: float | None = None,
     resume: dict[str, Any] | None = None,
     world: World = SINGLE,
+    gap_floor: float = 0.0,
 ) -> TrainResult:
     """Train ``len(lrs)`` replicas (default: the config's one lr) and return their histories.
 
     ``loss_ref`` is the loss the optimizer converges to (the closed form's); ``train.target_gap``
-    stops a replica once (loss − loss_ref)/loss_ref is at most the target. ``resume`` is a
+    stops a replica once (loss − loss_ref)/loss_ref is at most the target, or at most
+    ``gap_floor`` when the target lies below it (what the dtype can resolve). ``resume`` is a
     checkpoint's ``engine`` entry (:meth:`TrainResult.engine_state`): training continues from
     its step with its model, optimizer (momentum buffers) and loop state, and on the CPU ends
     bit for bit where an uninterrupted run would (mini-batches are drawn from (seed, epoch),
@@ -264,7 +266,9 @@ def train(
     total, log_every = train_cfg.max_iter, train_cfg.log_every
     rows = (total - 1) // log_every + 1
     loop = _Loop.start(k, d, rows, total, dtype, device, lrs)
-    loop.target_gap, loop.loss_ref = train_cfg.target_gap, loss_ref or 0.0
+    if train_cfg.target_gap is not None:
+        loop.target_gap = max(train_cfg.target_gap, gap_floor)
+    loop.loss_ref = loss_ref or 0.0
     first = 0
     if resume is not None:
         model.load_state_dict(resume["model"])

@@ -1,0 +1,307 @@
+"""The sufficient statistics of least squares and the exact answer they give, in float64.
+
+``data`` accumulates them while it reads or generates the rows — from the float64 values of the
+source, before the rows are rounded to the training dtype — and ``analysis`` builds everything
+else (the Hessian spectrum, the learning-rate limits) on them. Neither module imports the other.
+
+Two devices keep the answer exact:
+
+- the features are accumulated about a shift (the first chunk's means), so the centred moments
+  stay accurate for features like 10⁶ ± 1, where X̃ᵀX̃ − (Σx)(Σx)ᵀ/N would cancel to noise;
+- the target is accumulated as the residual z = y − X̃θ_ref of a reference predictor (the true
+  parameters of synthetic data; a first solve for a CSV), so the residual sum of squares at the
+  optimum is a small number computed from small numbers, not the difference of two large ones.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, replace
+
+import torch
+
+CHUNK_ROWS = 1 << 16  # rows per chunk of a statistics pass
+LSTSQ_MAX_BYTES = 256 * 2**20  # above this, the optimum comes from the sufficient statistics
+NORMAL_EQUATIONS_MAX_COND = 1e6  # above this κ of the centred covariance, SVD of the data
+
+Chunks = Iterable[tuple[torch.Tensor, torch.Tensor]]
+F64 = torch.float64
+
+
+@dataclass
+class Stats:
+    """Sufficient statistics of least squares with a bias column X̃ = [X 1], in float64.
+
+    ``cxy``, ``cyy`` and ``y_mean`` are those of z = y − X̃ θ_ref (``theta_ref`` zero: of y
+    itself); ``xty`` and ``yty`` are always those of y.
+    """
+
+    n: int
+    xtx: torch.Tensor  # X̃ᵀX̃, [d+1, d+1]
+    xty: torch.Tensor  # X̃ᵀy, [d+1]
+    yty: float
+    cov: torch.Tensor  # Σ (x − x̄)(x − x̄)ᵀ, [d, d]
+    cxy: torch.Tensor  # Σ (x − x̄)(z − z̄), [d]
+    x_mean: torch.Tensor  # [d]
+    y_mean: float  # z̄
+    cyy: float  # Σ (z − z̄)²
+    theta_ref: torch.Tensor  # [d+1]
+
+    @property
+    def d(self) -> int:
+        return int(self.cov.shape[0])
+
+
+def chunk_stats(chunks: Chunks, theta_ref: torch.Tensor | None = None, d: int = 0) -> Stats:
+    """Statistics of rows given as (x [c, d], y [c, 1]) chunks, any dtype (read as float64).
+    ``d`` is needed only when there may be no rows at all."""
+    acc = Accumulator(theta_ref)
+    for x, y in chunks:
+        acc.add(x, y)
+    return acc.result(d)
+
+
+class Accumulator:
+    """Statistics built up chunk by chunk, for callers that do something else with each chunk
+    (the data loader fills the training copy from the same float64 rows)."""
+
+    def __init__(self, theta_ref: torch.Tensor | None = None) -> None:
+        self.theta_ref = theta_ref
+        self.n, self.sy, self.syy = 0, 0.0, 0.0
+        self.x_shift: torch.Tensor | None = None
+        self.y_shift = 0.0
+        self.sxx = self.sx = self.sxy = torch.empty(0, dtype=F64)
+
+    def add(self, x: torch.Tensor, y: torch.Tensor) -> None:
+        x64 = x.to(device="cpu", dtype=F64)
+        z = y.to(device="cpu", dtype=F64).reshape(-1)
+        if not len(z):
+            return
+        d = x64.shape[1]
+        if self.theta_ref is None:
+            self.theta_ref = torch.zeros(d + 1, dtype=F64)
+        if bool(self.theta_ref.any()):
+            z = z - (x64 @ self.theta_ref[:d] + self.theta_ref[d])
+        if self.x_shift is None:  # the first chunk's means: the shift that keeps sums accurate
+            self.x_shift, self.y_shift = x64.mean(0), float(z.mean())
+            self.sxx = torch.zeros(d, d, dtype=F64)
+            self.sx, self.sxy = torch.zeros(d, dtype=F64), torch.zeros(d, dtype=F64)
+        xc, zc = x64 - self.x_shift, z - self.y_shift
+        self.sxx += xc.T @ xc
+        self.sx += xc.sum(0)
+        self.sxy += xc.T @ zc
+        self.sy += float(zc.sum())
+        self.syy += float(zc @ zc)
+        self.n += x64.shape[0]
+
+    def result(self, d: int = 0) -> Stats:
+        ref = self.theta_ref if self.theta_ref is not None else torch.zeros(d + 1, dtype=F64)
+        if self.x_shift is None:  # no rows at all
+            zero = torch.zeros(len(ref) - 1, dtype=F64)
+            return from_moments(0, torch.outer(zero, zero), zero, 0.0, zero, 0.0, ref)
+        n = self.n
+        dx, dy = self.sx / n, self.sy / n  # means of the shifted data
+        cov = self.sxx - n * torch.outer(dx, dx)
+        cxy = self.sxy - n * dx * dy
+        return from_moments(
+            n, cov, cxy, self.syy - n * dy * dy, self.x_shift + dx, self.y_shift + dy, ref
+        )
+
+
+def from_moments(
+    n: int,
+    cov: torch.Tensor,
+    cxy: torch.Tensor,
+    cyy: float,
+    x_mean: torch.Tensor,
+    y_mean: float,
+    theta_ref: torch.Tensor,
+) -> Stats:
+    """Stats from the centred moments, with the uncentred ones the Hessian is built from."""
+    d = cov.shape[0]
+    xtx = torch.empty(d + 1, d + 1, dtype=F64)
+    xtx[:d, :d] = cov + n * torch.outer(x_mean, x_mean)
+    xtx[:d, d] = xtx[d, :d] = n * x_mean
+    xtx[d, d] = n
+    xtz = torch.cat([cxy + n * x_mean * y_mean, torch.tensor([n * y_mean], dtype=F64)])
+    ztz = cyy + n * y_mean * y_mean
+    # y = z + X̃θ_ref
+    xty = xtz + xtx @ theta_ref
+    yty = ztz + 2 * float(theta_ref @ xtz) + float(theta_ref @ xtx @ theta_ref)
+    return Stats(int(n), xtx, xty, yty, cov, cxy, x_mean, y_mean, cyy, theta_ref)
+
+
+def flat(stats: Stats) -> torch.Tensor:
+    """[n, z̄, czz, x̄, C, cxz] as one float64 vector, to gather across processes."""
+    scalars = torch.tensor([stats.n, stats.y_mean, stats.cyy], dtype=F64)
+    return torch.cat([scalars, stats.x_mean, stats.cov.reshape(-1), stats.cxy])
+
+
+def combine(parts: list[torch.Tensor], theta_ref: torch.Tensor) -> Stats:
+    """The statistics of the union of disjoint row sets, from each set's (:func:`flat`, all
+    about the same ``theta_ref``), by the pairwise-update formulas of Chan, Golub & LeVeque:
+    centred sums are added with a correction for the difference of means, so no precision is
+    lost to large offsets. Sets without rows are left out."""
+    stacked = torch.stack(parts)
+    stacked = stacked[stacked[:, 0] > 0]
+    d = math.isqrt(stacked.shape[1] - 2) - 1  # the length is d² + 2d + 3
+    n_i, y_i, cyy_i = stacked[:, 0], stacked[:, 1], stacked[:, 2]
+    x_i = stacked[:, 3 : 3 + d]
+    cov_i = stacked[:, 3 + d : 3 + d + d * d].reshape(-1, d, d)
+    cxy_i = stacked[:, 3 + d + d * d :]
+    if len(stacked) == 1:
+        return from_moments(
+            int(n_i[0]), cov_i[0], cxy_i[0], float(cyy_i[0]), x_i[0], float(y_i[0]), theta_ref
+        )
+    n = n_i.sum()
+    x_mean = (n_i[:, None] * x_i).sum(0) / n
+    y_mean = (n_i * y_i).sum() / n
+    dx, dy = x_i - x_mean, y_i - y_mean
+    cov = cov_i.sum(0) + torch.einsum("k,ki,kj->ij", n_i, dx, dx)
+    cxy = cxy_i.sum(0) + (n_i[:, None] * dx * dy[:, None]).sum(0)
+    cyy = float(cyy_i.sum() + (n_i * dy * dy).sum())
+    return from_moments(int(n), cov, cxy, cyy, x_mean, float(y_mean), theta_ref)
+
+
+def sum_of_squares(stats: Stats, theta: torch.Tensor) -> float:
+    """Σ (y − X̃θ)² over the rows, from the statistics alone. With δ = θ − θ_ref the residual
+    is (z − z̄) − (x − x̄)ᵀδ_w + (z̄ − x̄ᵀδ_w − δ_b), so
+    Σ r² = czz − 2δ_wᵀcxz + δ_wᵀCδ_w + N(z̄ − x̄ᵀδ_w − δ_b)² — small terms when θ_ref is near."""
+    d = stats.d
+    delta = theta.to(F64) - stats.theta_ref
+    dw, db = delta[:d], float(delta[d])
+    centred = stats.cyy - 2 * float(dw @ stats.cxy) + float(dw @ stats.cov @ dw)
+    offset = stats.y_mean - float(stats.x_mean @ dw) - db
+    return max(centred, 0.0) + stats.n * offset * offset
+
+
+def standardized(stats: Stats, mean: torch.Tensor, scale: torch.Tensor) -> Stats:
+    """The statistics of the features (x − mean)/scale, from those of x (exactly: an affine
+    map of the moments). The reference predictor is mapped with them, so z is unchanged."""
+    d = stats.d
+    w_ref, b_ref = stats.theta_ref[:d], stats.theta_ref[d]
+    ref = torch.cat([w_ref * scale, (b_ref + mean @ w_ref).reshape(1)])
+    cov = stats.cov / torch.outer(scale, scale)
+    x_mean = (stats.x_mean - mean) / scale
+    return from_moments(stats.n, cov, stats.cxy / scale, stats.cyy, x_mean, stats.y_mean, ref)
+
+
+def standardized_theta(
+    theta: torch.Tensor, mean: torch.Tensor, scale: torch.Tensor
+) -> torch.Tensor:
+    """Parameters of the original features as parameters of (x − mean)/scale."""
+    d = len(mean)
+    w, b = theta[:d], theta[d]
+    return torch.cat([w * scale, (b + mean @ w).reshape(1)])
+
+
+@dataclass
+class Exact:
+    """The least-squares answer for the data as given (float64, whatever dtype trains):
+    statistics, optimum θ* = [w, b], its loss, its numerical rank and how it was computed."""
+
+    stats: Stats
+    theta_star: torch.Tensor
+    loss_star: float
+    rank: int
+    method: str
+    from_rows: bool = False  # θ* from an SVD of the rows (ill-conditioned), not the statistics
+
+
+def exact_of_rows(rows: Callable[[], Iterator[tuple[torch.Tensor, torch.Tensor]]], d: int) -> Exact:
+    """The answer for rows that can be read twice cheaply (held in memory): a pass for the
+    statistics, a first θ*, then a second pass about it (see :func:`refined`)."""
+    first = exact_answer(chunk_stats(rows(), d=d), rows)
+    return refined(lambda theta: chunk_stats(rows(), theta, d), first)
+
+
+def exact_answer(
+    stats: Stats, rows: Callable[[], Iterator[tuple[torch.Tensor, torch.Tensor]]] | None
+) -> Exact:
+    """θ* and loss* from the statistics (the centred normal equations, exact to about
+    κ(C)·1e-16 relative of θ* − θ_ref), or — for ill-conditioned problems, when ``rows`` can
+    give every row in float64 and they fit in memory — by SVD least squares on the rows."""
+    dim = stats.d + 1
+    cov_eig = torch.linalg.eigvalsh(stats.cov)
+    well_posed = float(cov_eig[0]) > float(cov_eig[-1]) / NORMAL_EQUATIONS_MAX_COND
+    fits = rows is not None and stats.n * dim * 8 <= LSTSQ_MAX_BYTES
+    svd = fits and not well_posed
+    if not svd:
+        theta, rank, method = _normal_equations_optimum(stats)
+    else:
+        assert rows is not None
+        x, y = (torch.cat(parts) for parts in zip(*rows(), strict=True))
+        theta, rank, method = _lstsq_optimum(x, y)
+    return Exact(stats, theta, sum_of_squares(stats, theta) / stats.n, rank, method, svd)
+
+
+def _normal_equations_optimum(stats: Stats) -> tuple[torch.Tensor, int, str]:
+    dim = stats.d + 1
+    result = torch.linalg.lstsq(stats.cov, stats.cxy.reshape(-1, 1), driver="gelsd")
+    dw = result.solution.reshape(-1)
+    db = stats.y_mean - stats.x_mean @ dw
+    rank = int(result.rank) + 1
+    method = "normal equations (centred sufficient statistics)"
+    if rank < dim:
+        method = "pseudo-inverse of the normal equations (singular problem)"
+    return stats.theta_ref + torch.cat([dw, db.reshape(1)]), rank, method
+
+
+def _lstsq_optimum(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, int, str]:
+    # Centring the features first removes the bias column's collinearity with large offsets
+    # (x ≈ 1e4 ± 1 would otherwise square a huge condition number), and SVD-based gelsd copes
+    # with rank deficiency, returning the minimum-norm (pseudo-inverse) solution.
+    x64 = x.to(device="cpu", dtype=F64)
+    y64 = y.to(device="cpu", dtype=F64).reshape(-1, 1)
+    x_mean, y_mean = x64.mean(0), y64.mean()
+    centred = x64 - x_mean
+    result = torch.linalg.lstsq(centred, y64 - y_mean, driver="gelsd")
+    rank = int(result.rank)
+    if rank < x64.shape[1]:
+        full = torch.cat([x64, torch.ones(x64.shape[0], 1, dtype=F64)], dim=1)
+        pinv = torch.linalg.lstsq(full, y64, driver="gelsd")
+        return pinv.solution.reshape(-1), int(pinv.rank), "pseudo-inverse (singular problem)"
+    w = result.solution.reshape(-1)
+    b = y_mean - x_mean @ w
+    return torch.cat([w, b.reshape(1)]), rank + 1, "least squares (SVD, centred features)"
+
+
+def refined(stats_about: Callable[[torch.Tensor], Stats], first: Exact) -> Exact:
+    """A second pass about a first answer's θ*: the residual sum of squares (and, through the
+    normal equations, θ*) then come from small numbers. For data that can be read twice
+    cheaply (a CSV held in memory while it is loaded)."""
+    again = stats_about(first.theta_star)
+    if first.from_rows:  # the SVD's θ* is the better one; only its loss is recomputed about it
+        loss = sum_of_squares(again, first.theta_star) / again.n
+        return replace(first, stats=again, loss_star=loss)
+    return exact_answer(again, None)
+
+
+def hessian_eigenvalues(stats: Stats) -> torch.Tensor:
+    """Eigenvalues of H = (2/N) X̃ᵀX̃, ascending, accurate even for the smallest when κ is far
+    beyond 1/ε (features like 10⁴ ± 1, where eigvalsh(H) would return rounding noise).
+
+    X̃ᵀX̃ = MᵀM with M = [[C^½, 0], [√N x̄ᵀ, √N]] (C the centred covariance sum), so the
+    eigenvalues are (2/N) σ(M)², and the SVD finds each σ to within ε·σ_max — λ_min to within
+    ε·√κ relative instead of ε·κ.
+    """
+    n, d = stats.n, stats.d
+    c_eig, c_vec = torch.linalg.eigh(stats.cov)
+    root = c_vec @ torch.diag(c_eig.clamp_min(0.0).sqrt()) @ c_vec.T
+    m = torch.zeros(d + 1, d + 1, dtype=F64)
+    m[:d, :d] = root
+    m[d, :d] = math.sqrt(n) * stats.x_mean
+    m[d, d] = math.sqrt(n)
+    sigma = torch.linalg.svdvals(m)
+    return (2.0 / n * sigma**2).flip(0)
+
+
+def condition_number(stats: Stats) -> float:
+    """κ = λ_max/λ_min of the Hessian these statistics define (inf when singular)."""
+    eig = hessian_eigenvalues(stats)
+    cov_eig = torch.linalg.eigvalsh(stats.cov)
+    eps = torch.finfo(F64).eps
+    if float(eig[0]) <= 0 or float(cov_eig[0]) <= float(cov_eig[-1]) * len(cov_eig) * eps:
+        return math.inf
+    return float(eig[-1] / eig[0])
