@@ -6,9 +6,9 @@ code path. Processes are started by ``torchrun`` (or ``lrtrain fit --nproc N``, 
 ``torch.distributed.run``); :func:`setup` joins the process group torchrun describes in the
 environment (``RANK``, ``WORLD_SIZE``, ``MASTER_ADDR`` …).
 
-Rows are shared out in whole data blocks (``data.BLOCK_ROWS`` rows, the unit of synthetic
-generation): process r holds blocks ⌊rB/W⌋ … ⌊(r+1)B/W⌋ − 1, so shards differ by at most one
-block and every loss and gradient is weighted by rows, never by process.
+Rows are shared out evenly (process r of W holds rows ⌊rN/W⌋ … ⌊(r+1)N/W⌋ − 1; a process
+regenerates the synthetic blocks its rows fall in and keeps its rows of them), and every loss and
+gradient is weighted by rows, never by process.
 """
 
 from __future__ import annotations
@@ -25,7 +25,6 @@ from lrtrain.errors import ConfigError, DistributedError, PeerFailed
 T = TypeVar("T")
 
 DEFAULT_TIMEOUT_S = 120.0  # how long a process waits for the others before giving up
-SHARD_BLOCK_ROWS = 8192  # = data.BLOCK_ROWS (not imported: this module must not load torch)
 
 
 @dataclass(frozen=True)
@@ -206,29 +205,20 @@ def teardown() -> None:
     _current = SINGLE
 
 
-def blocks(n_rows: int) -> int:
-    return -(-n_rows // SHARD_BLOCK_ROWS)
-
-
 def check_world_size(n_rows: int, size: int) -> None:
-    """Refuse more processes than data blocks: some would hold no rows at all."""
-    count = blocks(n_rows)
-    if size > count:
+    """Refuse more processes than rows: some would hold none at all."""
+    if size > n_rows:
         raise ConfigError(
-            f"{size} processes for {n_rows:,} rows: data is shared out in blocks of "
-            f"{SHARD_BLOCK_ROWS:,} rows and there are only {count}; use at most {count} "
-            f"process(es) (--nproc {count}), or more rows"
+            f"{size} processes for {n_rows:,} rows: each process needs at least one row; "
+            f"use at most {n_rows} process(es) (--nproc {n_rows}), or more rows"
         )
 
 
 def shard(n_rows: int, world: World) -> tuple[int, int]:
-    """The rows [start, stop) process ``world.rank`` holds: whole blocks, shares differing
-    by at most one block (the last block may be short, so shards can differ in rows)."""
+    """The rows [start, stop) process ``world.rank`` holds: ⌊rN/W⌋ … ⌊(r+1)N/W⌋, so shards
+    differ by at most one row (the lesson's 100 points on 2 processes: 50 and 50)."""
     check_world_size(n_rows, world.size)
-    count = blocks(n_rows)
-    first = world.rank * count // world.size
-    last = (world.rank + 1) * count // world.size
-    return min(first * SHARD_BLOCK_ROWS, n_rows), min(last * SHARD_BLOCK_ROWS, n_rows)
+    return world.rank * n_rows // world.size, (world.rank + 1) * n_rows // world.size
 
 
 def check_sweep_size(count: int, size: int) -> None:
