@@ -29,7 +29,7 @@ def main(out: Path) -> None:
     # 2. Why learning rates fail: the Hessian's largest eigenvalue sets the critical lr.
     a = lesson.analysis
     print(f"λ_max = {a.eigenvalues[-1]:.4f} → critical lr 2/λ_max = {a.critical_lr:.5f}")
-    print(f"optimal constant lr η* = 2/(λ_min+λ_max) = {a.optimal_lr:.5f}")
+    print(f"asymptotically optimal lr η* = 2/(λ_min+λ_max) = {a.asymptotically_optimal_lr:.5f}")
 
     # 3. The lesson's learning-rate study, all six rates in one run.
     study = sweep_lr(

@@ -14,6 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 from lrtrain.cli import app
+from lrtrain.config import load_config
 
 runner = CliRunner()
 
@@ -60,6 +61,51 @@ def test_print_config() -> None:
     assert result.exit_code == 0
     assert "lr: 0.5" in result.output and "name: multivariate" in result.output
     assert not Path("runs").exists()
+
+
+def test_print_config_is_one_key_per_line_and_reloads(tmp_path: Path) -> None:
+    result = invoke("fit", "--print-config", "data.x.step=0.005")
+    assert result.exit_code == 0, result.output
+    assert "train:\n  max_iter: 100\n  batch_size: null\n" in result.output
+    assert "  x:\n    kind: arange\n    start: 0.0\n    step: 0.005\n" in result.output
+    path = tmp_path / "printed.yaml"
+    path.write_text(result.output)
+    assert load_config(str(path)) == load_config("lecture", ["data.x.step=0.005"])
+    shown = invoke("configs", "show", "lecture")
+    assert "  x:\n    kind: arange\n" in shown.output and "{" not in shown.output
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["fit", "--print-config"],
+        ["sweep-lr", "--print-config"],
+        ["validate"],
+        ["fit", "--quiet", "--device", "cpu", "train.max_iter=3", "output.plots=[]"],
+        ["sweep-lr", "--quiet", "--device", "cpu", "train.max_iter=3", "output.plots=[]"],
+        ["data", "-o", "{tmp}/lesson.csv"],
+    ],
+)
+def test_nested_overrides_on_the_embedded_default(tmp_path: Path, command: list[str]) -> None:
+    # issue 13: "data.x: Unable to extract tag using discriminator 'kind'" without -c
+    args = [a.replace("{tmp}", str(tmp_path)) for a in command]
+    if args[0] in ("fit", "sweep-lr") and "--print-config" not in args:
+        args += ["--out", str(tmp_path / "run")]
+    result = invoke(*args, "data.x.start=1.0", "data.x.step=0.005")
+    assert result.exit_code == 0, result.output
+
+
+def test_sweep_refuses_train_tol_by_its_new_name(tmp_path: Path) -> None:
+    result = invoke("sweep-lr", "train.tol=1e-4", "--out", str(tmp_path / "s"))
+    assert result.exit_code == 2
+    assert "train.tol: sweep-lr has no change-in-loss stop" in result.output
+    assert "write train.target_gap=0.0001 instead" in result.output
+    assert not (tmp_path / "s").exists()
+
+
+def test_data_help_describes_its_own_overwrite() -> None:
+    text = invoke("data", "--help").output
+    assert "Replace the CSV file if it exists" in text and "directory" not in text
 
 
 def test_diverged_exit_3_with_hint(tmp_path: Path) -> None:

@@ -1,4 +1,4 @@
-"""Run directories: every file of DESIGN §4, parseable, atomic, never overwritten."""
+"""Run directories: every file of the run directory, parseable, atomic, never overwritten."""
 
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ ANALYSIS_KEYS = {
     "hessian_eigenvalues",
     "condition_number",
     "critical_lr",
-    "optimal_lr",
+    "asymptotically_optimal_lr",
     "monotone_lr_limit",
 }
 

@@ -63,6 +63,48 @@ def test_lesson_six_verdicts(tmp_path: Path) -> None:
     assert run.summary["recommended_lr"] in LESSON_LRS[:5]
 
 
+def _lesson_loss_history(lr: float, steps: int, extra: list[str]) -> list[float]:
+    """The lesson's loop written out (float32, θ from 0), the loss at every step."""
+    x = torch.arange(100, dtype=torch.float32).reshape(-1, 1) * 0.1
+    cfg = load_config("lecture", ["device=cpu", *extra])
+    y = load_dataset(cfg).y
+    w, b = torch.zeros(1), torch.zeros(1)
+    losses = []
+    for _ in range(steps):
+        r = x[:, 0] * w + b - y[:, 0]
+        losses.append(float((r * r).mean()))
+        w, b = w - lr * 2 * (r * x[:, 0]).mean(), b - lr * 2 * r.mean()
+    return losses
+
+
+# θ* along H's flattest direction: the loss first falls, then the steep direction's growth wins
+FLAT_START = ["data.true_w=[-1.5]", "data.true_b=9.9"]
+
+
+@pytest.mark.parametrize("extra", [[], FLAT_START])
+def test_every_diverged_rate_says_from_which_step(tmp_path: Path, extra: list[str]) -> None:
+    # issue 13: lr 0.03 was judged diverged with an empty "diverged at" (no guard stop)
+    cfg = load_config("lecture", ["device=cpu", "train.max_iter=300", *extra])
+    run = sweep_lr(cfg, lrs=[0.01, 0.03, 0.0305, 0.2], out=tmp_path / "s")
+    rows = {r["lr"]: r for r in run.summary["results"]}
+    assert rows[0.01]["diverged_at"] is None and rows[0.01]["stopped_at"] is None
+    for lr in (0.03, 0.0305, 0.2):
+        row = rows[lr]
+        assert row["verdict"] == "diverged" and row["diverged_at"] is not None
+        # the definition: the first step whose loss is above the initial loss
+        losses = _lesson_loss_history(lr, row["diverged_at"] + 1, extra)
+        assert losses[row["diverged_at"]] > losses[0]
+        assert all(loss <= losses[0] for loss in losses[1 : row["diverged_at"]])
+    assert rows[0.2]["stopped_at"] is not None  # the guard stopped it, later than it diverged
+    assert rows[0.2]["diverged_at"] < rows[0.2]["stopped_at"]
+    if extra:  # growth sets in late, and the guard stops it later still
+        assert 50 < rows[0.0305]["diverged_at"] < rows[0.0305]["stopped_at"]
+    else:  # grew from the first step, but never reached the guard in 300 steps
+        assert rows[0.03]["diverged_at"] == 1 and rows[0.03]["stopped_at"] is None
+    text = (tmp_path / "s" / "sweep.csv").read_text().splitlines()
+    assert text[0].split(",")[4:] == ["diverged_at", "stopped_at", "steps_to_target"]
+
+
 def test_diverging_replica_does_not_poison_others(tmp_path: Path) -> None:
     cfg = load_config(None, ["device=cpu", "train.max_iter=400"])
     ds = load_dataset(cfg)
@@ -110,11 +152,18 @@ def test_sweep_directory_files(tmp_path: Path) -> None:
         "predicted_verdict",
         "final_loss",
         "diverged_at",
-        "steps_to_tol",
+        "stopped_at",
+        "steps_to_target",
     ]
     assert [float(r["lr"]) for r in rows] == LESSON_LRS
     summary = json.loads((d / "summary.json").read_text())
-    for key in ("critical_lr", "optimal_lr", "recommended_lr", "results", "recommendation"):
+    for key in (
+        "critical_lr",
+        "asymptotically_optimal_lr",
+        "recommended_lr",
+        "results",
+        "recommendation",
+    ):
         assert key in summary
     for name in ("sweep_contours", "sweep_loss", "sweep_summary"):
         assert (d / "plots" / f"{name}.png").read_bytes().startswith(b"\x89PNG")

@@ -3,7 +3,7 @@
 The only module that imports typer and rich. Everything heavy (torch, pydantic, matplotlib) is
 imported inside the commands, so ``lrtrain --help`` answers at once.
 
-Exit codes (DESIGN §2): 0 success · 2 bad usage, config or input · 3 training diverged (results
+Exit codes (docs/design.md): 0 success · 2 bad usage, config or input · 3 training diverged (results
 still written) · 130 interrupted · 1 unexpected internal error.
 """
 
@@ -341,9 +341,10 @@ def _fit_report(run: FitRun) -> None:
         before = f" (standardised; {_fmt(raw, 4) if raw is not None else '∞'} before)"
     console.print(
         f"analysis  critical lr {_fmt(a['critical_lr'], 5)} · monotone below "
-        f"{_fmt(a['monotone_lr_limit'], 5)} · optimal lr {_fmt(a['optimal_lr'], 5)} · "
+        f"{_fmt(a['monotone_lr_limit'], 5)} · "
         f"κ {_fmt(kappa, 5) if kappa is not None else '∞ (singular)'}{before}"
     )
+    console.print(f"          {_eta_star(a['asymptotically_optimal_lr'])}")
     auto, theory = s["optimizer"]["auto"], s["theory"]
     if auto is not None:
         opt = s["optimizer"]
@@ -430,8 +431,11 @@ def fit(
         raise typer.Exit(EXIT_INTERRUPTED)
     if run.summary["status"] == "diverged":
         a = run.summary["analysis"]
+        began = run.summary["verdict"].get("diverged_at")
+        since = f"the loss rose above its initial value at step {began} and " if began else ""
         err_console.print(
-            f"[bold red]diverged[/] at step {run.summary['steps']}: lr {run.summary['lr']:g} "
+            f"[bold red]diverged[/]: {since}the run stopped at step {run.summary['steps']}: lr "
+            f"{run.summary['lr']:g} "
             f"is above the critical lr {a['critical_lr']:.4g}; try optimizer.lr="
             f"{_safe_lr(a):.3g}. Results and plots are in {run.run_dir}",
             soft_wrap=True,
@@ -474,11 +478,27 @@ def _verdict(text: str) -> str:
     return f"[{_VERDICT_STYLE.get(text, 'white')}]{text}[/]"
 
 
+def _eta_star(lr: float) -> str:
+    """η* named for what it is: the best rate in the long run, not the fewest steps."""
+    return (
+        f"η* {_fmt(lr, 5)} = 2/(λ_min+λ_max): asymptotically optimal (not the fewest steps to a "
+        "gap)"
+    )
+
+
+def _diverged_at(row: dict[str, Any]) -> str:
+    """The step divergence set in, and where the guard stopped the rate if it did."""
+    if row["diverged_at"] is None:
+        return "—"
+    stopped = row.get("stopped_at")
+    return f"{row['diverged_at']}" + (f" (stopped {stopped})" if stopped is not None else "")
+
+
 def _sweep_report(run: Any) -> None:
     s = run.summary
     label = "predicted" if s["full_batch_prediction"] else "full-batch prediction"
     table = Table(title=f"lrtrain sweep-lr — {s['name']}", title_justify="left")
-    for col in ("lr", "observed", label, "final loss", "gap", "diverged at", "steps to tol"):
+    for col in ("lr", "observed", label, "final loss", "gap", "diverged at", "steps to target"):
         table.add_column(col, justify="right" if col not in ("observed", label) else "left")
     for row in s["results"]:
         mark = " ◀" if row["lr"] == s["recommended_lr"] else ""
@@ -488,16 +508,17 @@ def _sweep_report(run: Any) -> None:
             _verdict(row["predicted_verdict"]),
             _fmt(row["final_loss"]),
             _fmt(row["gap"], 3),
-            _fmt(row["diverged_at"]),
-            _fmt(row["steps_to_tol"]),
+            _diverged_at(row),
+            _fmt(row["steps_to_target"]),
         )
     console.print(table)
     kappa = s["condition_number"]
     console.print(
         f"analysis     critical lr {_fmt(s['critical_lr'], 5)} · monotone below "
-        f"{_fmt(s['monotone_lr_limit'], 5)} · optimal η* {_fmt(s['optimal_lr'], 5)} · "
+        f"{_fmt(s['monotone_lr_limit'], 5)} · "
         f"κ {_fmt(kappa, 5) if kappa is not None else '∞ (singular)'}"
     )
+    console.print(f"             {_eta_star(s['asymptotically_optimal_lr'])}")
     recommended = s["recommended_lr"]
     head = f"{recommended:.4g}" if recommended is not None else "none"
     console.print(f"recommended  {head} — {s['recommendation']}")
@@ -583,7 +604,7 @@ def sweep_lr(
 
 
 def _safe_lr(analysis: dict[str, Any]) -> float:
-    return min(analysis["optimal_lr"], 0.9 * analysis["critical_lr"])
+    return min(analysis["asymptotically_optimal_lr"], 0.9 * analysis["critical_lr"])
 
 
 @app.command(
@@ -707,17 +728,23 @@ def configs_copy(
 @app.command(
     epilog="**Examples**\n\n"
     "lrtrain validate my.yaml\n\n"
-    "lrtrain validate lecture optimizer.lr=0.02 train.max_iter=500"
+    "lrtrain validate lecture optimizer.lr=0.02 train.max_iter=500\n\n"
+    "lrtrain validate data.x.step=0.05  (the embedded default with an override)"
 )
 def validate(
-    config: Annotated[str, typer.Argument(help="Config file path or bundled config name.")],
+    config: Annotated[
+        str | None,
+        typer.Argument(help="Config file path or bundled config name (default: the lesson)."),
+    ] = None,
     overrides: OverridesArg = None,
 ) -> None:
     """Check a config (and overrides) without running anything: every error, or the resolved
     values."""
+    if config is not None and "=" in config and not Path(config).exists():
+        overrides, config = [config, *(overrides or [])], None  # only overrides were given
     with _user_errors():
         cfg = _resolve_config(config, overrides, None, None)
-    console.print(f"[green]config is valid[/]: {config}")
+    console.print(f"[green]config is valid[/]: {config or '<default>'}")
     console.print(cfg.to_yaml(), end="", markup=False)
 
 
@@ -748,7 +775,9 @@ def data(
     output: Annotated[
         Path, typer.Option("-o", "--output", help="CSV file to write.", show_default=False)
     ] = Path("data.csv"),
-    overwrite: OverwriteOpt = False,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace the CSV file if it exists.")
+    ] = False,
     seed: SeedOpt = None,
 ) -> None:
     """Write the synthetic data set a config generates (x_0 … x_{d-1}, y) as CSV, to inspect it

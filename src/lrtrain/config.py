@@ -1,4 +1,4 @@
-"""The config: schema (DESIGN §3), safe YAML loading, dotted overrides and the bundled configs.
+"""The config: schema, safe YAML loading, dotted overrides and the bundled configs.
 
 Every problem in a config is collected and reported at once, each line naming the file and the
 dotted key, so a user fixes them all in one go. The schema's defaults are the lesson itself, so
@@ -448,11 +448,15 @@ FIELD_DOCS: dict[str, str] = {
     "train.batch_size": (
         "`null` = full batch (gradient descent); k = mini-batch SGD, reshuffled each epoch"
     ),
-    "train.tol": "stop (status `converged`) when the loss changes by less than tol in one step",
+    "train.tol": (
+        "`fit` only: stop (status `converged`) when the loss changes by less than tol in one "
+        "step (`sweep-lr` refuses it; its target is `train.target_gap`)"
+    ),
     "train.target_gap": (
-        "stop (status `converged`) once (loss − loss*)/loss* ≤ target_gap, loss* from the"
-        " closed form (relative to the initial loss when loss* is 0); the summary puts "
-        "the steps the theory predicts beside the steps taken"
+        "the relative optimality gap (loss − loss*)/loss* to reach, loss* from the closed form"
+        " (relative to the initial loss when loss* is 0): `fit` stops there (status "
+        "`converged`; the summary puts the steps the theory predicts beside the steps taken); "
+        "`sweep-lr` counts each rate's steps to it (1e-3 when unset)"
     ),
     "train.log_every": "keep every k-th step in `metrics.csv` (and the last)",
     "train.dtype": "`float32` or `float64`",

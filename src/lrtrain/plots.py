@@ -19,6 +19,8 @@ if TYPE_CHECKING:
     from lrtrain.runs import RunData
 
 GRID = 200  # contour resolution per axis
+# With several features the contours are a slice, not the loss under the projected path.
+SLICE_NOTE = "slice of the loss through θ* along H's top and bottom eigenvectors; path projected"
 PATH_COLOR = "#d62728"
 
 
@@ -103,10 +105,10 @@ def contour_grid_figure(
     surface = _Surface(thetas, theta_star, loss_star, hessian, true_theta, diverged)
     for i, ax in enumerate(axes):
         if i < n:
-            surface.panel(ax, i, titles[i], legend=i == 0)
+            surface.panel(ax, i, titles[i], legend=i == 0, note=False)
         else:
             ax.set_visible(False)
-    fig.suptitle(suptitle)
+    fig.suptitle(f"{suptitle}\n{SLICE_NOTE}" if surface.is_slice else suptitle)
     return fig
 
 
@@ -123,6 +125,7 @@ class _Surface:
         diverged: list[bool] | None = None,
     ) -> None:
         self.origin, self.e1, self.e2, self.labels = plane_axes(theta_star, hessian)
+        self.is_slice = len(theta_star) > 2  # several features: a 2-D slice of the surface
         self.paths = [
             project(np.asarray(th, dtype=np.float64), self.origin, self.e1, self.e2)
             for th in thetas
@@ -149,8 +152,11 @@ class _Surface:
         s, t = project(np.asarray([theta]), self.origin, self.e1, self.e2)
         return float(s[0]), float(t[0])
 
-    def panel(self, ax: Axes, index: int | None, title: str, legend: bool) -> None:
-        """Contours, θ* and θ_true, and path ``index`` (None: no path, the caller draws)."""
+    def panel(
+        self, ax: Axes, index: int | None, title: str, legend: bool, note: bool = True
+    ) -> None:
+        """Contours, θ* and θ_true, and path ``index`` (None: no path, the caller draws);
+        ``note``: say under the title when the contours are a slice."""
         cs = ax.contour(*self.grid, self.zz, levels=self.levels, cmap="viridis", linewidths=0.9)
         ax.clabel(cs, fontsize=7, fmt="%.3g")
         if index is not None:
@@ -167,7 +173,9 @@ class _Surface:
         ax.set_ylim(*self.ylim)
         ax.set_xlabel(self.labels[0])
         ax.set_ylabel(self.labels[1])
-        ax.set_title(title, fontsize=10)
+        if note and self.is_slice:
+            title = f"{title}\n{SLICE_NOTE}" if title else SLICE_NOTE
+        ax.set_title(title, fontsize=10 if not (note and self.is_slice) else 8)
         if legend:
             ax.legend(loc="best", fontsize=8)
 
@@ -509,7 +517,7 @@ def sweep_summary_figure(
         ax.plot(*zip(*order, strict=True), color="0.6", lw=1, zorder=0)
     for x, label, style in (
         (monotone_lr, "monotone limit 1/λ_max", ":"),
-        (optimal_lr, "optimal η*", "--"),
+        (optimal_lr, "η* (best asymptotic rate)", "--"),
         (critical_lr, "critical 2/λ_max", "-"),
     ):
         if np.isfinite(x):
@@ -555,6 +563,10 @@ def sweep_figures(run: RunData) -> dict[str, Figure]:
         ),
         "sweep_loss": sweep_loss_figure(curves, summary["closed_form"]["loss"]),
         "sweep_summary": sweep_summary_figure(
-            results, summary["monotone_lr_limit"], summary["optimal_lr"], summary["critical_lr"]
+            results,
+            summary["monotone_lr_limit"],
+            # run directories before 0.4 called it optimal_lr
+            summary.get("asymptotically_optimal_lr", summary.get("optimal_lr", np.nan)),
+            summary["critical_lr"],
         ),
     }

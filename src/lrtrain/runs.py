@@ -1,4 +1,4 @@
-"""Run directories (DESIGN §4): the only module that reads or writes them.
+"""Run directories: the only module that reads or writes them.
 
 Every file is written atomically (temporary file in the same directory, fsync, rename), so a
 reader — or a crash — only ever sees a file absent or complete. Reading needs no torch: ``lrtrain
@@ -146,11 +146,12 @@ def fit_summary(
     result: TrainResult,
     auto: AutoSettings | None = None,
 ) -> dict[str, Any]:
-    """summary.json of a fit (DESIGN §4), from the results of replica 0."""
-    from lrtrain.analysis import explain, observed_verdict, warnings_for
+    """summary.json of a fit, from the results of replica 0."""
+    from lrtrain.analysis import divergence_step, explain, observed_verdict, warnings_for
 
     history = result.replica_history(0)
     status = result.statuses[0]
+    observed = observed_verdict(history["loss"], history["theta"], status, analysis.hessian)
     steps = result.stop_steps[0]
     final_loss = result.final_loss[0]
     target_loss = analysis.target_loss
@@ -184,13 +185,15 @@ def fit_summary(
         ),
         "verdict": {
             "predicted": analysis.predict(lr),
-            "observed": observed_verdict(
-                history["loss"], history["theta"], status, analysis.hessian
-            ),
+            "observed": observed,
+            # the first step whose loss is above the initial loss (``steps``: where it stopped)
+            "diverged_at": divergence_step(history) if observed == "diverged" else None,
             "full_batch_prediction": config.train.batch_size is None,
             "why": explain(analysis, lr),
         },
-        "warnings": warnings_for(analysis, config.data.standardize),
+        "warnings": warnings_for(
+            analysis, config.data.standardize, config.train.target_gap, config.train.dtype
+        ),
         "optimizer": _optimizer_summary(config, auto),
         "theory": _theory_summary(config, analysis, result),
         "analysis": analysis.to_json(),
@@ -324,7 +327,7 @@ def save_sweep(
         "lrs": result.lrs,
         "critical_lr": analysis.critical_lr,
         "monotone_lr_limit": analysis.monotone_lr_limit,
-        "optimal_lr": analysis.optimal_lr,
+        "asymptotically_optimal_lr": analysis.asymptotically_optimal_lr,
         "condition_number": _json_number(analysis.condition_number),
         "status": "interrupted" if "interrupted" in result.statuses else "completed",
         "steps_run": result.steps_run,
@@ -358,7 +361,10 @@ def _clean(value: Any) -> Any:
     return _json_number(value) if isinstance(value, float) else value
 
 
-SWEEP_COLUMNS = ["lr", "verdict", "predicted_verdict", "final_loss", "diverged_at", "steps_to_tol"]
+SWEEP_COLUMNS = [
+    "lr", "verdict", "predicted_verdict", "final_loss", "diverged_at", "stopped_at",
+    "steps_to_target",
+]  # fmt: skip
 
 
 def _sweep_csv(rows: list[dict[str, Any]]) -> str:

@@ -15,6 +15,7 @@ import torch
 from lrtrain.analysis import (
     Analysis,
     auto_settings,
+    divergence_step,
     gap_scale,
     observed_verdict,
     predicted_steps,
@@ -23,7 +24,7 @@ from lrtrain.config import Config
 from lrtrain.errors import ConfigError
 from lrtrain.train import TrainResult
 
-DEFAULT_GAP = 1e-3  # relative optimality gap for "steps to tol" when train.tol is not set
+DEFAULT_GAP = 1e-3  # relative optimality gap for "steps to target" when train.target_gap is unset
 AUTO_POINTS = 12
 THEORY_MAX_STEPS = 100_000  # how far the recommendation's theoretical step counts look
 
@@ -65,17 +66,25 @@ def parse_lr_range(text: str) -> list[float]:
 
 
 def gap_target(config: Config) -> float:
-    """The relative optimality gap "steps to tol" counts to: ``train.target_gap``, else
-    ``train.tol``, else 1e-3."""
-    for value in (config.train.target_gap, config.train.tol):
-        if value is not None:
-            return value
-    return DEFAULT_GAP
+    """The relative optimality gap "steps to target" counts to: ``train.target_gap``, else
+    1e-3."""
+    return config.train.target_gap if config.train.target_gap is not None else DEFAULT_GAP
+
+
+def check_sweep_config(config: Config) -> None:
+    """``train.tol`` is fit's change-in-loss stop; before 0.4 a sweep read it as its gap
+    target. Refuse it by name rather than silently giving it either meaning."""
+    if config.train.tol is not None:
+        raise ConfigError(
+            "train.tol: sweep-lr has no change-in-loss stop (train.tol is fit's); "
+            "the relative optimality gap a sweep counts steps to is train.target_gap — "
+            f"write train.target_gap={config.train.tol:g} instead"
+        )
 
 
 def sweep_config(config: Config) -> Config:
-    """The engine's config for a sweep: ``train.tol``/``target_gap`` are the gap target, not
-    early stops, so every learning rate runs its full course and curves stay comparable."""
+    """The engine's config for a sweep: ``train.target_gap`` is the gap target, not an early
+    stop, so every learning rate runs its full course and curves stay comparable."""
     train = config.train.model_copy(update={"tol": None, "target_gap": None})
     return config.model_copy(update={"train": train})
 
@@ -107,8 +116,9 @@ def assess(config: Config, analysis: Analysis, result: TrainResult) -> SweepOutc
                 "predicted_verdict": analysis.predict(lr),
                 "final_loss": final if math.isfinite(final) else None,
                 "gap": gap,
-                "diverged_at": result.stop_steps[k] if status == "diverged" else None,
-                "steps_to_tol": _steps_to_gap(history, loss_star, scale, target),
+                "diverged_at": divergence_step(history) if verdict == "diverged" else None,
+                "stopped_at": result.stop_steps[k] if status == "diverged" else None,
+                "steps_to_target": _steps_to_gap(history, loss_star, scale, target),
             }
         )
     theory = _theory(analysis, result.theta[0, 0].tolist(), target)
@@ -135,7 +145,8 @@ def _theory(analysis: Analysis, theta0: list[float], target: float) -> str:
         return f"{n} steps" if n is not None else f"over {THEORY_MAX_STEPS} steps"
 
     return (
-        f"theory: the optimal constant lr η* = 2/(λ_min+λ_max) = {plain.lr:.4g} reaches the gap "
+        f"theory: the asymptotically optimal constant lr η* = 2/(λ_min+λ_max) = {plain.lr:.4g} "
+        f"reaches the gap "
         f"in {steps(plain.lr, 0.0)}, heavy-ball momentum with lr: auto and momentum: auto "
         f"(lr {polyak.lr:.4g}, momentum {polyak.momentum:.4g}) in "
         f"{steps(polyak.lr, polyak.momentum)}; critical lr {analysis.critical_lr:.4g}"
@@ -148,12 +159,12 @@ def _recommend(
     stable = [r for r in rows if r["verdict"] != "diverged"]
     if not stable:
         return None, f"every learning rate diverged; {theory}: try lr < {analysis.critical_lr:.4g}"
-    reached = [r for r in stable if r["steps_to_tol"] is not None]
+    reached = [r for r in stable if r["steps_to_target"] is not None]
     if reached:
-        best = min(reached, key=lambda r: (r["steps_to_tol"], -r["lr"]))
+        best = min(reached, key=lambda r: (r["steps_to_target"], -r["lr"]))
         return best["lr"], (
             f"lr {best['lr']:.4g} reached a relative optimality gap of {target:g} in "
-            f"{best['steps_to_tol']} steps, the fastest of the {len(stable)} that did not "
+            f"{best['steps_to_target']} steps, the fastest of the {len(stable)} that did not "
             f"diverge ({best['verdict']}); {theory}"
         )
     best = min(stable, key=lambda r: r["final_loss"])
