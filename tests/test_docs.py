@@ -1,0 +1,37 @@
+"""The documentation stays true: the design page lists every module, and nothing in the
+repository points outside it."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from pathlib import Path
+
+ROOT = Path(__file__).parents[1]
+
+
+def test_design_lists_every_module() -> None:
+    text = (ROOT / "docs" / "design.md").read_text(encoding="utf-8")
+    table = text.split("<!-- modules:", 1)[1].split("<!-- /modules -->", 1)[0]
+    listed = set(re.findall(r"^\| `([a-z_]+)` \|", table, flags=re.M))
+    modules = {p.stem for p in (ROOT / "src" / "lrtrain").glob("*.py")}
+    assert listed == modules
+
+
+def test_nothing_points_outside_the_repository() -> None:
+    files = subprocess.run(
+        ["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.split()
+    outside = re.compile(r"\.\./shared|DESIGN\.md|DESIGN §")
+    found = []
+    text_files = (".py", ".md", ".yaml", ".toml", ".txt", ".cfg", ".sh")
+    for name in files:
+        path = ROOT / name
+        if path.suffix not in text_files or not path.is_file():
+            continue
+        if name == "tests/test_docs.py":
+            continue
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            if outside.search(line):
+                found.append(f"{name}:{number}: {line.strip()}")
+    assert found == []
