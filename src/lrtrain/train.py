@@ -22,12 +22,14 @@ from typing import Any
 import torch
 from torch import nn
 
+from lrtrain import startup
 from lrtrain.analysis import gap_scale
 from lrtrain.config import Config
 from lrtrain.data import STREAM_CHUNK_ROWS, Dataset, block_seed
 from lrtrain.distributed import SINGLE, World
 from lrtrain.errors import DeviceError
 from lrtrain.model import MyLinearRegressionModel
+from lrtrain.startup import never_imports_dynamo
 
 SYNC_EVERY = 64
 CUDA_GRAPHS = True  # full-batch CUDA training replays a captured step (see _GraphedStep)
@@ -217,6 +219,7 @@ class _Batches:
         return True
 
 
+@never_imports_dynamo  # lrtrain never compiles: building SGD need not import torch._dynamo
 def train(
     dataset: Dataset,
     config: Config,
@@ -795,7 +798,7 @@ def _sgd_step(
             grad.add_(param, alpha=weight_decay)
         # Zero a stopped replica's gradient outright: it may be infinite, and inf·0 is NaN.
         grad.mul_(rate).masked_fill_(frozen, 0.0)
-    optimizer.step()
+    startup.step(optimizer)  # optimizer.step(), without importing torch._dynamo
     if old is not None:
         # Momentum would keep moving a stopped replica: put it back where it stopped.
         model.w.copy_(torch.where(active.unsqueeze(1), model.w, old[0]))
