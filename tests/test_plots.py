@@ -124,3 +124,33 @@ def test_compare_figure_axes_and_data(lesson_run: Path, tmp_path: Path) -> None:
     drawn = [ln for ln in paths_ax.get_lines() if ln.get_label() in labels]
     assert len(drawn) == 2
     np.testing.assert_allclose(drawn[1].get_xdata(), runs[0].theta[:, 0])
+
+
+def test_blitted_frames_are_the_fully_drawn_frames(lesson_run: Path) -> None:
+    """--animate draws the background once and only the moving artists per frame: each frame
+    equals the same figure drawn in full (up to the stacking of a few pixels where a moving
+    artist crosses the legend)."""
+    run = load_run(lesson_run)
+    frames = plots.descent_frames(run, 8)
+    assert len(frames) == 8
+    for k in (0, 4, 7):
+        scene = plots._DescentScene(run, 8)
+        scene.fig.set_dpi(72)
+        for artist in scene.moving:
+            artist.set_animated(False)
+        scene.fig.canvas.draw()
+        scene.fig.set_layout_engine("none")
+        scene.update(k)
+        scene.fig.canvas.draw()
+        full = np.asarray(scene.fig.canvas.buffer_rgba())[..., :3]
+        assert full.shape == frames[k].shape
+        assert (full != frames[k]).any(axis=2).mean() < 1e-3
+
+
+def test_contours_of_several_features_say_they_are_a_slice(tmp_path: Path) -> None:
+    run = fit(load_config("multivariate", ["device=cpu", "train.max_iter=20"]), out=tmp_path / "m")
+    figure = plots.run_figures(load_run(run.run_dir))["contour"]
+    assert plots.SLICE_NOTE in figure.axes[0].get_title()
+    one = plots.run_figures(load_run(fit(load_config(None, ["device=cpu", "train.max_iter=5"]),
+                                         out=tmp_path / "l").run_dir))["contour"]  # fmt: skip
+    assert plots.SLICE_NOTE not in one.axes[0].get_title()

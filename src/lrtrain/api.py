@@ -91,8 +91,10 @@ def fit(
     overwrite: bool = False,
     progress: ProgressCallback | bool | None = None,
     should_stop: Callable[[], bool] | None = None,
+    draw: bool = True,
 ) -> FitRun:
-    """Train one model as configured, write its run directory and draw its figures.
+    """Train one model as configured, write its run directory and draw its figures (``draw``
+    False: the caller draws them, e.g. with :func:`redraw`).
 
     Under torchrun (after :func:`lrtrain.distributed.setup`) every process trains on its shard
     of the rows through DistributedDataParallel; rank 0 alone writes, reports and draws."""
@@ -114,7 +116,7 @@ def fit(
             world=world,
             gap_floor=analysis.gap_floor or 0.0,
         )
-    return _finish_fit(world, run_dir, config, dataset, analysis, result, auto)
+    return _finish_fit(world, run_dir, config, dataset, analysis, result, auto, draw)
 
 
 def _finish_fit(
@@ -125,13 +127,14 @@ def _finish_fit(
     analysis: Analysis,
     result: TrainResult,
     auto: AutoSettings | None,
+    draw: bool = True,
 ) -> FitRun:
     """Write the run (rank 0) and return it; the other processes get the same summary."""
     if not world.is_main:
         summary = runs.fit_summary(config, dataset, analysis, result, auto)
         return FitRun(run_dir, summary, config, dataset, analysis, result, [])
     summary = runs.save_fit(run_dir, config, dataset, analysis, result, auto)
-    figures = redraw(run_dir, config.output.format)
+    figures = redraw(run_dir, config.output.format) if draw else []
     return FitRun(run_dir, summary, config, dataset, analysis, result, figures)
 
 
@@ -177,6 +180,7 @@ def resume(
     checkpoint: dict[str, Any] | None = None,
     progress: ProgressCallback | bool | None = None,
     should_stop: Callable[[], bool] | None = None,
+    draw: bool = True,
 ) -> FitRun:
     """Continue an interrupted (or completed, with a larger max_iter) fit in place; on the CPU
     the result equals that of an uninterrupted run bit for bit. ``config`` defaults to the
@@ -204,7 +208,7 @@ def resume(
             world=world,
             gap_floor=analysis.gap_floor or 0.0,
         )
-    return _finish_fit(world, Path(run_dir), config, dataset, analysis, result, auto)
+    return _finish_fit(world, Path(run_dir), config, dataset, analysis, result, auto, draw)
 
 
 def _differences(old: Any, new: Any, prefix: str = "") -> list[tuple[str, Any, Any]]:
@@ -240,6 +244,7 @@ def sweep_lr(
     overwrite: bool = False,
     progress: ProgressCallback | bool | None = None,
     should_stop: Callable[[], bool] | None = None,
+    draw: bool = True,
 ) -> SweepRun:
     """Train at many learning rates in one vectorised run, judge each, recommend one.
 
@@ -282,7 +287,7 @@ def sweep_lr(
     result = concat_results(parts, world.describe())
     outcome = assess(config, analysis, result)
     summary = runs.save_sweep(run_dir, config, dataset, analysis, result, outcome)
-    figures = redraw(run_dir, config.output.format)
+    figures = redraw(run_dir, config.output.format) if draw else []
     return SweepRun(run_dir, summary, config, analysis, result, figures)
 
 
@@ -320,14 +325,14 @@ def compare(run_dirs: list[str | Path], path: str | Path) -> Path:
 def animate(run_dir: str | Path, frames: int = 40) -> Path:
     """Write ``plots/descent.gif``: the path growing over the contours, the loss beside it."""
     from lrtrain.errors import RunDirError
-    from lrtrain.plots import descent_animation
+    from lrtrain.plots import descent_frames
 
     run = runs.load_run(run_dir)
     if run.kind != "fit":
         raise RunDirError(f"{run.path}: --animate draws one fit's descent; this is a sweep")
     plots = run.path / "plots"
     plots.mkdir(exist_ok=True)
-    return runs.save_animation(descent_animation(run, frames), plots / "descent.gif")
+    return runs.save_animation(descent_frames(run, frames), plots / "descent.gif")
 
 
 def predict(run_dir: str | Path, csv_path: str | Path) -> str:

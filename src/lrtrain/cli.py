@@ -25,6 +25,7 @@ from lrtrain.progress import ProgressBar
 if TYPE_CHECKING:
     from lrtrain.api import FitRun
     from lrtrain.config import Config
+    from lrtrain.drawer import Drawer
 
 EXIT_USAGE, EXIT_DIVERGED, EXIT_INTERRUPTED = 2, 3, 130
 _SIGNAL_REPEAT_S = 5.0
@@ -142,6 +143,21 @@ def _distributed(
         yield
     finally:
         distributed.teardown()
+
+
+@contextlib.contextmanager
+def _drawer(cfg: Config, nproc: int, kind: str = "fit") -> Iterator[Drawer | None]:
+    """A second process that prepares to draw while this one imports torch and trains (see
+    lrtrain.drawer); None where figures are drawn here (several processes, or none wanted)."""
+    from lrtrain.distributed import launched
+
+    if nproc > 1 or launched() or not cfg.output.plots:
+        yield None
+        return
+    from lrtrain.drawer import Drawer
+
+    with Drawer(kind) as drawer:
+        yield drawer
 
 
 def _launch(cfg: Config, nproc: int, items: int | None) -> None:
@@ -416,11 +432,15 @@ def fit(
         if print_config:
             console.print(cfg.to_yaml(), end="", markup=False)
             return
-        with _distributed(cfg, nproc, dist_timeout):
-            run = _fit_or_resume(cfg, resume, out, overwrite, quiet or json_out, stopped)
+        with _distributed(cfg, nproc, dist_timeout), _drawer(cfg, nproc) as drawer:
+            run = _fit_or_resume(
+                cfg, resume, out, overwrite, quiet or json_out, stopped, drawer is None
+            )
             if run is None or not _is_main():
                 return
-    _report(run, quiet, json_out, _fit_report)
+            _report(run, quiet, json_out, _fit_report)  # the answer first, then the figures
+            if drawer is not None:
+                run.figures = drawer.draw(run.run_dir, cfg.output.format)
     if run.summary["status"] == "interrupted":
         err_console.print(
             f"[bold yellow]interrupted[/] at step {run.summary['steps']}: checkpoint, metrics "
@@ -450,13 +470,16 @@ def _fit_or_resume(
     overwrite: bool,
     silent: bool,
     stopped: Callable[[], bool],
+    draw: bool,
 ) -> FitRun | None:
     """The run ``fit`` trains (None: nothing to resume, said so)."""
     from lrtrain import api
 
     if resume is None:
         with ProgressBar(not silent, f"fit {cfg.name}", console) as bar:
-            return api.fit(cfg, out=out, overwrite=overwrite, progress=bar, should_stop=stopped)
+            return api.fit(
+                cfg, out=out, overwrite=overwrite, progress=bar, should_stop=stopped, draw=draw
+            )
     from lrtrain.errors import RunDirError
     from lrtrain.runs import load_checkpoint
 
@@ -468,7 +491,7 @@ def _fit_or_resume(
         console.print(f"{resume}: {nothing}")
         return None
     with ProgressBar(not silent, f"resume {cfg.name}", console) as bar:
-        return api.resume(resume, cfg, checkpoint, progress=bar, should_stop=stopped)
+        return api.resume(resume, cfg, checkpoint, progress=bar, should_stop=stopped, draw=draw)
 
 
 _VERDICT_STYLE = {"monotone": "green", "oscillating": "yellow", "diverged": "bold red"}
@@ -569,24 +592,33 @@ def sweep_lr(
         if lrs is not None and lr_range is not None:
             raise ConfigError("give either --lrs or --lr-range, not both")
         cfg = _resolve_config(config, overrides, device, seed)
-        from lrtrain.sweep import parse_lr_range, parse_lrs
-
-        chosen = parse_lrs(lrs) if lrs else parse_lr_range(lr_range) if lr_range else None
         if print_config:
             console.print(cfg.to_yaml(), end="", markup=False)
             return
-        from lrtrain.api import sweep_lr as run_sweep
-        from lrtrain.sweep import AUTO_POINTS
+        with _drawer(cfg, nproc, "sweep") as drawer:  # started before torch is imported
+            from lrtrain.api import sweep_lr as run_sweep
+            from lrtrain.sweep import AUTO_POINTS, parse_lr_range, parse_lrs
 
-        count = len(chosen or cfg.sweep.lrs or [0.0] * AUTO_POINTS)
-        with _distributed(cfg, nproc, dist_timeout, items=count):
-            with ProgressBar(not quiet, f"sweep {cfg.name}", console) as bar:
+            chosen = parse_lrs(lrs) if lrs else parse_lr_range(lr_range) if lr_range else None
+            count = len(chosen or cfg.sweep.lrs or [0.0] * AUTO_POINTS)
+            with (
+                _distributed(cfg, nproc, dist_timeout, items=count),
+                ProgressBar(not quiet, f"sweep {cfg.name}", console) as bar,
+            ):
                 run = run_sweep(
-                    cfg, chosen, out=out, overwrite=overwrite, progress=bar, should_stop=stopped
+                    cfg,
+                    chosen,
+                    out=out,
+                    overwrite=overwrite,
+                    progress=bar,
+                    should_stop=stopped,
+                    draw=drawer is None,
                 )
             if not _is_main():
                 return
-    _report(run, quiet, json_out, _sweep_report)
+            _report(run, quiet, json_out, _sweep_report)  # the answer first, then the figures
+            if drawer is not None:
+                run.figures = drawer.draw(run.run_dir, cfg.output.format)
     if run.summary.get("status") == "interrupted":
         err_console.print(
             f"[bold yellow]interrupted[/] at step {run.summary['steps_run']}: what the sweep had "

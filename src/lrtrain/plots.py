@@ -24,13 +24,40 @@ SLICE_NOTE = "slice of the loss through θ* along H's top and bottom eigenvector
 PATH_COLOR = "#d62728"
 
 
-def _axes(ax: Axes | None, size: tuple[float, float] = (6.4, 4.8)) -> tuple[Figure, Axes]:
+# Margins of the one-panel figures, in inches: room for tick labels, axis labels and a title
+# of up to two lines (and a colorbar's labels on the right where there is one).
+_MARGINS = {"left": 0.9, "bottom": 0.62, "top": 0.5, "right": 0.22}
+
+
+def _axes(
+    ax: Axes | None, size: tuple[float, float] = (6.4, 4.8), right: float = _MARGINS["right"]
+) -> tuple[Figure, Axes]:
+    """The caller's axes, or a one-panel figure of ``size`` inches. One panel needs no layout
+    engine: fixed margins fit its labels, and measuring every tick label for a constrained
+    layout would double the time the figure takes to draw."""
     if ax is not None:
         return ax.figure, ax
+    width, height = size
+    fig = _figure(size, layout=None)
+    fig.subplots_adjust(
+        left=_MARGINS["left"] / width,
+        right=1 - right / width,
+        bottom=_MARGINS["bottom"] / height,
+        top=1 - _MARGINS["top"] / height,
+    )
+    return fig, fig.add_subplot()
+
+
+def _figure(size: tuple[float, float], layout: str | None = "constrained") -> Figure:
+    """A figure on an Agg canvas of its own. Without a canvas (a bare ``Figure``) every text
+    measurement — the layout's, the contour labels' — would go through a whole print pass to
+    find a renderer; with one it is a lookup: the figures draw several times faster."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=size, layout="constrained")
-    return fig, fig.add_subplot()
+    fig = Figure(figsize=size, layout=layout)
+    FigureCanvasAgg(fig)
+    return fig
 
 
 def loss_figure(
@@ -95,14 +122,13 @@ def contour_grid_figure(
     ``diverged`` marks the paths that diverged: the common frame shows the others whole and
     leaves those out, so they do not shrink the others to a dot.
     """
-    from matplotlib.figure import Figure
-
     n = len(thetas)
     cols = min(n, 3 if n <= 6 else 4)
     rows = -(-n // cols)
-    fig = Figure(figsize=(4.2 * cols, 3.6 * rows), layout="constrained")
-    axes = fig.subplots(rows, cols, squeeze=False).ravel()
     surface = _Surface(thetas, theta_star, loss_star, hessian, true_theta, diverged)
+    fig = _figure((4.2 * cols, 3.6 * rows), layout=None)
+    _grid_margins(fig, rows, cols, title_lines=2 if surface.is_slice else 1)
+    axes = fig.subplots(rows, cols, squeeze=False).ravel()
     for i, ax in enumerate(axes):
         if i < n:
             surface.panel(ax, i, titles[i], legend=i == 0, note=False)
@@ -110,6 +136,25 @@ def contour_grid_figure(
             ax.set_visible(False)
     fig.suptitle(f"{suptitle}\n{SLICE_NOTE}" if surface.is_slice else suptitle)
     return fig
+
+
+def _grid_margins(fig: Figure, rows: int, cols: int, title_lines: int) -> None:
+    """Fixed margins for a grid of contour panels (see ``_MARGINS``): each panel keeps room
+    for its tick labels, axis labels and one-line title; the figure's title sits on top."""
+    width, height = fig.get_size_inches()
+    left, right, bottom = _MARGINS["left"], _MARGINS["right"], _MARGINS["bottom"]
+    top = 0.25 + 0.25 * title_lines + _MARGINS["top"]
+    gap_w, gap_h = left + right, bottom + _MARGINS["top"]
+    panel_w = (width - left - right - (cols - 1) * gap_w) / cols
+    panel_h = (height - bottom - top - (rows - 1) * gap_h) / rows
+    fig.subplots_adjust(
+        left=left / width,
+        right=1 - right / width,
+        bottom=bottom / height,
+        top=1 - top / height,
+        wspace=gap_w / panel_w,
+        hspace=gap_h / panel_h,
+    )
 
 
 class _Surface:
@@ -158,7 +203,9 @@ class _Surface:
         """Contours, θ* and θ_true, and path ``index`` (None: no path, the caller draws);
         ``note``: say under the title when the contours are a slice."""
         cs = ax.contour(*self.grid, self.zz, levels=self.levels, cmap="viridis", linewidths=0.9)
-        ax.clabel(cs, fontsize=7, fmt="%.3g")
+        # every other level labelled: readable where the levels crowd in a narrow valley, and
+        # label placement is the costliest part of drawing a panel
+        ax.clabel(cs, cs.levels[::2], fontsize=7, fmt="%.3g")
         if index is not None:
             diverged = self.diverged[index]
             _draw_path(ax, *self.paths[index], self.xlim, self.ylim, diverged=diverged)
@@ -352,11 +399,10 @@ def run_figures(run: RunData) -> dict[str, Figure]:
 def compare_figure(runs: list[RunData], labels: list[str] | None = None) -> Figure:
     """Several fits of one problem side by side: their descent paths on one contour plot of
     the loss, and their loss curves (relative optimality gap, log scale) beside it."""
-    from matplotlib.figure import Figure
 
     first = runs[0].summary["analysis"]
     labels = labels or [_compare_label(run) for run in runs]
-    fig = Figure(figsize=(12.5, 5.0), layout="constrained")
+    fig = _figure((12.5, 5.0))
     left, right = fig.subplots(1, 2)
     true = runs[0].summary.get("true")
     diverged = [run.summary["status"] == "diverged" for run in runs]
@@ -396,51 +442,85 @@ def compare_figure(runs: list[RunData], labels: list[str] | None = None) -> Figu
 
 def descent_animation(run: RunData, frames: int = 40) -> Any:
     """The descent path growing over the loss contours, the loss curve growing beside it
-    (a ``matplotlib.animation.FuncAnimation``; save it with Pillow's writer as a GIF)."""
+    (a ``matplotlib.animation.FuncAnimation`` that redraws only what moves, for notebooks;
+    :func:`descent_frames` renders the same frames as images)."""
     from matplotlib.animation import FuncAnimation
-    from matplotlib.figure import Figure
 
-    summary, analysis = run.summary, run.summary["analysis"]
-    true = summary.get("true")
-    surface = _Surface(
-        [run.theta],
-        analysis["theta_star"],
-        analysis["loss_star"],
-        analysis["hessian"],
-        [*true["w"], true["b"]] if true else None,
-        [summary["status"] == "diverged"],
-    )
-    fig = Figure(figsize=(11.0, 4.4), layout="constrained")
-    left, right = fig.subplots(1, 2)
-    surface.panel(left, None, f"Descent path — {_run_title(summary)}", legend=False)
-    s, t = surface.paths[0]
-    steps, loss = run.metrics["step"], run.metrics["loss"]
-    (path_line,) = left.plot([], [], color=PATH_COLOR, lw=1.4, marker="o", ms=2.5)
-    (head,) = left.plot([], [], marker="o", ms=8, color=PATH_COLOR, mec="k", ls="none")
-    keep = np.isfinite(loss) & (loss > 0)
-    right.set_yscale("log")
-    right.set_xlim(0, max(float(steps[-1]), 1.0))
-    if keep.any():
-        right.set_ylim(loss[keep].min() * 0.8, loss[keep].max() * 1.25)
-    right.axhline(summary["closed_form"]["loss"], color="k", ls="--", lw=1, label="optimum")
-    (curve,) = right.plot([], [], color=PATH_COLOR, lw=1.4, label="loss")
-    right.set_xlabel("step")
-    right.set_ylabel("loss (mean squared error)")
-    right.grid(True, which="both", alpha=0.3)
-    right.legend(loc="upper right", fontsize=8)
-    title = right.set_title("", fontsize=10)
-    shown = np.unique(np.linspace(0, len(steps) - 1, min(frames, len(steps))).astype(int))
+    scene = _DescentScene(run, frames)
+    return FuncAnimation(scene.fig, scene.update, frames=scene.count, interval=80, blit=True)
 
-    def draw(i: int) -> tuple[Any, ...]:
-        upto = shown[i] + 1
-        path_line.set_data(s[:upto], t[:upto])
-        head.set_data(s[upto - 1 : upto], t[upto - 1 : upto])
-        mask = keep[:upto]
-        curve.set_data(steps[:upto][mask], loss[:upto][mask])
-        title.set_text(f"step {int(steps[upto - 1])}: loss {loss[upto - 1]:.6g}")
-        return path_line, head, curve, title
 
-    return FuncAnimation(fig, draw, frames=len(shown), interval=80, blit=False)
+def descent_frames(run: RunData, frames: int = 40, dpi: float = 72) -> list[np.ndarray]:
+    """The frames of :func:`descent_animation` as RGB arrays, drawn by blitting: the contours,
+    their labels, the axes and the layout are drawn once; each frame restores that background
+    and draws only the path, its head, the loss curve and the title over it."""
+    scene = _DescentScene(run, frames)
+    fig = scene.fig
+    fig.set_dpi(dpi)
+    canvas = fig.canvas
+    canvas.draw()  # the background, without the animated artists
+    fig.set_layout_engine("none")  # keep the layout of that draw for every frame
+    background = canvas.copy_from_bbox(fig.bbox)
+    out = []
+    for i in range(scene.count):
+        canvas.restore_region(background)
+        for artist in scene.update(i):
+            fig.draw_artist(artist)
+        out.append(np.asarray(canvas.buffer_rgba())[..., :3].copy())
+    return out
+
+
+class _DescentScene:
+    """The figure of the descent animation and the artists that move in it."""
+
+    def __init__(self, run: RunData, frames: int) -> None:
+        summary, analysis = run.summary, run.summary["analysis"]
+        true = summary.get("true")
+        surface = _Surface(
+            [run.theta],
+            analysis["theta_star"],
+            analysis["loss_star"],
+            analysis["hessian"],
+            [*true["w"], true["b"]] if true else None,
+            [summary["status"] == "diverged"],
+        )
+        self.fig = _figure((11.0, 4.4))
+        left, right = self.fig.subplots(1, 2)
+        surface.panel(left, None, f"Descent path — {_run_title(summary)}", legend=False)
+        self.s, self.t = surface.paths[0]
+        self.steps, self.loss = run.metrics["step"], run.metrics["loss"]
+        (self.path_line,) = left.plot([], [], color=PATH_COLOR, lw=1.4, marker="o", ms=2.5)
+        (self.head,) = left.plot([], [], marker="o", ms=8, color=PATH_COLOR, mec="k", ls="none")
+        self.keep = np.isfinite(self.loss) & (self.loss > 0)
+        right.set_yscale("log")
+        right.set_xlim(0, max(float(self.steps[-1]), 1.0))
+        if self.keep.any():
+            right.set_ylim(self.loss[self.keep].min() * 0.8, self.loss[self.keep].max() * 1.25)
+        right.axhline(summary["closed_form"]["loss"], color="k", ls="--", lw=1, label="optimum")
+        (self.curve,) = right.plot([], [], color=PATH_COLOR, lw=1.4, label="loss")
+        right.set_xlabel("step")
+        right.set_ylabel("loss (mean squared error)")
+        right.grid(True, which="both", alpha=0.3)
+        right.legend(loc="upper right", fontsize=8)
+        self.title = right.set_title("", fontsize=10)
+        for artist in self.moving:
+            artist.set_animated(True)
+        count = min(frames, len(self.steps))
+        self.shown = np.unique(np.linspace(0, len(self.steps) - 1, count).astype(int))
+        self.count = len(self.shown)
+
+    @property
+    def moving(self) -> tuple[Any, ...]:
+        return self.path_line, self.head, self.curve, self.title
+
+    def update(self, i: int) -> tuple[Any, ...]:
+        upto = self.shown[i] + 1
+        self.path_line.set_data(self.s[:upto], self.t[:upto])
+        self.head.set_data(self.s[upto - 1 : upto], self.t[upto - 1 : upto])
+        mask = self.keep[:upto]
+        self.curve.set_data(self.steps[:upto][mask], self.loss[:upto][mask])
+        self.title.set_text(f"step {int(self.steps[upto - 1])}: loss {self.loss[upto - 1]:.6g}")
+        return self.moving
 
 
 def _compare_label(run: RunData) -> str:
@@ -466,7 +546,7 @@ def sweep_loss_figure(
     from matplotlib.cm import ScalarMappable
     from matplotlib.colors import ListedColormap, LogNorm
 
-    fig, ax = _axes(ax, (7.5, 4.8))
+    fig, ax = _axes(ax, (7.5, 4.8), right=0.3)  # the colorbar takes its room from the axes
     lrs = [c[0] for c in curves]
     norm = LogNorm(min(lrs), max(lrs) if max(lrs) > min(lrs) else min(lrs) * 10)
     # plasma without its palest yellow, which vanishes on a white background

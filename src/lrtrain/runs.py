@@ -594,12 +594,20 @@ def save_figure(fig: Any, path: Path) -> Path:
     return path
 
 
-def save_animation(animation: Any, path: Path, fps: int = 12) -> Path:
-    """Write a matplotlib animation as a GIF (Pillow's writer, which wants a .gif name),
-    atomically."""
-    from matplotlib.animation import PillowWriter
+def save_animation(frames: list[Any], path: Path, fps: int = 12) -> Path:
+    """Write RGB frames (arrays [h, w, 3]) as a looping GIF, atomically (Pillow, which
+    matplotlib itself depends on)."""
+    from PIL import Image
 
-    with _atomic(path, suffix=".tmp.gif") as (fd, tmp):
-        os.close(fd)
-        animation.save(tmp, writer=PillowWriter(fps=fps), dpi=72)
+    images = [Image.fromarray(frame) for frame in frames]
+    buffer = io.BytesIO()
+    images[0].save(
+        buffer,
+        format="GIF",
+        save_all=True,
+        append_images=images[1:],
+        duration=round(1000 / fps),
+        loop=0,
+    )
+    atomic_write_bytes(path, buffer.getvalue())
     return path
