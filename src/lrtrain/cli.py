@@ -614,7 +614,8 @@ def sweep_lr(
                     should_stop=stopped,
                     draw=drawer is None,
                 )
-            if not _is_main():
+                main_process = _is_main()  # asked before the process group is left
+            if not main_process:
                 return
             _report(run, quiet, json_out, _sweep_report)  # the answer first, then the figures
             if drawer is not None:
