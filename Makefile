@@ -10,6 +10,9 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev]'
+	# An editable install leaves lrtrain's own modules uncompiled; compiling them once saves
+	# every command ~0.3 s of start-up (read even where PYTHONDONTWRITEBYTECODE is set).
+	PYTHONDONTWRITEBYTECODE= $(BIN)/python -m compileall -q src/lrtrain
 	touch $(STAMP)
 
 demo: $(STAMP)
