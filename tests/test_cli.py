@@ -306,8 +306,8 @@ def test_shipped_schema_and_readme_reference_are_in_sync() -> None:
     root = Path(__file__).resolve().parents[1]
     shipped = root / "src" / "lrtrain" / "configs" / "config.schema.json"
     assert shipped.read_text() == config_schema_text(), "run: lrtrain schema > " + str(shipped)
-    readme = (root / "README.md").read_text()
-    assert config_reference() in readme, "run: lrtrain schema --reference, paste into README"
+    readme = (root / "docs" / "config.md").read_text()
+    assert config_reference() in readme, "run: lrtrain schema --reference, paste into docs/config.md"
     # every key of the schema has a meaning
     from lrtrain.config import Config
 

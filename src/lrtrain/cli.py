@@ -784,7 +784,7 @@ def validate(
 @app.command(
     epilog="**Examples**\n\n"
     "lrtrain schema > lrtrain.schema.json\n\n"
-    "lrtrain schema --reference  (the Markdown table of README's config reference)"
+    "lrtrain schema --reference  (the Markdown table of docs/config.md)"
 )
 def schema(
     reference: Annotated[

@@ -410,7 +410,7 @@ def copy_bundled_config(name: str, dest: Path) -> None:
         raise ConfigError(f"{dest}: cannot write: {exc.strerror or exc}") from None
 
 
-# What each key means: the config reference in the README is generated from this
+# What each key means: the config reference in docs/config.md is generated from this
 # (`lrtrain schema --reference`, kept in sync by a test) and editors show it from the schema.
 FIELD_DOCS: dict[str, str] = {
     "name": "run name (letters, digits, `_ . -`)",
@@ -484,7 +484,7 @@ def config_schema() -> dict[str, Any]:
 
 
 def config_reference() -> str:
-    """The Markdown table of every key, its default and its meaning (README's reference)."""
+    """The Markdown table of every key, its default and its meaning (docs/config.md)."""
     defaults = Config().to_dict()
     lines = ["| key | default | meaning |", "| --- | --- | --- |"]
     for dotted, meaning in FIELD_DOCS.items():
