@@ -307,7 +307,9 @@ def test_shipped_schema_and_readme_reference_are_in_sync() -> None:
     shipped = root / "src" / "lrtrain" / "configs" / "config.schema.json"
     assert shipped.read_text() == config_schema_text(), "run: lrtrain schema > " + str(shipped)
     readme = (root / "docs" / "config.md").read_text()
-    assert config_reference() in readme, "run: lrtrain schema --reference, paste into docs/config.md"
+    assert config_reference() in readme, (
+        "run: lrtrain schema --reference, paste into docs/config.md"
+    )
     # every key of the schema has a meaning
     from lrtrain.config import Config
 
@@ -404,3 +406,20 @@ def test_plot_animate_writes_a_gif(tmp_path: Path) -> None:
 
     with Image.open(gif) as image:
         assert image.n_frames == 21
+
+
+def test_wide_data_shows_at_most_twenty_parameter_rows(tmp_path: Path) -> None:
+    weights = ",".join(str(0.1 * i) for i in range(30))
+    result = invoke(
+        "fit", "--device", "cpu", "--out", str(tmp_path / "w"), "output.plots=[]",
+        "data.x={kind: normal, mean: 0, std: 1}", f"data.true_w=[{weights}]",
+        "data.n_samples=2000", "optimizer.lr=auto",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    rows = [ln for ln in result.output.splitlines() if ln.startswith("│ ")]
+    assert len(rows) == 20 and rows[-1].startswith("│ b ")
+    assert "… 11 more weights in summary.json" in result.output
+    shown = [int(ln.split()[1][2:]) for ln in rows[:-1]]
+    assert shown == list(range(11, 30))  # the largest true (and learned) weights, in order
+    summary = json.loads((tmp_path / "w" / "summary.json").read_text())
+    assert len(summary["final"]["w"]) == 30  # all of them in the summary

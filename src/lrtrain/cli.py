@@ -317,13 +317,30 @@ def _fit_table(run: FitRun) -> Table:
         f"w_{i}" if i >= len(features) or features[i] == f"x_{i}" else f"w ({features[i]})"
         for i in range(len(s["final"]["w"]))
     ]
-    for i, name in enumerate([*names, "b"]):
-        cells = [name] + [
-            _fmt(values["b"] if name == "b" and i == len(names) else values["w"][i])
-            for _, values in columns
-        ]
-        table.add_row(*cells)
+    shown = _shown_weights(columns[0][1]["w"])
+    for i in shown:
+        table.add_row(names[i], *(_fmt(values["w"][i]) for _, values in columns))
+    table.add_row("b", *(_fmt(values["b"]) for _, values in columns))
+    hidden = len(names) - len(shown)
+    if hidden:
+        table.caption = f"… {hidden} more weights in summary.json"  # the largest are shown
+        table.caption_justify = "left"
     return table
+
+
+MAX_TABLE_ROWS = 20  # parameters a report shows; wide data keeps the rest in summary.json
+
+
+def _shown_weights(learned: list[float | None]) -> list[int]:
+    """Which weights the table shows, in order: all of them, or the largest by magnitude."""
+    if len(learned) < MAX_TABLE_ROWS:
+        return list(range(len(learned)))
+
+    def size(i: int) -> float:
+        value = learned[i]
+        return abs(value) if value is not None else float("inf")  # non-finite: worth seeing
+
+    return sorted(sorted(range(len(learned)), key=size, reverse=True)[: MAX_TABLE_ROWS - 1])
 
 
 def _report(run: Any, quiet: bool, json_out: bool, human: Callable[[Any], None]) -> None:
