@@ -11,11 +11,11 @@ from lrtrain.config import (
     Config,
     apply_overrides,
     bundled_config_names,
-    check_memory,
     load_config,
     validate,
 )
 from lrtrain.errors import ConfigError
+from lrtrain.memory import check_memory
 
 
 def _errors(raw: dict, source: str = "f.yaml") -> str:

@@ -26,8 +26,9 @@ from test_config import PYDANTIC_WORDING
 from typer.testing import CliRunner
 
 from lrtrain.cli import app
-from lrtrain.config import load_config, parse_yaml, validate
+from lrtrain.config import load_config, validate
 from lrtrain.errors import ConfigError, LrtrainError
+from lrtrain.yaml_io import parse_yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 # src first; an existing PYTHONPATH (packages installed outside the venv) kept after it

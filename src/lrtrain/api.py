@@ -19,8 +19,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lrtrain import runs
-from lrtrain.config import Config, check_memory
+from lrtrain.config import Config
 from lrtrain.distributed import SINGLE, World, current
+from lrtrain.memory import check_memory
 
 if TYPE_CHECKING:
     from lrtrain.analysis import Analysis, AutoSettings

@@ -1,4 +1,5 @@
-"""The config: schema, safe YAML loading, dotted overrides and the bundled configs.
+"""The config: schema, dotted overrides and the bundled configs (YAML in ``yaml_io``, error
+wording in ``config_errors``, memory checks in ``memory``).
 
 Every problem in a config is collected and reported at once, each line naming the file and the
 dotted key, so a user fixes them all in one go. The schema's defaults are the lesson itself, so
@@ -10,7 +11,6 @@ from __future__ import annotations
 import difflib
 import math
 import re
-import reprlib
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
@@ -26,7 +26,9 @@ from pydantic import (
     model_validator,
 )
 
+from lrtrain.config_errors import describe
 from lrtrain.errors import ConfigError
+from lrtrain.yaml_io import dump_yaml, parse_yaml
 
 
 def _refuse_bool(value: Any) -> Any:
@@ -73,10 +75,6 @@ def _number_or_auto(low: float, high: float | None, rule: str) -> BeforeValidato
         return number
 
     return BeforeValidator(check)
-
-
-MAX_ALIASES = 100  # anchors/aliases allowed in one YAML file
-MAX_NODES = 100_000  # values in a config once aliases are expanded ("billion laughs" bound)
 
 
 class _Section(BaseModel):
@@ -247,109 +245,6 @@ class Config(_Section):
     def to_yaml(self) -> str:
         """The config as YAML to read and paste: one key per line, short lists inline."""
         return dump_yaml(self.to_dict())
-
-
-_INLINE_LIST_WIDTH = 72  # a list of plain values up to this many characters stays on one line
-
-
-class _BlockDumper(yaml.SafeDumper):
-    """Block style for mappings (one key per line); flow style only for short lists of plain
-    values (``true_w: [3.0]``, ``plots: [loss, contour, fit]``), which read best inline."""
-
-
-def _represent_list(dumper: yaml.SafeDumper, value: list[Any]) -> yaml.Node:
-    plain = all(isinstance(v, str | int | float | bool) or v is None for v in value)
-    short = plain and len(yaml.safe_dump(value, default_flow_style=True)) <= _INLINE_LIST_WIDTH
-    return dumper.represent_sequence("tag:yaml.org,2002:seq", value, flow_style=short)
-
-
-_BlockDumper.add_representer(list, _represent_list)
-
-
-def dump_yaml(value: Any) -> str:
-    """YAML in lrtrain's style (see :class:`_BlockDumper`); it reloads to the same value."""
-    return yaml.dump(
-        value,
-        Dumper=_BlockDumper,
-        sort_keys=False,
-        default_flow_style=False,
-        width=10_000,
-        allow_unicode=True,
-    )
-
-
-# --------------------------------------------------------------------------- YAML loading
-
-
-class _StrictLoader(yaml.SafeLoader):
-    """SafeLoader that refuses duplicate keys and bounds the number of aliases."""
-
-    def __init__(self, stream: Any) -> None:
-        super().__init__(stream)
-        self._aliases = 0
-
-    def compose_node(self, parent: Any, index: Any) -> Any:
-        if self.check_event(yaml.AliasEvent):
-            self._aliases += 1
-            if self._aliases > MAX_ALIASES:
-                raise yaml.YAMLError(
-                    f"more than {MAX_ALIASES} YAML aliases (*ref): refused to avoid an "
-                    "exponential expansion; write the values out instead"
-                )
-        return super().compose_node(parent, index)
-
-    def construct_mapping(self, node: Any, deep: bool = False) -> Any:
-        seen: set[Any] = set()
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=deep)
-            if key in seen:
-                mark = key_node.start_mark
-                raise yaml.YAMLError(
-                    f"duplicate key '{key}' at line {mark.line + 1}: keep only one of them"
-                )
-            seen.add(key)
-        return super().construct_mapping(node, deep=deep)
-
-
-_StrictLoader.add_constructor(
-    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _StrictLoader.construct_mapping
-)
-
-
-def parse_yaml(text: str, source: str) -> Any:
-    """Parse YAML safely: no Python tags, no duplicate keys, bounded aliases."""
-    try:
-        data = yaml.load(text, Loader=_StrictLoader)
-    except yaml.constructor.ConstructorError as exc:
-        tag = getattr(exc, "problem", "") or str(exc)
-        raise ConfigError(
-            f"{source}: {tag.strip()} — only plain YAML (mappings, lists, numbers, strings) "
-            "is accepted; remove the '!!' tag"
-        ) from None
-    except yaml.MarkedYAMLError as exc:
-        where = f" (line {exc.problem_mark.line + 1})" if exc.problem_mark else ""
-        raise ConfigError(f"{source}: not valid YAML{where}: {exc.problem}") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{source}: {exc}") from None
-    if _count_nodes(data, MAX_NODES) > MAX_NODES:
-        raise ConfigError(
-            f"{source}: more than {MAX_NODES:,} values once YAML aliases are expanded; refused "
-            "(a config is small — is this an alias bomb?)"
-        )
-    return data
-
-
-def _count_nodes(value: Any, limit: int) -> int:
-    """Count values as if aliases were expanded, stopping as soon as ``limit`` is passed."""
-    count, stack = 0, [value]
-    while stack and count <= limit:
-        item = stack.pop()
-        count += 1
-        if isinstance(item, dict):
-            stack.extend(item.values())
-        elif isinstance(item, list):
-            stack.extend(item)
-    return count
 
 
 def bundled_config_names() -> list[str]:
@@ -620,227 +515,12 @@ def validate(raw: dict[str, Any], source: str = "<config>") -> Config:
     try:
         return Config.model_validate(raw)
     except ValidationError as exc:
-        raise ConfigError(*(_describe(err, source) for err in exc.errors())) from None
+        raise ConfigError(
+            *(describe(err, source, Config, X_KINDS) for err in exc.errors())
+        ) from None
 
 
 def load_config(spec: str | None = None, overrides: list[str] | None = None) -> Config:
     """Load ``-c SPEC`` (path, bundled name, or None for the lesson), apply overrides, validate."""
     raw, source = read_config_source(spec)
     return validate(apply_overrides(raw, overrides or []), source)
-
-
-def _describe(err: Any, source: str) -> str:
-    """One error in lrtrain's words: the file, the dotted key, what is allowed, what was given
-    (pydantic's own phrasing never reaches a user)."""
-    loc = tuple(err["loc"])
-    path, parent = _walk(loc)
-    dotted = _dotted(path)
-    kind = err["type"]
-    if kind == "extra_forbidden":
-        known = list(parent.model_fields) if parent is not None else []
-        hint = difflib.get_close_matches(str(loc[-1]), known, n=1, cutoff=0.6)
-        suggestion = f" Did you mean '{'.'.join([*path[:-1], hint[0]])}'?" if hint else ""
-        return f"{source}: {dotted}: unknown key.{suggestion} Known keys here: {', '.join(known)}"
-    ctx = err.get("ctx") or {}
-    if kind == "value_error":
-        message = str(ctx.get("error", err["msg"]))
-        # a check across keys (a model validator) names its section: the input is all of it
-        shown = "input" in err and not isinstance(err["input"], dict)
-        return f"{source}: {dotted}: {message}" + (
-            f" (got {_short(err['input'])})" if shown else ""
-        )
-    if kind in ("union_tag_not_found", "union_tag_invalid"):
-        kinds = ", ".join(X_KINDS)
-        message = f"needs a kind: one of {kinds}"
-        example = (
-            f"; e.g. {dotted}={{kind: normal, mean: 0.0, std: 1.0}}" if dotted == "data.x" else ""
-        )
-        return f"{source}: {dotted}: {message} (got {_short(err.get('input'))}){example}"
-    message = _PHRASES.get(kind)
-    if message is None:
-        message = "is not valid here"
-    message = message.format(
-        choices=", ".join(_tags(str(ctx.get("expected", "")))),
-        pattern_meaning=_PATTERN_MEANINGS.get(dotted, f"the pattern {ctx.get('pattern', '')}"),
-        **{
-            k: v
-            for k, v in ctx.items()
-            if k in ("gt", "ge", "lt", "le", "min_length", "max_length")
-        },
-    )
-    if kind == "missing":
-        return f"{source}: {dotted}: {message}"
-    return f"{source}: {dotted}: {message} (got {_short(err.get('input'))})"
-
-
-# pydantic's error types, in lrtrain's words ({…} filled from the error's context)
-_PHRASES = {
-    "missing": "is required",
-    "int_parsing": "must be a whole number",
-    "int_type": "must be a whole number",
-    "int_from_float": "must be a whole number",
-    "float_parsing": "must be a number",
-    "float_type": "must be a number",
-    "finite_number": "must be a finite number (not inf or nan)",
-    "bool_parsing": "must be true or false",
-    "bool_type": "must be true or false",
-    "string_type": "must be text",
-    "list_type": "must be a list, e.g. [1.0, 2.0]",
-    "dict_type": "must be a section of keys (a mapping)",
-    "model_type": "must be a section of keys (a mapping)",
-    "model_attributes_type": "must be a section of keys (a mapping)",
-    "literal_error": "must be one of {choices}",
-    "too_short": "needs at least {min_length} item(s)",
-    "too_long": "takes at most {max_length} items",
-    "greater_than": "must be > {gt}",
-    "greater_than_equal": "must be ≥ {ge}",
-    "less_than": "must be < {lt}",
-    "less_than_equal": "must be ≤ {le}",
-    "string_pattern_mismatch": "must be {pattern_meaning}",
-    "none_required": "must be null",
-}
-
-_PATTERN_MEANINGS = {
-    "name": "letters, digits, '_', '.' or '-' (at most 64, starting with a letter or digit)",
-    "device": "auto, cpu, cuda or cuda:N",
-}
-
-
-def _tags(expected: str) -> list[str]:
-    """The allowed values pydantic lists in ``'a', 'b' or 'c'``."""
-    return re.findall(r"'([^']*)'", expected)
-
-
-def _dotted(path: list[str]) -> str:
-    """``sweep.lrs[0]`` for the path ["sweep", "lrs", "0"]."""
-    out = ""
-    for part in path:
-        out += f"[{part}]" if part.isdigit() else (f".{part}" if out else part)
-    return out or "(top level)"
-
-
-def _short(value: Any) -> str:
-    short = reprlib.Repr()
-    short.maxstring, short.maxother, short.maxlist, short.maxdict, short.maxlevel = 50, 50, 4, 4, 2
-    return short.repr(value)
-
-
-def _walk(loc: tuple[Any, ...]) -> tuple[list[str], type[BaseModel] | None]:
-    """Turn a pydantic error location into the user's dotted path and the model that owns it.
-
-    Discriminated-union tags (``data.x.uniform.low``) and type names of union branches are
-    dropped from the path: the user wrote ``data.x.low``.
-    """
-    path: list[str] = []
-    model: type[BaseModel] | None = Config
-    owner: type[BaseModel] | None = Config
-    for part in loc:
-        if model is None:
-            path.append(str(part))
-            continue
-        if isinstance(part, str) and part in model.model_fields:
-            owner = model
-            path.append(part)
-            model = _model_of(model.model_fields[part].annotation)
-            continue
-        branch = _union_branch(model, part)
-        if branch is not None:
-            model = branch
-            continue
-        owner = model
-        path.append(str(part))
-        model = None
-    return path, owner
-
-
-def _model_of(annotation: Any) -> Any:
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    args = getattr(annotation, "__args__", None)
-    if args:
-        models = [a for a in args if isinstance(a, type) and issubclass(a, BaseModel)]
-        if len(models) == 1:
-            return models[0]
-        if models:
-            return _UnionMarker(models)
-    metadata = getattr(annotation, "__origin__", None)
-    if metadata is not None:
-        return _model_of(metadata)
-    return None
-
-
-class _UnionMarker:
-    """Stands for a union of models while walking an error location."""
-
-    model_fields: dict[str, Any] = {}  # noqa: RUF012
-
-    def __init__(self, models: list[type[BaseModel]]) -> None:
-        self.models = models
-
-
-def _union_branch(model: Any, part: Any) -> Any:
-    if not isinstance(model, _UnionMarker):
-        return None
-    for branch in model.models:
-        kind = branch.model_fields.get("kind")
-        if kind is not None and kind.default == part:
-            return branch
-        if branch.__name__ == part:
-            return branch
-    return None
-
-
-MAX_HISTORY_ROWS = 20_000_000  # logged rows × replicas: beyond this, metrics files get absurd
-
-
-def check_memory(
-    config: Config,
-    available_bytes: int | None = None,
-    replicas: int = 1,
-    share: float = 1.0,
-) -> None:
-    """Refuse, before allocating, a synthetic data set that cannot fit in memory, and a history
-    (one row per logged step and replica, kept in memory and written out) too long to keep.
-    ``share`` is the part of the data this machine holds (its processes' shards)."""
-    rows = -(-config.train.max_iter // config.train.log_every) * replicas
-    if rows > MAX_HISTORY_ROWS:
-        suggestion = -(-config.train.max_iter * replicas // 1_000_000)
-        raise ConfigError(
-            f"train.max_iter / train.log_every = {rows:,} history rows"
-            + (f" ({replicas} learning rates)" if replicas > 1 else "")
-            + f": more than {MAX_HISTORY_ROWS:,} to keep in memory and write to the metrics; "
-            f"log less often, e.g. train.log_every={suggestion}"
-        )
-    if config.data.source != "synthetic" or config.data.stream:
-        return
-    itemsize = 8 if config.train.dtype == "float64" else 4
-    need = config.data.n_samples * (config.data.d + 1) * itemsize * share
-    if available_bytes is None:
-        available_bytes = _available_memory()
-    if available_bytes is not None and need > 0.8 * available_bytes:
-        raise ConfigError(
-            f"data.n_samples × features = {config.data.n_samples:,} × {config.data.d} needs "
-            f"{_human(need)} of memory for X and y"
-            + (" (this machine's shards)" if share < 1 else "")
-            + f" but only {_human(available_bytes)} is available; set data.stream: true "
-            "(rows regenerated on demand, bounded memory), or lower data.n_samples"
-        )
-
-
-def _available_memory() -> int | None:
-    try:
-        with open("/proc/meminfo", encoding="ascii") as fh:
-            for line in fh:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        return None
-    return None
-
-
-def _human(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
-        if n < 1024 or unit == "PiB":
-            return f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} PiB"  # pragma: no cover
