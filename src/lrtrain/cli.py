@@ -21,6 +21,7 @@ from rich.console import Console
 from rich.table import Table
 
 from lrtrain.progress import ProgressBar
+from lrtrain.report import fit_report, sweep_report
 
 if TYPE_CHECKING:
     from lrtrain.api import FitRun
@@ -286,63 +287,6 @@ def _resolve_config(
     return load_config(config, extra)
 
 
-def _fmt(value: Any, digits: int = 6) -> str:
-    if value is None:
-        return "—"
-    if isinstance(value, float):
-        return f"{value:.{digits}g}"
-    return str(value)
-
-
-def _fit_table(run: FitRun) -> Table:
-    s = run.summary
-    true = s.get("true")
-    standardized = "final_original" in s
-    table = Table(title=f"lrtrain fit — {s['name']}", title_justify="left")
-    table.add_column("parameter")
-    columns = [("learned", s["final"]), ("closed form", s["closed_form"])]
-    if standardized:
-        # Trained on standardised features; the original units are what the data speak.
-        columns = [
-            ("learned (standardised)", s["final"]),
-            ("learned", s["final_original"]),
-            ("closed form", s["closed_form_original"]),
-        ]
-    if true:
-        columns.append(("true", true))
-    for title, _ in columns:
-        table.add_column(title, justify="right")
-    features = s.get("data", {}).get("features") or []
-    names = [
-        f"w_{i}" if i >= len(features) or features[i] == f"x_{i}" else f"w ({features[i]})"
-        for i in range(len(s["final"]["w"]))
-    ]
-    shown = _shown_weights(columns[0][1]["w"])
-    for i in shown:
-        table.add_row(names[i], *(_fmt(values["w"][i]) for _, values in columns))
-    table.add_row("b", *(_fmt(values["b"]) for _, values in columns))
-    hidden = len(names) - len(shown)
-    if hidden:
-        table.caption = f"… {hidden} more weights in summary.json"  # the largest are shown
-        table.caption_justify = "left"
-    return table
-
-
-MAX_TABLE_ROWS = 20  # parameters a report shows; wide data keeps the rest in summary.json
-
-
-def _shown_weights(learned: list[float | None]) -> list[int]:
-    """Which weights the table shows, in order: all of them, or the largest by magnitude."""
-    if len(learned) < MAX_TABLE_ROWS:
-        return list(range(len(learned)))
-
-    def size(i: int) -> float:
-        value = learned[i]
-        return abs(value) if value is not None else float("inf")  # non-finite: worth seeing
-
-    return sorted(sorted(range(len(learned)), key=size, reverse=True)[: MAX_TABLE_ROWS - 1])
-
-
 def _report(run: Any, quiet: bool, json_out: bool, human: Callable[[Any], None]) -> None:
     if json_out:
         import json
@@ -350,59 +294,6 @@ def _report(run: Any, quiet: bool, json_out: bool, human: Callable[[Any], None])
         sys.stdout.write(json.dumps(run.summary, indent=2) + "\n")
     elif not quiet:
         human(run)
-
-
-def _fit_report(run: FitRun) -> None:
-    s = run.summary
-    a, v = s["analysis"], s["verdict"]
-    console.print(_fit_table(run))
-    gap = s["optimality_gap"]["relative"]
-    gap_text = f", gap {gap:.3g} relative" if gap is not None else ""
-    console.print(
-        f"loss      {_fmt(s['initial']['loss'])} → {_fmt(s['final']['loss'])} "
-        f"(optimum {_fmt(s['closed_form']['loss'])}{gap_text})"
-    )
-    rate = s["steps_per_s"]
-    console.print(
-        f"status    {s['status']} after {s['steps']} of {s['max_iter']} steps · "
-        f"{_fmt(rate, 4) if rate else '—'} steps/s · {s['elapsed_s']:.3f} s on {s['device']}"
-    )
-    kappa = a["condition_number"]
-    before = ""
-    if "standardization" in s:
-        raw = s["standardization"]["condition_number_before"]
-        before = f" (standardised; {_fmt(raw, 4) if raw is not None else '∞'} before)"
-    console.print(
-        f"analysis  critical lr {_fmt(a['critical_lr'], 5)} · monotone below "
-        f"{_fmt(a['monotone_lr_limit'], 5)} · "
-        f"κ {_fmt(kappa, 5) if kappa is not None else '∞ (singular)'}{before}"
-    )
-    console.print(f"          {_eta_star(a['asymptotically_optimal_lr'])}")
-    auto, theory = s["optimizer"]["auto"], s["theory"]
-    if auto is not None:
-        opt = s["optimizer"]
-        momentum = f", momentum {_fmt(opt['momentum'], 5)}" if opt["momentum"] else ""
-        console.print(
-            f"auto      lr {_fmt(opt['lr'], 5)}{momentum} — {auto['rule']}; the slowest "
-            f"direction keeps {_fmt(auto['rate'], 5)} of its error per step"
-        )
-        if auto["note"]:
-            console.print(f"note      {auto['note']}")
-    if theory["target_gap"] is not None:
-        observed = theory["observed_steps"]
-        reached = f"reached at step {observed}" if observed is not None else "not reached"
-        predicted = theory["predicted_steps"]
-        console.print(
-            f"target    relative gap ≤ {theory['target_gap']:g}: {reached} · theory "
-            f"{'predicts ' + str(predicted) if predicted is not None else 'predicts more than'}"
-            f"{'' if predicted is not None else ' ' + str(s['max_iter'])} steps"
-            f"{'' if theory['full_batch_prediction'] else ' (for full batch)'}"
-        )
-    label = "predicted" if v["full_batch_prediction"] else "full-batch prediction"
-    console.print(f"verdict   {v['observed']} ({label}: {v['predicted']}) — {v['why']}")
-    for warning in s["warnings"]:
-        console.print(f"[bold yellow]warning[/]   {warning}")
-    console.print(f"run       {run.run_dir}")
 
 
 @app.command(
@@ -455,7 +346,9 @@ def fit(
             )
             if run is None or not _is_main():
                 return
-            _report(run, quiet, json_out, _fit_report)  # the answer first, then the figures
+            _report(
+                run, quiet, json_out, lambda r: fit_report(r, console)
+            )  # the answer first, then the figures
             if drawer is not None:
                 run.figures = drawer.draw(run.run_dir, cfg.output.format)
     if run.summary["status"] == "interrupted":
@@ -509,64 +402,6 @@ def _fit_or_resume(
         return None
     with ProgressBar(not silent, f"resume {cfg.name}", console) as bar:
         return api.resume(resume, cfg, checkpoint, progress=bar, should_stop=stopped, draw=draw)
-
-
-_VERDICT_STYLE = {"monotone": "green", "oscillating": "yellow", "diverged": "bold red"}
-
-
-def _verdict(text: str) -> str:
-    return f"[{_VERDICT_STYLE.get(text, 'white')}]{text}[/]"
-
-
-def _eta_star(lr: float) -> str:
-    """η* named for what it is: the best rate in the long run, not the fewest steps."""
-    return (
-        f"η* {_fmt(lr, 5)} = 2/(λ_min+λ_max): asymptotically optimal (not the fewest steps to a "
-        "gap)"
-    )
-
-
-def _diverged_at(row: dict[str, Any]) -> str:
-    """The step divergence set in, and where the guard stopped the rate if it did."""
-    if row["diverged_at"] is None:
-        return "—"
-    stopped = row.get("stopped_at")
-    return f"{row['diverged_at']}" + (f" (stopped {stopped})" if stopped is not None else "")
-
-
-def _sweep_report(run: Any) -> None:
-    s = run.summary
-    label = "predicted" if s["full_batch_prediction"] else "full-batch prediction"
-    table = Table(title=f"lrtrain sweep-lr — {s['name']}", title_justify="left")
-    for col in ("lr", "observed", label, "final loss", "gap", "diverged at", "steps to target"):
-        table.add_column(col, justify="right" if col not in ("observed", label) else "left")
-    for row in s["results"]:
-        mark = " ◀" if row["lr"] == s["recommended_lr"] else ""
-        table.add_row(
-            f"{row['lr']:.4g}{mark}",
-            _verdict(row["verdict"]),
-            _verdict(row["predicted_verdict"]),
-            _fmt(row["final_loss"]),
-            _fmt(row["gap"], 3),
-            _diverged_at(row),
-            _fmt(row["steps_to_target"]),
-        )
-    console.print(table)
-    kappa = s["condition_number"]
-    console.print(
-        f"analysis     critical lr {_fmt(s['critical_lr'], 5)} · monotone below "
-        f"{_fmt(s['monotone_lr_limit'], 5)} · "
-        f"κ {_fmt(kappa, 5) if kappa is not None else '∞ (singular)'}"
-    )
-    console.print(f"             {_eta_star(s['asymptotically_optimal_lr'])}")
-    recommended = s["recommended_lr"]
-    head = f"{recommended:.4g}" if recommended is not None else "none"
-    console.print(f"recommended  {head} — {s['recommendation']}")
-    console.print(
-        f"speed        {len(s['lrs'])} learning rates × {s['max_iter']} steps in "
-        f"{s['elapsed_s']:.3f} s on {s['device']}"
-    )
-    console.print(f"run          {run.run_dir}")
 
 
 @app.command(
@@ -634,7 +469,9 @@ def sweep_lr(
                 main_process = _is_main()  # asked before the process group is left
             if not main_process:
                 return
-            _report(run, quiet, json_out, _sweep_report)  # the answer first, then the figures
+            _report(
+                run, quiet, json_out, lambda r: sweep_report(r, console)
+            )  # the answer first, then the figures
             if drawer is not None:
                 run.figures = drawer.draw(run.run_dir, cfg.output.format)
     if run.summary.get("status") == "interrupted":
