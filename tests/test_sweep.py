@@ -63,20 +63,6 @@ def test_lesson_six_verdicts(tmp_path: Path) -> None:
     assert run.summary["recommended_lr"] in LESSON_LRS[:5]
 
 
-def _lesson_loss_history(lr: float, steps: int, extra: list[str]) -> list[float]:
-    """The lesson's loop written out (float32, θ from 0), the loss at every step."""
-    x = torch.arange(100, dtype=torch.float32).reshape(-1, 1) * 0.1
-    cfg = load_config("lecture", ["device=cpu", *extra])
-    y = load_dataset(cfg).y
-    w, b = torch.zeros(1), torch.zeros(1)
-    losses = []
-    for _ in range(steps):
-        r = x[:, 0] * w + b - y[:, 0]
-        losses.append(float((r * r).mean()))
-        w, b = w - lr * 2 * (r * x[:, 0]).mean(), b - lr * 2 * r.mean()
-    return losses
-
-
 # θ* along H's flattest direction: the loss first falls, then the steep direction's growth wins
 FLAT_START = ["data.true_w=[-1.5]", "data.true_b=9.9"]
 
@@ -85,6 +71,7 @@ FLAT_START = ["data.true_w=[-1.5]", "data.true_b=9.9"]
 def test_every_diverged_rate_says_from_which_step(tmp_path: Path, extra: list[str]) -> None:
     # issue 13: lr 0.03 was judged diverged with an empty "diverged at" (no guard stop)
     cfg = load_config("lecture", ["device=cpu", "train.max_iter=300", *extra])
+    dataset = load_dataset(cfg)
     run = sweep_lr(cfg, lrs=[0.01, 0.03, 0.0305, 0.2], out=tmp_path / "s")
     rows = {r["lr"]: r for r in run.summary["results"]}
     assert rows[0.01]["diverged_at"] is None and rows[0.01]["stopped_at"] is None
@@ -92,7 +79,7 @@ def test_every_diverged_rate_says_from_which_step(tmp_path: Path, extra: list[st
         row = rows[lr]
         assert row["verdict"] == "diverged" and row["diverged_at"] is not None
         # the definition: the first step whose loss is above the initial loss
-        losses = _lesson_loss_history(lr, row["diverged_at"] + 1, extra)
+        losses = lesson_loop(dataset.x, dataset.y, row["diverged_at"] + 1, lr=lr)[1]
         assert losses[row["diverged_at"]] > losses[0]
         assert all(loss <= losses[0] for loss in losses[1 : row["diverged_at"]])
     assert rows[0.2]["stopped_at"] is not None  # the guard stopped it, later than it diverged

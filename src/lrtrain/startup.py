@@ -83,6 +83,7 @@ def _patch(classes: tuple[type, ...]) -> list[Any]:
     return patched
 
 
+@functools.cache
 def _wrapper_code() -> Any:
     """The code object of ``_disable_dynamo``'s wrapper, or None where PyTorch has none."""
     try:
