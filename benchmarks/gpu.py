@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 import torch
 
+import lrtrain.cuda_graph as cuda_graph
 import lrtrain.train as engine
 from benchmarks.cases import full_batch, sweep
 from benchmarks.common import CaseResult, time_pair
@@ -21,11 +22,11 @@ def graph_vs_eager(quick: bool, repeats: int) -> CaseResult:
     ds = load_dataset(cfg)
 
     def run(graphs: bool) -> engine.TrainResult:
-        engine.CUDA_GRAPHS = graphs
+        cuda_graph.CUDA_GRAPHS = graphs
         try:
             return engine.train(ds, cfg)
         finally:
-            engine.CUDA_GRAPHS = True
+            cuda_graph.CUDA_GRAPHS = True
 
     eager, graphed = time_pair(lambda: run(False), lambda: run(True), repeats)
     same = torch.equal(run(False).final_theta, run(True).final_theta)

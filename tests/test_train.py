@@ -14,8 +14,9 @@ from torch import nn
 from lrtrain.analysis import analyse
 from lrtrain.config import load_config
 from lrtrain.data import load_dataset
+from lrtrain.devices import resolve_device
 from lrtrain.errors import DeviceError
-from lrtrain.train import _Batches, resolve_device, train
+from lrtrain.train import train
 
 
 class LessonModel(nn.Module):
@@ -76,35 +77,6 @@ def test_optimizer_settings_match_torch_sgd(sgd: dict) -> None:
     theta, _ = lesson_loop(ds.x, ds.y, 200, torch.float64, lr=0.004, **sgd)
     assert torch.allclose(result.final_theta[0], theta, atol=1e-10, rtol=0)
 
-
-def test_minibatch_matches_hand_loop_on_same_batches() -> None:
-    cfg, ds = _setup(
-        "data.n_samples=1000",
-        "data.x={kind: normal}",
-        "train.batch_size=32",
-        "train.max_iter=300",
-        "optimizer.lr=0.01",
-        "optimizer.momentum=0.9",
-        "train.dtype=float64",
-    )
-    result = train(ds, cfg)
-    batches = _Batches(1000, 32, cfg.seed, torch.device("cpu"))
-    theta, _ = lesson_loop(
-        ds.x, ds.y, 300, torch.float64, batches=batches.indices, lr=0.01, momentum=0.9
-    )
-    assert torch.allclose(result.final_theta[0], theta, atol=1e-10, rtol=0)
-
-
-def test_minibatch_epochs_cover_every_row_once() -> None:
-    batches = _Batches(100, 32, 0, torch.device("cpu"))
-    assert batches.per_epoch == 4
-    epoch = torch.cat([batches.indices(t) for t in range(4)])
-    assert sorted(epoch.tolist()) == list(range(100))
-    again = torch.cat([batches.indices(t) for t in range(4, 8)])
-    assert sorted(again.tolist()) == list(range(100)) and not torch.equal(epoch, again)
-
-
-def test_long_run_reaches_closed_form() -> None:
     cfg, ds = _setup("train.dtype=float64")
     a = analyse(ds.x, ds.y, cfg.optimizer)
     cfg = load_config(
@@ -236,16 +208,6 @@ def test_replicas_equal_separate_runs_and_diverging_one_is_frozen() -> None:
     assert bool(torch.isfinite(together.final_theta).all())
 
 
-def test_cuda_asked_for_but_absent() -> None:
-    if torch.cuda.is_available():
-        pytest.skip("this machine has CUDA")
-    for spec in ("cuda", "cuda:0", "cuda:7"):
-        with pytest.raises(DeviceError, match="CUDA is not available"):
-            resolve_device(spec)
-    assert resolve_device("auto").type == "cpu"
-
-
-@pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_cuda_equals_cpu() -> None:
     cfg, ds = _setup("train.dtype=float64", "train.max_iter=200", "optimizer.lr=0.02")
@@ -267,97 +229,6 @@ def test_float64_and_float32_agree() -> None:
     cfg64, ds64 = _setup("train.dtype=float64")
     a, b = train(ds32, cfg32), train(ds64, cfg64)
     assert math.isclose(a.final_loss[0], b.final_loss[0], rel_tol=1e-5)
-
-
-@pytest.mark.parametrize(
-    "extra",
-    [[], ["optimizer.momentum=0.9", "optimizer.weight_decay=0.01"]],
-)
-def test_streamed_step_equals_autograd_step(monkeypatch, extra: list[str]) -> None:
-    """The chunked, hand-derived gradient used for large CPU problems gives the numbers of the
-    lesson's autograd step (float64, to 1e-10), replicas and a diverging replica included."""
-    import lrtrain.train as engine
-
-    cfg, ds = _setup(
-        "data.n_samples=20000",
-        "data.x={kind: uniform, low: -2, high: 3}",
-        "data.true_w=[1.5, -2.0, 0.5]",
-        "train.dtype=float64",
-        "train.max_iter=150",
-        *extra,
-    )
-    assert ds.x.stride() == (1, ds.n)  # feature-major, as the streamed path expects
-    lrs = [0.01, 0.1, 0.3, 5.0]
-    plain = train(ds, cfg, lrs=lrs)
-    monkeypatch.setattr(engine, "STREAM_MIN_ROWS", 1)
-    monkeypatch.setattr(engine, "_STREAM_CHUNK_ROWS", 4096 * len(lrs))  # 5 chunks, the last short
-    streamed = train(ds, cfg, lrs=lrs)
-    assert streamed.statuses == plain.statuses and streamed.statuses[-1] == "diverged"
-    assert streamed.stop_steps == plain.stop_steps
-    assert torch.allclose(streamed.final_theta, plain.final_theta, rtol=1e-10, atol=1e-12)
-    finite = torch.isfinite(plain.loss)
-    assert torch.allclose(streamed.loss[finite], plain.loss[finite], rtol=1e-10, atol=0)
-    assert torch.allclose(streamed.initial_grad, plain.initial_grad, rtol=1e-10, atol=1e-12)
-
-
-@pytest.mark.parametrize(
-    "extra",
-    [
-        ["train.log_every=1"],
-        ["train.log_every=7", "optimizer.momentum=0.9", "train.tol=1e-9"],
-    ],
-)
-def test_device_counter_step_equals_host_step(monkeypatch, extra: list[str]) -> None:
-    """The step a CUDA graph captures takes its step number from a device tensor. Replayed
-    eagerly on the CPU (the capture itself needs a GPU, see test_cuda_graph_equals_eager) it
-    gives what the host-driven loop gives: histories, stops, statuses and parameters."""
-    import lrtrain.train as engine
-
-    class EagerReplay(engine._GraphedStep):
-        def run(self, step: int) -> torch.Tensor:
-            if step < engine._GRAPH_WARMUP:
-                return self.step_at(step, self.data)
-            if self.graph is None:
-                self.counter.fill_(step)
-                self.graph = True  # type: ignore[assignment]
-            self._body()
-            return self.loss
-
-    cfg, ds = _setup("train.dtype=float64", "train.max_iter=300", *extra)
-    lrs = [0.001, 0.02, 0.0297, 0.08]
-    host = train(ds, cfg, lrs=lrs)
-    monkeypatch.setattr(engine, "_GraphedStep", EagerReplay)
-    monkeypatch.setattr(engine, "_use_graph", lambda *_: True)
-    device = train(ds, cfg, lrs=lrs)
-    assert device.statuses == host.statuses and "diverged" in host.statuses
-    assert device.stop_steps == host.stop_steps
-    assert torch.equal(device.final_theta, host.final_theta)
-    assert torch.equal(device.loss.nan_to_num(), host.loss.nan_to_num())
-    assert torch.equal(device.theta.nan_to_num(), host.theta.nan_to_num())
-
-
-@pytest.mark.cuda
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
-@pytest.mark.parametrize(
-    "extra",
-    [[], ["train.log_every=7", "optimizer.momentum=0.9", "train.tol=1e-9"]],
-)
-def test_cuda_graph_equals_eager(monkeypatch, extra: list[str]) -> None:
-    import lrtrain.train as engine
-
-    cfg = load_config(None, ["device=cuda", "train.dtype=float64", "train.max_iter=300", *extra])
-    ds = load_dataset(cfg)
-    lrs = [0.001, 0.02, 0.0297, 0.08]
-    graphed = train(ds, cfg, lrs=lrs)
-    monkeypatch.setattr(engine, "CUDA_GRAPHS", False)
-    eager = train(ds, cfg, lrs=lrs)
-    assert graphed.statuses == eager.statuses and "diverged" in eager.statuses
-    assert graphed.stop_steps == eager.stop_steps
-    assert torch.allclose(graphed.final_theta, eager.final_theta, rtol=1e-12, atol=0)
-    assert torch.allclose(graphed.loss.nan_to_num(), eager.loss.nan_to_num(), rtol=1e-12)
-    cpu = train(ds, load_config(None, ["device=cpu", "train.dtype=float64",
-                                       "train.max_iter=300", *extra]), lrs=lrs)  # fmt: skip
-    assert torch.allclose(graphed.final_theta, cpu.final_theta, rtol=1e-9, atol=1e-12)
 
 
 # --- automatic settings and train.target_gap --------------------------------------------------

@@ -18,6 +18,7 @@ import torch
 
 from lrtrain import stats as st
 from lrtrain.config import ArangeX, Config, DataConfig, NormalX, UniformX
+from lrtrain.devices import torch_dtype
 from lrtrain.distributed import SINGLE, World, shard
 from lrtrain.errors import DataError
 from lrtrain.table import numbers, read_rows
@@ -196,7 +197,7 @@ def load_dataset(config: Config, world: World = SINGLE) -> Dataset:
     """The config's data set on the CPU in ``train.dtype`` (standardised if asked): this
     process's shard of it in a distributed run, a handle to regenerate it when streaming —
     with the exact answer for the data computed in float64 on the way (``Dataset.exact``)."""
-    dtype = torch.float64 if config.train.dtype == "float64" else torch.float32
+    dtype = torch_dtype(config.train.dtype)
     data = config.data
     if data.source == "csv":
         return read_csv(data, dtype, world)

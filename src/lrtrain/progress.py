@@ -5,12 +5,14 @@ because the notebook API asks for rich's notebook-aware progress; imported only 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 
-ProgressCallback = Callable[[int, int, list[float]], None]
+if TYPE_CHECKING:
+    from lrtrain.train import ProgressCallback
 
 
 class ProgressBar:
@@ -49,7 +51,7 @@ class ProgressBar:
         self.progress.__enter__()
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, *exc: Any) -> None:
         self.progress.__exit__(*exc)
 
     def __call__(self, step: int, total: int, losses: list[float]) -> None:

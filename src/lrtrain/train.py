@@ -15,88 +15,32 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import torch
-from torch import nn
 
 from lrtrain import startup
 from lrtrain.analysis import gap_scale
+from lrtrain.batches import Batches, Rows, all_rows
 from lrtrain.config import Config
-from lrtrain.data import STREAM_CHUNK_ROWS, Dataset, block_seed
+from lrtrain.cuda_graph import GraphedStep, use_graph
+from lrtrain.data import Dataset
+from lrtrain.devices import process_device, torch_dtype
 from lrtrain.distributed import SINGLE, World
-from lrtrain.errors import DeviceError
+from lrtrain.gradients import Gradient, choose, grad_vector, theta_of
 from lrtrain.model import MyLinearRegressionModel
 from lrtrain.startup import never_imports_dynamo
 
 SYNC_EVERY = 64
-CUDA_GRAPHS = True  # full-batch CUDA training replays a captured step (see _GraphedStep)
-_GRAPH_WARMUP = 3
-# From this many rows on, full-batch steps use the streamed gradient (_streamed_forward_backward).
-STREAM_MIN_ROWS = 1 << 16
-_STREAM_CHUNK_ROWS = 1 << 16
 DIVERGENCE_FACTOR = 1e6  # loss above this × the initial loss counts as diverged
 STATUSES = ("completed", "converged", "diverged", "interrupted")
 _COMPLETED, _CONVERGED, _DIVERGED, _INTERRUPTED = range(4)
-_SHUFFLE_STREAM = 0x5EED_5A1E  # separates the shuffling seeds from the data seeds
 
+# progress(step, max_iter, per-replica losses), called every SYNC_EVERY steps and at the end
 ProgressCallback = Callable[[int, int, list[float]], None]
-
-
-@dataclass
-class Rows:
-    """The rows one step's loss is the mean over, as this process holds them: tensors on the
-    device (``x`` [n, d], ``y`` [n, 1]) or, when streaming, a data set regenerated chunk by
-    chunk. ``total`` counts the rows of every process (the loss's N): a process's share of
-    the gradient is weighted by its rows, so unequal shards average correctly."""
-
-    x: torch.Tensor | None
-    y: torch.Tensor | None
-    total: int
-    stream: Dataset | None = None
-    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
-
-    def chunks(self, size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """(xᵀ [d, c], yᵀ [1, c]) chunks of these rows on the device: rows as columns."""
-        if self.stream is not None:
-            for x, y in self.stream.chunks(STREAM_CHUNK_ROWS):
-                yield x.to(self.device).t(), y.to(self.device).t()
-            return
-        assert self.x is not None and self.y is not None
-        xt, yt = self.x.t(), self.y.t()
-        for lo in range(0, xt.shape[1], size):
-            yield xt[:, lo : lo + size], yt[:, lo : lo + size]
-
-
-# (model, rows) → per-replica loss and gradient norm at θ, the gradients left in .grad
-Gradient = Callable[[MyLinearRegressionModel, Rows], tuple[torch.Tensor, torch.Tensor]]
-
-
-def resolve_device(spec: str) -> torch.device:
-    """``auto`` → CUDA when available, else CPU; CUDA asked for but absent is a user error."""
-    if spec == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if spec == "cpu":
-        return torch.device("cpu")
-    if not torch.cuda.is_available():
-        raise DeviceError(
-            f"device: '{spec}' was asked for but CUDA is not available on this machine "
-            "(no GPU, or a CPU-only PyTorch); use device=cpu or device=auto"
-        )
-    device = torch.device(spec)
-    count = torch.cuda.device_count()
-    if device.index is not None and device.index >= count:
-        raise DeviceError(
-            f"device: '{spec}' does not exist; this machine has {count} CUDA device(s) "
-            f"(cuda:0 … cuda:{count - 1})"
-        )
-    return device
-
-
-def torch_dtype(name: str) -> torch.dtype:
-    return torch.float64 if name == "float64" else torch.float32
 
 
 @dataclass
@@ -153,72 +97,6 @@ class TrainResult:
         }
 
 
-class _Batches:
-    """Mini-batches: each epoch the data is permuted once into a buffer, and step t's batch is a
-    slice of it — one gather per epoch instead of one per step, and no copy per step.
-
-    The permutation of epoch e is drawn from (seed, e), so any step's batch can be recomputed
-    without saved RNG state (which is what an exact resume needs). In a distributed run every
-    process draws the same permutation of all N rows and takes, from each global batch, the
-    rows it holds (``first`` … ``first + held``): the processes together compute exactly the
-    single-process batch's gradient (weighted by rows, see :class:`Rows`).
-    """
-
-    def __init__(
-        self,
-        n: int,
-        batch_size: int,
-        seed: int,
-        device: torch.device,
-        first: int = 0,
-        held: int | None = None,
-    ) -> None:
-        self.n, self.size, self.seed, self.device = n, min(batch_size, n), seed, device
-        self.first, self.held = first, n if held is None else held
-        self.per_epoch = math.ceil(n / self.size)
-        self._epoch = -1
-        self._perm = torch.empty(0, dtype=torch.long)  # global rows, in this epoch's order
-        self._mine = torch.empty(0, dtype=torch.long)  # the held ones among them, local index
-        self._bounds = torch.empty(0, dtype=torch.long)  # batch p's held rows: [p] … [p + 1]
-        self._x = self._y = torch.empty(0)
-
-    def indices(self, step: int) -> torch.Tensor:
-        """Rows of the data set in step ``step``'s batch."""
-        epoch, position = divmod(step, self.per_epoch)
-        self._draw(epoch)
-        return self._perm[position * self.size : (position + 1) * self.size]
-
-    def batch(self, step: int, x: torch.Tensor, y: torch.Tensor) -> Rows:
-        """Step ``step``'s batch: those of the rows :meth:`indices` names that ``x``/``y``
-        (this process's rows) hold."""
-        epoch, position = divmod(step, self.per_epoch)
-        if self._draw(epoch) or self._x.shape[0] != self._mine.shape[0]:
-            # Row-major: a batch's rows are then contiguous, whatever the layout of x.
-            mine = self._mine.to(x.device)
-            self._x = x.index_select(0, mine).contiguous()
-            self._y = y.index_select(0, mine)
-        lo, hi = int(self._bounds[position]), int(self._bounds[position + 1])
-        total = min(self.size, self.n - position * self.size)
-        return Rows(self._x[lo:hi], self._y[lo:hi], total)
-
-    def _draw(self, epoch: int) -> bool:
-        if epoch == self._epoch:
-            return False
-        gen = torch.Generator().manual_seed(block_seed(self.seed ^ _SHUFFLE_STREAM, epoch))
-        perm = torch.randperm(self.n, generator=gen)
-        starts = torch.arange(0, self.n + self.size, self.size).clamp_max(self.n)
-        if self.held == self.n:
-            self._mine, self._bounds = perm, starts
-        else:
-            held = (perm >= self.first) & (perm < self.first + self.held)
-            self._mine = perm[held] - self.first
-            counts = torch.cat([torch.zeros(1, dtype=torch.long), held.cumsum(0)])
-            self._bounds = counts[starts]
-        self._perm = perm
-        self._epoch = epoch
-        return True
-
-
 @never_imports_dynamo  # lrtrain never compiles: building SGD need not import torch._dynamo
 def train(
     dataset: Dataset,
@@ -245,32 +123,18 @@ def train(
     ``DistributedDataParallel`` and every process ends with the same parameters: those of the
     single-process run, up to the order of floating-point sums.
     """
-    lrs = [config.optimizer.lr] if lrs is None else list(lrs)
-    if not all(isinstance(lr, float | int) for lr in lrs):
-        raise ValueError("optimizer.lr: auto must be resolved (api.prepare) before training")
+    # -- setup: the rows, the model and its optimizer, the loop's state on the device -------
+    lrs = [config.optimizer.lr_value] if lrs is None else list(lrs)
     if config.train.target_gap is not None and loss_ref is None:
         raise ValueError("train.target_gap needs loss_ref, the closed form's loss")
-    device = _process_device(config.device, world)
+    device = process_device(config.device, world)
     dtype = torch_dtype(config.train.dtype)
-    data = _rows(dataset, device, dtype)
-    k, d = len(lrs), dataset.d
-    opt_cfg, train_cfg = config.optimizer, config.train
-
-    model = MyLinearRegressionModel(d, replicas=k, dtype=dtype).to(device)
-    if config.model.init == "normal":
-        model.init_normal_(config.seed)
-    optimizer = torch.optim.SGD(
-        model.parameters(),
-        lr=1.0,
-        momentum=opt_cfg.momentum,
-        nesterov=opt_cfg.nesterov,
-        weight_decay=0.0,
-    )
-    total, log_every = train_cfg.max_iter, train_cfg.log_every
-    rows = (total - 1) // log_every + 1
-    loop = _Loop.start(k, d, rows, total, dtype, device, lrs)
-    if train_cfg.target_gap is not None:
-        loop.target_gap = max(train_cfg.target_gap, gap_floor)
+    data = all_rows(dataset, device, dtype)
+    model, optimizer = _model_and_optimizer(config, dataset.d, len(lrs), dtype, device)
+    total = config.train.max_iter
+    loop = _Loop.start(len(lrs), dataset.d, _rows_logged(config), total, dtype, device, lrs)
+    if config.train.target_gap is not None:
+        loop.target_gap = max(config.train.target_gap, gap_floor)
     loop.loss_ref = loss_ref or 0.0
     first = 0
     if resume is not None:
@@ -278,31 +142,21 @@ def train(
         optimizer.load_state_dict(resume["optimizer"])
         loop.restore(resume["loop"], total)
         first = int(resume["step"])
-    batches = (
-        _Batches(
-            dataset.n, train_cfg.batch_size, config.seed, device, dataset.offset, dataset.local_rows
-        )
-        if train_cfg.batch_size is not None and train_cfg.batch_size < dataset.n
-        else None
+    batches = _batches(dataset, config, device)
+    gradient, full_gradient, should_stop = choose(
+        model, data, batches is not None, world, should_stop
     )
-
-    # The lesson's autograd step for small full-batch problems; the streamed gradient where the
-    # per-step cost matters: many rows, or many small mini-batch steps; DDP over processes.
-    if world.distributed:
-        shared = _DistributedGradient(model, world, should_stop)
-        gradient: Gradient = shared
-        full_gradient: Gradient = shared
-        should_stop = shared.agreed_stop
-    else:
-        large = dataset.n >= STREAM_MIN_ROWS or data.stream is not None
-        full_gradient = _streamed_forward_backward if large else _autograd_forward_backward
-        gradient = _streamed_forward_backward if batches is not None else full_gradient
 
     def step_at(step: int | torch.Tensor, batch: Rows) -> torch.Tensor:
         return _step(loop, model, optimizer, gradient, batch, step, config)
 
-    use_graph = _use_graph(device, batches, total - first, data, world)
-    graphed = _GraphedStep(step_at, data, loop) if use_graph else None
+    graphed = (
+        GraphedStep(step_at, data)
+        if use_graph(device, batches, total - first, data, world)
+        else None
+    )
+
+    # -- the loop: one step of every replica; the host looks every check_every steps -------
     check_every = 1 if device.type == "cpu" else SYNC_EVERY
     start = time.perf_counter()
     for step in range(first, total):
@@ -326,17 +180,62 @@ def train(
                 progress(step + 1, total, loss.tolist())
             if not still:
                 break
+
+    # -- the result: the full-batch loss and gradient where each replica stopped -----------
     final_loss, final_grad = full_gradient(model, data)
-    theta_final = _theta(model)
-    stops = loop.stop_step.tolist()
-    steps_run = min(max(stops), total)
     elapsed = time.perf_counter() - start
+    result = _result(config, lrs, loop, model, optimizer, final_loss, final_grad, elapsed)
+    result.device, result.world = str(device), world.describe()
     if progress is not None:
-        progress(steps_run, total, final_loss.tolist())
+        progress(result.steps_run, total, result.final_loss)
+    return result
+
+
+def _model_and_optimizer(
+    config: Config, d: int, replicas: int, dtype: torch.dtype, device: torch.device
+) -> tuple[MyLinearRegressionModel, torch.optim.SGD]:
+    """The lesson's model (K replicas) and SGD at lr = 1: the rates scale the gradients."""
+    model = MyLinearRegressionModel(d, replicas=replicas, dtype=dtype).to(device)
+    if config.model.init == "normal":
+        model.init_normal_(config.seed)
+    opt = config.optimizer
+    optimizer = torch.optim.SGD(
+        model.parameters(),
+        lr=1.0,
+        momentum=opt.momentum_value,
+        nesterov=opt.nesterov,
+        weight_decay=0.0,
+    )
+    return model, optimizer
+
+
+def _rows_logged(config: Config) -> int:
+    return (config.train.max_iter - 1) // config.train.log_every + 1
+
+
+def _batches(dataset: Dataset, config: Config, device: torch.device) -> Batches | None:
+    size = config.train.batch_size
+    if size is None or size >= dataset.n:
+        return None
+    return Batches(dataset.n, size, config.seed, device, dataset.offset, dataset.local_rows)
+
+
+def _result(
+    config: Config,
+    lrs: list[float],
+    loop: _Loop,
+    model: MyLinearRegressionModel,
+    optimizer: torch.optim.Optimizer,
+    final_loss: torch.Tensor,
+    final_grad: torch.Tensor,
+    elapsed: float,
+) -> TrainResult:
+    rows, total = _rows_logged(config), config.train.max_iter
+    stops = loop.stop_step.tolist()
     f64 = torch.float64
     return TrainResult(
         lrs=lrs,
-        steps=torch.arange(0, total, log_every)[:rows],
+        steps=torch.arange(0, total, config.train.log_every)[:rows],
         loss=loop.hist_loss[:rows].to("cpu", f64),
         grad_norm=loop.hist_grad[:rows].to("cpu", f64),
         theta=loop.hist_theta[:rows].to("cpu", f64),
@@ -344,16 +243,19 @@ def train(
         statuses=[STATUSES[s] for s in loop.status.tolist()],
         final_loss=final_loss.to("cpu", f64).tolist(),
         final_grad_norm=final_grad.to("cpu", f64).tolist(),
-        final_theta=theta_final.to("cpu", f64),
+        final_theta=theta_of(model).to("cpu", f64),
         initial_grad=loop.initial_grad.to("cpu", f64),
         elapsed_s=elapsed,
-        steps_run=steps_run,
-        device=str(device),
-        model_state={k_: v.detach().cpu() for k_, v in model.state_dict().items()},
+        steps_run=min(max(stops), total),
+        device="",
+        model_state={name: v.detach().cpu() for name, v in model.state_dict().items()},
         optimizer_state=_cpu(optimizer.state_dict()),
         loop_state=loop.state(),
-        world=world.describe(),
     )
+
+
+def _state_entry(result: TrainResult, name: str) -> torch.Tensor:
+    return result.model_state[name]
 
 
 def concat_results(parts: list[TrainResult], world: dict[str, Any]) -> TrainResult:
@@ -386,28 +288,9 @@ def concat_results(parts: list[TrainResult], world: dict[str, Any]) -> TrainResu
         elapsed_s=max(p.elapsed_s for p in parts),
         steps_run=max(p.steps_run for p in parts),
         device=first.device,
-        model_state={
-            name: pick(lambda p, name=name: p.model_state[name], 0) for name in first.model_state
-        },
+        model_state={name: pick(partial(_state_entry, name=name), 0) for name in first.model_state},
         world=world,
     )
-
-
-def _process_device(spec: str, world: World) -> torch.device:
-    """The config's device; in a distributed run on CUDA, this process's GPU (LOCAL_RANK)."""
-    device = resolve_device(spec)
-    if world.distributed and device.type == "cuda":
-        return torch.device("cuda", world.local_rank)
-    return device
-
-
-def _rows(dataset: Dataset, device: torch.device, dtype: torch.dtype) -> Rows:
-    """Every row of the data set this process trains on: on the device, or streamed."""
-    if dataset.stream is not None:
-        return Rows(None, None, dataset.n, dataset, device)
-    x = dataset.x.to(device=device, dtype=dtype)
-    y = dataset.y.to(device=device, dtype=dtype)
-    return Rows(x, y, dataset.n)
 
 
 @dataclass
@@ -510,7 +393,7 @@ def _step(
     loss, grad_norm = gradient(model, batch)
     if isinstance(step, int) and step == 0:
         loop.limit.copy_(torch.where(loss > 0, loss * DIVERGENCE_FACTOR, loop.limit))
-        loop.initial_grad.copy_(_grad_vector(model))
+        loop.initial_grad.copy_(grad_vector(model))
         if loop.target_gap is not None:
             scale = [gap_scale(loop.loss_ref, float(loss0)) for loss0 in loss.tolist()]
             goal = [loop.loss_ref + loop.target_gap * s for s in scale]
@@ -527,7 +410,7 @@ def _step(
     loop.status.copy_(torch.where(newly, torch.where(ok, _CONVERGED, _DIVERGED), loop.status))
     loop.active.logical_and_(~newly)
     opt = config.optimizer
-    _sgd_step(model, optimizer, loop.lr, loop.active, opt.weight_decay, opt.momentum > 0)
+    _sgd_step(model, optimizer, loop.lr, loop.active, opt.weight_decay, opt.momentum_value > 0)
     loop.prev_loss.copy_(loss)
     return loss
 
@@ -545,77 +428,14 @@ def _record(
             row = step // log_every
             loop.hist_loss[row] = loss
             loop.hist_grad[row] = grad_norm
-            loop.hist_theta[row] = _theta(model)
+            loop.hist_theta[row] = theta_of(model)
         return
     # On the device, without a host decision: unlogged steps go to the spare last row.
     spare = loop.hist_loss.shape[0] - 1
     rows = torch.where(step % log_every == 0, step // log_every, spare).view(1)
     loop.hist_loss.index_copy_(0, rows, loss.unsqueeze(0))
     loop.hist_grad.index_copy_(0, rows, grad_norm.unsqueeze(0))
-    loop.hist_theta.index_copy_(0, rows, _theta(model).unsqueeze(0))
-
-
-class _GraphedStep:
-    """The whole training step captured once as a CUDA graph and replayed: one launch per step
-    instead of dozens, which is what bounds small problems on a GPU. The first
-    ``_GRAPH_WARMUP`` steps run eagerly on a side stream (PyTorch's recipe for whole-network
-    capture; they also create SGD's momentum buffers); the graph then computes exactly what
-    the eager step would, its step counter living on the device."""
-
-    def __init__(
-        self,
-        step_at: Callable[[int | torch.Tensor, Rows], torch.Tensor],
-        data: Rows,
-        loop: _Loop,
-    ) -> None:
-        assert data.x is not None
-        self.step_at, self.data, self.loop = step_at, data, loop
-        self.device = data.x.device
-        self.graph: torch.cuda.CUDAGraph | None = None
-        self.counter = torch.zeros((), dtype=torch.long, device=self.device)
-        self.calls = 0
-        self.loss = torch.empty(0)
-
-    def run(self, step: int) -> torch.Tensor:
-        self.calls += 1
-        if self.calls <= _GRAPH_WARMUP:  # the first steps of this run (a resume too)
-            side = torch.cuda.Stream(self.device)
-            side.wait_stream(torch.cuda.current_stream(self.device))
-            with torch.cuda.stream(side):
-                loss = self.step_at(step, self.data)
-            torch.cuda.current_stream(self.device).wait_stream(side)
-            return loss
-        if self.graph is None:
-            self._capture(step)
-        assert self.graph is not None
-        self.graph.replay()
-        return self.loss
-
-    def _capture(self, step: int) -> None:
-        self.counter.fill_(step)
-        graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph):
-            self._body()
-        self.graph = graph
-
-    def _body(self) -> None:
-        self.loss = self.step_at(self.counter, self.data)
-        self.counter.add_(1)
-
-
-def _use_graph(
-    device: torch.device, batches: _Batches | None, total: int, data: Rows, world: World
-) -> bool:
-    # Full batch in memory, one process: mini-batches change shape at the end of an epoch, a
-    # streamed step runs host code per chunk, and collectives stay outside captured graphs.
-    return (
-        CUDA_GRAPHS
-        and device.type == "cuda"
-        and batches is None
-        and data.stream is None
-        and not world.distributed
-        and total > _GRAPH_WARMUP
-    )
+    loop.hist_theta.index_copy_(0, rows, theta_of(model).unsqueeze(0))
 
 
 def _cpu(value: Any) -> Any:
@@ -627,155 +447,6 @@ def _cpu(value: Any) -> Any:
     if isinstance(value, list):
         return [_cpu(v) for v in value]
     return value
-
-
-def _autograd_forward_backward(
-    model: MyLinearRegressionModel, batch: Rows
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """The lesson's step without the update: per-replica loss and gradient norm at θ."""
-    assert batch.x is not None and batch.y is not None
-    prediction = model(batch.x)  # [n, K]
-    loss = ((prediction - batch.y) ** 2).mean(dim=0)  # [K]: the lesson's mean squared error
-    model.w.grad = model.b.grad = None  # optimizer.zero_grad(), without its per-call overhead
-    # Replicas are independent, so the gradient of the sum is each replica's own gradient.
-    loss.sum().backward()
-    return loss.detach(), torch.linalg.vector_norm(_grad_vector(model), dim=1)
-
-
-def _streamed_forward_backward(
-    model: MyLinearRegressionModel, batch: Rows
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Exactly the gradient autograd derives for the lesson's loss, from :func:`_squares`
-    (tested equal to the autograd step, test_train.py)."""
-    squares, residual_x, residual_sum = _squares(model.w.detach(), model.b.detach(), batch)
-    n = batch.total
-    model.w.grad = residual_x.mul_(2.0 / n)  # ∂/∂w mean(r²) = (2/N) rᵀX
-    model.b.grad = residual_sum.mul_(2.0 / n)
-    return squares.div_(n), torch.linalg.vector_norm(_grad_vector(model), dim=1)
-
-
-@torch.no_grad()
-def _squares(
-    w: torch.Tensor, b: torch.Tensor, batch: Rows
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Σ r², rᵀX and Σ r over the batch's rows (r = Xwᵀ + b − y), per replica — the loss
-    and, times 2, its gradient — accumulated over row chunks small enough to stay in cache.
-    Each chunk of X is read from memory once, and no N-sized temporary is ever made (the
-    autograd graph of the lesson's step makes several). On a small mini-batch it is simply
-    fewer operations than autograd's engine runs per step."""
-    k = w.shape[0]
-    # A GPU streams the whole of X at full bandwidth in one go; a CPU core wants chunks that
-    # stay in its cache between the two products.
-    on_gpu = w.device.type == "cuda"
-    chunk = 1 << 62 if on_gpu else max(4096, _STREAM_CHUNK_ROWS // k)
-    residual_x, residual_sum = torch.zeros_like(w), torch.zeros_like(b)
-    total = torch.zeros_like(b)
-    bias = b.unsqueeze(1)
-    for x_chunk, y_chunk in batch.chunks(chunk):  # rows as columns: residuals come out [K, c]
-        residual = torch.mm(w, x_chunk).add_(bias).sub_(y_chunk)
-        residual_x.addmm_(residual, x_chunk.t())
-        residual_sum.add_(residual.sum(dim=1))
-        total.add_((residual * residual).sum(dim=1))
-    return total, residual_x, residual_sum
-
-
-class _SquaredResiduals(torch.autograd.Function):
-    """Σ r² per replica as an autograd function whose backward hands back the streamed
-    gradient: what lets DistributedDataParallel all-reduce it (its hooks fire on backward)."""
-
-    @staticmethod
-    def forward(ctx: Any, w: torch.Tensor, b: torch.Tensor, batch: Rows) -> torch.Tensor:
-        squares, residual_x, residual_sum = _squares(w.detach(), b.detach(), batch)
-        ctx.save_for_backward(residual_x, residual_sum)
-        return squares
-
-    @staticmethod
-    def backward(ctx: Any, upstream: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
-        residual_x, residual_sum = ctx.saved_tensors
-        twice = 2.0 * upstream  # ∂(Σ r²) = 2 rᵀX, 2 Σ r
-        return twice.unsqueeze(1) * residual_x, twice * residual_sum, None
-
-
-class _ShardLoss(nn.Module):
-    """This process's share of the loss, ``(world size / N) · Σ r²`` over the rows it holds:
-    DDP averages gradients over processes, so the average is exactly (1/N) Σ over all rows
-    of the gradient, however unequal the shards."""
-
-    def __init__(self, model: MyLinearRegressionModel) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, batch: Rows, scale: float) -> torch.Tensor:
-        squares = _SquaredResiduals.apply(self.model.w, self.model.b, batch)
-        return squares * scale
-
-
-class _DistributedGradient:
-    """The gradient of the global mean loss through ``DistributedDataParallel``, with the loss
-    and every process's request to stop riding in the same all-reduce (a DDP communication
-    hook appends them to the gradient bucket): one collective of (d + 2)·K numbers per step,
-    whose latency, not its size, is what a step pays for being distributed. All processes
-    therefore see the same loss and stop at the same step, as a collective run must."""
-
-    def __init__(
-        self,
-        model: MyLinearRegressionModel,
-        world: World,
-        should_stop: Callable[[], bool] | None,
-    ) -> None:
-        from torch.nn.parallel import DistributedDataParallel
-
-        self.world, self.local_stop, self.stopped = world, should_stop, False
-        self.extra = self.reduced_extra = torch.empty(0)
-        with world.collective("start (DistributedDataParallel broadcasts the model)"):
-            self.ddp = DistributedDataParallel(_ShardLoss(model))
-        # A lambda: DDP checks a hook's annotations, and this module's are strings.
-        self.ddp.register_comm_hook(None, lambda state, bucket: self._all_reduce(bucket))
-
-    def agreed_stop(self) -> bool:
-        """Whether any process asked to stop, as of the last step (the same on every one)."""
-        return self.stopped
-
-    def _all_reduce(self, bucket: Any) -> torch.futures.Future[torch.Tensor]:
-        """DDP's allreduce hook (sum, then divide by the world size), with ``self.extra``
-        appended to the last bucket and its sum kept in ``self.reduced_extra``."""
-        import torch.distributed as dist
-
-        gradients = bucket.buffer()
-        last = bucket.is_last()
-        packed = torch.cat([gradients, self.extra.to(gradients)]) if last else gradients
-        future = dist.all_reduce(packed, async_op=True).get_future()
-
-        def unpack(done: torch.futures.Future[list[torch.Tensor]]) -> torch.Tensor:
-            summed = done.value()[0]
-            if last:
-                self.reduced_extra = summed[gradients.numel() :].clone()
-                summed = summed[: gradients.numel()]
-            return summed.div_(self.world.size)
-
-        return future.then(unpack)
-
-    def __call__(
-        self, model: MyLinearRegressionModel, batch: Rows
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        scale = self.world.size / batch.total
-        model.w.grad = model.b.grad = None
-        with self.world.collective("training step"):
-            share = self.ddp(batch, scale)
-            asked = float(self.local_stop is not None and self.local_stop())
-            self.extra = torch.cat([share.detach() / scale, share.new_tensor([asked])])
-            share.sum().backward()  # the hook all-reduces gradients, squares and stop flags
-        self.stopped = bool(self.reduced_extra[-1] > 0)
-        loss = self.reduced_extra[:-1].to(share.dtype) / batch.total
-        return loss, torch.linalg.vector_norm(_grad_vector(model), dim=1)
-
-
-def _grad_vector(model: MyLinearRegressionModel) -> torch.Tensor:
-    return torch.cat([model.w.grad, model.b.grad.unsqueeze(1)], dim=1)
-
-
-def _theta(model: MyLinearRegressionModel) -> torch.Tensor:
-    return torch.cat([model.w.detach(), model.b.detach().unsqueeze(1)], dim=1)
 
 
 @torch.no_grad()
@@ -794,6 +465,7 @@ def _sgd_step(
         (model.b, lr, inactive),
     ):
         grad = param.grad
+        assert grad is not None  # the gradient path has just set it
         if weight_decay:
             grad.add_(param, alpha=weight_decay)
         # Zero a stopped replica's gradient outright: it may be infinite, and inf·0 is NaN.

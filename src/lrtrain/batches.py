@@ -1,0 +1,121 @@
+"""What one training step reads: every row of the data set (:class:`Rows`, on the device or
+regenerated chunk by chunk when streaming) or a mini-batch of them (:class:`Batches`)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import torch
+
+from lrtrain.data import STREAM_CHUNK_ROWS, Dataset, block_seed
+
+_SHUFFLE_STREAM = 0x5EED_5A1E  # separates the shuffling seeds from the data seeds
+
+
+@dataclass
+class Rows:
+    """The rows one step's loss is the mean over, as this process holds them: tensors on the
+    device (``x`` [n, d], ``y`` [n, 1]) or, when streaming, a data set regenerated chunk by
+    chunk. ``total`` counts the rows of every process (the loss's N): a process's share of
+    the gradient is weighted by its rows, so unequal shards average correctly."""
+
+    x: torch.Tensor | None
+    y: torch.Tensor | None
+    total: int
+    stream: Dataset | None = None
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+
+    def chunks(self, size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """(xᵀ [d, c], yᵀ [1, c]) chunks of at most ``size`` of these rows on the device: rows
+        as columns. Streamed rows are regenerated ``STREAM_CHUNK_ROWS`` at a time (the unit
+        that keeps generation cheap) and handed out in pieces of ``size``."""
+        if self.stream is None:
+            assert self.x is not None and self.y is not None
+            yield from _pieces(self.x.t(), self.y.t(), size)
+            return
+        for x, y in self.stream.chunks(STREAM_CHUNK_ROWS):
+            yield from _pieces(x.to(self.device).t(), y.to(self.device).t(), size)
+
+
+def _pieces(
+    xt: torch.Tensor, yt: torch.Tensor, size: int
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    for lo in range(0, xt.shape[1], size):
+        yield xt[:, lo : lo + size], yt[:, lo : lo + size]
+
+
+def all_rows(dataset: Dataset, device: torch.device, dtype: torch.dtype) -> Rows:
+    """Every row of the data set this process trains on: on the device, or streamed."""
+    if dataset.stream is not None:
+        return Rows(None, None, dataset.n, dataset, device)
+    x = dataset.x.to(device=device, dtype=dtype)
+    y = dataset.y.to(device=device, dtype=dtype)
+    return Rows(x, y, dataset.n)
+
+
+class Batches:
+    """Mini-batches: each epoch the data is permuted once into a buffer, and step t's batch is a
+    slice of it — one gather per epoch instead of one per step, and no copy per step.
+
+    The permutation of epoch e is drawn from (seed, e), so any step's batch can be recomputed
+    without saved RNG state (which is what an exact resume needs). In a distributed run every
+    process draws the same permutation of all N rows and takes, from each global batch, the
+    rows it holds (``first`` … ``first + held``): the processes together compute exactly the
+    single-process batch's gradient (weighted by rows, see :class:`Rows`).
+    """
+
+    def __init__(
+        self,
+        n: int,
+        batch_size: int,
+        seed: int,
+        device: torch.device,
+        first: int = 0,
+        held: int | None = None,
+    ) -> None:
+        self.n, self.size, self.seed, self.device = n, min(batch_size, n), seed, device
+        self.first, self.held = first, n if held is None else held
+        self.per_epoch = math.ceil(n / self.size)
+        self._epoch = -1
+        self._perm = torch.empty(0, dtype=torch.long)  # global rows, in this epoch's order
+        self._mine = torch.empty(0, dtype=torch.long)  # the held ones among them, local index
+        self._bounds = torch.empty(0, dtype=torch.long)  # batch p's held rows: [p] … [p + 1]
+        self._x = self._y = torch.empty(0)
+
+    def indices(self, step: int) -> torch.Tensor:
+        """Rows of the data set in step ``step``'s batch."""
+        epoch, position = divmod(step, self.per_epoch)
+        self._draw(epoch)
+        return self._perm[position * self.size : (position + 1) * self.size]
+
+    def batch(self, step: int, x: torch.Tensor, y: torch.Tensor) -> Rows:
+        """Step ``step``'s batch: those of the rows :meth:`indices` names that ``x``/``y``
+        (this process's rows) hold."""
+        epoch, position = divmod(step, self.per_epoch)
+        if self._draw(epoch) or self._x.shape[0] != self._mine.shape[0]:
+            # Row-major: a batch's rows are then contiguous, whatever the layout of x.
+            mine = self._mine.to(x.device)
+            self._x = x.index_select(0, mine).contiguous()
+            self._y = y.index_select(0, mine)
+        lo, hi = int(self._bounds[position]), int(self._bounds[position + 1])
+        total = min(self.size, self.n - position * self.size)
+        return Rows(self._x[lo:hi], self._y[lo:hi], total)
+
+    def _draw(self, epoch: int) -> bool:
+        if epoch == self._epoch:
+            return False
+        gen = torch.Generator().manual_seed(block_seed(self.seed ^ _SHUFFLE_STREAM, epoch))
+        perm = torch.randperm(self.n, generator=gen)
+        starts = torch.arange(0, self.n + self.size, self.size).clamp_max(self.n)
+        if self.held == self.n:
+            self._mine, self._bounds = perm, starts
+        else:
+            held = (perm >= self.first) & (perm < self.first + self.held)
+            self._mine = perm[held] - self.first
+            counts = torch.cat([torch.zeros(1, dtype=torch.long), held.cumsum(0)])
+            self._bounds = counts[starts]
+        self._perm = perm
+        self._epoch = epoch
+        return True

@@ -1,0 +1,201 @@
+"""The gradient paths: per-replica loss and gradient of the mean squared error at θ, left in
+the parameters' ``.grad`` for the optimizer.
+
+- :func:`autograd_forward_backward`: the lesson's step (forward, MSE, ``loss.backward()``),
+  for small full-batch problems, where reading it is the point.
+- :func:`streamed_forward_backward`: the same gradient from one cache-friendly pass over the
+  rows (:func:`residual_sums`), for many rows, streamed data and small mini-batches.
+- :class:`DistributedGradient`: the streamed gradient inside ``DistributedDataParallel``.
+
+:func:`choose` picks them; each is tested equal to the autograd path (test_train.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import nn
+
+from lrtrain.batches import Rows
+from lrtrain.distributed import World
+from lrtrain.model import MyLinearRegressionModel
+
+# From this many rows on, full-batch steps use the streamed gradient.
+STREAM_MIN_ROWS = 1 << 16
+# Rows per chunk of the streamed pass on a CPU, shared by the K replicas: small enough that a
+# chunk of X stays in cache between the two products that read it.
+CACHE_ROWS = 1 << 16
+
+# (model, rows) → per-replica loss and gradient norm at θ, the gradients left in .grad
+Gradient = Callable[[MyLinearRegressionModel, Rows], tuple[torch.Tensor, torch.Tensor]]
+
+
+def choose(
+    model: MyLinearRegressionModel,
+    data: Rows,
+    minibatch: bool,
+    world: World,
+    should_stop: Callable[[], bool] | None,
+) -> tuple[Gradient, Gradient, Callable[[], bool] | None]:
+    """(the gradient of a step, the full-batch gradient for the final values, the stop check).
+    The lesson's autograd step for small full-batch problems; the streamed gradient where the
+    per-step cost matters: many rows, or many small mini-batch steps; DDP over processes, whose
+    stop check is agreed by every process."""
+    if world.distributed:
+        shared = DistributedGradient(model, world, should_stop)
+        return shared, shared, shared.agreed_stop
+    large = data.total >= STREAM_MIN_ROWS or data.stream is not None
+    full: Gradient = streamed_forward_backward if large else autograd_forward_backward
+    return (streamed_forward_backward if minibatch else full), full, should_stop
+
+
+def autograd_forward_backward(
+    model: MyLinearRegressionModel, batch: Rows
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The lesson's step without the update: per-replica loss and gradient norm at θ."""
+    assert batch.x is not None and batch.y is not None
+    prediction = model(batch.x)  # [n, K]
+    loss = ((prediction - batch.y) ** 2).mean(dim=0)  # [K]: the lesson's mean squared error
+    model.w.grad = model.b.grad = None  # optimizer.zero_grad(), without its per-call overhead
+    # Replicas are independent, so the gradient of the sum is each replica's own gradient.
+    loss.sum().backward()
+    return loss.detach(), torch.linalg.vector_norm(grad_vector(model), dim=1)
+
+
+def streamed_forward_backward(
+    model: MyLinearRegressionModel, batch: Rows
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Exactly the gradient autograd derives for the lesson's loss, from :func:`residual_sums`
+    (tested equal to the autograd step, test_train.py)."""
+    squares, residual_x, residual_sum = residual_sums(model.w.detach(), model.b.detach(), batch)
+    n = batch.total
+    model.w.grad = residual_x.mul_(2.0 / n)  # ∂/∂w mean(r²) = (2/N) rᵀX
+    model.b.grad = residual_sum.mul_(2.0 / n)
+    return squares.div_(n), torch.linalg.vector_norm(grad_vector(model), dim=1)
+
+
+@torch.no_grad()
+def residual_sums(
+    w: torch.Tensor, b: torch.Tensor, batch: Rows
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Σ r², rᵀX and Σ r over the batch's rows (r = Xwᵀ + b − y), per replica — the loss
+    and, times 2, its gradient — accumulated over row chunks small enough to stay in cache.
+    Each chunk of X is read from memory once, and no N-sized temporary is ever made (the
+    autograd graph of the lesson's step makes several). On a small mini-batch it is simply
+    fewer operations than autograd's engine runs per step."""
+    k = w.shape[0]
+    # A GPU streams the whole of X at full bandwidth in one go; a CPU core wants chunks that
+    # stay in its cache between the two products.
+    on_gpu = w.device.type == "cuda"
+    chunk = 1 << 62 if on_gpu else max(4096, CACHE_ROWS // k)
+    residual_x, residual_sum = torch.zeros_like(w), torch.zeros_like(b)
+    total = torch.zeros_like(b)
+    bias = b.unsqueeze(1)
+    for x_chunk, y_chunk in batch.chunks(chunk):  # rows as columns: residuals come out [K, c]
+        residual = torch.mm(w, x_chunk).add_(bias).sub_(y_chunk)
+        residual_x.addmm_(residual, x_chunk.t())
+        residual_sum.add_(residual.sum(dim=1))
+        total.add_((residual * residual).sum(dim=1))
+    return total, residual_x, residual_sum
+
+
+class SquaredResiduals(torch.autograd.Function):
+    """Σ r² per replica as an autograd function whose backward hands back the streamed
+    gradient: what lets DistributedDataParallel all-reduce it (its hooks fire on backward)."""
+
+    @staticmethod
+    def forward(ctx: Any, w: torch.Tensor, b: torch.Tensor, batch: Rows) -> torch.Tensor:
+        squares, residual_x, residual_sum = residual_sums(w.detach(), b.detach(), batch)
+        ctx.save_for_backward(residual_x, residual_sum)
+        return squares
+
+    @staticmethod
+    def backward(ctx: Any, upstream: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        residual_x, residual_sum = ctx.saved_tensors
+        twice = 2.0 * upstream  # ∂(Σ r²) = 2 rᵀX, 2 Σ r
+        return twice.unsqueeze(1) * residual_x, twice * residual_sum, None
+
+
+class ShardLoss(nn.Module):
+    """This process's share of the loss, ``(world size / N) · Σ r²`` over the rows it holds:
+    DDP averages gradients over processes, so the average is exactly (1/N) Σ over all rows
+    of the gradient, however unequal the shards."""
+
+    def __init__(self, model: MyLinearRegressionModel) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, batch: Rows, scale: float) -> torch.Tensor:
+        squares = SquaredResiduals.apply(self.model.w, self.model.b, batch)
+        return squares * scale
+
+
+class DistributedGradient:
+    """The gradient of the global mean loss through ``DistributedDataParallel``, with the loss
+    and every process's request to stop riding in the same all-reduce (a DDP communication
+    hook appends them to the gradient bucket): one collective of (d + 2)·K numbers per step,
+    whose latency, not its size, is what a step pays for being distributed. All processes
+    therefore see the same loss and stop at the same step, as a collective run must."""
+
+    def __init__(
+        self,
+        model: MyLinearRegressionModel,
+        world: World,
+        should_stop: Callable[[], bool] | None,
+    ) -> None:
+        from torch.nn.parallel import DistributedDataParallel
+
+        self.world, self.local_stop, self.stopped = world, should_stop, False
+        self.extra = self.reduced_extra = torch.empty(0)
+        with world.collective("start (DistributedDataParallel broadcasts the model)"):
+            self.ddp = DistributedDataParallel(ShardLoss(model))
+        # A lambda: DDP checks a hook's annotations, and this module's are strings.
+        self.ddp.register_comm_hook(None, lambda state, bucket: self._all_reduce(bucket))
+
+    def agreed_stop(self) -> bool:
+        """Whether any process asked to stop, as of the last step (the same on every one)."""
+        return self.stopped
+
+    def _all_reduce(self, bucket: Any) -> torch.futures.Future[torch.Tensor]:
+        """DDP's allreduce hook (sum, then divide by the world size), with ``self.extra``
+        appended to the last bucket and its sum kept in ``self.reduced_extra``."""
+        import torch.distributed as dist
+
+        gradients = bucket.buffer()
+        last = bucket.is_last()
+        packed = torch.cat([gradients, self.extra.to(gradients)]) if last else gradients
+        future = dist.all_reduce(packed, async_op=True).get_future()
+
+        def unpack(done: torch.futures.Future[list[torch.Tensor]]) -> torch.Tensor:
+            summed = done.value()[0]
+            if last:
+                self.reduced_extra = summed[gradients.numel() :].clone()
+                summed = summed[: gradients.numel()]
+            return summed.div_(self.world.size)
+
+        return future.then(unpack)
+
+    def __call__(
+        self, model: MyLinearRegressionModel, batch: Rows
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        scale = self.world.size / batch.total
+        model.w.grad = model.b.grad = None
+        with self.world.collective("training step"):
+            share = self.ddp(batch, scale)
+            asked = float(self.local_stop is not None and self.local_stop())
+            self.extra = torch.cat([share.detach() / scale, share.new_tensor([asked])])
+            share.sum().backward()  # the hook all-reduces gradients, squares and stop flags
+        self.stopped = bool(self.reduced_extra[-1] > 0)
+        loss = self.reduced_extra[:-1].to(share.dtype) / batch.total
+        return loss, torch.linalg.vector_norm(grad_vector(model), dim=1)
+
+
+def grad_vector(model: MyLinearRegressionModel) -> torch.Tensor:
+    assert model.w.grad is not None and model.b.grad is not None
+    return torch.cat([model.w.grad, model.b.grad.unsqueeze(1)], dim=1)
+
+
+def theta_of(model: MyLinearRegressionModel) -> torch.Tensor:
+    return torch.cat([model.w.detach(), model.b.detach().unsqueeze(1)], dim=1)
