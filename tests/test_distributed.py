@@ -19,17 +19,19 @@ from pathlib import Path
 import pytest
 import torch
 import torch.multiprocessing as mp
+from events import PROGRESS_ENV, STEP, Output
 from typer.testing import CliRunner
 
 from lrtrain import distributed, stats
 from lrtrain.analysis import analyse_dataset
 from lrtrain.api import prepare
+from lrtrain.batches import Batches
 from lrtrain.cli import app
 from lrtrain.config import load_config
 from lrtrain.data import load_dataset, write_synthetic_csv
 from lrtrain.distributed import World, check_world_size, deal, shard, undeal
 from lrtrain.errors import ConfigError
-from lrtrain.train import _Batches, train
+from lrtrain.train import train
 
 PROBLEM = [
     "device=cpu",
@@ -171,14 +173,14 @@ def test_deal_and_undeal_are_inverse() -> None:
 
 def test_sharded_batches_together_are_the_single_process_batch() -> None:
     n, size = 20000, 3000
-    whole = _Batches(n, size, seed=5, device=torch.device("cpu"))
+    whole = Batches(n, size, seed=5, device=torch.device("cpu"))
     x = torch.arange(n, dtype=torch.float64).reshape(-1, 1)
     for step in (0, 3, 6, 7, 13):  # step 6 is an epoch's short last batch
         expected = whole.batch(step, x, x)
         parts = []
         for first, stop in (shard(n, World(0, 2)), shard(n, World(1, 2))):
             held = stop - first
-            mine = _Batches(n, size, 5, torch.device("cpu"), first, held)
+            mine = Batches(n, size, 5, torch.device("cpu"), first, held)
             rows = mine.batch(step, x[first : first + held], x[first : first + held])
             assert rows.total == expected.total
             parts.append(rows.x)
@@ -241,6 +243,7 @@ def _cli(*args: str, env: dict[str, str] | None = None, **kw) -> subprocess.Comp
     )
 
 
+@pytest.mark.slow
 def test_fit_with_nproc_writes_what_one_process_writes(tmp_path: Path) -> None:
     """`lrtrain fit --nproc 2` (torch.distributed.run's API, loopback rendezvous)."""
     extra = [*PROBLEM, "train.dtype=float64", "optimizer.lr=auto", "optimizer.momentum=auto"]
@@ -259,6 +262,7 @@ def test_fit_with_nproc_writes_what_one_process_writes(tmp_path: Path) -> None:
     assert (tmp_path / "two" / "plots" / "loss.png").is_file()
 
 
+@pytest.mark.slow
 def test_sweep_under_torchrun_equals_the_single_process_sweep(tmp_path: Path) -> None:
     """`torchrun --nproc-per-node 2 -m lrtrain sweep-lr`: rates dealt out, gathered on rank 0."""
     extra = [*PROBLEM, "train.dtype=float64"]
@@ -282,37 +286,37 @@ def test_sweep_under_torchrun_equals_the_single_process_sweep(tmp_path: Path) ->
     )
 
 
+@pytest.mark.slow
 def test_a_process_that_dies_stops_the_others_with_a_clear_message(tmp_path: Path) -> None:
     """Two processes started by hand (no launcher to clean up): kill -9 one mid-training; the
     other must stop within the timeout, exit 1 and say what happened, not hang."""
     port = str(_free_port())
     args = [
-        "-m", "lrtrain", "fit", "--quiet", "--out", str(tmp_path / "run"), "--dist-timeout",
+        "-m", "lrtrain", "fit", "--out", str(tmp_path / "run"), "--dist-timeout",
         "30", *PROBLEM, "train.max_iter=1000000", "optimizer.lr=0.01",
     ]  # fmt: skip
     procs = []
     for rank in range(2):
         env = {**os.environ, "OMP_NUM_THREADS": "1", "RANK": str(rank),
                "LOCAL_RANK": str(rank), "WORLD_SIZE": "2", "MASTER_ADDR": "127.0.0.1",
-               "MASTER_PORT": port}  # fmt: skip
+               "MASTER_PORT": port, **PROGRESS_ENV}  # fmt: skip
         procs.append(
             subprocess.Popen(
                 [sys.executable, *args],
                 env=env,
                 stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
                 text=True,
             )
         )
     try:
-        deadline = time.monotonic() + 60
-        while not (tmp_path / "run").exists() and time.monotonic() < deadline:
-            time.sleep(0.2)  # rank 0 makes the run directory once both are set up
-        time.sleep(2)  # well into training
+        output = Output(procs[0])
+        output.wait_for(STEP, timeout=90)  # rank 0's progress bar: both are training
         procs[1].kill()
         start = time.monotonic()
-        _, err = procs[0].communicate(timeout=45)
+        procs[0].wait(timeout=45)
         waited = time.monotonic() - start
+        err = output.text()
     finally:
         for p in procs:
             p.kill()
@@ -321,6 +325,7 @@ def test_a_process_that_dies_stops_the_others_with_a_clear_message(tmp_path: Pat
     assert waited < 35
 
 
+@pytest.mark.slow
 def test_only_rank_zero_writes_and_speaks_on_a_user_error(tmp_path: Path) -> None:
     (tmp_path / "taken").mkdir()
     (tmp_path / "taken" / "file").write_text("mine")
@@ -360,6 +365,7 @@ def test_two_gpus_with_nccl_equal_one(tmp_path: Path) -> None:
         assert b["final"][key] == pytest.approx(a["final"][key], rel=1e-10, abs=1e-12)
 
 
+@pytest.mark.slow
 def test_ctrl_c_under_nproc_saves_and_resume_continues(tmp_path: Path) -> None:
     """One Ctrl-C reaches the launcher and every process (the terminal signals the whole
     process group): the processes stop together at a step, rank 0 saves, exit 130; then
@@ -369,18 +375,17 @@ def test_ctrl_c_under_nproc_saves_and_resume_continues(tmp_path: Path) -> None:
     run = tmp_path / "run"
     extra = [*PROBLEM, "train.dtype=float64", "optimizer.lr=0.01"]
     launcher = subprocess.Popen(
-        [sys.executable, "-m", "lrtrain", "fit", "--nproc", "2", "--quiet", "--out", str(run),
+        [sys.executable, "-m", "lrtrain", "fit", "--nproc", "2", "--out", str(run),
          *extra, "train.max_iter=1000000"],
-        env={**os.environ, "OMP_NUM_THREADS": "1"}, stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE, text=True, start_new_session=True,
+        env={**os.environ, "OMP_NUM_THREADS": "1", **PROGRESS_ENV}, stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, text=True, start_new_session=True,
     )  # fmt: skip
     try:
-        deadline = time.monotonic() + 90
-        while not run.exists() and time.monotonic() < deadline:
-            time.sleep(0.2)
-        time.sleep(2)
+        output = Output(launcher)
+        output.wait_for(STEP, timeout=90)  # rank 0's progress bar: training is under way
         os.killpg(launcher.pid, signal.SIGINT)
-        _, err = launcher.communicate(timeout=60)
+        launcher.wait(timeout=60)
+        err = output.text()
     finally:
         if launcher.poll() is None:
             os.killpg(launcher.pid, signal.SIGKILL)
@@ -410,9 +415,10 @@ def test_more_processes_than_gpus_is_refused(monkeypatch) -> None:
 def test_launcher_exit_code_is_the_one_a_process_chose() -> None:
     from types import SimpleNamespace as Failure
 
-    from lrtrain.cli import _launch_exit_code
+    from lrtrain.launcher import exit_code
 
     # rank 1 ended first (2: rank 0 failed and said why); the launcher then SIGTERMed rank 0
-    assert _launch_exit_code({0: Failure(exitcode=-15), 1: Failure(exitcode=2)}) == 2
-    assert _launch_exit_code({0: Failure(exitcode=3), 1: Failure(exitcode=-15)}) == 3
-    assert _launch_exit_code({1: Failure(exitcode=-9)}) == 1  # only signals: internal failure
+    assert exit_code({0: Failure(exitcode=-15), 1: Failure(exitcode=2)}) == (2, None)
+    assert exit_code({0: Failure(exitcode=3), 1: Failure(exitcode=-15)}) == (3, None)
+    only_signals = exit_code({1: Failure(exitcode=-9)})  # an internal failure
+    assert only_signals == (1, "a process was killed by signal 9")

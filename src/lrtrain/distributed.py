@@ -24,7 +24,8 @@ from lrtrain.errors import ConfigError, DistributedError, PeerFailed
 
 T = TypeVar("T")
 
-DEFAULT_TIMEOUT_S = 120.0  # how long a process waits for the others before giving up
+# how long a process waits for the others before giving up (--dist-timeout)
+DEFAULT_TIMEOUT_S = 300.0
 
 
 @dataclass(frozen=True)
