@@ -103,6 +103,7 @@ PYDANTIC_WORDING = (
         ("device=gpu", "device: must be auto, cpu, cuda or cuda:N (got 'gpu')"),
         ("name=a b", "name: must be letters, digits, '_', '.' or '-'"),
         ("output.plots=[loss, x]", "output.plots[1]: must be one of loss, contour, fit (got 'x')"),
+        ("output.plots=false", "output.plots: must be a list, e.g. [loss, contour] ([] for none)"),
         ("sweep.lrs=[1, .inf]", "sweep.lrs[1]: must be a finite number (not inf or nan) (got inf"),
         ("data.noise_std=.nan", "data.noise_std: must be a finite number (not inf or nan) (got n"),
         ("seed=-1", "seed: must be ≥ 0 (got -1)"),

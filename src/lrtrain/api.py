@@ -26,6 +26,7 @@ from lrtrain.memory import check_memory
 if TYPE_CHECKING:
     from lrtrain.analysis import Analysis, AutoSettings
     from lrtrain.data import Dataset
+    from lrtrain.summary import FitSummary, SweepSummary
     from lrtrain.train import ProgressCallback, TrainResult
 
 
@@ -34,7 +35,7 @@ class FitRun:
     """What ``fit`` produced: where it is, its summary, and the in-memory results."""
 
     run_dir: Path
-    summary: dict[str, Any]
+    summary: FitSummary
     config: Config
     dataset: Dataset
     analysis: Analysis
@@ -54,7 +55,7 @@ def prepare(
 
     from lrtrain.analysis import analyse_dataset, gap_floor
     from lrtrain.data import load_dataset
-    from lrtrain.train import resolve_device
+    from lrtrain.devices import resolve_device
 
     resolve_device(config.device)
     check_memory(config, share=world.machine_share)
@@ -131,10 +132,12 @@ def _finish_fit(
     draw: bool = True,
 ) -> FitRun:
     """Write the run (rank 0) and return it; the other processes get the same summary."""
+    from lrtrain.summary import fit_summary
+
+    summary = fit_summary(config, dataset, analysis, result, auto)
     if not world.is_main:
-        summary = runs.fit_summary(config, dataset, analysis, result, auto)
         return FitRun(run_dir, summary, config, dataset, analysis, result, [])
-    summary = runs.save_fit(run_dir, config, dataset, analysis, result, auto)
+    runs.save_fit(run_dir, config, dataset, result, summary)
     figures = redraw(run_dir, config.output.format) if draw else []
     return FitRun(run_dir, summary, config, dataset, analysis, result, figures)
 
@@ -224,10 +227,11 @@ def _differences(old: Any, new: Any, prefix: str = "") -> list[tuple[str, Any, A
 
 @dataclass
 class SweepRun:
-    """What ``sweep_lr`` produced."""
+    """What ``sweep_lr`` produced (``summary`` None in the processes other than rank 0, whose
+    results rank 0 gathered and wrote)."""
 
     run_dir: Path
-    summary: dict[str, Any]
+    summary: SweepSummary | None
     config: Config
     analysis: Analysis
     result: TrainResult
@@ -235,7 +239,8 @@ class SweepRun:
 
     @property
     def all_diverged(self) -> bool:
-        return all(row["verdict"] == "diverged" for row in self.summary["results"])
+        rows = self.summary["results"] if self.summary is not None else []
+        return bool(rows) and all(row["verdict"] == "diverged" for row in rows)
 
 
 def sweep_lr(
@@ -257,6 +262,7 @@ def sweep_lr(
     rows, and rank 0 gathers the groups and writes the same directory a single process would.
     """
     from lrtrain.distributed import check_sweep_size, deal
+    from lrtrain.summary import sweep_summary
     from lrtrain.sweep import assess, auto_lrs, check_sweep_config, sweep_config
     from lrtrain.train import concat_results, train
 
@@ -284,10 +290,10 @@ def sweep_lr(
         )
     parts = world.gather_objects(part)
     if parts is None:  # not rank 0: its results are in rank 0's directory
-        return SweepRun(run_dir, {}, config, analysis, part, [])
+        return SweepRun(run_dir, None, config, analysis, part, [])
     result = concat_results(parts, world.describe())
-    outcome = assess(config, analysis, result)
-    summary = runs.save_sweep(run_dir, config, dataset, analysis, result, outcome)
+    summary = sweep_summary(config, dataset, analysis, result, assess(config, analysis, result))
+    runs.save_sweep(run_dir, config, result, summary)
     figures = redraw(run_dir, config.output.format) if draw else []
     return SweepRun(run_dir, summary, config, analysis, result, figures)
 

@@ -192,6 +192,21 @@ class OptimizerConfig(_Section):
     def auto(self) -> bool:
         return self.lr == "auto" or self.momentum == "auto"
 
+    @property
+    def lr_value(self) -> float:
+        """The learning rate as a number (``auto`` is resolved before training: api.prepare)."""
+        return _resolved(self.lr, "optimizer.lr")
+
+    @property
+    def momentum_value(self) -> float:
+        return _resolved(self.momentum, "optimizer.momentum")
+
+
+def _resolved(value: float | str, key: str) -> float:
+    if isinstance(value, str):
+        raise ValueError(f"{key}: auto must be resolved (api.prepare) before training")
+    return value
+
 
 class TrainConfig(_Section):
     max_iter: Annotated[Int, Field(ge=1, le=10**9)] = 100

@@ -39,12 +39,11 @@ def describe(err: Any, source: str, root: type[BaseModel], kinds: dict[str, set[
             f"; e.g. {dotted}={{kind: normal, mean: 0.0, std: 1.0}}" if dotted == "data.x" else ""
         )
         return f"{source}: {dotted}: {message} (got {_short(err.get('input'))}){example}"
-    message = _PHRASES.get(kind)
-    if message is None:
-        message = "is not valid here"
+    message = _PHRASES.get(kind) or "is not valid here"
     message = message.format(
         choices=", ".join(_tags(str(ctx.get("expected", "")))),
         pattern_meaning=_PATTERN_MEANINGS.get(dotted, f"the pattern {ctx.get('pattern', '')}"),
+        list_example=_LIST_EXAMPLES.get(dotted, "[1.0, 2.0]"),
         **{
             k: v
             for k, v in ctx.items()
@@ -68,7 +67,7 @@ _PHRASES = {
     "bool_parsing": "must be true or false",
     "bool_type": "must be true or false",
     "string_type": "must be text",
-    "list_type": "must be a list, e.g. [1.0, 2.0]",
+    "list_type": "must be a list, e.g. {list_example}",
     "dict_type": "must be a section of keys (a mapping)",
     "model_type": "must be a section of keys (a mapping)",
     "model_attributes_type": "must be a section of keys (a mapping)",
@@ -82,6 +81,8 @@ _PHRASES = {
     "string_pattern_mismatch": "must be {pattern_meaning}",
     "none_required": "must be null",
 }
+
+_LIST_EXAMPLES = {"output.plots": "[loss, contour] ([] for none)"}
 
 _PATTERN_MEANINGS = {
     "name": "letters, digits, '_', '.' or '-' (at most 64, starting with a letter or digit)",

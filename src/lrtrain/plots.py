@@ -6,7 +6,7 @@ notebook as well as for the files of a run directory (which ``runs.save_figures`
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 import numpy as np
 
@@ -14,6 +14,7 @@ from lrtrain.surface import plane_axes, plane_loss, project
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
     from lrtrain.runs import RunData
@@ -36,7 +37,7 @@ def _axes(
     engine: fixed margins fit its labels, and measuring every tick label for a constrained
     layout would double the time the figure takes to draw."""
     if ax is not None:
-        return ax.figure, ax
+        return cast("Figure", ax.figure), ax  # a Figure: lrtrain draws on no subfigures
     width, height = size
     fig = _figure(size, layout=None)
     fig.subplots_adjust(
@@ -48,7 +49,9 @@ def _axes(
     return fig, fig.add_subplot()
 
 
-def _figure(size: tuple[float, float], layout: str | None = "constrained") -> Figure:
+def _figure(
+    size: tuple[float, float], layout: Literal["constrained"] | None = "constrained"
+) -> Figure:
     """A figure on an Agg canvas of its own. Without a canvas (a bare ``Figure``) every text
     measurement — the layout's, the contour labels' — would go through a whole print pass to
     find a renderer; with one it is a lookup: the figures draw several times faster."""
@@ -205,7 +208,7 @@ class _Surface:
         cs = ax.contour(*self.grid, self.zz, levels=self.levels, cmap="viridis", linewidths=0.9)
         # every other level labelled: readable where the levels crowd in a narrow valley, and
         # label placement is the costliest part of drawing a panel
-        ax.clabel(cs, cs.levels[::2], fontsize=7, fmt="%.3g")
+        ax.clabel(cs, np.asarray(cs.levels)[::2], fontsize=7, fmt="%.3g")
         if index is not None:
             diverged = self.diverged[index]
             _draw_path(ax, *self.paths[index], self.xlim, self.ylim, diverged=diverged)
@@ -457,7 +460,7 @@ def descent_frames(run: RunData, frames: int = 40, dpi: float = 72) -> list[np.n
     scene = _DescentScene(run, frames)
     fig = scene.fig
     fig.set_dpi(dpi)
-    canvas = fig.canvas
+    canvas = cast("FigureCanvasAgg", fig.canvas)  # _figure's canvas
     canvas.draw()  # the background, without the animated artists
     fig.set_layout_engine("none")  # keep the layout of that draw for every frame
     background = canvas.copy_from_bbox(fig.bbox)

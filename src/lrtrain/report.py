@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
@@ -9,6 +10,7 @@ from rich.table import Table
 
 if TYPE_CHECKING:
     from lrtrain.api import FitRun, SweepRun
+    from lrtrain.sweep import SweepRow
 
 
 def fmt(value: Any, digits: int = 6) -> str:
@@ -25,7 +27,10 @@ def _fit_table(run: FitRun) -> Table:
     standardized = "final_original" in s
     table = Table(title=f"lrtrain fit — {s['name']}", title_justify="left")
     table.add_column("parameter")
-    columns = [("learned", s["final"]), ("closed form", s["closed_form"])]
+    columns: list[tuple[str, Mapping[str, Any]]] = [
+        ("learned", s["final"]),
+        ("closed form", s["closed_form"]),
+    ]
     if standardized:
         # Trained on standardised features; the original units are what the data speak.
         columns = [
@@ -136,17 +141,18 @@ def _eta_star(lr: float) -> str:
     )
 
 
-def _diverged_at(row: dict[str, Any]) -> str:
+def _diverged_at(row: SweepRow) -> str:
     """The step divergence set in, and where the guard stopped the rate if it did."""
     if row["diverged_at"] is None:
         return "—"
-    stopped = row.get("stopped_at")
+    stopped = row["stopped_at"]
     return f"{row['diverged_at']}" + (f" (stopped {stopped})" if stopped is not None else "")
 
 
 def sweep_report(run: SweepRun, console: Console) -> None:
     """The report of a sweep: a row per learning rate, the analysis and the recommendation."""
     s = run.summary
+    assert s is not None, "rank 0 reports a sweep"
     label = "predicted" if s["full_batch_prediction"] else "full-batch prediction"
     table = Table(title=f"lrtrain sweep-lr — {s['name']}", title_justify="left")
     for col in ("lr", "observed", label, "final loss", "gap", "diverged at", "steps to target"):

@@ -11,28 +11,26 @@ import contextlib
 import csv
 import io
 import json
-import math
 import os
-import platform
 import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import yaml
 
 from lrtrain.errors import RunDirError
+from lrtrain.summary import FORMAT_VERSION
 
 if TYPE_CHECKING:
-    from lrtrain.analysis import Analysis, AutoSettings
     from lrtrain.config import Config
     from lrtrain.data import Dataset
+    from lrtrain.summary import FitSummary, SweepSummary
+    from lrtrain.sweep import SweepRow
     from lrtrain.train import TrainResult
-
-FORMAT_VERSION = 1
 
 
 # --------------------------------------------------------------------------- writing
@@ -118,175 +116,12 @@ def create_run_dir(
     raise RunDirError(f"{root}: too many runs named '{name}' in the same second")
 
 
-def _versions() -> dict[str, str]:
-    import torch  # only writers call this
-
-    from lrtrain import __version__
-
-    return {
-        "lrtrain": __version__,
-        "torch": torch.__version__,
-        "numpy": np.__version__,
-        "python": platform.python_version(),
-    }
-
-
-def _json_number(value: float) -> float | None:
-    return value if math.isfinite(value) else None
-
-
-def _wb(theta: list[float]) -> dict[str, Any]:
-    return {"w": [_json_number(v) for v in theta[:-1]], "b": _json_number(theta[-1])}
-
-
-def fit_summary(
-    config: Config,
-    dataset: Dataset,
-    analysis: Analysis,
-    result: TrainResult,
-    auto: AutoSettings | None = None,
-) -> dict[str, Any]:
-    """summary.json of a fit, from the results of replica 0."""
-    from lrtrain.analysis import divergence_step, explain, observed_verdict, warnings_for
-
-    history = result.replica_history(0)
-    status = result.statuses[0]
-    observed = observed_verdict(history["loss"], history["theta"], status, analysis.hessian)
-    steps = result.stop_steps[0]
-    final_loss = result.final_loss[0]
-    target_loss = analysis.target_loss
-    gap = final_loss - target_loss
-    lr = result.lrs[0]
-    summary: dict[str, Any] = {
-        "format_version": FORMAT_VERSION,
-        "kind": "fit",
-        "name": config.name,
-        "status": status,
-        "steps": steps,
-        "max_iter": config.train.max_iter,
-        "lr": lr,
-        "initial": {
-            "loss": _json_number(float(history["loss"][0])),
-            "grad": _wb(result.initial_grad[0].tolist()),
-        },
-        "final": {
-            "loss": _json_number(final_loss),
-            "grad_norm": _json_number(result.final_grad_norm[0]),
-            **_wb(result.final_theta[0].tolist()),
-        },
-        "closed_form": {"loss": target_loss, **_wb(analysis.target_theta)},
-        **_original_units(dataset, result.final_theta[0].tolist(), analysis.target_theta),
-        "optimality_gap": {
-            "absolute": _json_number(gap),
-            "relative": _json_number(gap / target_loss) if target_loss > 0 else None,
-        },
-        "true": (
-            {"w": dataset.true_w, "b": dataset.true_b} if dataset.true_w is not None else None
-        ),
-        "verdict": {
-            "predicted": analysis.predict(lr),
-            "observed": observed,
-            # the first step whose loss is above the initial loss (``steps``: where it stopped)
-            "diverged_at": divergence_step(history) if observed == "diverged" else None,
-            "full_batch_prediction": config.train.batch_size is None,
-            "why": explain(analysis, lr),
-        },
-        "warnings": warnings_for(
-            analysis, config.data.standardize, config.train.target_gap, config.train.dtype
-        ),
-        "optimizer": _optimizer_summary(config, auto),
-        "theory": _theory_summary(config, analysis, result),
-        "analysis": analysis.to_json(),
-        "data": {
-            "n_samples": dataset.n,
-            "features": dataset.feature_names,
-            "target": dataset.target_name,
-        },
-        "device": result.device,
-        "distributed": result.world,
-        "dtype": config.train.dtype,
-        "seed": config.seed,
-        "elapsed_s": result.elapsed_s,
-        "steps_per_s": steps / result.elapsed_s if result.elapsed_s > 0 else None,
-        "versions": _versions(),
-    }
-    return summary
-
-
-def _original_units(dataset: Dataset, final: list[float], closed: list[float]) -> dict[str, Any]:
-    """With data.standardize, the parameters mapped back to the original feature units."""
-    if dataset.x_mean is None or dataset.x_scale is None:
-        return {}
-    from lrtrain.data import to_original_units
-
-    out = {}
-    for key, theta in (("final_original", final), ("closed_form_original", closed)):
-        w, b = to_original_units(theta[:-1], theta[-1], dataset.x_mean, dataset.x_scale)
-        out[key] = {"w": w, "b": b}
-    out["standardization"] = {
-        "mean": dataset.x_mean,
-        "scale": dataset.x_scale,
-        "condition_number_before": _json_number(dataset.raw_condition_number or math.inf),
-    }
-    return out
-
-
-def _optimizer_summary(config: Config, auto: AutoSettings | None) -> dict[str, Any]:
-    opt = config.optimizer
-    out: dict[str, Any] = {
-        "lr": opt.lr,
-        "momentum": opt.momentum,
-        "nesterov": opt.nesterov,
-        "weight_decay": opt.weight_decay,
-        "auto": None,
-    }
-    if auto is not None:
-        note = None
-        if config.train.batch_size is not None:
-            note = (
-                "mini-batch SGD: these are the full-batch optimal settings; the gradient "
-                "noise of small batches may call for a smaller lr"
-            )
-        out["auto"] = {"rule": auto.rule, "rate": auto.rate, "note": note}
-    return out
-
-
-def _theory_summary(config: Config, analysis: Analysis, result: TrainResult) -> dict[str, Any]:
-    """The worst mode's rate per step at the settings used and, with train.target_gap, the
-    steps the theory predicts (exact full-batch dynamics) beside those observed."""
-    from lrtrain.analysis import convergence_rate, curvature_range, gap_scale, predicted_steps
-
-    opt = config.optimizer
-    lam_min, lam_max = curvature_range(analysis)
-    rate = convergence_rate(result.lrs[0], [lam_min, lam_max], opt.momentum, opt.nesterov)
-    gap = config.train.target_gap
-    out: dict[str, Any] = {"rate": rate, "target_gap": gap, "predicted_steps": None}
-    if gap is not None:
-        theta0 = result.theta[0, 0].tolist()
-        out["predicted_steps"] = predicted_steps(
-            analysis, theta0, result.lrs[0], opt.momentum, opt.nesterov, gap,
-            config.train.max_iter,
-        )  # fmt: skip
-        ref = analysis.target_loss
-        scale = gap_scale(ref, float(result.loss[0, 0]))
-        reached = (result.final_loss[0] - ref) / scale <= gap
-        out["observed_steps"] = result.stop_steps[0] if reached else None
-        out["full_batch_prediction"] = config.train.batch_size is None
-    return out
-
-
 def save_fit(
-    run_dir: Path,
-    config: Config,
-    dataset: Dataset,
-    analysis: Analysis,
-    result: TrainResult,
-    auto: AutoSettings | None = None,
-) -> dict[str, Any]:
-    """Write every file of a fit run; returns the summary."""
+    run_dir: Path, config: Config, dataset: Dataset, result: TrainResult, summary: FitSummary
+) -> None:
+    """Write every file of a fit run (the summary assembled by ``summary.fit_summary``)."""
     import torch
 
-    summary = fit_summary(config, dataset, analysis, result, auto)
     history = result.replica_history(0)
     atomic_write_text(run_dir / "config.yaml", _config_header(config) + config.to_yaml())
     atomic_write_text(run_dir / "metrics.csv", _metrics_csv(history, result.lrs[0]))
@@ -308,57 +143,15 @@ def save_fit(
     }
     atomic_write_bytes(run_dir / "checkpoint.pt", _torch_bytes(torch, checkpoint))
     atomic_write_text(run_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
-    return summary
 
 
-def save_sweep(
-    run_dir: Path,
-    config: Config,
-    dataset: Dataset,
-    analysis: Analysis,
-    result: TrainResult,
-    outcome: Any,
-) -> dict[str, Any]:
+def save_sweep(run_dir: Path, config: Config, result: TrainResult, summary: SweepSummary) -> None:
     """Write a sweep directory: config, sweep.csv, trajectories.csv, summary.json."""
-    summary: dict[str, Any] = {
-        "format_version": FORMAT_VERSION,
-        "kind": "sweep",
-        "name": config.name,
-        "lrs": result.lrs,
-        "critical_lr": analysis.critical_lr,
-        "monotone_lr_limit": analysis.monotone_lr_limit,
-        "asymptotically_optimal_lr": analysis.asymptotically_optimal_lr,
-        "condition_number": _json_number(analysis.condition_number),
-        "status": "interrupted" if "interrupted" in result.statuses else "completed",
-        "steps_run": result.steps_run,
-        "recommended_lr": outcome.recommended_lr,
-        "recommendation": outcome.recommendation,
-        "full_batch_prediction": config.train.batch_size is None,
-        "closed_form": {"loss": analysis.target_loss, **_wb(analysis.target_theta)},
-        "true": (
-            {"w": dataset.true_w, "b": dataset.true_b} if dataset.true_w is not None else None
-        ),
-        "results": [{k: _clean(v) for k, v in row.items()} for row in outcome.rows],
-        "analysis": analysis.to_json(),
-        "max_iter": config.train.max_iter,
-        "device": result.device,
-        "distributed": result.world,
-        "dtype": config.train.dtype,
-        "seed": config.seed,
-        "elapsed_s": result.elapsed_s,
-        "steps_per_s": result.steps_run / result.elapsed_s if result.elapsed_s > 0 else None,
-        "versions": _versions(),
-    }
     header = _config_header(config).replace("lrtrain fit", "lrtrain sweep-lr")
     atomic_write_text(run_dir / "config.yaml", header + config.to_yaml())
-    atomic_write_text(run_dir / "sweep.csv", _sweep_csv(outcome.rows))
+    atomic_write_text(run_dir / "sweep.csv", _sweep_csv(summary["results"]))
     atomic_write_text(run_dir / "trajectories.csv", _trajectories_csv(result))
     atomic_write_text(run_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
-    return summary
-
-
-def _clean(value: Any) -> Any:
-    return _json_number(value) if isinstance(value, float) else value
 
 
 SWEEP_COLUMNS = [
@@ -367,12 +160,13 @@ SWEEP_COLUMNS = [
 ]  # fmt: skip
 
 
-def _sweep_csv(rows: list[dict[str, Any]]) -> str:
+def _sweep_csv(rows: list[SweepRow]) -> str:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(SWEEP_COLUMNS)
     for row in rows:
-        writer.writerow(["" if row[c] is None else row[c] for c in SWEEP_COLUMNS])
+        values = cast(dict[str, Any], row)
+        writer.writerow(["" if values[c] is None else values[c] for c in SWEEP_COLUMNS])
     return out.getvalue()
 
 
@@ -388,8 +182,8 @@ def _trajectories_csv(result: TrainResult) -> str:
                 [
                     _fmt(lr),
                     int(h["step"][i]),
-                    _fmt(h["loss"][i]),
-                    _fmt(h["grad_norm"][i]),
+                    _fmt(float(h["loss"][i])),
+                    _fmt(float(h["grad_norm"][i])),
                     *(_fmt(v) for v in h["theta"][i].tolist()),
                 ]
             )

@@ -102,7 +102,7 @@ def _probe() -> None:
 
 def step(optimizer: Any) -> None:
     """``optimizer.step()``, without importing ``torch._dynamo`` where that is safe."""
-    direct = _direct_step(type(optimizer))
+    direct = _direct_step(optimizer.__class__)
     if direct is None or _has_step_hooks(optimizer):
         optimizer.step()
         return

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import TypedDict
 
 import torch
 
@@ -89,9 +89,22 @@ def sweep_config(config: Config) -> Config:
     return config.model_copy(update={"train": train})
 
 
+class SweepRow(TypedDict):
+    """One learning rate of a sweep: a row of sweep.csv and of the summary's ``results``."""
+
+    lr: float
+    verdict: str  # observed: monotone | oscillating | diverged
+    predicted_verdict: str
+    final_loss: float | None  # None: not finite
+    gap: float | None  # (final loss − loss*) / the gap's scale
+    diverged_at: int | None  # the first step whose loss is above the initial loss
+    stopped_at: int | None  # where a diverged run stopped
+    steps_to_target: int | None
+
+
 @dataclass
 class SweepOutcome:
-    rows: list[dict[str, Any]]
+    rows: list[SweepRow]
     recommended_lr: float | None
     recommendation: str
 
@@ -110,16 +123,16 @@ def assess(config: Config, analysis: Analysis, result: TrainResult) -> SweepOutc
         final = result.final_loss[k]
         gap = (final - loss_star) / scale if math.isfinite(final) else None
         rows.append(
-            {
-                "lr": lr,
-                "verdict": verdict,
-                "predicted_verdict": analysis.predict(lr),
-                "final_loss": final if math.isfinite(final) else None,
-                "gap": gap,
-                "diverged_at": divergence_step(history) if verdict == "diverged" else None,
-                "stopped_at": result.stop_steps[k] if status == "diverged" else None,
-                "steps_to_target": _steps_to_gap(history, loss_star, scale, target),
-            }
+            SweepRow(
+                lr=lr,
+                verdict=verdict,
+                predicted_verdict=analysis.predict(lr),
+                final_loss=final if math.isfinite(final) else None,
+                gap=gap if gap is not None and math.isfinite(gap) else None,
+                diverged_at=divergence_step(history) if verdict == "diverged" else None,
+                stopped_at=result.stop_steps[k] if status == "diverged" else None,
+                steps_to_target=_steps_to_gap(history, loss_star, scale, target),
+            )
         )
     theory = _theory(analysis, result.theta[0, 0].tolist(), target)
     recommended, reason = _recommend(rows, analysis, target, theory)
@@ -153,8 +166,12 @@ def _theory(analysis: Analysis, theta0: list[float], target: float) -> str:
     )
 
 
+def fmt_loss(loss: float | None) -> str:
+    return "not finite" if loss is None else f"{loss:.6g}"
+
+
 def _recommend(
-    rows: list[dict[str, Any]], analysis: Analysis, target: float, theory: str
+    rows: list[SweepRow], analysis: Analysis, target: float, theory: str
 ) -> tuple[float | None, str]:
     stable = [r for r in rows if r["verdict"] != "diverged"]
     if not stable:
@@ -167,9 +184,10 @@ def _recommend(
             f"{best['steps_to_target']} steps, the fastest of the {len(stable)} that did not "
             f"diverge ({best['verdict']}); {theory}"
         )
-    best = min(stable, key=lambda r: r["final_loss"])
+    best = min(stable, key=lambda r: math.inf if r["final_loss"] is None else r["final_loss"])
     return best["lr"], (
         f"no learning rate reached a relative gap of {target:g} within train.max_iter; "
-        f"lr {best['lr']:.4g} got the lowest final loss ({best['final_loss']:.6g}); {theory}; "
+        f"lr {best['lr']:.4g} got the lowest final loss ({fmt_loss(best['final_loss'])}); "
+        f"{theory}; "
         "more steps (train.max_iter) would tell them apart"
     )

@@ -1,0 +1,360 @@
+"""The reports of a fit and of a sweep, assembled in one place: what ``summary.json`` holds,
+what the CLI prints (``report``) and what the figures read (``plots``).
+
+They are typed dictionaries rather than dataclasses because they *are* JSON: written as they
+are, read back by ``plot``, ``predict``, ``jq`` and older or newer lrtrain versions. The types
+say which keys exist and what they hold, so a reader of ``summary["verdict"]["why"]`` — and the
+type checker — knows its shape. ``runs`` only writes and reads them.
+"""
+
+from __future__ import annotations
+
+import math
+import platform
+from typing import TYPE_CHECKING, Any, TypedDict
+
+if TYPE_CHECKING:
+    from lrtrain.analysis import Analysis, AutoSettings
+    from lrtrain.config import Config
+    from lrtrain.data import Dataset
+    from lrtrain.sweep import SweepOutcome, SweepRow
+    from lrtrain.train import TrainResult
+
+FORMAT_VERSION = 1  # of the run directory: summary.json and the files beside it
+
+
+class Params(TypedDict):
+    """Parameters as the model holds them: w (one per feature) and b; None where not finite."""
+
+    w: list[float | None]
+    b: float | None
+
+
+class Initial(TypedDict):
+    loss: float | None
+    grad: Params
+
+
+class Final(Params):
+    loss: float | None
+    grad_norm: float | None
+
+
+class ClosedForm(Params):
+    loss: float
+
+
+class Gap(TypedDict):
+    absolute: float | None
+    relative: float | None  # None when loss* is 0
+
+
+class Truth(TypedDict):
+    w: list[float]
+    b: float | None
+
+
+class Verdict(TypedDict):
+    predicted: str  # monotone | oscillating | diverged, from the Hessian
+    observed: str  # the same words, from the loss and the path
+    diverged_at: int | None  # the first step whose loss is above the initial loss
+    full_batch_prediction: bool  # the prediction is for full-batch SGD
+    why: str
+
+
+class AutoChoice(TypedDict):
+    rule: str
+    rate: float
+    note: str | None
+
+
+class OptimizerSummary(TypedDict):
+    lr: float
+    momentum: float
+    nesterov: bool
+    weight_decay: float
+    auto: AutoChoice | None
+
+
+class _TheoryRequired(TypedDict):
+    rate: float  # the slowest mode's contraction per step
+    target_gap: float | None
+    predicted_steps: int | None
+
+
+class Theory(_TheoryRequired, total=False):  # with train.target_gap
+    observed_steps: int | None
+    full_batch_prediction: bool
+
+
+class Standardization(TypedDict):
+    mean: list[float]
+    scale: list[float]
+    condition_number_before: float | None
+
+
+class OriginalParams(TypedDict):
+    w: list[float]
+    b: float
+
+
+class DataSummary(TypedDict):
+    n_samples: int
+    features: list[str]
+    target: str
+
+
+class _FitSummaryRequired(TypedDict):
+    format_version: int
+    kind: str  # "fit"
+    name: str
+    status: str  # completed | converged | diverged | interrupted
+    steps: int
+    max_iter: int
+    lr: float
+    initial: Initial
+    final: Final
+    closed_form: ClosedForm
+    optimality_gap: Gap
+    true: Truth | None
+    verdict: Verdict
+    warnings: list[str]
+    optimizer: OptimizerSummary
+    theory: Theory
+    analysis: dict[str, Any]  # Analysis.to_json()
+    data: DataSummary
+    device: str
+    distributed: dict[str, Any]  # World.describe()
+    dtype: str
+    seed: int
+    elapsed_s: float
+    steps_per_s: float | None
+    versions: dict[str, str]
+
+
+class FitSummary(_FitSummaryRequired, total=False):  # with data.standardize
+    final_original: OriginalParams
+    closed_form_original: OriginalParams
+    standardization: Standardization
+
+
+class SweepSummary(TypedDict):
+    format_version: int
+    kind: str  # "sweep"
+    name: str
+    lrs: list[float]
+    critical_lr: float
+    monotone_lr_limit: float
+    asymptotically_optimal_lr: float
+    condition_number: float | None
+    status: str  # completed | interrupted
+    steps_run: int
+    recommended_lr: float | None
+    recommendation: str
+    full_batch_prediction: bool
+    closed_form: ClosedForm
+    true: Truth | None
+    results: list[SweepRow]
+    analysis: dict[str, Any]
+    max_iter: int
+    device: str
+    distributed: dict[str, Any]
+    dtype: str
+    seed: int
+    elapsed_s: float
+    steps_per_s: float | None
+    versions: dict[str, str]
+
+
+def _versions() -> dict[str, str]:
+    import numpy as np
+    import torch  # only the training commands assemble summaries
+
+    from lrtrain import __version__
+
+    return {
+        "lrtrain": __version__,
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "python": platform.python_version(),
+    }
+
+
+def _json_number(value: float) -> float | None:
+    return value if math.isfinite(value) else None
+
+
+def _params(theta: list[float]) -> Params:
+    return {"w": [_json_number(v) for v in theta[:-1]], "b": _json_number(theta[-1])}
+
+
+def fit_summary(
+    config: Config,
+    dataset: Dataset,
+    analysis: Analysis,
+    result: TrainResult,
+    auto: AutoSettings | None = None,
+) -> FitSummary:
+    """summary.json of a fit, from the results of replica 0."""
+    from lrtrain.analysis import divergence_step, explain, observed_verdict, warnings_for
+
+    history = result.replica_history(0)
+    status = result.statuses[0]
+    observed = observed_verdict(history["loss"], history["theta"], status, analysis.hessian)
+    steps = result.stop_steps[0]
+    final_loss = result.final_loss[0]
+    target_loss = analysis.target_loss
+    gap = final_loss - target_loss
+    lr = result.lrs[0]
+    summary: FitSummary = {
+        "format_version": FORMAT_VERSION,
+        "kind": "fit",
+        "name": config.name,
+        "status": status,
+        "steps": steps,
+        "max_iter": config.train.max_iter,
+        "lr": lr,
+        "initial": {
+            "loss": _json_number(float(history["loss"][0])),
+            "grad": _params(result.initial_grad[0].tolist()),
+        },
+        "final": {
+            "loss": _json_number(final_loss),
+            "grad_norm": _json_number(result.final_grad_norm[0]),
+            **_params(result.final_theta[0].tolist()),
+        },
+        "closed_form": {"loss": target_loss, **_params(analysis.target_theta)},
+        "optimality_gap": {
+            "absolute": _json_number(gap),
+            "relative": _json_number(gap / target_loss) if target_loss > 0 else None,
+        },
+        "true": _truth(dataset),
+        "verdict": {
+            "predicted": analysis.predict(lr),
+            "observed": observed,
+            # the first step whose loss is above the initial loss (``steps``: where it stopped)
+            "diverged_at": divergence_step(history) if observed == "diverged" else None,
+            "full_batch_prediction": config.train.batch_size is None,
+            "why": explain(analysis, lr),
+        },
+        "warnings": warnings_for(
+            analysis, config.data.standardize, config.train.target_gap, config.train.dtype
+        ),
+        "optimizer": _optimizer_summary(config, auto),
+        "theory": _theory_summary(config, analysis, result),
+        "analysis": analysis.to_json(),
+        "data": {
+            "n_samples": dataset.n,
+            "features": dataset.feature_names,
+            "target": dataset.target_name,
+        },
+        "device": result.device,
+        "distributed": result.world,
+        "dtype": config.train.dtype,
+        "seed": config.seed,
+        "elapsed_s": result.elapsed_s,
+        "steps_per_s": steps / result.elapsed_s if result.elapsed_s > 0 else None,
+        "versions": _versions(),
+    }
+    _add_original_units(summary, dataset, result.final_theta[0].tolist(), analysis.target_theta)
+    return summary
+
+
+def _add_original_units(
+    summary: FitSummary, dataset: Dataset, final: list[float], closed: list[float]
+) -> None:
+    """With data.standardize, the parameters mapped back to the original feature units."""
+    if dataset.x_mean is None or dataset.x_scale is None:
+        return
+    from lrtrain.data import to_original_units
+
+    w, b = to_original_units(final[:-1], final[-1], dataset.x_mean, dataset.x_scale)
+    summary["final_original"] = {"w": w, "b": b}
+    w, b = to_original_units(closed[:-1], closed[-1], dataset.x_mean, dataset.x_scale)
+    summary["closed_form_original"] = {"w": w, "b": b}
+    summary["standardization"] = {
+        "mean": dataset.x_mean,
+        "scale": dataset.x_scale,
+        "condition_number_before": _json_number(dataset.raw_condition_number or math.inf),
+    }
+
+
+def _optimizer_summary(config: Config, auto: AutoSettings | None) -> OptimizerSummary:
+    opt = config.optimizer
+    out: OptimizerSummary = {
+        "lr": opt.lr_value,
+        "momentum": opt.momentum_value,
+        "nesterov": opt.nesterov,
+        "weight_decay": opt.weight_decay,
+        "auto": None,
+    }
+    if auto is not None:
+        note = None
+        if config.train.batch_size is not None:
+            note = (
+                "mini-batch SGD: these are the full-batch optimal settings; the gradient "
+                "noise of small batches may call for a smaller lr"
+            )
+        out["auto"] = {"rule": auto.rule, "rate": auto.rate, "note": note}
+    return out
+
+
+def _theory_summary(config: Config, analysis: Analysis, result: TrainResult) -> Theory:
+    """The worst mode's rate per step at the settings used and, with train.target_gap, the
+    steps the theory predicts (exact full-batch dynamics) beside those observed."""
+    from lrtrain.analysis import convergence_rate, curvature_range, gap_scale, predicted_steps
+
+    opt = config.optimizer
+    lam_min, lam_max = curvature_range(analysis)
+    rate = convergence_rate(result.lrs[0], [lam_min, lam_max], opt.momentum_value, opt.nesterov)
+    gap = config.train.target_gap
+    out: Theory = {"rate": rate, "target_gap": gap, "predicted_steps": None}
+    if gap is not None:
+        theta0 = result.theta[0, 0].tolist()
+        out["predicted_steps"] = predicted_steps(
+            analysis, theta0, result.lrs[0], opt.momentum_value, opt.nesterov, gap,
+            config.train.max_iter,
+        )  # fmt: skip
+        ref = analysis.target_loss
+        scale = gap_scale(ref, float(result.loss[0, 0]))
+        reached = (result.final_loss[0] - ref) / scale <= gap
+        out["observed_steps"] = result.stop_steps[0] if reached else None
+        out["full_batch_prediction"] = config.train.batch_size is None
+    return out
+
+
+def _truth(dataset: Dataset) -> Truth | None:
+    return {"w": dataset.true_w, "b": dataset.true_b} if dataset.true_w is not None else None
+
+
+def sweep_summary(
+    config: Config, dataset: Dataset, analysis: Analysis, result: TrainResult, outcome: SweepOutcome
+) -> SweepSummary:
+    """summary.json of a sweep: the limits, every rate's verdicts, the recommendation."""
+    return {
+        "format_version": FORMAT_VERSION,
+        "kind": "sweep",
+        "name": config.name,
+        "lrs": result.lrs,
+        "critical_lr": analysis.critical_lr,
+        "monotone_lr_limit": analysis.monotone_lr_limit,
+        "asymptotically_optimal_lr": analysis.asymptotically_optimal_lr,
+        "condition_number": _json_number(analysis.condition_number),
+        "status": "interrupted" if "interrupted" in result.statuses else "completed",
+        "steps_run": result.steps_run,
+        "recommended_lr": outcome.recommended_lr,
+        "recommendation": outcome.recommendation,
+        "full_batch_prediction": config.train.batch_size is None,
+        "closed_form": {"loss": analysis.target_loss, **_params(analysis.target_theta)},
+        "true": _truth(dataset),
+        "results": outcome.rows,
+        "analysis": analysis.to_json(),
+        "max_iter": config.train.max_iter,
+        "device": result.device,
+        "distributed": result.world,
+        "dtype": config.train.dtype,
+        "seed": config.seed,
+        "elapsed_s": result.elapsed_s,
+        "steps_per_s": result.steps_run / result.elapsed_s if result.elapsed_s > 0 else None,
+        "versions": _versions(),
+    }
