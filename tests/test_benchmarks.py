@@ -9,10 +9,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 CPU_CASES = ["sweep", "full-batch", "mini-batch", "contour", "--help", "plot", "memory", "lesson"]
 
 
+@pytest.mark.slow
 def test_quick_benchmark_runs_every_case(tmp_path: Path) -> None:
     out = tmp_path / "results.json"
     path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))

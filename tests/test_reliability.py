@@ -11,6 +11,7 @@ import json
 import os
 import random
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -20,6 +21,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from events import PROGRESS_ENV, STEP, Output, wait_for_file
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_config import PYDANTIC_WORDING
@@ -33,7 +35,7 @@ from lrtrain.yaml_io import parse_yaml
 ROOT = Path(__file__).resolve().parents[1]
 # src first; an existing PYTHONPATH (packages installed outside the venv) kept after it
 _PATH = os.pathsep.join(filter(None, [str(ROOT / "src"), os.environ.get("PYTHONPATH")]))
-ENV = {**os.environ, "MPLBACKEND": "Agg", "PYTHONPATH": _PATH}
+ENV = {**os.environ, "MPLBACKEND": "Agg", "PYTHONPATH": _PATH, **PROGRESS_ENV}
 TEMP_FILE = re.compile(r"^\..+\.tmp(\.gif)?$")  # an atomic write killed mid-way leaves only this
 runner = CliRunner()
 
@@ -47,14 +49,6 @@ def _start(*args: str, cwd: Path) -> subprocess.Popen[str]:
         stderr=subprocess.STDOUT,
         text=True,
     )
-
-
-def _wait_for(path: Path, proc: subprocess.Popen[str], timeout: float = 60) -> None:
-    end = time.monotonic() + timeout
-    while not path.exists():
-        assert proc.poll() is None, proc.communicate()[0]
-        assert time.monotonic() < end, f"{path} never appeared"
-        time.sleep(0.05)
 
 
 def assert_whole(run_dir: Path) -> list[str]:
@@ -87,19 +81,20 @@ def assert_whole(run_dir: Path) -> list[str]:
 # --- interruption and resume -----------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_sigint_saves_everything_and_resume_equals_an_uninterrupted_run(tmp_path: Path) -> None:
     over = ["optimizer.momentum=0.9", "train.batch_size=16", "optimizer.lr=0.0005"]
-    proc = _start("fit", "--out", "r", "--quiet", "train.max_iter=200000", *over, cwd=tmp_path)
-    _wait_for(tmp_path / "r" / "plots", proc)
-    time.sleep(2.0)  # let it train
+    proc = _start("fit", "--out", "r", "train.max_iter=200000", *over, cwd=tmp_path)
+    output = Output(proc)
+    shown = int(output.wait_for(STEP).group(1))  # the progress bar says training is under way
     proc.send_signal(signal.SIGINT)
-    out, _ = proc.communicate(timeout=60)
-    assert proc.returncode == 130, out
+    out = output.text()
+    assert proc.wait(60) == 130, out
     assert "interrupted" in out and "lrtrain fit --resume r" in out and "Traceback" not in out
     assert_whole(tmp_path / "r")
     summary = json.loads((tmp_path / "r" / "summary.json").read_text())
     steps = summary["steps"]
-    assert summary["status"] == "interrupted" and 0 <= steps < 200000
+    assert summary["status"] == "interrupted" and shown <= steps < 200000
     metrics = (tmp_path / "r" / "metrics.csv").read_text().splitlines()
     assert len(metrics) == steps + 2  # header, θ_0 … θ_steps
     total = steps + 37
@@ -118,48 +113,59 @@ def test_sigint_saves_everything_and_resume_equals_an_uninterrupted_run(tmp_path
     assert "optimizer.lr (0.0005 → 0.01), seed (0 → 3)" in changed.output
 
 
+@pytest.mark.slow
 def test_a_second_ctrl_c_stops_at_once_without_corrupting_files(tmp_path: Path) -> None:
-    proc = _start("fit", "--out", "r", "--quiet", "train.max_iter=5000000", cwd=tmp_path)
-    _wait_for(tmp_path / "r" / "plots", proc)
-    time.sleep(1.5)
+    proc = _start("fit", "--out", "r", "train.max_iter=5000000", cwd=tmp_path)
+    output = Output(proc)
+    output.wait_for(STEP)
     proc.send_signal(signal.SIGINT)
-    time.sleep(0.05)
+    time.sleep(0.05)  # two separate presses, not one signal delivered twice
     proc.send_signal(signal.SIGINT)
-    out, _ = proc.communicate(timeout=60)
-    assert proc.returncode == 130, out
+    out = output.text()
+    assert proc.wait(60) == 130, out
     assert "Traceback" not in out
     assert_whole(tmp_path / "r")
 
 
+@pytest.mark.slow
 def test_sweep_interrupted_writes_what_it_has(tmp_path: Path) -> None:
     over = ["train.max_iter=5000000", "train.log_every=1000"]  # long, with a short history
-    proc = _start("sweep-lr", "--out", "s", "--quiet", *over, cwd=tmp_path)
-    _wait_for(tmp_path / "s" / "plots", proc)
-    time.sleep(1.5)
+    proc = _start("sweep-lr", "--out", "s", *over, cwd=tmp_path)
+    output = Output(proc)
+    output.wait_for(STEP)
     proc.send_signal(signal.SIGTERM)
-    out, _ = proc.communicate(timeout=60)
-    assert proc.returncode == 130, out
+    out = output.text()
+    assert proc.wait(60) == 130, out
     summary = json.loads((tmp_path / "s" / "summary.json").read_text())
     assert summary["status"] == "interrupted" and summary["steps_run"] < 5000000
     assert "sweep.csv" in assert_whole(tmp_path / "s")
 
 
+@pytest.mark.slow
 def test_sigkill_at_random_moments_leaves_every_file_whole_or_absent(tmp_path: Path) -> None:
-    """Killed at random points of a whole run (start-up, training, writing, drawing)."""
+    """Killed at random points of a whole run: during start-up, and at random moments after
+    the run directory appears (training, writing, drawing) — random on purpose — and once the
+    moment the first file is written, so that some kill surely lands among the writes."""
     rng = random.Random(5)
     seen: set[str] = set()
-    # A run here: ~3 s of start-up, training, then ~3 s of writing files and drawing figures.
-    for trial, moment in enumerate((2.0, 3.0, 3.6, 4.2, 4.8, 5.4, 6.2)):
+    for trial, after in enumerate(["start", "dir", "dir", "dir", "metrics.csv"]):
         run = tmp_path / f"k{trial}"
         proc = _start("fit", "--out", run.name, "--quiet", "train.max_iter=300", cwd=tmp_path)
-        time.sleep(moment + rng.uniform(-0.3, 0.3))
+        if after == "start":
+            time.sleep(rng.uniform(0.0, 1.0))  # somewhere in the imports
+        elif after == "dir":
+            wait_for_file(run / "plots", proc)
+            time.sleep(rng.uniform(0.0, 2.0))  # somewhere in training, writing or drawing
+        else:
+            wait_for_file(run / after, proc)
         proc.kill()
         proc.communicate(timeout=60)
         if run.exists():
             seen.update(assert_whole(run))
-    assert "summary.json" in seen or "metrics.csv" in seen  # some got far enough to write
+    assert "metrics.csv" in seen
 
 
+@pytest.mark.slow
 def test_two_fits_started_together_get_different_directories(tmp_path: Path) -> None:
     procs = [_start("fit", "--quiet", "train.max_iter=5", cwd=tmp_path) for _ in range(2)]
     for proc in procs:
@@ -203,12 +209,19 @@ def test_full_disk_is_a_clear_error_and_leaves_no_partial_file(
 # --- files: checkpoints and run directories ----------------------------------------------------
 
 
+@pytest.fixture(scope="module")
+def _pristine_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One short fit, trained once for the module's tests (each damages a copy of it)."""
+    run = tmp_path_factory.mktemp("pristine") / "r"
+    result = runner.invoke(app, ["fit", "--quiet", "--out", str(run), "train.max_iter=20"])
+    assert result.exit_code == 0, result.output
+    return run
+
+
 @pytest.fixture
-def lesson_run(tmp_path: Path) -> Path:
+def lesson_run(_pristine_run: Path, tmp_path: Path) -> Path:
     os.chdir(tmp_path)
-    result = runner.invoke(app, ["fit", "--quiet", "--out", "r", "train.max_iter=20"])
-    assert result.exit_code == 0
-    return tmp_path / "r"
+    return Path(shutil.copytree(_pristine_run, tmp_path / "r"))
 
 
 class _NotWeights:
