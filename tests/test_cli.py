@@ -301,7 +301,7 @@ def test_version_configs_validate_schema(tmp_path: Path) -> None:
 
 
 def test_shipped_schema_and_readme_reference_are_in_sync() -> None:
-    from lrtrain.config import FIELD_DOCS, config_reference, config_schema_text
+    from lrtrain.reference import FIELD_DOCS, config_reference, config_schema_text
 
     root = Path(__file__).resolve().parents[1]
     shipped = root / "src" / "lrtrain" / "configs" / "config.schema.json"

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lrtrain import plots
+from lrtrain import animation, plots
 from lrtrain.api import fit
 from lrtrain.config import load_config
 from lrtrain.runs import load_run
@@ -131,10 +131,10 @@ def test_blitted_frames_are_the_fully_drawn_frames(lesson_run: Path) -> None:
     equals the same figure drawn in full (up to the stacking of a few pixels where a moving
     artist crosses the legend)."""
     run = load_run(lesson_run)
-    frames = plots.descent_frames(run, 8)
+    frames = animation.descent_frames(run, 8)
     assert len(frames) == 8
     for k in (0, 4, 7):
-        scene = plots._DescentScene(run, 8)
+        scene = animation.DescentScene(run, 8)
         scene.fig.set_dpi(72)
         for artist in scene.moving:
             artist.set_animated(False)

@@ -158,8 +158,8 @@ def test_sweep_directory_files(tmp_path: Path) -> None:
 
 
 def test_sweep_figures_axes(tmp_path: Path) -> None:
-    from lrtrain.plots import sweep_figures
     from lrtrain.runs import load_run
+    from lrtrain.sweep_plots import sweep_figures
 
     run = sweep_lr(load_config("lecture", ["device=cpu"]), out=tmp_path / "s")
     figs = sweep_figures(load_run(run.run_dir))

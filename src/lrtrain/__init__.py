@@ -18,6 +18,8 @@ from __future__ import annotations
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
+from lrtrain.errors import LrtrainError
+
 __version__ = "0.3.0"
 
 _EXPORTS = {
@@ -69,7 +71,6 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
         sweep_lr,
     )
     from lrtrain.config import Config, load_config
-    from lrtrain.errors import LrtrainError
     from lrtrain.runs import RunData, load_run
 
 

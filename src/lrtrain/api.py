@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from lrtrain import runs
 from lrtrain.config import Config
 from lrtrain.distributed import SINGLE, World, current
+from lrtrain.errors import ConfigError, RunDirError
 from lrtrain.memory import check_memory
 
 if TYPE_CHECKING:
@@ -152,7 +153,6 @@ def resume_status(checkpoint: dict[str, Any], config: Config) -> str | None:
     """Why there is nothing to resume (a message), or None when training should go on.
     Refuses a config that changes the problem, naming the keys that differ."""
     from lrtrain.config import Config as ConfigModel
-    from lrtrain.errors import ConfigError
 
     saved = ConfigModel.model_validate(checkpoint["config"])
     changed = [
@@ -300,7 +300,8 @@ def sweep_lr(
 
 def redraw(run_dir: str | Path, fmt: str | None = None) -> list[Path]:
     """Draw every figure of a saved fit or sweep from its files alone (no torch)."""
-    from lrtrain.plots import run_figures, sweep_figures
+    from lrtrain.plots import run_figures
+    from lrtrain.sweep_plots import sweep_figures
 
     run = runs.load_run(run_dir)
     fmt = fmt or run.config.get("output", {}).get("format", "png")
@@ -310,7 +311,6 @@ def redraw(run_dir: str | Path, fmt: str | None = None) -> list[Path]:
 
 def compare(run_dirs: list[str | Path], path: str | Path) -> Path:
     """One figure comparing fits of the same problem: paths on one contour plot, gap curves."""
-    from lrtrain.errors import RunDirError
     from lrtrain.plots import compare_figure
 
     loaded = [runs.load_run(d) for d in run_dirs]
@@ -331,8 +331,7 @@ def compare(run_dirs: list[str | Path], path: str | Path) -> Path:
 
 def animate(run_dir: str | Path, frames: int = 40) -> Path:
     """Write ``plots/descent.gif``: the path growing over the contours, the loss beside it."""
-    from lrtrain.errors import RunDirError
-    from lrtrain.plots import descent_frames
+    from lrtrain.animation import descent_frames
 
     run = runs.load_run(run_dir)
     if run.kind != "fit":
@@ -355,7 +354,6 @@ def predict(run_dir: str | Path, csv_path: str | Path) -> str:
 def export_data(config: Config, path: str | Path, overwrite: bool = False) -> int:
     """Write the synthetic data set ``config`` generates to a CSV; returns the row count."""
     from lrtrain.data import write_synthetic_csv
-    from lrtrain.errors import ConfigError
 
     if config.data.source != "synthetic":
         raise ConfigError(

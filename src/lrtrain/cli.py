@@ -39,6 +39,7 @@ from lrtrain.cli_run import (
     user_errors,
 )
 from lrtrain.distributed import DEFAULT_TIMEOUT_S
+from lrtrain.errors import ConfigError, LrtrainError, RunDirError
 from lrtrain.progress import ProgressBar
 from lrtrain.report import fit_report, sweep_report
 
@@ -150,7 +151,6 @@ def _fit_or_resume(
             return api.fit(
                 cfg, out=out, overwrite=overwrite, progress=bar, should_stop=stopped, draw=draw
             )
-    from lrtrain.errors import RunDirError
     from lrtrain.runs import load_checkpoint
 
     if out is not None:
@@ -201,8 +201,6 @@ def sweep_lr(
 
     def resolve() -> Config:
         if lrs is not None and lr_range is not None:
-            from lrtrain.errors import ConfigError
-
             raise ConfigError("give either --lrs or --lr-range, not both")
         return resolve_config(config, overrides, device, seed)
 
@@ -293,7 +291,6 @@ def plot(
     ] = False,
 ) -> None:
     """Redraw every figure of a saved run from its files alone (no retraining, no torch)."""
-    from lrtrain.errors import LrtrainError
 
     with user_errors():
         if fmt is not None and fmt not in ("png", "svg", "pdf"):
@@ -334,7 +331,8 @@ def configs(ctx: typer.Context) -> None:
     """List the bundled configs with one-line descriptions (``-c NAME`` runs one)."""
     if ctx.invoked_subcommand is not None:
         return
-    from lrtrain.config import bundled_config_description, bundled_config_names
+    from lrtrain.config import bundled_config_names
+    from lrtrain.reference import bundled_config_description
 
     table = Table(title="bundled configs (lrtrain fit -c NAME)", title_justify="left")
     table.add_column("name")
@@ -360,7 +358,7 @@ def configs_copy(
     dest: Annotated[Path, typer.Argument(help="Where to write it (never overwritten).")],
 ) -> None:
     """Copy a bundled config to a file you can edit (refuses to overwrite)."""
-    from lrtrain.config import copy_bundled_config
+    from lrtrain.reference import copy_bundled_config
 
     with user_errors():
         copy_bundled_config(name, dest)
@@ -401,7 +399,7 @@ def schema(
     ] = False,
 ) -> None:
     """Print the config's JSON Schema (for editors: the bundled YAMLs point to it)."""
-    from lrtrain.config import config_reference, config_schema_text
+    from lrtrain.reference import config_reference, config_schema_text
 
     sys.stdout.write(config_reference() if reference else config_schema_text())
 

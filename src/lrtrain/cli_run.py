@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.console import Console
 
+from lrtrain.errors import DistributedError, LrtrainError
+
 if TYPE_CHECKING:
     from lrtrain.config import Config
     from lrtrain.drawer import Drawer
@@ -98,7 +100,6 @@ def user_errors() -> Iterator[None]:
     """Turn the core's user errors into one clear message and exit code 2, no traceback.
     In a distributed run rank 0 speaks for all (every process meets the same error), except
     when processes lose each other: then each says what it saw, and exits 1."""
-    from lrtrain.errors import DistributedError, LrtrainError
 
     try:
         yield

@@ -87,7 +87,7 @@ def _warm_up(kind: str) -> None:
 
     import numpy as np
 
-    from lrtrain import plots, runs  # noqa: F401  (runs: imported for its import cost)
+    from lrtrain import plots, runs, sweep_plots  # noqa: F401  (runs: for its import cost)
 
     steps = np.arange(20)
     path = np.stack([np.linspace(0, 1, 20), np.linspace(0, 0.5, 20)], axis=1)
@@ -97,8 +97,8 @@ def _warm_up(kind: str) -> None:
         rows = [{"lr": lr, "final_loss": 1.5, "verdict": "monotone"} for lr in (0.1, 0.2)]
         figures = [
             plots.contour_grid_figure([path, path], ["a", "b"], [1.0, 0.5], 1.0, hessian),
-            plots.sweep_loss_figure([(0.1, steps, loss, "monotone")], 1.0),
-            plots.sweep_summary_figure(rows, 0.1, 0.15, 0.2),
+            sweep_plots.sweep_loss_figure([(0.1, steps, loss, "monotone")], 1.0),
+            sweep_plots.sweep_summary_figure(rows, 0.1, 0.15, 0.2),
         ]
     else:
         figures = [

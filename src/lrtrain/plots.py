@@ -14,7 +14,6 @@ from lrtrain.surface import plane_axes, plane_loss, project
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
     from lrtrain.runs import RunData
@@ -30,7 +29,7 @@ PATH_COLOR = "#d62728"
 _MARGINS = {"left": 0.9, "bottom": 0.62, "top": 0.5, "right": 0.22}
 
 
-def _axes(
+def axes(
     ax: Axes | None, size: tuple[float, float] = (6.4, 4.8), right: float = _MARGINS["right"]
 ) -> tuple[Figure, Axes]:
     """The caller's axes, or a one-panel figure of ``size`` inches. One panel needs no layout
@@ -39,7 +38,7 @@ def _axes(
     if ax is not None:
         return cast("Figure", ax.figure), ax  # a Figure: lrtrain draws on no subfigures
     width, height = size
-    fig = _figure(size, layout=None)
+    fig = figure(size, layout=None)
     fig.subplots_adjust(
         left=_MARGINS["left"] / width,
         right=1 - right / width,
@@ -49,7 +48,7 @@ def _axes(
     return fig, fig.add_subplot()
 
 
-def _figure(
+def figure(
     size: tuple[float, float], layout: Literal["constrained"] | None = "constrained"
 ) -> Figure:
     """A figure on an Agg canvas of its own. Without a canvas (a bare ``Figure``) every text
@@ -71,7 +70,7 @@ def loss_figure(
     ax: Axes | None = None,
 ) -> Figure:
     """Loss against step on a log scale, with the closed-form optimum as a reference line."""
-    fig, ax = _axes(ax)
+    fig, ax = axes(ax)
     steps, loss = np.asarray(steps), np.asarray(loss, dtype=np.float64)
     finite = np.isfinite(loss) & (loss > 0)
     ax.plot(steps[finite], loss[finite], color="C0", lw=1.8, label="training loss")
@@ -104,8 +103,8 @@ def contour_figure(
     bottom eigenvectors, with the path projected onto it. A path that leaves the frame (divergence)
     is clipped, with an arrow showing where it went.
     """
-    fig, ax = _axes(ax)
-    surface = _Surface([theta], theta_star, loss_star, hessian, true_theta, [diverged])
+    fig, ax = axes(ax)
+    surface = Surface([theta], theta_star, loss_star, hessian, true_theta, [diverged])
     surface.panel(ax, 0, title, legend=True)
     return fig
 
@@ -128,8 +127,8 @@ def contour_grid_figure(
     n = len(thetas)
     cols = min(n, 3 if n <= 6 else 4)
     rows = -(-n // cols)
-    surface = _Surface(thetas, theta_star, loss_star, hessian, true_theta, diverged)
-    fig = _figure((4.2 * cols, 3.6 * rows), layout=None)
+    surface = Surface(thetas, theta_star, loss_star, hessian, true_theta, diverged)
+    fig = figure((4.2 * cols, 3.6 * rows), layout=None)
     _grid_margins(fig, rows, cols, title_lines=2 if surface.is_slice else 1)
     axes = fig.subplots(rows, cols, squeeze=False).ravel()
     for i, ax in enumerate(axes):
@@ -160,7 +159,7 @@ def _grid_margins(fig: Figure, rows: int, cols: int, title_lines: int) -> None:
     )
 
 
-class _Surface:
+class Surface:
     """The loss surface in the plot plane, framed to show every path, θ* and θ_true."""
 
     def __init__(
@@ -330,7 +329,7 @@ def fit_figure(
     ax: Axes | None = None,
 ) -> Figure:
     """One feature: the data, the learned line and the true line."""
-    fig, ax = _axes(ax)
+    fig, ax = axes(ax)
     x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
     ax.scatter(x, y, s=10, alpha=0.6, color="C0", label="data")
     grid = np.linspace(x.min(), x.max(), 2)
@@ -352,7 +351,7 @@ def fit_figure(
     return fig
 
 
-def _run_title(summary: dict[str, Any]) -> str:
+def run_title(summary: dict[str, Any]) -> str:
     final = summary["final"]["loss"]
     final_text = f"{final:.5g}" if final is not None else "non-finite"
     return f"lr = {summary['lr']:g}, {summary['steps']} steps, final loss {final_text}"
@@ -362,7 +361,7 @@ def run_figures(run: RunData) -> dict[str, Figure]:
     """Every figure a saved fit run asks for (``output.plots``), by file stem."""
     summary, analysis = run.summary, run.summary["analysis"]
     wanted = run.config.get("output", {}).get("plots", ["loss", "contour", "fit"])
-    title = _run_title(summary)
+    title = run_title(summary)
     verdict = summary.get("verdict", {}).get("observed")
     figures: dict[str, Figure] = {}
     if "loss" in wanted:
@@ -405,11 +404,11 @@ def compare_figure(runs: list[RunData], labels: list[str] | None = None) -> Figu
 
     first = runs[0].summary["analysis"]
     labels = labels or [_compare_label(run) for run in runs]
-    fig = _figure((12.5, 5.0))
+    fig = figure((12.5, 5.0))
     left, right = fig.subplots(1, 2)
     true = runs[0].summary.get("true")
     diverged = [run.summary["status"] == "diverged" for run in runs]
-    surface = _Surface(
+    surface = Surface(
         [run.theta for run in runs],
         first["theta_star"],
         first["loss_star"],
@@ -443,89 +442,6 @@ def compare_figure(runs: list[RunData], labels: list[str] | None = None) -> Figu
     return fig
 
 
-def descent_animation(run: RunData, frames: int = 40) -> Any:
-    """The descent path growing over the loss contours, the loss curve growing beside it
-    (a ``matplotlib.animation.FuncAnimation`` that redraws only what moves, for notebooks;
-    :func:`descent_frames` renders the same frames as images)."""
-    from matplotlib.animation import FuncAnimation
-
-    scene = _DescentScene(run, frames)
-    return FuncAnimation(scene.fig, scene.update, frames=scene.count, interval=80, blit=True)
-
-
-def descent_frames(run: RunData, frames: int = 40, dpi: float = 72) -> list[np.ndarray]:
-    """The frames of :func:`descent_animation` as RGB arrays, drawn by blitting: the contours,
-    their labels, the axes and the layout are drawn once; each frame restores that background
-    and draws only the path, its head, the loss curve and the title over it."""
-    scene = _DescentScene(run, frames)
-    fig = scene.fig
-    fig.set_dpi(dpi)
-    canvas = cast("FigureCanvasAgg", fig.canvas)  # _figure's canvas
-    canvas.draw()  # the background, without the animated artists
-    fig.set_layout_engine("none")  # keep the layout of that draw for every frame
-    background = canvas.copy_from_bbox(fig.bbox)
-    out = []
-    for i in range(scene.count):
-        canvas.restore_region(background)
-        for artist in scene.update(i):
-            fig.draw_artist(artist)
-        out.append(np.asarray(canvas.buffer_rgba())[..., :3].copy())
-    return out
-
-
-class _DescentScene:
-    """The figure of the descent animation and the artists that move in it."""
-
-    def __init__(self, run: RunData, frames: int) -> None:
-        summary, analysis = run.summary, run.summary["analysis"]
-        true = summary.get("true")
-        surface = _Surface(
-            [run.theta],
-            analysis["theta_star"],
-            analysis["loss_star"],
-            analysis["hessian"],
-            [*true["w"], true["b"]] if true else None,
-            [summary["status"] == "diverged"],
-        )
-        self.fig = _figure((11.0, 4.4))
-        left, right = self.fig.subplots(1, 2)
-        surface.panel(left, None, f"Descent path — {_run_title(summary)}", legend=False)
-        self.s, self.t = surface.paths[0]
-        self.steps, self.loss = run.metrics["step"], run.metrics["loss"]
-        (self.path_line,) = left.plot([], [], color=PATH_COLOR, lw=1.4, marker="o", ms=2.5)
-        (self.head,) = left.plot([], [], marker="o", ms=8, color=PATH_COLOR, mec="k", ls="none")
-        self.keep = np.isfinite(self.loss) & (self.loss > 0)
-        right.set_yscale("log")
-        right.set_xlim(0, max(float(self.steps[-1]), 1.0))
-        if self.keep.any():
-            right.set_ylim(self.loss[self.keep].min() * 0.8, self.loss[self.keep].max() * 1.25)
-        right.axhline(summary["closed_form"]["loss"], color="k", ls="--", lw=1, label="optimum")
-        (self.curve,) = right.plot([], [], color=PATH_COLOR, lw=1.4, label="loss")
-        right.set_xlabel("step")
-        right.set_ylabel("loss (mean squared error)")
-        right.grid(True, which="both", alpha=0.3)
-        right.legend(loc="upper right", fontsize=8)
-        self.title = right.set_title("", fontsize=10)
-        for artist in self.moving:
-            artist.set_animated(True)
-        count = min(frames, len(self.steps))
-        self.shown = np.unique(np.linspace(0, len(self.steps) - 1, count).astype(int))
-        self.count = len(self.shown)
-
-    @property
-    def moving(self) -> tuple[Any, ...]:
-        return self.path_line, self.head, self.curve, self.title
-
-    def update(self, i: int) -> tuple[Any, ...]:
-        upto = self.shown[i] + 1
-        self.path_line.set_data(self.s[:upto], self.t[:upto])
-        self.head.set_data(self.s[upto - 1 : upto], self.t[upto - 1 : upto])
-        mask = self.keep[:upto]
-        self.curve.set_data(self.steps[:upto][mask], self.loss[:upto][mask])
-        self.title.set_text(f"step {int(self.steps[upto - 1])}: loss {self.loss[upto - 1]:.6g}")
-        return self.moving
-
-
 def _compare_label(run: RunData) -> str:
     opt = run.summary.get("optimizer", {})
     lr = opt.get("lr", run.summary.get("lr"))
@@ -533,123 +449,3 @@ def _compare_label(run: RunData) -> str:
     auto = " (auto)" if opt.get("auto") else ""
     text = f"lr {lr:.4g}" + (f", momentum {momentum:.3g}" if momentum else "") + auto
     return f"{text}: {run.summary['steps']} steps, {run.summary['status']}"
-
-
-VERDICT_COLORS = {"monotone": "#2ca02c", "oscillating": "#ff7f0e", "diverged": "#d62728"}
-
-
-def sweep_loss_figure(
-    curves: list[tuple[float, np.ndarray, np.ndarray, str]],
-    loss_star: float | None = None,
-    ax: Axes | None = None,
-) -> Figure:
-    """Every loss curve (lr, steps, loss, verdict) on a log scale, coloured by lr on a log
-    colour scale; a diverged curve ends with a cross."""
-    from matplotlib import colormaps
-    from matplotlib.cm import ScalarMappable
-    from matplotlib.colors import ListedColormap, LogNorm
-
-    fig, ax = _axes(ax, (7.5, 4.8), right=0.3)  # the colorbar takes its room from the axes
-    lrs = [c[0] for c in curves]
-    norm = LogNorm(min(lrs), max(lrs) if max(lrs) > min(lrs) else min(lrs) * 10)
-    # plasma without its palest yellow, which vanishes on a white background
-    cmap = ListedColormap(colormaps["plasma"](np.linspace(0.0, 0.85, 256)))
-    for lr, steps, loss, verdict in curves:
-        keep = np.isfinite(loss) & (loss > 0)
-        color = cmap(norm(lr))
-        ax.plot(steps[keep], loss[keep], color=color, lw=1.3)
-        if verdict == "diverged" and keep.any():
-            ax.plot(steps[keep][-1], loss[keep][-1], marker="x", ms=8, mew=2, color=color)
-    if loss_star is not None and loss_star > 0:
-        ax.axhline(loss_star, color="k", ls="--", lw=1, label=f"optimum {loss_star:.6g}")
-        ax.legend(loc="upper right")
-    ax.set_yscale("log")
-    ax.set_xlabel("step")
-    ax.set_ylabel("loss (mean squared error)")
-    ax.set_title("Loss per learning rate (× = diverged)", fontsize=10)
-    ax.grid(True, which="both", alpha=0.3)
-    fig.colorbar(ScalarMappable(norm=norm, cmap=cmap), ax=ax, label="learning rate")
-    return fig
-
-
-def sweep_summary_figure(
-    results: list[dict[str, Any]],
-    monotone_lr: float,
-    optimal_lr: float,
-    critical_lr: float,
-    ax: Axes | None = None,
-) -> Figure:
-    """Final loss against lr on log axes, coloured by verdict, with the monotone limit, η* and
-    the critical lr marked: the learning-rate finder picture, done exactly."""
-    fig, ax = _axes(ax, (7.5, 4.8))
-    for verdict, color in VERDICT_COLORS.items():
-        pts = [
-            (r["lr"], r["final_loss"])
-            for r in results
-            if r["verdict"] == verdict and r["final_loss"] is not None and r["final_loss"] > 0
-        ]
-        if pts:
-            xs, ys = zip(*pts, strict=True)
-            ax.plot(xs, ys, "o", color=color, label=verdict)
-    order = sorted(
-        (r["lr"], r["final_loss"])
-        for r in results
-        if r["final_loss"] is not None and r["final_loss"] > 0
-    )
-    if order:
-        ax.plot(*zip(*order, strict=True), color="0.6", lw=1, zorder=0)
-    for x, label, style in (
-        (monotone_lr, "monotone limit 1/λ_max", ":"),
-        (optimal_lr, "η* (best asymptotic rate)", "--"),
-        (critical_lr, "critical 2/λ_max", "-"),
-    ):
-        if np.isfinite(x):
-            ax.axvline(x, color="k", ls=style, lw=1, label=f"{label} = {x:.4g}")
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel("learning rate")
-    ax.set_ylabel("final loss")
-    ax.set_title("Final loss against learning rate", fontsize=10)
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(loc="best", fontsize=8)
-    return fig
-
-
-def sweep_figures(run: RunData) -> dict[str, Figure]:
-    """The three figures of a sweep directory."""
-    summary, analysis = run.summary, run.summary["analysis"]
-    lr_col = run.metrics["lr"]
-    results = summary["results"]
-    thetas, titles, curves = [], [], []
-    for row in results:
-        mask = lr_col == row["lr"]
-        theta = run.theta[mask]
-        thetas.append(theta)
-        predicted = row["predicted_verdict"]
-        titles.append(f"lr {row['lr']:.4g}: {row['verdict']} (predicted {predicted})")
-        curves.append(
-            (row["lr"], run.metrics["step"][mask], run.metrics["loss"][mask], row["verdict"])
-        )
-    true = summary.get("true")
-    true_theta = [*true["w"], true["b"]] if true else None
-    return {
-        "sweep_contours": contour_grid_figure(
-            thetas,
-            titles,
-            analysis["theta_star"],
-            analysis["loss_star"],
-            analysis["hessian"],
-            true_theta,
-            suptitle=f"Gradient descent at {len(results)} learning rates "
-            f"(critical lr {summary['critical_lr']:.4g})",
-            diverged=[row["verdict"] == "diverged" for row in results],
-        ),
-        "sweep_loss": sweep_loss_figure(curves, summary["closed_form"]["loss"]),
-        "sweep_summary": sweep_summary_figure(
-            results,
-            summary["monotone_lr_limit"],
-            # run directories before 0.4 called it optimal_lr
-            summary.get("asymptotically_optimal_lr", summary.get("optimal_lr", np.nan)),
-            summary["critical_lr"],
-        ),
-    }
