@@ -77,7 +77,11 @@ def _number_or_auto(low: float, high: float | None, rule: str) -> BeforeValidato
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    # A key's docstring is its description: the one source of the key reference (docs/config.md)
+    # and of the JSON Schema's descriptions (reference.py).
+    model_config = ConfigDict(
+        extra="forbid", validate_assignment=True, use_attribute_docstrings=True
+    )
 
 
 class ArangeX(_Section):
@@ -126,16 +130,29 @@ X_KINDS: dict[str, set[str]] = {
 
 class DataConfig(_Section):
     source: Literal["synthetic", "csv"] = "synthetic"
+    """`synthetic` or `csv`"""
     n_samples: Annotated[Int, Field(ge=2, le=10**12)] = 100
+    """rows (≥ 2)"""
     x: XSpec = Field(default_factory=ArangeX)
+    """`arange` (one feature) · `uniform {low, high}` · `normal {mean, std}`"""
     true_w: Annotated[list[FiniteFloat], Field(min_length=1, max_length=10_000)] = [3.0]
+    """one weight per feature; its length is d"""
     true_b: FiniteFloat = 0.0
+    """true intercept"""
     noise_std: Annotated[FiniteFloat, Field(ge=0)] = 1.0
+    """y = x·true_w + true_b + noise_std·N(0, 1)"""
     path: str | None = None
+    """CSV file (header row required); relative paths in a config file are relative to that file"""
     target: str = "y"
+    """CSV target column"""
     features: list[str] | None = None
+    """CSV feature columns (default: all but the target)"""
     standardize: bool = False
+    """train on features scaled to zero mean, unit variance"""
     stream: bool = False
+    """`true`: synthetic rows are regenerated chunk by chunk every pass instead of held in memory
+    (bounded memory, any `n_samples`; full batch only)
+    """
 
     @property
     def d(self) -> int:
@@ -161,19 +178,28 @@ class DataConfig(_Section):
 
 class ModelConfig(_Section):
     init: Literal["zeros", "normal"] = "zeros"
+    """`zeros` (the lesson) or `normal` (small, seeded)"""
 
 
 class OptimizerConfig(_Section):
-    # "auto": chosen from the Hessian's spectrum before training (analysis.auto_settings)
     lr: Annotated[
         Annotated[FiniteFloat, Field(gt=0)] | Literal["auto"], _number_or_auto(0, None, "> 0")
     ] = 0.001
+    """> 0, or `auto`: the fastest constant step for this data (η* = 2/(λ_min+λ_max); with
+    `momentum: auto`, Polyak's pair; with a fixed momentum, the lr minimising the worst mode's
+    rate)
+    """
     momentum: Annotated[
         Annotated[FiniteFloat, Field(ge=0, lt=1)] | Literal["auto"],
         _number_or_auto(0, 1, "in [0, 1)"),
     ] = 0.0
+    """in [0, 1), or `auto` (needs `lr: auto`): Polyak's heavy ball, or with `nesterov: true` the
+    textbook Nesterov setting
+    """
     nesterov: bool = False
+    """needs momentum > 0"""
     weight_decay: Annotated[FiniteFloat, Field(ge=0)] = 0.0
+    """≥ 0 (as torch.optim.SGD)"""
 
     @model_validator(mode="after")
     def _check_combination(self) -> OptimizerConfig:
@@ -209,12 +235,23 @@ def _resolved(value: float | str, key: str) -> float:
 
 class TrainConfig(_Section):
     max_iter: Annotated[Int, Field(ge=1, le=10**9)] = 100
+    """steps"""
     batch_size: Annotated[Int, Field(ge=1)] | None = None
+    """`null` = full batch (gradient descent); k = mini-batch SGD, reshuffled each epoch"""
     tol: Annotated[FiniteFloat, Field(gt=0)] | None = None
-    # stop once (loss − loss*)/loss* ≤ target_gap (loss* from the closed form)
+    """`fit` only: stop (status `converged`) when the loss changes by less than tol in one step
+    (`sweep-lr` refuses it; its target is `train.target_gap`)
+    """
     target_gap: Annotated[FiniteFloat, Field(gt=0)] | None = None
+    """the relative optimality gap (loss − loss*)/loss* to reach, loss* from the closed form
+    (relative to the initial loss when loss* is 0): `fit` stops there (status `converged`; the
+    summary puts the steps the theory predicts beside the steps taken); `sweep-lr` counts each
+    rate's steps to it (1e-3 when unset)
+    """
     log_every: Annotated[Int, Field(ge=1)] = 1
+    """keep every k-th step in `metrics.csv` (and the last)"""
     dtype: Literal["float32", "float64"] = "float32"
+    """`float32` or `float64`"""
 
 
 class SweepConfig(_Section):
@@ -222,20 +259,27 @@ class SweepConfig(_Section):
         Annotated[list[Annotated[FiniteFloat, Field(gt=0)]], Field(min_length=1, max_length=4096)]
         | None
     ) = None
+    """learning rates for the sweep"""
 
 
 class OutputConfig(_Section):
     root: str = "runs"
+    """where run directories go"""
     plots: list[Literal["loss", "contour", "fit"]] = ["loss", "contour", "fit"]
+    """which figures to draw"""
     format: Literal["png", "svg", "pdf"] = "png"
+    """`png` · `svg` · `pdf`"""
 
 
 class Config(_Section):
     """The whole resolved config. ``Config()`` is the lesson."""
 
     name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")] = "lecture"
+    """run name (letters, digits, `_ . -`)"""
     seed: Annotated[Int, Field(ge=0, lt=2**63)] = 0
+    """seeds the data, the shuffling and `model.init: normal`"""
     device: Annotated[str, Field(pattern=r"^(auto|cpu|cuda|cuda:\d+)$")] = "auto"
+    """`auto` (CUDA if available) · `cpu` · `cuda` · `cuda:N`"""
     data: DataConfig = Field(default_factory=DataConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
     optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig)
