@@ -269,6 +269,11 @@ def test_plot_compare_draws_runs_of_one_problem(tmp_path: Path) -> None:
     assert out.read_bytes().startswith(b"\x89PNG")
     result = invoke("plot", str(tmp_path / "a"), str(tmp_path / "c"), "--compare", str(out))
     assert result.exit_code == 2 and "fits another problem" in result.output
+    result = invoke("plot", str(tmp_path / "a"), "--compare", str(tmp_path / "cmp.txt"))
+    assert result.exit_code == 2 and "cmp.txt: the file name must end in one of" in result.output
+    assert ".pdf, .pgf, .png" in result.output and not (tmp_path / "cmp.txt").exists()
+    result = invoke("plot", str(tmp_path / "a"), "--format", "gif")
+    assert result.exit_code == 2 and "--format: 'gif' is not one of png, svg, pdf" in result.output
 
 
 # --- the ecosystem's conventions -------------------------------------------------------------

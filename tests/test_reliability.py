@@ -192,12 +192,12 @@ def test_unwritable_output_location_is_a_clear_error(tmp_path: Path) -> None:
 def test_full_disk_is_a_clear_error_and_leaves_no_partial_file(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import lrtrain.runs
+    import lrtrain.atomic
 
     def full(fd: int) -> None:
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(lrtrain.runs.os, "fsync", full)
+    monkeypatch.setattr(lrtrain.atomic.os, "fsync", full)
     os.chdir(tmp_path)
     result = runner.invoke(app, ["fit", "--quiet", "--out", "r"])
     assert result.exit_code == 2, result.output

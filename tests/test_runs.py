@@ -14,7 +14,7 @@ import yaml
 from lrtrain.api import fit
 from lrtrain.config import load_config
 from lrtrain.errors import RunDirError
-from lrtrain.runs import atomic_write_text, create_run_dir, latest_run, load_run
+from lrtrain.runs import create_run_dir, latest_run, load_run
 
 SUMMARY_KEYS = {
     "status",
@@ -101,13 +101,6 @@ def test_out_refuses_non_empty_unless_overwrite(tmp_path: Path) -> None:
         create_run_dir(tmp_path, "x", out)
     assert (out / "precious.txt").read_text() == "keep me"
     assert create_run_dir(tmp_path, "x", out, overwrite=True) == out
-
-
-def test_atomic_write_leaves_no_temp_files(tmp_path: Path) -> None:
-    target = tmp_path / "f.txt"
-    atomic_write_text(target, "one")
-    atomic_write_text(target, "two")
-    assert target.read_text() == "two" and os.listdir(tmp_path) == ["f.txt"]
 
 
 def test_unwritable_location_is_a_clear_error(tmp_path: Path) -> None:

@@ -336,9 +336,7 @@ def animate(run_dir: str | Path, frames: int = 40) -> Path:
     run = runs.load_run(run_dir)
     if run.kind != "fit":
         raise RunDirError(f"{run.path}: --animate draws one fit's descent; this is a sweep")
-    plots = run.path / "plots"
-    plots.mkdir(exist_ok=True)
-    return runs.save_animation(descent_frames(run, frames), plots / "descent.gif")
+    return runs.save_animation(descent_frames(run, frames), run.path)
 
 
 def predict(run_dir: str | Path, csv_path: str | Path) -> str:

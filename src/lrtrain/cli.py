@@ -266,7 +266,8 @@ def plot(
         typer.Option(
             "--compare",
             help="Draw one figure comparing the given fit runs (paths on one contour plot, "
-            "optimality gaps) into this file (.png, .svg or .pdf).",
+            "optimality gaps) into this file (.png, .svg, .pdf or another format matplotlib "
+            "writes).",
             show_default=False,
         ),
     ] = None,
@@ -293,8 +294,11 @@ def plot(
     """Redraw every figure of a saved run from its files alone (no retraining, no torch)."""
 
     with user_errors():
-        if fmt is not None and fmt not in ("png", "svg", "pdf"):
-            raise LrtrainError(f"--format: '{fmt}' is not one of png, svg, pdf")
+        if fmt is not None:
+            from lrtrain.config import FIGURE_FORMATS
+
+            if fmt not in FIGURE_FORMATS:
+                raise LrtrainError(f"--format: '{fmt}' is not one of {', '.join(FIGURE_FORMATS)}")
         from lrtrain import runs
         from lrtrain.api import compare as compare_runs
         from lrtrain.api import redraw
@@ -452,9 +456,9 @@ def predict(
 
         text = run_predict(run_dir, input_csv)
         if output is not None:
-            from lrtrain.runs import atomic_write_text
+            from lrtrain.atomic import write_text
 
-            atomic_write_text(output, text)
+            write_text(output, text)
     if output is None:
         sys.stdout.write(text)
     else:

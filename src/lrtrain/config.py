@@ -13,7 +13,7 @@ import math
 import re
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal, Union, get_args
 
 from pydantic import (
     BaseModel,
@@ -262,12 +262,16 @@ class SweepConfig(_Section):
     """learning rates for the sweep"""
 
 
+FigureFormat = Literal["png", "svg", "pdf"]
+FIGURE_FORMATS: tuple[str, ...] = get_args(FigureFormat)  # what matplotlib writes for lrtrain
+
+
 class OutputConfig(_Section):
     root: str = "runs"
     """where run directories go"""
     plots: list[Literal["loss", "contour", "fit"]] = ["loss", "contour", "fit"]
     """which figures to draw"""
-    format: Literal["png", "svg", "pdf"] = "png"
+    format: FigureFormat = "png"
     """`png` · `svg` · `pdf`"""
 
 

@@ -432,30 +432,18 @@ def to_original_units(
 
 def write_synthetic_csv(data: DataConfig, seed: int, path: Path, overwrite: bool = False) -> int:
     """Write the synthetic data set a config generates as CSV (x_0 … x_{d-1}, y), block by
-    block (memory bounded by one chunk), atomically: a temporary file renamed at the end."""
-    import os
-    import tempfile
+    block (memory bounded by one chunk), atomically (lrtrain.atomic)."""
+    from lrtrain.atomic import atomic_file
 
     if path.exists() and not overwrite:
         raise DataError(f"{path}: exists; choose another file or pass --overwrite")
     names = [f"x_{i}" for i in range(data.d)]
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    except OSError as exc:
-        raise DataError(f"{path}: cannot write: {exc.strerror or exc}") from None
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-            writer = csv.writer(fh, lineterminator="\n")
-            writer.writerow([*names, "y"])
-            for _, x, y in iter_synthetic(data, seed, BLOCK_ROWS * 16):
-                writer.writerows(
-                    [*map(repr, xr), repr(yr)]
-                    for xr, yr in zip(x.tolist(), y[:, 0].tolist(), strict=True)
-                )
-        os.replace(tmp, path)
-    except BaseException as exc:
-        Path(tmp).unlink(missing_ok=True)
-        if isinstance(exc, OSError):
-            raise DataError(f"{path}: cannot write: {exc.strerror or exc}") from None
-        raise
+    with atomic_file(path, "w", DataError, encoding="utf-8", newline="") as fh:
+        writer = csv.writer(fh, lineterminator="\n")
+        writer.writerow([*names, "y"])
+        for _, x, y in iter_synthetic(data, seed, STREAM_CHUNK_ROWS):
+            writer.writerows(
+                [*map(repr, xr), repr(yr)]
+                for xr, yr in zip(x.tolist(), y[:, 0].tolist(), strict=True)
+            )
     return data.n_samples

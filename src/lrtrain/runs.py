@@ -7,14 +7,10 @@ plot`` redraws from these files alone.
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import io
 import json
-import os
-import tempfile
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
@@ -22,6 +18,7 @@ from typing import TYPE_CHECKING, Any, cast
 import numpy as np
 import yaml
 
+from lrtrain.atomic import write_bytes, write_text
 from lrtrain.errors import RunDirError
 from lrtrain.summary import FORMAT_VERSION
 
@@ -34,44 +31,6 @@ if TYPE_CHECKING:
 
 
 # --------------------------------------------------------------------------- writing
-
-
-def _umask_mode() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return 0o666 & ~mask
-
-
-_FILE_MODE = _umask_mode()
-
-
-@contextlib.contextmanager
-def _atomic(path: Path, suffix: str = ".tmp") -> Iterator[tuple[int, str]]:
-    """Yield (fd, name) of a hidden temporary file beside ``path``; on success it replaces
-    ``path`` in one rename, on any failure it is removed. ``path`` is never seen half-written."""
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
-        try:
-            os.chmod(tmp, _FILE_MODE)  # mkstemp makes 0600; run files are ordinary files
-            yield fd, tmp
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-    except OSError as exc:
-        raise RunDirError(f"{path}: cannot write: {exc.strerror or exc}") from None
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that ``path`` is never seen half-written."""
-    with _atomic(Path(path)) as (fd, _), os.fdopen(fd, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    atomic_write_bytes(path, text.encode("utf-8"))
 
 
 def create_run_dir(
@@ -123,11 +82,11 @@ def save_fit(
     import torch
 
     history = result.replica_history(0)
-    atomic_write_text(run_dir / "config.yaml", _config_header(config) + config.to_yaml())
-    atomic_write_text(run_dir / "metrics.csv", _metrics_csv(history, result.lrs[0]))
+    write_text(run_dir / "config.yaml", _config_header(config) + config.to_yaml())
+    write_text(run_dir / "metrics.csv", _metrics_csv(history, result.lrs[0]))
     if dataset.sample is not None:
-        atomic_write_text(run_dir / "data_sample.csv", _sample_csv(dataset))
-    atomic_write_bytes(run_dir / "model.pt", _torch_bytes(torch, result.model_state))
+        write_text(run_dir / "data_sample.csv", _sample_csv(dataset))
+    write_bytes(run_dir / "model.pt", _torch_bytes(torch, result.model_state))
     checkpoint = {
         "format_version": FORMAT_VERSION,
         "kind": "lrtrain-checkpoint",
@@ -141,17 +100,17 @@ def save_fit(
         # (seed, e), so a resumed run shuffles exactly as the uninterrupted one would.
         "shuffle": {"seed": config.seed, "scheme": "per-epoch permutation from (seed, epoch)"},
     }
-    atomic_write_bytes(run_dir / "checkpoint.pt", _torch_bytes(torch, checkpoint))
-    atomic_write_text(run_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
+    write_bytes(run_dir / "checkpoint.pt", _torch_bytes(torch, checkpoint))
+    write_text(run_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
 
 
 def save_sweep(run_dir: Path, config: Config, result: TrainResult, summary: SweepSummary) -> None:
     """Write a sweep directory: config, sweep.csv, trajectories.csv, summary.json."""
     header = _config_header(config).replace("lrtrain fit", "lrtrain sweep-lr")
-    atomic_write_text(run_dir / "config.yaml", header + config.to_yaml())
-    atomic_write_text(run_dir / "sweep.csv", _sweep_csv(summary["results"]))
-    atomic_write_text(run_dir / "trajectories.csv", _trajectories_csv(result))
-    atomic_write_text(run_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
+    write_text(run_dir / "config.yaml", header + config.to_yaml())
+    write_text(run_dir / "sweep.csv", _sweep_csv(summary["results"]))
+    write_text(run_dir / "trajectories.csv", _trajectories_csv(result))
+    write_text(run_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
 
 
 SWEEP_COLUMNS = [
@@ -369,30 +328,38 @@ def _read_csv_columns(path: Path) -> dict[str, np.ndarray]:
 
 def save_figures(run_dir: Path, figures: dict[str, Any], fmt: str = "png") -> list[Path]:
     """Render matplotlib figures into ``run_dir/plots/NAME.FMT`` atomically."""
+    plots = _plots_dir(run_dir)
+    return [save_figure(fig, plots / f"{name}.{fmt}") for name, fig in figures.items()]
+
+
+def _plots_dir(run_dir: Path) -> Path:
     plots = Path(run_dir) / "plots"
     try:
         plots.mkdir(exist_ok=True)
     except OSError as exc:
         raise RunDirError(f"{plots}: cannot create: {exc.strerror or exc}") from None
-    return [save_figure(fig, plots / f"{name}.{fmt}") for name, fig in figures.items()]
+    return plots
 
 
 def save_figure(fig: Any, path: Path) -> Path:
     """Render one figure to ``path`` atomically, in the format its suffix names."""
     fmt = path.suffix.lstrip(".").lower()
-    if fmt not in ("png", "svg", "pdf"):
-        raise RunDirError(f"{path}: the file name must end in .png, .svg or .pdf")
+    supported = fig.canvas.get_supported_filetypes()  # config.FIGURE_FORMATS and more
+    if fmt not in supported:
+        shown = ", ".join(f".{name}" for name in sorted(supported))
+        raise RunDirError(f"{path}: the file name must end in one of {shown}")
     buffer = io.BytesIO()
     fig.savefig(buffer, format=fmt, dpi=120)
-    atomic_write_bytes(path, buffer.getvalue())
+    write_bytes(path, buffer.getvalue())
     return path
 
 
-def save_animation(frames: list[Any], path: Path, fps: int = 12) -> Path:
-    """Write RGB frames (arrays [h, w, 3]) as a looping GIF, atomically (Pillow, which
-    matplotlib itself depends on)."""
+def save_animation(frames: list[Any], run_dir: Path, fps: int = 12) -> Path:
+    """Write RGB frames (arrays [h, w, 3]) as ``run_dir/plots/descent.gif``, a looping GIF,
+    atomically (Pillow, which matplotlib itself depends on)."""
     from PIL import Image
 
+    path = _plots_dir(run_dir) / "descent.gif"
     images = [Image.fromarray(frame) for frame in frames]
     buffer = io.BytesIO()
     images[0].save(
@@ -403,5 +370,5 @@ def save_animation(frames: list[Any], path: Path, fps: int = 12) -> Path:
         duration=round(1000 / fps),
         loop=0,
     )
-    atomic_write_bytes(path, buffer.getvalue())
+    write_bytes(path, buffer.getvalue())
     return path
