@@ -265,10 +265,12 @@ def test_hopeless_kappa_warns_and_standardize_cures_it(tmp_path) -> None:
 
     over = ["device=cpu", "data.x={kind: uniform, low: 10000.0, high: 10001.0}",
             "train.max_iter=5", "optimizer.lr=1e-9"]  # fmt: skip
-    run = fit(load_config(None, over), out=tmp_path / "raw")
+    run = fit(load_config(None, over), out=tmp_path / "raw", draw=False)
     (warning,) = run.summary["warnings"]
     assert "hopeless" in warning and "set data.standardize: true" in warning
-    cured = fit(load_config(None, [*over, "data.standardize=true"]), out=tmp_path / "std")
+    cured = fit(
+        load_config(None, [*over, "data.standardize=true"]), out=tmp_path / "std", draw=False
+    )
     assert cured.summary["warnings"] == []
     before = cured.summary["standardization"]["condition_number_before"]
     assert before == pytest.approx(run.summary["analysis"]["condition_number"], rel=1e-6)
@@ -341,13 +343,13 @@ def test_float32_reports_the_gap_floor_instead_of_running_to_max_iter(tmp_path) 
 
     over = ["device=cpu", "optimizer.lr=auto", "optimizer.momentum=auto",
             "train.target_gap=1e-12", "train.max_iter=5000", "output.plots=[]"]  # fmt: skip
-    run32 = fit(load_config(None, over), out=tmp_path / "f32")
+    run32 = fit(load_config(None, over), out=tmp_path / "f32", draw=False)
     floor = run32.summary["analysis"]["gap_floor"]
     assert 1e-8 < floor < 1e-4
     assert any("lies below what float32 can resolve" in w for w in run32.summary["warnings"])
     assert run32.summary["status"] == "converged" and run32.summary["steps"] < 5000
     assert run32.summary["optimality_gap"]["relative"] <= floor
-    run64 = fit(load_config(None, [*over, "train.dtype=float64"]), out=tmp_path / "f64")
+    run64 = fit(load_config(None, [*over, "train.dtype=float64"]), out=tmp_path / "f64", draw=False)
     assert run64.summary["analysis"]["gap_floor"] < 1e-12
     assert run64.summary["warnings"] == []
     assert run64.summary["optimality_gap"]["relative"] <= 1e-12
@@ -370,7 +372,7 @@ def test_nist_norris_certified_values(tmp_path) -> None:
     assert a.loss_star * 36 == pytest.approx(rss, rel=1e-11)
     auto = ["data.standardize=true", "optimizer.lr=auto", "optimizer.momentum=auto",
             "train.target_gap=1e-14", "train.max_iter=500"]  # fmt: skip
-    run = fit(load_config(None, [*over, *auto]), out=tmp_path / "norris")
+    run = fit(load_config(None, [*over, *auto]), out=tmp_path / "norris", draw=False)
     final = run.summary["final_original"]
     assert final["w"][0] == pytest.approx(b1, rel=1e-8)
     assert final["b"] == pytest.approx(b0, rel=1e-5)
@@ -378,7 +380,7 @@ def test_nist_norris_certified_values(tmp_path) -> None:
     assert 1 - rss / ss_tot == pytest.approx(0.999993745883712, rel=1e-12)
     # in the default dtype, float32: the same certified closed form, and a fit as close to it
     # as float32 parameters go
-    run32 = fit(load_config(None, [*over[:-1], *auto]), out=tmp_path / "norris32")
+    run32 = fit(load_config(None, [*over[:-1], *auto]), out=tmp_path / "norris32", draw=False)
     assert run32.summary["closed_form_original"]["w"][0] == pytest.approx(b1, rel=1e-11)
     assert run32.summary["closed_form_original"]["b"] == pytest.approx(b0, rel=1e-11)
     assert run32.summary["final_original"]["w"][0] == pytest.approx(b1, rel=1e-6)

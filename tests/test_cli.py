@@ -96,7 +96,7 @@ def test_nested_overrides_on_the_embedded_default(tmp_path: Path, command: list[
 
 
 def test_sweep_refuses_train_tol_by_its_new_name(tmp_path: Path) -> None:
-    result = invoke("sweep-lr", "train.tol=1e-4", "--out", str(tmp_path / "s"))
+    result = invoke("sweep-lr", "train.tol=1e-4", "--out", str(tmp_path / "s"), "output.plots=[]")
     assert result.exit_code == 2
     assert "train.tol: sweep-lr has no change-in-loss stop" in result.output
     assert "write train.target_gap=0.0001 instead" in result.output
@@ -165,7 +165,7 @@ def test_bad_config_file(tmp_path: Path, text: str, fragment: str) -> None:
 def test_out_not_empty(tmp_path: Path) -> None:
     (tmp_path / "taken").mkdir()
     (tmp_path / "taken" / "x").write_text("")
-    result = invoke("fit", "--out", str(tmp_path / "taken"), "--device", "cpu")
+    result = invoke("fit", "--out", str(tmp_path / "taken"), "--device", "cpu", "output.plots=[]")
     assert result.exit_code == 2 and "--overwrite" in result.output
 
 
@@ -239,7 +239,9 @@ def test_fit_auto_reports_the_chosen_settings(tmp_path: Path) -> None:
     }
     resolved = (run / "config.yaml").read_text()
     assert "lr: 0.0504945" in resolved and "auto" not in resolved.split("\n", 3)[-1]
-    again = invoke("fit", "-c", str(run / "config.yaml"), "--out", str(tmp_path / "again"))
+    again = invoke(
+        "fit", "-c", str(run / "config.yaml"), "--out", str(tmp_path / "again"), "output.plots=[]"
+    )
     assert again.exit_code == 0, again.output
     repeat = json.loads((tmp_path / "again" / "summary.json").read_text())
     assert repeat["final"] == summary["final"] and repeat["steps"] == 86
@@ -369,20 +371,26 @@ def test_predict_standardised_real_data(tmp_path: Path) -> None:
 
 
 def test_json_output_and_no_color(tmp_path: Path) -> None:
-    result = invoke("fit", "--device", "cpu", "--json", "--out", str(tmp_path / "r"))
+    result = invoke(
+        "fit", "--device", "cpu", "--json", "--out", str(tmp_path / "r"), "output.plots=[]"
+    )
     assert result.exit_code == 0
     summary = json.loads(result.output)
     assert summary["status"] == "completed" and summary["steps"] == 100
-    result = invoke("sweep-lr", "--device", "cpu", "--json", "--out", str(tmp_path / "s"))
+    result = invoke(
+        "sweep-lr", "--device", "cpu", "--json", "--out", str(tmp_path / "s"), "output.plots=[]"
+    )
     assert json.loads(result.output)["kind"] == "sweep"
     env = {**os.environ, "FORCE_COLOR": "1", "COLUMNS": "100"}
     colored = subprocess.run(
-        [sys.executable, "-m", "lrtrain", "fit", "--device", "cpu", "--out", str(tmp_path / "c")],
+        [sys.executable, "-m", "lrtrain", "fit", "--device", "cpu", "--out", str(tmp_path / "c"),
+         "output.plots=[]", "train.max_iter=5"],
         capture_output=True, text=True, env=env,
     )  # fmt: skip
     assert "\x1b[" in colored.stdout
     plain = subprocess.run(
-        [sys.executable, "-m", "lrtrain", "fit", "--device", "cpu", "--out", str(tmp_path / "n")],
+        [sys.executable, "-m", "lrtrain", "fit", "--device", "cpu", "--out", str(tmp_path / "n"),
+         "output.plots=[]", "train.max_iter=5"],
         capture_output=True, text=True, env={**env, "NO_COLOR": "1"},
     )  # fmt: skip
     assert plain.returncode == 0 and not re.search(r"\x1b\[[0-9;]*3[0-7]m", plain.stdout)

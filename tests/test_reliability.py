@@ -167,7 +167,10 @@ def test_sigkill_at_random_moments_leaves_every_file_whole_or_absent(tmp_path: P
 
 @pytest.mark.slow
 def test_two_fits_started_together_get_different_directories(tmp_path: Path) -> None:
-    procs = [_start("fit", "--quiet", "train.max_iter=5", cwd=tmp_path) for _ in range(2)]
+    procs = [
+        _start("fit", "--quiet", "train.max_iter=5", "output.plots=[]", cwd=tmp_path)
+        for _ in range(2)
+    ]
     for proc in procs:
         out, _ = proc.communicate(timeout=120)
         assert proc.returncode == 0, out
@@ -213,7 +216,9 @@ def test_full_disk_is_a_clear_error_and_leaves_no_partial_file(
 def _pristine_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One short fit, trained once for the module's tests (each damages a copy of it)."""
     run = tmp_path_factory.mktemp("pristine") / "r"
-    result = runner.invoke(app, ["fit", "--quiet", "--out", str(run), "train.max_iter=20"])
+    result = runner.invoke(
+        app, ["fit", "--quiet", "--out", str(run), "train.max_iter=20", "output.plots=[]"]
+    )
     assert result.exit_code == 0, result.output
     return run
 

@@ -81,8 +81,10 @@ def test_fit_writes_every_file(tmp_path: Path) -> None:
 
 
 def test_rerun_from_saved_config_is_identical(tmp_path: Path) -> None:
-    first = fit(load_config(None, ["device=cpu", "optimizer.lr=0.01"]), out=tmp_path / "a")
-    again = fit(load_config(str(first.run_dir / "config.yaml")), out=tmp_path / "b")
+    first = fit(
+        load_config(None, ["device=cpu", "optimizer.lr=0.01"]), out=tmp_path / "a", draw=False
+    )
+    again = fit(load_config(str(first.run_dir / "config.yaml")), out=tmp_path / "b", draw=False)
     assert first.summary["final"] == again.summary["final"]
 
 
@@ -116,7 +118,7 @@ def test_load_run_errors(tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
     with pytest.raises(RunDirError, match="not an lrtrain run"):
         load_run(tmp_path / "empty")
-    run = fit(load_config(None, ["device=cpu", "train.max_iter=5"]), out=tmp_path / "r")
+    run = fit(load_config(None, ["device=cpu", "train.max_iter=5"]), out=tmp_path / "r", draw=False)
     (run.run_dir / "metrics.csv").write_text("step,loss\n0,abc\n")
     with pytest.raises(RunDirError, match="corrupt"):
         load_run(run.run_dir)
@@ -130,9 +132,15 @@ def test_load_run_errors(tmp_path: Path) -> None:
 def test_latest_run(tmp_path: Path) -> None:
     with pytest.raises(RunDirError, match="no runs"):
         latest_run(tmp_path / "runs")
-    a = fit(load_config(None, ["device=cpu", "train.max_iter=3", f"output.root={tmp_path}/runs"]))
+    a = fit(
+        load_config(None, ["device=cpu", "train.max_iter=3", f"output.root={tmp_path}/runs"]),
+        draw=False,
+    )
     os.utime(a.run_dir / "summary.json", (1, 1))
-    b = fit(load_config(None, ["device=cpu", "train.max_iter=3", f"output.root={tmp_path}/runs"]))
+    b = fit(
+        load_config(None, ["device=cpu", "train.max_iter=3", f"output.root={tmp_path}/runs"]),
+        draw=False,
+    )
     assert latest_run(tmp_path / "runs") == b.run_dir
 
 

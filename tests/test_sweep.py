@@ -72,7 +72,7 @@ def test_every_diverged_rate_says_from_which_step(tmp_path: Path, extra: list[st
     # issue 13: lr 0.03 was judged diverged with an empty "diverged at" (no guard stop)
     cfg = load_config("lecture", ["device=cpu", "train.max_iter=300", *extra])
     dataset = load_dataset(cfg)
-    run = sweep_lr(cfg, lrs=[0.01, 0.03, 0.0305, 0.2], out=tmp_path / "s")
+    run = sweep_lr(cfg, lrs=[0.01, 0.03, 0.0305, 0.2], out=tmp_path / "s", draw=False)
     rows = {r["lr"]: r for r in run.summary["results"]}
     assert rows[0.01]["diverged_at"] is None and rows[0.01]["stopped_at"] is None
     for lr in (0.03, 0.0305, 0.2):
@@ -123,7 +123,7 @@ def test_predicted_equals_observed_away_from_boundaries(problem: str, tmp_path: 
         for lr in parse_lr_range(f"{a.monotone_lr_limit / 30}:{a.critical_lr * 1.5}:25")
         if min(abs(lr / b - 1) for b in (a.monotone_lr_limit, a.critical_lr)) > 0.01
     ]
-    run = sweep_lr(cfg, lrs, out=tmp_path / problem)
+    run = sweep_lr(cfg, lrs, out=tmp_path / problem, draw=False)
     for row in run.summary["results"]:
         assert row["verdict"] == row["predicted_verdict"], row
 
@@ -182,7 +182,9 @@ def test_sweep_figures_axes(tmp_path: Path) -> None:
 
 
 def test_sweep_redraw_without_torch(tmp_path: Path) -> None:
-    run = sweep_lr(load_config("lecture", ["device=cpu", "train.max_iter=30"]), out=tmp_path / "s")
+    run = sweep_lr(
+        load_config("lecture", ["device=cpu", "train.max_iter=30"]), out=tmp_path / "s", draw=False
+    )
     code = (
         "import sys; sys.modules['torch'] = None\n"
         "from lrtrain.api import redraw\n"
@@ -263,7 +265,7 @@ def test_cli_sweep_table_and_exit_codes(tmp_path: Path) -> None:
 def test_recommendation_explains_itself_against_eta_star_and_heavy_ball() -> None:
     from lrtrain.api import sweep_lr
 
-    run = sweep_lr(load_config(None, ["device=cpu", "train.max_iter=300"]), out="sw")
+    run = sweep_lr(load_config(None, ["device=cpu", "train.max_iter=300"]), out="sw", draw=False)
     text = run.summary["recommendation"]
     assert "η* = 2/(λ_min+λ_max) = 0.02956" in text
     assert "heavy-ball momentum with lr: auto and momentum: auto (lr 0.05049" in text
