@@ -130,7 +130,7 @@ def test_surface_equals_direct_evaluation(d: int) -> None:
 
 
 def test_observed_verdicts_from_hand_trajectories() -> None:
-    h = [[2.0, 0.0], [0.0, 1.0]]  # top eigenvector: the first coordinate
+    h = np.array([1.0, 0.0])  # H = diag(2, 1): its top eigenvector is the first coordinate
     steps = torch.arange(20, dtype=torch.float64)
     mono = torch.stack([0.5**steps, 0.9**steps], 1)
     osc = torch.stack([(-0.5) ** steps, 0.9**steps], 1)

@@ -7,6 +7,7 @@ import json
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import yaml
@@ -51,8 +52,16 @@ def test_fit_writes_every_file(tmp_path: Path) -> None:
         "plots/loss.png",
         "plots/contour.png",
         "plots/fit.png",
+        "arrays.npz",
     ):
         assert (d / name).is_file(), name
+    with np.load(d / "arrays.npz", allow_pickle=False) as arrays:
+        assert set(arrays.files) == {"hessian", "eigenvectors"}
+        assert arrays["hessian"] == pytest.approx(np.array([[65.67, 9.9], [9.9, 2.0]]))
+        # each eigenvector column with its eigenvalue: H v = λ v
+        lams = json.loads((d / "summary.json").read_text())["analysis"]["hessian_eigenvalues"]
+        h, v = arrays["hessian"], arrays["eigenvectors"]
+        assert h @ v == pytest.approx(v * np.array(lams), abs=1e-9)
     summary = json.loads((d / "summary.json").read_text())
     assert set(summary) >= SUMMARY_KEYS and set(summary["analysis"]) >= ANALYSIS_KEYS
     assert summary["status"] == "completed" and summary["steps"] == 100
@@ -155,3 +164,57 @@ def test_diverged_run_is_saved_with_finite_metrics(tmp_path: Path) -> None:
     assert len(metrics["step"]) == run.summary["steps"] + 1
     assert all(map(lambda v: v == v and abs(v) < float("inf"), metrics["loss"]))
     assert yaml.safe_load((run.run_dir / "config.yaml").read_text())["optimizer"]["lr"] == 0.1
+
+
+# --- wide data and the run-directory format -------------------------------------------------
+
+DATA = Path(__file__).parent / "data"
+
+
+def test_a_wide_run_keeps_summary_and_csv_small_and_every_reader_works(tmp_path: Path) -> None:
+    """300 features: the p × p arrays in arrays.npz, the parameters per step in trajectory.npy,
+    summary.json O(p) numbers, metrics.csv the scalars; load_run, plot and predict read them."""
+    d = 300
+    weights = [round(0.01 * (i % 7 - 3), 2) for i in range(d)]
+    over = ["device=cpu", "data.n_samples=600", "data.x={kind: normal, mean: 0.0, std: 1.0}",
+            f"data.true_w={weights}", "train.max_iter=12", "optimizer.lr=auto"]  # fmt: skip
+    run = fit(load_config(None, over), out=tmp_path / "wide")
+    p = d + 1
+    summary_bytes = (run.run_dir / "summary.json").stat().st_size
+    assert summary_bytes < 300 * p  # O(p): ≤ 1 MB at p = 2 001 (was 117 MB)
+    summary = json.loads((run.run_dir / "summary.json").read_text())
+    assert "hessian" not in summary["analysis"] and summary["trajectory"] == "trajectory.npy"
+    assert summary["arrays"] == {
+        "file": "arrays.npz", "shapes": {"hessian": [p, p], "eigenvectors": [p, p]}
+    }  # fmt: skip
+    header = (run.run_dir / "metrics.csv").read_text().splitlines()[0]
+    assert header == "step,loss,grad_norm,lr"
+    loaded = load_run(run.run_dir)
+    assert loaded.theta.shape == (13, p)
+    assert loaded.theta[-1] == pytest.approx(run.result.final_theta[0].numpy())
+    assert loaded.hessian.shape == (p, p) and loaded.eigenvectors is not None
+    assert (run.run_dir / "plots" / "contour.png").is_file()
+    from lrtrain.api import predict
+
+    rows = ["x_" + ",x_".join(map(str, range(d))), ",".join(["0.5"] * d)]
+    (tmp_path / "in.csv").write_text("\n".join(rows) + "\n")
+    out = predict(run.run_dir, tmp_path / "in.csv").splitlines()
+    expected = 0.5 * sum(summary["final"]["w"]) + summary["final"]["b"]
+    assert float(out[1].split(",")[-1]) == pytest.approx(expected, rel=1e-6)
+
+
+def test_a_format_1_run_still_loads_plots_predicts_and_resumes(tmp_path: Path) -> None:
+    """tests/data/run-format-1 was written by lrtrain 0.3 (format 1: the Hessian inside
+    summary.json, parameters in metrics.csv)."""
+    import shutil
+
+    from lrtrain.api import redraw, resume
+
+    old = Path(shutil.copytree(DATA / "run-format-1", tmp_path / "old"))
+    run = load_run(old)
+    assert run.summary["format_version"] == 1 and run.eigenvectors is None
+    assert run.hessian.shape == (4, 4) and run.theta.shape == (31, 4)
+    assert sorted(p.name for p in redraw(old)) == ["contour.png", "loss.png"]
+    continued = resume(old, load_config(str(old / "config.yaml"), ["train.max_iter=40"]))
+    assert continued.summary["steps"] == 40 and continued.summary["format_version"] == 2
+    assert load_run(old).theta.shape == (41, 4) and (old / "arrays.npz").is_file()

@@ -7,8 +7,10 @@ Everything here is float64 on the CPU, computed once per run from the data in ch
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, fields, replace
+from typing import Any
 
+import numpy as np
 import torch
 
 from lrtrain import stats as st
@@ -20,6 +22,7 @@ from lrtrain.stats import condition_number, hessian_eigenvalues
 __all__ = ["condition_number", "hessian_eigenvalues"]  # re-exported: part of the analysis
 
 VERDICTS = ("monotone", "oscillating", "diverged")
+ARRAYS = ("hessian", "eigenvectors")  # Analysis fields of p × p numbers
 
 
 @dataclass
@@ -31,8 +34,9 @@ class Analysis:
     (ridge). Learning-rate limits account for momentum, Nesterov and weight decay.
     """
 
-    hessian: list[list[float]]
+    hessian: np.ndarray  # [p, p] float64, p = d + 1 (saved in arrays.npz, not summary.json)
     eigenvalues: list[float]  # ascending
+    eigenvectors: np.ndarray  # [p, p]: column i belongs to eigenvalues[i] (arrays.npz)
     condition_number: float  # inf when the problem is singular
     critical_lr: float
     monotone_lr_limit: float
@@ -76,12 +80,23 @@ class Analysis:
             asymptotically_optimal_lr=optimal,
         )
 
-    def to_json(self) -> dict[str, object]:
-        out = asdict(self)
+    def to_json(self) -> dict[str, Any]:
+        """The analysis for summary.json: O(p) numbers; the p × p arrays (:attr:`arrays`) go to
+        the run's arrays.npz."""
+        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ARRAYS}
         out["hessian_eigenvalues"] = out.pop("eigenvalues")
         if not math.isfinite(self.condition_number):
             out["condition_number"] = None
         return out
+
+    @property
+    def arrays(self) -> dict[str, np.ndarray]:
+        return {name: getattr(self, name) for name in ARRAYS}
+
+    @property
+    def top_eigenvector(self) -> np.ndarray:
+        """H's eigenvector of λ_max: the direction that oscillates first."""
+        return self.eigenvectors[:, -1]
 
 
 def lr_limits(
@@ -126,13 +141,12 @@ def analyse_dataset(dataset: Dataset, optimizer: OptimizerConfig) -> Analysis:
     stats = exact.stats
     n, dim = stats.n, stats.d + 1
     hessian = 2.0 * stats.xtx / n
-    eig = hessian_eigenvalues(stats)
+    spectrum = st.hessian_spectrum(stats)
+    eig = spectrum.values
     wd = optimizer.weight_decay
     eff = (eig + wd).clamp_min(0.0)  # weight decay adds wd·I to the Hessian
     lam_min, lam_max = float(eff[0]), float(eff[-1])
-    cov_eig = torch.linalg.eigvalsh(stats.cov)
-    # H is singular exactly when the centred covariance is (see hessian_eigenvalues).
-    singular = float(cov_eig[0]) <= float(cov_eig[-1]) * dim * torch.finfo(torch.float64).eps
+    singular = st.is_singular(spectrum)
     condition = lam_max / lam_min if lam_min > 0 and (wd > 0 or not singular) else math.inf
     theta, loss_star = exact.theta_star, exact.loss_star
     if wd > 0:
@@ -147,8 +161,9 @@ def analyse_dataset(dataset: Dataset, optimizer: OptimizerConfig) -> Analysis:
     momentum = 0.0 if optimizer.momentum == "auto" else optimizer.momentum
     monotone, critical, optimal = lr_limits(lam_min, lam_max, momentum, optimizer.nesterov)
     return Analysis(
-        hessian=hessian.tolist(),
+        hessian=hessian.numpy(),
         eigenvalues=eig.tolist(),
+        eigenvectors=spectrum.vectors.numpy(),
         condition_number=condition,
         critical_lr=critical,
         monotone_lr_limit=monotone,
@@ -183,13 +198,8 @@ def gap_floor(dataset: Dataset, analysis: Analysis, world: World = SINGLE) -> fl
     return max(abs(measured - analysis.target_loss) / scale, 2 * torch.finfo(dtype).eps)
 
 
-def top_eigenvector(hessian: list[list[float]]) -> torch.Tensor:
-    _, vectors = torch.linalg.eigh(torch.tensor(hessian, dtype=torch.float64))
-    return vectors[:, -1]
-
-
 def observed_verdict(
-    loss: torch.Tensor, theta: torch.Tensor, status: str, hessian: list[list[float]]
+    loss: torch.Tensor, theta: torch.Tensor, status: str, top_eigenvector: np.ndarray
 ) -> str:
     """Read the regime off a trajectory (consecutive steps): diverged if the loss blew up or
     grew; oscillating if successive updates along H's top eigenvector alternate in sign;
@@ -199,7 +209,7 @@ def observed_verdict(
         return "diverged"
     if len(loss) > 1 and float(loss[-1]) > float(loss[0]):
         return "diverged"
-    u = theta @ top_eigenvector(hessian)
+    u = theta @ torch.from_numpy(top_eigenvector)
     du = u[1:] - u[:-1]
     if len(du) < 2:
         return "monotone"
@@ -377,8 +387,8 @@ def predicted_steps(
     The loss is quadratic, so the iteration splits into independent eigen-modes of H; each is
     run with PyTorch's update rule (momentum buffer starting at the first gradient), no data.
     """
-    h = torch.tensor(analysis.hessian, dtype=torch.float64)
-    lams, vectors = torch.linalg.eigh(h)
+    lams = torch.tensor(analysis.eigenvalues, dtype=torch.float64)
+    vectors = torch.from_numpy(analysis.eigenvectors)
     lam_eff = lams + analysis.weight_decay
     target = torch.tensor(analysis.target_theta, dtype=torch.float64)
     star = torch.tensor(analysis.theta_star, dtype=torch.float64)

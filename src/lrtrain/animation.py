@@ -55,9 +55,10 @@ class DescentScene:
             [run.theta],
             analysis["theta_star"],
             analysis["loss_star"],
-            analysis["hessian"],
+            run.hessian,
             [*true["w"], true["b"]] if true else None,
             [summary["status"] == "diverged"],
+            run.eigenvectors,
         )
         self.fig = figure((11.0, 4.4))
         left, right = self.fig.subplots(1, 2)

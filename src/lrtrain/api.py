@@ -138,7 +138,7 @@ def _finish_fit(
     summary = fit_summary(config, dataset, analysis, result, auto)
     if not world.is_main:
         return FitRun(run_dir, summary, config, dataset, analysis, result, [])
-    runs.save_fit(run_dir, config, dataset, result, summary)
+    runs.save_fit(run_dir, config, dataset, result, summary, analysis.arrays)
     figures = redraw(run_dir, config.output.format) if draw else []
     return FitRun(run_dir, summary, config, dataset, analysis, result, figures)
 
@@ -293,7 +293,7 @@ def sweep_lr(
         return SweepRun(run_dir, None, config, analysis, part, [])
     result = concat_results(parts, world.describe())
     summary = sweep_summary(config, dataset, analysis, result, assess(config, analysis, result))
-    runs.save_sweep(run_dir, config, result, summary)
+    runs.save_sweep(run_dir, config, result, summary, analysis.arrays)
     figures = redraw(run_dir, config.output.format) if draw else []
     return SweepRun(run_dir, summary, config, analysis, result, figures)
 

@@ -91,11 +91,12 @@ def contour_figure(
     theta: np.ndarray,
     theta_star: list[float],
     loss_star: float,
-    hessian: list[list[float]],
+    hessian: np.ndarray | list[list[float]],
     true_theta: list[float] | None = None,
     title: str = "",
     ax: Axes | None = None,
     diverged: bool = False,
+    eigenvectors: np.ndarray | None = None,
 ) -> Figure:
     """Exact loss contours with the descent path, start, end, θ* and the true parameters.
 
@@ -104,7 +105,7 @@ def contour_figure(
     is clipped, with an arrow showing where it went.
     """
     fig, ax = axes(ax)
-    surface = Surface([theta], theta_star, loss_star, hessian, true_theta, [diverged])
+    surface = Surface([theta], theta_star, loss_star, hessian, true_theta, [diverged], eigenvectors)
     surface.panel(ax, 0, title, legend=True)
     return fig
 
@@ -114,10 +115,11 @@ def contour_grid_figure(
     titles: list[str],
     theta_star: list[float],
     loss_star: float,
-    hessian: list[list[float]],
+    hessian: np.ndarray | list[list[float]],
     true_theta: list[float] | None = None,
     suptitle: str = "",
     diverged: list[bool] | None = None,
+    eigenvectors: np.ndarray | None = None,
 ) -> Figure:
     """One contour panel per path (the lesson's slides side by side), sharing frame and levels.
 
@@ -127,7 +129,7 @@ def contour_grid_figure(
     n = len(thetas)
     cols = min(n, 3 if n <= 6 else 4)
     rows = -(-n // cols)
-    surface = Surface(thetas, theta_star, loss_star, hessian, true_theta, diverged)
+    surface = Surface(thetas, theta_star, loss_star, hessian, true_theta, diverged, eigenvectors)
     fig = figure((4.2 * cols, 3.6 * rows), layout=None)
     _grid_margins(fig, rows, cols, title_lines=2 if surface.is_slice else 1)
     axes = fig.subplots(rows, cols, squeeze=False).ravel()
@@ -167,11 +169,12 @@ class Surface:
         thetas: list[np.ndarray],
         theta_star: list[float],
         loss_star: float,
-        hessian: list[list[float]],
+        hessian: np.ndarray | list[list[float]],
         true_theta: list[float] | None,
         diverged: list[bool] | None = None,
+        eigenvectors: np.ndarray | None = None,
     ) -> None:
-        self.origin, self.e1, self.e2, self.labels = plane_axes(theta_star, hessian)
+        self.origin, self.e1, self.e2, self.labels = plane_axes(theta_star, hessian, eigenvectors)
         self.is_slice = len(theta_star) > 2  # several features: a 2-D slice of the surface
         self.paths = [
             project(np.asarray(th, dtype=np.float64), self.origin, self.e1, self.e2)
@@ -378,10 +381,11 @@ def run_figures(run: RunData) -> dict[str, Figure]:
             run.theta,
             analysis["theta_star"],
             analysis["loss_star"],
-            analysis["hessian"],
+            run.hessian,
             true_theta,
             title=f"Descent path ({verdict}) — {title}",
             diverged=summary["status"] == "diverged",
+            eigenvectors=run.eigenvectors,
         )
     if "fit" in wanted and run.sample is not None and len(analysis["theta_star"]) == 2:
         columns = list(run.sample)
@@ -412,9 +416,10 @@ def compare_figure(runs: list[RunData], labels: list[str] | None = None) -> Figu
         [run.theta for run in runs],
         first["theta_star"],
         first["loss_star"],
-        first["hessian"],
+        runs[0].hessian,
         [*true["w"], true["b"]] if true else None,
         diverged,
+        runs[0].eigenvectors,
     )
     surface.panel(left, None, "Descent paths on the loss surface", legend=False)
     colors = [f"C{i}" for i in (3, 0, 2, 1, 4, 5, 6, 7, 8, 9)]

@@ -20,7 +20,10 @@ import yaml
 
 from lrtrain.atomic import write_bytes, write_text
 from lrtrain.errors import RunDirError
-from lrtrain.summary import FORMAT_VERSION
+
+# beyond CSV_PARAMETERS parameters per row (a 2 000-feature fit would write 2 001 columns) the
+# CSVs keep only the scalars and the parameters go to a .npy beside them
+from lrtrain.summary import ARRAYS_FILE, CSV_PARAMETERS, FORMAT_VERSION
 
 if TYPE_CHECKING:
     from lrtrain.config import Config
@@ -76,14 +79,22 @@ def create_run_dir(
 
 
 def save_fit(
-    run_dir: Path, config: Config, dataset: Dataset, result: TrainResult, summary: FitSummary
+    run_dir: Path,
+    config: Config,
+    dataset: Dataset,
+    result: TrainResult,
+    summary: FitSummary,
+    arrays: dict[str, np.ndarray],
 ) -> None:
     """Write every file of a fit run (the summary assembled by ``summary.fit_summary``)."""
     import torch
 
     history = result.replica_history(0)
     write_text(run_dir / "config.yaml", _config_header(config) + config.to_yaml())
-    write_text(run_dir / "metrics.csv", _metrics_csv(history, result.lrs[0]))
+    theta = history["theta"].numpy()
+    write_text(run_dir / "metrics.csv", _metrics_csv(history, result.lrs[0], _in_csv(theta)))
+    if not _in_csv(theta):
+        write_bytes(run_dir / "trajectory.npy", _npy(theta))
     if dataset.sample is not None:
         write_text(run_dir / "data_sample.csv", _sample_csv(dataset))
     write_bytes(run_dir / "model.pt", _torch_bytes(torch, result.model_state))
@@ -101,16 +112,45 @@ def save_fit(
         "shuffle": {"seed": config.seed, "scheme": "per-epoch permutation from (seed, epoch)"},
     }
     write_bytes(run_dir / "checkpoint.pt", _torch_bytes(torch, checkpoint))
+    write_bytes(run_dir / ARRAYS_FILE, _npz(arrays))
     write_text(run_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
 
 
-def save_sweep(run_dir: Path, config: Config, result: TrainResult, summary: SweepSummary) -> None:
-    """Write a sweep directory: config, sweep.csv, trajectories.csv, summary.json."""
+def save_sweep(
+    run_dir: Path,
+    config: Config,
+    result: TrainResult,
+    summary: SweepSummary,
+    arrays: dict[str, np.ndarray],
+) -> None:
+    """Write a sweep directory: config, sweep.csv, trajectories.csv, arrays, summary.json."""
     header = _config_header(config).replace("lrtrain fit", "lrtrain sweep-lr")
     write_text(run_dir / "config.yaml", header + config.to_yaml())
     write_text(run_dir / "sweep.csv", _sweep_csv(summary["results"]))
-    write_text(run_dir / "trajectories.csv", _trajectories_csv(result))
+    wide = result.final_theta.shape[1] > CSV_PARAMETERS
+    write_text(run_dir / "trajectories.csv", _trajectories_csv(result, not wide))
+    if wide:
+        rows = [result.replica_history(k)["theta"].numpy() for k in range(len(result.lrs))]
+        write_bytes(run_dir / "trajectories.npy", _npy(np.concatenate(rows)))
+    write_bytes(run_dir / ARRAYS_FILE, _npz(arrays))
     write_text(run_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
+
+
+def _in_csv(theta: np.ndarray) -> bool:
+    return theta.shape[1] <= CSV_PARAMETERS
+
+
+def _npy(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, np.ascontiguousarray(array, dtype=np.float64), allow_pickle=False)
+    return buffer.getvalue()
+
+
+def _npz(arrays: dict[str, np.ndarray]) -> bytes:
+    buffer = io.BytesIO()
+    named: dict[str, Any] = {k: np.asarray(v, dtype=np.float64) for k, v in arrays.items()}
+    np.savez(buffer, **named)
+    return buffer.getvalue()
 
 
 SWEEP_COLUMNS = [
@@ -129,11 +169,14 @@ def _sweep_csv(rows: list[SweepRow]) -> str:
     return out.getvalue()
 
 
-def _trajectories_csv(result: TrainResult) -> str:
+def _trajectories_csv(result: TrainResult, parameters: bool = True) -> str:
+    """Every rate's rows; the parameter columns only when ``parameters`` (else they are in
+    trajectories.npy, row for row)."""
     d = result.final_theta.shape[1] - 1
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(["lr", "step", "loss", "grad_norm", *[f"w_{i}" for i in range(d)], "b"])
+    names = [*[f"w_{i}" for i in range(d)], "b"] if parameters else []
+    writer.writerow(["lr", "step", "loss", "grad_norm", *names])
     for k, lr in enumerate(result.lrs):
         h = result.replica_history(k)
         for i in range(len(h["step"])):
@@ -143,7 +186,7 @@ def _trajectories_csv(result: TrainResult) -> str:
                     int(h["step"][i]),
                     _fmt(float(h["loss"][i])),
                     _fmt(float(h["grad_norm"][i])),
-                    *(_fmt(v) for v in h["theta"][i].tolist()),
+                    *(_fmt(v) for v in (h["theta"][i].tolist() if parameters else [])),
                 ]
             )
     return out.getvalue()
@@ -166,12 +209,15 @@ def _fmt(value: float) -> str:
     return repr(float(value))
 
 
-def _metrics_csv(history: dict[str, Any], lr: float) -> str:
+def _metrics_csv(history: dict[str, Any], lr: float, parameters: bool = True) -> str:
+    """One row per logged step; the parameter columns only when ``parameters`` (else they are
+    in trajectory.npy, row for row)."""
     theta = history["theta"]
     d = theta.shape[1] - 1
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(["step", "loss", "grad_norm", "lr", *[f"w_{i}" for i in range(d)], "b"])
+    names = [*[f"w_{i}" for i in range(d)], "b"] if parameters else []
+    writer.writerow(["step", "loss", "grad_norm", "lr", *names])
     for i in range(len(history["step"])):
         writer.writerow(
             [
@@ -179,7 +225,7 @@ def _metrics_csv(history: dict[str, Any], lr: float) -> str:
                 _fmt(history["loss"][i]),
                 _fmt(history["grad_norm"][i]),
                 _fmt(lr),
-                *(_fmt(v) for v in theta[i].tolist()),
+                *(_fmt(v) for v in (theta[i].tolist() if parameters else [])),
             ]
         )
     return out.getvalue()
@@ -209,12 +255,28 @@ class RunData:
     config: dict[str, Any]
     metrics: dict[str, np.ndarray] = field(default_factory=dict)
     sample: dict[str, np.ndarray] | None = None
+    trajectory: np.ndarray | None = None  # the parameters per row, when not in the CSV (wide)
+    arrays: dict[str, np.ndarray] = field(default_factory=dict)  # arrays.npz (format ≥ 2)
 
     @property
     def theta(self) -> np.ndarray:
         """Parameters per row, [T+1, d+1] (w_0 … w_{d-1}, b)."""
+        if self.trajectory is not None:
+            return self.trajectory
         cols = sorted((k for k in self.metrics if k.startswith("w_")), key=lambda k: int(k[2:]))
         return np.stack([self.metrics[c] for c in cols] + [self.metrics["b"]], axis=1)
+
+    @property
+    def hessian(self) -> np.ndarray:
+        """H, [p, p]: from arrays.npz, or from summary.json in a format-1 run."""
+        if "hessian" in self.arrays:
+            return self.arrays["hessian"]
+        return np.asarray(self.summary["analysis"]["hessian"], dtype=np.float64)
+
+    @property
+    def eigenvectors(self) -> np.ndarray | None:
+        """H's eigenvectors (columns, ascending eigenvalues); None in a format-1 run."""
+        return self.arrays.get("eigenvectors")
 
 
 def load_run(path: str | Path) -> RunData:
@@ -234,10 +296,13 @@ def load_run(path: str | Path) -> RunData:
     config = _read_yaml(path / "config.yaml")
     kind = summary.get("kind", "fit")
     run = RunData(path=path, kind=kind, summary=summary, config=config)
-    if kind == "sweep":
-        run.metrics = _read_csv_columns(path / "trajectories.csv")
-    else:
-        run.metrics = _read_csv_columns(path / "metrics.csv")
+    table = "trajectories" if kind == "sweep" else "metrics"
+    run.metrics = _read_csv_columns(path / f"{table}.csv")
+    binary = path / ("trajectories.npy" if kind == "sweep" else "trajectory.npy")
+    if "b" not in run.metrics:  # a wide run: the parameters are in the binary file
+        run.trajectory = _read_npy(binary, len(run.metrics["step"]))
+    if version >= 2:
+        run.arrays = _read_npz(path / ARRAYS_FILE)
     sample = path / "data_sample.csv"
     if sample.is_file():
         run.sample = _read_csv_columns(sample)
@@ -299,6 +364,28 @@ def _read_json(path: Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise RunDirError(f"{path}: corrupt (expected a JSON object)")
     return data
+
+
+def _read_npy(path: Path, rows: int) -> np.ndarray:
+    if not path.is_file():
+        raise RunDirError(f"{path.parent}: incomplete run (no {path.name})")
+    try:
+        array = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise RunDirError(f"{path}: unreadable or corrupt ({exc})") from None
+    if array.ndim != 2 or array.shape[0] != rows:
+        raise RunDirError(f"{path}: corrupt (expected {rows} rows of parameters)")
+    return array
+
+
+def _read_npz(path: Path) -> dict[str, np.ndarray]:
+    if not path.is_file():
+        raise RunDirError(f"{path.parent}: incomplete run (no {path.name})")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return {name: data[name] for name in data.files}
+    except (OSError, ValueError, KeyError) as exc:
+        raise RunDirError(f"{path}: unreadable or corrupt ({exc})") from None
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:

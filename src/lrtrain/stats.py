@@ -278,13 +278,24 @@ def refined(stats_about: Callable[[torch.Tensor], Stats], first: Exact) -> Exact
     return exact_answer(again, None)
 
 
-def hessian_eigenvalues(stats: Stats) -> torch.Tensor:
-    """Eigenvalues of H = (2/N) X̃ᵀX̃, ascending, accurate even for the smallest when κ is far
-    beyond 1/ε (features like 10⁴ ± 1, where eigvalsh(H) would return rounding noise).
+@dataclass
+class Spectrum:
+    """The eigen-decomposition of H = (2/N) X̃ᵀX̃, and of the centred covariance it comes from."""
+
+    values: torch.Tensor  # [p] ascending
+    vectors: torch.Tensor  # [p, p]: column i is the eigenvector of values[i]
+    cov_values: torch.Tensor  # [d] ascending: H is singular exactly when the smallest is 0
+
+
+def hessian_spectrum(stats: Stats) -> Spectrum:
+    """Eigenvalues and eigenvectors of H, the eigenvalues accurate even for the smallest when
+    κ is far beyond 1/ε (features like 10⁴ ± 1, where eigvalsh(H) would return rounding noise).
 
     X̃ᵀX̃ = MᵀM with M = [[C^½, 0], [√N x̄ᵀ, √N]] (C the centred covariance sum), so the
-    eigenvalues are (2/N) σ(M)², and the SVD finds each σ to within ε·σ_max — λ_min to within
-    ε·√κ relative instead of ε·κ.
+    eigenvalues are (2/N) σ(M)² and the eigenvectors M's right singular vectors; the SVD finds
+    each σ to within ε·σ_max — λ_min to within ε·√κ relative instead of ε·κ. One SVD serves
+    the analysis, the verdicts and the figures (an eigendecomposition is the costliest step of
+    a wide problem's analysis: do it once).
     """
     n, d = stats.n, stats.d
     c_eig, c_vec = torch.linalg.eigh(stats.cov)
@@ -293,15 +304,25 @@ def hessian_eigenvalues(stats: Stats) -> torch.Tensor:
     m[:d, :d] = root
     m[d, :d] = math.sqrt(n) * stats.x_mean
     m[d, d] = math.sqrt(n)
-    sigma = torch.linalg.svdvals(m)
-    return (2.0 / n * sigma**2).flip(0)
+    _, sigma, vh = torch.linalg.svd(m, full_matrices=False)
+    return Spectrum((2.0 / n * sigma**2).flip(0), vh.flip(0).T.contiguous(), c_eig)
+
+
+def hessian_eigenvalues(stats: Stats) -> torch.Tensor:
+    """The eigenvalues of :func:`hessian_spectrum`, ascending."""
+    return hessian_spectrum(stats).values
 
 
 def condition_number(stats: Stats) -> float:
     """κ = λ_max/λ_min of the Hessian these statistics define (inf when singular)."""
-    eig = hessian_eigenvalues(stats)
-    cov_eig = torch.linalg.eigvalsh(stats.cov)
-    eps = torch.finfo(F64).eps
-    if float(eig[0]) <= 0 or float(cov_eig[0]) <= float(cov_eig[-1]) * len(cov_eig) * eps:
+    spectrum = hessian_spectrum(stats)
+    eig = spectrum.values
+    if float(eig[0]) <= 0 or is_singular(spectrum):
         return math.inf
     return float(eig[-1] / eig[0])
+
+
+def is_singular(spectrum: Spectrum) -> bool:
+    """H is singular exactly when the centred covariance is (to its rounding)."""
+    cov = spectrum.cov_values
+    return float(cov[0]) <= float(cov[-1]) * (len(cov) + 1) * torch.finfo(F64).eps

@@ -20,7 +20,11 @@ if TYPE_CHECKING:
     from lrtrain.sweep import SweepOutcome, SweepRow
     from lrtrain.train import TrainResult
 
-FORMAT_VERSION = 1  # of the run directory: summary.json and the files beside it
+# Of the run directory: summary.json and the files beside it. 2: the p × p arrays moved from
+# summary.json to arrays.npz, and wide runs keep their parameters in trajectory.npy.
+FORMAT_VERSION = 2
+ARRAYS_FILE = "arrays.npz"
+CSV_PARAMETERS = 100  # parameters per row beyond which the CSVs keep only the scalars
 
 
 class Params(TypedDict):
@@ -98,6 +102,13 @@ class OriginalParams(TypedDict):
     b: float
 
 
+class ArraysRef(TypedDict):
+    """Where the analysis's p × p arrays are: a NumPy ``.npz`` (no pickle) beside summary.json."""
+
+    file: str
+    shapes: dict[str, list[int]]  # hessian, eigenvectors
+
+
 class DataSummary(TypedDict):
     n_samples: int
     features: list[str]
@@ -122,6 +133,8 @@ class _FitSummaryRequired(TypedDict):
     optimizer: OptimizerSummary
     theory: Theory
     analysis: dict[str, Any]  # Analysis.to_json()
+    arrays: ArraysRef
+    trajectory: str | None  # the parameters per logged step, when not in metrics.csv (wide)
     data: DataSummary
     device: str
     distributed: dict[str, Any]  # World.describe()
@@ -156,6 +169,8 @@ class SweepSummary(TypedDict):
     true: Truth | None
     results: list[SweepRow]
     analysis: dict[str, Any]
+    arrays: ArraysRef
+    trajectory: str | None  # the parameters of trajectories.csv's rows, when not in it (wide)
     max_iter: int
     device: str
     distributed: dict[str, Any]
@@ -200,7 +215,7 @@ def fit_summary(
 
     history = result.replica_history(0)
     status = result.statuses[0]
-    observed = observed_verdict(history["loss"], history["theta"], status, analysis.hessian)
+    observed = observed_verdict(history["loss"], history["theta"], status, analysis.top_eigenvector)
     steps = result.stop_steps[0]
     final_loss = result.final_loss[0]
     target_loss = analysis.target_loss
@@ -243,6 +258,8 @@ def fit_summary(
         "optimizer": _optimizer_summary(config, auto),
         "theory": _theory_summary(config, analysis, result),
         "analysis": analysis.to_json(),
+        "arrays": arrays_ref(analysis),
+        "trajectory": None if len(analysis.theta_star) <= CSV_PARAMETERS else "trajectory.npy",
         "data": {
             "n_samples": dataset.n,
             "features": dataset.feature_names,
@@ -349,6 +366,8 @@ def sweep_summary(
         "true": _truth(dataset),
         "results": outcome.rows,
         "analysis": analysis.to_json(),
+        "arrays": arrays_ref(analysis),
+        "trajectory": None if len(analysis.theta_star) <= CSV_PARAMETERS else "trajectories.npy",
         "max_iter": config.train.max_iter,
         "device": result.device,
         "distributed": result.world,
@@ -358,3 +377,8 @@ def sweep_summary(
         "steps_per_s": result.steps_run / result.elapsed_s if result.elapsed_s > 0 else None,
         "versions": _versions(),
     }
+
+
+def arrays_ref(analysis: Analysis) -> ArraysRef:
+    shapes = {name: list(array.shape) for name, array in analysis.arrays.items()}
+    return {"file": ARRAYS_FILE, "shapes": shapes}

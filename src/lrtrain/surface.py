@@ -45,18 +45,23 @@ def plane_loss(
 
 
 def plane_axes(
-    theta_star: ArrayLike, hessian: np.ndarray | Sequence[Sequence[float]]
+    theta_star: ArrayLike,
+    hessian: np.ndarray | Sequence[Sequence[float]],
+    eigenvectors: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple[str, str]]:
     """The plane the contour plot draws: (origin, e1, e2, axis labels).
 
     One feature: the (w, b) plane itself. Several: the slice through θ* spanned by H's top and
-    bottom eigenvectors, the directions of fastest and slowest descent.
+    bottom eigenvectors, the directions of fastest and slowest descent (``eigenvectors``: H's,
+    as columns by ascending eigenvalue, when the run saved them: no eigendecomposition here).
     """
     theta_star = np.asarray(theta_star, dtype=np.float64)
     dim = theta_star.shape[0]
     if dim == 2:
         return np.zeros(2), np.array([1.0, 0.0]), np.array([0.0, 1.0]), ("w", "b")
-    _, vectors = np.linalg.eigh(np.asarray(hessian, dtype=np.float64))
+    vectors = eigenvectors
+    if vectors is None:
+        _, vectors = np.linalg.eigh(np.asarray(hessian, dtype=np.float64))
     return (
         theta_star,
         vectors[:, -1],

@@ -119,7 +119,9 @@ def assess(config: Config, analysis: Analysis, result: TrainResult) -> SweepOutc
     for k, lr in enumerate(result.lrs):
         history = result.replica_history(k)
         status = result.statuses[k]
-        verdict = observed_verdict(history["loss"], history["theta"], status, analysis.hessian)
+        verdict = observed_verdict(
+            history["loss"], history["theta"], status, analysis.top_eigenvector
+        )
         final = result.final_loss[k]
         gap = (final - loss_star) / scale if math.isfinite(final) else None
         rows.append(

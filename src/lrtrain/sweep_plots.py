@@ -119,11 +119,12 @@ def sweep_figures(run: RunData) -> dict[str, Figure]:
             titles,
             analysis["theta_star"],
             analysis["loss_star"],
-            analysis["hessian"],
+            run.hessian,
             true_theta,
             suptitle=f"Gradient descent at {len(results)} learning rates "
             f"(critical lr {summary['critical_lr']:.4g})",
             diverged=[row["verdict"] == "diverged" for row in results],
+            eigenvectors=run.eigenvectors,
         ),
         "sweep_loss": sweep_loss_figure(curves, summary["closed_form"]["loss"]),
         "sweep_summary": sweep_summary_figure(
