@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from lrtrain.data import STREAM_CHUNK_ROWS, Dataset, block_seed
+from lrtrain.data import Dataset, block_seed
 
 _SHUFFLE_STREAM = 0x5EED_5A1E  # separates the shuffling seeds from the data seeds
 
@@ -29,13 +29,13 @@ class Rows:
 
     def chunks(self, size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """(xᵀ [d, c], yᵀ [1, c]) chunks of at most ``size`` of these rows on the device: rows
-        as columns. Streamed rows are regenerated ``STREAM_CHUNK_ROWS`` at a time (the unit
+        as columns. Streamed rows are regenerated ``data.chunk_rows(d)`` at a time (the unit
         that keeps generation cheap) and handed out in pieces of ``size``."""
         if self.stream is None:
             assert self.x is not None and self.y is not None
             yield from _pieces(self.x.t(), self.y.t(), size)
             return
-        for x, y in self.stream.chunks(STREAM_CHUNK_ROWS):
+        for x, y in self.stream.chunks():
             yield from _pieces(x.to(self.device).t(), y.to(self.device).t(), size)
 
 

@@ -24,7 +24,17 @@ from lrtrain.errors import DataError
 from lrtrain.table import numbers, read_rows
 
 BLOCK_ROWS = 8192  # the unit of random generation; changing it changes every data set
-STREAM_CHUNK_ROWS = BLOCK_ROWS * 16  # rows generated at a time when streaming (~1 MB per feature)
+CHUNK_BYTES = 64 * 2**20  # float64 rows generated at a time: ≤ 16 blocks, ≤ ~64 MB (≥ 1 block)
+
+
+def chunk_rows(d: int) -> int:
+    """Rows generated at a time for ``d`` features: whole blocks, 16 of them (~1 MB per
+    feature) for narrow data, fewer for wide data so that a chunk's float64 rows and their
+    temporaries stay small beside the data set itself (one block at d ≥ 1 000)."""
+    blocks = CHUNK_BYTES // (BLOCK_ROWS * 8 * (d + 1))
+    return BLOCK_ROWS * max(1, min(16, blocks))
+
+
 SAMPLE_ROWS = 2000  # rows of a one-feature data set kept for fit.png
 _MASK64 = (1 << 64) - 1
 
@@ -82,10 +92,11 @@ class Dataset:
     def dtype(self) -> torch.dtype:
         return self.x.dtype
 
-    def chunks(self, rows: int = STREAM_CHUNK_ROWS) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    def chunks(self, rows: int | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """This process's rows as (x [c, d], y [c, 1]) chunks on the CPU, in the training
         dtype and standardised as trained on: slices when in memory, regenerated when
-        streaming."""
+        streaming (``rows`` at a time; default :func:`chunk_rows`)."""
+        rows = rows or chunk_rows(self.d)
         if self.stream is None:
             for lo in range(0, self.local_rows, rows):
                 yield self.x[lo : lo + rows], self.y[lo : lo + rows]
@@ -141,10 +152,11 @@ def _block(data: DataConfig, seed: int, block: int) -> tuple[torch.Tensor, torch
     if isinstance(spec, ArangeX):
         index = torch.arange(block * rows, (block + 1) * rows, dtype=f64)
         x = (spec.start + spec.step * index).unsqueeze(1)
-    elif isinstance(spec, UniformX):
-        x = spec.low + (spec.high - spec.low) * torch.rand(rows, d, generator=gen, dtype=f64)
+    elif isinstance(spec, UniformX):  # in place: a wide block is large, make no temporaries
+        x = torch.rand(rows, d, generator=gen, dtype=f64).mul_(spec.high - spec.low)
+        x.add_(spec.low)
     elif isinstance(spec, NormalX):
-        x = spec.mean + spec.std * torch.randn(rows, d, generator=gen, dtype=f64)
+        x = torch.randn(rows, d, generator=gen, dtype=f64).mul_(spec.std).add_(spec.mean)
     else:  # pragma: no cover - the schema admits only the three kinds
         raise DataError(f"data.x.kind: unknown kind {spec!r}")
     noise = torch.randn(rows, generator=gen, dtype=f64)
@@ -168,6 +180,8 @@ def synthetic_rows(
         ys.append(y[lo:hi])
     if not xs:
         return torch.empty(0, data.d, dtype=torch.float64), torch.empty(0, 1, dtype=torch.float64)
+    if len(xs) == 1:  # a part of one block: a view, not a copy
+        return xs[0], ys[0]
     return torch.cat(xs), torch.cat(ys)
 
 
@@ -261,12 +275,13 @@ def _synthetic_dataset(data: DataConfig, seed: int, dtype: torch.dtype, world: W
     peaks = torch.zeros(2, dtype=torch.float64)
     acc = st.Accumulator(_truth(data))
     standardize = data.standardize
-    for lo, xb, yb in iter_synthetic(data, seed, STREAM_CHUNK_ROWS, start, stop):
-        torch.maximum(peaks, torch.stack([xb.abs().max(), yb.abs().max()]), out=peaks)
-        acc.add(xb, yb)
+    for lo, xb, yb in iter_synthetic(data, seed, chunk_rows(data.d), start, stop):
+        largest = [torch.maximum(t.max().abs(), t.min().abs()) for t in (xb, yb)]  # no copy
+        torch.maximum(peaks, torch.stack(largest), out=peaks)
         if not standardize:  # standardised rows are written once the statistics are known
             x[lo - start : lo - start + len(xb)] = xb
         y[lo - start : lo - start + len(yb)] = yb
+        acc.add(xb, yb, scratch=True)  # the chunk is not needed after this: centred in place
     _check_range(_named(world.all_max(peaks)), data.n_samples, dtype, _SYNTHETIC_SOURCE)
     names = [f"x_{i}" for i in range(d)]
     dataset = Dataset(x, y, names, "y", true_w=list(data.true_w), true_b=data.true_b)
@@ -275,11 +290,11 @@ def _synthetic_dataset(data: DataConfig, seed: int, dtype: torch.dtype, world: W
     held = (start, stop) == (0, data.n_samples)
 
     def rows() -> Iterator[tuple[torch.Tensor, torch.Tensor]]:  # regenerated, float64
-        return ((xb, yb) for _, xb, yb in iter_synthetic(data, seed, STREAM_CHUNK_ROWS))
+        return ((xb, yb) for _, xb, yb in iter_synthetic(data, seed, chunk_rows(data.d)))
 
     _set_exact(dataset, st.exact_answer(stats, rows if held else None), standardize)
     if standardize:
-        for lo, xb, _ in iter_synthetic(data, seed, STREAM_CHUNK_ROWS, start, stop):
+        for lo, xb, _ in iter_synthetic(data, seed, chunk_rows(data.d), start, stop):
             x[lo - start : lo - start + len(xb)] = dataset._as_trained(xb)
     if d == 1 and world.is_main:  # rank 0 alone writes the sample
         if held:
@@ -291,7 +306,10 @@ def _synthetic_dataset(data: DataConfig, seed: int, dtype: torch.dtype, world: W
 
 
 def _combined(local: st.Stats, world: World) -> st.Stats:
-    """This process's statistics combined with every other process's (exactly)."""
+    """This process's statistics combined with every other process's (exactly); one process's
+    are already whole (no flattened copies of the d × d sums, which wide data feels)."""
+    if not world.distributed:
+        return local
     return st.combine(world.all_gather(st.flat(local)), local.theta_ref)
 
 
@@ -331,7 +349,7 @@ def _streamed_dataset(data: DataConfig, seed: int, dtype: torch.dtype, world: Wo
     dataset.true_b, dataset.offset, dataset.total_rows = data.true_b, start, data.n_samples
     dataset.stream = StreamSpec(data, seed, start, stop)
     # one generation pass for the statistics of this process's rows, in float64
-    chunks = iter_synthetic(data, seed, STREAM_CHUNK_ROWS, start, stop)
+    chunks = iter_synthetic(data, seed, chunk_rows(data.d), start, stop)
     local = st.chunk_stats(((xb, yb) for _, xb, yb in chunks), _truth(data), data.d)
     _set_exact(dataset, st.exact_answer(_combined(local, world), None), data.standardize)
     if data.d == 1 and world.is_main:
@@ -441,7 +459,7 @@ def write_synthetic_csv(data: DataConfig, seed: int, path: Path, overwrite: bool
     with atomic_file(path, "w", DataError, encoding="utf-8", newline="") as fh:
         writer = csv.writer(fh, lineterminator="\n")
         writer.writerow([*names, "y"])
-        for _, x, y in iter_synthetic(data, seed, STREAM_CHUNK_ROWS):
+        for _, x, y in iter_synthetic(data, seed, chunk_rows(data.d)):
             writer.writerows(
                 [*map(repr, xr), repr(yr)]
                 for xr, yr in zip(x.tolist(), y[:, 0].tolist(), strict=True)

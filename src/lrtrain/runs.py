@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, cast
 import numpy as np
 import yaml
 
-from lrtrain.atomic import write_bytes, write_text
+from lrtrain.atomic import atomic_file, write_bytes, write_text
 from lrtrain.errors import RunDirError
 
 # beyond CSV_PARAMETERS parameters per row (a 2 000-feature fit would write 2 001 columns) the
@@ -94,7 +94,7 @@ def save_fit(
     theta = history["theta"].numpy()
     write_text(run_dir / "metrics.csv", _metrics_csv(history, result.lrs[0], _in_csv(theta)))
     if not _in_csv(theta):
-        write_bytes(run_dir / "trajectory.npy", _npy(theta))
+        _write_npy(run_dir / "trajectory.npy", theta)
     if dataset.sample is not None:
         write_text(run_dir / "data_sample.csv", _sample_csv(dataset))
     write_bytes(run_dir / "model.pt", _torch_bytes(torch, result.model_state))
@@ -112,7 +112,7 @@ def save_fit(
         "shuffle": {"seed": config.seed, "scheme": "per-epoch permutation from (seed, epoch)"},
     }
     write_bytes(run_dir / "checkpoint.pt", _torch_bytes(torch, checkpoint))
-    write_bytes(run_dir / ARRAYS_FILE, _npz(arrays))
+    _write_npz(run_dir / ARRAYS_FILE, arrays)
     write_text(run_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
 
 
@@ -131,8 +131,8 @@ def save_sweep(
     write_text(run_dir / "trajectories.csv", _trajectories_csv(result, not wide))
     if wide:
         rows = [result.replica_history(k)["theta"].numpy() for k in range(len(result.lrs))]
-        write_bytes(run_dir / "trajectories.npy", _npy(np.concatenate(rows)))
-    write_bytes(run_dir / ARRAYS_FILE, _npz(arrays))
+        _write_npy(run_dir / "trajectories.npy", np.concatenate(rows))
+    _write_npz(run_dir / ARRAYS_FILE, arrays)
     write_text(run_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
 
 
@@ -140,17 +140,15 @@ def _in_csv(theta: np.ndarray) -> bool:
     return theta.shape[1] <= CSV_PARAMETERS
 
 
-def _npy(array: np.ndarray) -> bytes:
-    buffer = io.BytesIO()
-    np.save(buffer, np.ascontiguousarray(array, dtype=np.float64), allow_pickle=False)
-    return buffer.getvalue()
+def _write_npy(path: Path, array: np.ndarray) -> None:
+    with atomic_file(path) as fh:  # straight to the file: no copy of a large array in memory
+        np.save(fh, np.asarray(array, dtype=np.float64), allow_pickle=False)
 
 
-def _npz(arrays: dict[str, np.ndarray]) -> bytes:
-    buffer = io.BytesIO()
+def _write_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
     named: dict[str, Any] = {k: np.asarray(v, dtype=np.float64) for k, v in arrays.items()}
-    np.savez(buffer, **named)
-    return buffer.getvalue()
+    with atomic_file(path) as fh:
+        np.savez(fh, **named)
 
 
 SWEEP_COLUMNS = [

@@ -18,11 +18,13 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
+from functools import cached_property
 
 import torch
 
 CHUNK_ROWS = 1 << 16  # rows per chunk of a statistics pass
 LSTSQ_MAX_BYTES = 256 * 2**20  # above this, the optimum comes from the sufficient statistics
+DIRECT_EIGH_MIN_RATIO = 1e-6  # λ_min/λ_max from which eigh(H) is accurate enough, not the SVD
 NORMAL_EQUATIONS_MAX_COND = 1e6  # above this κ of the centred covariance, SVD of the data
 
 Chunks = Iterable[tuple[torch.Tensor, torch.Tensor]]
@@ -52,6 +54,14 @@ class Stats:
     def d(self) -> int:
         return int(self.cov.shape[0])
 
+    @cached_property
+    def cov_eigen(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(eigenvalues ascending, eigenvectors) of ``cov``: computed once, shared by the
+        optimum, the conditioning checks and the Hessian's spectrum — for wide data a d × d
+        decomposition is the costliest step of the analysis."""
+        values, vectors = torch.linalg.eigh(self.cov)
+        return values, vectors
+
 
 def chunk_stats(chunks: Chunks, theta_ref: torch.Tensor | None = None, d: int = 0) -> Stats:
     """Statistics of rows given as (x [c, d], y [c, 1]) chunks, any dtype (read as float64).
@@ -73,7 +83,9 @@ class Accumulator:
         self.y_shift = 0.0
         self.sxx = self.sx = self.sxy = torch.empty(0, dtype=F64)
 
-    def add(self, x: torch.Tensor, y: torch.Tensor) -> None:
+    def add(self, x: torch.Tensor, y: torch.Tensor, scratch: bool = False) -> None:
+        """Add the rows (x [c, d], y [c, 1]); ``scratch``: x is the caller's to discard, and
+        may be centred in place (no copy of a wide chunk)."""
         x64 = x.to(device="cpu", dtype=F64)
         z = y.to(device="cpu", dtype=F64).reshape(-1)
         if not len(z):
@@ -87,7 +99,9 @@ class Accumulator:
             self.x_shift, self.y_shift = x64.mean(0), float(z.mean())
             self.sxx = torch.zeros(d, d, dtype=F64)
             self.sx, self.sxy = torch.zeros(d, dtype=F64), torch.zeros(d, dtype=F64)
-        xc, zc = x64 - self.x_shift, z - self.y_shift
+        own = scratch or x64.data_ptr() != x.data_ptr()  # a float64 copy made here is ours
+        xc = x64.sub_(self.x_shift) if own else x64 - self.x_shift
+        zc = z - self.y_shift
         self.sxx += xc.T @ xc
         self.sx += xc.sum(0)
         self.sxy += xc.T @ zc
@@ -223,7 +237,7 @@ def exact_answer(
     κ(C)·1e-16 relative of θ* − θ_ref), or — for ill-conditioned problems, when ``rows`` can
     give every row in float64 and they fit in memory — by SVD least squares on the rows."""
     dim = stats.d + 1
-    cov_eig = torch.linalg.eigvalsh(stats.cov)
+    cov_eig = stats.cov_eigen[0]
     well_posed = float(cov_eig[0]) > float(cov_eig[-1]) / NORMAL_EQUATIONS_MAX_COND
     fits = rows is not None and stats.n * dim * 8 <= LSTSQ_MAX_BYTES
     svd = fits and not well_posed
@@ -237,11 +251,16 @@ def exact_answer(
 
 
 def _normal_equations_optimum(stats: Stats) -> tuple[torch.Tensor, int, str]:
+    """The minimum-norm solution of C Δw = cxy from C's eigen-decomposition (what an SVD
+    least-squares solver returns: C is symmetric positive semi-definite, so its singular values
+    are its eigenvalues), dropping eigenvalues below ε·dim·λ_max as gelsd does."""
     dim = stats.d + 1
-    result = torch.linalg.lstsq(stats.cov, stats.cxy.reshape(-1, 1), driver="gelsd")
-    dw = result.solution.reshape(-1)
+    values, vectors = stats.cov_eigen
+    keep = values > max(float(values[-1]), 0.0) * dim * torch.finfo(F64).eps
+    coefficients = vectors[:, keep].T @ stats.cxy
+    dw = vectors[:, keep] @ (coefficients / values[keep])
     db = stats.y_mean - stats.x_mean @ dw
-    rank = int(result.rank) + 1
+    rank = int(keep.sum()) + 1
     method = "normal equations (centred sufficient statistics)"
     if rank < dim:
         method = "pseudo-inverse of the normal equations (singular problem)"
@@ -298,7 +317,12 @@ def hessian_spectrum(stats: Stats) -> Spectrum:
     a wide problem's analysis: do it once).
     """
     n, d = stats.n, stats.d
-    c_eig, c_vec = torch.linalg.eigh(stats.cov)
+    c_eig, c_vec = stats.cov_eigen
+    hessian = 2.0 * stats.xtx / n
+    values, vectors = torch.linalg.eigh(hessian)
+    if float(values[0]) > float(values[-1]) * DIRECT_EIGH_MIN_RATIO:
+        # well-conditioned: eigh of H itself is accurate to κ·ε relative (≤ 1e-10 here)
+        return Spectrum(values, vectors, c_eig)
     root = c_vec @ torch.diag(c_eig.clamp_min(0.0).sqrt()) @ c_vec.T
     m = torch.zeros(d + 1, d + 1, dtype=F64)
     m[:d, :d] = root
