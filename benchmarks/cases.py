@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from benchmarks import scaling
+from benchmarks import scaling, wide
 from benchmarks.baselines import dataloader_epoch, grid_loss, lesson_loop, sequential_sweep
 from benchmarks.common import CaseResult, Timing, run_measured, time_one, time_pair
 from benchmarks.race import race
@@ -343,6 +343,7 @@ def cpu_cases(
         ("race", lambda: race(quick)),
         ("stream", lambda: scaling.stream_memory(quick, workdir)),
         ("processes", lambda: scaling.processes(quick, workdir)),
+        ("wide", lambda: wide.wide_fit(quick, workdir)),
     ]
 
 

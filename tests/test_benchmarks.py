@@ -12,7 +12,9 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-CPU_CASES = ["sweep", "full-batch", "mini-batch", "contour", "--help", "plot", "memory", "lesson"]
+CPU_CASES = [
+    "sweep", "full-batch", "mini-batch", "contour", "--help", "plot", "memory", "lesson", "wide fit"
+]  # fmt: skip
 
 
 @pytest.mark.slow
