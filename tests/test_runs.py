@@ -218,3 +218,19 @@ def test_a_format_1_run_still_loads_plots_predicts_and_resumes(tmp_path: Path) -
     continued = resume(old, load_config(str(old / "config.yaml"), ["train.max_iter=40"]))
     assert continued.summary["steps"] == 40 and continued.summary["format_version"] == 2
     assert load_run(old).theta.shape == (41, 4) and (old / "arrays.npz").is_file()
+
+
+def test_a_wide_sweep_keeps_its_parameters_in_trajectories_npy(tmp_path: Path) -> None:
+    from lrtrain.api import sweep_lr
+
+    d = 150
+    over = ["device=cpu", "data.n_samples=400", "data.x={kind: normal, mean: 0.0, std: 1.0}",
+            f"data.true_w={[1.0] * d}", "train.max_iter=6"]  # fmt: skip
+    run = sweep_lr(load_config(None, over), [0.01, 0.1, 0.5], out=tmp_path / "s")
+    header = (run.run_dir / "trajectories.csv").read_text().splitlines()[0]
+    assert header == "lr,step,loss,grad_norm"
+    loaded = load_run(run.run_dir)
+    assert loaded.theta.shape == (len(loaded.metrics["step"]), d + 1)
+    first_rate = loaded.metrics["lr"] == 0.01
+    assert loaded.theta[first_rate][-1] == pytest.approx(run.result.final_theta[0].numpy())
+    assert (run.run_dir / "plots" / "sweep_contours.png").is_file()
