@@ -18,6 +18,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import yaml
@@ -70,6 +71,12 @@ def assert_whole(run_dir: Path) -> list[str]:
                 [float(v) for r in rows[1:] for v in r]
         elif path.suffix == ".pt":
             assert isinstance(torch.load(path, weights_only=True), dict), path
+        elif path.suffix == ".npz":
+            with np.load(path, allow_pickle=False) as arrays:
+                assert {"hessian", "eigenvectors"} <= set(arrays.files), path
+                assert all(arrays[name].size for name in arrays.files), path
+        elif path.suffix == ".npy":
+            assert np.load(path, allow_pickle=False).ndim == 2, path
         elif path.suffix == ".png":
             assert data.startswith(b"\x89PNG\r\n\x1a\n") and data.endswith(b"IEND\xaeB`\x82")
         else:
