@@ -1,5 +1,5 @@
-"""What one training step reads: every row of the data set (:class:`Rows`, on the device or
-regenerated chunk by chunk when streaming) or a mini-batch of them (:class:`Batches`)."""
+"""What one training step reads: every row of the data set (:class:`Rows`, on the device) or a
+mini-batch of them (:class:`Batches`)."""
 
 from __future__ import annotations
 
@@ -17,42 +17,31 @@ _SHUFFLE_STREAM = 0x5EED_5A1E  # separates the shuffling seeds from the data see
 @dataclass
 class Rows:
     """The rows one step's loss is the mean over, as this process holds them: tensors on the
-    device (``x`` [n, d], ``y`` [n, 1]) or, when streaming, a data set regenerated chunk by
-    chunk. ``total`` counts the rows of every process (the loss's N): a process's share of
-    the gradient is weighted by its rows, so unequal shards average correctly."""
+    device (``x`` [n, d], ``y`` [n, 1]), or none when the data is streamed (its full-batch
+    steps use the statistics of one generation pass, gradients.GramGradient). ``total`` counts
+    the rows of every process (the loss's N): a process's share of the gradient is weighted by
+    its rows, so unequal shards average correctly."""
 
     x: torch.Tensor | None
     y: torch.Tensor | None
     total: int
-    stream: Dataset | None = None
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
 
     def chunks(self, size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """(xᵀ [d, c], yᵀ [1, c]) chunks of at most ``size`` of these rows on the device: rows
-        as columns. Streamed rows are regenerated ``data.chunk_rows(d)`` at a time (the unit
-        that keeps generation cheap) and handed out in pieces of ``size``."""
-        if self.stream is None:
-            assert self.x is not None and self.y is not None
-            yield from _pieces(self.x.t(), self.y.t(), size)
-            return
-        for x, y in self.stream.chunks():
-            yield from _pieces(x.to(self.device).t(), y.to(self.device).t(), size)
-
-
-def _pieces(
-    xt: torch.Tensor, yt: torch.Tensor, size: int
-) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    for lo in range(0, xt.shape[1], size):
-        yield xt[:, lo : lo + size], yt[:, lo : lo + size]
+        """(xᵀ [d, c], yᵀ [1, c]) chunks of at most ``size`` of these rows: rows as columns."""
+        assert self.x is not None and self.y is not None, "streamed rows are not held"
+        xt, yt = self.x.t(), self.y.t()
+        for lo in range(0, xt.shape[1], size):
+            yield xt[:, lo : lo + size], yt[:, lo : lo + size]
 
 
 def all_rows(dataset: Dataset, device: torch.device, dtype: torch.dtype) -> Rows:
-    """Every row of the data set this process trains on: on the device, or streamed."""
+    """Every row of the data set this process trains on, on the device (none when streamed)."""
     if dataset.stream is not None:
-        return Rows(None, None, dataset.n, dataset, device)
+        return Rows(None, None, dataset.n, device)
     x = dataset.x.to(device=device, dtype=dtype)
     y = dataset.y.to(device=device, dtype=dtype)
-    return Rows(x, y, dataset.n)
+    return Rows(x, y, dataset.n, device)
 
 
 class Batches:
@@ -101,7 +90,7 @@ class Batches:
             self._y = y.index_select(0, mine)
         lo, hi = int(self._bounds[position]), int(self._bounds[position + 1])
         total = min(self.size, self.n - position * self.size)
-        return Rows(self._x[lo:hi], self._y[lo:hi], total)
+        return Rows(self._x[lo:hi], self._y[lo:hi], total, self._x.device)
 
     def _draw(self, epoch: int) -> bool:
         if epoch == self._epoch:

@@ -252,6 +252,12 @@ class TrainConfig(_Section):
     """keep every k-th step in `metrics.csv` (and the last)"""
     dtype: Literal["float32", "float64"] = "float32"
     """`float32` or `float64`"""
+    gradient: Literal["auto", "autograd", "gram"] = "auto"
+    """how a full-batch step gets its loss and gradient: `autograd` the lesson's loop (forward,
+    MSE, `loss.backward()`) over the rows; `gram` from the float64 statistics of one read of the
+    data, O(p²) per step whatever N; `auto` gram from 65 536 rows, streamed or on several
+    processes, else autograd (mini-batches always read their rows)
+    """
 
 
 class SweepConfig(_Section):
@@ -295,9 +301,20 @@ class Config(_Section):
     def _stream_full_batch(self) -> Config:
         if self.data.stream and self.train.batch_size is not None:
             raise ValueError(
-                "data.stream: true trains full-batch, a pass over regenerated chunks per step; "
+                "data.stream: true trains full-batch from statistics of one generation pass; "
                 "mini-batches draw random rows from everywhere, which needs the data in memory "
                 "— set train.batch_size: null, or data.stream: false"
+            )
+        if self.data.stream and self.train.gradient == "autograd":
+            raise ValueError(
+                "data.stream: true keeps no rows to run autograd over; its steps use the "
+                "statistics — set train.gradient: auto (or gram), or data.stream: false"
+            )
+        if self.train.gradient == "gram" and self.train.batch_size is not None:
+            raise ValueError(
+                "train.gradient: gram is full-batch gradient descent (the statistics of all "
+                "rows); a mini-batch reads its rows — set train.batch_size: null, or "
+                "train.gradient: auto"
             )
         return self
 

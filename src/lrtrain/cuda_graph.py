@@ -25,9 +25,8 @@ class GraphedStep:
         step_at: Callable[[int | torch.Tensor, Rows], torch.Tensor],
         data: Rows,
     ) -> None:
-        assert data.x is not None
         self.step_at, self.data = step_at, data
-        self.device = data.x.device
+        self.device = data.device
         self.graph: torch.cuda.CUDAGraph | None = None
         self.counter = torch.zeros((), dtype=torch.long, device=self.device)
         self.calls = 0
@@ -63,13 +62,12 @@ class GraphedStep:
 def use_graph(
     device: torch.device, batches: Batches | None, total: int, data: Rows, world: World
 ) -> bool:
-    # Full batch in memory, one process: mini-batches change shape at the end of an epoch, a
-    # streamed step runs host code per chunk, and collectives stay outside captured graphs.
+    # Full batch, one process: mini-batches change shape at the end of an epoch, and
+    # collectives stay outside captured graphs.
     return (
         CUDA_GRAPHS
         and device.type == "cuda"
         and batches is None
-        and data.stream is None
         and not world.distributed
         and total > _GRAPH_WARMUP
     )

@@ -1,13 +1,18 @@
 """The gradient paths: per-replica loss and gradient of the mean squared error at θ, left in
 the parameters' ``.grad`` for the optimizer.
 
-- :func:`autograd_forward_backward`: the lesson's step (forward, MSE, ``loss.backward()``),
-  for small full-batch problems, where reading it is the point.
-- :func:`streamed_forward_backward`: the same gradient from one cache-friendly pass over the
-  rows (:func:`residual_sums`), for many rows, streamed data and small mini-batches.
-- :class:`DistributedGradient`: the streamed gradient inside ``DistributedDataParallel``.
+- :func:`autograd_forward_backward`: the lesson's step (forward, MSE, ``loss.backward()``) over
+  the rows: lesson-sized full-batch problems, where reading it is the point.
+- :class:`GramGradient`: the same loss and gradient from the float64 statistics of one read of
+  the data — L(θ) = L* + (θ − θ*)ᵀ(X̃ᵀX̃/N)(θ − θ*), ∇L = H(θ − θ*) — O(p²) per step whatever N:
+  every other full-batch problem (many rows, streamed data, several processes, which then
+  never communicate in a step).
+- :func:`streamed_forward_backward`: the gradient from one cache-friendly pass over a
+  mini-batch's rows (:func:`residual_sums`): fewer operations than autograd's engine per step.
+- :class:`DistributedGradient`: that pass inside ``DistributedDataParallel``, for mini-batches
+  (and ``train.gradient: autograd``) on several processes.
 
-:func:`choose` picks them; each is tested equal to the autograd path (test_train.py).
+:func:`choose` picks them (``train.gradient``); each is tested equal to the autograd path.
 """
 
 from __future__ import annotations
@@ -18,12 +23,15 @@ from typing import Any
 import torch
 from torch import nn
 
+from lrtrain import stats as st
 from lrtrain.batches import Rows
 from lrtrain.distributed import World
 from lrtrain.model import MyLinearRegressionModel
 
-# From this many rows on, full-batch steps use the streamed gradient.
-STREAM_MIN_ROWS = 1 << 16
+# From this many rows on, `train.gradient: auto` takes full-batch steps from the statistics: an
+# autograd step reads all of X several times (3.6–4.8 passes measured at N = 4M), a Gram step
+# costs O(K·p²) whatever N; below it the lesson's loop is cheap, and it is what a student reads.
+GRAM_MIN_ROWS = 1 << 16
 # Rows per chunk of the streamed pass on a CPU, shared by the K replicas: small enough that a
 # chunk of X stays in cache between the two products that read it.
 CACHE_ROWS = 1 << 16
@@ -32,23 +40,93 @@ CACHE_ROWS = 1 << 16
 Gradient = Callable[[MyLinearRegressionModel, Rows], tuple[torch.Tensor, torch.Tensor]]
 
 
+def full_batch_path(mode: str, rows: int, streamed: bool, distributed: bool) -> str:
+    """``train.gradient`` resolved for full-batch steps: "autograd" or "gram"."""
+    if mode != "auto":
+        return mode
+    return "gram" if streamed or distributed or rows >= GRAM_MIN_ROWS else "autograd"
+
+
 def choose(
     model: MyLinearRegressionModel,
     data: Rows,
+    exact: st.Exact | None,
+    mode: str,
     minibatch: bool,
     world: World,
     should_stop: Callable[[], bool] | None,
-) -> tuple[Gradient, Gradient, Callable[[], bool] | None]:
-    """(the gradient of a step, the full-batch gradient for the final values, the stop check).
-    The lesson's autograd step for small full-batch problems; the streamed gradient where the
-    per-step cost matters: many rows, or many small mini-batch steps; DDP over processes, whose
-    stop check is agreed by every process."""
-    if world.distributed:
+) -> tuple[Gradient, Gradient, Callable[[], bool] | None, str]:
+    """(the gradient of a step, the full-batch gradient of the final values, the stop check,
+    the name of the path the steps take). Several processes agree on stopping: through the
+    gradient's all-reduce with DDP, every ``SYNC_EVERY`` steps otherwise."""
+    full_path = full_batch_path(mode, data.total, data.x is None, world.distributed)
+    if full_path == "gram" and exact is None:
+        raise ValueError("train.gradient: gram needs the data set's statistics (Dataset.exact)")
+    if world.distributed and (minibatch or full_path == "autograd"):
         shared = DistributedGradient(model, world, should_stop)
-        return shared, shared, shared.agreed_stop
-    large = data.total >= STREAM_MIN_ROWS or data.stream is not None
-    full: Gradient = streamed_forward_backward if large else autograd_forward_backward
-    return (streamed_forward_backward if minibatch else full), full, should_stop
+        return shared, shared, shared.agreed_stop, "distributed autograd (DDP)"
+    full: Gradient = (
+        GramGradient(exact, data.device) if full_path == "gram" and exact is not None
+        else autograd_forward_backward
+    )  # fmt: skip
+    if world.distributed:  # Gram steps: nothing to communicate but the decision to stop
+        should_stop = AgreedStop(world, should_stop, data.device)
+    if minibatch:
+        return streamed_forward_backward, full, should_stop, "mini-batch (streamed pass)"
+    return full, full, should_stop, full_path
+
+
+class GramGradient:
+    """The full-batch loss and gradient from the data's float64 statistics (computed once, in
+    one pass, combined across processes): per replica, with e = θ − θ*,
+
+        L(θ) = L* + eᵀ A e,   ∇L = 2 A e,   A = X̃ᵀX̃/N  (H = 2A),
+
+    exact for least squares. Written about θ*, not as θᵀAθ − 2θᵀX̃ᵀy/N + yᵀy/N, so that no
+    large terms cancel near the optimum. The gradient is computed in float64 and cast to the
+    parameters' dtype; in float32 it is the gradient of the data as given, not of its float32
+    rounding."""
+
+    def __init__(self, exact: st.Exact, device: torch.device) -> None:
+        stats = exact.stats
+        self.a = (stats.xtx / stats.n).to(device)
+        self.theta_star = exact.theta_star.to(device)
+        self.loss_star = float(exact.loss_star)
+
+    def __call__(
+        self, model: MyLinearRegressionModel, rows: Rows
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        e = theta_of(model).to(torch.float64) - self.theta_star  # [K, p]
+        ae = e @ self.a  # A is symmetric: the rows of (A eᵀ)ᵀ
+        loss = (e * ae).sum(dim=1).add_(self.loss_star)
+        d = model.w.shape[1]
+        model.w.grad = (2.0 * ae[:, :d]).to(model.w.dtype)
+        model.b.grad = (2.0 * ae[:, d]).to(model.b.dtype)
+        return loss.to(model.w.dtype), torch.linalg.vector_norm(grad_vector(model), dim=1)
+
+
+class AgreedStop:
+    """Several processes taking Gram steps never communicate in a step; every ``every`` steps
+    they agree whether any of them was asked to stop (Ctrl-C, SIGTERM), so all stop at the same
+    step, as a collective run must."""
+
+    def __init__(
+        self,
+        world: World,
+        local: Callable[[], bool] | None,
+        device: torch.device,
+        every: int = 64,
+    ) -> None:
+        self.world, self.local, self.device, self.every = world, local, device, every
+        self.calls, self.stopped = 0, False
+
+    def __call__(self) -> bool:
+        self.calls += 1
+        if not self.stopped and self.calls % self.every == 0:
+            asked = float(self.local is not None and self.local())
+            flag = torch.tensor([asked], device=self.device)  # NCCL reduces device tensors
+            self.stopped = bool(self.world.all_max(flag)[0] > 0)
+        return self.stopped
 
 
 def autograd_forward_backward(

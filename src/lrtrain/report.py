@@ -58,6 +58,10 @@ def _fit_table(run: FitRun) -> Table:
     return table
 
 
+GRADIENT_WORDS = {
+    "autograd": "the lesson's loop (forward, MSE, backward) over the rows",
+    "gram": "from the float64 statistics of one read of the data, O(p²) a step",
+}
 MAX_TABLE_ROWS = 20  # parameters a report shows; wide data keeps the rest in summary.json
 
 
@@ -88,6 +92,9 @@ def fit_report(run: FitRun, console: Console) -> None:
     console.print(
         f"status    {s['status']} after {s['steps']} of {s['max_iter']} steps · "
         f"{fmt(rate, 4) if rate else '—'} steps/s · {s['elapsed_s']:.3f} s on {s['device']}"
+    )
+    console.print(
+        f"gradient  {s['gradient']}: {GRADIENT_WORDS.get(s['gradient'], '')}".rstrip(": ")
     )
     kappa = a["condition_number"]
     before = ""
@@ -181,6 +188,6 @@ def sweep_report(run: SweepRun, console: Console) -> None:
     console.print(f"recommended  {head} — {s['recommendation']}")
     console.print(
         f"speed        {len(s['lrs'])} learning rates × {s['max_iter']} steps in "
-        f"{s['elapsed_s']:.3f} s on {s['device']}"
+        f"{s['elapsed_s']:.3f} s on {s['device']} ({s['gradient']})"
     )
     console.print(f"run          {run.run_dir}")

@@ -137,6 +137,7 @@ class _FitSummaryRequired(TypedDict):
     trajectory: str | None  # the parameters per logged step, when not in metrics.csv (wide)
     data: DataSummary
     device: str
+    gradient: str  # the path the steps took: autograd, gram, mini-batch …
     distributed: dict[str, Any]  # World.describe()
     dtype: str
     seed: int
@@ -173,6 +174,7 @@ class SweepSummary(TypedDict):
     trajectory: str | None  # the parameters of trajectories.csv's rows, when not in it (wide)
     max_iter: int
     device: str
+    gradient: str
     distributed: dict[str, Any]
     dtype: str
     seed: int
@@ -266,6 +268,7 @@ def fit_summary(
             "target": dataset.target_name,
         },
         "device": result.device,
+        "gradient": result.gradient,
         "distributed": result.world,
         "dtype": config.train.dtype,
         "seed": config.seed,
@@ -370,6 +373,7 @@ def sweep_summary(
         "trajectory": None if len(analysis.theta_star) <= CSV_PARAMETERS else "trajectories.npy",
         "max_iter": config.train.max_iter,
         "device": result.device,
+        "gradient": result.gradient,
         "distributed": result.world,
         "dtype": config.train.dtype,
         "seed": config.seed,

@@ -71,6 +71,7 @@ class TrainResult:
     optimizer_state: dict[str, object] = field(default_factory=dict)
     loop_state: dict[str, torch.Tensor] = field(default_factory=dict)
     world: dict[str, Any] = field(default_factory=SINGLE.describe)
+    gradient: str = "autograd"  # the path the steps took (gradients.choose)
 
     def engine_state(self) -> dict[str, Any]:
         """What ``train(resume=…)`` needs to continue this run exactly: model, optimizer
@@ -143,8 +144,8 @@ def train(
         loop.restore(resume["loop"], total)
         first = int(resume["step"])
     batches = _batches(dataset, config, device)
-    gradient, full_gradient, should_stop = choose(
-        model, data, batches is not None, world, should_stop
+    gradient, full_gradient, should_stop, path = choose(
+        model, data, dataset.exact, config.train.gradient, batches is not None, world, should_stop
     )
 
     def step_at(step: int | torch.Tensor, batch: Rows) -> torch.Tensor:
@@ -185,7 +186,7 @@ def train(
     final_loss, final_grad = full_gradient(model, data)
     elapsed = time.perf_counter() - start
     result = _result(config, lrs, loop, model, optimizer, final_loss, final_grad, elapsed)
-    result.device, result.world = str(device), world.describe()
+    result.device, result.world, result.gradient = str(device), world.describe(), path
     if progress is not None:
         progress(result.steps_run, total, result.final_loss)
     return result
@@ -290,6 +291,7 @@ def concat_results(parts: list[TrainResult], world: dict[str, Any]) -> TrainResu
         device=first.device,
         model_state={name: pick(partial(_state_entry, name=name), 0) for name in first.model_state},
         world=world,
+        gradient=first.gradient,
     )
 
 
