@@ -115,7 +115,20 @@ class DataSummary(TypedDict):
     target: str
 
 
-class _FitSummaryRequired(TypedDict):
+class RunInfo(TypedDict):
+    """How a run ran: where, by which gradient path, how fast, with what."""
+
+    device: str
+    gradient: str  # the path the steps took: autograd, gram, mini-batch …
+    distributed: dict[str, Any]  # World.describe()
+    dtype: str
+    seed: int
+    elapsed_s: float
+    steps_per_s: float | None
+    versions: dict[str, str]
+
+
+class _FitSummaryRequired(RunInfo):
     format_version: int
     kind: str  # "fit"
     name: str
@@ -136,14 +149,6 @@ class _FitSummaryRequired(TypedDict):
     arrays: ArraysRef
     trajectory: str | None  # the parameters per logged step, when not in metrics.csv (wide)
     data: DataSummary
-    device: str
-    gradient: str  # the path the steps took: autograd, gram, mini-batch …
-    distributed: dict[str, Any]  # World.describe()
-    dtype: str
-    seed: int
-    elapsed_s: float
-    steps_per_s: float | None
-    versions: dict[str, str]
 
 
 class FitSummary(_FitSummaryRequired, total=False):  # with data.standardize
@@ -152,7 +157,7 @@ class FitSummary(_FitSummaryRequired, total=False):  # with data.standardize
     standardization: Standardization
 
 
-class SweepSummary(TypedDict):
+class SweepSummary(RunInfo):
     format_version: int
     kind: str  # "sweep"
     name: str
@@ -173,14 +178,6 @@ class SweepSummary(TypedDict):
     arrays: ArraysRef
     trajectory: str | None  # the parameters of trajectories.csv's rows, when not in it (wide)
     max_iter: int
-    device: str
-    gradient: str
-    distributed: dict[str, Any]
-    dtype: str
-    seed: int
-    elapsed_s: float
-    steps_per_s: float | None
-    versions: dict[str, str]
 
 
 def _versions() -> dict[str, str]:
@@ -267,14 +264,7 @@ def fit_summary(
             "features": dataset.feature_names,
             "target": dataset.target_name,
         },
-        "device": result.device,
-        "gradient": result.gradient,
-        "distributed": result.world,
-        "dtype": config.train.dtype,
-        "seed": config.seed,
-        "elapsed_s": result.elapsed_s,
-        "steps_per_s": steps / result.elapsed_s if result.elapsed_s > 0 else None,
-        "versions": _versions(),
+        **_how_it_ran(config, result, steps),
     }
     _add_original_units(summary, dataset, result.final_theta[0].tolist(), analysis.target_theta)
     return summary
@@ -372,17 +362,23 @@ def sweep_summary(
         "arrays": arrays_ref(analysis),
         "trajectory": None if len(analysis.theta_star) <= CSV_PARAMETERS else "trajectories.npy",
         "max_iter": config.train.max_iter,
-        "device": result.device,
-        "gradient": result.gradient,
-        "distributed": result.world,
-        "dtype": config.train.dtype,
-        "seed": config.seed,
-        "elapsed_s": result.elapsed_s,
-        "steps_per_s": result.steps_run / result.elapsed_s if result.elapsed_s > 0 else None,
-        "versions": _versions(),
+        **_how_it_ran(config, result, result.steps_run),
     }
 
 
 def arrays_ref(analysis: Analysis) -> ArraysRef:
     shapes = {name: list(array.shape) for name, array in analysis.arrays.items()}
     return {"file": ARRAYS_FILE, "shapes": shapes}
+
+
+def _how_it_ran(config: Config, result: TrainResult, steps: int) -> RunInfo:
+    return {
+        "device": result.device,
+        "gradient": result.gradient,
+        "distributed": result.world,
+        "dtype": config.train.dtype,
+        "seed": config.seed,
+        "elapsed_s": result.elapsed_s,
+        "steps_per_s": steps / result.elapsed_s if result.elapsed_s > 0 else None,
+        "versions": _versions(),
+    }
