@@ -314,6 +314,16 @@ def test_memory_refused_before_allocating() -> None:
     check_memory(load_config(), available_bytes=8 * 2**30)
 
 
+def test_a_width_whose_analysis_cannot_fit_is_refused_before_allocating() -> None:
+    """p × p float64 matrices at 9 999 features: ~8 GB, refused on a 4 GB machine with the
+    reason (and not for the rows, which are small here)."""
+    wide = f"data.true_w={[1.0] * 9999}"
+    cfg = load_config(None, ["data.n_samples=100", "data.x={kind: normal}", wide])
+    with pytest.raises(ConfigError, match=r"9,999 features make the analysis hold float64 p × p"):
+        check_memory(cfg, available_bytes=4 * 2**30)
+    check_memory(cfg, available_bytes=64 * 2**30)
+
+
 def test_no_value_of_any_key_gets_pydantic_wording() -> None:
     from lrtrain.reference import field_docs
 

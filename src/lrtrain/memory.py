@@ -6,6 +6,9 @@ from lrtrain.config import Config
 from lrtrain.errors import ConfigError
 
 MAX_HISTORY_ROWS = 20_000_000  # logged rows × replicas: beyond this, metrics files get absurd
+# float64 p × p matrices the analysis holds at its peak (XᵀX, the covariance and its eigenvectors,
+# H and its eigenvectors, the decomposition's workspace): measured ≈ 8 at d = 2 000, 10 for margin
+ANALYSIS_MATRICES = 10
 
 
 def check_memory(
@@ -26,13 +29,23 @@ def check_memory(
             + f": more than {MAX_HISTORY_ROWS:,} to keep in memory and write to the metrics; "
             f"log less often, e.g. train.log_every={suggestion}"
         )
-    if config.data.source != "synthetic" or config.data.stream:
+    if config.data.source != "synthetic":
         return
     itemsize = 8 if config.train.dtype == "float64" else 4
-    need = config.data.n_samples * (config.data.d + 1) * itemsize * share
+    p = config.data.d + 1
+    need = 0 if config.data.stream else config.data.n_samples * p * itemsize * share
+    matrices = ANALYSIS_MATRICES * p * p * 8
     if available_bytes is None:
         available_bytes = _available_memory()
-    if available_bytes is not None and need > 0.8 * available_bytes:
+    if available_bytes is not None and need + matrices > 0.8 * available_bytes and matrices > need:
+        raise ConfigError(
+            f"data.true_w: {config.data.d:,} features make the analysis hold float64 p × p "
+            f"matrices (the Hessian, its eigenvectors, the covariance: p = {p:,}) of "
+            f"{_human(matrices)} in all, but only {_human(available_bytes)} is available; the "
+            "closed form and the curvature are what every lrtrain run reports, so it cannot "
+            "skip them — use fewer features"
+        )
+    if available_bytes is not None and need + matrices > 0.8 * available_bytes:
         raise ConfigError(
             f"data.n_samples × features = {config.data.n_samples:,} × {config.data.d} needs "
             f"{_human(need)} of memory for X and y"
