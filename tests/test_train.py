@@ -303,7 +303,7 @@ def test_auto_needs_resolving_and_target_gap_needs_the_optimum() -> None:
         train(ds, cfg)
 
 
-@settings(max_examples=20, deadline=None, derandomize=True)
+@settings(max_examples=12, deadline=None, derandomize=True)
 @given(
     d=st.integers(1, 5),
     scales=st.lists(st.floats(0.1, 10.0), min_size=5, max_size=5),

@@ -136,8 +136,8 @@ def analyse_dataset(dataset: Dataset, optimizer: OptimizerConfig) -> Analysis:
     float64 statistics of the source values, over every process's rows), or — for a data set
     built by hand from tensors — from those tensors."""
     exact = dataset.exact
-    if exact is None:
-        exact = st.exact_of_rows(lambda: dataset.chunks(st.CHUNK_ROWS), dataset.d)
+    if exact is None:  # kept on the data set: training's Gram steps use the same statistics
+        exact = dataset.exact = st.exact_of_rows(lambda: dataset.chunks(st.CHUNK_ROWS), dataset.d)
     stats = exact.stats
     n, dim = stats.n, stats.d + 1
     hessian = 2.0 * stats.xtx / n

@@ -50,7 +50,7 @@ def full_batch_path(mode: str, rows: int, streamed: bool, distributed: bool) -> 
 def choose(
     model: MyLinearRegressionModel,
     data: Rows,
-    exact: st.Exact | None,
+    exact: Callable[[], st.Exact],
     mode: str,
     minibatch: bool,
     world: World,
@@ -60,15 +60,12 @@ def choose(
     the name of the path the steps take). Several processes agree on stopping: through the
     gradient's all-reduce with DDP, every ``SYNC_EVERY`` steps otherwise."""
     full_path = full_batch_path(mode, data.total, data.x is None, world.distributed)
-    if full_path == "gram" and exact is None:
-        raise ValueError("train.gradient: gram needs the data set's statistics (Dataset.exact)")
     if world.distributed and (minibatch or full_path == "autograd"):
         shared = DistributedGradient(model, world, should_stop)
         return shared, shared, shared.agreed_stop, "distributed autograd (DDP)"
     full: Gradient = (
-        GramGradient(exact, data.device) if full_path == "gram" and exact is not None
-        else autograd_forward_backward
-    )  # fmt: skip
+        GramGradient(exact(), data.device) if full_path == "gram" else autograd_forward_backward
+    )
     if world.distributed:  # Gram steps: nothing to communicate but the decision to stop
         should_stop = AgreedStop(world, should_stop, data.device)
     if minibatch:

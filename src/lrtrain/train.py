@@ -23,6 +23,7 @@ from typing import Any
 import torch
 
 from lrtrain import startup
+from lrtrain import stats as st
 from lrtrain.analysis import gap_scale
 from lrtrain.batches import Batches, Rows, all_rows
 from lrtrain.config import Config
@@ -145,8 +146,9 @@ def train(
         first = int(resume["step"])
     batches = _batches(dataset, config, device)
     gradient, full_gradient, should_stop, path = choose(
-        model, data, dataset.exact, config.train.gradient, batches is not None, world, should_stop
-    )
+        model, data, lambda: _exact(dataset), config.train.gradient, batches is not None, world,
+        should_stop,
+    )  # fmt: skip
 
     def step_at(step: int | torch.Tensor, batch: Rows) -> torch.Tensor:
         return _step(loop, model, optimizer, gradient, batch, step, config)
@@ -190,6 +192,14 @@ def train(
     if progress is not None:
         progress(result.steps_run, total, result.final_loss)
     return result
+
+
+def _exact(dataset: Dataset) -> st.Exact:
+    """The data set's statistics and optimum: made by its loader, or — for a data set built by
+    hand from tensors — now, in one read of its rows (and kept)."""
+    if dataset.exact is None:
+        dataset.exact = st.exact_of_rows(lambda: dataset.chunks(st.CHUNK_ROWS), dataset.d)
+    return dataset.exact
 
 
 def _model_and_optimizer(
