@@ -222,7 +222,7 @@ def test_fit_auto_reports_the_chosen_settings(tmp_path: Path) -> None:
     run = tmp_path / "auto"
     result = invoke(
         "fit", "--device", "cpu", "--out", str(run), "optimizer.lr=auto", "optimizer.momentum=auto",
-        "train.dtype=float64", "train.max_iter=1000", "train.target_gap=1e-6",
+        "train.dtype=float64", "train.max_iter=1000", "train.target_gap=1e-6", "output.plots=[]",
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     assert "auto      lr 0.050495, momentum 0.70848 — Polyak heavy ball" in result.output
@@ -264,7 +264,16 @@ def test_fit_auto_refusals_and_minibatch_note(tmp_path: Path) -> None:
 
 def test_plot_compare_draws_runs_of_one_problem(tmp_path: Path) -> None:
     for name, extra in (("a", []), ("b", ["optimizer.lr=auto"]), ("c", ["data.true_w=[2.0]"])):
-        done = invoke("fit", "--device", "cpu", "--quiet", "--out", str(tmp_path / name), *extra)
+        done = invoke(
+            "fit",
+            "--device",
+            "cpu",
+            "--quiet",
+            "--out",
+            str(tmp_path / name),
+            "output.plots=[]",
+            *extra,
+        )
         assert done.exit_code == 0, done.output
     out = tmp_path / "cmp.png"
     result = invoke("plot", str(tmp_path / "a"), str(tmp_path / "b"), "--compare", str(out))
@@ -337,7 +346,10 @@ def test_data_and_predict(tmp_path: Path) -> None:
     assert rows[0] == "x_0,y" and len(rows) == 101 and rows[1].startswith("0.0,")
     assert invoke("data", "-o", str(data)).exit_code == 2
     run = tmp_path / "r"
-    assert invoke("fit", "--device", "cpu", "--quiet", "--out", str(run)).exit_code == 0
+    assert (
+        invoke("fit", "--device", "cpu", "--quiet", "--out", str(run), "output.plots=[]").exit_code
+        == 0
+    )
     out = tmp_path / "pred.csv"
     result = invoke("predict", str(run), str(data), "-o", str(out))
     assert result.exit_code == 0, result.output
@@ -356,7 +368,17 @@ def test_data_and_predict(tmp_path: Path) -> None:
 def test_predict_standardised_real_data(tmp_path: Path) -> None:
     run = tmp_path / "d"
     assert (
-        invoke("fit", "-c", "diabetes", "--device", "cpu", "--quiet", "--out", str(run)).exit_code
+        invoke(
+            "fit",
+            "-c",
+            "diabetes",
+            "--device",
+            "cpu",
+            "--quiet",
+            "--out",
+            str(run),
+            "output.plots=[]",
+        ).exit_code
         == 0
     )
     csv_in = Path(__file__).resolve().parents[1] / "src/lrtrain/configs/data/diabetes.csv"
@@ -409,7 +431,14 @@ def test_plot_animate_writes_a_gif(tmp_path: Path) -> None:
     run = tmp_path / "r"
     assert (
         invoke(
-            "fit", "--device", "cpu", "--quiet", "--out", str(run), "train.max_iter=20"
+            "fit",
+            "--device",
+            "cpu",
+            "--quiet",
+            "--out",
+            str(run),
+            "train.max_iter=20",
+            "output.plots=[]",
         ).exit_code
         == 0
     )
