@@ -13,7 +13,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 CPU_CASES = [
-    "sweep", "full-batch", "mini-batch", "contour", "--help", "plot", "memory", "lesson", "wide fit"
+    "sweep", "full-batch", "mini-batch", "contour", "--help", "plot", "memory", "lesson",
+    "wide fit", "sweep of",
 ]  # fmt: skip
 
 
