@@ -404,19 +404,15 @@ def test_json_output_and_no_color(tmp_path: Path) -> None:
         "sweep-lr", "--device", "cpu", "--json", "--out", str(tmp_path / "s"), "output.plots=[]"
     )
     assert json.loads(result.output)["kind"] == "sweep"
+    # Colour, and NO_COLOR: on a message a fresh process prints before it imports torch (a
+    # user error), the same console the report uses.
     env = {**os.environ, "FORCE_COLOR": "1", "COLUMNS": "100"}
-    colored = subprocess.run(
-        [sys.executable, "-m", "lrtrain", "fit", "--device", "cpu", "--out", str(tmp_path / "c"),
-         "output.plots=[]", "train.max_iter=5"],
-        capture_output=True, text=True, env=env,
-    )  # fmt: skip
-    assert "\x1b[" in colored.stdout
-    plain = subprocess.run(
-        [sys.executable, "-m", "lrtrain", "fit", "--device", "cpu", "--out", str(tmp_path / "n"),
-         "output.plots=[]", "train.max_iter=5"],
-        capture_output=True, text=True, env={**env, "NO_COLOR": "1"},
-    )  # fmt: skip
-    assert plain.returncode == 0 and not re.search(r"\x1b\[[0-9;]*3[0-7]m", plain.stdout)
+    command = [sys.executable, "-m", "lrtrain", "fit", "optimizer.lr=fast"]
+    colored = subprocess.run(command, capture_output=True, text=True, env=env)
+    assert colored.returncode == 2 and "\x1b[1;31merror:" in colored.stderr
+    plain = subprocess.run(command, capture_output=True, text=True, env={**env, "NO_COLOR": "1"})
+    assert plain.returncode == 2 and "error:" in plain.stderr
+    assert not re.search(r"\x1b\[[0-9;]*3[0-7]m", plain.stderr)
 
 
 def test_every_command_has_examples() -> None:
