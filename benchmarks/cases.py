@@ -350,7 +350,7 @@ def cpu_cases(
         ("stream", lambda: scaling.stream_memory(quick, workdir)),
         ("processes", lambda: scaling.processes(quick, workdir)),
         ("wide", lambda: wide.wide_fit(quick, workdir)),
-        ("big-sweep", lambda: wide.big_sweep(quick)),
+        ("big-sweep", lambda: scaling.big_sweep(quick)),
     ]
 
 

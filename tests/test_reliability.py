@@ -97,6 +97,7 @@ def test_sigint_saves_everything_and_resume_equals_an_uninterrupted_run(tmp_path
     proc.send_signal(signal.SIGINT)
     out = output.text()
     assert proc.wait(60) == 130, out
+    assert "stopping after this step, saving the run" in out  # Ctrl-C acknowledged
     assert "interrupted" in out and "lrtrain fit --resume r" in out and "Traceback" not in out
     assert_whole(tmp_path / "r")
     summary = json.loads((tmp_path / "r" / "summary.json").read_text())
@@ -126,10 +127,11 @@ def test_a_second_ctrl_c_stops_at_once_without_corrupting_files(tmp_path: Path) 
     output = Output(proc)
     output.wait_for(STEP)
     proc.send_signal(signal.SIGINT)
-    time.sleep(0.05)  # two separate presses, not one signal delivered twice
+    output.wait_for(re.compile("stopping after this step"))  # the first press was taken
     proc.send_signal(signal.SIGINT)
     out = output.text()
     assert proc.wait(60) == 130, out
+    assert "interrupted again: stopped at once" in out
     assert "Traceback" not in out
     assert_whole(tmp_path / "r")
 

@@ -135,13 +135,11 @@ def analyse_dataset(dataset: Dataset, optimizer: OptimizerConfig) -> Analysis:
     """:func:`analyse` for a loaded data set: from the exact answer its loader computed (the
     float64 statistics of the source values, over every process's rows), or — for a data set
     built by hand from tensors — from those tensors."""
-    exact = dataset.exact
-    if exact is None:  # kept on the data set: training's Gram steps use the same statistics
-        exact = dataset.exact = st.exact_of_rows(lambda: dataset.chunks(st.CHUNK_ROWS), dataset.d)
+    exact = dataset.answer()
     stats = exact.stats
     n, dim = stats.n, stats.d + 1
-    hessian = 2.0 * stats.xtx / n
     spectrum = st.hessian_spectrum(stats)
+    hessian = spectrum.hessian
     eig = spectrum.values
     wd = optimizer.weight_decay
     eff = (eig + wd).clamp_min(0.0)  # weight decay adds wd·I to the Hessian

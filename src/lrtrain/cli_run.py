@@ -191,6 +191,8 @@ def interruptible() -> Iterator[Callable[[], bool]]:
             os._exit(EXIT_INTERRUPTED)
         if not asked.stop:
             asked.stop, asked.at = True, time.monotonic()
+            if os.environ.get("RANK", "0") == "0":  # under torchrun, rank 0 speaks for all
+                os.write(2, b"\nstopping after this step, saving the run (again: stop at once)\n")
 
     previous = {}
     try:

@@ -106,6 +106,13 @@ class Dataset:
         ):
             yield self._as_trained(x), y.to(self.dtype)
 
+    def answer(self) -> st.Exact:
+        """:attr:`exact`: made by the loader, or — for a data set built by hand from tensors —
+        now, in one read of its rows (and kept, for the analysis and the Gram steps alike)."""
+        if self.exact is None:
+            self.exact = st.exact_of_rows(lambda: self.chunks(st.CHUNK_ROWS), self.d)
+        return self.exact
+
     def _as_trained(self, x64: torch.Tensor) -> torch.Tensor:
         """Source features (float64) as the model sees them: standardised in float64 when
         standardised, then rounded to the training dtype (once, at the end)."""

@@ -32,6 +32,9 @@ from lrtrain.model import MyLinearRegressionModel
 # autograd step reads all of X several times (3.6–4.8 passes measured at N = 4M), a Gram step
 # costs O(K·p²) whatever N; below it the lesson's loop is cheap, and it is what a student reads.
 GRAM_MIN_ROWS = 1 << 16
+# Steps between two agreements of several processes taking Gram steps on whether to stop: a
+# Ctrl-C is honoured within this many steps, at one all-reduce of a flag per this many steps.
+AGREE_EVERY = 64
 # Rows per chunk of the streamed pass on a CPU, shared by the K replicas: small enough that a
 # chunk of X stays in cache between the two products that read it.
 CACHE_ROWS = 1 << 16
@@ -58,7 +61,7 @@ def choose(
 ) -> tuple[Gradient, Gradient, Callable[[], bool] | None, str]:
     """(the gradient of a step, the full-batch gradient of the final values, the stop check,
     the name of the path the steps take). Several processes agree on stopping: through the
-    gradient's all-reduce with DDP, every ``SYNC_EVERY`` steps otherwise."""
+    gradient's all-reduce with DDP, every ``AGREE_EVERY`` steps otherwise."""
     full_path = full_batch_path(mode, data.total, data.x is None, world.distributed)
     if world.distributed and (minibatch or full_path == "autograd"):
         shared = DistributedGradient(model, world, should_stop)
@@ -116,7 +119,7 @@ class AgreedStop:
         world: World,
         local: Callable[[], bool] | None,
         device: torch.device,
-        every: int = 64,
+        every: int = AGREE_EVERY,
     ) -> None:
         self.world, self.local, self.device, self.every = world, local, device, every
         self.calls, self.stopped = 0, False

@@ -7,10 +7,12 @@ plot`` redraws from these files alone.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
@@ -20,10 +22,7 @@ import yaml
 
 from lrtrain.atomic import atomic_file, write_bytes, write_text
 from lrtrain.errors import RunDirError
-
-# beyond CSV_PARAMETERS parameters per row (a 2 000-feature fit would write 2 001 columns) the
-# CSVs keep only the scalars and the parameters go to a .npy beside them
-from lrtrain.summary import ARRAYS_FILE, CSV_PARAMETERS, FORMAT_VERSION
+from lrtrain.summary import ARRAYS_FILE, FORMAT_VERSION
 
 if TYPE_CHECKING:
     from lrtrain.config import Config
@@ -91,10 +90,10 @@ def save_fit(
 
     history = result.replica_history(0)
     write_text(run_dir / "config.yaml", _config_header(config) + config.to_yaml())
-    theta = history["theta"].numpy()
-    write_text(run_dir / "metrics.csv", _metrics_csv(history, result.lrs[0], _in_csv(theta)))
-    if not _in_csv(theta):
-        _write_npy(run_dir / "trajectory.npy", theta)
+    trajectory = summary["trajectory"]  # the parameters' file when too many for the CSV
+    write_text(run_dir / "metrics.csv", _metrics_csv(history, result.lrs[0], not trajectory))
+    if trajectory:
+        _write_npy(run_dir / trajectory, history["theta"].numpy())
     if dataset.sample is not None:
         write_text(run_dir / "data_sample.csv", _sample_csv(dataset))
     write_bytes(run_dir / "model.pt", _torch_bytes(torch, result.model_state))
@@ -127,17 +126,13 @@ def save_sweep(
     header = _config_header(config).replace("lrtrain fit", "lrtrain sweep-lr")
     write_text(run_dir / "config.yaml", header + config.to_yaml())
     write_text(run_dir / "sweep.csv", _sweep_csv(summary["results"]))
-    wide = result.final_theta.shape[1] > CSV_PARAMETERS
-    write_text(run_dir / "trajectories.csv", _trajectories_csv(result, not wide))
-    if wide:
+    trajectory = summary["trajectory"]  # the parameters' file when too many for the CSV
+    write_text(run_dir / "trajectories.csv", _trajectories_csv(result, not trajectory))
+    if trajectory:
         rows = [result.replica_history(k)["theta"].numpy() for k in range(len(result.lrs))]
-        _write_npy(run_dir / "trajectories.npy", np.concatenate(rows))
+        _write_npy(run_dir / trajectory, np.concatenate(rows))
     _write_npz(run_dir / ARRAYS_FILE, arrays)
     write_text(run_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
-
-
-def _in_csv(theta: np.ndarray) -> bool:
-    return theta.shape[1] <= CSV_PARAMETERS
 
 
 def _write_npy(path: Path, array: np.ndarray) -> None:
@@ -296,9 +291,9 @@ def load_run(path: str | Path) -> RunData:
     run = RunData(path=path, kind=kind, summary=summary, config=config)
     table = "trajectories" if kind == "sweep" else "metrics"
     run.metrics = _read_csv_columns(path / f"{table}.csv")
-    binary = path / ("trajectories.npy" if kind == "sweep" else "trajectory.npy")
-    if "b" not in run.metrics:  # a wide run: the parameters are in the binary file
-        run.trajectory = _read_npy(binary, len(run.metrics["step"]))
+    trajectory = summary.get("trajectory")  # format ≥ 2, wide runs: the parameters' file
+    if trajectory:
+        run.trajectory = _read_npy(path / trajectory, len(run.metrics["step"]))
     if version >= 2:
         run.arrays = _read_npz(path / ARRAYS_FILE)
     sample = path / "data_sample.csv"
@@ -352,62 +347,52 @@ def latest_run(root: str | Path = "runs") -> Path:
     return max(runs, key=lambda p: p.stat().st_mtime).parent
 
 
-def _read_json(path: Path) -> dict[str, Any]:
+@contextlib.contextmanager
+def _reading(path: Path, missing: str = "incomplete run") -> Iterator[None]:
+    """Read one file of a run: absent, or unparseable, is one clear RunDirError."""
     if not path.is_file():
-        raise RunDirError(f"{path.parent}: not an lrtrain run (no {path.name})")
+        raise RunDirError(f"{path.parent}: {missing} (no {path.name})")
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        yield
+    except (OSError, UnicodeDecodeError, ValueError, IndexError, KeyError, yaml.YAMLError) as exc:
+        # (json's and numpy's parse errors are ValueErrors)
         raise RunDirError(f"{path}: unreadable or corrupt ({exc})") from None
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    with _reading(path, missing="not an lrtrain run"):
+        data = json.loads(path.read_text(encoding="utf-8"))
     if not isinstance(data, dict):
         raise RunDirError(f"{path}: corrupt (expected a JSON object)")
     return data
 
 
 def _read_npy(path: Path, rows: int) -> np.ndarray:
-    if not path.is_file():
-        raise RunDirError(f"{path.parent}: incomplete run (no {path.name})")
-    try:
+    with _reading(path):
         array = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as exc:
-        raise RunDirError(f"{path}: unreadable or corrupt ({exc})") from None
     if array.ndim != 2 or array.shape[0] != rows:
         raise RunDirError(f"{path}: corrupt (expected {rows} rows of parameters)")
     return array
 
 
 def _read_npz(path: Path) -> dict[str, np.ndarray]:
-    if not path.is_file():
-        raise RunDirError(f"{path.parent}: incomplete run (no {path.name})")
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            return {name: data[name] for name in data.files}
-    except (OSError, ValueError, KeyError) as exc:
-        raise RunDirError(f"{path}: unreadable or corrupt ({exc})") from None
+    with _reading(path), np.load(path, allow_pickle=False) as data:
+        return {name: data[name] for name in data.files}
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        raise RunDirError(f"{path.parent}: incomplete run (no {path.name})")
-    try:
+    with _reading(path):
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise RunDirError(f"{path}: unreadable or corrupt ({exc})") from None
     if not isinstance(data, dict):
         raise RunDirError(f"{path}: corrupt (expected a mapping)")
     return data
 
 
 def _read_csv_columns(path: Path) -> dict[str, np.ndarray]:
-    if not path.is_file():
-        raise RunDirError(f"{path.parent}: incomplete run (no {path.name})")
-    try:
-        with path.open(newline="", encoding="utf-8") as fh:
-            rows = list(csv.reader(fh))
+    with _reading(path), path.open(newline="", encoding="utf-8") as fh:
+        rows = list(csv.reader(fh))
         header, body = rows[0], rows[1:]
         table = np.array(body, dtype=np.float64).reshape(len(body), len(header))
-    except (OSError, UnicodeDecodeError, IndexError, ValueError) as exc:
-        raise RunDirError(f"{path}: unreadable or corrupt ({exc})") from None
     return {name: table[:, i] for i, name in enumerate(header)}
 
 

@@ -301,6 +301,7 @@ def refined(stats_about: Callable[[torch.Tensor], Stats], first: Exact) -> Exact
 class Spectrum:
     """The eigen-decomposition of H = (2/N) X̃ᵀX̃, and of the centred covariance it comes from."""
 
+    hessian: torch.Tensor  # [p, p]: H = (2/N) X̃ᵀX̃
     values: torch.Tensor  # [p] ascending
     vectors: torch.Tensor  # [p, p]: column i is the eigenvector of values[i]
     cov_values: torch.Tensor  # [d] ascending: H is singular exactly when the smallest is 0
@@ -322,14 +323,14 @@ def hessian_spectrum(stats: Stats) -> Spectrum:
     values, vectors = torch.linalg.eigh(hessian)
     if float(values[0]) > float(values[-1]) * DIRECT_EIGH_MIN_RATIO:
         # well-conditioned: eigh of H itself is accurate to κ·ε relative (≤ 1e-10 here)
-        return Spectrum(values, vectors, c_eig)
+        return Spectrum(hessian, values, vectors, c_eig)
     root = c_vec @ torch.diag(c_eig.clamp_min(0.0).sqrt()) @ c_vec.T
     m = torch.zeros(d + 1, d + 1, dtype=F64)
     m[:d, :d] = root
     m[d, :d] = math.sqrt(n) * stats.x_mean
     m[d, d] = math.sqrt(n)
     _, sigma, vh = torch.linalg.svd(m, full_matrices=False)
-    return Spectrum((2.0 / n * sigma**2).flip(0), vh.flip(0).T.contiguous(), c_eig)
+    return Spectrum(hessian, (2.0 / n * sigma**2).flip(0), vh.flip(0).T.contiguous(), c_eig)
 
 
 def hessian_eigenvalues(stats: Stats) -> torch.Tensor:

@@ -24,7 +24,9 @@ if TYPE_CHECKING:
 # summary.json to arrays.npz, and wide runs keep their parameters in trajectory.npy.
 FORMAT_VERSION = 2
 ARRAYS_FILE = "arrays.npz"
-CSV_PARAMETERS = 100  # parameters per row beyond which the CSVs keep only the scalars
+# Parameters per row beyond which metrics.csv / trajectories.csv keep only the scalars and the
+# parameters go to the .npy file ``trajectory`` names (2 000 features would be 2 001 columns).
+CSV_PARAMETERS = 100
 
 
 class Params(TypedDict):

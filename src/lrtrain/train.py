@@ -23,7 +23,6 @@ from typing import Any
 import torch
 
 from lrtrain import startup
-from lrtrain import stats as st
 from lrtrain.analysis import gap_scale
 from lrtrain.batches import Batches, Rows, all_rows
 from lrtrain.config import Config
@@ -146,7 +145,7 @@ def train(
         first = int(resume["step"])
     batches = _batches(dataset, config, device)
     gradient, full_gradient, should_stop, path = choose(
-        model, data, lambda: _exact(dataset), config.train.gradient, batches is not None, world,
+        model, data, dataset.answer, config.train.gradient, batches is not None, world,
         should_stop,
     )  # fmt: skip
 
@@ -192,14 +191,6 @@ def train(
     if progress is not None:
         progress(result.steps_run, total, result.final_loss)
     return result
-
-
-def _exact(dataset: Dataset) -> st.Exact:
-    """The data set's statistics and optimum: made by its loader, or — for a data set built by
-    hand from tensors — now, in one read of its rows (and kept)."""
-    if dataset.exact is None:
-        dataset.exact = st.exact_of_rows(lambda: dataset.chunks(st.CHUNK_ROWS), dataset.d)
-    return dataset.exact
 
 
 def _model_and_optimizer(
