@@ -102,14 +102,23 @@ def _probe() -> None:
 
 def step(optimizer: Any) -> None:
     """``optimizer.step()``, without importing ``torch._dynamo`` where that is safe."""
+    stepper(optimizer)()
+
+
+def stepper(optimizer: Any) -> Callable[[], None]:
+    """A function taking ``optimizer.step()`` without importing ``torch._dynamo``, decided
+    once: a training loop calls it every step, and the step hooks the optimizer has when the
+    loop starts are the ones it honours."""
     direct = _direct_step(optimizer.__class__)
     if direct is None or _has_step_hooks(optimizer):
-        optimizer.step()
-        return
+        return optimizer.step  # type: ignore[no-any-return]
     import torch
 
-    with torch.no_grad():
-        direct(optimizer)
+    def take_step() -> None:
+        with torch.no_grad():
+            direct(optimizer)
+
+    return take_step
 
 
 @functools.cache

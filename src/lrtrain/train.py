@@ -30,7 +30,7 @@ from lrtrain.cuda_graph import GraphedStep, use_graph
 from lrtrain.data import Dataset
 from lrtrain.devices import process_device, torch_dtype
 from lrtrain.distributed import SINGLE, World
-from lrtrain.gradients import Gradient, choose, grad_vector, theta_of
+from lrtrain.gradients import Gradient, choose, grad_norm, grad_vector, theta_of
 from lrtrain.model import MyLinearRegressionModel
 from lrtrain.startup import never_imports_dynamo
 
@@ -149,8 +149,10 @@ def train(
         should_stop,
     )  # fmt: skip
 
+    take_step = startup.stepper(optimizer)  # optimizer.step(), without importing torch._dynamo
+
     def step_at(step: int | torch.Tensor, batch: Rows) -> torch.Tensor:
-        return _step(loop, model, optimizer, gradient, batch, step, config)
+        return _step(loop, model, take_step, gradient, batch, step, config)
 
     graphed = (
         GraphedStep(step_at, data)
@@ -184,7 +186,8 @@ def train(
                 break
 
     # -- the result: the full-batch loss and gradient where each replica stopped -----------
-    final_loss, final_grad = full_gradient(model, data)
+    final_loss = full_gradient(model, data)
+    final_grad = grad_norm(model)
     elapsed = time.perf_counter() - start
     result = _result(config, lrs, loop, model, optimizer, final_loss, final_grad, elapsed)
     result.device, result.world, result.gradient = str(device), world.describe(), path
@@ -382,7 +385,7 @@ _LOOP_TENSORS = (
 def _step(
     loop: _Loop,
     model: MyLinearRegressionModel,
-    optimizer: torch.optim.Optimizer,
+    take_step: Callable[[], None],
     gradient: Gradient,
     batch: Rows,
     step: int | torch.Tensor,
@@ -393,7 +396,7 @@ def _step(
     ``step`` is a Python int when run eagerly, or a device tensor inside a CUDA graph (where
     nothing may depend on the host).
     """
-    loss, grad_norm = gradient(model, batch)
+    loss = gradient(model, batch)
     if isinstance(step, int) and step == 0:
         loop.limit.copy_(torch.where(loss > 0, loss * DIVERGENCE_FACTOR, loop.limit))
         loop.initial_grad.copy_(grad_vector(model))
@@ -401,21 +404,31 @@ def _step(
             scale = [gap_scale(loop.loss_ref, float(loss0)) for loss0 in loss.tolist()]
             goal = [loop.loss_ref + loop.target_gap * s for s in scale]
             loop.goal.copy_(torch.tensor(goal, dtype=loss.dtype))
-    _record(loop, model, step, loss, grad_norm, config.train.log_every)
+    _record(loop, model, step, loss, config.train.log_every)
+    _stop_checks(loop, loss, step, config.train.tol)
+    opt = config.optimizer
+    _sgd_step(model, take_step, loop.lr, loop.active, opt.weight_decay, opt.momentum_value > 0)
+    return loss
+
+
+def _stop_checks(
+    loop: _Loop, loss: torch.Tensor, step: int | torch.Tensor, tol: float | None
+) -> None:
+    """Freeze the replicas that diverged, reached the target or stalled at this step."""
     ok = loss <= loop.limit  # False for NaN, ±inf and blow-ups alike
-    tol = config.train.tol
     done = ~ok | (loss <= loop.goal)
     if tol is not None:
         done |= (loss - loop.prev_loss).abs() < tol
+        loop.prev_loss.copy_(loss)
     newly = loop.active & done
+    # On the CPU a look at the host is cheap, and most steps stop nobody: skip the bookkeeping.
+    # A GPU never waits for the host here (nor may a CUDA graph).
+    if newly.device.type == "cpu" and not bool(newly.any()):
+        return
     # torch.where, not masked_fill_: with a tensor value masked_fill_ reads it on the host.
     loop.stop_step.copy_(torch.where(newly, step, loop.stop_step))
     loop.status.copy_(torch.where(newly, torch.where(ok, _CONVERGED, _DIVERGED), loop.status))
     loop.active.logical_and_(~newly)
-    opt = config.optimizer
-    _sgd_step(model, optimizer, loop.lr, loop.active, opt.weight_decay, opt.momentum_value > 0)
-    loop.prev_loss.copy_(loss)
-    return loss
 
 
 def _record(
@@ -423,21 +436,20 @@ def _record(
     model: MyLinearRegressionModel,
     step: int | torch.Tensor,
     loss: torch.Tensor,
-    grad_norm: torch.Tensor,
     log_every: int,
 ) -> None:
     if isinstance(step, int):
         if step % log_every == 0:
             row = step // log_every
             loop.hist_loss[row] = loss
-            loop.hist_grad[row] = grad_norm
+            loop.hist_grad[row] = grad_norm(model)
             loop.hist_theta[row] = theta_of(model)
         return
     # On the device, without a host decision: unlogged steps go to the spare last row.
     spare = loop.hist_loss.shape[0] - 1
     rows = torch.where(step % log_every == 0, step // log_every, spare).view(1)
     loop.hist_loss.index_copy_(0, rows, loss.unsqueeze(0))
-    loop.hist_grad.index_copy_(0, rows, grad_norm.unsqueeze(0))
+    loop.hist_grad.index_copy_(0, rows, grad_norm(model).unsqueeze(0))
     loop.hist_theta.index_copy_(0, rows, theta_of(model).unsqueeze(0))
 
 
@@ -455,25 +467,25 @@ def _cpu(value: Any) -> Any:
 @torch.no_grad()
 def _sgd_step(
     model: MyLinearRegressionModel,
-    optimizer: torch.optim.Optimizer,
+    take_step: Callable[[], None],
     lr: torch.Tensor,
     active: torch.Tensor,
     weight_decay: float,
     momentum: bool,
 ) -> None:
-    inactive = ~active
     old = (model.w.clone(), model.b.clone()) if momentum else None
-    for param, rate, frozen in (
-        (model.w, lr.unsqueeze(1), inactive.unsqueeze(1)),
-        (model.b, lr, inactive),
+    for param, rate, going in (
+        (model.w, lr.unsqueeze(1), active.unsqueeze(1)),
+        (model.b, lr, active),
     ):
         grad = param.grad
         assert grad is not None  # the gradient path has just set it
         if weight_decay:
             grad.add_(param, alpha=weight_decay)
-        # Zero a stopped replica's gradient outright: it may be infinite, and inf·0 is NaN.
-        grad.mul_(rate).masked_fill_(frozen, 0.0)
-    startup.step(optimizer)  # optimizer.step(), without importing torch._dynamo
+        # A stopped replica's gradient becomes 0 outright (it may be infinite, and inf·0 is
+        # NaN); torch.where costs a fraction of masked_fill_ with a broadcast mask.
+        param.grad = torch.where(going, grad.mul_(rate), 0.0)
+    take_step()
     if old is not None:
         # Momentum would keep moving a stopped replica: put it back where it stopped.
         model.w.copy_(torch.where(active.unsqueeze(1), model.w, old[0]))
