@@ -111,7 +111,7 @@ def stepper(optimizer: Any) -> Callable[[], None]:
     loop starts are the ones it honours."""
     direct = _direct_step(optimizer.__class__)
     if direct is None or _has_step_hooks(optimizer):
-        return optimizer.step  # type: ignore[no-any-return]
+        return optimizer.step
     import torch
 
     def take_step() -> None:
