@@ -18,7 +18,17 @@ import torch
 
 from benchmarks import scaling, wide
 from benchmarks.baselines import dataloader_epoch, grid_loss, lesson_loop, sequential_sweep
-from benchmarks.common import CaseResult, Timing, run_measured, time_one, time_pair
+from benchmarks.common import (
+    IMPORT_TORCH,
+    WIDE,
+    CaseResult,
+    Timing,
+    lrtrain_command,
+    quick_baseline,
+    run_measured,
+    time_one,
+    time_pair,
+)
 from benchmarks.race import race
 from lrtrain.analysis import analyse
 from lrtrain.config import load_config
@@ -26,7 +36,6 @@ from lrtrain.data import load_dataset
 from lrtrain.surface import plane_axes, plane_loss
 from lrtrain.train import train
 
-WIDE = ["data.x={kind: normal, mean: 0.0, std: 1.0}", "data.true_w=[1, -2, 3, -4, 5, -6, 7, -8]"]
 LESSON_LRS = [0.0005 * (0.03 / 0.0005) ** (i / 31) for i in range(32)]
 
 
@@ -190,14 +199,16 @@ def contour(quick: bool, repeats: int) -> CaseResult:
 
 def help_startup(quick: bool, repeats: int) -> CaseResult:
     reps = 1 if quick else repeats
-    help_cmd = [*_lrtrain(), "--help"]
-    torch_cmd = [sys.executable, "-c", "import torch"]
-    base, ours = time_pair(
-        lambda: subprocess.run(torch_cmd, check=True, capture_output=True),
-        lambda: subprocess.run(help_cmd, check=True, capture_output=True),
-        reps,
-        warmup=not quick,
-    )
+    help_cmd = [*lrtrain_command(), "--help"]
+    if quick:  # the smoke run: the import of torch it measures once, one --help
+        base = Timing.of([run_measured(IMPORT_TORCH, share=True)[0]])
+        ours = Timing.of([run_measured(help_cmd)[0]])
+    else:
+        base, ours = time_pair(
+            lambda: subprocess.run(IMPORT_TORCH, check=True, capture_output=True),
+            lambda: subprocess.run(help_cmd, check=True, capture_output=True),
+            reps,
+        )
     ratio = ours.median / base.median
     return CaseResult(
         name="lrtrain --help",
@@ -212,9 +223,11 @@ def help_startup(quick: bool, repeats: int) -> CaseResult:
 
 
 def plot_imports(quick: bool, repeats: int, workdir: Path) -> CaseResult:
-    run = workdir / "lesson-run"
-    subprocess.run([*_lrtrain(), "fit", "--out", str(run), "--quiet"], check=True,
-                   capture_output=True)  # fmt: skip
+    run = workdir / "e2e-fit"  # the lesson case's run, where it has run (the smoke run)
+    if not (run / "summary.json").exists():
+        run = workdir / "lesson-run"
+        subprocess.run([*lrtrain_command(), "fit", "--out", str(run), "--quiet"], check=True,
+                       capture_output=True)  # fmt: skip
     probe = (
         "import atexit, sys\n"
         "atexit.register(lambda: print('\\nIMPORTED', 'torch' in sys.modules,"
@@ -233,7 +246,7 @@ def plot_imports(quick: bool, repeats: int, workdir: Path) -> CaseResult:
     if not quick:
         wall = time_one(
             lambda: subprocess.run(
-                [*_lrtrain(), "plot", str(run)], check=True, capture_output=True
+                [*lrtrain_command(), "plot", str(run)], check=True, capture_output=True
             ),
             min(repeats, 3),
             warmup=False,
@@ -251,12 +264,12 @@ def plot_imports(quick: bool, repeats: int, workdir: Path) -> CaseResult:
 
 def peak_memory(quick: bool, workdir: Path) -> CaseResult:
     n = 200_000 if quick else 4_000_000
-    common = [*_lrtrain(), "fit", "--quiet", "--overwrite", "train.max_iter=20", *WIDE]
+    common = [*lrtrain_command(), "fit", "--quiet", "--overwrite", "train.max_iter=20", *WIDE]
     if quick:  # the smoke run checks that the case runs: no figures to draw
         common.append("output.plots=[]")
     small = [*common, "--out", str(workdir / "mem-small"), "data.n_samples=100"]
     big = [*common, "--out", str(workdir / "mem-big"), f"data.n_samples={n}"]
-    _, base_rss, done = run_measured(small)
+    _, base_rss, done = run_measured(quick_baseline(workdir) if quick else small, share=quick)
     _, rss, done_big = run_measured(big)
     for result in (done, done_big):
         if result.returncode != 0:
@@ -281,17 +294,23 @@ def peak_memory(quick: bool, workdir: Path) -> CaseResult:
 def lesson_startup(quick: bool, repeats: int, workdir: Path) -> list[CaseResult]:
     """The lesson's answer against the time it takes to import torch: whole processes, every
     file and figure written, the three commands alternating so that load drifts hit all alike."""
-    torch_cmd = [sys.executable, "-c", "import torch"]
-    fit_cmd = [*_lrtrain(), "fit", "--quiet", "--overwrite", "--out", str(workdir / "e2e-fit")]
-    sweep_cmd = [*_lrtrain(), "sweep-lr", "-c", "lecture", "--quiet", "--overwrite",
+    fit_cmd = [
+        *lrtrain_command(),
+        "fit",
+        "--quiet",
+        "--overwrite",
+        "--out",
+        str(workdir / "e2e-fit"),
+    ]
+    sweep_cmd = [*lrtrain_command(), "sweep-lr", "-c", "lecture", "--quiet", "--overwrite",
                  "--out", str(workdir / "e2e-sweep")]  # fmt: skip
     if quick:  # the smoke run checks that the case runs: no figures to draw
         fit_cmd.append("output.plots=[]")
         sweep_cmd.append("output.plots=[]")
     walls: dict[str, list[float]] = {"torch": [], "fit": [], "sweep": []}
     for _ in range(1 if quick else max(repeats, 5)):
-        for key, command in (("torch", torch_cmd), ("fit", fit_cmd), ("sweep", sweep_cmd)):
-            wall, _, done = run_measured(command)
+        for key, command in (("torch", IMPORT_TORCH), ("fit", fit_cmd), ("sweep", sweep_cmd)):
+            wall, _, done = run_measured(command, share=quick and key == "torch")
             if done.returncode != 0:
                 raise RuntimeError(f"{command} failed:\n{done.stdout}")
             walls[key].append(wall)
@@ -321,11 +340,6 @@ def lesson_startup(quick: bool, repeats: int, workdir: Path) -> list[CaseResult]
     return out
 
 
-def _lrtrain() -> list[str]:
-    script = Path(sys.executable).with_name("lrtrain")
-    return [str(script)] if script.exists() else [sys.executable, "-m", "lrtrain"]
-
-
 def _synced(device: str, func: Callable[..., object], *args: object) -> object:
     out = func(*args)
     if device.startswith("cuda"):
@@ -343,9 +357,9 @@ def cpu_cases(
         ("mini-batch", lambda: mini_batch(quick, repeats)),
         ("contour", lambda: contour(quick, repeats)),
         ("help", lambda: help_startup(quick, repeats)),
+        ("lesson", lambda: lesson_startup(quick, repeats, workdir)),
         ("plot", lambda: plot_imports(quick, repeats, workdir)),
         ("memory", lambda: peak_memory(quick, workdir)),
-        ("lesson", lambda: lesson_startup(quick, repeats, workdir)),
         ("race", lambda: race(quick)),
         ("stream", lambda: scaling.stream_memory(quick, workdir)),
         ("processes", lambda: scaling.processes(quick, workdir)),

@@ -10,6 +10,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 
@@ -76,12 +77,40 @@ def _timed(func: Callable[[], object]) -> float:
     return time.perf_counter() - start
 
 
-def run_measured(command: list[str]) -> tuple[float, int, subprocess.CompletedProcess[str]]:
+WIDE = ["data.x={kind: normal, mean: 0.0, std: 1.0}", "data.true_w=[1, -2, 3, -4, 5, -6, 7, -8]"]
+IMPORT_TORCH = [sys.executable, "-c", "import torch"]
+
+
+def lrtrain_command() -> list[str]:
+    script = Path(sys.executable).with_name("lrtrain")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "lrtrain"]
+
+
+def quick_baseline(workdir: Path) -> list[str]:
+    """The smoke run's one small fit (N = 100) that the memory cases share as their baseline."""
+    return [*lrtrain_command(), "fit", "--quiet", "--overwrite", "--out", str(workdir / "small"),
+            *WIDE, "data.n_samples=100", "train.max_iter=2", "output.plots=[]"]  # fmt: skip
+
+
+Measured = tuple[float, int, subprocess.CompletedProcess[str]]
+_SHARED: dict[tuple[str, ...], Measured] = {}
+
+
+def run_measured(command: list[str], share: bool = False) -> Measured:
     """Run a command in a fresh child process; return (wall s, peak RSS bytes, result).
 
     The child is started through a small Python wrapper so that its peak RSS is not mixed with
-    that of earlier children of this process.
+    that of earlier children of this process. ``share``: the smoke run (``--quick``) measures
+    a command that several cases use as their baseline once, and hands each the same result.
     """
+    key = tuple(command)
+    if share and key in _SHARED:
+        return _SHARED[key]
+    _SHARED[key] = measured = _run_measured(command)
+    return measured
+
+
+def _run_measured(command: list[str]) -> Measured:
     wrapper = (
         "import resource, subprocess, sys, time\n"
         "t = time.perf_counter()\n"

@@ -10,23 +10,32 @@ import json
 import math
 from pathlib import Path
 
-from benchmarks.common import CaseResult, Timing, run_measured
+from benchmarks.common import (
+    WIDE,
+    CaseResult,
+    Timing,
+    lrtrain_command,
+    quick_baseline,
+    run_measured,
+)
 
-WIDE = ["data.x={kind: normal, mean: 0.0, std: 1.0}", "data.true_w=[1, -2, 3, -4, 5, -6, 7, -8]"]
 STREAM_LIMIT_BYTES = 500 * 2**20
-
-
-def _lrtrain() -> list[str]:
-    from benchmarks.cases import _lrtrain as command
-
-    return command()
 
 
 def _fit(
     workdir: Path, name: str, extra: list[str], nproc: int = 1, quick: bool = False
 ) -> tuple[float, int, dict]:
     out = workdir / name
-    command = [*_lrtrain(), "fit", "--quiet", "--overwrite", "--out", str(out), *WIDE, *extra]
+    command = [
+        *lrtrain_command(),
+        "fit",
+        "--quiet",
+        "--overwrite",
+        "--out",
+        str(out),
+        *WIDE,
+        *extra,
+    ]
     if quick:  # the smoke run checks that the case runs: no figures to draw
         command.append("output.plots=[]")
     if nproc > 1:
@@ -42,7 +51,10 @@ def stream_memory(quick: bool, workdir: Path) -> CaseResult:
     command on 100 rows: the data must not count."""
     n = 200_000 if quick else 50_000_000
     common = ["data.stream=true", "train.max_iter=2", "optimizer.lr=0.05"]
-    _, base_rss, _ = _fit(workdir, "stream-small", [*common, "data.n_samples=100"], quick=quick)
+    if quick:  # the smoke run's shared baseline
+        base_rss = run_measured(quick_baseline(workdir), share=True)[1]
+    else:
+        base_rss = _fit(workdir, "stream-small", [*common, "data.n_samples=100"])[1]
     wall, rss, summary = _fit(workdir, "stream-big", [*common, f"data.n_samples={n}"], quick=quick)
     data_bytes = n * (8 + 1) * 4
     # passes over the data: one, for the statistics; the steps take the Gram path (0.4; the

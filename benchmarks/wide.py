@@ -8,7 +8,7 @@ import json
 import sys
 from pathlib import Path
 
-from benchmarks.common import CaseResult, Timing, run_measured
+from benchmarks.common import IMPORT_TORCH, CaseResult, Timing, lrtrain_command, run_measured
 
 SUMMARY_LIMIT_BYTES = 2**20  # summary.json at d = 2 000
 
@@ -18,7 +18,7 @@ def wide_fit(quick: bool, workdir: Path) -> CaseResult:
     out = workdir / "wide"
     weights = "[" + ", ".join(["1.0"] * d) + "]"
     command = [
-        str(Path(sys.executable).with_name("lrtrain")), "fit", "--quiet", "--overwrite",
+        *lrtrain_command(), "fit", "--quiet", "--overwrite",
         "--out", str(out), f"data.n_samples={n}", "data.x={kind: normal, mean: 0.0, std: 1.0}",
         f"data.true_w={weights}", "train.max_iter=20",
     ]  # fmt: skip
@@ -30,7 +30,7 @@ def wide_fit(quick: bool, workdir: Path) -> CaseResult:
         "torch.linalg.eigh(x.T @ x)\n"
     )
     floor_wall, floor_rss, floor_done = run_measured([sys.executable, "-c", floor])
-    torch_wall, torch_rss, _ = run_measured([sys.executable, "-c", "import torch"])
+    torch_wall, torch_rss, _ = run_measured(IMPORT_TORCH, share=quick)
     wall, rss, done = run_measured(command)
     for result in (floor_done, done):
         if result.returncode != 0:

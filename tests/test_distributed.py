@@ -244,25 +244,6 @@ def _cli(*args: str, env: dict[str, str] | None = None, **kw) -> subprocess.Comp
 
 
 @pytest.mark.slow
-def test_fit_with_nproc_writes_what_one_process_writes(tmp_path: Path) -> None:
-    """`lrtrain fit --nproc 2` (torch.distributed.run's API, loopback rendezvous)."""
-    extra = [*PROBLEM, "train.dtype=float64", "optimizer.lr=auto", "optimizer.momentum=auto"]
-    # the reference in this process (torch is imported already): one process, no figures
-    api.fit(load_config(None, ["device=cpu", *extra]), out=tmp_path / "one", draw=False)
-    two = _cli("-m", "lrtrain", "fit", "--nproc", "2", "--out", str(tmp_path / "two"), *extra)
-    assert two.returncode == 0, two.stderr
-    assert two.stdout.count("lrtrain fit") == 1  # rank 0 alone reports
-    a = json.loads((tmp_path / "one" / "summary.json").read_text())
-    b = json.loads((tmp_path / "two" / "summary.json").read_text())
-    assert b["distributed"] == {"world_size": 2, "backend": "gloo"}
-    assert a["distributed"] == {"world_size": 1, "backend": None}
-    assert b["steps"] == a["steps"] and b["status"] == a["status"]
-    for key in ("w", "b"):
-        assert b["final"][key] == pytest.approx(a["final"][key], rel=1e-10, abs=1e-12)
-    assert (tmp_path / "two" / "plots" / "loss.png").is_file()
-
-
-@pytest.mark.slow
 def test_sweep_under_torchrun_equals_the_single_process_sweep(tmp_path: Path) -> None:
     """`torchrun --nproc-per-node 2 -m lrtrain sweep-lr`: rates dealt out, gathered on rank 0."""
     extra = [*PROBLEM, "train.dtype=float64"]
@@ -365,14 +346,17 @@ def test_two_gpus_with_nccl_equal_one(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_ctrl_c_under_nproc_saves_and_resume_continues(tmp_path: Path) -> None:
-    """One Ctrl-C reaches the launcher and every process (the terminal signals the whole
-    process group): the processes stop together at a step, rank 0 saves, exit 130; then
-    `--resume --nproc 2` ends where one uninterrupted process ends."""
+def test_ctrl_c_under_nproc_saves_and_resume_writes_what_one_process_writes(
+    tmp_path: Path,
+) -> None:
+    """`lrtrain fit --nproc 2` (torch.distributed.run's API, loopback rendezvous). One Ctrl-C
+    reaches the launcher and every process (the terminal signals the whole process group): the
+    processes stop together at a step, rank 0 saves, exit 130; then `--resume --nproc 2` ends
+    where one uninterrupted process ends, and writes what it writes."""
     import signal
 
     run = tmp_path / "run"
-    extra = [*PROBLEM, "train.dtype=float64", "optimizer.lr=0.01", "output.plots=[]"]
+    extra = [*PROBLEM, "train.dtype=float64", "optimizer.lr=auto", "optimizer.momentum=auto"]
     launcher = subprocess.Popen(
         [sys.executable, "-m", "lrtrain", "fit", "--nproc", "2", "--out", str(run),
          *extra, "train.max_iter=1000000"],
@@ -393,14 +377,19 @@ def test_ctrl_c_under_nproc_saves_and_resume_continues(tmp_path: Path) -> None:
     stopped = json.loads((run / "summary.json").read_text())
     assert stopped["status"] == "interrupted" and stopped["steps"] > 0
     total = f"train.max_iter={stopped['steps'] + 50}"
-    resumed = _cli("-m", "lrtrain", "fit", "--resume", str(run), "--nproc", "2", "--quiet", total)
+    resumed = _cli("-m", "lrtrain", "fit", "--resume", str(run), "--nproc", "2", total)
     assert resumed.returncode == 0, resumed.stderr
+    assert resumed.stdout.count("lrtrain fit") == 1  # rank 0 alone reports
+    # the reference in this process (torch is imported already): one process, no figures
     api.fit(load_config(None, ["device=cpu", *extra, total]), out=tmp_path / "one", draw=False)
     a = json.loads((tmp_path / "one" / "summary.json").read_text())
     b = json.loads((run / "summary.json").read_text())
+    assert b["distributed"] == {"world_size": 2, "backend": "gloo"}
+    assert a["distributed"] == {"world_size": 1, "backend": None}
     assert b["steps"] == a["steps"] and b["status"] == "completed"
     for key in ("w", "b"):
         assert b["final"][key] == pytest.approx(a["final"][key], rel=1e-10, abs=1e-12)
+    assert (run / "plots" / "loss.png").is_file()
 
 
 def test_more_processes_than_gpus_is_refused(monkeypatch) -> None:

@@ -61,7 +61,7 @@ def test_results_are_those_of_plain_optimizer_steps(monkeypatch, extra: list[str
     cfg = load_config(None, ["device=cpu", "train.max_iter=60", "optimizer.lr=0.02", *extra])
     dataset = load_dataset(cfg)
     ours = train(dataset, cfg, lrs=[0.005, 0.02])
-    monkeypatch.setattr(startup, "step", lambda optimizer: optimizer.step())
+    monkeypatch.setattr(startup, "stepper", lambda optimizer: optimizer.step)
     monkeypatch.setattr(startup, "without_dynamo_import", lambda *classes: nullcontext())
     plain = train(dataset, cfg, lrs=[0.005, 0.02])
     assert torch.equal(ours.theta, plain.theta) and torch.equal(ours.loss, plain.loss)

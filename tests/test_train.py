@@ -79,11 +79,13 @@ def test_optimizer_settings_match_torch_sgd(sgd: dict) -> None:
 
     cfg, ds = _setup("train.dtype=float64")
     a = analyse(ds.x, ds.y, cfg.optimizer)
+    # 5 000 steps from the statistics (test_gradients.py: equal to the autograd steps)
     cfg = load_config(
         None,
         [
             "device=cpu",
             "train.dtype=float64",
+            "train.gradient=gram",
             f"optimizer.lr={0.95 * a.critical_lr}",
             "train.max_iter=5000",
         ],
