@@ -257,6 +257,7 @@ def test_fit_auto_refusals_and_minibatch_note(tmp_path: Path) -> None:
     result = invoke(
         "fit", "-c", "minibatch", "--device", "cpu", "--out", str(tmp_path / "mb"),
         "optimizer.lr=auto", "optimizer.momentum=0", "data.n_samples=2000", "train.max_iter=50",
+        "output.plots=[]",
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     assert "these are the full-batch optimal settings" in result.output

@@ -40,7 +40,7 @@ def test_fit_sweep_and_resume_never_import_dynamo(tmp_path: Path) -> None:
         "from lrtrain.api import sweep_lr\n"
         "from lrtrain.config import load_config\n"
         f"sys.argv = ['lrtrain', 'fit', '--quiet', '--device', 'cpu', '--out', r'{tmp_path}/f',"
-        " 'optimizer.momentum=0.5', 'train.max_iter=20']\n"
+        " 'optimizer.momentum=0.5', 'train.max_iter=20', 'output.plots=[]']\n"
         "try:\n    main()\nexcept SystemExit as stop:\n    assert not stop.code, stop.code\n"
         f"sweep_lr(load_config(None, ['device=cpu', 'output.plots=[]']), out=r'{tmp_path}/s')\n"
         "print('torch._dynamo' in sys.modules)\n"

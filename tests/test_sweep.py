@@ -229,6 +229,7 @@ def test_cli_sweep_table_and_exit_codes(tmp_path: Path) -> None:
             "cpu",
             "--out",
             str(tmp_path / "a"),
+            "output.plots=[]",  # the table and exit codes: no figures (test_sweep_figures_axes)
         ],
     )
     assert result.exit_code == 0, result.output
@@ -251,6 +252,7 @@ def test_cli_sweep_table_and_exit_codes(tmp_path: Path) -> None:
             "--out",
             str(tmp_path / "b"),
             "train.max_iter=300",
+            "output.plots=[]",
         ],
     )
     assert result.exit_code == 3 and "every learning rate diverged" in result.output
