@@ -25,6 +25,7 @@ from benchmarks.common import (
     Timing,
     lrtrain_command,
     quick_baseline,
+    quick_big,
     run_measured,
     time_one,
     time_pair,
@@ -270,7 +271,7 @@ def peak_memory(quick: bool, workdir: Path) -> CaseResult:
     small = [*common, "--out", str(workdir / "mem-small"), "data.n_samples=100"]
     big = [*common, "--out", str(workdir / "mem-big"), f"data.n_samples={n}"]
     _, base_rss, done = run_measured(quick_baseline(workdir) if quick else small, share=quick)
-    _, rss, done_big = run_measured(big)
+    _, rss, done_big = run_measured(quick_big(workdir) if quick else big, share=quick)
     for result in (done, done_big):
         if result.returncode != 0:
             raise RuntimeError(f"{result.args} failed:\n{result.stdout}")

@@ -92,6 +92,14 @@ def quick_baseline(workdir: Path) -> list[str]:
             *WIDE, "data.n_samples=100", "train.max_iter=2", "output.plots=[]"]  # fmt: skip
 
 
+def quick_big(workdir: Path) -> list[str]:
+    """The smoke run's one full-batch fit on 200 000 rows, shared by the memory and process
+    cases."""
+    return [*lrtrain_command(), "fit", "--quiet", "--overwrite", "--out", str(workdir / "one"),
+            *WIDE, "data.n_samples=200000", "train.max_iter=20", "optimizer.lr=0.05",
+            "output.plots=[]"]  # fmt: skip
+
+
 Measured = tuple[float, int, subprocess.CompletedProcess[str]]
 _SHARED: dict[tuple[str, ...], Measured] = {}
 

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from benchmarks.common import CaseResult, Timing
-from lrtrain.analysis import analyse
+from lrtrain.analysis import analyse_dataset
 from lrtrain.api import resolve_auto
 from lrtrain.config import load_config
 from lrtrain.data import Dataset, feature_major
@@ -93,7 +93,8 @@ def _lrtrain(x: np.ndarray, y: np.ndarray, extra: list[str]) -> dict[float, floa
              f"train.target_gap={gap}", *extra],
         )  # fmt: skip
         start = time.perf_counter()
-        analysis = analyse(ds.x, ds.y, cfg.optimizer)
+        # one read of the data: the statistics the analysis makes are the Gram steps' too
+        analysis = analyse_dataset(ds, cfg.optimizer)
         cfg, analysis, _ = resolve_auto(cfg, analysis)
         result = train(ds, cfg, loss_ref=analysis.target_loss)
         elapsed = time.perf_counter() - start
