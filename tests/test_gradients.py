@@ -66,7 +66,7 @@ DATASETS = {
 def test_gram_steps_equal_autograd_steps(setting: str, data: str, tmp_path: Path) -> None:
     """1 000 steps of four learning rates (one diverging) from the statistics equal the
     lesson's autograd steps over the rows: float64, 1e-10."""
-    over = ["device=cpu", "data.n_samples=3000", "train.dtype=float64", "train.max_iter=1000",
+    over = ["device=cpu", "data.n_samples=1000", "train.dtype=float64", "train.max_iter=1000",
             *SETTINGS[setting], *DATASETS[data]]  # fmt: skip
     if data == "csv":
         synthetic = load_config(None, [*over, *DATASETS["synthetic"]])
