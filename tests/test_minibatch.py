@@ -25,14 +25,16 @@ def _lesson(*overrides: str):
 
 
 def _monte_carlo(
-    ds, lr: float, batch: int, steps: list[int], seed: int = 0, replicas: int = REPLICAS
-) -> torch.Tensor:
+    ds, lr: float, batch: int, steps: list[int], seed: int = 0, replicas: int = REPLICAS,
+    momentum: float = 0.0, nesterov: bool = False,
+) -> torch.Tensor:  # fmt: skip
     """[len(steps), replicas] full-batch losses of SGD with replacement, by hand: each replica
     draws its own batch of rows each step, uniformly with replacement, from θ_0 = 0."""
     gen = torch.Generator().manual_seed(seed)
     x = torch.cat([ds.x.double(), torch.ones(ds.n, 1, dtype=torch.float64)], 1)
     y = ds.y.double().reshape(-1)
     theta = torch.zeros(replicas, x.shape[1], dtype=torch.float64)
+    buffer = torch.zeros_like(theta)
     out = []
     for t in range(max(steps) + 1):
         if t in steps:
@@ -41,7 +43,9 @@ def _monte_carlo(
         xb, yb = x[idx], y[idx]  # [K, B, p], [K, B]
         residual = (xb @ theta.unsqueeze(2)).squeeze(2) - yb
         grad = 2.0 * (residual.unsqueeze(2) * xb).mean(1)
-        theta = theta - lr * grad
+        # torch.optim.SGD's rule, dampening 0: the buffer starts at the first gradient
+        buffer = grad if t == 0 else momentum * buffer + grad
+        theta = theta - lr * ((grad + momentum * buffer) if nesterov else buffer)
     return torch.stack(out)
 
 
@@ -54,7 +58,9 @@ def test_the_lesson_numbers() -> None:
     assert mb.critical_lr(moments, None) == pytest.approx(2 / lam_max, rel=1e-12)
     critical = [mb.critical_lr(moments, b) for b in (1, 4, 16, 64)]
     assert critical == sorted(critical) and critical[-1] < 2 / lam_max
-    run = mb.expected_losses(moments, exact.loss_star, -exact.theta_star, 1e-3, None, [0, 100])
+    run = mb.expected_losses(
+        moments, exact.loss_star, -exact.theta_star, mb.Rule(1e-3), None, [0, 100]
+    )
     assert run.expected_loss[0] == pytest.approx(301.111, rel=1e-5)
     assert run.expected_loss[1] == pytest.approx(1.23712, rel=1e-5)
 
@@ -70,7 +76,7 @@ def test_full_batch_is_the_exact_iteration() -> None:
     for _ in range(60):
         losses.append(float(((x @ theta - y) ** 2).mean()))
         theta = theta - 0.02 * (h @ (theta - theta_star))
-    run = mb.expected_losses(moments, exact.loss_star, -theta_star, 0.02, None, range(60))
+    run = mb.expected_losses(moments, exact.loss_star, -theta_star, mb.Rule(0.02), None, range(60))
     assert run.expected_loss == pytest.approx(losses, rel=1e-10)
 
 
@@ -86,7 +92,9 @@ def test_expected_loss_lies_in_the_monte_carlo_band(batch: int, factor: float) -
     ds, exact, moments = _lesson()
     lr = factor * mb.critical_lr(moments, batch)
     steps = [1, 2, 3, 4, 5] if factor > 0.9 else [1, 2, 5, 20, 60, 150]
-    predicted = mb.expected_losses(moments, exact.loss_star, -exact.theta_star, lr, batch, steps)
+    predicted = mb.expected_losses(
+        moments, exact.loss_star, -exact.theta_star, mb.Rule(lr), batch, steps
+    )
     observed = _monte_carlo(ds, lr, batch, steps, seed=batch)
     for t, want, losses in zip(steps, predicted.expected_loss, observed, strict=True):
         mean, sd = float(losses.mean()), float(losses.std())
@@ -101,7 +109,7 @@ def test_the_critical_lr_separates_convergence_from_divergence(batch: int) -> No
     critical = mb.critical_lr(moments, batch)
     below = _monte_carlo(ds, 0.8 * critical, batch, [0, 400], 1, 1024).mean(1)
     above = _monte_carlo(ds, 1.25 * critical, batch, [0, 400], 2, 1024).mean(1)
-    assert below[1] < exact.loss_star + 2 * mb.noise_floor(moments, 0.8 * critical, batch)
+    assert below[1] < exact.loss_star + 2 * mb.noise_floor(moments, mb.Rule(0.8 * critical), batch)
     assert above[1] > above[0]
 
 
@@ -109,16 +117,59 @@ def test_the_noise_floor_is_where_the_recursion_settles() -> None:
     """E[L_∞] − L* from the stationary equation equals the recursion run to its end; it grows
     with the lr and shrinks as 1/B."""
     _, exact, moments = _lesson()
-    floor = mb.noise_floor(moments, 0.005, 4)
-    run = mb.expected_losses(moments, exact.loss_star, -exact.theta_star, 0.005, 4, [30000])
+    floor = mb.noise_floor(moments, mb.Rule(0.005), 4)
+    run = mb.expected_losses(
+        moments, exact.loss_star, -exact.theta_star, mb.Rule(0.005), 4, [30000]
+    )
     assert run.expected_loss[0] - exact.loss_star == pytest.approx(floor, rel=1e-6)
-    assert mb.noise_floor(moments, 0.002, 4) < floor
-    assert mb.noise_floor(moments, 0.005, 16) < floor / 3
-    assert mb.noise_floor(moments, 0.005, None) == 0.0
-    assert mb.noise_floor(moments, 1.01 * mb.critical_lr(moments, 4), 4) == math.inf
+    assert mb.noise_floor(moments, mb.Rule(0.002), 4) < floor
+    assert mb.noise_floor(moments, mb.Rule(0.005), 16) < floor / 3
+    assert mb.noise_floor(moments, mb.Rule(0.005), None) == 0.0
+    assert mb.noise_floor(moments, mb.Rule(1.01 * mb.critical_lr(moments, 4)), 4) == math.inf
 
 
 def test_too_many_parameters_are_refused() -> None:
     x = torch.zeros(4, mb.MAX_PARAMETERS)
     with pytest.raises(ValueError, match="p⁴"):
         mb.row_moments([(x, torch.zeros(4, 1))], torch.zeros(mb.MAX_PARAMETERS + 1))
+
+
+@pytest.mark.parametrize("nesterov", [False, True])
+@pytest.mark.parametrize("batch", [1, 8])
+def test_momentum_is_the_same_recursion_on_the_stacked_state(batch: int, nesterov: bool) -> None:
+    """Heavy ball and Nesterov (μ = 0.5): the prediction within the Monte-Carlo band, below
+    the critical rate for 60 steps, near it for the first five; full batch gives the known
+    limits 2(1 + μ)/λ_max and 2(1 + μ)/((1 + 2μ)λ_max)."""
+    ds, exact, moments = _lesson()
+    mu = 0.5
+    lam_max = float(torch.linalg.eigvalsh(moments.hessian)[-1])
+    full = mb.critical_lr(moments, None, mu, nesterov)
+    assert full == pytest.approx(2 * (1 + mu) / ((1 + 2 * mu) if nesterov else 1) / lam_max)
+    critical = mb.critical_lr(moments, batch, mu, nesterov)
+    assert critical < full
+    for factor, steps in ((0.5, [1, 2, 5, 20, 60]), (0.95, [1, 2, 3, 4, 5])):
+        lr = factor * critical
+        rule = mb.Rule(lr, mu, nesterov)
+        predicted = mb.expected_losses(moments, exact.loss_star, -exact.theta_star, rule,
+                                       batch, steps)  # fmt: skip
+        observed = _monte_carlo(ds, lr, batch, steps, 3, REPLICAS, mu, nesterov)
+        for t, want, losses in zip(steps, predicted.expected_loss, observed, strict=True):
+            mean, sd = float(losses.mean()), float(losses.std())
+            half = 2.576 * sd / math.sqrt(REPLICAS)
+            assert abs(mean - want) <= half + 1e-9 * want, (factor, t, mean, want, half)
+
+
+def test_full_batch_momentum_is_the_exact_iteration() -> None:
+    """1/B = 0 with Nesterov momentum: the loss of the deterministic iteration, step by step."""
+    ds, exact, moments = _lesson("data.n_samples=30")
+    x = torch.cat([ds.x.double(), torch.ones(ds.n, 1, dtype=torch.float64)], 1)
+    y = ds.y.double().reshape(-1)
+    theta, buffer, want = torch.zeros(2, dtype=torch.float64), None, []
+    for _ in range(40):
+        want.append(float(((x @ theta - y) ** 2).mean()))
+        grad = 2.0 * x.T @ (x @ theta - y) / ds.n
+        buffer = grad if buffer is None else 0.8 * buffer + grad
+        theta = theta - 0.01 * (grad + 0.8 * buffer)
+    rule = mb.Rule(0.01, 0.8, True)
+    run = mb.expected_losses(moments, exact.loss_star, -exact.theta_star, rule, None, range(40))
+    assert run.expected_loss == pytest.approx(want, rel=1e-10)

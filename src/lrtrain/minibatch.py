@@ -11,6 +11,12 @@ A_i e + c_i; E_i[A_i] = H and E_i[c_i] = 0 (the normal equations). One step of p
 with F(S) = E_i[A_i S A_i], G m = E_i[A_i m c_iᵀ] (a symmetric matrix) and Q = E_i[c_i c_iᵀ],
 and E[L] = L* + ½ tr(H S). Full batch is 1/B = 0: the same map, exact and deterministic.
 
+Heavy-ball momentum and Nesterov (PyTorch's rules, the buffer starting at the first gradient)
+are the same recursion on the stacked state u = (e, buffer): u' = (D + E Ā J) u + E c̄ with Ā,
+c̄ the batch's means, J u = e, and D, E fixed by the rule (:class:`Rule`); its second moment U
+maps as U' = D U Dᵀ + E H J U Dᵀ + D U Jᵀ H Eᵀ + E[F(S)/B + (1 − 1/B) H S H]Eᵀ
++ (1/B) E (2 G m + Q) Eᵀ, S = J U Jᵀ. Plain SGD is momentum 0.
+
 F, G and Q are moments of the rows up to the fourth — p⁴ numbers for p parameters, made in one
 pass (:func:`row_moments`); beyond :data:`MAX_PARAMETERS` they are not made and the theory says
 so instead of predicting. Everything here is float64 torch on the CPU and never prints.
@@ -78,15 +84,71 @@ def row_moments(
     )
 
 
-def step_map(moments: RowMoments, lr: float, batch: int | None) -> torch.Tensor:
-    """K [p², p²]: the homogeneous part of one step's map on vec S (``batch`` None: full)."""
-    h = moments.hessian
-    eye = torch.eye(moments.p, dtype=F64)
-    inv = 0.0 if batch is None else 1.0 / batch
-    # row-major vec: vec(HS) = (H ⊗ I) vec S, vec(SH) = (I ⊗ H) vec S, vec(HSH) = (H ⊗ H) vec S
-    drift = torch.kron(h, eye) + torch.kron(eye, h)
-    k = torch.eye(moments.p**2, dtype=F64) - lr * drift
-    return k + lr * lr * (inv * moments.fourth + (1.0 - inv) * torch.kron(h, h))
+@dataclass(frozen=True)
+class Rule:
+    """One SGD step as a linear map of the stacked state u = (e, buffer) given the batch's mean
+    gradient ḡ: u' = D u + E ḡ (PyTorch's SGD, dampening 0; weight decay is not modelled)."""
+
+    lr: float
+    momentum: float = 0.0
+    nesterov: bool = False
+
+    def matrices(self, p: int) -> tuple[torch.Tensor, torch.Tensor]:
+        eye, mu, lr = torch.eye(p, dtype=F64), self.momentum, self.lr
+        zero = torch.zeros(p, p, dtype=F64)
+        # buffer' = μ·buffer + ḡ; heavy ball: e' = e − η·buffer';
+        # Nesterov: e' = e − η(ḡ + μ·buffer') = e − ημ²·buffer − η(1 + μ)ḡ
+        carry, push = (mu * mu, 1.0 + mu) if self.nesterov else (mu, 1.0)
+        d = torch.cat([torch.cat([eye, -lr * carry * eye], 1), torch.cat([zero, mu * eye], 1)])
+        e = torch.cat([-lr * push * eye, eye])
+        return d, e
+
+
+@dataclass
+class _Step:
+    """The recursion's pieces for one rule and batch size, made once."""
+
+    moments: RowMoments
+    d: torch.Tensor  # [2p, 2p]
+    e: torch.Tensor  # [2p, p]
+    inv_batch: float  # 1/B; 0 for full batch
+
+    @classmethod
+    def of(cls, moments: RowMoments, rule: Rule, batch: int | None) -> _Step:
+        d, e = rule.matrices(moments.p)
+        return cls(moments, d, e, 0.0 if batch is None else 1.0 / batch)
+
+    def mean(self, mean: torch.Tensor) -> torch.Tensor:
+        """E[u'] = (D + E H J) E[u]."""
+        p = self.moments.p
+        return self.d @ mean + self.e @ (self.moments.hessian @ mean[:p])
+
+    def second(self, u: torch.Tensor) -> torch.Tensor:
+        """The homogeneous part of U ↦ U' for U [..., 2p, 2p] (batched over leading dims)."""
+        p, h = self.moments.p, self.moments.hessian
+        s = u[..., :p, :p]
+        fourth = (self.moments.fourth @ s.reshape(*s.shape[:-2], p * p, 1)).reshape(s.shape)
+        averaged = self.inv_batch * fourth + (1.0 - self.inv_batch) * (h @ s @ h)
+        du = self.d @ u
+        # E H J U Dᵀ and D U Jᵀ H Eᵀ: transposes of each other only for a symmetric U, and
+        # the map is also applied to a non-symmetric basis (matrix)
+        left = self.e @ (h @ (u[..., :p, :] @ self.d.T))
+        right = (du[..., :, :p] @ h) @ self.e.T
+        out = du @ self.d.T + left + right
+        return out + self.e @ averaged @ self.e.T
+
+    def forcing(self, mean: torch.Tensor) -> torch.Tensor:
+        """The inhomogeneous part: (1/B) E (2 G m + Q) Eᵀ."""
+        p = self.moments.p
+        g = (self.moments.third @ mean[:p]).reshape(p, p)
+        q = self.moments.noise.reshape(p, p)
+        return self.inv_batch * (self.e @ (2.0 * g + q) @ self.e.T)
+
+    def matrix(self) -> torch.Tensor:
+        """The homogeneous map on vec U as a [4p², 4p²] matrix (columns: images of the basis)."""
+        n = 2 * self.moments.p
+        basis = torch.eye(n * n, dtype=F64).reshape(n * n, n, n)
+        return self.second(basis).reshape(n * n, n * n).T
 
 
 @dataclass(frozen=True)
@@ -102,63 +164,71 @@ def expected_losses(
     moments: RowMoments,
     loss_star: float,
     error0: torch.Tensor,
-    lr: float,
+    rule: Rule,
     batch: int | None,
     steps: Iterable[int],
 ) -> ExpectedRun:
-    """E[L(θ_t)] = L* + ½ tr(H S_t) for SGD from the deterministic θ_0 = θ* + ``error0``, at
-    each step in ``steps`` (ascending): the recursion run once up to the last."""
+    """E[L(θ_t)] = L* + ½ tr(H S_t) from the deterministic θ_0 = θ* + ``error0`` (buffer 0), at
+    each step in ``steps``: the recursion run once up to the last. For full batch (1/B = 0) U
+    stays u uᵀ, so the mean alone is iterated — the same map, at O(p²) a step."""
     asked = sorted(set(steps))
-    k = step_map(moments, lr, batch)
-    h = moments.hessian
-    contract = torch.eye(moments.p, dtype=F64) - lr * h
-    inv = 0.0 if batch is None else 1.0 / batch
-    m = error0.to(F64).clone()
-    s = torch.outer(m, m).reshape(-1)
-    vec_h = h.reshape(-1)
+    step = _Step.of(moments, rule, batch)
+    p = moments.p
+    mean = torch.cat([error0.to(F64), torch.zeros(p, dtype=F64)])
+    second = torch.outer(mean, mean) if batch is not None else None
     out, t = [], 0
-    for step in asked:
-        while t < step:
-            forcing = (2.0 * (moments.third @ m) + moments.noise) * (lr * lr * inv)
-            s = k @ s + forcing
-            m = contract @ m
+    for target in asked:
+        while t < target:
+            if second is not None:
+                second = step.second(second) + step.forcing(mean)
+            mean = step.mean(mean)
             t += 1
-        out.append(loss_star + 0.5 * float(vec_h @ s))
-    return ExpectedRun(asked, out, m)
+        s = second[:p, :p] if second is not None else torch.outer(mean[:p], mean[:p])
+        out.append(loss_star + 0.5 * float((moments.hessian * s).sum()))
+    return ExpectedRun(asked, out, mean[:p])
 
 
-def spectral_radius(moments: RowMoments, lr: float, batch: int | None) -> float:
-    """ρ of the map on S: the mean square converges (to the noise floor) iff it is < 1."""
-    return float(torch.linalg.eigvals(step_map(moments, lr, batch)).abs().max())
+def spectral_radius(moments: RowMoments, rule: Rule, batch: int | None) -> float:
+    """ρ of the homogeneous map on U: E[L_t] converges (to the noise floor) iff it is < 1."""
+    matrix = _Step.of(moments, rule, batch).matrix()
+    return float(torch.linalg.eigvals(matrix).abs().max())
 
 
-def critical_lr(moments: RowMoments, batch: int | None, tol: float = 1e-10) -> float:
-    """The mean-square critical learning rate: the smallest η > 0 where ρ(K(η)) reaches 1
-    (bisection; 2/λ_max for full batch). Below it E[L_t] converges, above it E[L_t] grows."""
+def critical_lr(
+    moments: RowMoments, batch: int | None, momentum: float = 0.0, nesterov: bool = False,
+    tol: float = 1e-10,
+) -> float:  # fmt: skip
+    """The mean-square critical learning rate: the smallest η > 0 where the map's spectral
+    radius reaches 1 (bisection below the full-batch limit, which it equals for full batch)."""
     lam_max = float(torch.linalg.eigvalsh(moments.hessian)[-1])
     if not lam_max > 0:
         return math.inf
-    hi = 2.0 / lam_max  # mean-square stability needs the mean's: η < 2/λ_max
-    if spectral_radius(moments, hi * (1 - 1e-12), batch) < 1.0:
+    # full-batch limits (docs/mathematics.md): mean-square stability needs the mean's
+    hi = 2.0 * (1.0 + momentum) / ((1.0 + 2.0 * momentum) if nesterov else 1.0) / lam_max
+
+    def stable(lr: float) -> bool:
+        return spectral_radius(moments, Rule(lr, momentum, nesterov), batch) < 1.0
+
+    if stable(hi * (1 - 1e-12)):
         return hi
     lo = 0.0
     while hi - lo > tol * hi:
         mid = 0.5 * (lo + hi)
-        if spectral_radius(moments, mid, batch) < 1.0:
-            lo = mid
-        else:
-            hi = mid
+        lo, hi = (mid, hi) if stable(mid) else (lo, mid)
     return 0.5 * (lo + hi)
 
 
-def noise_floor(moments: RowMoments, lr: float, batch: int | None) -> float:
-    """E[L_∞] − L* at a constant lr below the critical one: ½ tr(H S_∞), where S_∞ solves
-    S = K S + (η²/B) Q (the mean error has vanished). 0 for full batch; inf above critical."""
+def noise_floor(moments: RowMoments, rule: Rule, batch: int | None) -> float:
+    """E[L_∞] − L* at a constant rate below the critical one: ½ tr(H S_∞), U_∞ solving
+    U = K(U) + (1/B) E Q Eᵀ (the mean has vanished). 0 for full batch; inf at or above
+    the critical rate."""
     if batch is None:
         return 0.0
-    k = step_map(moments, lr, batch)
-    if spectral_radius(moments, lr, batch) >= 1.0:
+    step = _Step.of(moments, rule, batch)
+    k = step.matrix()
+    if float(torch.linalg.eigvals(k).abs().max()) >= 1.0:
         return math.inf
-    eye = torch.eye(k.shape[0], dtype=F64)
-    s = torch.linalg.solve(eye - k, moments.noise * (lr * lr / batch))
-    return 0.5 * float(moments.hessian.reshape(-1) @ s)
+    p = moments.p
+    forcing = step.forcing(torch.zeros(2 * p, dtype=F64)).reshape(-1)
+    u = torch.linalg.solve(torch.eye(k.shape[0], dtype=F64) - k, forcing).reshape(2 * p, 2 * p)
+    return 0.5 * float((moments.hessian * u[:p, :p]).sum())
