@@ -173,3 +173,37 @@ def test_full_batch_momentum_is_the_exact_iteration() -> None:
     rule = mb.Rule(0.01, 0.8, True)
     run = mb.expected_losses(moments, exact.loss_star, -exact.theta_star, rule, None, range(40))
     assert run.expected_loss == pytest.approx(want, rel=1e-10)
+
+
+def test_a_minibatch_fit_predicts_for_minibatches(tmp_path) -> None:
+    """`lrtrain fit -c minibatch` (heavy ball, B = 64): theory.minibatch in summary.json, the
+    expected loss in metrics.csv (at step 0 the loss at θ_0), and a report whose prediction is
+    for mini-batches and agrees with what it observed."""
+    import csv
+    import json
+
+    from typer.testing import CliRunner
+
+    from lrtrain.cli import app
+
+    out = tmp_path / "mb"
+    done = CliRunner().invoke(app, ["fit", "-c", "minibatch", "--device", "cpu", "--out",
+                                    str(out), "train.max_iter=600", "output.plots=[]"])  # fmt: skip
+    assert done.exit_code == 0, done.output
+    assert "full-batch prediction" not in done.output
+    assert "monotone (predicted for mini-batches: converges)" in " ".join(done.output.split())
+    theory = json.loads((out / "summary.json").read_text())["theory"]["minibatch"]
+    assert theory["available"] and theory["approximation"] and theory["batch_size"] == 64
+    assert theory["critical_lr"] < theory["full_batch_critical_lr"]
+    assert theory["verdict"] == "converges" and theory["noise_floor"] > 0
+    with (out / "metrics.csv").open() as fh:
+        rows = list(csv.DictReader(fh))
+    cfg = load_config("minibatch", ["device=cpu"])
+    ds = load_dataset(cfg)
+    at_start = float((ds.y.double() ** 2).mean())  # θ_0 = 0
+    assert float(rows[0]["expected_loss"]) == pytest.approx(at_start, rel=1e-9)
+    assert float(rows[-1]["expected_loss"]) == pytest.approx(theory["expected_final_loss"])
+    # the observed full-data loss at the end lies near the prediction: the noise floor is the
+    # scale of its spread (one sample of a random variable, not a mean)
+    gap = theory["observed_final_loss"] - theory["expected_final_loss"]
+    assert abs(gap) < 3 * theory["noise_floor"]

@@ -75,8 +75,11 @@ def test_fit_writes_every_file(tmp_path: Path) -> None:
     assert summary["true"] == {"w": [3.0], "b": 0.0}
     with (d / "metrics.csv").open() as fh:
         rows = list(csv.DictReader(fh))
-    assert list(rows[0]) == ["step", "loss", "grad_norm", "lr", "w_0", "b"]
+    assert list(rows[0]) == ["step", "loss", "grad_norm", "lr", "expected_loss", "w_0", "b"]
     assert [int(r["step"]) for r in rows] == list(range(101))
+    # full batch: the theory's loss is the loss the model had (float32 training), every step
+    for r in rows:
+        assert float(r["expected_loss"]) == pytest.approx(float(r["loss"]), rel=2e-6)
     assert float(rows[0]["w_0"]) == 0.0 and float(rows[-1]["w_0"]) == pytest.approx(
         summary["final"]["w"][0]
     )
@@ -188,7 +191,7 @@ def test_a_wide_run_keeps_summary_and_csv_small_and_every_reader_works(tmp_path:
         "file": "arrays.npz", "shapes": {"hessian": [p, p], "eigenvectors": [p, p]}
     }  # fmt: skip
     header = (run.run_dir / "metrics.csv").read_text().splitlines()[0]
-    assert header == "step,loss,grad_norm,lr"
+    assert header == "step,loss,grad_norm,lr,expected_loss"
     loaded = load_run(run.run_dir)
     assert loaded.theta.shape == (13, p)
     assert loaded.theta[-1] == pytest.approx(run.result.final_theta[0].numpy())

@@ -408,6 +408,44 @@ def predicted_steps(
     return None
 
 
+def exact_losses(
+    analysis: Analysis,
+    theta0: list[float],
+    lr: float,
+    momentum: float,
+    nesterov: bool,
+    steps: list[int],
+) -> list[float]:
+    """The full-batch loss at each of ``steps`` (ascending) in exact arithmetic: each eigen-mode
+    of H is a 2 × 2 linear map of (error, momentum buffer) under PyTorch's rule, so the state
+    at step t is that map's power applied to the start — one small product per step asked for,
+    whatever the gaps between them (weight decay included: the modes of H + wd·I, about the
+    ridge solution)."""
+    lams = torch.tensor(analysis.eigenvalues, dtype=torch.float64)
+    vectors = torch.from_numpy(analysis.eigenvectors)
+    lam_eff = lams + analysis.weight_decay
+    target = torch.tensor(analysis.target_theta, dtype=torch.float64)
+    offset = vectors.T @ (target - torch.tensor(analysis.theta_star, dtype=torch.float64))
+    error = vectors.T @ (torch.tensor(theta0, dtype=torch.float64) - target)
+    # buffer' = μ·buffer + λe; heavy ball e' = e − η·buffer', Nesterov e' = e − η(λe + μ·buffer')
+    mu = momentum
+    carry, push = (mu * mu, 1.0 + mu) if nesterov else (mu, 1.0)
+    maps = torch.zeros(len(lams), 2, 2, dtype=torch.float64)
+    maps[:, 0, 0] = 1.0 - lr * push * lam_eff
+    maps[:, 0, 1] = -lr * carry
+    maps[:, 1, 0] = lam_eff
+    maps[:, 1, 1] = mu
+    state = torch.stack([error, torch.zeros_like(error)], dim=1).unsqueeze(2)  # [p, 2, 1]
+    out, at = [], 0
+    for step in steps:
+        if step > at:
+            state = torch.linalg.matrix_power(maps, step - at) @ state
+            at = step
+        e = state[:, 0, 0] + offset
+        out.append(analysis.loss_star + 0.5 * float((lams * e * e).sum()))
+    return out
+
+
 HOPELESS_KAPPA = 1e8  # from here on plain gradient descent needs ~κ steps per digit: hopeless
 
 

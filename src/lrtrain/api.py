@@ -133,12 +133,15 @@ def _finish_fit(
     draw: bool = True,
 ) -> FitRun:
     """Write the run (rank 0) and return it; the other processes get the same summary."""
+    from lrtrain.prediction import predict
     from lrtrain.summary import fit_summary
 
-    summary = fit_summary(config, dataset, analysis, result, auto)
+    prediction = predict(config, dataset, analysis, result, world.distributed)
+    summary = fit_summary(config, dataset, analysis, result, auto, prediction)
     if not world.is_main:
         return FitRun(run_dir, summary, config, dataset, analysis, result, [])
-    runs.save_fit(run_dir, config, dataset, result, summary, analysis.arrays)
+    runs.save_fit(run_dir, config, dataset, result, summary, analysis.arrays,
+                  prediction.expected_loss)  # fmt: skip
     figures = redraw(run_dir, config.output.format) if draw else []
     return FitRun(run_dir, summary, config, dataset, analysis, result, figures)
 

@@ -10,6 +10,7 @@ from rich.table import Table
 
 if TYPE_CHECKING:
     from lrtrain.api import FitRun, SweepRun
+    from lrtrain.prediction import MinibatchTheory
     from lrtrain.sweep import SweepRow
 
 
@@ -127,11 +128,47 @@ def fit_report(run: FitRun, console: Console) -> None:
             f"{'' if predicted is not None else ' ' + str(s['max_iter'])} steps"
             f"{'' if theory['full_batch_prediction'] else ' (for full batch)'}"
         )
-    label = "predicted" if v["full_batch_prediction"] else "full-batch prediction"
-    console.print(f"verdict   {v['observed']} ({label}: {v['predicted']}) — {v['why']}")
+    minibatch = theory.get("minibatch")
+    if minibatch is not None:
+        _minibatch_lines(minibatch, s["lr"], v["observed"], console)
+    else:
+        label = "predicted" if v["full_batch_prediction"] else "full-batch prediction"
+        console.print(f"verdict   {v['observed']} ({label}: {v['predicted']}) — {v['why']}")
     for warning in s["warnings"]:
         console.print(f"[bold yellow]warning[/]   {warning}")
     console.print(f"run       {run.run_dir}")
+
+
+def _minibatch_lines(theory: MinibatchTheory, lr: float, observed: str, console: Console) -> None:
+    """The mean-square prediction of a mini-batch fit, and the verdict it gives."""
+    if not theory["available"]:
+        console.print(f"theory    mini-batch: not predicted — {theory['why']}")
+        console.print(f"verdict   {observed} (observed; the full-batch theory does not apply)")
+        return
+    sampled = (
+        "shuffled epochs, predicted as drawn with replacement"
+        if theory["approximation"]
+        else "drawn with replacement"
+    )
+    critical = theory["critical_lr"]
+    assert critical is not None
+    console.print(
+        f"theory    batches of {theory['batch_size']} ({sampled}): mean-square critical lr "
+        f"{fmt(critical, 5)} (full batch {fmt(theory['full_batch_critical_lr'], 5)}) · expected "
+        f"final loss {fmt(theory['expected_final_loss'])}, observed "
+        f"{fmt(theory['observed_final_loss'])}"
+    )
+    if theory["verdict"] == "converges":
+        why = (
+            f"lr {fmt(lr, 5)} is {fmt(lr / critical, 3)}× the mean-square critical lr: the expected loss "
+            f"settles at a noise floor {fmt(theory['noise_floor'], 3)} above the optimum"
+        )
+    else:
+        why = (
+            f"lr {fmt(lr, 5)} is {fmt(lr / critical, 3)}× the mean-square critical lr: the "
+            "gradient noise of these batches makes the expected loss grow without bound"
+        )
+    console.print(f"verdict   {observed} (predicted for mini-batches: {theory['verdict']}) — {why}")
 
 
 _VERDICT_STYLE = {"monotone": "green", "oscillating": "yellow", "diverged": "bold red"}

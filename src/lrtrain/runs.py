@@ -11,6 +11,7 @@ import contextlib
 import csv
 import io
 import json
+import math
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -84,14 +85,17 @@ def save_fit(
     result: TrainResult,
     summary: FitSummary,
     arrays: dict[str, np.ndarray],
+    expected_loss: list[float] | None = None,
 ) -> None:
-    """Write every file of a fit run (the summary assembled by ``summary.fit_summary``)."""
+    """Write every file of a fit run (the summary assembled by ``summary.fit_summary``;
+    ``expected_loss``: the theory's E[L] at each logged step, ``prediction.predict``)."""
     import torch
 
     history = result.replica_history(0)
     write_text(run_dir / "config.yaml", _config_header(config) + config.to_yaml())
     trajectory = summary["trajectory"]  # the parameters' file when too many for the CSV
-    write_text(run_dir / "metrics.csv", _metrics_csv(history, result.lrs[0], not trajectory))
+    metrics = _metrics_csv(history, result.lrs[0], expected_loss, not trajectory)
+    write_text(run_dir / "metrics.csv", metrics)
     if trajectory:
         _write_npy(run_dir / trajectory, history["theta"].numpy())
     if dataset.sample is not None:
@@ -202,15 +206,17 @@ def _fmt(value: float) -> str:
     return repr(float(value))
 
 
-def _metrics_csv(history: dict[str, Any], lr: float, parameters: bool = True) -> str:
-    """One row per logged step; the parameter columns only when ``parameters`` (else they are
-    in trajectory.npy, row for row)."""
+def _metrics_csv(
+    history: dict[str, Any], lr: float, expected: list[float] | None, parameters: bool = True
+) -> str:
+    """One row per logged step, with the theory's expected loss (nan where not modelled);
+    the parameter columns only when ``parameters`` (else in trajectory.npy, row for row)."""
     theta = history["theta"]
     d = theta.shape[1] - 1
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     names = [*[f"w_{i}" for i in range(d)], "b"] if parameters else []
-    writer.writerow(["step", "loss", "grad_norm", "lr", *names])
+    writer.writerow(["step", "loss", "grad_norm", "lr", "expected_loss", *names])
     for i in range(len(history["step"])):
         writer.writerow(
             [
@@ -218,6 +224,7 @@ def _metrics_csv(history: dict[str, Any], lr: float, parameters: bool = True) ->
                 _fmt(history["loss"][i]),
                 _fmt(history["grad_norm"][i]),
                 _fmt(lr),
+                _fmt(math.nan if expected is None else expected[i]),
                 *(_fmt(v) for v in (theta[i].tolist() if parameters else [])),
             ]
         )

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from lrtrain.analysis import Analysis, AutoSettings
     from lrtrain.config import Config
     from lrtrain.data import Dataset
+    from lrtrain.prediction import MinibatchTheory, Prediction
     from lrtrain.sweep import SweepOutcome, SweepRow
     from lrtrain.train import TrainResult
 
@@ -88,9 +89,10 @@ class _TheoryRequired(TypedDict):
     predicted_steps: int | None
 
 
-class Theory(_TheoryRequired, total=False):  # with train.target_gap
-    observed_steps: int | None
-    full_batch_prediction: bool
+class Theory(_TheoryRequired, total=False):
+    observed_steps: int | None  # with train.target_gap
+    full_batch_prediction: bool  # with train.target_gap
+    minibatch: MinibatchTheory  # with train.batch_size
 
 
 class Standardization(TypedDict):
@@ -210,8 +212,10 @@ def fit_summary(
     analysis: Analysis,
     result: TrainResult,
     auto: AutoSettings | None = None,
+    prediction: Prediction | None = None,
 ) -> FitSummary:
-    """summary.json of a fit, from the results of replica 0."""
+    """summary.json of a fit, from the results of replica 0 (and the theory's ``prediction``
+    for it: the mini-batch theory of a mini-batch fit)."""
     from lrtrain.analysis import divergence_step, explain, observed_verdict, warnings_for
 
     history = result.replica_history(0)
@@ -257,7 +261,7 @@ def fit_summary(
             analysis, config.data.standardize, config.train.target_gap, config.train.dtype
         ),
         "optimizer": _optimizer_summary(config, auto),
-        "theory": _theory_summary(config, analysis, result),
+        "theory": _theory_summary(config, analysis, result, prediction),
         "analysis": analysis.to_json(),
         "arrays": arrays_ref(analysis),
         "trajectory": None if len(analysis.theta_star) <= CSV_PARAMETERS else "trajectory.npy",
@@ -311,9 +315,12 @@ def _optimizer_summary(config: Config, auto: AutoSettings | None) -> OptimizerSu
     return out
 
 
-def _theory_summary(config: Config, analysis: Analysis, result: TrainResult) -> Theory:
-    """The worst mode's rate per step at the settings used and, with train.target_gap, the
-    steps the theory predicts (exact full-batch dynamics) beside those observed."""
+def _theory_summary(
+    config: Config, analysis: Analysis, result: TrainResult, prediction: Prediction | None
+) -> Theory:
+    """The worst mode's rate per step at the settings used, with train.target_gap the steps
+    the theory predicts (exact full-batch dynamics) beside those observed, and for mini-batches
+    the mean-square theory."""
     from lrtrain.analysis import convergence_rate, curvature_range, gap_scale, predicted_steps
 
     opt = config.optimizer
@@ -332,6 +339,8 @@ def _theory_summary(config: Config, analysis: Analysis, result: TrainResult) -> 
         reached = (result.final_loss[0] - ref) / scale <= gap
         out["observed_steps"] = result.stop_steps[0] if reached else None
         out["full_batch_prediction"] = config.train.batch_size is None
+    if prediction is not None and prediction.minibatch is not None:
+        out["minibatch"] = prediction.minibatch
     return out
 
 

@@ -1,0 +1,112 @@
+"""What the theory predicts for a fit, beside what it observed: E[L(θ_t)] at every logged step
+(the ``expected_loss`` column of metrics.csv) and, for mini-batches, the mean-square theory
+(``theory.minibatch`` in summary.json).
+
+Full batch: the exact loss of the iteration (:func:`lrtrain.analysis.exact_losses`, every SGD
+setting). Mini-batch: the expected loss of SGD with batches drawn with replacement
+(:mod:`lrtrain.minibatch`) — for shuffled epochs an approximation, and labelled so.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, TypedDict
+
+if TYPE_CHECKING:
+    from lrtrain.analysis import Analysis
+    from lrtrain.config import Config
+    from lrtrain.data import Dataset
+    from lrtrain.train import TrainResult
+
+
+class MinibatchTheory(TypedDict):
+    """summary.json ``theory.minibatch``: the mean-square prediction for a mini-batch fit."""
+
+    available: bool
+    why: str | None  # why not, when not available
+    sampling: str  # epoch: shuffled epochs (lrtrain's batches); the theory draws with replacement
+    approximation: bool  # the theory's sampling is not the run's
+    batch_size: int
+    critical_lr: float | None  # mean-square critical lr for this batch size and rule
+    full_batch_critical_lr: float
+    noise_floor: float | None  # E[L_∞] − L* at this lr (inf: diverges in mean square)
+    verdict: str | None  # "converges" (to the noise floor) | "diverges" (in mean square)
+    expected_final_loss: float | None
+    observed_final_loss: float | None
+
+
+@dataclass
+class Prediction:
+    """The expected loss at each logged step (None where not modelled) and the mini-batch
+    theory of a mini-batch fit."""
+
+    expected_loss: list[float] | None
+    minibatch: MinibatchTheory | None
+
+
+def predict(
+    config: Config, dataset: Dataset, analysis: Analysis, result: TrainResult, distributed: bool
+) -> Prediction:
+    """The prediction for replica 0 of a fit, at the steps its history logged."""
+    from lrtrain.analysis import exact_losses
+
+    history = result.replica_history(0)
+    steps = [int(s) for s in history["step"].tolist()]
+    theta0 = result.theta[0, 0].tolist()
+    opt, lr = config.optimizer, result.lrs[0]
+    if config.train.batch_size is None or config.train.batch_size >= dataset.n:
+        losses = exact_losses(analysis, theta0, lr, opt.momentum_value, opt.nesterov, steps)
+        return Prediction(losses, None)
+    theory, expected = _minibatch(config, dataset, analysis, theta0, lr, steps, distributed)
+    if expected is not None:
+        theory["observed_final_loss"] = _finite(result.final_loss[0])
+    return Prediction(expected, theory)
+
+
+def _minibatch(
+    config: Config,
+    dataset: Dataset,
+    analysis: Analysis,
+    theta0: list[float],
+    lr: float,
+    steps: list[int],
+    distributed: bool,
+) -> tuple[MinibatchTheory, list[float] | None]:
+    import torch
+
+    from lrtrain import minibatch as mb
+    from lrtrain import stats as st
+
+    opt, batch = config.optimizer, config.train.batch_size
+    assert batch is not None
+    theory: MinibatchTheory = {
+        "available": False, "why": None, "sampling": "epoch", "approximation": True,
+        "batch_size": batch, "critical_lr": None, "full_batch_critical_lr": analysis.critical_lr,
+        "noise_floor": None, "verdict": None, "expected_final_loss": None,
+        "observed_final_loss": None,
+    }  # fmt: skip
+    p = len(analysis.theta_star)
+    if p > mb.MAX_PARAMETERS:
+        theory["why"] = f"{p} parameters: the fourth moments would be p⁴ = {p**4:,} numbers"
+    elif opt.weight_decay:
+        theory["why"] = "weight decay is not modelled by the mini-batch theory yet"
+    elif distributed:
+        theory["why"] = "the rows' fourth moments are not combined across processes yet"
+    if theory["why"] is not None:
+        return theory, None
+    theta_star = torch.tensor(analysis.theta_star, dtype=torch.float64)
+    moments = mb.row_moments(dataset.chunks(st.CHUNK_ROWS), theta_star)
+    rule = mb.Rule(lr, opt.momentum_value, opt.nesterov)
+    critical = mb.critical_lr(moments, batch, opt.momentum_value, opt.nesterov)
+    floor = mb.noise_floor(moments, rule, batch)
+    error0 = torch.tensor(theta0, dtype=torch.float64) - theta_star
+    run = mb.expected_losses(moments, analysis.loss_star, error0, rule, batch, steps)
+    theory["available"], theory["critical_lr"] = True, critical
+    theory["noise_floor"] = _finite(floor)
+    theory["verdict"] = "converges" if lr < critical else "diverges"
+    theory["expected_final_loss"] = _finite(run.expected_loss[-1])
+    return theory, run.expected_loss
+
+
+def _finite(value: float) -> float | None:
+    return value if value == value and abs(value) != float("inf") else None
