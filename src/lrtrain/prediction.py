@@ -87,7 +87,10 @@ def _minibatch(
     }  # fmt: skip
     p = len(analysis.theta_star)
     if p > mb.MAX_PARAMETERS:
-        theory["why"] = f"{p} parameters: the fourth moments would be p⁴ = {p**4:,} numbers"
+        theory["why"] = (
+            f"{p} parameters: the theory is computed up to {mb.MAX_PARAMETERS} (its map on the "
+            f"second moments would have (2p)⁴ = {(2 * p) ** 4:,} entries)"
+        )
     elif opt.weight_decay:
         theory["why"] = "weight decay is not modelled by the mini-batch theory yet"
     elif distributed:

@@ -160,8 +160,9 @@ def _minibatch_lines(theory: MinibatchTheory, lr: float, observed: str, console:
     )
     if theory["verdict"] == "converges":
         why = (
-            f"lr {fmt(lr, 5)} is {fmt(lr / critical, 3)}× the mean-square critical lr: the expected loss "
-            f"settles at a noise floor {fmt(theory['noise_floor'], 3)} above the optimum"
+            f"lr {fmt(lr, 5)} is {fmt(lr / critical, 3)}× the mean-square critical lr: the "
+            f"expected loss settles at a noise floor {fmt(theory['noise_floor'], 3)} above the "
+            "optimum"
         )
     else:
         why = (
