@@ -12,6 +12,7 @@ import torch
 from lrtrain.data import Dataset, block_seed
 
 _SHUFFLE_STREAM = 0x5EED_5A1E  # separates the shuffling seeds from the data seeds
+_DRAW_STREAM = 0xD4A3_5EED  # and the seeds of batches drawn with replacement
 
 
 @dataclass
@@ -45,14 +46,16 @@ def all_rows(dataset: Dataset, device: torch.device, dtype: torch.dtype) -> Rows
 
 
 class Batches:
-    """Mini-batches: each epoch the data is permuted once into a buffer, and step t's batch is a
-    slice of it — one gather per epoch instead of one per step, and no copy per step.
+    """Mini-batches. ``sampling="epoch"``: each epoch the data is permuted once into a buffer,
+    and step t's batch is a slice of it — one gather per epoch instead of one per step, and no
+    copy per step. ``sampling="replacement"``: step t's batch is ``batch_size`` rows drawn
+    independently and uniformly, with replacement (what the mini-batch theory describes).
 
-    The permutation of epoch e is drawn from (seed, e), so any step's batch can be recomputed
-    without saved RNG state (which is what an exact resume needs). In a distributed run every
-    process draws the same permutation of all N rows and takes, from each global batch, the
-    rows it holds (``first`` … ``first + held``): the processes together compute exactly the
-    single-process batch's gradient (weighted by rows, see :class:`Rows`).
+    The permutation of epoch e is drawn from (seed, e), a drawn batch from (seed, t), so any
+    step's batch can be recomputed without saved RNG state (which is what an exact resume
+    needs). In a distributed run every process draws the same rows of all N and takes, from
+    each global batch, the rows it holds (``first`` … ``first + held``): the processes together
+    compute exactly the single-process batch's gradient (weighted by rows, see :class:`Rows`).
     """
 
     def __init__(
@@ -63,8 +66,11 @@ class Batches:
         device: torch.device,
         first: int = 0,
         held: int | None = None,
+        sampling: str = "epoch",
     ) -> None:
-        self.n, self.size, self.seed, self.device = n, min(batch_size, n), seed, device
+        self.sampling = sampling
+        size = batch_size if sampling == "replacement" else min(batch_size, n)  # rows repeat
+        self.n, self.size, self.seed, self.device = n, size, seed, device
         self.first, self.held = first, n if held is None else held
         self.per_epoch = math.ceil(n / self.size)
         self._epoch = -1
@@ -75,6 +81,9 @@ class Batches:
 
     def indices(self, step: int) -> torch.Tensor:
         """Rows of the data set in step ``step``'s batch."""
+        if self.sampling == "replacement":
+            gen = torch.Generator().manual_seed(block_seed(self.seed ^ _DRAW_STREAM, step))
+            return torch.randint(self.n, (self.size,), generator=gen)
         epoch, position = divmod(step, self.per_epoch)
         self._draw(epoch)
         return self._perm[position * self.size : (position + 1) * self.size]
@@ -82,6 +91,12 @@ class Batches:
     def batch(self, step: int, x: torch.Tensor, y: torch.Tensor) -> Rows:
         """Step ``step``'s batch: those of the rows :meth:`indices` names that ``x``/``y``
         (this process's rows) hold."""
+        if self.sampling == "replacement":
+            rows = self.indices(step)
+            if self.held != self.n:
+                rows = rows[(rows >= self.first) & (rows < self.first + self.held)] - self.first
+            rows = rows.to(x.device)
+            return Rows(x.index_select(0, rows), y.index_select(0, rows), self.size, x.device)
         epoch, position = divmod(step, self.per_epoch)
         if self._draw(epoch) or self._x.shape[0] != self._mine.shape[0]:
             # Row-major: a batch's rows are then contiguous, whatever the layout of x.

@@ -237,7 +237,11 @@ class TrainConfig(_Section):
     max_iter: Annotated[Int, Field(ge=1, le=10**9)] = 100
     """steps"""
     batch_size: Annotated[Int, Field(ge=1)] | None = None
-    """`null` = full batch (gradient descent); k = mini-batch SGD, reshuffled each epoch"""
+    """`null` = full batch (gradient descent); k = mini-batch SGD (see `train.sampling`)"""
+    sampling: Literal["epoch", "replacement"] = "epoch"
+    """mini-batches: `epoch` = slices of a fresh shuffle of the rows each epoch; `replacement` =
+    each step draws `batch_size` rows independently, uniformly, with replacement — what the
+    mini-batch theory (`theory.minibatch`, `expected_loss`) describes exactly"""
     tol: Annotated[FiniteFloat, Field(gt=0)] | None = None
     """`fit` only: stop (status `converged`) when the loss changes by less than tol in one step
     (`sweep-lr` refuses it; its target is `train.target_gap`)

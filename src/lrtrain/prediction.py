@@ -24,8 +24,8 @@ class MinibatchTheory(TypedDict):
 
     available: bool
     why: str | None  # why not, when not available
-    sampling: str  # epoch: shuffled epochs (lrtrain's batches); the theory draws with replacement
-    approximation: bool  # the theory's sampling is not the run's
+    sampling: str  # train.sampling: epoch (shuffled epochs) or replacement
+    approximation: bool  # epoch: the theory (drawn with replacement) approximates the run
     batch_size: int
     critical_lr: float | None  # mean-square critical lr for this batch size and rule
     full_batch_critical_lr: float
@@ -54,7 +54,8 @@ def predict(
     steps = [int(s) for s in history["step"].tolist()]
     theta0 = result.theta[0, 0].tolist()
     opt, lr = config.optimizer, result.lrs[0]
-    if config.train.batch_size is None or config.train.batch_size >= dataset.n:
+    batch, sampling = config.train.batch_size, config.train.sampling
+    if batch is None or (batch >= dataset.n and sampling == "epoch"):
         losses = exact_losses(analysis, theta0, lr, opt.momentum_value, opt.nesterov, steps)
         return Prediction(losses, None)
     theory, expected = _minibatch(config, dataset, analysis, theta0, lr, steps, distributed)
@@ -80,7 +81,8 @@ def _minibatch(
     opt, batch = config.optimizer, config.train.batch_size
     assert batch is not None
     theory: MinibatchTheory = {
-        "available": False, "why": None, "sampling": "epoch", "approximation": True,
+        "available": False, "why": None, "sampling": config.train.sampling,
+        "approximation": config.train.sampling == "epoch",
         "batch_size": batch, "critical_lr": None, "full_batch_critical_lr": analysis.critical_lr,
         "noise_floor": None, "verdict": None, "expected_final_loss": None,
         "observed_final_loss": None,

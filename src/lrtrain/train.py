@@ -220,9 +220,10 @@ def _rows_logged(config: Config) -> int:
 
 def _batches(dataset: Dataset, config: Config, device: torch.device) -> Batches | None:
     size = config.train.batch_size
-    if size is None or size >= dataset.n:
-        return None
-    return Batches(dataset.n, size, config.seed, device, dataset.offset, dataset.local_rows)
+    if size is None or (size >= dataset.n and config.train.sampling == "epoch"):
+        return None  # full batch (drawn with replacement, N rows are still a random batch)
+    return Batches(dataset.n, size, config.seed, device, dataset.offset, dataset.local_rows,
+                   config.train.sampling)  # fmt: skip
 
 
 def _result(
