@@ -203,6 +203,20 @@ def test_minibatch_sweep_labels_full_batch_prediction(tmp_path: Path) -> None:
     assert run.summary["full_batch_prediction"] is False
 
 
+def test_minibatch_sweep_predicts_from_the_mean_square_critical_lr(tmp_path: Path) -> None:
+    """Batches of 1 on the lesson: the mean-square critical lr (0.01666) is what separates the
+    predicted verdicts — 0.028 is below the full-batch limit (0.02977) yet diverges — and the
+    observed verdicts agree."""
+    cfg = load_config(None, ["device=cpu", "train.batch_size=1", "train.sampling=replacement",
+                             "train.max_iter=2000", "output.plots=[]"])  # fmt: skip
+    run = sweep_lr(cfg, [0.008, 0.028], out=tmp_path / "b1")
+    summary = run.summary
+    assert summary["minibatch_critical_lr"] == pytest.approx(0.016661, rel=1e-4)
+    rows = summary["results"]
+    assert [r["predicted_verdict"] for r in rows] == ["converges", "diverged"]
+    assert rows[0]["verdict"] != "diverged" and rows[1]["verdict"] == "diverged"
+
+
 def test_parse_lrs_and_range() -> None:
     assert parse_lrs("0.1,0.2") == [0.1, 0.2]
     got = parse_lr_range("1e-4:1e-1:4")

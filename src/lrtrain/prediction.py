@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from lrtrain.analysis import Analysis
     from lrtrain.config import Config
     from lrtrain.data import Dataset
+    from lrtrain.minibatch import RowMoments
     from lrtrain.train import TrainResult
 
 
@@ -76,7 +77,6 @@ def _minibatch(
     import torch
 
     from lrtrain import minibatch as mb
-    from lrtrain import stats as st
 
     opt, batch = config.optimizer, config.train.batch_size
     assert batch is not None
@@ -87,23 +87,13 @@ def _minibatch(
         "noise_floor": None, "verdict": None, "expected_final_loss": None,
         "observed_final_loss": None,
     }  # fmt: skip
-    p = len(analysis.theta_star)
-    if p > mb.MAX_PARAMETERS:
-        theory["why"] = (
-            f"{p} parameters: the theory is computed up to {mb.MAX_PARAMETERS} (its map on the "
-            f"second moments would have (2p)⁴ = {(2 * p) ** 4:,} entries)"
-        )
-    elif opt.weight_decay:
-        theory["why"] = "weight decay is not modelled by the mini-batch theory yet"
-    elif distributed:
-        theory["why"] = "the rows' fourth moments are not combined across processes yet"
-    if theory["why"] is not None:
+    moments, theory["why"] = minibatch_moments(config, dataset, analysis, distributed)
+    if moments is None:
         return theory, None
-    theta_star = torch.tensor(analysis.theta_star, dtype=torch.float64)
-    moments = mb.row_moments(dataset.chunks(st.CHUNK_ROWS), theta_star)
     rule = mb.Rule(lr, opt.momentum_value, opt.nesterov)
     critical = mb.critical_lr(moments, batch, opt.momentum_value, opt.nesterov)
     floor = mb.noise_floor(moments, rule, batch)
+    theta_star = torch.tensor(analysis.theta_star, dtype=torch.float64)
     error0 = torch.tensor(theta0, dtype=torch.float64) - theta_star
     run = mb.expected_losses(moments, analysis.loss_star, error0, rule, batch, steps)
     theory["available"], theory["critical_lr"] = True, critical
@@ -111,6 +101,45 @@ def _minibatch(
     theory["verdict"] = "converges" if lr < critical else "diverges"
     theory["expected_final_loss"] = _finite(run.expected_loss[-1])
     return theory, run.expected_loss
+
+
+def minibatch_moments(
+    config: Config, dataset: Dataset, analysis: Analysis, distributed: bool
+) -> tuple[RowMoments | None, str | None]:
+    """The rows' moments for the mini-batch theory (one pass over the data), or why not."""
+    import torch
+
+    from lrtrain import minibatch as mb
+    from lrtrain import stats as st
+
+    p = len(analysis.theta_star)
+    if p > mb.MAX_PARAMETERS:
+        return None, (
+            f"{p} parameters: the theory is computed up to {mb.MAX_PARAMETERS} (its map on the "
+            f"second moments would have (2p)⁴ = {(2 * p) ** 4:,} entries)"
+        )
+    if config.optimizer.weight_decay:
+        return None, "weight decay is not modelled by the mini-batch theory yet"
+    if distributed:
+        return None, "the rows' fourth moments are not combined across processes yet"
+    theta_star = torch.tensor(analysis.theta_star, dtype=torch.float64)
+    return mb.row_moments(dataset.chunks(st.CHUNK_ROWS), theta_star), None
+
+
+def minibatch_critical_lr(
+    config: Config, dataset: Dataset, analysis: Analysis, distributed: bool
+) -> float | None:
+    """The mean-square critical lr of a mini-batch config (None: full batch, or not
+    computed — see :func:`minibatch_moments`): what a mini-batch sweep predicts with."""
+    from lrtrain import minibatch as mb
+
+    batch, opt = config.train.batch_size, config.optimizer
+    if batch is None or (batch >= dataset.n and config.train.sampling == "epoch"):
+        return None
+    moments, _ = minibatch_moments(config, dataset, analysis, distributed)
+    if moments is None:
+        return None
+    return mb.critical_lr(moments, batch, opt.momentum_value, opt.nesterov)
 
 
 def _finite(value: float) -> float | None:

@@ -198,7 +198,10 @@ def sweep_report(run: SweepRun, console: Console) -> None:
     """The report of a sweep: a row per learning rate, the analysis and the recommendation."""
     s = run.summary
     assert s is not None, "rank 0 reports a sweep"
-    label = "predicted" if s["full_batch_prediction"] else "full-batch prediction"
+    if s.get("minibatch_critical_lr") is not None:
+        label = "predicted (mean square)"
+    else:
+        label = "predicted" if s["full_batch_prediction"] else "full-batch prediction"
     table = Table(title=f"lrtrain sweep-lr — {s['name']}", title_justify="left")
     for col in ("lr", "observed", label, "final loss", "gap", "diverged at", "steps to target"):
         table.add_column(col, justify="right" if col not in ("observed", label) else "left")
@@ -221,6 +224,11 @@ def sweep_report(run: SweepRun, console: Console) -> None:
         f"κ {fmt(kappa, 5) if kappa is not None else '∞ (singular)'}"
     )
     console.print(f"             {_eta_star(s['asymptotically_optimal_lr'])}")
+    if s.get("minibatch_critical_lr") is not None:
+        console.print(
+            f"             mini-batches: mean-square critical lr "
+            f"{fmt(s['minibatch_critical_lr'], 5)} (the predicted column; full batch above)"
+        )
     recommended = s["recommended_lr"]
     head = f"{recommended:.4g}" if recommended is not None else "none"
     console.print(f"recommended  {head} — {s['recommendation']}")

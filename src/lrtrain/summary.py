@@ -174,7 +174,8 @@ class SweepSummary(RunInfo):
     steps_run: int
     recommended_lr: float | None
     recommendation: str
-    full_batch_prediction: bool
+    full_batch_prediction: bool  # the predicted verdicts are the full-batch theory's
+    minibatch_critical_lr: float | None  # mini-batches: the mean-square one they predict from
     closed_form: ClosedForm
     true: Truth | None
     results: list[SweepRow]
@@ -349,9 +350,15 @@ def _truth(dataset: Dataset) -> Truth | None:
 
 
 def sweep_summary(
-    config: Config, dataset: Dataset, analysis: Analysis, result: TrainResult, outcome: SweepOutcome
+    config: Config,
+    dataset: Dataset,
+    analysis: Analysis,
+    result: TrainResult,
+    outcome: SweepOutcome,
+    minibatch_critical_lr: float | None = None,
 ) -> SweepSummary:
-    """summary.json of a sweep: the limits, every rate's verdicts, the recommendation."""
+    """summary.json of a sweep: the limits, every rate's verdicts, the recommendation (and
+    for mini-batches the mean-square critical lr the verdicts were predicted from)."""
     return {
         "format_version": FORMAT_VERSION,
         "kind": "sweep",
@@ -365,7 +372,8 @@ def sweep_summary(
         "steps_run": result.steps_run,
         "recommended_lr": outcome.recommended_lr,
         "recommendation": outcome.recommendation,
-        "full_batch_prediction": config.train.batch_size is None,
+        "full_batch_prediction": config.train.batch_size is None and minibatch_critical_lr is None,
+        "minibatch_critical_lr": minibatch_critical_lr,
         "closed_form": {"loss": analysis.target_loss, **_params(analysis.target_theta)},
         "true": _truth(dataset),
         "results": outcome.rows,

@@ -109,8 +109,15 @@ class SweepOutcome:
     recommendation: str
 
 
-def assess(config: Config, analysis: Analysis, result: TrainResult) -> SweepOutcome:
-    """Verdicts per learning rate, and the recommended one with its reason."""
+def assess(
+    config: Config,
+    analysis: Analysis,
+    result: TrainResult,
+    minibatch_critical_lr: float | None = None,
+) -> SweepOutcome:
+    """Verdicts per learning rate, and the recommended one with its reason. A mini-batch
+    sweep with its mean-square critical lr predicts from it: below, "converges" (to the noise
+    floor, however the path wanders), at or above, "diverged" (in mean square)."""
     target = gap_target(config)
     loss_star = analysis.target_loss
     loss0 = float(result.loss[0, 0])
@@ -128,7 +135,7 @@ def assess(config: Config, analysis: Analysis, result: TrainResult) -> SweepOutc
             SweepRow(
                 lr=lr,
                 verdict=verdict,
-                predicted_verdict=analysis.predict(lr),
+                predicted_verdict=_predicted(analysis, lr, minibatch_critical_lr),
                 final_loss=final if math.isfinite(final) else None,
                 gap=gap if gap is not None and math.isfinite(gap) else None,
                 diverged_at=divergence_step(history) if verdict == "diverged" else None,
@@ -139,6 +146,12 @@ def assess(config: Config, analysis: Analysis, result: TrainResult) -> SweepOutc
     theory = _theory(analysis, result.theta[0, 0].tolist(), target)
     recommended, reason = _recommend(rows, analysis, target, theory)
     return SweepOutcome(rows, recommended, reason)
+
+
+def _predicted(analysis: Analysis, lr: float, minibatch_critical_lr: float | None) -> str:
+    if minibatch_critical_lr is None:
+        return analysis.predict(lr)
+    return "converges" if lr < minibatch_critical_lr else "diverged"
 
 
 def _steps_to_gap(
