@@ -37,9 +37,24 @@ def test_loss_figure_axes(lesson_run: Path) -> None:
     line = ax.lines[0]
     assert np.array_equal(line.get_xdata(), run.metrics["step"])
     assert np.allclose(line.get_ydata(), run.metrics["loss"])
-    reference = ax.lines[1]
+    expected = ax.lines[1]  # the theory's loss: full batch, the loss itself
+    assert expected.get_label() == "expected loss (theory)"
+    assert np.allclose(expected.get_ydata(), run.metrics["expected_loss"])
+    assert np.allclose(expected.get_ydata(), run.metrics["loss"], rtol=2e-6)
+    reference = ax.lines[2]
     assert reference.get_ydata()[0] == pytest.approx(run.summary["closed_form"]["loss"])
     assert "lr = 0.001" in ax.get_title() and "100 steps" in ax.get_title()
+
+
+def test_a_minibatch_loss_figure_shows_the_expected_loss_and_noise_floor(tmp_path: Path) -> None:
+    cfg = load_config("minibatch", ["device=cpu", "data.n_samples=5000", "train.max_iter=300"])
+    run = load_run(fit(cfg, out=tmp_path / "mb", draw=False).run_dir)
+    ax = plots.run_figures(run)["loss"].axes[0]
+    labels = [line.get_label() for line in ax.lines]
+    assert labels[:2] == ["training loss (the batch's)", "expected loss (theory)"]
+    assert np.allclose(ax.lines[1].get_ydata(), run.metrics["expected_loss"])
+    floor = run.summary["theory"]["minibatch"]["noise_floor"]
+    assert ax.lines[3].get_ydata()[0] == pytest.approx(run.summary["closed_form"]["loss"] + floor)
 
 
 def test_contour_figure_path_and_markers(lesson_run: Path) -> None:

@@ -68,16 +68,33 @@ def loss_figure(
     loss_star: float | None = None,
     title: str = "",
     ax: Axes | None = None,
+    expected: np.ndarray | None = None,
+    noise_floor: float | None = None,
 ) -> Figure:
-    """Loss against step on a log scale, with the closed-form optimum as a reference line."""
+    """Loss against step on a log scale, with the closed-form optimum as a reference line,
+    the theory's expected loss (``expected``, metrics.csv's column) and, for mini-batches, the
+    noise floor the expected loss settles at."""
     fig, ax = axes(ax)
     steps, loss = np.asarray(steps), np.asarray(loss, dtype=np.float64)
     finite = np.isfinite(loss) & (loss > 0)
-    ax.plot(steps[finite], loss[finite], color="C0", lw=1.8, label="training loss")
+    if noise_floor is None:
+        ax.plot(steps[finite], loss[finite], color="C0", lw=1.8, label="training loss")
+    else:  # a batch's loss is noisy: drawn thin, under the expected curve
+        ax.plot(steps[finite], loss[finite], color="C0", lw=0.6, alpha=0.5,
+                label="training loss (the batch's)")  # fmt: skip
+    if expected is not None:
+        expected = np.asarray(expected, dtype=np.float64)
+        shown = np.isfinite(expected) & (expected > 0)
+        if shown.any():
+            ax.plot(steps[shown], expected[shown], color="C1", ls="--", lw=1.8, zorder=3,
+                    label="expected loss (theory)")  # fmt: skip
     if loss_star is not None and loss_star > 0:
         ax.axhline(
             loss_star, color="k", ls="--", lw=1, label=f"closed-form optimum {loss_star:.6g}"
         )
+        if noise_floor is not None and noise_floor > 0:
+            ax.axhline(loss_star + noise_floor, color="C3", ls=":", lw=1.2,
+                       label=f"noise floor +{noise_floor:.3g}")  # fmt: skip
     ax.set_yscale("log")
     ax.set_xlabel("step")
     ax.set_ylabel("loss (mean squared error)")
@@ -368,11 +385,14 @@ def run_figures(run: RunData) -> dict[str, Figure]:
     verdict = summary.get("verdict", {}).get("observed")
     figures: dict[str, Figure] = {}
     if "loss" in wanted:
+        minibatch = summary.get("theory", {}).get("minibatch") or {}
         figures["loss"] = loss_figure(
             run.metrics["step"],
             run.metrics["loss"],
             summary["closed_form"]["loss"],
             title=f"Loss — {title}",
+            expected=run.metrics.get("expected_loss"),  # absent before lrtrain 0.4
+            noise_floor=minibatch.get("noise_floor"),
         )
     true = summary.get("true")
     true_theta = [*true["w"], true["b"]] if true else None
