@@ -15,6 +15,7 @@ from lrtrain.config import load_config
 from lrtrain.data import load_dataset
 
 REPLICAS = 16384
+ZERO = torch.zeros(2, dtype=torch.float64)  # θ_0 of the lesson's model
 
 
 def _lesson(*overrides: str):
@@ -26,7 +27,7 @@ def _lesson(*overrides: str):
 
 def _monte_carlo(
     ds, lr: float, batch: int, steps: list[int], seed: int = 0, replicas: int = REPLICAS,
-    momentum: float = 0.0, nesterov: bool = False,
+    momentum: float = 0.0, nesterov: bool = False, weight_decay: float = 0.0,
 ) -> torch.Tensor:  # fmt: skip
     """[len(steps), replicas] full-batch losses of SGD with replacement, by hand: each replica
     draws its own batch of rows each step, uniformly with replacement, from θ_0 = 0."""
@@ -42,7 +43,7 @@ def _monte_carlo(
         idx = torch.randint(ds.n, (replicas, batch), generator=gen)
         xb, yb = x[idx], y[idx]  # [K, B, p], [K, B]
         residual = (xb @ theta.unsqueeze(2)).squeeze(2) - yb
-        grad = 2.0 * (residual.unsqueeze(2) * xb).mean(1)
+        grad = 2.0 * (residual.unsqueeze(2) * xb).mean(1) + weight_decay * theta
         # torch.optim.SGD's rule, dampening 0: the buffer starts at the first gradient
         buffer = grad if t == 0 else momentum * buffer + grad
         theta = theta - lr * ((grad + momentum * buffer) if nesterov else buffer)
@@ -59,7 +60,7 @@ def test_the_lesson_numbers() -> None:
     critical = [mb.critical_lr(moments, b) for b in (1, 4, 16, 64)]
     assert critical == sorted(critical) and critical[-1] < 2 / lam_max
     run = mb.expected_losses(
-        moments, exact.loss_star, -exact.theta_star, mb.Rule(1e-3), None, [0, 100]
+        moments, exact.loss_star, exact.theta_star, ZERO, mb.Rule(1e-3), None, [0, 100]
     )
     assert run.expected_loss[0] == pytest.approx(301.111, rel=1e-5)
     assert run.expected_loss[1] == pytest.approx(1.23712, rel=1e-5)
@@ -76,7 +77,9 @@ def test_full_batch_is_the_exact_iteration() -> None:
     for _ in range(60):
         losses.append(float(((x @ theta - y) ** 2).mean()))
         theta = theta - 0.02 * (h @ (theta - theta_star))
-    run = mb.expected_losses(moments, exact.loss_star, -theta_star, mb.Rule(0.02), None, range(60))
+    run = mb.expected_losses(
+        moments, exact.loss_star, theta_star, ZERO, mb.Rule(0.02), None, range(60)
+    )
     assert run.expected_loss == pytest.approx(losses, rel=1e-10)
 
 
@@ -93,7 +96,7 @@ def test_expected_loss_lies_in_the_monte_carlo_band(batch: int, factor: float) -
     lr = factor * mb.critical_lr(moments, batch)
     steps = [1, 2, 3, 4, 5] if factor > 0.9 else [1, 2, 5, 20, 60, 150]
     predicted = mb.expected_losses(
-        moments, exact.loss_star, -exact.theta_star, mb.Rule(lr), batch, steps
+        moments, exact.loss_star, exact.theta_star, ZERO, mb.Rule(lr), batch, steps
     )
     observed = _monte_carlo(ds, lr, batch, steps, seed=batch)
     for t, want, losses in zip(steps, predicted.expected_loss, observed, strict=True):
@@ -119,7 +122,7 @@ def test_the_noise_floor_is_where_the_recursion_settles() -> None:
     _, exact, moments = _lesson()
     floor = mb.noise_floor(moments, mb.Rule(0.005), 4)
     run = mb.expected_losses(
-        moments, exact.loss_star, -exact.theta_star, mb.Rule(0.005), 4, [30000]
+        moments, exact.loss_star, exact.theta_star, ZERO, mb.Rule(0.005), 4, [30000]
     )
     assert run.expected_loss[0] - exact.loss_star == pytest.approx(floor, rel=1e-6)
     assert mb.noise_floor(moments, mb.Rule(0.002), 4) < floor
@@ -150,7 +153,7 @@ def test_momentum_is_the_same_recursion_on_the_stacked_state(batch: int, nestero
     for factor, steps in ((0.5, [1, 2, 5, 20, 60]), (0.95, [1, 2, 3, 4, 5])):
         lr = factor * critical
         rule = mb.Rule(lr, mu, nesterov)
-        predicted = mb.expected_losses(moments, exact.loss_star, -exact.theta_star, rule,
+        predicted = mb.expected_losses(moments, exact.loss_star, exact.theta_star, ZERO, rule,
                                        batch, steps)  # fmt: skip
         observed = _monte_carlo(ds, lr, batch, steps, 3, REPLICAS, mu, nesterov)
         for t, want, losses in zip(steps, predicted.expected_loss, observed, strict=True):
@@ -171,7 +174,9 @@ def test_full_batch_momentum_is_the_exact_iteration() -> None:
         buffer = grad if buffer is None else 0.8 * buffer + grad
         theta = theta - 0.01 * (grad + 0.8 * buffer)
     rule = mb.Rule(0.01, 0.8, True)
-    run = mb.expected_losses(moments, exact.loss_star, -exact.theta_star, rule, None, range(40))
+    run = mb.expected_losses(
+        moments, exact.loss_star, exact.theta_star, ZERO, rule, None, range(40)
+    )
     assert run.expected_loss == pytest.approx(want, rel=1e-10)
 
 
@@ -207,3 +212,52 @@ def test_a_minibatch_fit_predicts_for_minibatches(tmp_path) -> None:
     # scale of its spread (one sample of a random variable, not a mean)
     gap = theory["observed_final_loss"] - theory["expected_final_loss"]
     assert abs(gap) < 3 * theory["noise_floor"]
+
+
+def _ridge(ds, wd: float) -> torch.Tensor:
+    """The ridge solution gradient descent with weight decay converges to: (H + wd·I)θ = g."""
+    x = torch.cat([ds.x.double(), torch.ones(ds.n, 1, dtype=torch.float64)], 1)
+    y = ds.y.double().reshape(-1)
+    h, g = 2.0 * x.T @ x / ds.n, 2.0 * x.T @ y / ds.n
+    return torch.linalg.solve(h + wd * torch.eye(2, dtype=torch.float64), g)
+
+
+@pytest.mark.parametrize("momentum", [0.0, 0.5])
+def test_weight_decay_about_the_ridge_solution(momentum: float) -> None:
+    """Weight decay 0.5 (the ridge solution far from θ*): Monte-Carlo band for B = 4 below and
+    near the critical rate; full batch is the deterministic iteration; the noise floor (with
+    the ridge bias) is where the recursion settles."""
+    ds, exact, _ = _lesson()
+    wd = 0.5
+    ridge = _ridge(ds, wd)
+    moments = mb.row_moments(ds.chunks(st.CHUNK_ROWS), ridge)
+    critical = mb.critical_lr(moments, 4, momentum, False, wd)
+    for factor, steps in ((0.5, [1, 2, 5, 20, 60]), (0.95, [1, 2, 3, 4, 5])):
+        rule = mb.Rule(factor * critical, momentum, False, wd)
+        predicted = mb.expected_losses(moments, exact.loss_star, exact.theta_star, ZERO, rule,
+                                       4, steps)  # fmt: skip
+        observed = _monte_carlo(ds, rule.lr, 4, steps, 4, REPLICAS, momentum, False, wd)
+        for t, want, losses in zip(steps, predicted.expected_loss, observed, strict=True):
+            mean, sd = float(losses.mean()), float(losses.std())
+            half = 2.576 * sd / math.sqrt(REPLICAS)
+            assert abs(mean - want) <= half + 1e-9 * want, (factor, t, mean, want, half)
+    # full batch: the deterministic iteration with PyTorch's weight decay
+    x = torch.cat([ds.x.double(), torch.ones(ds.n, 1, dtype=torch.float64)], 1)
+    y = ds.y.double().reshape(-1)
+    theta, buffer, want = torch.zeros(2, dtype=torch.float64), None, []
+    for _ in range(50):
+        want.append(float(((x @ theta - y) ** 2).mean()))
+        grad = 2.0 * x.T @ (x @ theta - y) / ds.n + wd * theta
+        buffer = grad if buffer is None else momentum * buffer + grad
+        theta = theta - 0.01 * buffer
+    rule = mb.Rule(0.01, momentum, False, wd)
+    run = mb.expected_losses(moments, exact.loss_star, exact.theta_star, ZERO, rule, None,
+                             range(50))  # fmt: skip
+    assert run.expected_loss == pytest.approx(want, rel=1e-10)
+    rule = mb.Rule(0.3 * critical, momentum, False, wd)
+    floor = mb.noise_floor(moments, rule, 4, exact.theta_star)
+    settled = mb.expected_losses(moments, exact.loss_star, exact.theta_star, ZERO, rule, 4,
+                                 [20000]).expected_loss[0]  # fmt: skip
+    assert settled - exact.loss_star == pytest.approx(floor, rel=1e-6)
+    bias = mb.noise_floor(moments, rule, None, exact.theta_star)
+    assert 0 < bias < floor  # the ridge bias alone, and the batches' noise above it

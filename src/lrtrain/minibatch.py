@@ -41,12 +41,14 @@ MAX_PARAMETERS = 10
 class RowMoments:
     """The moments of the rows the mini-batch recursion needs, vectorised over S (row-major
     vec of a p × p matrix): ``fourth`` [p², p²] is F, ``third`` [p², p] is G, ``noise`` [p²]
-    is vec Q, ``hessian`` [p, p] is H."""
+    is vec Q, ``hessian`` [p, p] is H; G and Q with the residuals at ``reference`` (θ*, or the
+    ridge solution the optimizer converges to with weight decay)."""
 
     hessian: torch.Tensor
     fourth: torch.Tensor
     third: torch.Tensor
     noise: torch.Tensor
+    reference: torch.Tensor
 
     @property
     def p(self) -> int:
@@ -54,13 +56,14 @@ class RowMoments:
 
 
 def row_moments(
-    chunks: Iterable[tuple[torch.Tensor, torch.Tensor]], theta_star: torch.Tensor
+    chunks: Iterable[tuple[torch.Tensor, torch.Tensor]], reference: torch.Tensor
 ) -> RowMoments:
-    """F, G, Q and H from (x [c, d], y [c, 1]) chunks in one pass, about θ* (float64).
+    """F, G, Q and H from (x [c, d], y [c, 1]) chunks in one pass, about ``reference``
+    (θ*, or with weight decay the ridge solution; float64), r_i the residuals there.
 
     With z_i = vec(x̃_i x̃_iᵀ): F = (4/N) Σ z_i z_iᵀ, G = (4/N) Σ r_i z_i x̃_iᵀ,
     Q = (4/N) Σ r_i² x̃_i x̃_iᵀ, H = (2/N) Σ x̃_i x̃_iᵀ."""
-    theta = theta_star.to(F64)
+    theta = reference.to(F64)
     p = theta.shape[0]
     if p > MAX_PARAMETERS:
         raise ValueError(
@@ -86,17 +89,20 @@ def row_moments(
         fourth=fourth * (4.0 / n),
         third=third * (4.0 / n),
         noise=noise.reshape(-1) * (4.0 / n),
+        reference=theta,
     )
 
 
 @dataclass(frozen=True)
 class Rule:
     """One SGD step as a linear map of the stacked state u = (e, buffer) given the batch's mean
-    gradient ḡ: u' = D u + E ḡ (PyTorch's SGD, dampening 0; weight decay is not modelled)."""
+    gradient ḡ: u' = D u + E ḡ (PyTorch's SGD, dampening 0). Weight decay adds wd·θ to ḡ:
+    about the ridge solution θ_r it is (Ā + wd·I) e plus noise of mean 0 (:class:`_Step`)."""
 
     lr: float
     momentum: float = 0.0
     nesterov: bool = False
+    weight_decay: float = 0.0
 
     def matrices(self, p: int) -> tuple[torch.Tensor, torch.Tensor]:
         eye, mu, lr = torch.eye(p, dtype=F64), self.momentum, self.lr
@@ -111,43 +117,56 @@ class Rule:
 
 @dataclass
 class _Step:
-    """The recursion's pieces for one rule and batch size, made once."""
+    """The recursion's pieces for one rule and batch size, made once. With weight decay wd,
+    about the ridge solution θ_r: A'_i = A_i + wd·I (mean H' = H + wd·I), c'_i = 2x̃_i r_i + wd·θ_r
+    (mean 0), so F'(S) = F(S) + wd(HS + SH) + wd²S, G'm = G m + wd (H m) θ_rᵀ and
+    Q' = Q − wd² θ_r θ_rᵀ (docs/mathematics.md)."""
 
     moments: RowMoments
     d: torch.Tensor  # [2p, 2p]
     e: torch.Tensor  # [2p, p]
     inv_batch: float  # 1/B; 0 for full batch
+    weight_decay: float
+    drift: torch.Tensor  # H' = H + wd·I
 
     @classmethod
     def of(cls, moments: RowMoments, rule: Rule, batch: int | None) -> _Step:
         d, e = rule.matrices(moments.p)
-        return cls(moments, d, e, 0.0 if batch is None else 1.0 / batch)
+        wd = rule.weight_decay
+        drift = moments.hessian + wd * torch.eye(moments.p, dtype=F64)
+        return cls(moments, d, e, 0.0 if batch is None else 1.0 / batch, wd, drift)
 
     def mean(self, mean: torch.Tensor) -> torch.Tensor:
-        """E[u'] = (D + E H J) E[u]."""
+        """E[u'] = (D + E H' J) E[u]."""
         p = self.moments.p
-        return self.d @ mean + self.e @ (self.moments.hessian @ mean[:p])
+        return self.d @ mean + self.e @ (self.drift @ mean[:p])
 
     def second(self, u: torch.Tensor) -> torch.Tensor:
         """The homogeneous part of U ↦ U' for U [..., 2p, 2p] (batched over leading dims)."""
-        p, h = self.moments.p, self.moments.hessian
+        p, h, hp, wd = self.moments.p, self.moments.hessian, self.drift, self.weight_decay
         s = u[..., :p, :p]
         fourth = (self.moments.fourth @ s.reshape(*s.shape[:-2], p * p, 1)).reshape(s.shape)
-        averaged = self.inv_batch * fourth + (1.0 - self.inv_batch) * (h @ s @ h)
+        if wd:
+            fourth = fourth + wd * (h @ s + s @ h) + (wd * wd) * s
+        averaged = self.inv_batch * fourth + (1.0 - self.inv_batch) * (hp @ s @ hp)
         du = self.d @ u
-        # E H J U Dᵀ and D U Jᵀ H Eᵀ: transposes of each other only for a symmetric U, and
+        # E H' J U Dᵀ and D U Jᵀ H' Eᵀ: transposes of each other only for a symmetric U, and
         # the map is also applied to a non-symmetric basis (matrix)
-        left = self.e @ (h @ (u[..., :p, :] @ self.d.T))
-        right = (du[..., :, :p] @ h) @ self.e.T
+        left = self.e @ (hp @ (u[..., :p, :] @ self.d.T))
+        right = (du[..., :, :p] @ hp) @ self.e.T
         out = du @ self.d.T + left + right
         return out + self.e @ averaged @ self.e.T
 
     def forcing(self, mean: torch.Tensor) -> torch.Tensor:
-        """The inhomogeneous part: (1/B) E (2 G m + Q) Eᵀ."""
-        p = self.moments.p
-        g = (self.moments.third @ mean[:p]).reshape(p, p)
+        """The inhomogeneous part: (1/B) E (G' m + (G' m)ᵀ + Q') Eᵀ."""
+        p, wd, ref = self.moments.p, self.weight_decay, self.moments.reference
+        m = mean[:p]
+        g = (self.moments.third @ m).reshape(p, p)
         q = self.moments.noise.reshape(p, p)
-        return self.inv_batch * (self.e @ (2.0 * g + q) @ self.e.T)
+        if wd:
+            g = g + wd * torch.outer(self.moments.hessian @ m, ref)
+            q = q - (wd * wd) * torch.outer(ref, ref)
+        return self.inv_batch * (self.e @ (g + g.T + q) @ self.e.T)
 
     def matrix(self) -> torch.Tensor:
         """The homogeneous map on vec U as a [4p², 4p²] matrix (columns: images of the basis)."""
@@ -168,18 +187,22 @@ class ExpectedRun:
 def expected_losses(
     moments: RowMoments,
     loss_star: float,
-    error0: torch.Tensor,
+    theta_star: torch.Tensor,
+    theta0: torch.Tensor,
     rule: Rule,
     batch: int | None,
     steps: Iterable[int],
 ) -> ExpectedRun:
-    """E[L(θ_t)] = L* + ½ tr(H S_t) from the deterministic θ_0 = θ* + ``error0`` (buffer 0), at
-    each step in ``steps``: the recursion run once up to the last. For full batch (1/B = 0) U
-    stays u uᵀ, so the mean alone is iterated — the same map, at O(p²) a step."""
+    """E[L(θ_t)] from the deterministic θ_0 (buffer 0) at each step in ``steps``: the
+    recursion run once up to the last. With e = θ − θ_ref and δ = θ_ref − θ* (0 without weight
+    decay), E[L] = L* + ½(tr(H S) + 2δᵀH m + δᵀHδ). For full batch (1/B = 0) U stays u uᵀ, so
+    the mean alone is iterated — the same map, at O(p²) a step."""
     asked = sorted(set(steps))
     step = _Step.of(moments, rule, batch)
-    p = moments.p
-    mean = torch.cat([error0.to(F64), torch.zeros(p, dtype=F64)])
+    p, h = moments.p, moments.hessian
+    delta = moments.reference - theta_star.to(F64)
+    bias = float(delta @ h @ delta)
+    mean = torch.cat([theta0.to(F64) - moments.reference, torch.zeros(p, dtype=F64)])
     second = torch.outer(mean, mean) if batch is not None else None
     out, t = [], 0
     for target in asked:
@@ -189,8 +212,10 @@ def expected_losses(
             mean = step.mean(mean)
             t += 1
         s = second[:p, :p] if second is not None else torch.outer(mean[:p], mean[:p])
-        out.append(loss_star + 0.5 * float((moments.hessian * s).sum()))
-    return ExpectedRun(asked, out, mean[:p])
+        m = mean[:p]
+        excess = float((h * s).sum()) + 2.0 * float(delta @ h @ m) + bias
+        out.append(loss_star + 0.5 * excess)
+    return ExpectedRun(asked, out, m + delta)
 
 
 def spectral_radius(moments: RowMoments, rule: Rule, batch: int | None) -> float:
@@ -201,18 +226,18 @@ def spectral_radius(moments: RowMoments, rule: Rule, batch: int | None) -> float
 
 def critical_lr(
     moments: RowMoments, batch: int | None, momentum: float = 0.0, nesterov: bool = False,
-    tol: float = 1e-7,
+    weight_decay: float = 0.0, tol: float = 1e-7,
 ) -> float:  # fmt: skip
     """The mean-square critical learning rate: the smallest η > 0 where the map's spectral
     radius reaches 1 (bisection below the full-batch limit, which it equals for full batch)."""
-    lam_max = float(torch.linalg.eigvalsh(moments.hessian)[-1])
+    lam_max = float(torch.linalg.eigvalsh(moments.hessian)[-1]) + weight_decay
     if not lam_max > 0:
         return math.inf
     # full-batch limits (docs/mathematics.md): mean-square stability needs the mean's
     hi = 2.0 * (1.0 + momentum) / ((1.0 + 2.0 * momentum) if nesterov else 1.0) / lam_max
 
     def stable(lr: float) -> bool:
-        return spectral_radius(moments, Rule(lr, momentum, nesterov), batch) < 1.0
+        return spectral_radius(moments, Rule(lr, momentum, nesterov, weight_decay), batch) < 1.0
 
     if stable(hi * (1 - 1e-12)):
         return hi
@@ -223,17 +248,22 @@ def critical_lr(
     return 0.5 * (lo + hi)
 
 
-def noise_floor(moments: RowMoments, rule: Rule, batch: int | None) -> float:
-    """E[L_∞] − L* at a constant rate below the critical one: ½ tr(H S_∞), U_∞ solving
-    U = K(U) + (1/B) E Q Eᵀ (the mean has vanished). 0 for full batch; inf at or above
-    the critical rate."""
+def noise_floor(
+    moments: RowMoments, rule: Rule, batch: int | None, theta_star: torch.Tensor | None = None
+) -> float:
+    """E[L_∞] − L* at a constant rate below the critical one: ½(tr(H S_∞) + δᵀHδ), U_∞
+    solving U = K(U) + (1/B) E Q' Eᵀ (the mean has vanished). δ = θ_ref − θ* is the ridge bias
+    with weight decay (``theta_star``: the least-squares optimum, when the moments' reference
+    is another point). Full batch: the bias alone; inf at or above the critical rate."""
+    h, p = moments.hessian, moments.p
+    delta = torch.zeros(p, dtype=F64) if theta_star is None else moments.reference - theta_star
+    bias = float(delta @ h @ delta)
     if batch is None:
-        return 0.0
+        return 0.5 * bias
     step = _Step.of(moments, rule, batch)
     k = step.matrix()
     if float(torch.linalg.eigvals(k).abs().max()) >= 1.0:
         return math.inf
-    p = moments.p
     forcing = step.forcing(torch.zeros(2 * p, dtype=F64)).reshape(-1)
     u = torch.linalg.solve(torch.eye(k.shape[0], dtype=F64) - k, forcing).reshape(2 * p, 2 * p)
-    return 0.5 * float((moments.hessian * u[:p, :p]).sum())
+    return 0.5 * (float((h * u[:p, :p]).sum()) + bias)

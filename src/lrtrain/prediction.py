@@ -90,12 +90,13 @@ def _minibatch(
     moments, theory["why"] = minibatch_moments(config, dataset, analysis, distributed)
     if moments is None:
         return theory, None
-    rule = mb.Rule(lr, opt.momentum_value, opt.nesterov)
-    critical = mb.critical_lr(moments, batch, opt.momentum_value, opt.nesterov)
-    floor = mb.noise_floor(moments, rule, batch)
+    wd = opt.weight_decay
+    rule = mb.Rule(lr, opt.momentum_value, opt.nesterov, wd)
+    critical = mb.critical_lr(moments, batch, opt.momentum_value, opt.nesterov, wd)
     theta_star = torch.tensor(analysis.theta_star, dtype=torch.float64)
-    error0 = torch.tensor(theta0, dtype=torch.float64) - theta_star
-    run = mb.expected_losses(moments, analysis.loss_star, error0, rule, batch, steps)
+    floor = mb.noise_floor(moments, rule, batch, theta_star)
+    start = torch.tensor(theta0, dtype=torch.float64)
+    run = mb.expected_losses(moments, analysis.loss_star, theta_star, start, rule, batch, steps)
     theory["available"], theory["critical_lr"] = True, critical
     theory["noise_floor"] = _finite(floor)
     theory["verdict"] = "converges" if lr < critical else "diverges"
@@ -118,12 +119,11 @@ def minibatch_moments(
             f"{p} parameters: the theory is computed up to {mb.MAX_PARAMETERS} (its map on the "
             f"second moments would have (2p)⁴ = {(2 * p) ** 4:,} entries)"
         )
-    if config.optimizer.weight_decay:
-        return None, "weight decay is not modelled by the mini-batch theory yet"
     if distributed:
         return None, "the rows' fourth moments are not combined across processes yet"
-    theta_star = torch.tensor(analysis.theta_star, dtype=torch.float64)
-    return mb.row_moments(dataset.chunks(st.CHUNK_ROWS), theta_star), None
+    # about where the optimizer converges: θ*, or with weight decay the ridge solution
+    reference = torch.tensor(analysis.target_theta, dtype=torch.float64)
+    return mb.row_moments(dataset.chunks(st.CHUNK_ROWS), reference), None
 
 
 def minibatch_critical_lr(
@@ -139,7 +139,7 @@ def minibatch_critical_lr(
     moments, _ = minibatch_moments(config, dataset, analysis, distributed)
     if moments is None:
         return None
-    return mb.critical_lr(moments, batch, opt.momentum_value, opt.nesterov)
+    return mb.critical_lr(moments, batch, opt.momentum_value, opt.nesterov, opt.weight_decay)
 
 
 def _finite(value: float) -> float | None:
