@@ -215,6 +215,33 @@ def test_minibatch_sweep_predicts_from_the_mean_square_critical_lr(tmp_path: Pat
     rows = summary["results"]
     assert [r["predicted_verdict"] for r in rows] == ["converges", "diverged"]
     assert rows[0]["verdict"] != "diverged" and rows[1]["verdict"] == "diverged"
+    # a batch's loss cannot say when a gap is reached: the steps are the expected loss's, and
+    # at B = 1 its noise floor lies above the default 1e-3 gap
+    assert [r["steps_to_target"] for r in rows] == [None, None]
+    assert "noise floor" in summary["recommendation"]
+
+
+def test_minibatch_sweep_counts_steps_on_the_expected_loss(tmp_path: Path) -> None:
+    from lrtrain import minibatch as mb
+    from lrtrain import stats as st
+    from lrtrain.data import load_dataset
+
+    over = ["device=cpu", "train.batch_size=16", "train.sampling=replacement",
+            "train.max_iter=300", "train.target_gap=0.05", "output.plots=[]"]  # fmt: skip
+    run = sweep_lr(load_config(None, over), [0.005, 0.015], out=tmp_path / "b16")
+    ds = load_dataset(load_config(None, over))
+    exact = ds.answer()
+    moments = mb.row_moments(ds.chunks(st.CHUNK_ROWS), exact.theta_star)
+    for row in run.summary["results"]:
+        curve = mb.expected_losses(moments, exact.loss_star, exact.theta_star,
+                                   torch.zeros(2, dtype=torch.float64), mb.Rule(row["lr"]), 16,
+                                   range(301)).expected_loss  # fmt: skip
+        gaps = [(v - exact.loss_star) / exact.loss_star for v in curve]  # relative to loss*
+        first = next((t for t, g in enumerate(gaps) if g <= 0.05), None)
+        assert row["steps_to_target"] == first
+    # the larger rate's noise floor lies above the 5% gap: its expected loss never gets there
+    assert mb.noise_floor(moments, mb.Rule(0.015), 16) / exact.loss_star > 0.05
+    assert run.summary["recommended_lr"] == 0.005
 
 
 def test_parse_lrs_and_range() -> None:

@@ -265,7 +265,7 @@ def sweep_lr(
     rows, and rank 0 gathers the groups and writes the same directory a single process would.
     """
     from lrtrain.distributed import check_sweep_size, deal
-    from lrtrain.prediction import minibatch_critical_lr
+    from lrtrain.prediction import minibatch_sweep
     from lrtrain.summary import sweep_summary
     from lrtrain.sweep import assess, auto_lrs, check_sweep_config, sweep_config
     from lrtrain.train import concat_results, train
@@ -296,8 +296,9 @@ def sweep_lr(
     if parts is None:  # not rank 0: its results are in rank 0's directory
         return SweepRun(run_dir, None, config, analysis, part, [])
     result = concat_results(parts, world.describe())
-    critical = minibatch_critical_lr(config, dataset, analysis, world.distributed)
-    outcome = assess(config, analysis, result, critical)
+    minibatch = minibatch_sweep(config, dataset, analysis, result, world.distributed)
+    outcome = assess(config, analysis, result, minibatch)
+    critical = minibatch.critical_lr if minibatch is not None else None
     summary = sweep_summary(config, dataset, analysis, result, outcome, critical)
     runs.save_sweep(run_dir, config, result, summary, analysis.arrays)
     figures = redraw(run_dir, config.output.format) if draw else []

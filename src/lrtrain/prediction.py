@@ -126,11 +126,26 @@ def minibatch_moments(
     return mb.row_moments(dataset.chunks(st.CHUNK_ROWS), reference), None
 
 
-def minibatch_critical_lr(
-    config: Config, dataset: Dataset, analysis: Analysis, distributed: bool
-) -> float | None:
-    """The mean-square critical lr of a mini-batch config (None: full batch, or not
-    computed — see :func:`minibatch_moments`): what a mini-batch sweep predicts with."""
+@dataclass
+class MinibatchSweep:
+    """What a mini-batch sweep predicts from: the mean-square critical lr and, per learning
+    rate, the expected loss at ``steps`` (None beyond the budget of recursion steps)."""
+
+    critical_lr: float
+    steps: list[int]
+    expected: list[list[float]] | None
+
+
+# A sweep's expected curves cost one recursion step per rate and step (~50 µs at p = 2)
+SWEEP_RECURSION_BUDGET = 200_000
+
+
+def minibatch_sweep(
+    config: Config, dataset: Dataset, analysis: Analysis, result: TrainResult, distributed: bool
+) -> MinibatchSweep | None:
+    """The mini-batch theory of a sweep (None: full batch, or not computed)."""
+    import torch
+
     from lrtrain import minibatch as mb
 
     batch, opt = config.train.batch_size, config.optimizer
@@ -139,7 +154,19 @@ def minibatch_critical_lr(
     moments, _ = minibatch_moments(config, dataset, analysis, distributed)
     if moments is None:
         return None
-    return mb.critical_lr(moments, batch, opt.momentum_value, opt.nesterov, opt.weight_decay)
+    mu, nesterov, wd = opt.momentum_value, opt.nesterov, opt.weight_decay
+    critical = mb.critical_lr(moments, batch, mu, nesterov, wd)
+    steps = [*result.steps.tolist(), config.train.max_iter]
+    if len(result.lrs) * config.train.max_iter > SWEEP_RECURSION_BUDGET:
+        return MinibatchSweep(critical, steps, None)
+    theta_star = torch.tensor(analysis.theta_star, dtype=torch.float64)
+    start = result.theta[0, 0].to(torch.float64)
+    curves = [
+        mb.expected_losses(moments, analysis.loss_star, theta_star, start,
+                           mb.Rule(lr, mu, nesterov, wd), batch, steps).expected_loss
+        for lr in result.lrs
+    ]  # fmt: skip
+    return MinibatchSweep(critical, steps, curves)
 
 
 def _finite(value: float) -> float | None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TypedDict
+from typing import TYPE_CHECKING, TypedDict
 
 import torch
 
@@ -23,6 +23,9 @@ from lrtrain.analysis import (
 from lrtrain.config import Config
 from lrtrain.errors import ConfigError
 from lrtrain.train import TrainResult
+
+if TYPE_CHECKING:
+    from lrtrain.prediction import MinibatchSweep
 
 DEFAULT_GAP = 1e-3  # relative optimality gap for "steps to target" when train.target_gap is unset
 AUTO_POINTS = 12
@@ -113,15 +116,19 @@ def assess(
     config: Config,
     analysis: Analysis,
     result: TrainResult,
-    minibatch_critical_lr: float | None = None,
+    minibatch: MinibatchSweep | None = None,
 ) -> SweepOutcome:
     """Verdicts per learning rate, and the recommended one with its reason. A mini-batch
-    sweep with its mean-square critical lr predicts from it: below, "converges" (to the noise
-    floor, however the path wanders), at or above, "diverged" (in mean square)."""
+    sweep with the mini-batch theory predicts from its mean-square critical lr — below,
+    "converges" (to the noise floor, however the path wanders), at or above, "diverged" (in
+    mean square) — and counts the steps to the target on the expected loss: a batch's loss is
+    too noisy to say when the gap is reached."""
     target = gap_target(config)
     loss_star = analysis.target_loss
-    loss0 = float(result.loss[0, 0])
+    curves = minibatch.expected if minibatch is not None else None
+    loss0 = curves[0][0] if curves else float(result.loss[0, 0])
     scale = gap_scale(loss_star, loss0)
+    critical = minibatch.critical_lr if minibatch is not None else None
     rows = []
     for k, lr in enumerate(result.lrs):
         history = result.replica_history(k)
@@ -135,17 +142,31 @@ def assess(
             SweepRow(
                 lr=lr,
                 verdict=verdict,
-                predicted_verdict=_predicted(analysis, lr, minibatch_critical_lr),
+                predicted_verdict=_predicted(analysis, lr, critical),
                 final_loss=final if math.isfinite(final) else None,
                 gap=gap if gap is not None and math.isfinite(gap) else None,
                 diverged_at=divergence_step(history) if verdict == "diverged" else None,
                 stopped_at=result.stop_steps[k] if status == "diverged" else None,
-                steps_to_target=_steps_to_gap(history, loss_star, scale, target),
+                steps_to_target=(
+                    _steps_to_gap(history, loss_star, scale, target)
+                    if curves is None or minibatch is None
+                    else _expected_steps(minibatch.steps, curves[k], loss_star, scale, target)
+                ),
             )
         )
     theory = _theory(analysis, result.theta[0, 0].tolist(), target)
-    recommended, reason = _recommend(rows, analysis, target, theory)
+    recommended, reason = _recommend(rows, analysis, target, theory, curves is not None)
     return SweepOutcome(rows, recommended, reason)
+
+
+def _expected_steps(
+    steps: list[int], expected: list[float], loss_star: float, scale: float, target: float
+) -> int | None:
+    """The first logged step whose expected loss is within the target gap."""
+    for step, value in zip(steps, expected, strict=True):
+        if (value - loss_star) / scale <= target:
+            return step
+    return None
 
 
 def _predicted(analysis: Analysis, lr: float, minibatch_critical_lr: float | None) -> str:
@@ -186,20 +207,30 @@ def fmt_loss(loss: float | None) -> str:
 
 
 def _recommend(
-    rows: list[SweepRow], analysis: Analysis, target: float, theory: str
+    rows: list[SweepRow], analysis: Analysis, target: float, theory: str, expected: bool = False
 ) -> tuple[float | None, str]:
     stable = [r for r in rows if r["verdict"] != "diverged"]
+    if expected:  # mini-batches: what the theory expects, of the rates it expects to converge
+        stable = [r for r in stable if r["predicted_verdict"] != "diverged"]
     if not stable:
         return None, f"every learning rate diverged; {theory}: try lr < {analysis.critical_lr:.4g}"
     reached = [r for r in stable if r["steps_to_target"] is not None]
     if reached:
         best = min(reached, key=lambda r: (r["steps_to_target"], -r["lr"]))
+        how = "its expected loss (mini-batch theory) reaches" if expected else "reached"
         return best["lr"], (
-            f"lr {best['lr']:.4g} reached a relative optimality gap of {target:g} in "
+            f"lr {best['lr']:.4g}: {how} a relative optimality gap of {target:g} in "
             f"{best['steps_to_target']} steps, the fastest of the {len(stable)} that did not "
             f"diverge ({best['verdict']}); {theory}"
         )
     best = min(stable, key=lambda r: math.inf if r["final_loss"] is None else r["final_loss"])
+    if expected:
+        return best["lr"], (
+            f"no rate's expected loss (mini-batch theory) reaches a relative gap of {target:g}: "
+            "at these rates the batches' gradient noise keeps it above (its noise floor) — a "
+            f"smaller lr or bigger batches go lower; lr {best['lr']:.4g} got the lowest final "
+            f"loss ({fmt_loss(best['final_loss'])}); {theory}"
+        )
     return best["lr"], (
         f"no learning rate reached a relative gap of {target:g} within train.max_iter; "
         f"lr {best['lr']:.4g} got the lowest final loss ({fmt_loss(best['final_loss'])}); "
