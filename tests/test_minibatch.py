@@ -50,6 +50,16 @@ def _monte_carlo(
     return torch.stack(out)
 
 
+def _assert_in_band(
+    steps: list[int], predicted: list[float], observed: torch.Tensor, *context: object
+) -> None:
+    """Each predicted E[L_t] lies within the 99% confidence band of the replicas' mean."""
+    for t, want, losses in zip(steps, predicted, observed, strict=True):
+        mean, sd = float(losses.mean()), float(losses.std())
+        half = 2.576 * sd / math.sqrt(len(losses))
+        assert abs(mean - want) <= half + 1e-9 * want, (*context, t, mean, want, half)
+
+
 def test_the_lesson_numbers() -> None:
     """B = 1 on the lesson: mean-square critical lr ≈ 0.0167 against 2/λ_max ≈ 0.0298; the
     full batch is 2/λ_max, and its expected loss is the lesson's loss (301.111 → 1.23712)."""
@@ -99,10 +109,7 @@ def test_expected_loss_lies_in_the_monte_carlo_band(batch: int, factor: float) -
         moments, exact.loss_star, exact.theta_star, ZERO, mb.Rule(lr), batch, steps
     )
     observed = _monte_carlo(ds, lr, batch, steps, seed=batch)
-    for t, want, losses in zip(steps, predicted.expected_loss, observed, strict=True):
-        mean, sd = float(losses.mean()), float(losses.std())
-        half = 2.576 * sd / math.sqrt(REPLICAS)
-        assert abs(mean - want) <= half + 1e-9 * want, (t, mean, want, half)
+    _assert_in_band(steps, predicted.expected_loss, observed)
 
 
 @pytest.mark.parametrize("batch", [1, 4])
@@ -156,10 +163,7 @@ def test_momentum_is_the_same_recursion_on_the_stacked_state(batch: int, nestero
         predicted = mb.expected_losses(moments, exact.loss_star, exact.theta_star, ZERO, rule,
                                        batch, steps)  # fmt: skip
         observed = _monte_carlo(ds, lr, batch, steps, 3, REPLICAS, mu, nesterov)
-        for t, want, losses in zip(steps, predicted.expected_loss, observed, strict=True):
-            mean, sd = float(losses.mean()), float(losses.std())
-            half = 2.576 * sd / math.sqrt(REPLICAS)
-            assert abs(mean - want) <= half + 1e-9 * want, (factor, t, mean, want, half)
+        _assert_in_band(steps, predicted.expected_loss, observed, factor)
 
 
 def test_full_batch_momentum_is_the_exact_iteration() -> None:
@@ -237,10 +241,7 @@ def test_weight_decay_about_the_ridge_solution(momentum: float) -> None:
         predicted = mb.expected_losses(moments, exact.loss_star, exact.theta_star, ZERO, rule,
                                        4, steps)  # fmt: skip
         observed = _monte_carlo(ds, rule.lr, 4, steps, 4, REPLICAS, momentum, False, wd)
-        for t, want, losses in zip(steps, predicted.expected_loss, observed, strict=True):
-            mean, sd = float(losses.mean()), float(losses.std())
-            half = 2.576 * sd / math.sqrt(REPLICAS)
-            assert abs(mean - want) <= half + 1e-9 * want, (factor, t, mean, want, half)
+        _assert_in_band(steps, predicted.expected_loss, observed, factor)
     # full batch: the deterministic iteration with PyTorch's weight decay
     x = torch.cat([ds.x.double(), torch.ones(ds.n, 1, dtype=torch.float64)], 1)
     y = ds.y.double().reshape(-1)
