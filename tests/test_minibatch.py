@@ -127,14 +127,14 @@ def test_the_noise_floor_is_where_the_recursion_settles() -> None:
     """E[L_∞] − L* from the stationary equation equals the recursion run to its end; it grows
     with the lr and shrinks as 1/B."""
     _, exact, moments = _lesson()
-    floor = mb.noise_floor(moments, mb.Rule(0.005), 4)
+    floor = mb.noise_floor(moments, mb.Rule(0.012), 4)
     run = mb.expected_losses(
-        moments, exact.loss_star, exact.theta_star, ZERO, mb.Rule(0.005), 4, [30000]
+        moments, exact.loss_star, exact.theta_star, ZERO, mb.Rule(0.012), 4, [6000]
     )
     assert run.expected_loss[0] - exact.loss_star == pytest.approx(floor, rel=1e-6)
-    assert mb.noise_floor(moments, mb.Rule(0.002), 4) < floor
-    assert mb.noise_floor(moments, mb.Rule(0.005), 16) < floor / 3
-    assert mb.noise_floor(moments, mb.Rule(0.005), None) == 0.0
+    assert mb.noise_floor(moments, mb.Rule(0.005), 4) < floor
+    assert mb.noise_floor(moments, mb.Rule(0.012), 16) < floor / 3
+    assert mb.noise_floor(moments, mb.Rule(0.012), None) == 0.0
     assert mb.noise_floor(moments, mb.Rule(1.01 * mb.critical_lr(moments, 4)), 4) == math.inf
 
 
@@ -255,10 +255,10 @@ def test_weight_decay_about_the_ridge_solution(momentum: float) -> None:
     run = mb.expected_losses(moments, exact.loss_star, exact.theta_star, ZERO, rule, None,
                              range(50))  # fmt: skip
     assert run.expected_loss == pytest.approx(want, rel=1e-10)
-    rule = mb.Rule(0.3 * critical, momentum, False, wd)
+    rule = mb.Rule(0.6 * critical, momentum, False, wd)
     floor = mb.noise_floor(moments, rule, 4, exact.theta_star)
     settled = mb.expected_losses(moments, exact.loss_star, exact.theta_star, ZERO, rule, 4,
-                                 [20000]).expected_loss[0]  # fmt: skip
+                                 [5000]).expected_loss[0]  # fmt: skip
     assert settled - exact.loss_star == pytest.approx(floor, rel=1e-6)
     bias = mb.noise_floor(moments, rule, None, exact.theta_star)
     assert 0 < bias < floor  # the ridge bias alone, and the batches' noise above it
