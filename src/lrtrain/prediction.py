@@ -136,8 +136,9 @@ class MinibatchSweep:
     expected: list[list[float]] | None
 
 
-# A sweep's expected curves cost one recursion step per rate and step (~50 µs at p = 2)
-SWEEP_RECURSION_BUDGET = 200_000
+# A sweep's expected curves cost, per rate, the lifted step's matrix and its powers (~3 ms at
+# p = 2, more with p) and a product per logged step: computed for up to this many rates
+SWEEP_CURVES_MAX_RATES = 256
 
 
 def minibatch_sweep(
@@ -157,7 +158,7 @@ def minibatch_sweep(
     mu, nesterov, wd = opt.momentum_value, opt.nesterov, opt.weight_decay
     critical = mb.critical_lr(moments, batch, mu, nesterov, wd)
     steps = [*result.steps.tolist(), config.train.max_iter]
-    if len(result.lrs) * config.train.max_iter > SWEEP_RECURSION_BUDGET:
+    if len(result.lrs) > SWEEP_CURVES_MAX_RATES:
         return MinibatchSweep(critical, steps, None)
     theta_star = torch.tensor(analysis.theta_star, dtype=torch.float64)
     start = result.theta[0, 0].to(torch.float64)
