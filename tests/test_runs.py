@@ -231,7 +231,7 @@ def test_a_wide_sweep_keeps_its_parameters_in_trajectories_npy(tmp_path: Path) -
             f"data.true_w={[1.0] * d}", "train.max_iter=6"]  # fmt: skip
     run = sweep_lr(load_config(None, over), [0.01, 0.1, 0.5], out=tmp_path / "s")
     header = (run.run_dir / "trajectories.csv").read_text().splitlines()[0]
-    assert header == "lr,step,loss,grad_norm"
+    assert header == "lr,step,loss,grad_norm,expected_loss"
     loaded = load_run(run.run_dir)
     assert loaded.theta.shape == (len(loaded.metrics["step"]), d + 1)
     first_rate = loaded.metrics["lr"] == 0.01

@@ -143,6 +143,16 @@ def test_sweep_directory_files(tmp_path: Path) -> None:
         "steps_to_target",
     ]
     assert [float(r["lr"]) for r in rows] == LESSON_LRS
+    # every rate's rows carry the theory's expected loss: full batch, the loss itself (float32;
+    # a diverging rate amplifies float32 rounding, so it is checked to 1e-3)
+    with (d / "trajectories.csv").open() as fh:
+        steps = list(csv.DictReader(fh))
+    assert len(steps) > 100 and all("expected_loss" in r for r in steps)
+    diverging = {float(r["lr"]) for r in rows if r["verdict"] == "diverged"}
+    for r in steps:
+        loss, expected = float(r["loss"]), float(r["expected_loss"])
+        rel = 1e-3 if float(r["lr"]) in diverging else 1e-5
+        assert expected == pytest.approx(loss, rel=rel), r
     summary = json.loads((d / "summary.json").read_text())
     for key in (
         "critical_lr",

@@ -436,10 +436,14 @@ def exact_losses(
     maps[:, 1, 0] = lam_eff
     maps[:, 1, 1] = mu
     state = torch.stack([error, torch.zeros_like(error)], dim=1).unsqueeze(2)  # [p, 2, 1]
+    powers: dict[int, torch.Tensor] = {}  # logged steps are mostly log_every apart
     out, at = [], 0
     for step in steps:
         if step > at:
-            state = torch.linalg.matrix_power(maps, step - at) @ state
+            gap = step - at
+            if gap not in powers:
+                powers[gap] = torch.linalg.matrix_power(maps, gap)
+            state = powers[gap] @ state
             at = step
         e = state[:, 0, 0] + offset
         out.append(analysis.loss_star + 0.5 * float((lams * e * e).sum()))

@@ -265,7 +265,7 @@ def sweep_lr(
     rows, and rank 0 gathers the groups and writes the same directory a single process would.
     """
     from lrtrain.distributed import check_sweep_size, deal
-    from lrtrain.prediction import minibatch_sweep
+    from lrtrain.prediction import minibatch_sweep, sweep_expected
     from lrtrain.summary import sweep_summary
     from lrtrain.sweep import assess, auto_lrs, check_sweep_config, sweep_config
     from lrtrain.train import concat_results, train
@@ -300,7 +300,8 @@ def sweep_lr(
     outcome = assess(config, analysis, result, minibatch)
     critical = minibatch.critical_lr if minibatch is not None else None
     summary = sweep_summary(config, dataset, analysis, result, outcome, critical)
-    runs.save_sweep(run_dir, config, result, summary, analysis.arrays)
+    expected = sweep_expected(config, dataset, analysis, result, minibatch)
+    runs.save_sweep(run_dir, config, result, summary, analysis.arrays, expected)
     figures = redraw(run_dir, config.output.format) if draw else []
     return SweepRun(run_dir, summary, config, analysis, result, figures)
 

@@ -134,6 +134,7 @@ class MinibatchSweep:
     critical_lr: float
     steps: list[int]
     expected: list[list[float]] | None
+    moments: RowMoments
 
 
 # A sweep's expected curves cost, per rate, the lifted step's matrix and its powers (~3 ms at
@@ -159,7 +160,7 @@ def minibatch_sweep(
     critical = mb.critical_lr(moments, batch, mu, nesterov, wd)
     steps = [*result.steps.tolist(), config.train.max_iter]
     if len(result.lrs) > SWEEP_CURVES_MAX_RATES:
-        return MinibatchSweep(critical, steps, None)
+        return MinibatchSweep(critical, steps, None, moments)
     theta_star = torch.tensor(analysis.theta_star, dtype=torch.float64)
     start = result.theta[0, 0].to(torch.float64)
     curves = [
@@ -167,7 +168,45 @@ def minibatch_sweep(
                            mb.Rule(lr, mu, nesterov, wd), batch, steps).expected_loss
         for lr in result.lrs
     ]  # fmt: skip
-    return MinibatchSweep(critical, steps, curves)
+    return MinibatchSweep(critical, steps, curves, moments)
+
+
+def sweep_expected(
+    config: Config,
+    dataset: Dataset,
+    analysis: Analysis,
+    result: TrainResult,
+    minibatch: MinibatchSweep | None,
+) -> list[list[float]] | None:
+    """Each rate's expected loss at the steps its history logged (the ``expected_loss`` column
+    of trajectories.csv): exact for full batch, the mini-batch theory's expectation for
+    mini-batches (None where it is not computed)."""
+    import torch
+
+    from lrtrain import minibatch as mb
+    from lrtrain.analysis import exact_losses
+
+    opt = config.optimizer
+    mu, nesterov, wd = opt.momentum_value, opt.nesterov, opt.weight_decay
+    theta0 = result.theta[0, 0].to(torch.float64)
+    batch = config.train.batch_size
+    histories = [result.replica_history(k)["step"].tolist() for k in range(len(result.lrs))]
+    if minibatch is not None:
+        if len(result.lrs) > SWEEP_CURVES_MAX_RATES:
+            return None
+        theta_star = torch.tensor(analysis.theta_star, dtype=torch.float64)
+        return [
+            mb.expected_losses(minibatch.moments, analysis.loss_star, theta_star, theta0,
+                               mb.Rule(lr, mu, nesterov, wd), batch, steps).expected_loss
+            for lr, steps in zip(result.lrs, histories, strict=True)
+        ]  # fmt: skip
+    if batch is not None and (batch < dataset.n or config.train.sampling != "epoch"):
+        return None  # mini-batches without the theory
+    start = theta0.tolist()
+    return [
+        exact_losses(analysis, start, lr, mu, nesterov, steps)
+        for lr, steps in zip(result.lrs, histories, strict=True)
+    ]
 
 
 def _finite(value: float) -> float | None:

@@ -125,13 +125,16 @@ def save_sweep(
     result: TrainResult,
     summary: SweepSummary,
     arrays: dict[str, np.ndarray],
+    expected_loss: list[list[float]] | None = None,
 ) -> None:
-    """Write a sweep directory: config, sweep.csv, trajectories.csv, arrays, summary.json."""
+    """Write a sweep directory: config, sweep.csv, trajectories.csv (with each rate's expected
+    loss, ``prediction.sweep_expected``), arrays, summary.json."""
     header = _config_header(config).replace("lrtrain fit", "lrtrain sweep-lr")
     write_text(run_dir / "config.yaml", header + config.to_yaml())
     write_text(run_dir / "sweep.csv", _sweep_csv(summary["results"]))
     trajectory = summary["trajectory"]  # the parameters' file when too many for the CSV
-    write_text(run_dir / "trajectories.csv", _trajectories_csv(result, not trajectory))
+    table = _trajectories_csv(result, expected_loss, not trajectory)
+    write_text(run_dir / "trajectories.csv", table)
     if trajectory:
         rows = [result.replica_history(k)["theta"].numpy() for k in range(len(result.lrs))]
         _write_npy(run_dir / trajectory, np.concatenate(rows))
@@ -166,14 +169,16 @@ def _sweep_csv(rows: list[SweepRow]) -> str:
     return out.getvalue()
 
 
-def _trajectories_csv(result: TrainResult, parameters: bool = True) -> str:
-    """Every rate's rows; the parameter columns only when ``parameters`` (else they are in
-    trajectories.npy, row for row)."""
+def _trajectories_csv(
+    result: TrainResult, expected: list[list[float]] | None, parameters: bool = True
+) -> str:
+    """Every rate's rows with the theory's expected loss (nan where not modelled); the
+    parameter columns only when ``parameters`` (else in trajectories.npy, row for row)."""
     d = result.final_theta.shape[1] - 1
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     names = [*[f"w_{i}" for i in range(d)], "b"] if parameters else []
-    writer.writerow(["lr", "step", "loss", "grad_norm", *names])
+    writer.writerow(["lr", "step", "loss", "grad_norm", "expected_loss", *names])
     for k, lr in enumerate(result.lrs):
         h = result.replica_history(k)
         for i in range(len(h["step"])):
@@ -183,6 +188,7 @@ def _trajectories_csv(result: TrainResult, parameters: bool = True) -> str:
                     int(h["step"][i]),
                     _fmt(float(h["loss"][i])),
                     _fmt(float(h["grad_norm"][i])),
+                    _fmt(math.nan if expected is None else expected[k][i]),
                     *(_fmt(v) for v in (h["theta"][i].tolist() if parameters else [])),
                 ]
             )
