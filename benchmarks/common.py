@@ -93,11 +93,11 @@ def quick_baseline(workdir: Path) -> list[str]:
 
 
 def quick_big(workdir: Path) -> list[str]:
-    """The smoke run's one full-batch fit on 200 000 rows, shared by the memory and process
-    cases."""
+    """The smoke run's one full-batch fit on 200 000 (streamed) rows, shared by the memory,
+    streaming and process cases."""
     return [*lrtrain_command(), "fit", "--quiet", "--overwrite", "--out", str(workdir / "one"),
-            *WIDE, "data.n_samples=200000", "train.max_iter=20", "optimizer.lr=0.05",
-            "output.plots=[]"]  # fmt: skip
+            *WIDE, "data.n_samples=200000", "data.stream=true", "train.max_iter=20",
+            "optimizer.lr=0.05", "output.plots=[]"]  # fmt: skip
 
 
 Measured = tuple[float, int, subprocess.CompletedProcess[str]]
