@@ -155,6 +155,8 @@ def assess(
             )
         )
     theory = _theory(analysis, result.theta[0, 0].tolist(), target)
+    if critical is not None:  # the steps it quotes are full-batch ones
+        theory = theory.replace("theory:", "full-batch theory:", 1)
     recommended, reason = _recommend(rows, analysis, target, theory, curves is not None)
     return SweepOutcome(rows, recommended, reason)
 
