@@ -83,7 +83,7 @@ def test_step_hooks_are_honoured(monkeypatch) -> None:
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
     optimizer.register_step_post_hook(lambda *args: called.append(True))
     model(torch.ones(1, 1)).sum().backward()
-    startup.step(optimizer)
+    startup.stepper(optimizer)()
     assert called == [True]  # with a hook, the wrapped step runs (and runs the hook)
 
 

@@ -263,6 +263,11 @@ class TrainConfig(_Section):
     processes, else autograd (mini-batches always read their rows)
     """
 
+    def full_batch(self, rows: int) -> bool:
+        """Whether every step reads all ``rows``: no batch size, or batches as large as the
+        data in shuffled epochs (drawn with replacement, N rows are still a random batch)."""
+        return self.batch_size is None or (self.batch_size >= rows and self.sampling == "epoch")
+
 
 class SweepConfig(_Section):
     lrs: (

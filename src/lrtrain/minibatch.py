@@ -245,7 +245,10 @@ def expected_losses(
 
 def spectral_radius(moments: RowMoments, rule: Rule, batch: int | None) -> float:
     """ρ of the homogeneous map on U: E[L_t] converges (to the noise floor) iff it is < 1."""
-    matrix = _Step.of(moments, rule, batch).matrix()
+    return _radius(_Step.of(moments, rule, batch).matrix())
+
+
+def _radius(matrix: torch.Tensor) -> float:
     return float(torch.linalg.eigvals(matrix).abs().max())
 
 
@@ -287,7 +290,7 @@ def noise_floor(
         return 0.5 * bias
     step = _Step.of(moments, rule, batch)
     k = step.matrix()
-    if float(torch.linalg.eigvals(k).abs().max()) >= 1.0:
+    if _radius(k) >= 1.0:
         return math.inf
     forcing = step.forcing(torch.zeros(2 * p, dtype=F64)).reshape(-1)
     u = torch.linalg.solve(torch.eye(k.shape[0], dtype=F64) - k, forcing).reshape(2 * p, 2 * p)

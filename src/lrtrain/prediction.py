@@ -55,8 +55,7 @@ def predict(
     steps = [int(s) for s in history["step"].tolist()]
     theta0 = result.theta[0, 0].tolist()
     opt, lr = config.optimizer, result.lrs[0]
-    batch, sampling = config.train.batch_size, config.train.sampling
-    if batch is None or (batch >= dataset.n and sampling == "epoch"):
+    if config.train.full_batch(dataset.n):
         losses = exact_losses(analysis, theta0, lr, opt.momentum_value, opt.nesterov, steps)
         return Prediction(losses, None)
     theory, expected = _minibatch(config, dataset, analysis, theta0, lr, steps, distributed)
@@ -151,7 +150,7 @@ def minibatch_sweep(
     from lrtrain import minibatch as mb
 
     batch, opt = config.train.batch_size, config.optimizer
-    if batch is None or (batch >= dataset.n and config.train.sampling == "epoch"):
+    if batch is None or config.train.full_batch(dataset.n):
         return None
     moments, _ = minibatch_moments(config, dataset, analysis, distributed)
     if moments is None:
@@ -200,7 +199,7 @@ def sweep_expected(
                                mb.Rule(lr, mu, nesterov, wd), batch, steps).expected_loss
             for lr, steps in zip(result.lrs, histories, strict=True)
         ]  # fmt: skip
-    if batch is not None and (batch < dataset.n or config.train.sampling != "epoch"):
+    if not config.train.full_batch(dataset.n):
         return None  # mini-batches without the theory
     start = theta0.tolist()
     return [

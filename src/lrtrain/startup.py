@@ -100,11 +100,6 @@ def _probe() -> None:
     """A function to wrap, to find the wrapper's code."""
 
 
-def step(optimizer: Any) -> None:
-    """``optimizer.step()``, without importing ``torch._dynamo`` where that is safe."""
-    stepper(optimizer)()
-
-
 def stepper(optimizer: Any) -> Callable[[], None]:
     """A function taking ``optimizer.step()`` without importing ``torch._dynamo``, decided
     once: a training loop calls it every step, and the step hooks the optimizer has when the

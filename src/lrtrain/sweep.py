@@ -149,8 +149,10 @@ def assess(
                 stopped_at=result.stop_steps[k] if status == "diverged" else None,
                 steps_to_target=(
                     _steps_to_gap(history, loss_star, scale, target)
-                    if curves is None or minibatch is None
-                    else _expected_steps(minibatch.steps, curves[k], loss_star, scale, target)
+                    if minibatch is None or minibatch.expected is None
+                    else _expected_steps(
+                        minibatch.steps, minibatch.expected[k], loss_star, scale, target
+                    )
                 ),
             )
         )

@@ -220,8 +220,8 @@ def _rows_logged(config: Config) -> int:
 
 def _batches(dataset: Dataset, config: Config, device: torch.device) -> Batches | None:
     size = config.train.batch_size
-    if size is None or (size >= dataset.n and config.train.sampling == "epoch"):
-        return None  # full batch (drawn with replacement, N rows are still a random batch)
+    if size is None or config.train.full_batch(dataset.n):
+        return None
     return Batches(dataset.n, size, config.seed, device, dataset.offset, dataset.local_rows,
                    config.train.sampling)  # fmt: skip
 
