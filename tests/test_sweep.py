@@ -229,6 +229,12 @@ def test_minibatch_sweep_predicts_from_the_mean_square_critical_lr(tmp_path: Pat
     # at B = 1 its noise floor lies above the default 1e-3 gap
     assert [r["steps_to_target"] for r in rows] == [None, None]
     assert "noise floor" in summary["recommendation"]
+    from lrtrain.runs import load_run
+    from lrtrain.sweep_plots import sweep_figures
+
+    ax = sweep_figures(load_run(run.run_dir))["sweep_summary"].axes[0]
+    marked = [line.get_xdata()[0] for line in ax.lines if "mean-square" in line.get_label()]
+    assert marked == [pytest.approx(summary["minibatch_critical_lr"])]
 
 
 def test_minibatch_sweep_counts_steps_on_the_expected_loss(tmp_path: Path) -> None:

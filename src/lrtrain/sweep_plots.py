@@ -59,9 +59,11 @@ def sweep_summary_figure(
     optimal_lr: float,
     critical_lr: float,
     ax: Axes | None = None,
+    minibatch_critical_lr: float | None = None,
 ) -> Figure:
     """Final loss against lr on log axes, coloured by verdict, with the monotone limit, η* and
-    the critical lr marked: the learning-rate finder picture, done exactly."""
+    the critical lr marked (and for mini-batches the mean-square critical lr): the
+    learning-rate finder picture, done exactly."""
     fig, ax = axes(ax, (7.5, 4.8))
     for verdict, color in VERDICT_COLORS.items():
         pts = [
@@ -86,6 +88,9 @@ def sweep_summary_figure(
     ):
         if np.isfinite(x):
             ax.axvline(x, color="k", ls=style, lw=1, label=f"{label} = {x:.4g}")
+    if minibatch_critical_lr is not None:
+        label = f"mean-square critical (mini-batches) = {minibatch_critical_lr:.4g}"
+        ax.axvline(minibatch_critical_lr, color="C3", ls="-", lw=1.2, label=label)
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("learning rate")
@@ -133,5 +138,6 @@ def sweep_figures(run: RunData) -> dict[str, Figure]:
             # run directories before 0.4 called it optimal_lr
             summary.get("asymptotically_optimal_lr", summary.get("optimal_lr", np.nan)),
             summary["critical_lr"],
+            minibatch_critical_lr=summary.get("minibatch_critical_lr"),  # absent before 0.4
         ),
     }
