@@ -200,7 +200,8 @@ def test_auto_lr_for_a_fixed_momentum_minimises_the_worst_rate() -> None:
 def test_predicted_steps_of_the_lesson() -> None:
     """The figures the issue quotes for the lesson data in float64 (about 650 steps at η*,
     about 86 with Polyak's heavy ball, to a relative gap of 1e-6)."""
-    from lrtrain.analysis import auto_settings, predicted_steps
+    from lrtrain.analysis import auto_settings
+    from lrtrain.dynamics import predicted_steps
 
     _, a = _lesson()
     plain, polyak = auto_settings(a, 0.0, False), auto_settings(a, None, False)

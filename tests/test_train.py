@@ -241,8 +241,8 @@ def test_float64_and_float32_agree() -> None:
     [["optimizer.lr=auto"], ["optimizer.lr=auto", "optimizer.momentum=auto"]],
 )
 def test_steps_to_target_gap_match_the_theory(auto: list[str]) -> None:
-    from lrtrain.analysis import predicted_steps
     from lrtrain.api import prepare
+    from lrtrain.dynamics import predicted_steps
 
     cfg = load_config(
         None,

@@ -156,6 +156,7 @@ def resume_status(checkpoint: dict[str, Any], config: Config) -> str | None:
     """Why there is nothing to resume (a message), or None when training should go on.
     Refuses a config that changes the problem, naming the keys that differ."""
     from lrtrain.config import Config as ConfigModel
+    from lrtrain.schedules import depends_on_length
 
     saved = ConfigModel.model_validate(checkpoint["config"])
     changed = [
@@ -169,6 +170,14 @@ def resume_status(checkpoint: dict[str, Any], config: Config) -> str | None:
             + ", ".join(changed)
             + f"; only {', '.join(RESUMABLE_CHANGES)} may change on resume — start a new run "
             "for anything else"
+        )
+    schedule = config.optimizer.schedule
+    if saved.train.max_iter != config.train.max_iter and depends_on_length(schedule):
+        raise ConfigError(
+            f"--resume: the {schedule.kind} schedule's length is train.max_iter "
+            f"({saved.train.max_iter}), so a run of {config.train.max_iter} steps would have "
+            "used other rates from the start — start a new run (with optimizer.schedule.t_max "
+            "set, cosine and warmup_cosine runs can be extended later)"
         )
     status, step = checkpoint["status"], int(checkpoint["step"])
     if status in ("converged", "diverged"):

@@ -9,82 +9,21 @@ dotted key, so a user fixes them all in one go. The schema's defaults are the le
 from __future__ import annotations
 
 import difflib
-import math
 import re
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union, get_args
 
-from pydantic import (
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    Field,
-    ValidationError,
-    field_validator,
-    model_validator,
-)
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from lrtrain.config_errors import describe
+from lrtrain.config_optimizer import SCHEDULE_KINDS, OptimizerConfig
+from lrtrain.config_types import FiniteFloat, Int, Section
 from lrtrain.errors import ConfigError
 from lrtrain.yaml_io import dump_yaml, parse_yaml
 
 
-def _refuse_bool(value: Any) -> Any:
-    # pydantic's lax mode reads `true` as 1; in a config that is always a mistake.
-    if isinstance(value, bool):
-        raise ValueError("expected a number, not true/false")
-    return value
-
-
-# YAML's `1e-3` (no dot) is a string to PyYAML; pydantic's lax mode turns it into a float,
-# which is what every user means.
-def _whole_number(value: Any) -> Any:
-    # YAML reads `1e5` as a string; a whole number written that way is what the user means.
-    value = _refuse_bool(value)
-    if isinstance(value, str):
-        try:
-            number = float(value)
-        except ValueError:
-            return value
-        if number.is_integer():
-            return int(number)
-    return value
-
-
-FiniteFloat = Annotated[float, Field(allow_inf_nan=False), BeforeValidator(_refuse_bool)]
-Int = Annotated[int, BeforeValidator(_whole_number)]
-
-
-def _number_or_auto(low: float, high: float | None, rule: str) -> BeforeValidator:
-    """One clear error for a value that is a number in [low, high) or the word ``auto``
-    (rather than one error per branch of the union)."""
-
-    def check(value: Any) -> Any:
-        if value == "auto":
-            return value
-        try:
-            number = float(_refuse_bool(value))
-        except (TypeError, ValueError):
-            raise ValueError(f"expected a number {rule} or 'auto'") from None
-        if not math.isfinite(number) or number < low or (high is not None and number >= high):
-            raise ValueError(f"expected a number {rule} or 'auto'")
-        if number == low and rule.startswith(">"):
-            raise ValueError(f"expected a number {rule} or 'auto'")
-        return number
-
-    return BeforeValidator(check)
-
-
-class _Section(BaseModel):
-    # A key's docstring is its description: the one source of the key reference (docs/config.md)
-    # and of the JSON Schema's descriptions (reference.py).
-    model_config = ConfigDict(
-        extra="forbid", validate_assignment=True, use_attribute_docstrings=True
-    )
-
-
-class ArangeX(_Section):
+class ArangeX(Section):
     """x_i = start + i·step (one feature): the lesson's 0.0, 0.1, …, 9.9."""
 
     kind: Literal["arange"] = "arange"
@@ -99,7 +38,7 @@ class ArangeX(_Section):
         return v
 
 
-class UniformX(_Section):
+class UniformX(Section):
     """Each feature drawn uniformly from [low, high)."""
 
     kind: Literal["uniform"] = "uniform"
@@ -113,7 +52,7 @@ class UniformX(_Section):
         return self
 
 
-class NormalX(_Section):
+class NormalX(Section):
     """Each feature drawn from N(mean, std²)."""
 
     kind: Literal["normal"] = "normal"
@@ -126,16 +65,18 @@ XSpec = Annotated[Union[ArangeX, UniformX, NormalX], Field(discriminator="kind")
 X_KINDS: dict[str, set[str]] = {
     m.model_fields["kind"].default: set(m.model_fields) for m in (ArangeX, UniformX, NormalX)
 }
+# the schema's tagged sections: where they are, and the keys each of their kinds takes
+TAGGED: dict[str, dict[str, set[str]]] = {"data.x": X_KINDS, "optimizer.schedule": SCHEDULE_KINDS}
 
 
-class DataConfig(_Section):
+class DataConfig(Section):
     source: Literal["synthetic", "csv"] = "synthetic"
     """`synthetic` or `csv`"""
     n_samples: Annotated[Int, Field(ge=2, le=10**12)] = 100
     """rows (≥ 2)"""
     x: XSpec = Field(default_factory=ArangeX)
     """`arange` (one feature) · `uniform {low, high}` · `normal {mean, std}`"""
-    true_w: Annotated[list[FiniteFloat], Field(min_length=1, max_length=10_000)] = [3.0]
+    true_w: Annotated[list[FiniteFloat], Field(min_length=1, max_length=10_000)] = [3.0]  # noqa: RUF012 (pydantic copies)
     """one weight per feature; its length is d"""
     true_b: FiniteFloat = 0.0
     """true intercept"""
@@ -176,64 +117,12 @@ class DataConfig(_Section):
         return self
 
 
-class ModelConfig(_Section):
+class ModelConfig(Section):
     init: Literal["zeros", "normal"] = "zeros"
     """`zeros` (the lesson) or `normal` (small, seeded)"""
 
 
-class OptimizerConfig(_Section):
-    lr: Annotated[
-        Annotated[FiniteFloat, Field(gt=0)] | Literal["auto"], _number_or_auto(0, None, "> 0")
-    ] = 0.001
-    """> 0, or `auto`: the fastest constant step for this data (η* = 2/(λ_min+λ_max); with
-    `momentum: auto`, Polyak's pair; with a fixed momentum, the lr minimising the worst mode's
-    rate)
-    """
-    momentum: Annotated[
-        Annotated[FiniteFloat, Field(ge=0, lt=1)] | Literal["auto"],
-        _number_or_auto(0, 1, "in [0, 1)"),
-    ] = 0.0
-    """in [0, 1), or `auto` (needs `lr: auto`): Polyak's heavy ball, or with `nesterov: true` the
-    textbook Nesterov setting
-    """
-    nesterov: bool = False
-    """needs momentum > 0"""
-    weight_decay: Annotated[FiniteFloat, Field(ge=0)] = 0.0
-    """≥ 0 (as torch.optim.SGD)"""
-
-    @model_validator(mode="after")
-    def _check_combination(self) -> OptimizerConfig:
-        if self.momentum == "auto" and self.lr != "auto":
-            raise ValueError(
-                "momentum: auto needs lr: auto as well — the optimal momentum comes paired with "
-                "its own step size (Polyak's, or Nesterov's with nesterov: true); set lr: auto, "
-                "or give momentum a number"
-            )
-        if self.nesterov and self.momentum == 0:
-            raise ValueError("nesterov: true needs momentum > 0 (as torch.optim.SGD requires)")
-        return self
-
-    @property
-    def auto(self) -> bool:
-        return self.lr == "auto" or self.momentum == "auto"
-
-    @property
-    def lr_value(self) -> float:
-        """The learning rate as a number (``auto`` is resolved before training: api.prepare)."""
-        return _resolved(self.lr, "optimizer.lr")
-
-    @property
-    def momentum_value(self) -> float:
-        return _resolved(self.momentum, "optimizer.momentum")
-
-
-def _resolved(value: float | str, key: str) -> float:
-    if isinstance(value, str):
-        raise ValueError(f"{key}: auto must be resolved (api.prepare) before training")
-    return value
-
-
-class TrainConfig(_Section):
+class TrainConfig(Section):
     max_iter: Annotated[Int, Field(ge=1, le=10**9)] = 100
     """steps"""
     batch_size: Annotated[Int, Field(ge=1)] | None = None
@@ -269,7 +158,7 @@ class TrainConfig(_Section):
         return self.batch_size is None or (self.batch_size >= rows and self.sampling == "epoch")
 
 
-class SweepConfig(_Section):
+class SweepConfig(Section):
     lrs: (
         Annotated[list[Annotated[FiniteFloat, Field(gt=0)]], Field(min_length=1, max_length=4096)]
         | None
@@ -281,16 +170,16 @@ FigureFormat = Literal["png", "svg", "pdf"]
 FIGURE_FORMATS: tuple[str, ...] = get_args(FigureFormat)  # what matplotlib writes for lrtrain
 
 
-class OutputConfig(_Section):
+class OutputConfig(Section):
     root: str = "runs"
     """where run directories go"""
-    plots: list[Literal["loss", "contour", "fit"]] = ["loss", "contour", "fit"]
+    plots: list[Literal["loss", "contour", "fit"]] = ["loss", "contour", "fit"]  # noqa: RUF012
     """which figures to draw"""
     format: FigureFormat = "png"
     """`png` · `svg` · `pdf`"""
 
 
-class Config(_Section):
+class Config(Section):
     """The whole resolved config. ``Config()`` is the lesson."""
 
     name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")] = "lecture"
@@ -445,7 +334,8 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
         else:
             if parts[-1] == "kind" and node.get("kind") != value:
                 # a new kind keeps only the keys it takes (data.x.kind=normal drops step)
-                for other in set(node) - X_KINDS.get(str(value), set()):
+                kinds = TAGGED.get(".".join(parts[:-1]), {})
+                for other in set(node) - kinds.get(str(value), set()):
                     del node[other]
             node[parts[-1]] = value
     if errors:
@@ -478,7 +368,7 @@ def validate(raw: dict[str, Any], source: str = "<config>") -> Config:
         return Config.model_validate(raw)
     except ValidationError as exc:
         raise ConfigError(
-            *(describe(err, source, Config, X_KINDS) for err in exc.errors())
+            *(describe(err, source, Config, TAGGED) for err in exc.errors())
         ) from None
 
 

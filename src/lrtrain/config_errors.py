@@ -12,7 +12,9 @@ from typing import Any
 from pydantic import BaseModel
 
 
-def describe(err: Any, source: str, root: type[BaseModel], kinds: dict[str, set[str]]) -> str:
+def describe(
+    err: Any, source: str, root: type[BaseModel], tagged: dict[str, dict[str, set[str]]]
+) -> str:
     """One error in lrtrain's words: the file, the dotted key, what is allowed, what was given
     (pydantic's own phrasing never reaches a user)."""
     loc = tuple(err["loc"])
@@ -33,7 +35,7 @@ def describe(err: Any, source: str, root: type[BaseModel], kinds: dict[str, set[
             f" (got {_short(err['input'])})" if shown else ""
         )
     if kind in ("union_tag_not_found", "union_tag_invalid"):
-        names = ", ".join(kinds)
+        names = ", ".join(tagged.get(dotted, {}))
         message = f"needs a kind: one of {names}"
         example = (
             f"; e.g. {dotted}={{kind: normal, mean: 0.0, std: 1.0}}" if dotted == "data.x" else ""

@@ -26,8 +26,9 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
+import numpy as np
 import torch
 
 F64 = torch.float64
@@ -212,18 +213,22 @@ def expected_losses(
     rule: Rule,
     batch: int | None,
     steps: Iterable[int],
+    factors: np.ndarray | None = None,
 ) -> ExpectedRun:
     """E[L(θ_t)] from the deterministic θ_0 (buffer 0) at each step in ``steps``, by powers
     of the lifted step (:meth:`_Step.lifted`) between them: a long run's logged steps cost one
-    small product each, whatever the gaps. With e = θ − θ_ref and δ = θ_ref − θ* (0 without
-    weight decay), E[L] = L* + ½(tr(H S) + 2δᵀH m + δᵀHδ)."""
+    small product each, whatever the gaps. Under a schedule (the rate at step t is
+    ``rule.lr × factors[t]``) the recursion is run step by step instead. With e = θ − θ_ref and
+    δ = θ_ref − θ* (0 without weight decay), E[L] = L* + ½(tr(H S) + 2δᵀH m + δᵀHδ)."""
     asked = sorted(set(steps))
-    step = _Step.of(moments, rule, batch)
     p, h = moments.p, moments.hessian
-    n = 2 * p
     delta = moments.reference - theta_star.to(F64)
     bias = float(delta @ h @ delta)
     mean = torch.cat([theta0.to(F64) - moments.reference, torch.zeros(p, dtype=F64)])
+    if factors is not None:
+        return _scheduled(moments, loss_star, delta, mean, rule, batch, asked, factors)
+    step = _Step.of(moments, rule, batch)
+    n = 2 * p
     lift = step.lifted()
     full = batch is None
     z = mean if full else torch.cat([torch.outer(mean, mean).reshape(-1), mean, torch.ones(1)])
@@ -241,6 +246,38 @@ def expected_losses(
         out.append(loss_star + 0.5 * excess)
     m = z[:p] if full else z[n * n : n * n + p]
     return ExpectedRun(asked, out, m + delta)
+
+
+def _scheduled(
+    moments: RowMoments,
+    loss_star: float,
+    delta: torch.Tensor,
+    mean: torch.Tensor,
+    rule: Rule,
+    batch: int | None,
+    asked: list[int],
+    factors: np.ndarray,
+) -> ExpectedRun:
+    """The recursion one step at a time, at the rate of each step: U' = K_t(U) + forcing_t(m),
+    m' = mean_t(m), from U = m mᵀ (θ_0 is deterministic)."""
+    p, h = moments.p, moments.hessian
+    u, out, t = torch.outer(mean, mean), [], 0
+    steps: dict[float, _Step] = {}  # a step schedule repeats its few rates
+
+    def loss() -> float:
+        m = mean[:p]
+        return loss_star + 0.5 * (float((h * u[:p, :p]).sum()) + 2.0 * float(delta @ h @ m)
+                                  + float(delta @ h @ delta))  # fmt: skip
+
+    for target in asked:
+        while t < target:
+            lr = rule.lr * float(factors[t]) if t < len(factors) else rule.lr
+            if lr not in steps:
+                steps[lr] = _Step.of(moments, replace(rule, lr=lr), batch)
+            step = steps[lr]
+            u, mean, t = step.second(u) + step.forcing(mean), step.mean(mean), t + 1
+        out.append(loss())
+    return ExpectedRun(asked, out, mean[:p] + delta)
 
 
 def spectral_radius(moments: RowMoments, rule: Rule, batch: int | None) -> float:
@@ -286,7 +323,7 @@ def noise_floor(
     h, p = moments.hessian, moments.p
     delta = torch.zeros(p, dtype=F64) if theta_star is None else moments.reference - theta_star
     bias = float(delta @ h @ delta)
-    if batch is None:
+    if batch is None or rule.lr == 0.0:  # no gradient noise: the bias alone
         return 0.5 * bias
     step = _Step.of(moments, rule, batch)
     k = step.matrix()

@@ -472,5 +472,17 @@ def _compare_label(run: RunData) -> str:
     lr = opt.get("lr", run.summary.get("lr"))
     momentum = opt.get("momentum") or 0
     auto = " (auto)" if opt.get("auto") else ""
-    text = f"lr {lr:.4g}" + (f", momentum {momentum:.3g}" if momentum else "") + auto
+    name = opt.get("name", "sgd")
+    kind = (opt.get("schedule") or {}).get("kind", "constant")
+    text = (
+        ("" if name == "sgd" else f"{name} ")
+        + f"lr {lr:.4g}"
+        + (
+            f", {'Nesterov ' if opt.get('nesterov') else ''}momentum {momentum:.3g}"
+            if momentum
+            else ""
+        )
+        + ("" if kind == "constant" else f", {kind}")
+        + auto
+    )
     return f"{text}: {run.summary['steps']} steps, {run.summary['status']}"

@@ -9,10 +9,13 @@ setting). Mini-batch: the expected loss of SGD with batches drawn with replaceme
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, TypedDict
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from lrtrain.analysis import Analysis
     from lrtrain.config import Config
     from lrtrain.data import Dataset
@@ -30,7 +33,8 @@ class MinibatchTheory(TypedDict):
     batch_size: int
     critical_lr: float | None  # mean-square critical lr for this batch size and rule
     full_batch_critical_lr: float
-    noise_floor: float | None  # E[L_∞] − L* at this lr (inf: diverges in mean square)
+    noise_floor: float | None  # E[L_∞] − L* at the last step's rate (None: diverges)
+    schedule: str | None  # the schedule in words (None: a constant rate)
     verdict: str | None  # "converges" (to the noise floor) | "diverges" (in mean square)
     expected_final_loss: float | None
     observed_final_loss: float | None
@@ -48,20 +52,75 @@ class Prediction:
 def predict(
     config: Config, dataset: Dataset, analysis: Analysis, result: TrainResult, distributed: bool
 ) -> Prediction:
-    """The prediction for replica 0 of a fit, at the steps its history logged."""
-    from lrtrain.analysis import exact_losses
+    """The prediction for replica 0 of a fit, at the steps its history logged (nothing for
+    the adaptive optimizers, which have no exact theory)."""
+    from lrtrain.dynamics import exact_losses
 
     history = result.replica_history(0)
     steps = [int(s) for s in history["step"].tolist()]
     theta0 = result.theta[0, 0].tolist()
-    opt, lr = config.optimizer, result.lrs[0]
+    opt, lr, factors = config.optimizer, result.lrs[0], result.lr_factors
+    if not opt.exact_theory:
+        return Prediction(None, None)
     if config.train.full_batch(dataset.n):
-        losses = exact_losses(analysis, theta0, lr, opt.momentum_value, opt.nesterov, steps)
+        losses = exact_losses(
+            analysis, theta0, lr, opt.momentum_value, opt.nesterov, steps, factors
+        )
         return Prediction(losses, None)
-    theory, expected = _minibatch(config, dataset, analysis, theta0, lr, steps, distributed)
+    theory, expected = _minibatch(
+        config, dataset, analysis, theta0, lr, steps, distributed, factors
+    )
     if expected is not None:
         theory["observed_final_loss"] = _finite(result.final_loss[0])
     return Prediction(expected, theory)
+
+
+def predicted_verdict(
+    config: Config,
+    analysis: Analysis,
+    lr: float,
+    theta0: list[float],
+    factors: np.ndarray | None,
+) -> tuple[str | None, str]:
+    """The full-batch verdict the theory predicts at base rate ``lr``, and why (None: the
+    optimizer has no exact theory). At a constant rate it follows from the rate against the
+    Hessian's limits; under a schedule it is read off the exact predicted trajectory the way
+    an observed one is read (:func:`lrtrain.analysis.observed_verdict`)."""
+    import torch
+
+    from lrtrain.analysis import explain, observed_verdict
+    from lrtrain.dynamics import exact_path
+    from lrtrain.schedules import describe
+
+    opt = config.optimizer
+    if not opt.exact_theory:
+        return None, (
+            f"{opt.name} adapts each coordinate's step to the gradients' history, so no exact "
+            "theory predicts it: the verdict is observed only (the analysis line is the "
+            "loss's curvature, which is what bounds plain gradient descent)"
+        )
+    if factors is None:
+        return analysis.predict(lr), explain(analysis, lr)
+    losses, thetas = exact_path(
+        analysis, theta0, lr, opt.momentum_value, opt.nesterov, len(factors), factors
+    )
+    verdict = observed_verdict(
+        torch.from_numpy(losses), torch.from_numpy(thetas), "completed", analysis.top_eigenvector
+    )
+    rates = lr * factors
+    above = int((rates >= analysis.critical_lr).sum())
+    what = {
+        "monotone": "moves every direction towards the optimum without overshooting",
+        "oscillating": "overshoots along the steepest direction, flipping its sign, and shrinks",
+        "diverged": "grows along the steepest direction",
+    }[verdict]
+    return verdict, (
+        f"the {describe(opt.schedule.model_dump())} schedule takes the rate from "
+        f"{rates[0]:.4g} to {rates[-1]:.4g}, peaking at {rates.max():.4g} (step "
+        f"{int(rates.argmax())}); {above} of its {len(rates)} steps are at or above the critical "
+        f"lr {analysis.critical_lr:.4g}: the exact iteration {what}, the loss ending at "
+        f"{float(losses[-1]):.6g}"
+    )
 
 
 def _minibatch(
@@ -72,6 +131,7 @@ def _minibatch(
     lr: float,
     steps: list[int],
     distributed: bool,
+    factors: np.ndarray | None,
 ) -> tuple[MinibatchTheory, list[float] | None]:
     import torch
 
@@ -83,22 +143,39 @@ def _minibatch(
         "available": False, "why": None, "sampling": config.train.sampling,
         "approximation": config.train.sampling == "epoch",
         "batch_size": batch, "critical_lr": None, "full_batch_critical_lr": analysis.critical_lr,
-        "noise_floor": None, "verdict": None, "expected_final_loss": None,
+        "noise_floor": None, "schedule": None, "verdict": None, "expected_final_loss": None,
         "observed_final_loss": None,
     }  # fmt: skip
     moments, theory["why"] = minibatch_moments(config, dataset, analysis, distributed)
     if moments is None:
         return theory, None
+    if factors is not None and len(factors) > SCHEDULED_MAX_STEPS:
+        theory["why"] = (
+            f"under a schedule the expectation is computed step by step, up to "
+            f"{SCHEDULED_MAX_STEPS:,} steps (this run has {len(factors):,})"
+        )
+        return theory, None
     wd = opt.weight_decay
     rule = mb.Rule(lr, opt.momentum_value, opt.nesterov, wd)
     critical = mb.critical_lr(moments, batch, opt.momentum_value, opt.nesterov, wd)
     theta_star = torch.tensor(analysis.theta_star, dtype=torch.float64)
-    floor = mb.noise_floor(moments, rule, batch, theta_star)
     start = torch.tensor(theta0, dtype=torch.float64)
-    run = mb.expected_losses(moments, analysis.loss_star, theta_star, start, rule, batch, steps)
+    run = mb.expected_losses(
+        moments, analysis.loss_star, theta_star, start, rule, batch, steps, factors
+    )
+    # the floor the rate of the last step would settle at: a decaying schedule lowers it
+    last = rule if factors is None else replace(rule, lr=lr * float(factors[-1]))
+    floor = mb.noise_floor(moments, last, batch, theta_star)
     theory["available"], theory["critical_lr"] = True, critical
     theory["noise_floor"] = _finite(floor)
-    theory["verdict"] = "converges" if lr < critical else "diverges"
+    if factors is None:
+        theory["verdict"] = "converges" if lr < critical else "diverges"
+    else:
+        from lrtrain.schedules import describe
+
+        theory["schedule"] = describe(opt.schedule.model_dump())
+        first, end = run.expected_loss[0], run.expected_loss[-1]
+        theory["verdict"] = "converges" if math.isfinite(end) and end <= first else "diverges"
     theory["expected_final_loss"] = _finite(run.expected_loss[-1])
     return theory, run.expected_loss
 
@@ -136,6 +213,9 @@ class MinibatchSweep:
     moments: RowMoments
 
 
+# Under a schedule the mini-batch expectation is stepped one step at a time (~0.1 ms a step)
+SCHEDULED_MAX_STEPS = 100_000
+
 # A sweep's expected curves cost, per rate, the lifted step's matrix and its powers (~3 ms at
 # p = 2, more with p) and a product per logged step: computed for up to this many rates
 SWEEP_CURVES_MAX_RATES = 256
@@ -149,8 +229,10 @@ def minibatch_sweep(
 
     from lrtrain import minibatch as mb
 
-    batch, opt = config.train.batch_size, config.optimizer
-    if batch is None or config.train.full_batch(dataset.n):
+    batch, opt, factors = config.train.batch_size, config.optimizer, result.lr_factors
+    if batch is None or config.train.full_batch(dataset.n) or not opt.exact_theory:
+        return None
+    if factors is not None and len(factors) > SCHEDULED_MAX_STEPS:
         return None
     moments, _ = minibatch_moments(config, dataset, analysis, distributed)
     if moments is None:
@@ -164,7 +246,7 @@ def minibatch_sweep(
     start = result.theta[0, 0].to(torch.float64)
     curves = [
         mb.expected_losses(moments, analysis.loss_star, theta_star, start,
-                           mb.Rule(lr, mu, nesterov, wd), batch, steps).expected_loss
+                           mb.Rule(lr, mu, nesterov, wd), batch, steps, factors).expected_loss
         for lr in result.lrs
     ]  # fmt: skip
     return MinibatchSweep(critical, steps, curves, moments)
@@ -183,9 +265,11 @@ def sweep_expected(
     import torch
 
     from lrtrain import minibatch as mb
-    from lrtrain.analysis import exact_losses
+    from lrtrain.dynamics import exact_losses
 
-    opt = config.optimizer
+    opt, factors = config.optimizer, result.lr_factors
+    if not opt.exact_theory:
+        return None
     mu, nesterov, wd = opt.momentum_value, opt.nesterov, opt.weight_decay
     theta0 = result.theta[0, 0].to(torch.float64)
     batch = config.train.batch_size
@@ -196,14 +280,15 @@ def sweep_expected(
         theta_star = torch.tensor(analysis.theta_star, dtype=torch.float64)
         return [
             mb.expected_losses(minibatch.moments, analysis.loss_star, theta_star, theta0,
-                               mb.Rule(lr, mu, nesterov, wd), batch, steps).expected_loss
+                               mb.Rule(lr, mu, nesterov, wd), batch, steps,
+                               factors).expected_loss
             for lr, steps in zip(result.lrs, histories, strict=True)
         ]  # fmt: skip
     if not config.train.full_batch(dataset.n):
         return None  # mini-batches without the theory
     start = theta0.tolist()
     return [
-        exact_losses(analysis, start, lr, mu, nesterov, steps)
+        exact_losses(analysis, start, lr, mu, nesterov, steps, factors)
         for lr, steps in zip(result.lrs, histories, strict=True)
     ]
 

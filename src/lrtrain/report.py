@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, Any
 from rich.console import Console
 from rich.table import Table
 
+from lrtrain.schedules import describe
+
 if TYPE_CHECKING:
     from lrtrain.api import FitRun, SweepRun
     from lrtrain.prediction import MinibatchTheory
@@ -97,6 +99,9 @@ def fit_report(run: FitRun, console: Console) -> None:
     console.print(
         f"gradient  {s['gradient']}: {GRADIENT_WORDS.get(s['gradient'], '')}".rstrip(": ")
     )
+    opt = s["optimizer"]
+    if opt["name"] != "sgd" or opt["schedule"]["kind"] != "constant":
+        console.print(f"optimizer {opt['name']} · schedule {describe(opt['schedule'])}")
     kappa = a["condition_number"]
     before = ""
     if "standardization" in s:
@@ -131,6 +136,8 @@ def fit_report(run: FitRun, console: Console) -> None:
     minibatch = theory.get("minibatch")
     if minibatch is not None:
         _minibatch_lines(minibatch, s["lr"], v["observed"], console)
+    elif v["predicted"] is None:
+        console.print(f"verdict   {v['observed']} (observed only) — {v['why']}")
     else:
         label = "predicted" if v["full_batch_prediction"] else "full-batch prediction"
         console.print(f"verdict   {v['observed']} ({label}: {v['predicted']}) — {v['why']}")
@@ -158,7 +165,14 @@ def _minibatch_lines(theory: MinibatchTheory, lr: float, observed: str, console:
         f"final loss {fmt(theory['expected_final_loss'])}, observed "
         f"{fmt(theory['observed_final_loss'])}"
     )
-    if theory["verdict"] == "converges":
+    if theory["schedule"] is not None:
+        ends = "settles" if theory["verdict"] == "converges" else "grows"
+        why = (
+            f"under the {theory['schedule']} schedule the expected loss {ends}; the last "
+            f"step's rate would hold it at a noise floor {fmt(theory['noise_floor'], 3)} above "
+            "the optimum"
+        )
+    elif theory["verdict"] == "converges":
         why = (
             f"lr {fmt(lr, 5)} is {fmt(lr / critical, 3)}× the mean-square critical lr: the "
             f"expected loss settles at a noise floor {fmt(theory['noise_floor'], 3)} above the "
@@ -175,7 +189,9 @@ def _minibatch_lines(theory: MinibatchTheory, lr: float, observed: str, console:
 _VERDICT_STYLE = {"monotone": "green", "oscillating": "yellow", "diverged": "bold red"}
 
 
-def _verdict(text: str) -> str:
+def _verdict(text: str | None) -> str:
+    if text is None:
+        return "— (no theory)"
     return f"[{_VERDICT_STYLE.get(text, 'white')}]{text}[/]"
 
 

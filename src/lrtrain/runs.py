@@ -94,7 +94,8 @@ def save_fit(
     history = result.replica_history(0)
     write_text(run_dir / "config.yaml", _config_header(config) + config.to_yaml())
     trajectory = summary["trajectory"]  # the parameters' file when too many for the CSV
-    metrics = _metrics_csv(history, result.lrs[0], expected_loss, not trajectory)
+    rates = result.rates(0, [int(step) for step in history["step"].tolist()])
+    metrics = _metrics_csv(history, rates, expected_loss, not trajectory)
     write_text(run_dir / "metrics.csv", metrics)
     if trajectory:
         _write_npy(run_dir / trajectory, history["theta"].numpy())
@@ -213,9 +214,13 @@ def _fmt(value: float) -> str:
 
 
 def _metrics_csv(
-    history: dict[str, Any], lr: float, expected: list[float] | None, parameters: bool = True
+    history: dict[str, Any],
+    rates: list[float],
+    expected: list[float] | None,
+    parameters: bool = True,
 ) -> str:
-    """One row per logged step, with the theory's expected loss (nan where not modelled);
+    """One row per logged step, with the rate used at that step and the theory's expected loss
+    (nan where not modelled);
     the parameter columns only when ``parameters`` (else in trajectory.npy, row for row)."""
     theta = history["theta"]
     d = theta.shape[1] - 1
@@ -229,7 +234,7 @@ def _metrics_csv(
                 int(history["step"][i]),
                 _fmt(history["loss"][i]),
                 _fmt(history["grad_norm"][i]),
-                _fmt(lr),
+                _fmt(rates[i]),
                 _fmt(math.nan if expected is None else expected[i]),
                 *(_fmt(v) for v in (theta[i].tolist() if parameters else [])),
             ]

@@ -62,7 +62,7 @@ class Truth(TypedDict):
 
 
 class Verdict(TypedDict):
-    predicted: str  # monotone | oscillating | diverged, from the Hessian
+    predicted: str | None  # monotone | oscillating | diverged, from the Hessian (None: no theory)
     observed: str  # the same words, from the loss and the path
     diverged_at: int | None  # the first step whose loss is above the initial loss
     full_batch_prediction: bool  # the prediction is for full-batch SGD
@@ -76,6 +76,8 @@ class AutoChoice(TypedDict):
 
 
 class OptimizerSummary(TypedDict):
+    name: str  # the torch.optim class: sgd | adam | adamw | rmsprop | adagrad
+    schedule: dict[str, Any]  # optimizer.schedule: kind and its keys
     lr: float
     momentum: float
     nesterov: bool
@@ -217,7 +219,8 @@ def fit_summary(
 ) -> FitSummary:
     """summary.json of a fit, from the results of replica 0 (and the theory's ``prediction``
     for it: the mini-batch theory of a mini-batch fit)."""
-    from lrtrain.analysis import divergence_step, explain, observed_verdict, warnings_for
+    from lrtrain.analysis import divergence_step, observed_verdict, warnings_for
+    from lrtrain.prediction import predicted_verdict
 
     history = result.replica_history(0)
     status = result.statuses[0]
@@ -227,6 +230,8 @@ def fit_summary(
     target_loss = analysis.target_loss
     gap = final_loss - target_loss
     lr = result.lrs[0]
+    theta0 = result.theta[0, 0].tolist()
+    predicted, why = predicted_verdict(config, analysis, lr, theta0, result.lr_factors)
     summary: FitSummary = {
         "format_version": FORMAT_VERSION,
         "kind": "fit",
@@ -251,12 +256,12 @@ def fit_summary(
         },
         "true": _truth(dataset),
         "verdict": {
-            "predicted": analysis.predict(lr),
+            "predicted": predicted,
             "observed": observed,
             # the first step whose loss is above the initial loss (``steps``: where it stopped)
             "diverged_at": divergence_step(history) if observed == "diverged" else None,
             "full_batch_prediction": config.train.batch_size is None,
-            "why": explain(analysis, lr),
+            "why": why,
         },
         "warnings": warnings_for(
             analysis, config.data.standardize, config.train.target_gap, config.train.dtype
@@ -299,8 +304,10 @@ def _add_original_units(
 def _optimizer_summary(config: Config, auto: AutoSettings | None) -> OptimizerSummary:
     opt = config.optimizer
     out: OptimizerSummary = {
+        "name": opt.name,
+        "schedule": opt.schedule.model_dump(),
         "lr": opt.lr_value,
-        "momentum": opt.momentum_value,
+        "momentum": opt.momentum_value if opt.name == "sgd" else float(opt.momentum),
         "nesterov": opt.nesterov,
         "weight_decay": opt.weight_decay,
         "auto": None,
@@ -322,7 +329,8 @@ def _theory_summary(
     """The worst mode's rate per step at the settings used, with train.target_gap the steps
     the theory predicts (exact full-batch dynamics) beside those observed, and for mini-batches
     the mean-square theory."""
-    from lrtrain.analysis import convergence_rate, curvature_range, gap_scale, predicted_steps
+    from lrtrain.analysis import convergence_rate, curvature_range, gap_scale
+    from lrtrain.dynamics import predicted_steps
 
     opt = config.optimizer
     lam_min, lam_max = curvature_range(analysis)
@@ -331,10 +339,11 @@ def _theory_summary(
     out: Theory = {"rate": rate, "target_gap": gap, "predicted_steps": None}
     if gap is not None:
         theta0 = result.theta[0, 0].tolist()
-        out["predicted_steps"] = predicted_steps(
-            analysis, theta0, result.lrs[0], opt.momentum_value, opt.nesterov, gap,
-            config.train.max_iter,
-        )  # fmt: skip
+        if opt.exact_theory:
+            out["predicted_steps"] = predicted_steps(
+                analysis, theta0, result.lrs[0], opt.momentum_value, opt.nesterov, gap,
+                config.train.max_iter, result.lr_factors,
+            )  # fmt: skip
         ref = analysis.target_loss
         scale = gap_scale(ref, float(result.loss[0, 0]))
         reached = (result.final_loss[0] - ref) / scale <= gap

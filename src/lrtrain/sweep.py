@@ -18,9 +18,9 @@ from lrtrain.analysis import (
     divergence_step,
     gap_scale,
     observed_verdict,
-    predicted_steps,
 )
 from lrtrain.config import Config
+from lrtrain.dynamics import predicted_steps
 from lrtrain.errors import ConfigError
 from lrtrain.train import TrainResult
 
@@ -97,7 +97,7 @@ class SweepRow(TypedDict):
 
     lr: float
     verdict: str  # observed: monotone | oscillating | diverged
-    predicted_verdict: str
+    predicted_verdict: str | None  # None: the optimizer has no exact theory
     final_loss: float | None  # None: not finite
     gap: float | None  # (final loss − loss*) / the gap's scale
     diverged_at: int | None  # the first step whose loss is above the initial loss
@@ -142,7 +142,7 @@ def assess(
             SweepRow(
                 lr=lr,
                 verdict=verdict,
-                predicted_verdict=_predicted(analysis, lr, critical),
+                predicted_verdict=_predicted(config, analysis, result, k, minibatch),
                 final_loss=final if math.isfinite(final) else None,
                 gap=gap if gap is not None and math.isfinite(gap) else None,
                 diverged_at=divergence_step(history) if verdict == "diverged" else None,
@@ -173,10 +173,26 @@ def _expected_steps(
     return None
 
 
-def _predicted(analysis: Analysis, lr: float, minibatch_critical_lr: float | None) -> str:
-    if minibatch_critical_lr is None:
-        return analysis.predict(lr)
-    return "converges" if lr < minibatch_critical_lr else "diverged"
+def _predicted(
+    config: Config,
+    analysis: Analysis,
+    result: TrainResult,
+    k: int,
+    minibatch: MinibatchSweep | None,
+) -> str | None:
+    """Replica k's predicted verdict: full batch as :func:`prediction.predicted_verdict`;
+    mini-batches from the mean-square critical lr, or under a schedule from the expected loss
+    (converges if it ends below where it began)."""
+    from lrtrain.prediction import predicted_verdict
+
+    lr, factors = result.lrs[k], result.lr_factors
+    if minibatch is None:
+        theta0 = result.theta[0, k].tolist()
+        return predicted_verdict(config, analysis, lr, theta0, factors)[0]
+    if factors is None or minibatch.expected is None:
+        return "converges" if lr < minibatch.critical_lr else "diverged"
+    curve = minibatch.expected[k]
+    return "converges" if math.isfinite(curve[-1]) and curve[-1] <= curve[0] else "diverged"
 
 
 def _steps_to_gap(

@@ -112,7 +112,8 @@ def sweep_figures(run: RunData) -> dict[str, Figure]:
         theta = run.theta[mask]
         thetas.append(theta)
         predicted = row["predicted_verdict"]
-        titles.append(f"lr {row['lr']:.4g}: {row['verdict']} (predicted {predicted})")
+        said = f"predicted {predicted}" if predicted is not None else "observed only"
+        titles.append(f"lr {row['lr']:.4g}: {row['verdict']} ({said})")
         curves.append(
             (row["lr"], run.metrics["step"][mask], run.metrics["loss"][mask], row["verdict"])
         )

@@ -1,10 +1,16 @@
-"""The SGD loop: K replicas of the lesson's model trained at once (K = 1 for ``fit``).
+"""The training loop: K replicas of the lesson's model trained at once (K = 1 for ``fit``).
 
-Per-replica learning rates are applied by scaling each replica's gradient, then taking one
-``torch.optim.SGD`` step with lr = 1. This is exact for plain, momentum and Nesterov SGD (the
-momentum buffer is linear in the gradient), and weight decay is folded into the gradient before
-the scaling so it stays exact too. A replica that diverges, converges or is interrupted is frozen
-where it stopped; the others go on untouched.
+Per-replica learning rates: for SGD each replica's gradient is scaled by its rate and one
+``torch.optim.SGD`` step is taken at lr = 1 — exact for plain, momentum and Nesterov SGD (the
+momentum buffer is linear in the gradient; weight decay is folded in before the scaling). The
+adaptive optimizers (Adam, AdamW, RMSprop, Adagrad) normalise the gradient, so a scaled gradient
+would change nothing: they step at lr = 1 and each replica's displacement is scaled by its rate
+instead — exact too, since their state never depends on the rate and their step is linear in it.
+A schedule sets the optimizer's own rate to the step's factor f_t (:mod:`lrtrain.schedules`),
+so a replica moves by its rate × f_t × the optimizer's step — as torch's schedulers do, momentum
+included (the buffer accumulates unscaled by f_t).
+A replica that diverges, converges or is interrupted is frozen where it stopped; the others go
+on untouched.
 
 The loop never synchronises with the host per step: stopping conditions are tensors on the device,
 histories go into preallocated device buffers, and the host looks at them every ``SYNC_EVERY``
@@ -20,18 +26,20 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
+import numpy as np
 import torch
 
 from lrtrain import startup
 from lrtrain.analysis import gap_scale
 from lrtrain.batches import Batches, Rows, all_rows
-from lrtrain.config import Config
+from lrtrain.config import Config, OptimizerConfig
 from lrtrain.cuda_graph import GraphedStep, use_graph
 from lrtrain.data import Dataset
 from lrtrain.devices import process_device, torch_dtype
 from lrtrain.distributed import SINGLE, World
 from lrtrain.gradients import Gradient, choose, grad_norm, grad_vector, theta_of
 from lrtrain.model import MyLinearRegressionModel
+from lrtrain.schedules import lr_factors
 from lrtrain.startup import never_imports_dynamo
 
 SYNC_EVERY = 64
@@ -72,6 +80,7 @@ class TrainResult:
     loop_state: dict[str, torch.Tensor] = field(default_factory=dict)
     world: dict[str, Any] = field(default_factory=SINGLE.describe)
     gradient: str = "autograd"  # the path the steps took (gradients.choose)
+    lr_factors: np.ndarray | None = None  # the schedule's f_t, t < max_iter (None: constant)
 
     def engine_state(self) -> dict[str, Any]:
         """What ``train(resume=…)`` needs to continue this run exactly: model, optimizer
@@ -82,6 +91,15 @@ class TrainResult:
             "optimizer": self.optimizer_state,
             "loop": self.loop_state,
         }
+
+    def rates(self, k: int, steps: list[int]) -> list[float]:
+        """The rate replica k used at each of ``steps``: its lr × the schedule's factor (the
+        last factor at max_iter, where no step is taken)."""
+        lr, factors = self.lrs[k], self.lr_factors
+        if factors is None:
+            return [lr] * len(steps)
+        last = len(factors) - 1
+        return [lr * float(factors[min(step, last)]) for step in steps]
 
     def replica_history(self, k: int) -> dict[str, torch.Tensor]:
         """Replica k's rows t = 0 … stop (float64, CPU): step, loss, grad_norm, theta."""
@@ -134,6 +152,7 @@ def train(
     model, optimizer = _model_and_optimizer(config, dataset.d, len(lrs), dtype, device)
     total = config.train.max_iter
     loop = _Loop.start(len(lrs), dataset.d, _rows_logged(config), total, dtype, device, lrs)
+    factors = lr_factors(config.optimizer.schedule, total)
     if config.train.target_gap is not None:
         loop.target_gap = max(config.train.target_gap, gap_floor)
     loop.loss_ref = loss_ref or 0.0
@@ -154,9 +173,10 @@ def train(
     def step_at(step: int | torch.Tensor, batch: Rows) -> torch.Tensor:
         return _step(loop, model, take_step, gradient, batch, step, config)
 
+    # a schedule sets the optimizer's rate from the host each step: no CUDA graph
     graphed = (
         GraphedStep(step_at, data)
-        if use_graph(device, batches, total - first, data, world)
+        if factors is None and use_graph(device, batches, total - first, data, world)
         else None
     )
 
@@ -167,6 +187,9 @@ def train(
         if should_stop is not None and should_stop():
             loop.interrupt(step)
             break
+        if factors is not None:  # the schedule's factor: the optimizer's rate (base 1)
+            for group in optimizer.param_groups:
+                group["lr"] = float(factors[step])
         if graphed is not None:
             loss = graphed.run(step)
         elif batches is not None:
@@ -191,6 +214,7 @@ def train(
     elapsed = time.perf_counter() - start
     result = _result(config, lrs, loop, model, optimizer, final_loss, final_grad, elapsed)
     result.device, result.world, result.gradient = str(device), world.describe(), path
+    result.lr_factors = factors
     if progress is not None:
         progress(result.steps_run, total, result.final_loss)
     return result
@@ -198,20 +222,29 @@ def train(
 
 def _model_and_optimizer(
     config: Config, d: int, replicas: int, dtype: torch.dtype, device: torch.device
-) -> tuple[MyLinearRegressionModel, torch.optim.SGD]:
-    """The lesson's model (K replicas) and SGD at lr = 1: the rates scale the gradients."""
+) -> tuple[MyLinearRegressionModel, torch.optim.Optimizer]:
+    """The lesson's model (K replicas) and its optimizer at lr = 1: the replicas' rates scale
+    SGD's gradients, or the adaptive optimizers' steps (:func:`_step`)."""
     model = MyLinearRegressionModel(d, replicas=replicas, dtype=dtype).to(device)
     if config.model.init == "normal":
         model.init_normal_(config.seed)
-    opt = config.optimizer
-    optimizer = torch.optim.SGD(
-        model.parameters(),
-        lr=1.0,
-        momentum=opt.momentum_value,
-        nesterov=opt.nesterov,
-        weight_decay=0.0,
+    return model, build_optimizer(config.optimizer, model.parameters())
+
+
+def build_optimizer(opt: OptimizerConfig, parameters: Any) -> torch.optim.Optimizer:
+    """``opt``'s ``torch.optim`` class at lr = 1, its keys given where the config sets them
+    (PyTorch's defaults otherwise). SGD's weight decay is folded into the gradient by the loop,
+    before the per-replica rates scale it."""
+    if opt.name == "sgd":
+        return torch.optim.SGD(parameters, lr=1.0, momentum=opt.momentum_value,
+                               nesterov=opt.nesterov, weight_decay=0.0)  # fmt: skip
+    keys = {key: getattr(opt, key) for key in opt.keys if getattr(opt, key) is not None}
+    classes = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW,
+               "rmsprop": torch.optim.RMSprop, "adagrad": torch.optim.Adagrad}  # fmt: skip
+    optimizer: torch.optim.Optimizer = classes[opt.name](
+        parameters, lr=1.0, weight_decay=opt.weight_decay, **keys
     )
-    return model, optimizer
+    return optimizer
 
 
 def _rows_logged(config: Config) -> int:
@@ -297,6 +330,7 @@ def concat_results(parts: list[TrainResult], world: dict[str, Any]) -> TrainResu
         model_state={name: pick(partial(_state_entry, name=name), 0) for name in first.model_state},
         world=world,
         gradient=first.gradient,
+        lr_factors=first.lr_factors,
     )
 
 
@@ -408,7 +442,10 @@ def _step(
     _record(loop, model, step, loss, config.train.log_every)
     _stop_checks(loop, loss, step, config.train.tol)
     opt = config.optimizer
-    _sgd_step(model, take_step, loop.lr, loop.active, opt.weight_decay, opt.momentum_value > 0)
+    if opt.name == "sgd":
+        _sgd_step(model, take_step, loop.lr, loop.active, opt.weight_decay, opt.momentum_value > 0)
+    else:
+        _scaled_step(model, take_step, loop.lr, loop.active)
     return loss
 
 
@@ -491,3 +528,23 @@ def _sgd_step(
         # Momentum would keep moving a stopped replica: put it back where it stopped.
         model.w.copy_(torch.where(active.unsqueeze(1), model.w, old[0]))
         model.b.copy_(torch.where(active, model.b, old[1]))
+
+
+@torch.no_grad()
+def _scaled_step(
+    model: MyLinearRegressionModel,
+    take_step: Callable[[], None],
+    rate: torch.Tensor,
+    active: torch.Tensor,
+) -> None:
+    """An adaptive optimizer's step at lr = 1, each replica's displacement scaled by its rate
+    (0 for a stopped one, whose gradient is zeroed too: it may be infinite)."""
+    params = ((model.w, rate.unsqueeze(1), active.unsqueeze(1)), (model.b, rate, active))
+    old = []
+    for param, _, going in params:
+        assert param.grad is not None  # the gradient path has just set it
+        param.grad = torch.where(going, param.grad, 0.0)
+        old.append(param.clone())
+    take_step()
+    for (param, scale, going), before in zip(params, old, strict=True):
+        param.copy_(torch.addcmul(before, torch.where(going, scale, 0.0), param - before))
