@@ -298,7 +298,7 @@ def test_version_configs_validate_schema(tmp_path: Path) -> None:
     assert invoke("--version").output.strip() == f"lrtrain {lrtrain.__version__}"
     listing = invoke("configs")
     assert listing.exit_code == 0
-    for name in ("lecture", "multivariate", "minibatch", "diabetes"):
+    for name in ("lecture", "multivariate", "minibatch", "diabetes", "optimizers"):
         assert name in listing.output
     shown = invoke("configs", "show", "lecture")
     assert shown.output.startswith("# yaml-language-server: $schema=config.schema.json")

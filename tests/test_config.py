@@ -275,7 +275,7 @@ def test_unknown_config_name_suggests() -> None:
         load_config("lectur")
 
 
-@pytest.mark.parametrize("name", ["lecture", "multivariate", "minibatch", "diabetes"])
+@pytest.mark.parametrize("name", ["lecture", "multivariate", "minibatch", "diabetes", "optimizers"])
 def test_resolved_yaml_is_one_key_per_line_and_reloads(tmp_path: Path, name: str) -> None:
     # issue 13: flow mappings wrapped mid-entry ("log_every:\n1,")
     cfg = load_config(name, ["train.target_gap=1e-6"])

@@ -59,7 +59,7 @@ def prepare(
     from lrtrain.devices import resolve_device
 
     resolve_device(config.device)
-    check_memory(config, share=world.machine_share)
+    check_memory(config, replicas=config.train.replicas, share=world.machine_share)
     dataset = load_dataset(config, world)
     analysis = analyse_dataset(dataset, config.optimizer)
     if config.train.target_gap is not None:
@@ -106,6 +106,7 @@ def fit(
 
     world = current()
     config, dataset, analysis, auto = prepare(config, world)
+    _check_replicas(config, dataset, world)
     run_dir = world.share(
         world.on_main(lambda: runs.create_run_dir(config.output.root, config.name, out, overwrite))
     )
@@ -120,6 +121,23 @@ def fit(
             gap_floor=analysis.gap_floor or 0.0,
         )
     return _finish_fit(world, run_dir, config, dataset, analysis, result, auto, draw)
+
+
+def _check_replicas(config: Config, dataset: Dataset, world: World) -> None:
+    """``train.replicas`` needs batches that differ, drawn in one process."""
+    if config.train.replicas == 1:
+        return
+    if config.train.full_batch(dataset.n):
+        raise ConfigError(
+            f"train.replicas: batches of {config.train.batch_size} in shuffled epochs of "
+            f"{dataset.n} rows are the whole data set every step: the replicas would all be "
+            "the same run — use smaller batches, train.sampling: replacement, or replicas: 1"
+        )
+    if world.distributed:
+        raise ConfigError(
+            "train.replicas: independent batch streams run in one process — drop --nproc, "
+            "or set replicas: 1"
+        )
 
 
 def _finish_fit(
@@ -141,7 +159,7 @@ def _finish_fit(
     if not world.is_main:
         return FitRun(run_dir, summary, config, dataset, analysis, result, [])
     runs.save_fit(run_dir, config, dataset, result, summary, analysis.arrays,
-                  prediction.expected_loss)  # fmt: skip
+                  prediction.expected_loss, prediction.band, prediction.band_expected)  # fmt: skip
     figures = redraw(run_dir, config.output.format) if draw else []
     return FitRun(run_dir, summary, config, dataset, analysis, result, figures)
 

@@ -13,6 +13,7 @@ from lrtrain.data import Dataset, block_seed
 
 _SHUFFLE_STREAM = 0x5EED_5A1E  # separates the shuffling seeds from the data seeds
 _DRAW_STREAM = 0xD4A3_5EED  # and the seeds of batches drawn with replacement
+_REPLICA_STREAM = 0x7E91_1CA5  # and those of the other replicas' batches (train.replicas)
 
 
 @dataclass
@@ -56,6 +57,10 @@ class Batches:
     needs). In a distributed run every process draws the same rows of all N and takes, from
     each global batch, the rows it holds (``first`` … ``first + held``): the processes together
     compute exactly the single-process batch's gradient (weighted by rows, see :class:`Rows`).
+
+    With ``replicas`` K > 1 every replica draws its own batches: replica 0 exactly the stream
+    above (so it is the run without replicas), replicas 1 … K−1 from (seed, step) or
+    (seed, epoch) of a separate stream; a batch is then ``x`` [K, B, d], ``y`` [K, B, 1].
     """
 
     def __init__(
@@ -67,8 +72,12 @@ class Batches:
         first: int = 0,
         held: int | None = None,
         sampling: str = "epoch",
+        replicas: int = 1,
     ) -> None:
-        self.sampling = sampling
+        if replicas > 1 and held is not None and held != n:
+            raise ValueError("independent batch streams are not split across processes")
+        self.sampling, self.replicas = sampling, replicas
+        self._others = torch.empty(0, dtype=torch.long)  # replicas 1 … K−1: [K − 1, N] orders
         size = batch_size if sampling == "replacement" else min(batch_size, n)  # rows repeat
         self.n, self.size, self.seed, self.device = n, size, seed, device
         self.first, self.held = first, n if held is None else held
@@ -78,6 +87,7 @@ class Batches:
         self._mine = torch.empty(0, dtype=torch.long)  # the held ones among them, local index
         self._bounds = torch.empty(0, dtype=torch.long)  # batch p's held rows: [p] … [p + 1]
         self._x = self._y = torch.empty(0)
+        self._epoch_others = -1
 
     def indices(self, step: int) -> torch.Tensor:
         """Rows of the data set in step ``step``'s batch."""
@@ -88,9 +98,30 @@ class Batches:
         self._draw(epoch)
         return self._perm[position * self.size : (position + 1) * self.size]
 
+    def replica_indices(self, step: int) -> torch.Tensor:
+        """[K, B] rows of every replica's batch at ``step`` (row 0: :meth:`indices`)."""
+        first = self.indices(step)
+        k = self.replicas - 1
+        if self.sampling == "replacement":
+            seed = block_seed(self.seed ^ _REPLICA_STREAM ^ _DRAW_STREAM, step)
+            others = torch.randint(
+                self.n, (k, self.size), generator=torch.Generator().manual_seed(seed)
+            )
+        else:
+            epoch, position = divmod(step, self.per_epoch)
+            if self._others.shape[0] != k or self._epoch_others != epoch:
+                seed = block_seed(self.seed ^ _REPLICA_STREAM ^ _SHUFFLE_STREAM, epoch)
+                keys = torch.rand(k, self.n, generator=torch.Generator().manual_seed(seed))
+                self._others, self._epoch_others = keys.argsort(dim=1), epoch
+            others = self._others[:, position * self.size : (position + 1) * self.size]
+        return torch.cat([first.unsqueeze(0), others])
+
     def batch(self, step: int, x: torch.Tensor, y: torch.Tensor) -> Rows:
         """Step ``step``'s batch: those of the rows :meth:`indices` names that ``x``/``y``
-        (this process's rows) hold."""
+        (this process's rows) hold; with replicas, every replica's own batch."""
+        if self.replicas > 1:
+            rows = self.replica_indices(step).to(x.device)
+            return Rows(x[rows], y[rows], rows.shape[1], x.device)
         if self.sampling == "replacement":
             rows = self.indices(step)
             if self.held != self.n:

@@ -31,6 +31,7 @@ from lrtrain.cli_run import (
     OverwriteOpt,
     PrintConfigOpt,
     QuietOpt,
+    ReplicasOpt,
     SeedOpt,
     console,
     err_console,
@@ -88,6 +89,7 @@ def fit(
     json_out: JsonOpt = False,
     device: DeviceOpt = None,
     seed: SeedOpt = None,
+    replicas: ReplicasOpt = None,
     nproc: NprocOpt = 1,
     dist_timeout: DistTimeoutOpt = DEFAULT_TIMEOUT_S,
 ) -> None:
@@ -95,12 +97,8 @@ def fit(
     learned vs closed-form parameters and why training converged, oscillated or diverged."""
 
     def resolve() -> Config:
-        return resolve_config(
-            str(resume / "config.yaml") if resume is not None and config is None else config,
-            overrides,
-            device,
-            seed,
-        )
+        source = str(resume / "config.yaml") if resume is not None and config is None else config
+        return resolve_config(source, overrides, device, seed, replicas)
 
     def run(cfg: Config, stopped: Callable[[], bool], draw: bool) -> FitRun | None:
         return _fit_or_resume(cfg, resume, out, overwrite, quiet or json_out, stopped, draw)

@@ -72,6 +72,16 @@ DeviceOpt = Annotated[
 SeedOpt = Annotated[
     int | None, typer.Option("--seed", help="Random seed (same as seed=…).", show_default=False)
 ]
+ReplicasOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--replicas",
+        min=1,
+        help="Mini-batches: train K independent batch streams at once and compare their mean "
+        "loss (99% band) with the theory's expected loss (same as train.replicas=K).",
+        show_default=False,
+    ),
+]
 NprocOpt = Annotated[
     int,
     typer.Option(
@@ -208,15 +218,18 @@ def interruptible() -> Iterator[Callable[[], bool]]:
 
 
 def resolve_config(
-    config: str | None, overrides: list[str] | None, device: str | None, seed: int | None
+    config: str | None,
+    overrides: list[str] | None,
+    device: str | None,
+    seed: int | None,
+    replicas: int | None = None,
 ) -> Config:
+    """The config with the overrides, then the options that are shortcuts for keys
+    (``--device``, ``--seed``, ``--replicas``) applied after them."""
     from lrtrain.config import load_config
 
-    extra = list(overrides or [])
-    if device is not None:
-        extra.append(f"device={device}")
-    if seed is not None:
-        extra.append(f"seed={seed}")
+    shortcuts = {"device": device, "seed": seed, "train.replicas": replicas}
+    extra = [*(overrides or []), *(f"{k}={v}" for k, v in shortcuts.items() if v is not None)]
     return load_config(config, extra)
 
 

@@ -131,6 +131,10 @@ class TrainConfig(Section):
     """mini-batches: `epoch` = slices of a fresh shuffle of the rows each epoch; `replacement` =
     each step draws `batch_size` rows independently, uniformly, with replacement — what the
     mini-batch theory (`theory.minibatch`, `expected_loss`) describes exactly"""
+    replicas: Annotated[Int, Field(ge=1, le=65_536)] = 1
+    """`fit` with mini-batches: K independent batch streams trained at once (replica 0 is the
+    run itself); `replicas.csv` and the summary give their mean loss with its 99% band against
+    the theory's `expected_loss`, and the verdict from their mean (`--replicas K`)"""
     tol: Annotated[FiniteFloat, Field(gt=0)] | None = None
     """`fit` only: stop (status `converged`) when the loss changes by less than tol in one step
     (`sweep-lr` refuses it; its target is `train.target_gap`)
@@ -207,6 +211,11 @@ class Config(Section):
             raise ValueError(
                 "data.stream: true keeps no rows to run autograd over; its steps use the "
                 "statistics — set train.gradient: auto (or gram), or data.stream: false"
+            )
+        if self.train.replicas > 1 and self.train.batch_size is None:
+            raise ValueError(
+                "train.replicas: independent batch streams need mini-batches (full-batch "
+                "replicas would all be the same run) — set train.batch_size, or replicas: 1"
             )
         if self.train.gradient == "gram" and self.train.batch_size is not None:
             raise ValueError(

@@ -142,12 +142,27 @@ def autograd_forward_backward(model: MyLinearRegressionModel, batch: Rows) -> to
 
 def streamed_forward_backward(model: MyLinearRegressionModel, batch: Rows) -> torch.Tensor:
     """Exactly the gradient autograd derives for the lesson's loss, from :func:`residual_sums`
-    (tested equal to the autograd step, test_train.py)."""
+    (tested equal to the autograd step, test_train.py); with a batch per replica
+    (``x`` [K, B, d], train.replicas) by batched products instead."""
+    if batch.x is not None and batch.x.dim() == 3:
+        return _own_batches_forward_backward(model, batch)
     squares, residual_x, residual_sum = residual_sums(model.w.detach(), model.b.detach(), batch)
     n = batch.total
     model.w.grad = residual_x.mul_(2.0 / n)  # ∂/∂w mean(r²) = (2/N) rᵀX
     model.b.grad = residual_sum.mul_(2.0 / n)
     return squares.div_(n)
+
+
+@torch.no_grad()
+def _own_batches_forward_backward(model: MyLinearRegressionModel, batch: Rows) -> torch.Tensor:
+    """Replica k's loss and gradient on its own batch x[k] [B, d], y[k] [B, 1]."""
+    assert batch.x is not None and batch.y is not None
+    w, b = model.w.detach(), model.b.detach()
+    residual = torch.bmm(batch.x, w.unsqueeze(2)).add_(b.view(-1, 1, 1)).sub_(batch.y)  # [K, B, 1]
+    n = batch.total
+    model.w.grad = torch.bmm(residual.transpose(1, 2), batch.x).squeeze(1).mul_(2.0 / n)
+    model.b.grad = residual.sum(dim=(1, 2)).mul_(2.0 / n)
+    return (residual * residual).sum(dim=(1, 2)).div_(n)
 
 
 @torch.no_grad()

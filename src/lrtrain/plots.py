@@ -394,6 +394,13 @@ def run_figures(run: RunData) -> dict[str, Figure]:
             expected=run.metrics.get("expected_loss"),  # absent before lrtrain 0.4
             noise_floor=minibatch.get("noise_floor"),
         )
+    if "loss" in wanted and run.replicas is not None:
+        from lrtrain.minibatch_plots import replica_figure
+
+        figures["replicas"] = replica_figure(
+            run.replicas, summary["closed_form"]["loss"], minibatch.get("noise_floor"),
+            title=f"{summary['replicas']['count']} batch streams — {title}",
+        )  # fmt: skip
     true = summary.get("true")
     true_theta = [*true["w"], true["b"]] if true else None
     if "contour" in wanted:

@@ -13,6 +13,8 @@ import math
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, TypedDict
 
+from lrtrain.replicas import ReplicaBand, ReplicaSummary, replica_band, summarise
+
 if TYPE_CHECKING:
     import numpy as np
 
@@ -42,11 +44,15 @@ class MinibatchTheory(TypedDict):
 
 @dataclass
 class Prediction:
-    """The expected loss at each logged step (None where not modelled) and the mini-batch
-    theory of a mini-batch fit."""
+    """The expected loss at each logged step (None where not modelled), the mini-batch
+    theory of a mini-batch fit and, with ``train.replicas``, the replicas' band beside the
+    expected loss at its steps."""
 
     expected_loss: list[float] | None
     minibatch: MinibatchTheory | None
+    band: ReplicaBand | None = None
+    band_expected: list[float] | None = None
+    replicas: ReplicaSummary | None = None
 
 
 def predict(
@@ -60,19 +66,26 @@ def predict(
     steps = [int(s) for s in history["step"].tolist()]
     theta0 = result.theta[0, 0].tolist()
     opt, lr, factors = config.optimizer, result.lrs[0], result.lr_factors
+    band = replica_band(analysis, result) if len(result.lrs) > 1 else None
     if not opt.exact_theory:
-        return Prediction(None, None)
+        observed = summarise(band, result, None) if band is not None else None
+        return Prediction(None, None, band, None, observed)
     if config.train.full_batch(dataset.n):
         losses = exact_losses(
             analysis, theta0, lr, opt.momentum_value, opt.nesterov, steps, factors
         )
         return Prediction(losses, None)
-    theory, expected = _minibatch(
-        config, dataset, analysis, theta0, lr, steps, distributed, factors
-    )
+    grid = sorted(set(steps) | set(band.steps.tolist())) if band is not None else steps
+    theory, on_grid = _minibatch(config, dataset, analysis, theta0, lr, grid, distributed, factors)
+    at = dict(zip(grid, on_grid, strict=True)) if on_grid is not None else None
+    expected = [at[s] for s in steps] if at is not None else None
     if expected is not None:
         theory["observed_final_loss"] = _finite(result.final_loss[0])
-    return Prediction(expected, theory)
+    if band is None:
+        return Prediction(expected, theory)
+    band_expected = [at[int(s)] for s in band.steps] if at is not None else None
+    return Prediction(expected, theory, band, band_expected,
+                      summarise(band, result, band_expected))  # fmt: skip
 
 
 def predicted_verdict(

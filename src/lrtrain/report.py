@@ -13,6 +13,7 @@ from lrtrain.schedules import describe
 if TYPE_CHECKING:
     from lrtrain.api import FitRun, SweepRun
     from lrtrain.prediction import MinibatchTheory
+    from lrtrain.replicas import ReplicaSummary
     from lrtrain.sweep import SweepRow
 
 
@@ -141,9 +142,30 @@ def fit_report(run: FitRun, console: Console) -> None:
     else:
         label = "predicted" if v["full_batch_prediction"] else "full-batch prediction"
         console.print(f"verdict   {v['observed']} ({label}: {v['predicted']}) — {v['why']}")
+    if "replicas" in s:
+        _replica_line(s["replicas"], console)
     for warning in s["warnings"]:
         console.print(f"[bold yellow]warning[/]   {warning}")
     console.print(f"run       {run.run_dir}")
+
+
+def _replica_line(replicas: ReplicaSummary, console: Console) -> None:
+    """K batch streams: their mean against the theory, and the verdict from the mean."""
+    low, high = replicas["final_band"]
+    band = f"99% band {fmt(low)} … {fmt(high)}" if low is not None else "not finite"
+    inside = replicas["inside_band"]
+    theory = (
+        f"; expected {fmt(replicas['expected_final_loss'])}, inside the band at "
+        f"{100 * inside:.0f}% of logged steps"
+        if inside is not None
+        else ""
+    )
+    stopped = f", {replicas['diverged']} stopped diverging" if replicas["diverged"] else ""
+    console.print(
+        f"replicas  {replicas['count']} batch streams{stopped}: mean final loss "
+        f"{fmt(replicas['final_mean_loss'])} ({band}){theory} — {replicas['verdict']} in mean "
+        "square"
+    )
 
 
 def _minibatch_lines(theory: MinibatchTheory, lr: float, observed: str, console: Console) -> None:

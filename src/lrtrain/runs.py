@@ -28,6 +28,7 @@ from lrtrain.summary import ARRAYS_FILE, FORMAT_VERSION
 if TYPE_CHECKING:
     from lrtrain.config import Config
     from lrtrain.data import Dataset
+    from lrtrain.replicas import ReplicaBand
     from lrtrain.summary import FitSummary, SweepSummary
     from lrtrain.sweep import SweepRow
     from lrtrain.train import TrainResult
@@ -86,9 +87,12 @@ def save_fit(
     summary: FitSummary,
     arrays: dict[str, np.ndarray],
     expected_loss: list[float] | None = None,
+    band: ReplicaBand | None = None,
+    band_expected: list[float] | None = None,
 ) -> None:
     """Write every file of a fit run (the summary assembled by ``summary.fit_summary``;
-    ``expected_loss``: the theory's E[L] at each logged step, ``prediction.predict``)."""
+    ``expected_loss``: the theory's E[L] at each logged step, ``prediction.predict``; with
+    ``train.replicas``, replicas.csv: the replicas' mean loss, its 99% band and E[L])."""
     import torch
 
     history = result.replica_history(0)
@@ -97,6 +101,8 @@ def save_fit(
     rates = result.rates(0, [int(step) for step in history["step"].tolist()])
     metrics = _metrics_csv(history, rates, expected_loss, not trajectory)
     write_text(run_dir / "metrics.csv", metrics)
+    if band is not None:
+        write_text(run_dir / REPLICAS_FILE, _replicas_csv(band, band_expected))
     if trajectory:
         _write_npy(run_dir / trajectory, history["theta"].numpy())
     if dataset.sample is not None:
@@ -213,6 +219,20 @@ def _fmt(value: float) -> str:
     return repr(float(value))
 
 
+REPLICAS_FILE = "replicas.csv"
+
+
+def _replicas_csv(band: ReplicaBand, expected: list[float] | None) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["step", "mean_loss", "band_low", "band_high", "expected_loss"])
+    for i, step in enumerate(band.steps.tolist()):
+        want = math.nan if expected is None else expected[i]
+        writer.writerow([int(step), *(_fmt(v) for v in (band.mean[i], band.low[i],
+                                                          band.high[i], want))])  # fmt: skip
+    return out.getvalue()
+
+
 def _metrics_csv(
     history: dict[str, Any],
     rates: list[float],
@@ -268,6 +288,7 @@ class RunData:
     sample: dict[str, np.ndarray] | None = None
     trajectory: np.ndarray | None = None  # the parameters per row, when not in the CSV (wide)
     arrays: dict[str, np.ndarray] = field(default_factory=dict)  # arrays.npz (format ≥ 2)
+    replicas: dict[str, np.ndarray] | None = None  # replicas.csv (train.replicas > 1)
 
     @property
     def theta(self) -> np.ndarray:
@@ -317,6 +338,8 @@ def load_run(path: str | Path) -> RunData:
     sample = path / "data_sample.csv"
     if sample.is_file():
         run.sample = _read_csv_columns(sample)
+    if "replicas" in summary:
+        run.replicas = _read_csv_columns(path / REPLICAS_FILE)
     return run
 
 

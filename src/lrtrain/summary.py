@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from lrtrain.config import Config
     from lrtrain.data import Dataset
     from lrtrain.prediction import MinibatchTheory, Prediction
+    from lrtrain.replicas import ReplicaSummary
     from lrtrain.sweep import SweepOutcome, SweepRow
     from lrtrain.train import TrainResult
 
@@ -157,10 +158,11 @@ class _FitSummaryRequired(RunInfo):
     data: DataSummary
 
 
-class FitSummary(_FitSummaryRequired, total=False):  # with data.standardize
+class FitSummary(_FitSummaryRequired, total=False):  # with data.standardize, train.replicas
     final_original: OriginalParams
     closed_form_original: OriginalParams
     standardization: Standardization
+    replicas: ReplicaSummary
 
 
 class SweepSummary(RunInfo):
@@ -279,6 +281,8 @@ def fit_summary(
         **_how_it_ran(config, result, steps),
     }
     _add_original_units(summary, dataset, result.final_theta[0].tolist(), analysis.target_theta)
+    if prediction is not None and prediction.replicas is not None:
+        summary["replicas"] = prediction.replicas
     return summary
 
 

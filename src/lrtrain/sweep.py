@@ -77,6 +77,11 @@ def gap_target(config: Config) -> float:
 def check_sweep_config(config: Config) -> None:
     """``train.tol`` is fit's change-in-loss stop; before 0.4 a sweep read it as its gap
     target. Refuse it by name rather than silently giving it either meaning."""
+    if config.train.replicas > 1:
+        raise ConfigError(
+            "train.replicas: a sweep's replicas are its learning rates (one batch stream); "
+            "run lrtrain fit --replicas K at one rate, or set train.replicas: 1"
+        )
     if config.train.tol is not None:
         raise ConfigError(
             "train.tol: sweep-lr has no change-in-loss stop (train.tol is fit's); "

@@ -128,7 +128,8 @@ def train(
     world: World = SINGLE,
     gap_floor: float = 0.0,
 ) -> TrainResult:
-    """Train ``len(lrs)`` replicas (default: the config's one lr) and return their histories.
+    """Train ``len(lrs)`` replicas (default: the config's lr, once per ``train.replicas``
+    batch stream) and return their histories.
 
     ``loss_ref`` is the loss the optimizer converges to (the closed form's); ``train.target_gap``
     stops a replica once (loss − loss_ref)/loss_ref is at most the target, or at most
@@ -143,7 +144,7 @@ def train(
     single-process run, up to the order of floating-point sums.
     """
     # -- setup: the rows, the model and its optimizer, the loop's state on the device -------
-    lrs = [config.optimizer.lr_value] if lrs is None else list(lrs)
+    lrs = [config.optimizer.lr_value] * config.train.replicas if lrs is None else list(lrs)
     if config.train.target_gap is not None and loss_ref is None:
         raise ValueError("train.target_gap needs loss_ref, the closed form's loss")
     device = process_device(config.device, world)
@@ -256,7 +257,7 @@ def _batches(dataset: Dataset, config: Config, device: torch.device) -> Batches 
     if size is None or config.train.full_batch(dataset.n):
         return None
     return Batches(dataset.n, size, config.seed, device, dataset.offset, dataset.local_rows,
-                   config.train.sampling)  # fmt: skip
+                   config.train.sampling, config.train.replicas)  # fmt: skip
 
 
 def _result(
