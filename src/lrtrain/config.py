@@ -122,6 +122,9 @@ class ModelConfig(Section):
     """`zeros` (the lesson) or `normal` (small, seeded)"""
 
 
+DEFAULT_GAP = 1e-3  # the gap "steps to target" counts to when train.target_gap is unset
+
+
 class TrainConfig(Section):
     max_iter: Annotated[Int, Field(ge=1, le=10**9)] = 100
     """steps"""
@@ -155,6 +158,12 @@ class TrainConfig(Section):
     data, O(p²) per step whatever N; `auto` gram from 65 536 rows, streamed or on several
     processes, else autograd (mini-batches always read their rows)
     """
+
+    @property
+    def gap_target(self) -> float:
+        """The relative optimality gap "steps to target" counts to: ``target_gap``, else
+        1e-3."""
+        return self.target_gap if self.target_gap is not None else DEFAULT_GAP
 
     def full_batch(self, rows: int) -> bool:
         """Whether every step reads all ``rows``: no batch size, or batches as large as the

@@ -221,31 +221,70 @@ def expected_losses(
     ``rule.lr × factors[t]``) the recursion is run step by step instead. With e = θ − θ_ref and
     δ = θ_ref − θ* (0 without weight decay), E[L] = L* + ½(tr(H S) + 2δᵀH m + δᵀHδ)."""
     asked = sorted(set(steps))
-    p, h = moments.p, moments.hessian
-    delta = moments.reference - theta_star.to(F64)
-    bias = float(delta @ h @ delta)
-    mean = torch.cat([theta0.to(F64) - moments.reference, torch.zeros(p, dtype=F64)])
     if factors is not None:
+        p = moments.p
+        delta = moments.reference - theta_star.to(F64)
+        mean = torch.cat([theta0.to(F64) - moments.reference, torch.zeros(p, dtype=F64)])
         return _scheduled(moments, loss_star, delta, mean, rule, batch, asked, factors)
-    step = _Step.of(moments, rule, batch)
-    n = 2 * p
-    lift = step.lifted()
-    full = batch is None
-    z = mean if full else torch.cat([torch.outer(mean, mean).reshape(-1), mean, torch.ones(1)])
+    run = Lifted.of(moments, loss_star, theta_star, theta0, rule, batch)
+    z = run.start
     powers: dict[int, torch.Tensor] = {}
     out, t = [], 0
     for target in asked:
         gap = target - t
         if gap > 0:
             if gap not in powers:
-                powers[gap] = torch.linalg.matrix_power(lift, gap)
+                powers[gap] = torch.linalg.matrix_power(run.matrix, gap)
             z, t = powers[gap] @ z, target
-        m = z[:p] if full else z[n * n : n * n + p]
-        s = torch.outer(m, m) if full else z[: n * n].reshape(n, n)[:p, :p]
-        excess = float((h * s).sum()) + 2.0 * float(delta @ h @ m) + bias
-        out.append(loss_star + 0.5 * excess)
-    m = z[:p] if full else z[n * n : n * n + p]
-    return ExpectedRun(asked, out, m + delta)
+        out.append(run.loss(z))
+    return ExpectedRun(asked, out, run.mean_error(z))
+
+
+@dataclass
+class Lifted:
+    """A constant-rate run as the lifted linear map: z_t = Tᵗ z_0 with z = [vec U, E[u], 1]
+    (full batch: z = E[u]), and E[L] read off a state. With e = θ − θ_ref and δ = θ_ref − θ*
+    (0 without weight decay), E[L] = L* + ½(tr(H S) + 2δᵀH m + δᵀHδ)."""
+
+    matrix: torch.Tensor
+    start: torch.Tensor
+    moments: RowMoments
+    loss_star: float
+    delta: torch.Tensor
+    full: bool
+
+    @classmethod
+    def of(
+        cls,
+        moments: RowMoments,
+        loss_star: float,
+        theta_star: torch.Tensor,
+        theta0: torch.Tensor,
+        rule: Rule,
+        batch: int | None,
+    ) -> Lifted:
+        p = moments.p
+        mean = torch.cat([theta0.to(F64) - moments.reference, torch.zeros(p, dtype=F64)])
+        full = batch is None
+        z = mean if full else torch.cat([torch.outer(mean, mean).reshape(-1), mean, torch.ones(1)])
+        lift = _Step.of(moments, rule, batch).lifted()
+        return cls(lift, z, moments, loss_star, moments.reference - theta_star.to(F64), full)
+
+    def _mean(self, z: torch.Tensor) -> torch.Tensor:
+        p, n = self.moments.p, 2 * self.moments.p
+        return z[:p] if self.full else z[n * n : n * n + p]
+
+    def loss(self, z: torch.Tensor) -> float:
+        """E[L] of the lifted state z."""
+        p, n, h, delta = self.moments.p, 2 * self.moments.p, self.moments.hessian, self.delta
+        m = self._mean(z)
+        s = torch.outer(m, m) if self.full else z[: n * n].reshape(n, n)[:p, :p]
+        excess = float((h * s).sum()) + 2.0 * float(delta @ h @ m) + float(delta @ h @ delta)
+        return self.loss_star + 0.5 * excess
+
+    def mean_error(self, z: torch.Tensor) -> torch.Tensor:
+        """E[θ] − θ* at the lifted state z."""
+        return self._mean(z) + self.delta
 
 
 def _scheduled(

@@ -17,6 +17,7 @@ from lrtrain.replicas import ReplicaBand, ReplicaSummary, replica_band, summaris
 
 if TYPE_CHECKING:
     import numpy as np
+    import torch
 
     from lrtrain.analysis import Analysis
     from lrtrain.config import Config
@@ -36,6 +37,10 @@ class MinibatchTheory(TypedDict):
     critical_lr: float | None  # mean-square critical lr for this batch size and rule
     full_batch_critical_lr: float
     noise_floor: float | None  # E[L_∞] − L* at the last step's rate (None: diverges)
+    target_gap: float  # the relative gap the next three answer to (train.target_gap, or 1e-3)
+    fastest_lr: float | None  # the constant lr reaching it in the fewest expected steps
+    fastest_steps: int | None  # … and those steps
+    critical_batch_size: int | None  # the smallest 2^k whose fewest steps are ≤ 2 × full batch's
     schedule: str | None  # the schedule in words (None: a constant rate)
     verdict: str | None  # "converges" (to the noise floor) | "diverges" (in mean square)
     expected_final_loss: float | None
@@ -156,7 +161,9 @@ def _minibatch(
         "available": False, "why": None, "sampling": config.train.sampling,
         "approximation": config.train.sampling == "epoch",
         "batch_size": batch, "critical_lr": None, "full_batch_critical_lr": analysis.critical_lr,
-        "noise_floor": None, "schedule": None, "verdict": None, "expected_final_loss": None,
+        "noise_floor": None, "target_gap": config.train.gap_target, "fastest_lr": None,
+        "fastest_steps": None, "critical_batch_size": None,
+        "schedule": None, "verdict": None, "expected_final_loss": None,
         "observed_final_loss": None,
     }  # fmt: skip
     moments, theory["why"] = minibatch_moments(config, dataset, analysis, distributed)
@@ -190,7 +197,41 @@ def _minibatch(
         first, end = run.expected_loss[0], run.expected_loss[-1]
         theory["verdict"] = "converges" if math.isfinite(end) and end <= first else "diverges"
     theory["expected_final_loss"] = _finite(run.expected_loss[-1])
+    _add_speed(theory, config, dataset.n, analysis, moments, start, critical)
     return theory, run.expected_loss
+
+
+def _add_speed(
+    theory: MinibatchTheory,
+    config: Config,
+    rows: int,
+    analysis: Analysis,
+    moments: RowMoments,
+    start: torch.Tensor,
+    critical: float,
+) -> None:
+    """The fastest constant lr to the target gap at this batch size, and the critical batch
+    size (:mod:`lrtrain.minibatch_steps`)."""
+    import torch
+
+    from lrtrain import minibatch as mb
+    from lrtrain import minibatch_steps as ms
+    from lrtrain.analysis import gap_scale
+
+    opt, batch = config.optimizer, config.train.batch_size
+    mu, nesterov, wd = opt.momentum_value, opt.nesterov, opt.weight_decay
+    theta_star = torch.tensor(analysis.theta_star, dtype=torch.float64)
+    loss0 = mb.Lifted.of(moments, analysis.loss_star, theta_star, start, mb.Rule(0.0), None)
+    scale = gap_scale(analysis.target_loss, loss0.loss(loss0.start))
+    target = analysis.target_loss + theory["target_gap"] * scale
+    problem = ms.Problem(moments, analysis.loss_star, theta_star, start, target, mu, nesterov, wd)
+    fastest = ms.fastest_lr(problem, batch, critical)
+    theory["fastest_lr"], theory["fastest_steps"] = fastest.lr, fastest.steps
+
+    def critical_of(b: int | None) -> float:
+        return critical if b == batch else mb.critical_lr(moments, b, mu, nesterov, wd)
+
+    theory["critical_batch_size"] = ms.critical_batch_size(problem, rows, critical_of)
 
 
 def minibatch_moments(

@@ -206,6 +206,26 @@ def _minibatch_lines(theory: MinibatchTheory, lr: float, observed: str, console:
             "gradient noise of these batches makes the expected loss grow without bound"
         )
     console.print(f"verdict   {observed} (predicted for mini-batches: {theory['verdict']}) — {why}")
+    console.print(f"speed     {_speed(theory)}")
+
+
+def _speed(theory: MinibatchTheory) -> str:
+    """The fastest constant rate to the target gap, and the critical batch size."""
+    gap, lr, batch = theory["target_gap"], theory["fastest_lr"], theory["critical_batch_size"]
+    head = f"to a relative gap of {gap:g}: "
+    if lr is None:
+        head += f"no constant lr reaches it with batches of {theory['batch_size']}"
+    else:
+        head += (
+            f"the fastest constant lr is {fmt(lr, 4)} ({theory['fastest_steps']} expected steps "
+            f"with batches of {theory['batch_size']})"
+        )
+    if batch is None:
+        return head + "; no batch size up to the data's comes within 2× the full batch's steps"
+    return (
+        head + f"; critical batch size {batch} (from there, within 2× the full batch's fewest "
+        "steps: bigger batches save little)"
+    )
 
 
 _VERDICT_STYLE = {"monotone": "green", "oscillating": "yellow", "diverged": "bold red"}

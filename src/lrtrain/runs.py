@@ -11,16 +11,16 @@ import contextlib
 import csv
 import io
 import json
-import math
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import yaml
 
+from lrtrain import run_tables as tables
 from lrtrain.atomic import atomic_file, write_bytes, write_text
 from lrtrain.errors import RunDirError
 from lrtrain.summary import ARRAYS_FILE, FORMAT_VERSION
@@ -30,11 +30,12 @@ if TYPE_CHECKING:
     from lrtrain.data import Dataset
     from lrtrain.replicas import ReplicaBand
     from lrtrain.summary import FitSummary, SweepSummary
-    from lrtrain.sweep import SweepRow
     from lrtrain.train import TrainResult
 
 
 # --------------------------------------------------------------------------- writing
+
+REPLICAS_FILE = "replicas.csv"  # train.replicas > 1: the replicas' band
 
 
 def create_run_dir(
@@ -99,14 +100,14 @@ def save_fit(
     write_text(run_dir / "config.yaml", _config_header(config) + config.to_yaml())
     trajectory = summary["trajectory"]  # the parameters' file when too many for the CSV
     rates = result.rates(0, [int(step) for step in history["step"].tolist()])
-    metrics = _metrics_csv(history, rates, expected_loss, not trajectory)
+    metrics = tables.metrics_csv(history, rates, expected_loss, not trajectory)
     write_text(run_dir / "metrics.csv", metrics)
     if band is not None:
-        write_text(run_dir / REPLICAS_FILE, _replicas_csv(band, band_expected))
+        write_text(run_dir / REPLICAS_FILE, tables.replicas_csv(band, band_expected))
     if trajectory:
         _write_npy(run_dir / trajectory, history["theta"].numpy())
     if dataset.sample is not None:
-        write_text(run_dir / "data_sample.csv", _sample_csv(dataset))
+        write_text(run_dir / "data_sample.csv", tables.sample_csv(dataset))
     write_bytes(run_dir / "model.pt", _torch_bytes(torch, result.model_state))
     checkpoint = {
         "format_version": FORMAT_VERSION,
@@ -138,9 +139,9 @@ def save_sweep(
     loss, ``prediction.sweep_expected``), arrays, summary.json."""
     header = _config_header(config).replace("lrtrain fit", "lrtrain sweep-lr")
     write_text(run_dir / "config.yaml", header + config.to_yaml())
-    write_text(run_dir / "sweep.csv", _sweep_csv(summary["results"]))
+    write_text(run_dir / "sweep.csv", tables.sweep_csv(summary["results"]))
     trajectory = summary["trajectory"]  # the parameters' file when too many for the CSV
-    table = _trajectories_csv(result, expected_loss, not trajectory)
+    table = tables.trajectories_csv(result, expected_loss, not trajectory)
     write_text(run_dir / "trajectories.csv", table)
     if trajectory:
         rows = [result.replica_history(k)["theta"].numpy() for k in range(len(result.lrs))]
@@ -160,48 +161,6 @@ def _write_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
         np.savez(fh, **named)
 
 
-SWEEP_COLUMNS = [
-    "lr", "verdict", "predicted_verdict", "final_loss", "diverged_at", "stopped_at",
-    "steps_to_target",
-]  # fmt: skip
-
-
-def _sweep_csv(rows: list[SweepRow]) -> str:
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(SWEEP_COLUMNS)
-    for row in rows:
-        values = cast(dict[str, Any], row)
-        writer.writerow(["" if values[c] is None else values[c] for c in SWEEP_COLUMNS])
-    return out.getvalue()
-
-
-def _trajectories_csv(
-    result: TrainResult, expected: list[list[float]] | None, parameters: bool = True
-) -> str:
-    """Every rate's rows with the theory's expected loss (nan where not modelled); the
-    parameter columns only when ``parameters`` (else in trajectories.npy, row for row)."""
-    d = result.final_theta.shape[1] - 1
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    names = [*[f"w_{i}" for i in range(d)], "b"] if parameters else []
-    writer.writerow(["lr", "step", "loss", "grad_norm", "expected_loss", *names])
-    for k, lr in enumerate(result.lrs):
-        h = result.replica_history(k)
-        for i in range(len(h["step"])):
-            writer.writerow(
-                [
-                    _fmt(lr),
-                    int(h["step"][i]),
-                    _fmt(float(h["loss"][i])),
-                    _fmt(float(h["grad_norm"][i])),
-                    _fmt(math.nan if expected is None else expected[k][i]),
-                    *(_fmt(v) for v in (h["theta"][i].tolist() if parameters else [])),
-                ]
-            )
-    return out.getvalue()
-
-
 def _torch_bytes(torch: Any, obj: Any) -> bytes:
     buffer = io.BytesIO()
     torch.save(obj, buffer)
@@ -213,64 +172,6 @@ def _config_header(config: Config) -> str:
         f"# Resolved config of run '{config.name}'. Rerun it with:\n"
         "#   lrtrain fit -c THIS_DIR/config.yaml\n"
     )
-
-
-def _fmt(value: float) -> str:
-    return repr(float(value))
-
-
-REPLICAS_FILE = "replicas.csv"
-
-
-def _replicas_csv(band: ReplicaBand, expected: list[float] | None) -> str:
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(["step", "mean_loss", "band_low", "band_high", "expected_loss"])
-    for i, step in enumerate(band.steps.tolist()):
-        want = math.nan if expected is None else expected[i]
-        writer.writerow([int(step), *(_fmt(v) for v in (band.mean[i], band.low[i],
-                                                          band.high[i], want))])  # fmt: skip
-    return out.getvalue()
-
-
-def _metrics_csv(
-    history: dict[str, Any],
-    rates: list[float],
-    expected: list[float] | None,
-    parameters: bool = True,
-) -> str:
-    """One row per logged step, with the rate used at that step and the theory's expected loss
-    (nan where not modelled);
-    the parameter columns only when ``parameters`` (else in trajectory.npy, row for row)."""
-    theta = history["theta"]
-    d = theta.shape[1] - 1
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    names = [*[f"w_{i}" for i in range(d)], "b"] if parameters else []
-    writer.writerow(["step", "loss", "grad_norm", "lr", "expected_loss", *names])
-    for i in range(len(history["step"])):
-        writer.writerow(
-            [
-                int(history["step"][i]),
-                _fmt(history["loss"][i]),
-                _fmt(history["grad_norm"][i]),
-                _fmt(rates[i]),
-                _fmt(math.nan if expected is None else expected[i]),
-                *(_fmt(v) for v in (theta[i].tolist() if parameters else [])),
-            ]
-        )
-    return out.getvalue()
-
-
-def _sample_csv(dataset: Dataset) -> str:
-    assert dataset.sample is not None  # kept by load_dataset for one-feature data
-    x = dataset.sample[0][:, 0].double().numpy()
-    y = dataset.sample[1][:, 0].double().numpy()
-    out = io.StringIO()
-    out.write(f"{dataset.feature_names[0]},{dataset.target_name}\n")
-    for xi, yi in zip(x, y, strict=True):
-        out.write(f"{_fmt(xi)},{_fmt(yi)}\n")
-    return out.getvalue()
 
 
 # --------------------------------------------------------------------------- reading

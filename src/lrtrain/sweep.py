@@ -27,7 +27,6 @@ from lrtrain.train import TrainResult
 if TYPE_CHECKING:
     from lrtrain.prediction import MinibatchSweep
 
-DEFAULT_GAP = 1e-3  # relative optimality gap for "steps to target" when train.target_gap is unset
 AUTO_POINTS = 12
 THEORY_MAX_STEPS = 100_000  # how far the recommendation's theoretical step counts look
 
@@ -66,12 +65,6 @@ def parse_lr_range(text: str) -> list[float]:
     if not (math.isfinite(lo) and math.isfinite(hi) and 0 < lo < hi) or not 2 <= n <= 4096:
         raise ConfigError(f"--lr-range '{text}': need 0 < LO < HI and 2 ≤ N ≤ 4096")
     return [lo * (hi / lo) ** (i / (n - 1)) for i in range(n)]
-
-
-def gap_target(config: Config) -> float:
-    """The relative optimality gap "steps to target" counts to: ``train.target_gap``, else
-    1e-3."""
-    return config.train.target_gap if config.train.target_gap is not None else DEFAULT_GAP
 
 
 def check_sweep_config(config: Config) -> None:
@@ -128,7 +121,7 @@ def assess(
     "converges" (to the noise floor, however the path wanders), at or above, "diverged" (in
     mean square) — and counts the steps to the target on the expected loss: a batch's loss is
     too noisy to say when the gap is reached."""
-    target = gap_target(config)
+    target = config.train.gap_target
     loss_star = analysis.target_loss
     curves = minibatch.expected if minibatch is not None else None
     loss0 = curves[0][0] if curves else float(result.loss[0, 0])

@@ -1,0 +1,117 @@
+"""The run directory's CSV tables as text: what each row of metrics.csv, sweep.csv,
+trajectories.csv, replicas.csv and data_sample.csv holds (``runs`` writes them)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any, cast
+
+if TYPE_CHECKING:
+    from lrtrain.data import Dataset
+    from lrtrain.replicas import ReplicaBand
+    from lrtrain.sweep import SweepRow
+    from lrtrain.train import TrainResult
+
+
+def table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
+    """CSV text: the header, then each row (None written as an empty cell)."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(header)
+    for row in rows:
+        writer.writerow(["" if v is None else v for v in row])
+    return out.getvalue()
+
+
+SWEEP_COLUMNS = [
+    "lr", "verdict", "predicted_verdict", "final_loss", "diverged_at", "stopped_at",
+    "steps_to_target",
+]  # fmt: skip
+
+
+def sweep_csv(rows: list[SweepRow]) -> str:
+    return table(SWEEP_COLUMNS, ([cast(dict[str, Any], r)[c] for c in SWEEP_COLUMNS] for r in rows))
+
+
+def trajectories_csv(
+    result: TrainResult, expected: list[list[float]] | None, parameters: bool = True
+) -> str:
+    """Every rate's rows with the theory's expected loss (nan where not modelled); the
+    parameter columns only when ``parameters`` (else in trajectories.npy, row for row)."""
+    d = result.final_theta.shape[1] - 1
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    names = [*[f"w_{i}" for i in range(d)], "b"] if parameters else []
+    writer.writerow(["lr", "step", "loss", "grad_norm", "expected_loss", *names])
+    for k, lr in enumerate(result.lrs):
+        h = result.replica_history(k)
+        for i in range(len(h["step"])):
+            writer.writerow(
+                [
+                    fmt(lr),
+                    int(h["step"][i]),
+                    fmt(float(h["loss"][i])),
+                    fmt(float(h["grad_norm"][i])),
+                    fmt(math.nan if expected is None else expected[k][i]),
+                    *(fmt(v) for v in (h["theta"][i].tolist() if parameters else [])),
+                ]
+            )
+    return out.getvalue()
+
+
+def fmt(value: float) -> str:
+    return repr(float(value))
+
+
+def replicas_csv(band: ReplicaBand, expected: list[float] | None) -> str:
+    """The replicas' mean full-batch loss, its 99% band and E[L] per logged step."""
+    wanted = [math.nan] * len(band.steps) if expected is None else expected
+    return table(
+        ["step", "mean_loss", "band_low", "band_high", "expected_loss"],
+        ([int(t), *(fmt(v) for v in (m, lo, hi, e))]
+         for t, m, lo, hi, e in zip(band.steps.tolist(), band.mean, band.low, band.high, wanted,
+                                    strict=True)),
+    )  # fmt: skip
+
+
+def metrics_csv(
+    history: dict[str, Any],
+    rates: list[float],
+    expected: list[float] | None,
+    parameters: bool = True,
+) -> str:
+    """One row per logged step, with the rate used at that step and the theory's expected loss
+    (nan where not modelled);
+    the parameter columns only when ``parameters`` (else in trajectory.npy, row for row)."""
+    theta = history["theta"]
+    d = theta.shape[1] - 1
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    names = [*[f"w_{i}" for i in range(d)], "b"] if parameters else []
+    writer.writerow(["step", "loss", "grad_norm", "lr", "expected_loss", *names])
+    for i in range(len(history["step"])):
+        writer.writerow(
+            [
+                int(history["step"][i]),
+                fmt(history["loss"][i]),
+                fmt(history["grad_norm"][i]),
+                fmt(rates[i]),
+                fmt(math.nan if expected is None else expected[i]),
+                *(fmt(v) for v in (theta[i].tolist() if parameters else [])),
+            ]
+        )
+    return out.getvalue()
+
+
+def sample_csv(dataset: Dataset) -> str:
+    assert dataset.sample is not None  # kept by load_dataset for one-feature data
+    x = dataset.sample[0][:, 0].double().numpy()
+    y = dataset.sample[1][:, 0].double().numpy()
+    out = io.StringIO()
+    out.write(f"{dataset.feature_names[0]},{dataset.target_name}\n")
+    for xi, yi in zip(x, y, strict=True):
+        out.write(f"{fmt(xi)},{fmt(yi)}\n")
+    return out.getvalue()
