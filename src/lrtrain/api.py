@@ -26,6 +26,7 @@ from lrtrain.memory import check_memory
 
 if TYPE_CHECKING:
     from lrtrain.analysis import Analysis, AutoSettings
+    from lrtrain.batch_map import BatchMapSummary
     from lrtrain.data import Dataset
     from lrtrain.summary import FitSummary, SweepSummary
     from lrtrain.train import ProgressCallback, TrainResult
@@ -333,6 +334,88 @@ def sweep_lr(
     return SweepRun(run_dir, summary, config, analysis, result, figures)
 
 
+def batch_map(
+    config: Config,
+    batch_sizes: list[int | None],
+    lrs: list[float] | None = None,
+    out: str | Path | None = None,
+    overwrite: bool = False,
+    progress: ProgressCallback | bool | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    draw: bool = True,
+) -> BatchMapRun:
+    """The lr × batch-size map: at every batch size the same rates, each trained on
+    ``train.replicas`` independent batch streams (64 when 1) in one vectorised run; every
+    (size, rate)'s steps to the target gap as the mini-batch theory expects them beside those
+    the streams' mean loss took; each size's fastest rate; the critical batch size."""
+    import time
+
+    from lrtrain import batch_map as bm
+    from lrtrain import minibatch as mb
+    from lrtrain import minibatch_steps as ms
+    from lrtrain.analysis import gap_scale
+    from lrtrain.prediction import minibatch_moments
+    from lrtrain.progress import progress_for
+    from lrtrain.train import train
+
+    bm.check_config(config)
+    if current().distributed:
+        raise ConfigError("--batch-sizes runs in one process: drop --nproc")
+    started = time.perf_counter()
+    config, dataset, analysis, _ = prepare(config)
+    moments, why = minibatch_moments(config, dataset, analysis, False)
+    if moments is None:
+        raise ConfigError(f"--batch-sizes needs the mini-batch theory: {why}")
+    critical = {b: mb.critical_lr(moments, b) for b in batch_sizes}
+    chosen = lrs or config.sweep.lrs or bm.auto_lrs(critical)
+    paths = config.train.replicas if config.train.replicas > 1 else bm.PATHS
+    check_memory(config, replicas=len(chosen) * paths)
+    run_dir = runs.create_run_dir(config.output.root, f"{config.name}-batch-map", out, overwrite)
+    results = []
+    with progress_for(progress, f"batch map {config.name}") as callback:
+        for size in batch_sizes:
+            count = 1 if size is None else paths  # the full batch has no noise
+            lrs_k = [lr for lr in chosen for _ in range(count)]  # every replica its own stream
+            streams = 1 if size is None else len(lrs_k)
+            train_config = config.model_copy(
+                update={"train": config.train.model_copy(
+                    update={"batch_size": size, "replicas": streams, "tol": None,
+                            "target_gap": None}
+                )}
+            )  # fmt: skip
+            results.append(train(dataset, train_config, lrs=lrs_k, progress=callback,
+                                 should_stop=should_stop))  # fmt: skip
+    loss0 = float(results[0].loss[0, 0])
+    target = analysis.target_loss + config.train.gap_target * gap_scale(analysis.target_loss, loss0)
+    runs_by_size = [bm.SizeRun(b, r) for b, r in zip(batch_sizes, results, strict=True)]
+    rows, sizes, problem = bm.map_rows(analysis, moments, runs_by_size, chosen, target,
+                                       config.train.max_iter)  # fmt: skip
+
+    def critical_of(b: int | None) -> float:
+        return critical[b] if b in critical else mb.critical_lr(moments, b)
+
+    summary: bm.BatchMapSummary = {
+        "format_version": runs.FORMAT_VERSION, "kind": "batch-map", "name": config.name,
+        "sampling": config.train.sampling, "paths": paths,
+        "target_gap": config.train.gap_target, "target_loss": target, "lrs": list(chosen),
+        "max_iter": config.train.max_iter, "rows": dataset.n, "sizes": sizes,
+        "critical_batch_size": ms.critical_batch_size(problem, dataset.n, critical_of),
+        "linear_scaling_up_to": bm.linear_scaling_limit(sizes),
+        "elapsed_s": time.perf_counter() - started,
+    }  # fmt: skip
+    runs.save_batch_map(run_dir, config, summary, rows)
+    figures = redraw(run_dir, config.output.format) if draw else []
+    return BatchMapRun(run_dir, summary, config, figures)
+
+
+@dataclass
+class BatchMapRun:
+    run_dir: Path
+    summary: BatchMapSummary
+    config: Config
+    figures: list[Path]
+
+
 def redraw(run_dir: str | Path, fmt: str | None = None) -> list[Path]:
     """Draw every figure of a saved fit or sweep from its files alone (no torch)."""
     from lrtrain.plots import run_figures
@@ -340,6 +423,10 @@ def redraw(run_dir: str | Path, fmt: str | None = None) -> list[Path]:
 
     run = runs.load_run(run_dir)
     fmt = fmt or run.config.get("output", {}).get("format", "png")
+    if run.kind == "batch-map":
+        from lrtrain.minibatch_plots import batch_map_figures
+
+        return runs.save_figures(run.path, batch_map_figures(run), fmt)
     figures = sweep_figures(run) if run.kind == "sweep" else run_figures(run)
     return runs.save_figures(run.path, figures, fmt)
 

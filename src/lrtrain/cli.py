@@ -18,7 +18,6 @@ import typer
 from rich.table import Table
 
 from lrtrain.cli_run import (
-    EXIT_DIVERGED,
     EXIT_INTERRUPTED,
     Command,
     ConfigOpt,
@@ -35,17 +34,19 @@ from lrtrain.cli_run import (
     SeedOpt,
     console,
     err_console,
+    fit_ending,
     resolve_config,
+    sweep_ending,
     train_command,
     user_errors,
 )
 from lrtrain.distributed import DEFAULT_TIMEOUT_S
 from lrtrain.errors import ConfigError, LrtrainError, RunDirError
 from lrtrain.progress import ProgressBar
-from lrtrain.report import fit_report, sweep_report
+from lrtrain.report import batch_map_report, fit_report, sweep_report
 
 if TYPE_CHECKING:
-    from lrtrain.api import FitRun, SweepRun
+    from lrtrain.api import BatchMapRun, FitRun, SweepRun
     from lrtrain.config import Config
 
 
@@ -104,32 +105,9 @@ def fit(
         return _fit_or_resume(cfg, resume, out, overwrite, quiet or json_out, stopped, draw)
 
     train_command(
-        Command("fit", resolve, lambda cfg: None, run, fit_report, _fit_ending),
+        Command("fit", resolve, lambda cfg: None, run, fit_report, fit_ending),
         print_config, quiet, json_out, nproc, dist_timeout,
     )  # fmt: skip
-
-
-def _fit_ending(run: FitRun) -> tuple[str, int] | None:
-    """What a fit that did not finish says on stderr, and its exit code."""
-    s = run.summary
-    if s["status"] == "interrupted":
-        return (
-            f"[bold yellow]interrupted[/] at step {s['steps']}: checkpoint, metrics and summary "
-            f"saved in {run.run_dir}; continue with: lrtrain fit --resume {run.run_dir}",
-            EXIT_INTERRUPTED,
-        )
-    if s["status"] == "diverged":
-        a = s["analysis"]
-        began = s["verdict"]["diverged_at"]
-        since = f"the loss rose above its initial value at step {began} and " if began else ""
-        safe = min(a["asymptotically_optimal_lr"], 0.9 * a["critical_lr"])
-        return (
-            f"[bold red]diverged[/]: {since}the run stopped at step {s['steps']}: lr "
-            f"{s['lr']:g} is above the critical lr {a['critical_lr']:.4g}; try optimizer.lr="
-            f"{safe:.3g}. Results and plots are in {run.run_dir}",
-            EXIT_DIVERGED,
-        )
-    return None
 
 
 def _fit_or_resume(
@@ -183,6 +161,15 @@ def sweep_lr(
             "--lr-range", help="LO:HI:N, N log-spaced learning rates.", show_default=False
         ),
     ] = None,
+    batch_sizes: Annotated[
+        str | None,
+        typer.Option(
+            "--batch-sizes",
+            help="e.g. 1,4,16,full: the lr × batch-size map of steps to the target gap, "
+            "expected beside observed (train.replicas streams per rate, 64 when 1).",
+            show_default=False,
+        ),
+    ] = None,
     out: OutOpt = None,
     overwrite: OverwriteOpt = False,
     print_config: PrintConfigOpt = False,
@@ -221,28 +208,21 @@ def sweep_lr(
                 draw=draw,
             )  # fmt: skip
 
-    train_command(
-        Command("sweep", resolve, count, run, sweep_report, _sweep_ending),
-        print_config, quiet, json_out, nproc, dist_timeout,
-    )  # fmt: skip
+    def run_map(cfg: Config, stopped: Callable[[], bool], draw: bool) -> BatchMapRun:
+        from lrtrain.api import batch_map
+        from lrtrain.batch_map import parse_batch_sizes
 
+        assert batch_sizes is not None
+        with ProgressBar(not quiet, f"batch map {cfg.name}", console) as bar:
+            sizes = parse_batch_sizes(batch_sizes)
+            return batch_map(cfg, sizes, chosen(), out, overwrite, bar, stopped, draw)
 
-def _sweep_ending(run: SweepRun) -> tuple[str, int] | None:
-    s = run.summary
-    assert s is not None, "rank 0 reports a sweep"
-    if s["status"] == "interrupted":
-        return (
-            f"[bold yellow]interrupted[/] at step {s['steps_run']}: what the sweep had is saved "
-            f"in {run.run_dir}",
-            EXIT_INTERRUPTED,
-        )
-    if run.all_diverged:
-        return (
-            f"[bold red]every learning rate diverged[/]: the critical lr is "
-            f"{s['critical_lr']:.4g}. Results and plots are in {run.run_dir}",
-            EXIT_DIVERGED,
-        )
-    return None
+    command = (
+        Command("sweep", resolve, count, run, sweep_report, sweep_ending)
+        if batch_sizes is None
+        else Command("batch-map", resolve, count, run_map, batch_map_report, lambda run: None)
+    )
+    train_command(command, print_config, quiet, json_out, nproc, dist_timeout)
 
 
 @app.command(

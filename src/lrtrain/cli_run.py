@@ -20,6 +20,7 @@ from rich.console import Console
 from lrtrain.errors import DistributedError, LrtrainError
 
 if TYPE_CHECKING:
+    from lrtrain.api import FitRun, SweepRun
     from lrtrain.config import Config
     from lrtrain.drawer import Drawer
 
@@ -283,3 +284,44 @@ def train_command(
         message, code = ending
         err_console.print(message, soft_wrap=True)
         raise typer.Exit(code)
+
+
+def fit_ending(run: FitRun) -> tuple[str, int] | None:
+    """What a fit that did not finish says on stderr, and its exit code."""
+    s = run.summary
+    if s["status"] == "interrupted":
+        return (
+            f"[bold yellow]interrupted[/] at step {s['steps']}: checkpoint, metrics and summary "
+            f"saved in {run.run_dir}; continue with: lrtrain fit --resume {run.run_dir}",
+            EXIT_INTERRUPTED,
+        )
+    if s["status"] == "diverged":
+        a = s["analysis"]
+        began = s["verdict"]["diverged_at"]
+        since = f"the loss rose above its initial value at step {began} and " if began else ""
+        safe = min(a["asymptotically_optimal_lr"], 0.9 * a["critical_lr"])
+        return (
+            f"[bold red]diverged[/]: {since}the run stopped at step {s['steps']}: lr "
+            f"{s['lr']:g} is above the critical lr {a['critical_lr']:.4g}; try optimizer.lr="
+            f"{safe:.3g}. Results and plots are in {run.run_dir}",
+            EXIT_DIVERGED,
+        )
+    return None
+
+
+def sweep_ending(run: SweepRun) -> tuple[str, int] | None:
+    s = run.summary
+    assert s is not None, "rank 0 reports a sweep"
+    if s["status"] == "interrupted":
+        return (
+            f"[bold yellow]interrupted[/] at step {s['steps_run']}: what the sweep had is saved "
+            f"in {run.run_dir}",
+            EXIT_INTERRUPTED,
+        )
+    if run.all_diverged:
+        return (
+            f"[bold red]every learning rate diverged[/]: the critical lr is "
+            f"{s['critical_lr']:.4g}. Results and plots are in {run.run_dir}",
+            EXIT_DIVERGED,
+        )
+    return None

@@ -1,16 +1,19 @@
-"""Figures of the mini-batch theory against what replicas observed (matplotlib, numpy)."""
+"""Figures of the mini-batch theory against what training observed: the replicas' band, the
+lr × batch-size map (matplotlib, numpy)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from lrtrain.plots import axes
+from lrtrain.plots import axes, figure
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
+
+    from lrtrain.runs import RunData
 
 
 def replica_figure(
@@ -44,4 +47,69 @@ def replica_figure(
     ax.set_title(title, fontsize=10)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(loc="upper right")
+    return fig
+
+
+def batch_map_figures(run: RunData) -> dict[str, Figure]:
+    """The figure of a ``sweep-lr --batch-sizes`` directory, from its files."""
+    return {"batch_map": batch_map_figure(run.summary, run.metrics)}
+
+
+def batch_map_figure(summary: dict[str, Any], table: dict[str, np.ndarray]) -> Figure:
+    """Left: every batch size's steps to the target gap against the rate — the theory's
+    expectation (lines) beside the mean of the batch streams (dots), each size's mean-square
+    critical lr dotted.
+    Right: the fastest rate against the batch size, predicted and observed, with the
+    linear-scaling line from the smallest size and the critical batch size."""
+    fig = figure((12.5, 5.0))
+    left, right = fig.subplots(1, 2)
+    rows = summary["rows"]
+    sizes = summary["sizes"]
+    for i, size in enumerate(sizes):
+        batch = size["batch_size"]
+        color = f"C{i % 10}"
+        mine = table["batch_size"] == (np.inf if batch is None else batch)
+        lr = table["lr"][mine]
+        label = "full batch" if batch is None else f"batch {batch}"
+        left.plot(lr, table["predicted_steps"][mine], color=color, lw=1.6, label=f"{label}: theory")
+        left.plot(lr, table["observed_steps"][mine], "o", color=color, ms=4, alpha=0.8,
+                  label=f"{label}: observed")  # fmt: skip
+        left.axvline(size["critical_lr"], color=color, ls=":", lw=1)
+    left.set_xscale("log")
+    left.set_yscale("log")
+    left.set_xlabel("learning rate (dotted: each size's mean-square critical lr)")
+    left.set_ylabel(f"steps to a relative gap of {summary['target_gap']:g}")
+    paths = summary["paths"]
+    left.set_title(f"Steps to the target: expected (lines), mean of {paths} batch streams (dots)",
+                   fontsize=10)  # fmt: skip
+    left.grid(True, which="both", alpha=0.3)
+    left.legend(fontsize=7, ncol=2, loc="best")
+
+    def at(batch: int | None) -> float:
+        return float(rows if batch is None else batch)
+
+    xs = [at(s["batch_size"]) for s in sizes]
+    predicted = [s["predicted_fastest_lr"] or np.nan for s in sizes]
+    observed = [s["observed_best_lr"] or np.nan for s in sizes]
+    right.plot(xs, predicted, "-o", color="C0", label="fastest lr (theory)")
+    right.plot(
+        xs, observed, "x", color="C3", ms=8, mew=2, label="fastest lr of the grid (one path)"
+    )
+    first = next((i for i, v in enumerate(predicted) if np.isfinite(v)), None)
+    if first is not None:
+        scale = np.array(xs) / xs[first] * predicted[first]
+        right.plot(xs, scale, "--", color="0.5", lw=1, label="linear scaling: lr ∝ batch")
+    critical = summary.get("critical_batch_size")
+    if critical is not None:
+        right.axvline(critical, color="C2", ls=":", lw=1.4, label=f"critical batch size {critical}")
+    right.set_xscale("log")
+    right.set_yscale("log")
+    right.set_xticks(
+        xs, [("full" if s["batch_size"] is None else str(s["batch_size"])) for s in sizes]
+    )
+    right.set_xlabel("batch size")
+    right.set_ylabel("learning rate")
+    right.set_title("The fastest rate per batch size", fontsize=10)
+    right.grid(True, which="both", alpha=0.3)
+    right.legend(fontsize=8, loc="best")
     return fig

@@ -11,7 +11,7 @@ from rich.table import Table
 from lrtrain.schedules import describe
 
 if TYPE_CHECKING:
-    from lrtrain.api import FitRun, SweepRun
+    from lrtrain.api import BatchMapRun, FitRun, SweepRun
     from lrtrain.prediction import MinibatchTheory
     from lrtrain.replicas import ReplicaSummary
     from lrtrain.sweep import SweepRow
@@ -295,3 +295,44 @@ def sweep_report(run: SweepRun, console: Console) -> None:
         f"{s['elapsed_s']:.3f} s on {s['device']} ({s['gradient']})"
     )
     console.print(f"run          {run.run_dir}")
+
+
+def batch_map_report(run: BatchMapRun, console: Console) -> None:
+    """The report of an lr × batch-size map: per batch size its limit and fastest rate,
+    expected beside observed; the critical batch size and the linear-scaling rule."""
+    s = run.summary
+    table = Table(
+        title=f"lrtrain sweep-lr --batch-sizes — {s['name']} (steps to a relative gap of "
+        f"{s['target_gap']:g}; observed: the mean of {s['paths']} batch streams)",
+        title_justify="left",
+    )
+    for col in ("batch", "mean-square critical lr", "fastest lr", "expected steps",
+                "best lr (grid)", "observed steps"):  # fmt: skip
+        table.add_column(col, justify="right")
+    for size in s["sizes"]:
+        table.add_row(
+            "full" if size["batch_size"] is None else str(size["batch_size"]),
+            fmt(size["critical_lr"], 5),
+            fmt(size["predicted_fastest_lr"], 4),
+            fmt(size["predicted_fastest_steps"]),
+            fmt(size["observed_best_lr"], 4),
+            fmt(size["observed_best_steps"]),
+        )
+    console.print(table)
+    up_to = s["linear_scaling_up_to"]
+    critical = s["critical_batch_size"]
+    console.print(
+        "scaling   "
+        + (
+            f"the fastest lr grows in proportion to the batch up to {up_to} (linear scaling), "
+            "then less"
+            if up_to is not None
+            else "the fastest lr does not grow in proportion to the batch here"
+        )
+        + (
+            f"; critical batch size {critical}: from there at most 2× the full batch's fewest steps"
+            if critical is not None
+            else "; no batch size up to the data's comes within 2× the full batch's steps"
+        )
+    )
+    console.print(f"run       {run.run_dir}")

@@ -11,11 +11,12 @@ import contextlib
 import csv
 import io
 import json
+import math
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import yaml
@@ -26,6 +27,7 @@ from lrtrain.errors import RunDirError
 from lrtrain.summary import ARRAYS_FILE, FORMAT_VERSION
 
 if TYPE_CHECKING:
+    from lrtrain.batch_map import BatchMapSummary, MapRow
     from lrtrain.config import Config
     from lrtrain.data import Dataset
     from lrtrain.replicas import ReplicaBand
@@ -36,6 +38,7 @@ if TYPE_CHECKING:
 # --------------------------------------------------------------------------- writing
 
 REPLICAS_FILE = "replicas.csv"  # train.replicas > 1: the replicas' band
+BATCH_MAP_FILE = "batch_map.csv"  # sweep-lr --batch-sizes: (batch size, lr) → steps
 
 
 def create_run_dir(
@@ -150,6 +153,18 @@ def save_sweep(
     write_text(run_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
 
 
+def save_batch_map(
+    run_dir: Path, config: Config, summary: BatchMapSummary, rows: list[MapRow]
+) -> None:
+    """Write a map's own files beside its sweeps: config, batch_map.csv, summary."""
+    write_text(run_dir / "config.yaml", _config_header(config) + config.to_yaml())
+    columns = ["batch_size", "lr", "predicted_steps", "observed_steps"]
+    body = (["full" if r["batch_size"] is None else r["batch_size"], *(r[c] for c in columns[1:])]
+            for r in cast(list[dict[str, Any]], rows))  # fmt: skip
+    write_text(run_dir / BATCH_MAP_FILE, tables.table(columns, body))
+    write_text(run_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
+
+
 def _write_npy(path: Path, array: np.ndarray) -> None:
     with atomic_file(path) as fh:  # straight to the file: no copy of a large array in memory
         np.save(fh, np.asarray(array, dtype=np.float64), allow_pickle=False)
@@ -229,6 +244,9 @@ def load_run(path: str | Path) -> RunData:
     config = _read_yaml(path / "config.yaml")
     kind = summary.get("kind", "fit")
     run = RunData(path=path, kind=kind, summary=summary, config=config)
+    if kind == "batch-map":  # the map's own table; its sweeps are directories inside
+        run.metrics = _read_csv_columns(path / BATCH_MAP_FILE, {"full": math.inf, "": math.nan})
+        return run
     table = "trajectories" if kind == "sweep" else "metrics"
     run.metrics = _read_csv_columns(path / f"{table}.csv")
     trajectory = summary.get("trajectory")  # format ≥ 2, wide runs: the parameters' file
@@ -330,10 +348,13 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     return data
 
 
-def _read_csv_columns(path: Path) -> dict[str, np.ndarray]:
+def _read_csv_columns(path: Path, words: dict[str, float] | None = None) -> dict[str, np.ndarray]:
+    """A CSV of numbers by column; ``words``: cells that stand for numbers ("full": inf)."""
     with _reading(path), path.open(newline="", encoding="utf-8") as fh:
         rows = list(csv.reader(fh))
         header, body = rows[0], rows[1:]
+        if words:
+            body = [[str(words.get(cell, cell)) for cell in row] for row in body]
         table = np.array(body, dtype=np.float64).reshape(len(body), len(header))
     return {name: table[:, i] for i, name in enumerate(header)}
 
