@@ -93,7 +93,7 @@ def batch_map_figure(summary: dict[str, Any], table: dict[str, np.ndarray]) -> F
     observed = [s["observed_best_lr"] or np.nan for s in sizes]
     right.plot(xs, predicted, "-o", color="C0", label="fastest lr (theory)")
     right.plot(
-        xs, observed, "x", color="C3", ms=8, mew=2, label="fastest lr of the grid (one path)"
+        xs, observed, "x", color="C3", ms=8, mew=2, label="fastest lr of the grid (observed)"
     )
     first = next((i for i, v in enumerate(predicted) if np.isfinite(v)), None)
     if first is not None:

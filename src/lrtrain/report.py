@@ -188,11 +188,11 @@ def _minibatch_lines(theory: MinibatchTheory, lr: float, observed: str, console:
         f"{fmt(theory['observed_final_loss'])}"
     )
     if theory["schedule"] is not None:
-        ends = "settles" if theory["verdict"] == "converges" else "grows"
+        ends = "ends below" if theory["verdict"] == "converges" else "ends above"
         why = (
-            f"under the {theory['schedule']} schedule the expected loss {ends}; the last "
-            f"step's rate would hold it at a noise floor {fmt(theory['noise_floor'], 3)} above "
-            "the optimum"
+            f"under the {theory['schedule']} schedule the expected loss {ends} where it "
+            f"began; at the last step's rate its noise floor is {fmt(theory['noise_floor'], 3)} "
+            "above the optimum"
         )
     elif theory["verdict"] == "converges":
         why = (
