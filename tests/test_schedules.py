@@ -206,3 +206,14 @@ def test_resume_refuses_to_stretch_a_schedule_tied_to_max_iter(tmp_path) -> None
     run = fit(load_config(None, fixed), draw=False)
     longer = load_config(None, [*fixed, "train.max_iter=300"])
     assert resume_status(load_checkpoint(run.run_dir), longer) is None
+
+
+def test_lr_auto_is_the_base_rate_a_schedule_scales(tmp_path) -> None:
+    over = ["device=cpu", "train.dtype=float64", "optimizer.lr=auto", "train.max_iter=50",
+            "output.plots=[]", f"output.root={tmp_path}", *_overrides("cosine", {})]  # fmt: skip
+    run = fit(load_config(None, over), draw=False)
+    eta = run.analysis.asymptotically_optimal_lr
+    factors = lr_factors(run.config.optimizer.schedule, 50)
+    assert factors is not None
+    lr = load_run(run.run_dir).metrics["lr"]
+    assert lr[:50].tolist() == pytest.approx((eta * factors).tolist(), rel=1e-12)

@@ -24,8 +24,8 @@ def replica_figure(
     ax: Axes | None = None,
 ) -> Figure:
     """The excess loss E[L_t] − L* of K batch streams: their mean with its 99% band (from
-    replicas.csv's columns) against the theory's expected loss, log scale, and the noise
-    floor the expectation settles at."""
+    replicas.csv's columns) against the theory's expected loss, log scale, the run's own
+    path (replica 0) and the noise floor the expectation settles at."""
     fig, ax = axes(ax)
     steps = replicas["step"]
     mean, low, high = (replicas[c] - loss_star for c in ("mean_loss", "band_low", "band_high"))
@@ -34,6 +34,10 @@ def replica_figure(
     ax.fill_between(steps[shown], floor[shown], high[shown], color="C2", alpha=0.3, lw=0,
                     label="replicas' mean, 99% band")  # fmt: skip
     ax.plot(steps[shown], mean[shown], color="C2", lw=1.2)
+    if "run_loss" in replicas:  # this run: replica 0, one path of the K
+        run = replicas["run_loss"] - loss_star
+        mine = np.isfinite(run) & (run > 0)
+        ax.plot(steps[mine], run[mine], color="C0", lw=0.6, alpha=0.6, label="this run (replica 0)")
     expected = replicas["expected_loss"] - loss_star
     theory = np.isfinite(expected) & (expected > 0)
     if theory.any():

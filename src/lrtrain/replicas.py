@@ -39,6 +39,7 @@ class ReplicaBand:
     """Per logged step: the replicas' mean full-batch loss and its 99% band."""
 
     steps: np.ndarray  # [R]
+    run: np.ndarray  # [R]: replica 0's full-batch loss — the run itself
     mean: np.ndarray  # [R]
     low: np.ndarray  # [R]
     high: np.ndarray  # [R]
@@ -66,7 +67,7 @@ def replica_band(analysis: Analysis, result: TrainResult) -> ReplicaBand:
     with np.errstate(invalid="ignore", over="ignore"):
         mean = losses.mean(axis=1)
         half = Z99 * losses.std(axis=1, ddof=1) / math.sqrt(losses.shape[1])
-    return ReplicaBand(steps, mean, mean - half, mean + half)
+    return ReplicaBand(steps, losses[:, 0], mean, mean - half, mean + half)
 
 
 def summarise(

@@ -67,13 +67,14 @@ def fmt(value: float) -> str:
 
 
 def replicas_csv(band: ReplicaBand, expected: list[float] | None) -> str:
-    """The replicas' mean full-batch loss, its 99% band and E[L] per logged step."""
+    """Per logged step: the run's (replica 0's) full-batch loss, the replicas' mean, its 99%
+    band and E[L]."""
     wanted = [math.nan] * len(band.steps) if expected is None else expected
+    columns = (band.run, band.mean, band.low, band.high, wanted)
     return table(
-        ["step", "mean_loss", "band_low", "band_high", "expected_loss"],
-        ([int(t), *(fmt(v) for v in (m, lo, hi, e))]
-         for t, m, lo, hi, e in zip(band.steps.tolist(), band.mean, band.low, band.high, wanted,
-                                    strict=True)),
+        ["step", "run_loss", "mean_loss", "band_low", "band_high", "expected_loss"],
+        ([int(t), *(fmt(v) for v in values)]
+         for t, *values in zip(band.steps.tolist(), *columns, strict=True)),
     )  # fmt: skip
 
 
