@@ -196,6 +196,9 @@ def test_a_wide_run_keeps_summary_and_csv_small_and_every_reader_works(tmp_path:
     assert loaded.theta.shape == (13, p)
     assert loaded.theta[-1] == pytest.approx(run.result.final_theta[0].numpy())
     assert loaded.hessian.shape == (p, p) and loaded.eigenvectors is not None
+    # the fit statistics' table went beside the summary and comes back whole
+    assert loaded.summary["statistics"]["coefficients_file"] == "coefficients.csv"
+    assert loaded.summary["statistics"]["coefficients"] == run.summary["statistics"]["coefficients"]
     assert (run.run_dir / "plots" / "contour.png").is_file()
     from lrtrain.api import predict
 

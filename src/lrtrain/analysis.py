@@ -156,7 +156,7 @@ def analyse_dataset(dataset: Dataset, optimizer: OptimizerConfig) -> Analysis:
     else:
         target, target_loss = theta, loss_star
     # momentum: auto is resolved from this analysis (auto_settings), then for_optimizer
-    momentum = 0.0 if optimizer.momentum == "auto" else optimizer.momentum
+    momentum = 0.0 if optimizer.momentum == "auto" else optimizer.momentum_value
     monotone, critical, optimal = lr_limits(lam_min, lam_max, momentum, optimizer.nesterov)
     return Analysis(
         hessian=hessian.numpy(),

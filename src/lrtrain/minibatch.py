@@ -252,6 +252,7 @@ class Lifted:
     loss_star: float
     delta: torch.Tensor
     full: bool
+    weights: torch.Tensor | None = None  # mini-batch: 2(E[L] − L*) = weights · z, linear in z
 
     @classmethod
     def of(
@@ -268,7 +269,15 @@ class Lifted:
         full = batch is None
         z = mean if full else torch.cat([torch.outer(mean, mean).reshape(-1), mean, torch.ones(1)])
         lift = _Step.of(moments, rule, batch).lifted()
-        return cls(lift, z, moments, loss_star, moments.reference - theta_star.to(F64), full)
+        delta = moments.reference - theta_star.to(F64)
+        weights = None
+        if not full:  # tr(H S) + 2δᵀH m + δᵀHδ is linear in z = [vec U, E[u], 1]
+            n, h = 2 * p, moments.hessian
+            on_u = torch.zeros(n, n, dtype=F64)
+            on_u[:p, :p] = h
+            on_mean = torch.cat([2.0 * (h @ delta), torch.zeros(p, dtype=F64)])
+            weights = torch.cat([on_u.reshape(-1), on_mean, (delta @ h @ delta).reshape(1)])
+        return cls(lift, z, moments, loss_star, delta, full, weights)
 
     def _mean(self, z: torch.Tensor) -> torch.Tensor:
         p, n = self.moments.p, 2 * self.moments.p
@@ -276,10 +285,10 @@ class Lifted:
 
     def loss(self, z: torch.Tensor) -> float:
         """E[L] of the lifted state z."""
-        p, n, h, delta = self.moments.p, 2 * self.moments.p, self.moments.hessian, self.delta
-        m = self._mean(z)
-        s = torch.outer(m, m) if self.full else z[: n * n].reshape(n, n)[:p, :p]
-        excess = float((h * s).sum()) + 2.0 * float(delta @ h @ m) + float(delta @ h @ delta)
+        if self.weights is not None:
+            return self.loss_star + 0.5 * float(self.weights @ z)
+        h, delta, m = self.moments.hessian, self.delta, self._mean(z)  # full batch: S = m mᵀ
+        excess = float(m @ h @ m) + 2.0 * float(delta @ h @ m) + float(delta @ h @ delta)
         return self.loss_star + 0.5 * excess
 
     def mean_error(self, z: torch.Tensor) -> torch.Tensor:

@@ -42,6 +42,9 @@ def _fit_table(run: FitRun) -> Table:
             ("learned", s["final_original"]),
             ("closed form", s["closed_form_original"]),
         ]
+    half = _half_widths(s)
+    if half is not None:
+        columns.append((f"± ({100 * s['statistics']['level']:.0f}%)", half))
     if true:
         columns.append(("true", true))
     for title, _ in columns:
@@ -53,13 +56,54 @@ def _fit_table(run: FitRun) -> Table:
     ]
     shown = _shown_weights(columns[0][1]["w"])
     for i in shown:
-        table.add_row(names[i], *(fmt(values["w"][i]) for _, values in columns))
-    table.add_row("b", *(fmt(values["b"]) for _, values in columns))
+        table.add_row(names[i], *(fmt(values["w"][i], _digits(t)) for t, values in columns))
+    table.add_row("b", *(fmt(values["b"], _digits(t)) for t, values in columns))
     hidden = len(names) - len(shown)
     if hidden:
         table.caption = f"… {hidden} more weights in summary.json"  # the largest are shown
         table.caption_justify = "left"
     return table
+
+
+def _statistics_line(s: Mapping[str, Any]) -> str:
+    """R², σ̂ and whether the true parameters lie in their intervals."""
+    from lrtrain.ols import truth_inside
+
+    st = s["statistics"]
+    r2 = f"R² {fmt(st['r2'], 4)}" if st["r2"] is not None else "R² —"
+    sigma = f"σ̂ {fmt(st['sigma'], 4)} on {st['dof']} dof" if st["sigma"] is not None else ""
+    parts = [r2, sigma] if sigma else [r2]
+    true = s.get("true")
+    if true and len(true["w"]) + 1 == len(st["coefficients"]):
+        inside = truth_inside(st, [*true["w"], true["b"]])
+        if all(v is not None for v in inside):
+            out = [c["name"] for c, v in zip(st["coefficients"], inside, strict=True) if not v]
+            level = f"{100 * st['level']:.0f}%"
+            parts.append(
+                f"every true parameter inside its {level} interval"
+                if not out
+                else f"true {', '.join(out)} outside {'its' if len(out) == 1 else 'their'} "
+                f"{level} interval{'s' if len(out) > 1 else ''}"
+            )
+    if st["note"]:
+        parts.append(st["note"])
+    return " · ".join(parts)
+
+
+def _half_widths(s: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The closed form's confidence half-widths as a table column {w: [...], b: ...}."""
+    statistics = s.get("statistics")
+    if statistics is None:
+        return None
+    half = [
+        None if c["ci_low"] is None else (c["ci_high"] - c["ci_low"]) / 2
+        for c in statistics["coefficients"]
+    ]
+    return None if all(h is None for h in half) else {"w": half[:-1], "b": half[-1]}
+
+
+def _digits(title: str) -> int:
+    return 3 if title.startswith("±") else 6
 
 
 GRADIENT_WORDS = {
@@ -92,6 +136,8 @@ def fit_report(run: FitRun, console: Console) -> None:
         f"loss      {fmt(s['initial']['loss'])} → {fmt(s['final']['loss'])} "
         f"(optimum {fmt(s['closed_form']['loss'])}{gap_text})"
     )
+    if "statistics" in s:
+        console.print(f"fit       {_statistics_line(s)}")
     rate = s["steps_per_s"]
     console.print(
         f"status    {s['status']} after {s['steps']} of {s['max_iter']} steps · "

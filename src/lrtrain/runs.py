@@ -127,7 +127,19 @@ def save_fit(
     }
     write_bytes(run_dir / "checkpoint.pt", _torch_bytes(torch, checkpoint))
     _write_npz(run_dir / ARRAYS_FILE, arrays)
-    write_text(run_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
+    write_text(run_dir / "summary.json", json.dumps(_with_files(run_dir, summary), indent=2) + "\n")
+
+
+def _with_files(run_dir: Path, summary: FitSummary) -> dict[str, Any]:
+    """summary.json's content: a wide run's coefficient table goes to its own file."""
+    statistics = summary.get("statistics")
+    if statistics is None or not statistics["coefficients_file"]:
+        return cast(dict[str, Any], summary)
+    rows = statistics["coefficients"]
+    columns = ["name", "feature", "estimate", "se", "t", "p", "ci_low", "ci_high"]
+    body = ([cast(dict[str, Any], r)[c] for c in columns] for r in rows)
+    write_text(run_dir / statistics["coefficients_file"], tables.table(columns, body))
+    return {**summary, "statistics": {**statistics, "coefficients": []}}
 
 
 def save_sweep(
@@ -259,6 +271,9 @@ def load_run(path: str | Path) -> RunData:
         run.sample = _read_csv_columns(sample)
     if "replicas" in summary:
         run.replicas = _read_csv_columns(path / REPLICAS_FILE)
+    statistics = summary.get("statistics") or {}
+    if statistics.get("coefficients_file"):
+        statistics["coefficients"] = _read_coefficients(path / statistics["coefficients_file"])
     return run
 
 
@@ -346,6 +361,16 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise RunDirError(f"{path}: corrupt (expected a mapping)")
     return data
+
+
+def _read_coefficients(path: Path) -> list[dict[str, Any]]:
+    with _reading(path), path.open(newline="", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    return [
+        {k: (v or None) if k in ("name", "feature") else (float(v) if v else None)
+         for k, v in row.items()}
+        for row in rows
+    ]  # fmt: skip
 
 
 def _read_csv_columns(path: Path, words: dict[str, float] | None = None) -> dict[str, np.ndarray]:

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from lrtrain.analysis import Analysis, AutoSettings
     from lrtrain.config import Config
     from lrtrain.data import Dataset
+    from lrtrain.ols import FitStatistics
     from lrtrain.prediction import MinibatchTheory, Prediction
     from lrtrain.replicas import ReplicaSummary
     from lrtrain.sweep import SweepOutcome, SweepRow
@@ -29,6 +30,7 @@ ARRAYS_FILE = "arrays.npz"
 # Parameters per row beyond which metrics.csv / trajectories.csv keep only the scalars and the
 # parameters go to the .npy file ``trajectory`` names (2 000 features would be 2 001 columns).
 CSV_PARAMETERS = 100
+COEFFICIENTS_FILE = "coefficients.csv"  # wide runs: the fit statistics' per-coefficient table
 
 
 class Params(TypedDict):
@@ -163,6 +165,7 @@ class FitSummary(_FitSummaryRequired, total=False):  # with data.standardize, tr
     closed_form_original: OriginalParams
     standardization: Standardization
     replicas: ReplicaSummary
+    statistics: FitStatistics  # always: the OLS statistics of the closed form
 
 
 class SweepSummary(RunInfo):
@@ -222,6 +225,7 @@ def fit_summary(
     """summary.json of a fit, from the results of replica 0 (and the theory's ``prediction``
     for it: the mini-batch theory of a mini-batch fit)."""
     from lrtrain.analysis import divergence_step, observed_verdict, warnings_for
+    from lrtrain.ols import fit_statistics
     from lrtrain.prediction import predicted_verdict
 
     history = result.replica_history(0)
@@ -281,6 +285,13 @@ def fit_summary(
         **_how_it_ran(config, result, steps),
     }
     _add_original_units(summary, dataset, result.final_theta[0].tolist(), analysis.target_theta)
+    statistics = fit_statistics(
+        dataset.answer(), dataset.feature_names, dataset.x_mean, dataset.x_scale,
+        config.optimizer.weight_decay,
+    )  # fmt: skip
+    if len(analysis.theta_star) > CSV_PARAMETERS:  # O(p) numbers in summary.json, the rest beside
+        statistics["coefficients_file"] = COEFFICIENTS_FILE
+    summary["statistics"] = statistics
     if prediction is not None and prediction.replicas is not None:
         summary["replicas"] = prediction.replicas
     return summary

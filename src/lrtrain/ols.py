@@ -1,0 +1,162 @@
+"""The statistics of the least-squares fit (summary.json ``statistics``): R², the residual
+standard error, and per coefficient its standard error, t, p and 95% interval — the plain OLS
+formulas, from the float64 statistics the analysis already made (no pass over the data).
+
+Stably: the slopes' covariance is σ̂² C⁻¹ with C = Σ (x − x̄)(x − x̄)ᵀ, centred and inverted
+through the correlation matrix (scaled to a unit diagonal, so the features' units cost no
+precision); the intercept's is σ̂²(1/N + x̄ᵀC⁻¹x̄) and their covariance −σ̂² C⁻¹x̄ — never the
+inverse of the uncentred X̃ᵀX̃, whose condition number is far worse. With standardised features
+the estimates and their covariance are mapped back to the original units (θ_orig = J θ_std,
+cov J Σ Jᵀ). t quantiles and p-values come from scipy's Student t distribution.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, TypedDict
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from lrtrain.stats import Exact, Stats
+
+LEVEL = 0.95  # the intervals' confidence
+
+
+class Coefficient(TypedDict):
+    name: str  # w_0 … w_{d−1}, b
+    feature: str | None  # the feature w_i multiplies (None for b)
+    estimate: float
+    se: float | None  # None where the data cannot identify it (singular, or no residual dof)
+    t: float | None
+    p: float | None
+    ci_low: float | None
+    ci_high: float | None
+
+
+class FitStatistics(TypedDict):
+    """summary.json ``statistics``: of the closed-form (OLS) estimate, in original units."""
+
+    estimator: str  # "ols": the least-squares estimate θ*, whatever optimizer trained
+    note: str | None  # what is not reported, and why (weight decay, singular data)
+    n: int
+    dof: int  # N − p, the residual degrees of freedom
+    r2: float | None
+    adj_r2: float | None
+    rmse: float  # √(RSS/N)
+    sigma: float | None  # residual standard error √(RSS/(N − p))
+    level: float
+    coefficients: list[Coefficient]
+    # wide runs (over 100 parameters): the coefficients' file; summary.json then holds [] and
+    # runs.load_run reads them back
+    coefficients_file: str | None
+
+
+def fit_statistics(
+    exact: Exact,
+    names: list[str],
+    x_mean: list[float] | None = None,
+    x_scale: list[float] | None = None,
+    weight_decay: float = 0.0,
+) -> FitStatistics:
+    """The OLS statistics of ``exact`` (its stats and θ*); ``names`` the features'. With
+    ``x_mean``/``x_scale`` (standardised training) in the original units."""
+    from scipy import stats as distributions
+
+    s = exact.stats
+    n, d = s.n, s.d
+    p = d + 1
+    rss = max(exact.loss_star * n, 0.0)
+    dof = n - p
+    inverse = _centred_inverse(s.cov.numpy())
+    full_rank = exact.rank == p and inverse is not None
+    notes = []
+    if weight_decay:
+        notes.append(
+            "these are the least-squares estimate's; the trained ridge estimate (weight decay) "
+            "is biased towards 0, so standard errors, t and p are not given for it"
+        )
+    theta = exact.theta_star.numpy().astype(np.float64)
+    cov = None
+    sigma = math.sqrt(rss / dof) if dof > 0 else None
+    if not full_rank:
+        notes.append("the features are linearly dependent: the coefficients are not identified")
+    elif sigma is not None and inverse is not None:
+        x_bar = s.x_mean.numpy()
+        cov = np.empty((p, p))
+        cov[:d, :d] = inverse
+        cov[:d, d] = cov[d, :d] = -inverse @ x_bar
+        cov[d, d] = 1.0 / n + x_bar @ inverse @ x_bar
+        cov *= sigma**2
+    if x_mean is not None and x_scale is not None:
+        jacobian = np.eye(p)
+        scale, mean = np.asarray(x_scale), np.asarray(x_mean)
+        jacobian[:d, :d] = np.diag(1.0 / scale)
+        jacobian[d, :d] = -mean / scale
+        theta = jacobian @ theta
+        cov = None if cov is None else jacobian @ cov @ jacobian.T
+    tss = _total_sum_of_squares(s)
+    r2 = 1.0 - rss / tss if tss > 0 else None
+    adj = 1.0 - (1.0 - r2) * (n - 1) / dof if r2 is not None and dof > 0 else None
+    quantile = float(distributions.t.ppf(0.5 + LEVEL / 2, dof)) if dof > 0 else math.nan
+    coefficients = []
+    for i, feature in enumerate([*names, None]):
+        estimate = float(theta[i])
+        se = math.sqrt(cov[i, i]) if cov is not None and cov[i, i] >= 0 else None
+        t = estimate / se if se else None
+        coefficients.append(Coefficient(
+            name="b" if feature is None else f"w_{i}", feature=feature, estimate=estimate,
+            se=se, t=t,
+            p=float(2 * distributions.t.sf(abs(t), dof)) if t is not None else None,
+            ci_low=estimate - quantile * se if se is not None else None,
+            ci_high=estimate + quantile * se if se is not None else None,
+        ))  # fmt: skip
+    return {
+        "estimator": "ols",
+        "note": "; ".join(notes) or None,
+        "n": n,
+        "dof": dof,
+        "r2": r2,
+        "adj_r2": adj,
+        "rmse": math.sqrt(rss / n),
+        "sigma": sigma,
+        "level": LEVEL,
+        "coefficients": coefficients,
+        "coefficients_file": None,
+    }
+
+
+def _centred_inverse(cov: np.ndarray) -> np.ndarray | None:
+    """C⁻¹ through the correlation matrix, C = D R D with D the columns' standard deviations:
+    features on scales 10⁵ apart (Longley) make C far worse conditioned than R, and only R's
+    conditioning — the collinearity — is the data's. None when C is singular."""
+    sd = np.sqrt(np.diag(cov))
+    if cov.size and not np.all(sd > 0):
+        return None
+    values, vectors = np.linalg.eigh(cov / np.outer(sd, sd))
+    if cov.size and not values[0] > values[-1] * 1e-15:
+        return None
+    return ((vectors / values) @ vectors.T) / np.outer(sd, sd)
+
+
+def _total_sum_of_squares(s: Stats) -> float:
+    """Σ (y − ȳ)²: the residual sum of squares of the constant predictor ȳ (the statistics
+    hold z = y − X̃θ_ref, so ȳ = z̄ + x̄ᵀw_ref + b_ref)."""
+    import torch
+
+    from lrtrain.stats import sum_of_squares
+
+    d = s.d
+    y_bar = s.y_mean + float(s.x_mean @ s.theta_ref[:d]) + float(s.theta_ref[d])
+    constant = torch.zeros(d + 1, dtype=torch.float64)
+    constant[d] = y_bar
+    return sum_of_squares(s, constant)
+
+
+def truth_inside(statistics: FitStatistics, true: list[float]) -> list[bool | None]:
+    """Whether each true parameter lies in its interval (None: no interval)."""
+    out: list[bool | None] = []
+    for c, value in zip(statistics["coefficients"], true, strict=True):
+        lo, hi = c["ci_low"], c["ci_high"]
+        out.append(None if lo is None or hi is None else lo <= value <= hi)
+    return out
