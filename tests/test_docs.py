@@ -35,3 +35,13 @@ def test_nothing_points_outside_the_repository() -> None:
             if outside.search(line):
                 found.append(f"{name}:{number}: {line.strip()}")
     assert found == []
+
+
+def test_the_readmes_python_example_runs(tmp_path, monkeypatch) -> None:
+    """README.md's "From Python and notebooks" block, as written, in an empty directory."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = text.split("### From Python and notebooks", 1)[1]
+    code = section.split("```python\n", 1)[1].split("```", 1)[0]
+    monkeypatch.chdir(tmp_path)
+    exec(compile(code.replace("progress=True", "progress=False"), "README.md", "exec"), {})
+    assert any((tmp_path / "runs").iterdir())

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lrtrain import animation, plots
+from lrtrain import animation, contours, plots
 from lrtrain.api import fit
 from lrtrain.config import load_config
 from lrtrain.runs import load_run
@@ -165,7 +165,7 @@ def test_blitted_frames_are_the_fully_drawn_frames(lesson_run: Path) -> None:
 def test_contours_of_several_features_say_they_are_a_slice(tmp_path: Path) -> None:
     run = fit(load_config("multivariate", ["device=cpu", "train.max_iter=20"]), out=tmp_path / "m")
     figure = plots.run_figures(load_run(run.run_dir))["contour"]
-    assert plots.SLICE_NOTE in figure.axes[0].get_title()
+    assert contours.SLICE_NOTE in figure.axes[0].get_title()
     one = plots.run_figures(load_run(fit(load_config(None, ["device=cpu", "train.max_iter=5"]),
                                          out=tmp_path / "l").run_dir))["contour"]  # fmt: skip
-    assert plots.SLICE_NOTE not in one.axes[0].get_title()
+    assert contours.SLICE_NOTE not in one.axes[0].get_title()

@@ -7,7 +7,9 @@ from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
-from lrtrain.plots import PATH_COLOR, Surface, figure, run_title
+from lrtrain.canvas import figure
+from lrtrain.contours import PATH_COLOR, Surface
+from lrtrain.plots import run_title
 
 if TYPE_CHECKING:
     from matplotlib.backends.backend_agg import FigureCanvasAgg

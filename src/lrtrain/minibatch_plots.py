@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from lrtrain.plots import axes, figure
+from lrtrain.canvas import axes, figure
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes

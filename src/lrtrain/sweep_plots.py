@@ -7,7 +7,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from lrtrain.plots import axes, contour_grid_figure
+from lrtrain.canvas import axes
+from lrtrain.contours import contour_grid_figure
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
