@@ -88,7 +88,7 @@ def test_the_critical_lr_separates_the_replicas_verdicts(tmp_path, batch: int) -
     verdicts = []
     for factor in (0.5, 1.3):
         cfg = _config(f"train.batch_size={batch}", "train.sampling=replacement",
-                      f"optimizer.lr={factor * CRITICAL[batch]}", "train.max_iter=2000",
+                      f"optimizer.lr={factor * CRITICAL[batch]}", "train.max_iter=800",
                       "train.replicas=256", "train.log_every=10", "output.plots=[]",
                       f"output.root={tmp_path}")  # fmt: skip
         verdicts.append(fit(cfg, draw=False).summary["replicas"]["verdict"])
