@@ -31,8 +31,10 @@ def contour_figure(
     ax: Axes | None = None,
     diverged: bool = False,
     eigenvectors: np.ndarray | None = None,
+    flow: np.ndarray | None = None,
 ) -> Figure:
-    """Exact loss contours with the descent path, start, end, θ* and the true parameters.
+    """Exact loss contours with the descent path, start, end, θ* and the true parameters, and
+    ``flow`` (θ(s) of the gradient flow, [T, p]) dashed beside the path.
 
     One feature: the (w, b) plane. Several: the plane through θ* spanned by the Hessian's top and
     bottom eigenvectors, with the path projected onto it. A path that leaves the frame (divergence)
@@ -40,6 +42,9 @@ def contour_figure(
     """
     fig, ax = axes(ax)
     surface = Surface([theta], theta_star, loss_star, hessian, true_theta, [diverged], eigenvectors)
+    if flow is not None:
+        s, t = project(np.asarray(flow, dtype=np.float64), surface.origin, surface.e1, surface.e2)
+        ax.plot(s, t, color="C0", ls="--", lw=1.6, label="gradient flow (s = η·t)", zorder=5)
     surface.panel(ax, 0, title, legend=True)
     return fig
 

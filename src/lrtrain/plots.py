@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
+    from lrtrain.flow import Flow
     from lrtrain.runs import RunData
 
 
@@ -36,11 +37,16 @@ def loss_figure(
     ax: Axes | None = None,
     expected: np.ndarray | None = None,
     noise_floor: float | None = None,
+    flow: np.ndarray | None = None,
 ) -> Figure:
     """Loss against step on a log scale, with the closed-form optimum as a reference line,
-    the theory's expected loss (``expected``, metrics.csv's column) and, for mini-batches, the
-    noise floor the expected loss settles at."""
+    the theory's expected loss (``expected``, metrics.csv's column), for mini-batches the
+    noise floor the expected loss settles at, and the gradient flow's loss at s = η·t."""
     fig, ax = axes(ax)
+    if flow is not None:
+        ax.plot(
+            steps, flow, color="0.25", ls=":", lw=1.4, zorder=2, label="gradient flow (s = η·t)"
+        )
     steps, loss = np.asarray(steps), np.asarray(loss, dtype=np.float64)
     finite = np.isfinite(loss) & (loss > 0)
     if noise_floor is None:
@@ -116,6 +122,7 @@ def run_figures(run: RunData) -> dict[str, Figure]:
     title = run_title(summary)
     verdict = summary.get("verdict", {}).get("observed")
     figures: dict[str, Figure] = {}
+    flow = _flow(run)
     if "loss" in wanted:
         minibatch = summary.get("theory", {}).get("minibatch") or {}
         figures["loss"] = loss_figure(
@@ -125,6 +132,7 @@ def run_figures(run: RunData) -> dict[str, Figure]:
             title=f"Loss — {title}",
             expected=run.metrics.get("expected_loss"),  # absent before lrtrain 0.4
             noise_floor=minibatch.get("noise_floor"),
+            flow=None if flow is None else flow.loss,
         )
     if "loss" in wanted and run.replicas is not None:
         from lrtrain.minibatch_plots import replica_figure
@@ -145,6 +153,7 @@ def run_figures(run: RunData) -> dict[str, Figure]:
             title=f"Descent path ({verdict}) — {title}",
             diverged=summary["status"] == "diverged",
             eigenvectors=run.eigenvectors,
+            flow=None if flow is None else flow.theta,
         )
     if "fit" in wanted and run.sample is not None and len(analysis["theta_star"]) == 2:
         columns = list(run.sample)
@@ -159,6 +168,25 @@ def run_figures(run: RunData) -> dict[str, Figure]:
             title=f"Fit — {title}",
         )
     return figures
+
+
+def _flow(run: RunData) -> Flow | None:
+    """The gradient flow at the logged steps of an SGD run (None: no eigenvectors saved, or an
+    adaptive optimizer, whose steps are not a rate times the gradient)."""
+    from lrtrain.flow import flow_times, gradient_flow
+
+    summary, analysis = run.summary, run.summary["analysis"]
+    opt = summary.get("optimizer", {})
+    if run.eigenvectors is None or opt.get("name", "sgd") != "sgd" or "lr" not in run.metrics:
+        return None
+    times = flow_times(run.metrics["step"], run.metrics["lr"], opt.get("momentum") or 0.0)
+    closed = summary["closed_form"]
+    return gradient_flow(
+        times, run.theta[0], np.asarray(analysis["theta_star"]),
+        np.asarray([*closed["w"], closed["b"]]), analysis["loss_star"],
+        np.asarray(analysis["hessian_eigenvalues"]), run.eigenvectors,
+        opt.get("weight_decay") or 0.0,
+    )  # fmt: skip
 
 
 def compare_figure(runs: list[RunData], labels: list[str] | None = None) -> Figure:
