@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from lrtrain.analysis import Analysis, AutoSettings
     from lrtrain.batch_map import BatchMapSummary
     from lrtrain.data import Dataset
+    from lrtrain.modes import ModeHistory
     from lrtrain.summary import FitSummary, SweepSummary
     from lrtrain.train import ProgressCallback, TrainResult
 
@@ -43,6 +44,7 @@ class FitRun:
     analysis: Analysis
     result: TrainResult
     figures: list[Path]
+    modes: ModeHistory | None = None  # the eigen-modes: observed and predicted errors
 
 
 def prepare(
@@ -158,11 +160,12 @@ def _finish_fit(
     prediction = predict(config, dataset, analysis, result, world.distributed)
     summary = fit_summary(config, dataset, analysis, result, auto, prediction)
     if not world.is_main:
-        return FitRun(run_dir, summary, config, dataset, analysis, result, [])
+        return FitRun(run_dir, summary, config, dataset, analysis, result, [], prediction.modes)
     runs.save_fit(run_dir, config, dataset, result, summary, analysis.arrays,
-                  prediction.expected_loss, prediction.band, prediction.band_expected)  # fmt: skip
+                  prediction.expected_loss, prediction.band, prediction.band_expected,
+                  prediction.modes)  # fmt: skip
     figures = redraw(run_dir, config.output.format) if draw else []
-    return FitRun(run_dir, summary, config, dataset, analysis, result, figures)
+    return FitRun(run_dir, summary, config, dataset, analysis, result, figures, prediction.modes)
 
 
 # What a resume may change: how long to train, where, and what to draw. Anything else changes

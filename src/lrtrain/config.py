@@ -186,8 +186,8 @@ FIGURE_FORMATS: tuple[str, ...] = get_args(FigureFormat)  # what matplotlib writ
 class OutputConfig(Section):
     root: str = "runs"
     """where run directories go"""
-    plots: list[Literal["loss", "contour", "fit"]] = ["loss", "contour", "fit"]  # noqa: RUF012
-    """which figures to draw"""
+    plots: list[Literal["loss", "contour", "fit", "modes"]] = ["loss", "contour", "fit", "modes"]  # noqa: RUF012
+    """which figures to draw (`modes`: each eigen-direction's error, observed and predicted)"""
     format: FigureFormat = "png"
     """`png` · `svg` · `pdf`"""
 

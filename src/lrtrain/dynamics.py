@@ -96,13 +96,42 @@ def exact_losses(
     steps: list[int],
     factors: Factors = None,
 ) -> list[float]:
-    """The full-batch loss at each of ``steps`` (ascending) in exact arithmetic. At a constant
-    rate one small product per step asked for, whatever the gaps between them (powers of each
-    mode's 2 × 2 map); under a schedule, every step in turn."""
+    """The full-batch loss at each of ``steps`` (ascending) in exact arithmetic."""
     modes = _Modes.of(analysis, theta0)
+    errors = _errors(modes, lr, momentum, nesterov, steps, factors)
+    with np.errstate(over="ignore", invalid="ignore"):  # a diverging run overflows: inf
+        return [modes.loss(e) for e in errors]
+
+
+def mode_errors(
+    analysis: Analysis,
+    theta0: list[float],
+    lr: float,
+    momentum: float,
+    nesterov: bool,
+    steps: list[int],
+    factors: Factors = None,
+) -> np.ndarray:
+    """Each eigen-mode's error u_iᵀ(θ_t − θ_target) at each of ``steps``: [len(steps), p]."""
+    return _errors(_Modes.of(analysis, theta0), lr, momentum, nesterov, steps, factors)
+
+
+def _errors(
+    modes: _Modes, lr: float, mu: float, nesterov: bool, steps: list[int], factors: Factors
+) -> np.ndarray:
+    """The modes' errors at ``steps`` (ascending). At a constant rate one small product per
+    step asked for, whatever the gaps between them (powers of each mode's 2 × 2 map); under a
+    schedule, every step in turn."""
+    out = np.empty((len(steps), len(modes.error)))
     if factors is not None:
-        return _scheduled_losses(modes, lr, momentum, nesterov, steps, factors)
-    mu = momentum
+        e, buf, at = modes.error, np.zeros_like(modes.error), 0
+        with np.errstate(over="ignore", invalid="ignore"):
+            for row, step in enumerate(steps):
+                while at < step:
+                    e, buf = _one_step(modes, e, buf, _rate(lr, factors, at), mu, nesterov)
+                    at += 1
+                out[row] = e
+        return out
     carry, push = (mu * mu, 1.0 + mu) if nesterov else (mu, 1.0)
     lam_eff = torch.from_numpy(modes.lam_eff)
     maps = torch.zeros(len(lam_eff), 2, 2, dtype=torch.float64)
@@ -113,29 +142,15 @@ def exact_losses(
     error = torch.from_numpy(modes.error)
     state = torch.stack([error, torch.zeros_like(error)], dim=1).unsqueeze(2)  # [p, 2, 1]
     powers: dict[int, torch.Tensor] = {}  # logged steps are mostly log_every apart
-    out, at = [], 0
-    for step in steps:
+    at = 0
+    for row, step in enumerate(steps):
         if step > at:
             gap = step - at
             if gap not in powers:
                 powers[gap] = torch.linalg.matrix_power(maps, gap)
             state = powers[gap] @ state
             at = step
-        out.append(modes.loss(state[:, 0, 0].numpy()))
-    return out
-
-
-def _scheduled_losses(
-    modes: _Modes, lr: float, mu: float, nesterov: bool, steps: list[int], factors: Factors
-) -> list[float]:
-    e, buf = modes.error, np.zeros_like(modes.error)
-    out, at = [], 0
-    with np.errstate(over="ignore", invalid="ignore"):  # a diverging schedule overflows: inf
-        for step in steps:
-            while at < step:
-                e, buf = _one_step(modes, e, buf, _rate(lr, factors, at), mu, nesterov)
-                at += 1
-            out.append(modes.loss(e))
+        out[row] = state[:, 0, 0].numpy()
     return out
 
 
@@ -151,15 +166,10 @@ def exact_path(
     """The loss [steps + 1] and parameters [steps + 1, p] of every step, in exact arithmetic:
     a predicted trajectory to read a verdict off the way an observed one is read."""
     modes = _Modes.of(analysis, theta0)
+    errors = _errors(modes, lr, momentum, nesterov, list(range(steps + 1)), factors)
     vectors = np.asarray(analysis.eigenvectors)
     target = np.asarray(analysis.target_theta, dtype=np.float64)
-    e, buf = modes.error, np.zeros_like(modes.error)
-    errors = np.empty((steps + 1, len(e)))
-    errors[0] = e
     with np.errstate(over="ignore", invalid="ignore"):
-        for t in range(steps):
-            e, buf = _one_step(modes, e, buf, _rate(lr, factors, t), momentum, nesterov)
-            errors[t + 1] = e
         shifted = errors + modes.offset
         losses = modes.loss_star + 0.5 * (modes.lams * shifted * shifted).sum(axis=1)
-    return losses, target + errors @ vectors.T
+        return losses, target + errors @ vectors.T

@@ -203,6 +203,7 @@ class ExpectedRun:
     steps: list[int]
     expected_loss: list[float]
     mean_error: torch.Tensor  # [p]: E[θ_T] − θ* at the last step asked for
+    second: list[torch.Tensor]  # S_t = E[e eᵀ] about θ_ref at each step asked for, [p, p]
 
 
 def expected_losses(
@@ -230,6 +231,7 @@ def expected_losses(
     z = run.start
     powers: dict[int, torch.Tensor] = {}
     out, t = [], 0
+    second = []
     for target in asked:
         gap = target - t
         if gap > 0:
@@ -237,7 +239,8 @@ def expected_losses(
                 powers[gap] = torch.linalg.matrix_power(run.matrix, gap)
             z, t = powers[gap] @ z, target
         out.append(run.loss(z))
-    return ExpectedRun(asked, out, run.mean_error(z))
+        second.append(run.second_moment(z))
+    return ExpectedRun(asked, out, run.mean_error(z), second)
 
 
 @dataclass
@@ -291,6 +294,14 @@ class Lifted:
         excess = float(m @ h @ m) + 2.0 * float(delta @ h @ m) + float(delta @ h @ delta)
         return self.loss_star + 0.5 * excess
 
+    def second_moment(self, z: torch.Tensor) -> torch.Tensor:
+        """S = E[e eᵀ] about θ_ref at the lifted state z (full batch: m mᵀ)."""
+        p, n = self.moments.p, 2 * self.moments.p
+        if self.full:
+            m = self._mean(z)
+            return torch.outer(m, m)
+        return z[: n * n].reshape(n, n)[:p, :p]
+
     def mean_error(self, z: torch.Tensor) -> torch.Tensor:
         """E[θ] − θ* at the lifted state z."""
         return self._mean(z) + self.delta
@@ -317,6 +328,7 @@ def _scheduled(
         return loss_star + 0.5 * (float((h * u[:p, :p]).sum()) + 2.0 * float(delta @ h @ m)
                                   + float(delta @ h @ delta))  # fmt: skip
 
+    second = []
     for target in asked:
         while t < target:
             lr = rule.lr * float(factors[t]) if t < len(factors) else rule.lr
@@ -325,7 +337,8 @@ def _scheduled(
             step = steps[lr]
             u, mean, t = step.second(u) + step.forcing(mean), step.mean(mean), t + 1
         out.append(loss())
-    return ExpectedRun(asked, out, mean[:p] + delta)
+        second.append(u[:p, :p].clone())
+    return ExpectedRun(asked, out, mean[:p] + delta, second)
 
 
 def spectral_radius(moments: RowMoments, rule: Rule, batch: int | None) -> float:

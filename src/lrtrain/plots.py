@@ -18,7 +18,8 @@ from lrtrain.sweep_plots import sweep_loss_figure, sweep_summary_figure
 # the figures of lrtrain's Python API (``from lrtrain import plots``), wherever they are drawn
 __all__ = [
     "batch_map_figure", "compare_figure", "contour_figure", "contour_grid_figure", "fit_figure",
-    "loss_figure", "replica_figure", "run_figures", "sweep_loss_figure", "sweep_summary_figure",
+    "loss_figure", "modes_figure", "replica_figure", "run_figures", "sweep_loss_figure",
+    "sweep_summary_figure",
 ]  # fmt: skip
 
 if TYPE_CHECKING:
@@ -109,6 +110,41 @@ def fit_figure(
     return fig
 
 
+def modes_figure(
+    steps: np.ndarray,
+    observed: np.ndarray,
+    predicted: np.ndarray | None,
+    eigenvalues: list[float],
+    contractions: list[float | None],
+    title: str = "",
+    ax: Axes | None = None,
+    predicted_label: str = "predicted",
+) -> Figure:
+    """Each shown eigen-mode's error |u_iᵀ(θ_t − θ_target)| against the step, log scale:
+    observed (solid) beside the prediction (dashed), the legend giving λ_i and the factor the
+    error shrinks by per step."""
+    fig, ax = axes(ax)
+    for i in range(observed.shape[1]):
+        color = f"C{i % 10}"
+        rate = contractions[i]
+        per_step = f", ×{rate:.4g}/step" if rate is not None else ""
+        shown = np.isfinite(observed[:, i]) & (observed[:, i] > 0)
+        ax.plot(steps[shown], observed[shown, i], color=color, lw=1.5,
+                label=f"λ = {eigenvalues[i]:.4g}{per_step}")  # fmt: skip
+        if predicted is not None:
+            mine = np.isfinite(predicted[:, i]) & (predicted[:, i] > 0)
+            ax.plot(steps[mine], predicted[mine, i], color=color, ls="--", lw=1.1)
+    if predicted is not None:
+        ax.plot([], [], color="0.4", ls="--", label=predicted_label)
+    ax.set_yscale("log")
+    ax.set_xlabel("step")
+    ax.set_ylabel("|uᵢᵀ(θ − θ*)| along each eigenvector")
+    ax.set_title(title, fontsize=10)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(loc="best", fontsize=8)
+    return fig
+
+
 def run_title(summary: dict[str, Any]) -> str:
     final = summary["final"]["loss"]
     final_text = f"{final:.5g}" if final is not None else "non-finite"
@@ -141,6 +177,8 @@ def run_figures(run: RunData) -> dict[str, Figure]:
             run.replicas, summary["closed_form"]["loss"], minibatch.get("noise_floor"),
             title=f"{summary['replicas']['count']} batch streams — {title}",
         )  # fmt: skip
+    if "modes" in wanted and run.modes is not None and run.eigenvectors is not None:
+        figures["modes"] = _modes_of(run, f"Eigen-modes — {title}")
     true = summary.get("true")
     true_theta = [*true["w"], true["b"]] if true else None
     if "contour" in wanted:
@@ -168,6 +206,25 @@ def run_figures(run: RunData) -> dict[str, Figure]:
             title=f"Fit — {title}",
         )
     return figures
+
+
+def _modes_of(run: RunData, title: str) -> Figure:
+    from lrtrain.modes import observed_errors
+
+    summary, modes = run.summary["modes"], run.modes
+    assert modes is not None and run.eigenvectors is not None
+    shown = summary["shown"]
+    closed = run.summary["closed_form"]
+    target = np.asarray([*closed["w"], closed["b"]])
+    observed = observed_errors(run.theta, target, run.eigenvectors, shown)
+    predicted = np.stack([modes[f"mode_{i}"] for i in shown], axis=1)
+    per_mode = [summary["modes"][i] for i in shown]
+    return modes_figure(
+        run.metrics["step"], observed, None if np.isnan(predicted).all() else predicted,
+        [m["eigenvalue"] for m in per_mode], [m["contraction"] for m in per_mode], title,
+        predicted_label="predicted (RMS over batches)"
+        if summary["prediction"].startswith("mini-batch") else "predicted (exact)",
+    )  # fmt: skip
 
 
 def _flow(run: RunData) -> Flow | None:

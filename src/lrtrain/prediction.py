@@ -13,16 +13,19 @@ import math
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, TypedDict
 
+import numpy as np
+
+from lrtrain.modes import ModeHistory, ModesSummary, observed_errors, shown_modes
+from lrtrain.modes import summarise as modes_summary
 from lrtrain.replicas import ReplicaBand, ReplicaSummary, replica_band, summarise
 
 if TYPE_CHECKING:
-    import numpy as np
     import torch
 
     from lrtrain.analysis import Analysis
     from lrtrain.config import Config
     from lrtrain.data import Dataset
-    from lrtrain.minibatch import RowMoments
+    from lrtrain.minibatch import ExpectedRun, RowMoments
     from lrtrain.train import TrainResult
 
 
@@ -58,39 +61,83 @@ class Prediction:
     band: ReplicaBand | None = None
     band_expected: list[float] | None = None
     replicas: ReplicaSummary | None = None
+    modes: ModeHistory | None = None
+    modes_summary: ModesSummary | None = None
 
 
 def predict(
     config: Config, dataset: Dataset, analysis: Analysis, result: TrainResult, distributed: bool
 ) -> Prediction:
     """The prediction for replica 0 of a fit, at the steps its history logged (nothing for
-    the adaptive optimizers, which have no exact theory)."""
-    from lrtrain.dynamics import exact_losses
+    the adaptive optimizers, which have no exact theory), and its eigen-modes."""
+    from lrtrain.dynamics import exact_losses, mode_errors
 
     history = result.replica_history(0)
     steps = [int(s) for s in history["step"].tolist()]
     theta0 = result.theta[0, 0].tolist()
     opt, lr, factors = config.optimizer, result.lrs[0], result.lr_factors
+    mu, nesterov = opt.momentum_value, opt.nesterov
     band = replica_band(analysis, result) if len(result.lrs) > 1 else None
+    shown = shown_modes(len(analysis.eigenvalues))
     if not opt.exact_theory:
         observed = summarise(band, result, None) if band is not None else None
-        return Prediction(None, None, band, None, observed)
+        why = f"none: {opt.name} has no exact theory"
+        history_, summary_ = _modes(config, analysis, history, shown, None, why, lr)
+        return Prediction(None, None, band, None, observed, history_, summary_)
     if config.train.full_batch(dataset.n):
-        losses = exact_losses(
-            analysis, theta0, lr, opt.momentum_value, opt.nesterov, steps, factors
-        )
-        return Prediction(losses, None)
+        losses = exact_losses(analysis, theta0, lr, mu, nesterov, steps, factors)
+        errors = np.abs(mode_errors(analysis, theta0, lr, mu, nesterov, steps, factors)[:, shown])
+        what = "exact: each mode's error under the run's rule (its 2 × 2 map, schedule included)"
+        history_, summary_ = _modes(config, analysis, history, shown, errors, what, lr)
+        return Prediction(losses, None, modes=history_, modes_summary=summary_)
     grid = sorted(set(steps) | set(band.steps.tolist())) if band is not None else steps
-    theory, on_grid = _minibatch(config, dataset, analysis, theta0, lr, grid, distributed, factors)
+    theory, run = _minibatch(config, dataset, analysis, theta0, lr, grid, distributed, factors)
+    on_grid = run.expected_loss if run is not None else None
     at = dict(zip(grid, on_grid, strict=True)) if on_grid is not None else None
     expected = [at[s] for s in steps] if at is not None else None
-    if expected is not None:
+    predicted, what = None, f"none: {theory['why']}"
+    if run is not None:
         theory["observed_final_loss"] = _finite(result.final_loss[0])
+        row = {t: i for i, t in enumerate(run.steps)}
+        vectors = np.asarray(analysis.eigenvectors)[:, shown]
+        second = np.stack([run.second[row[t]].numpy() for t in steps])  # [R, p, p]
+        with np.errstate(invalid="ignore"):
+            predicted = np.sqrt(np.einsum("pi,rpq,qi->ri", vectors, second, vectors).clip(0))
+        what = "mini-batch: the root mean square of each mode's error (the second moment's)"
+    history_, summary_ = _modes(config, analysis, history, shown, predicted, what, lr)
     if band is None:
-        return Prediction(expected, theory)
+        return Prediction(expected, theory, modes=history_, modes_summary=summary_)
     band_expected = [at[int(s)] for s in band.steps] if at is not None else None
-    return Prediction(expected, theory, band, band_expected,
-                      summarise(band, result, band_expected))  # fmt: skip
+    replicas = summarise(band, result, band_expected)
+    return Prediction(expected, theory, band, band_expected, replicas, history_, summary_)
+
+
+def _modes(
+    config: Config,
+    analysis: Analysis,
+    history: dict[str, torch.Tensor],
+    shown: list[int],
+    predicted: np.ndarray | None,
+    what: str,
+    lr: float,
+) -> tuple[ModeHistory, ModesSummary]:
+    """The shown modes' observed and predicted errors, and the per-mode summary (contraction
+    per step at the base lr: the full-batch rule, which is also the mini-batch mean's)."""
+    from lrtrain.analysis import mode_rate
+
+    opt = config.optimizer
+    vectors = np.asarray(analysis.eigenvectors)
+    target = np.asarray(analysis.target_theta)
+    observed = observed_errors(history["theta"].numpy(), target, vectors, shown)
+    lams = [lam + analysis.weight_decay for lam in analysis.eigenvalues]
+    contractions = (
+        [mode_rate(lr * lam, lam, lr, opt.momentum_value, opt.nesterov) for lam in lams]
+        if opt.exact_theory
+        else None
+    )
+    lams_shown = np.asarray(analysis.eigenvalues)[shown]
+    modes = ModeHistory(history["step"].numpy(), shown, lams_shown, observed, predicted)
+    return modes, modes_summary(analysis.eigenvalues, vectors, contractions, shown, what)
 
 
 def predicted_verdict(
@@ -150,7 +197,7 @@ def _minibatch(
     steps: list[int],
     distributed: bool,
     factors: np.ndarray | None,
-) -> tuple[MinibatchTheory, list[float] | None]:
+) -> tuple[MinibatchTheory, ExpectedRun | None]:
     import torch
 
     from lrtrain import minibatch as mb
@@ -198,7 +245,7 @@ def _minibatch(
         theory["verdict"] = "converges" if math.isfinite(end) and end <= first else "diverges"
     theory["expected_final_loss"] = _finite(run.expected_loss[-1])
     _add_speed(theory, config, dataset.n, analysis, moments, start, critical)
-    return theory, run.expected_loss
+    return theory, run
 
 
 def _add_speed(

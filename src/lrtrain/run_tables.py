@@ -9,8 +9,11 @@ import math
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any, cast
 
+import numpy as np
+
 if TYPE_CHECKING:
     from lrtrain.data import Dataset
+    from lrtrain.modes import ModeHistory
     from lrtrain.replicas import ReplicaBand
     from lrtrain.sweep import SweepRow
     from lrtrain.train import TrainResult
@@ -76,6 +79,17 @@ def replicas_csv(band: ReplicaBand, expected: list[float] | None) -> str:
         ([int(t), *(fmt(v) for v in values)]
          for t, *values in zip(band.steps.tolist(), *columns, strict=True)),
     )  # fmt: skip
+
+
+def modes_csv(modes: ModeHistory) -> str:
+    """Per logged step the shown modes' predicted |error| (``mode_i``; nan: no theory)."""
+    predicted = modes.predicted
+    if predicted is None:
+        predicted = np.full((len(modes.steps), len(modes.shown)), math.nan)
+    return table(
+        ["step", *(f"mode_{i}" for i in modes.shown)],
+        ([int(t), *(fmt(v) for v in row)] for t, row in zip(modes.steps, predicted, strict=True)),
+    )
 
 
 def metrics_csv(

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from lrtrain.batch_map import BatchMapSummary, MapRow
     from lrtrain.config import Config
     from lrtrain.data import Dataset
+    from lrtrain.modes import ModeHistory
     from lrtrain.replicas import ReplicaBand
     from lrtrain.summary import FitSummary, SweepSummary
     from lrtrain.train import TrainResult
@@ -38,6 +39,7 @@ if TYPE_CHECKING:
 # --------------------------------------------------------------------------- writing
 
 REPLICAS_FILE = "replicas.csv"  # train.replicas > 1: the replicas' band
+MODES_FILE = "modes.csv"  # the shown eigen-modes' predicted errors per logged step
 BATCH_MAP_FILE = "batch_map.csv"  # sweep-lr --batch-sizes: (batch size, lr) → steps
 
 
@@ -93,6 +95,7 @@ def save_fit(
     expected_loss: list[float] | None = None,
     band: ReplicaBand | None = None,
     band_expected: list[float] | None = None,
+    modes: ModeHistory | None = None,
 ) -> None:
     """Write every file of a fit run (the summary assembled by ``summary.fit_summary``;
     ``expected_loss``: the theory's E[L] at each logged step, ``prediction.predict``; with
@@ -107,6 +110,8 @@ def save_fit(
     write_text(run_dir / "metrics.csv", metrics)
     if band is not None:
         write_text(run_dir / REPLICAS_FILE, tables.replicas_csv(band, band_expected))
+    if modes is not None:
+        write_text(run_dir / MODES_FILE, tables.modes_csv(modes))
     if trajectory:
         _write_npy(run_dir / trajectory, history["theta"].numpy())
     if dataset.sample is not None:
@@ -217,6 +222,7 @@ class RunData:
     trajectory: np.ndarray | None = None  # the parameters per row, when not in the CSV (wide)
     arrays: dict[str, np.ndarray] = field(default_factory=dict)  # arrays.npz (format ≥ 2)
     replicas: dict[str, np.ndarray] | None = None  # replicas.csv (train.replicas > 1)
+    modes: dict[str, np.ndarray] | None = None  # modes.csv: predicted mode errors
 
     @property
     def theta(self) -> np.ndarray:
@@ -271,6 +277,8 @@ def load_run(path: str | Path) -> RunData:
         run.sample = _read_csv_columns(sample)
     if "replicas" in summary:
         run.replicas = _read_csv_columns(path / REPLICAS_FILE)
+    if "modes" in summary:
+        run.modes = _read_csv_columns(path / MODES_FILE)
     statistics = summary.get("statistics") or {}
     if statistics.get("coefficients_file"):
         statistics["coefficients"] = _read_coefficients(path / statistics["coefficients_file"])

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from lrtrain.analysis import Analysis, AutoSettings
     from lrtrain.config import Config
     from lrtrain.data import Dataset
+    from lrtrain.modes import ModesSummary
     from lrtrain.ols import FitStatistics
     from lrtrain.prediction import MinibatchTheory, Prediction
     from lrtrain.replicas import ReplicaSummary
@@ -166,6 +167,7 @@ class FitSummary(_FitSummaryRequired, total=False):  # with data.standardize, tr
     standardization: Standardization
     replicas: ReplicaSummary
     statistics: FitStatistics  # always: the OLS statistics of the closed form
+    modes: ModesSummary  # the eigen-modes (with a prediction)
 
 
 class SweepSummary(RunInfo):
@@ -294,6 +296,8 @@ def fit_summary(
     summary["statistics"] = statistics
     if prediction is not None and prediction.replicas is not None:
         summary["replicas"] = prediction.replicas
+    if prediction is not None and prediction.modes_summary is not None:
+        summary["modes"] = prediction.modes_summary
     return summary
 
 

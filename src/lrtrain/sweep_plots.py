@@ -102,8 +102,41 @@ def sweep_summary_figure(
     return fig
 
 
+def sweep_modes_figure(
+    curves: list[tuple[float, np.ndarray, np.ndarray]],
+    eigenvalues: tuple[float, float],
+    ax: Axes | None = None,
+) -> Figure:
+    """Per learning rate (lr, steps, errors [R, 2]) the error along the flattest (solid) and
+    the steepest (dashed) eigen-direction, coloured by lr: the flat one sets the pace, the
+    steep one decides oscillation and divergence."""
+    from matplotlib import colormaps
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import ListedColormap, LogNorm
+
+    fig, ax = axes(ax, (7.5, 4.8), right=0.3)
+    lrs = [c[0] for c in curves]
+    norm = LogNorm(min(lrs), max(lrs) if max(lrs) > min(lrs) else min(lrs) * 10)
+    cmap = ListedColormap(colormaps["plasma"](np.linspace(0.0, 0.85, 256)))
+    for lr, steps, errors in curves:
+        for column, style in ((0, "-"), (1, "--")):
+            keep = np.isfinite(errors[:, column]) & (errors[:, column] > 0)
+            ax.plot(steps[keep], errors[keep, column], color=cmap(norm(lr)), ls=style, lw=1.2)
+    flat, steep = eigenvalues
+    ax.plot([], [], color="0.3", ls="-", label=f"flattest direction (λ = {flat:.4g})")
+    ax.plot([], [], color="0.3", ls="--", label=f"steepest direction (λ = {steep:.4g})")
+    ax.set_yscale("log")
+    ax.set_xlabel("step")
+    ax.set_ylabel("|uᵢᵀ(θ − θ*)|")
+    ax.set_title("The slowest and fastest eigen-modes per learning rate", fontsize=10)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(loc="best", fontsize=8)
+    fig.colorbar(ScalarMappable(norm=norm, cmap=cmap), ax=ax, label="learning rate")
+    return fig
+
+
 def sweep_figures(run: RunData) -> dict[str, Figure]:
-    """The three figures of a sweep directory."""
+    """The figures of a sweep directory."""
     summary, analysis = run.summary, run.summary["analysis"]
     lr_col = run.metrics["lr"]
     results = summary["results"]
@@ -120,7 +153,7 @@ def sweep_figures(run: RunData) -> dict[str, Figure]:
         )
     true = summary.get("true")
     true_theta = [*true["w"], true["b"]] if true else None
-    return {
+    figures = {
         "sweep_contours": contour_grid_figure(
             thetas,
             titles,
@@ -143,3 +176,17 @@ def sweep_figures(run: RunData) -> dict[str, Figure]:
             minibatch_critical_lr=summary.get("minibatch_critical_lr"),  # absent before 0.4
         ),
     }
+    if run.eigenvectors is not None:  # format ≥ 2: the eigenvectors were saved
+        from lrtrain.modes import observed_errors
+
+        ends = [0, len(analysis["hessian_eigenvalues"]) - 1]
+        closed = summary["closed_form"]
+        target = np.asarray([*closed["w"], closed["b"]])
+        modes = [
+            (row["lr"], run.metrics["step"][lr_col == row["lr"]],
+             observed_errors(theta, target, run.eigenvectors, ends))
+            for row, theta in zip(results, thetas, strict=True)
+        ]  # fmt: skip
+        lams = analysis["hessian_eigenvalues"]
+        figures["sweep_modes"] = sweep_modes_figure(modes, (lams[0], lams[-1]))
+    return figures
