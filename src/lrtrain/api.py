@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from lrtrain.batch_map import BatchMapSummary
     from lrtrain.data import Dataset
     from lrtrain.modes import ModeHistory
+    from lrtrain.predict import Score
     from lrtrain.summary import FitSummary, SweepSummary
     from lrtrain.train import ProgressCallback, TrainResult
 
@@ -158,12 +159,14 @@ def _finish_fit(
     from lrtrain.summary import fit_summary
 
     prediction = predict(config, dataset, analysis, result, world.distributed)
-    summary = fit_summary(config, dataset, analysis, result, auto, prediction)
+    held = dataset.validation
+    validation = held.losses(result.replica_history(0)["theta"]) if held is not None else None
+    summary = fit_summary(config, dataset, analysis, result, auto, prediction, validation)
     if not world.is_main:
         return FitRun(run_dir, summary, config, dataset, analysis, result, [], prediction.modes)
     runs.save_fit(run_dir, config, dataset, result, summary, analysis.arrays,
                   prediction.expected_loss, prediction.band, prediction.band_expected,
-                  prediction.modes)  # fmt: skip
+                  prediction.modes, validation)  # fmt: skip
     figures = redraw(run_dir, config.output.format) if draw else []
     return FitRun(run_dir, summary, config, dataset, analysis, result, figures, prediction.modes)
 
@@ -472,6 +475,16 @@ def predict(run_dir: str | Path, csv_path: str | Path) -> str:
     run = runs.load_run(run_dir)
     header, rows, y = predict_rows(run, csv_path)
     return predictions_csv(header, rows, y, f"{run.summary['data']['target']}_predicted")
+
+
+def score(run_dir: str | Path, csv_path: str | Path) -> Score | None:
+    """R², RMSE and MAE of a fitted run's predictions for a CSV that has the target column
+    (None when it has not). Uses only the run's files."""
+    from lrtrain.predict import predict_rows, score_rows
+
+    run = runs.load_run(run_dir)
+    _, _, y = predict_rows(run, csv_path)
+    return score_rows(run, csv_path, y)
 
 
 def export_data(config: Config, path: str | Path, overwrite: bool = False) -> int:

@@ -90,6 +90,10 @@ class DataConfig(Section):
     """CSV feature columns (default: all but the target)"""
     standardize: bool = False
     """train on features scaled to zero mean, unit variance"""
+    validation_fraction: Annotated[FiniteFloat, Field(ge=0, lt=1)] = 0.0
+    """hold this share of the rows out of training (chosen row by row from the seed); their
+    loss is logged beside the training loss (`val_loss` in metrics.csv, the loss figure, the
+    summary's `validation`)"""
     stream: bool = False
     """`true`: synthetic rows are regenerated chunk by chunk every pass instead of held in memory
     (bounded memory, any `n_samples`; full batch only)

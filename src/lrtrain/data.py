@@ -13,6 +13,7 @@ import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -21,7 +22,10 @@ from lrtrain.config import ArangeX, Config, DataConfig, NormalX, UniformX
 from lrtrain.devices import torch_dtype
 from lrtrain.distributed import SINGLE, World, shard
 from lrtrain.errors import DataError
-from lrtrain.table import numbers, read_rows
+from lrtrain.table import read_rows
+
+if TYPE_CHECKING:
+    from lrtrain.validation import Validation
 
 BLOCK_ROWS = 8192  # the unit of random generation; changing it changes every data set
 CHUNK_BYTES = 64 * 2**20  # float64 rows generated at a time: ≤ 16 blocks, ≤ ~64 MB (≥ 1 block)
@@ -73,6 +77,7 @@ class Dataset:
     stream: StreamSpec | None = None
     sample: tuple[torch.Tensor, torch.Tensor] | None = None  # rows for the fit plot (d = 1)
     exact: st.Exact | None = None
+    validation: Validation | None = None  # data.validation_fraction: the held-out rows
 
     @property
     def n(self) -> int:
@@ -220,7 +225,13 @@ def load_dataset(config: Config, world: World = SINGLE) -> Dataset:
     with the exact answer for the data computed in float64 on the way (``Dataset.exact``)."""
     dtype = torch_dtype(config.train.dtype)
     data = config.data
+    if data.validation_fraction > 0:
+        from lrtrain.validation import load_with_validation
+
+        return load_with_validation(config, world)
     if data.source == "csv":
+        from lrtrain.csv_source import read_csv
+
         return read_csv(data, dtype, world)
     if data.stream:
         return _streamed_dataset(data, config.seed, dtype, world)
@@ -388,55 +399,35 @@ def _synthetic_sample(
     return dataset._as_trained(torch.cat(xs)), torch.cat(ys).to(dataset.dtype)
 
 
-def read_csv(data: DataConfig, dtype: torch.dtype, world: World = SINGLE) -> Dataset:
-    """Read a CSV with a header; every problem names the file, row and column. In a
-    distributed run every process parses the file and keeps its shard of the rows."""
-    path = Path(data.path or "")
-    header, body = read_rows(path, f"data.path: CSV file '{path}' not found")
-    if data.target not in header:
-        raise DataError(
-            f"{path}: no column '{data.target}' (data.target); columns are: {', '.join(header)}"
-        )
-    features = data.features or [h for h in header if h != data.target]
-    if data.target in features:
-        raise DataError(
-            f"{path}: the target '{data.target}' is also listed in data.features; a model that "
-            "sees its own answer learns nothing — remove it from data.features"
-        )
-    missing = [f for f in features if f not in header]
-    if missing:
-        raise DataError(
-            f"{path}: no column {', '.join(repr(m) for m in missing)} (data.features); "
-            f"columns are: {', '.join(header)}"
-        )
-    if not features:
-        raise DataError(f"{path}: no feature columns besides the target '{data.target}'")
-    if len(body) < 2:
-        raise DataError(f"{path}: {len(body)} data row(s); a regression needs at least 2")
-    columns = [header.index(f) for f in features]
-    target = header.index(data.target)
-    table = torch.tensor(numbers(path, header, body, [*columns, target]), dtype=torch.float64)
-    peaks = {
-        "features": float(table[:, :-1].abs().max()),
-        "target": float(table[:, -1].abs().max()),
-    }
-    _check_range(peaks, len(body), dtype, str(path))
-    x64, y64 = table[:, :-1], table[:, -1:]
+def dataset_from_rows(
+    x64: torch.Tensor,
+    y64: torch.Tensor,
+    features: list[str],
+    target: str,
+    dtype: torch.dtype,
+    standardize: bool,
+    source: str,
+    world: World = SINGLE,
+) -> Dataset:
+    """A data set from float64 rows every process holds whole (a CSV's, or the training rows
+    of a split): the exact answer from them, each process keeping its shard as trained."""
+    peaks = {"features": float(x64.abs().max()), "target": float(y64.abs().max())}
+    _check_range(peaks, len(x64), dtype, source)
     empty = torch.empty(0, len(features), dtype=dtype)
-    dataset = Dataset(empty, empty[:, :1], list(features), data.target)
+    dataset = Dataset(empty, empty[:, :1], list(features), target)
 
     def rows() -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         return ((x64[lo : lo + BLOCK_ROWS], y64[lo : lo + BLOCK_ROWS])
-                for lo in range(0, len(body), BLOCK_ROWS))  # fmt: skip
+                for lo in range(0, len(x64), BLOCK_ROWS))  # fmt: skip
 
-    # Every process parses the whole file, so each computes the answer for all of it alone.
-    _set_exact(dataset, st.exact_of_rows(rows, len(features)), data.standardize)
-    start, stop = shard(len(body), world)
+    # Every process holds all the rows, so each computes the answer for all of them alone.
+    _set_exact(dataset, st.exact_of_rows(rows, len(features)), standardize)
+    start, stop = shard(len(x64), world)
     x = dataset._as_trained(x64[start:stop])
     dataset.x, dataset.y = feature_major(x), y64[start:stop].to(dtype).contiguous()
-    dataset.offset, dataset.total_rows = start, len(body)
+    dataset.offset, dataset.total_rows = start, len(x64)
     if len(features) == 1 and world.is_main:
-        index = _sample_index(len(body))
+        index = _sample_index(len(x64))
         dataset.sample = dataset._as_trained(x64[index]), y64[index].to(dtype)
     return dataset
 

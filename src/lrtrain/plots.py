@@ -39,11 +39,17 @@ def loss_figure(
     expected: np.ndarray | None = None,
     noise_floor: float | None = None,
     flow: np.ndarray | None = None,
+    validation: np.ndarray | None = None,
 ) -> Figure:
     """Loss against step on a log scale, with the closed-form optimum as a reference line,
     the theory's expected loss (``expected``, metrics.csv's column), for mini-batches the
-    noise floor the expected loss settles at, and the gradient flow's loss at s = η·t."""
+    noise floor the expected loss settles at, the gradient flow's loss at s = η·t and the
+    held-out rows' loss (``validation``)."""
     fig, ax = axes(ax)
+    if validation is not None:
+        held = np.isfinite(validation) & (validation > 0)
+        ax.plot(np.asarray(steps)[held], validation[held], color="C2", lw=1.5,
+                label="validation loss (held-out rows)")  # fmt: skip
     if flow is not None:
         ax.plot(
             steps, flow, color="0.25", ls=":", lw=1.4, zorder=2, label="gradient flow (s = η·t)"
@@ -169,6 +175,7 @@ def run_figures(run: RunData) -> dict[str, Figure]:
             expected=run.metrics.get("expected_loss"),  # absent before lrtrain 0.4
             noise_floor=minibatch.get("noise_floor"),
             flow=None if flow is None else flow.loss,
+            validation=run.metrics.get("val_loss"),
         )
     if "loss" in wanted and run.replicas is not None:
         from lrtrain.minibatch_plots import replica_figure

@@ -6,7 +6,7 @@ from __future__ import annotations
 import csv
 import io
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import numpy as np
 
@@ -34,6 +34,36 @@ def predict_rows(run: RunData, path: str | Path) -> tuple[list[str], list[list[s
     x = x.reshape(len(numbered), len(features))
     rows = [row for _, row in numbered]
     return header, rows, x @ np.asarray(_weights(run.summary)[0]) + _weights(run.summary)[1]
+
+
+class Score(TypedDict):
+    """How well a run predicts rows whose target is known."""
+
+    rows: int
+    r2: float | None  # 1 − SSE/SST (None: the target is constant)
+    rmse: float
+    mae: float
+
+
+def score_rows(run: RunData, path: str | Path, y: np.ndarray) -> Score | None:
+    """The run's predictions ``y`` for ``path`` scored against its target column (None when
+    the CSV has none: then there is only predicting to do)."""
+    target = run.summary["data"]["target"]
+    path = Path(path)
+    header, numbered = read_rows(path, f"{path}: no such file")
+    if target not in header:
+        return None
+    column = numbers(path, header, numbered, [header.index(target)])
+    truth = np.array(column, dtype=np.float64).reshape(-1)
+    error = truth - y
+    centred = truth - truth.mean()
+    sst = float(centred @ centred)
+    return {
+        "rows": len(error),
+        "r2": 1.0 - float(error @ error) / sst if sst > 0 else None,
+        "rmse": float(np.sqrt(np.mean(error * error))),
+        "mae": float(np.mean(np.abs(error))),
+    }
 
 
 def predictions_csv(header: list[str], rows: list[list[str]], y: np.ndarray, name: str) -> str:

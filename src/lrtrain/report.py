@@ -138,6 +138,13 @@ def fit_report(run: FitRun, console: Console) -> None:
     )
     if "statistics" in s:
         console.print(f"fit       {_statistics_line(s)}")
+    held = s.get("validation")
+    if held is not None:
+        console.print(
+            f"held out  {held['rows']} rows ({100 * held['fraction']:.3g}%): validation loss "
+            f"{fmt(held['initial_loss'])} → {fmt(held['final_loss'])} (lowest "
+            f"{fmt(held['best_loss'])} at step {held['best_step']})"
+        )
     rate = s["steps_per_s"]
     console.print(
         f"status    {s['status']} after {s['steps']} of {s['max_iter']} steps · "

@@ -97,16 +97,18 @@ def metrics_csv(
     rates: list[float],
     expected: list[float] | None,
     parameters: bool = True,
+    validation: list[float] | None = None,
 ) -> str:
-    """One row per logged step, with the rate used at that step and the theory's expected loss
-    (nan where not modelled);
-    the parameter columns only when ``parameters`` (else in trajectory.npy, row for row)."""
+    """One row per logged step, with the rate used at that step, the theory's expected loss
+    (nan where not modelled) and, with held-out rows, the validation loss; the parameter
+    columns only when ``parameters`` (else in trajectory.npy, row for row)."""
     theta = history["theta"]
     d = theta.shape[1] - 1
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     names = [*[f"w_{i}" for i in range(d)], "b"] if parameters else []
-    writer.writerow(["step", "loss", "grad_norm", "lr", "expected_loss", *names])
+    held = ["val_loss"] if validation is not None else []
+    writer.writerow(["step", "loss", "grad_norm", "lr", "expected_loss", *held, *names])
     for i in range(len(history["step"])):
         writer.writerow(
             [
@@ -115,6 +117,7 @@ def metrics_csv(
                 fmt(history["grad_norm"][i]),
                 fmt(rates[i]),
                 fmt(math.nan if expected is None else expected[i]),
+                *([fmt(validation[i])] if validation is not None else []),
                 *(fmt(v) for v in (theta[i].tolist() if parameters else [])),
             ]
         )

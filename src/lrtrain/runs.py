@@ -96,6 +96,7 @@ def save_fit(
     band: ReplicaBand | None = None,
     band_expected: list[float] | None = None,
     modes: ModeHistory | None = None,
+    validation: list[float] | None = None,
 ) -> None:
     """Write every file of a fit run (the summary assembled by ``summary.fit_summary``;
     ``expected_loss``: the theory's E[L] at each logged step, ``prediction.predict``; with
@@ -106,7 +107,7 @@ def save_fit(
     write_text(run_dir / "config.yaml", _config_header(config) + config.to_yaml())
     trajectory = summary["trajectory"]  # the parameters' file when too many for the CSV
     rates = result.rates(0, [int(step) for step in history["step"].tolist()])
-    metrics = tables.metrics_csv(history, rates, expected_loss, not trajectory)
+    metrics = tables.metrics_csv(history, rates, expected_loss, not trajectory, validation)
     write_text(run_dir / "metrics.csv", metrics)
     if band is not None:
         write_text(run_dir / REPLICAS_FILE, tables.replicas_csv(band, band_expected))

@@ -101,6 +101,17 @@ class Theory(_TheoryRequired, total=False):
     minibatch: MinibatchTheory  # with train.batch_size
 
 
+class ValidationSummary(TypedDict):
+    """The held-out rows' loss (data.validation_fraction)."""
+
+    fraction: float
+    rows: int
+    initial_loss: float | None
+    final_loss: float | None
+    best_loss: float | None  # the lowest at a logged step …
+    best_step: int  # … and where
+
+
 class Standardization(TypedDict):
     mean: list[float]
     scale: list[float]
@@ -168,6 +179,7 @@ class FitSummary(_FitSummaryRequired, total=False):  # with data.standardize, tr
     replicas: ReplicaSummary
     statistics: FitStatistics  # always: the OLS statistics of the closed form
     modes: ModesSummary  # the eigen-modes (with a prediction)
+    validation: ValidationSummary  # with data.validation_fraction
 
 
 class SweepSummary(RunInfo):
@@ -223,9 +235,11 @@ def fit_summary(
     result: TrainResult,
     auto: AutoSettings | None = None,
     prediction: Prediction | None = None,
+    validation: list[float] | None = None,
 ) -> FitSummary:
     """summary.json of a fit, from the results of replica 0 (and the theory's ``prediction``
-    for it: the mini-batch theory of a mini-batch fit)."""
+    for it: the mini-batch theory of a mini-batch fit; ``validation``: the held-out rows' loss
+    at each logged step)."""
     from lrtrain.analysis import divergence_step, observed_verdict, warnings_for
     from lrtrain.ols import fit_statistics
     from lrtrain.prediction import predicted_verdict
@@ -298,6 +312,18 @@ def fit_summary(
         summary["replicas"] = prediction.replicas
     if prediction is not None and prediction.modes_summary is not None:
         summary["modes"] = prediction.modes_summary
+    if validation is not None and dataset.validation is not None:
+        logged = result.replica_history(0)["step"].tolist()
+        best = min(range(len(validation)), key=lambda i: (not math.isfinite(validation[i]),
+                                                          validation[i]))  # fmt: skip
+        summary["validation"] = {
+            "fraction": dataset.validation.fraction,
+            "rows": dataset.validation.n,
+            "initial_loss": _json_number(validation[0]),
+            "final_loss": _json_number(validation[-1]),
+            "best_loss": _json_number(validation[best]),
+            "best_step": int(logged[best]),
+        }
     return summary
 
 
