@@ -174,7 +174,7 @@ def test_plot_redraws(tmp_path: Path) -> None:
     result = invoke("plot", "--format", "pdf")
     assert result.exit_code == 0, result.output
     pdfs = list(Path("runs").glob("*/plots/*.pdf"))
-    assert len(pdfs) == 3 and all(p.read_bytes().startswith(b"%PDF") for p in pdfs)
+    assert len(pdfs) == 4 and all(p.read_bytes().startswith(b"%PDF") for p in pdfs)
 
 
 @pytest.mark.parametrize(
@@ -385,8 +385,9 @@ def test_predict_standardised_real_data(tmp_path: Path) -> None:
     csv_in = Path(__file__).resolve().parents[1] / "src/lrtrain/configs/data/diabetes.csv"
     result = invoke("predict", str(run), str(csv_in))
     assert result.exit_code == 0
-    lines = result.output.splitlines()
+    lines = result.stdout.splitlines()  # the predictions; the score goes to stderr
     assert lines[0].endswith(",progression,progression_predicted")
+    assert result.stderr.startswith("score     442 rows: R²")
     summary = json.loads((run / "summary.json").read_text())
     fitted = np.array([float(line.rsplit(",", 1)[1]) for line in lines[1:]])
     target = np.array([float(line.split(",")[-2]) for line in lines[1:]])

@@ -35,7 +35,7 @@ def test_the_drawer_draws_what_the_command_would(lesson_run: Path, tmp_path: Pat
     with Drawer("fit") as drawer:
         drawn = drawer.draw(lesson_run, "png")
     assert drawer.process is None  # used and gone
-    assert sorted(p.name for p in drawn) == ["contour.png", "fit.png", "loss.png"]
+    assert sorted(p.name for p in drawn) == ["contour.png", "fit.png", "loss.png", "modes.png"]
     by_drawer = {p.name: _pixels(p) for p in drawn}
     for path in api.redraw(lesson_run, "png"):  # the same figures, drawn here
         assert np.array_equal(_pixels(path), by_drawer[path.name]), path.name
@@ -49,7 +49,7 @@ def test_a_drawer_that_fails_leaves_the_drawing_to_the_command(
     monkeypatch.setattr(sys, "executable", "/nonexistent/python")  # cannot even start
     drawer = Drawer("fit").start()
     assert drawer.process is None
-    assert len(drawer.draw(lesson_run, "png")) == 3
+    assert len(drawer.draw(lesson_run, "png")) == 4
     monkeypatch.undo()
     broken = Drawer("fit")
     broken.process = subprocess.Popen(  # starts, then fails
@@ -58,7 +58,7 @@ def test_a_drawer_that_fails_leaves_the_drawing_to_the_command(
     )  # fmt: skip
     (lesson_run / "plots" / "loss.png").unlink()
     paths = broken.draw(lesson_run, "png")
-    assert all(p.is_file() for p in paths) and len(paths) == 3
+    assert all(p.is_file() for p in paths) and len(paths) == 4
 
 
 def test_an_unused_drawer_is_ended() -> None:
@@ -79,6 +79,6 @@ def test_every_figure_is_complete_when_the_command_exits(tmp_path: Path) -> None
     assert done.returncode == 0, done.stderr
     assert "recommended" in done.stdout  # the answer is printed (before the figures)
     names = sorted(p.name for p in (tmp_path / "s" / "plots").iterdir())
-    assert names == ["sweep_contours.png", "sweep_loss.png", "sweep_summary.png"]
+    assert names == ["sweep_contours.png", "sweep_loss.png", "sweep_modes.png", "sweep_summary.png"]
     for name in names:
         Image.open(tmp_path / "s" / "plots" / name).load()  # whole, decodable files

@@ -41,7 +41,9 @@ def test_loss_figure_axes(lesson_run: Path) -> None:
     assert expected.get_label() == "expected loss (theory)"
     assert np.allclose(expected.get_ydata(), run.metrics["expected_loss"])
     assert np.allclose(expected.get_ydata(), run.metrics["loss"], rtol=2e-6)
-    reference = ax.lines[2]
+    labels = [line.get_label() for line in ax.lines]
+    assert labels[2] == "gradient flow (s = η·t)"
+    reference = ax.lines[3]
     assert reference.get_ydata()[0] == pytest.approx(run.summary["closed_form"]["loss"])
     assert "lr = 0.001" in ax.get_title() and "100 steps" in ax.get_title()
 
@@ -54,7 +56,8 @@ def test_a_minibatch_loss_figure_shows_the_expected_loss_and_noise_floor(tmp_pat
     assert labels[:2] == ["training loss (the batch's)", "expected loss (theory)"]
     assert np.allclose(ax.lines[1].get_ydata(), run.metrics["expected_loss"])
     floor = run.summary["theory"]["minibatch"]["noise_floor"]
-    assert ax.lines[3].get_ydata()[0] == pytest.approx(run.summary["closed_form"]["loss"] + floor)
+    floor_line = ax.lines[labels.index(f"noise floor +{floor:.3g}")]
+    assert floor_line.get_ydata()[0] == pytest.approx(run.summary["closed_form"]["loss"] + floor)
 
 
 def test_contour_figure_path_and_markers(lesson_run: Path) -> None:
@@ -118,7 +121,7 @@ def test_redraw_without_torch(lesson_run: Path, tmp_path: Path) -> None:
         "import sys; sys.modules['torch'] = None\n"
         "from lrtrain.api import redraw\n"
         f"paths = redraw({str(lesson_run)!r}, 'svg')\n"
-        "assert len(paths) == 3, paths\n"
+        "assert len(paths) == 4, paths\n"
         "assert not any(m.startswith('lrtrain.train') for m in sys.modules)\n"
         "print('ok')\n"
     )

@@ -201,7 +201,7 @@ def test_sweep_redraw_without_torch(tmp_path: Path) -> None:
         f"print(len(redraw({str(run.run_dir)!r}, 'svg')))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
-    assert out.returncode == 0 and out.stdout.strip() == "3", out.stderr
+    assert out.returncode == 0 and out.stdout.strip() == "4", out.stderr
 
 
 def test_minibatch_sweep_labels_full_batch_prediction(tmp_path: Path) -> None:

@@ -29,7 +29,7 @@ class ModesSummary(TypedDict):
 
     prediction: str  # what the predicted curves are, or why there are none
     shown: list[int]  # the modes modes.csv and the figure carry
-    modes: list[ModeSummary]
+    modes: list[ModeSummary]  # every mode up to 100 parameters; beyond, the shown ones
 
 
 @dataclass
@@ -65,10 +65,13 @@ def summarise(
     shown: list[int],
     prediction: str,
 ) -> ModesSummary:
-    """Per mode: λ, u (small problems), the contraction per step and steps per digit."""
+    """Per mode: λ, u, the contraction per step and steps per digit — every mode up to
+    :data:`VECTORS_IN_SUMMARY` parameters; beyond, the shown ones (summary.json stays O(p):
+    the eigenvalues are all in the analysis, the eigenvectors in arrays.npz)."""
     p = len(eigenvalues)
     modes = []
-    for i, lam in enumerate(eigenvalues):
+    for i in range(p) if p <= VECTORS_IN_SUMMARY else shown:
+        lam = eigenvalues[i]
         rate = None if contractions is None else contractions[i]
         digits = math.log(10) / -math.log(rate) if rate is not None and 0 < rate < 1 else None
         modes.append(ModeSummary(

@@ -46,14 +46,6 @@ def loss_figure(
     noise floor the expected loss settles at, the gradient flow's loss at s = η·t and the
     held-out rows' loss (``validation``)."""
     fig, ax = axes(ax)
-    if validation is not None:
-        held = np.isfinite(validation) & (validation > 0)
-        ax.plot(np.asarray(steps)[held], validation[held], color="C2", lw=1.5,
-                label="validation loss (held-out rows)")  # fmt: skip
-    if flow is not None:
-        ax.plot(
-            steps, flow, color="0.25", ls=":", lw=1.4, zorder=2, label="gradient flow (s = η·t)"
-        )
     steps, loss = np.asarray(steps), np.asarray(loss, dtype=np.float64)
     finite = np.isfinite(loss) & (loss > 0)
     if noise_floor is None:
@@ -67,6 +59,14 @@ def loss_figure(
         if shown.any():
             ax.plot(steps[shown], expected[shown], color="C1", ls="--", lw=1.8, zorder=3,
                     label="expected loss (theory)")  # fmt: skip
+    if validation is not None:
+        held = np.isfinite(validation) & (validation > 0)
+        ax.plot(steps[held], validation[held], color="C2", lw=1.5,
+                label="validation loss (held-out rows)")  # fmt: skip
+    if flow is not None:
+        ax.plot(
+            steps, flow, color="0.25", ls=":", lw=1.4, zorder=2, label="gradient flow (s = η·t)"
+        )
     if loss_star is not None and loss_star > 0:
         ax.axhline(
             loss_star, color="k", ls="--", lw=1, label=f"closed-form optimum {loss_star:.6g}"
@@ -225,7 +225,8 @@ def _modes_of(run: RunData, title: str) -> Figure:
     target = np.asarray([*closed["w"], closed["b"]])
     observed = observed_errors(run.theta, target, run.eigenvectors, shown)
     predicted = np.stack([modes[f"mode_{i}"] for i in shown], axis=1)
-    per_mode = [summary["modes"][i] for i in shown]
+    by_index = {m["index"]: m for m in summary["modes"]}
+    per_mode = [by_index[i] for i in shown]
     return modes_figure(
         run.metrics["step"], observed, None if np.isnan(predicted).all() else predicted,
         [m["eigenvalue"] for m in per_mode], [m["contraction"] for m in per_mode], title,
