@@ -43,6 +43,9 @@ def test_fit_sweep_and_resume_never_import_dynamo(tmp_path: Path) -> None:
         " 'optimizer.momentum=0.5', 'train.max_iter=20', 'output.plots=[]']\n"
         "try:\n    main()\nexcept SystemExit as stop:\n    assert not stop.code, stop.code\n"
         f"sweep_lr(load_config(None, ['device=cpu', 'output.plots=[]']), out=r'{tmp_path}/s')\n"
+        "cfg = load_config(None, ['device=cpu', 'output.plots=[]', 'optimizer.name=adam',\n"
+        "                         'optimizer.schedule={kind: cosine}'])\n"
+        f"sweep_lr(cfg, out=r'{tmp_path}/a')  # an adaptive optimizer under a schedule\n"
         "print('torch._dynamo' in sys.modules)\n"
     )
     assert out.strip() == "False"

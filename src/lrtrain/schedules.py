@@ -24,11 +24,18 @@ if TYPE_CHECKING:
 
 def lr_factors(schedule: Schedule, max_iter: int) -> np.ndarray | None:
     """f_0 … f_{max_iter−1} for ``schedule`` (None for a constant rate: f_t = 1)."""
+    if schedule.kind == "constant":
+        return None
+    from lrtrain.startup import without_dynamo_import
+
+    with without_dynamo_import():  # building an optimizer would import torch._dynamo (~2 s)
+        return _table(schedule, max_iter)
+
+
+def _table(schedule: Schedule, max_iter: int) -> np.ndarray:
     import numpy as np
     import torch
 
-    if schedule.kind == "constant":
-        return None
     parameter = torch.zeros(1, requires_grad=True)
     optimizer = torch.optim.SGD([parameter], lr=1.0)
     scheduler = _scheduler(schedule, optimizer, max_iter)

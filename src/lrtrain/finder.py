@@ -1,0 +1,136 @@
+"""The learning-rate range tests people use, as published, on arrays: the rate ramps, the loss
+smoothing and early stop, and the suggestions. Pure (numpy): ``api.find_lr`` runs the ramps
+through lrtrain's training loop and hands the recorded losses here.
+
+fastai (``fastai/callback/schedule.py``: ``LRFinder``, ``lr_find``, ``valley``, ``slide``,
+``minimum``, ``steep``; the ``Recorder``'s ``AvgSmoothLoss``): ``start_lr=1e-7``, ``end_lr=10``,
+``num_it=100``; batch i runs at start·(end/start)^(i/num_it); the recorded loss is the debiased
+moving average (β = 0.98) ``val/(1 − β^count)``; the test stops after the batch whose smoothed
+loss exceeds 4 × the best so far; suggestions read ``lrs[num_it//10:-5]``.
+
+PyTorch Lightning (``lightning/pytorch/tuner/lr_finder.py``: ``_LRCallback``,
+``_ExponentialLR``, ``_LRFinder.suggestion``): ``min_lr=1e-8``, ``max_lr=1``,
+``num_training=100``; batch 0 runs at min_lr, batch i ≥ 1 at min·(max/min)^((i+1)/num_training);
+the smoothed loss divides by 1 − β^(global_step + 1) with the step already counted (so batch i
+by 1 − β^(i+2)); it stops after a batch (from the second on) whose smoothed loss exceeds 4 × the
+best; the suggestion is the steepest point of ``numpy.gradient``-style central differences of
+the losses from index 10 to the last but one (finite ones), at unit spacing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+BETA = 0.98  # both finders' smoothing
+DIVERGE = 4.0  # both stop once the smoothed loss exceeds this × the best
+
+
+@dataclass(frozen=True)
+class RangeTest:
+    """One finder's published settings."""
+
+    name: str  # "fastai" or "lightning"
+    start: float
+    end: float
+    steps: int
+
+    def rates(self) -> np.ndarray:
+        """The rate of each batch of the ramp."""
+        i = np.arange(self.steps, dtype=np.float64)
+        ratio = self.end / self.start
+        if self.name == "fastai":
+            return self.start * ratio ** (i / self.steps)
+        rates = self.start * ratio ** ((i + 1) / self.steps)
+        rates[0] = self.start  # the scheduler's first value is its base rate
+        return rates
+
+
+FASTAI = RangeTest("fastai", 1e-7, 10.0, 100)
+LIGHTNING = RangeTest("lightning", 1e-8, 1.0, 100)
+
+
+def recorded(test: RangeTest, losses: np.ndarray) -> np.ndarray:
+    """The smoothed losses the finder records, up to and including the batch it stops after
+    (``losses``: each batch's loss, in order)."""
+    out = []
+    average, best = 0.0, np.inf if test.name == "fastai" else 0.0
+    for i, loss in enumerate(np.asarray(losses, dtype=np.float64)):
+        if test.name == "fastai":
+            average = loss + BETA * (average - loss)  # torch.lerp(loss, average, β)
+            smooth = average / (1 - BETA ** (i + 1))
+            out.append(smooth)
+            best = min(best, smooth)
+            if smooth > DIVERGE * best or not np.isfinite(smooth):
+                break
+        else:
+            average = BETA * average + (1 - BETA) * loss
+            smooth = average / (1 - BETA ** (i + 2))
+            stop = i + 1 > 1 and smooth > DIVERGE * best
+            if smooth < best or i == 0:
+                best = smooth
+            out.append(smooth)
+            if stop or not np.isfinite(smooth):
+                break
+    return np.asarray(out)
+
+
+def fastai_suggestions(lrs: np.ndarray, losses: np.ndarray) -> dict[str, float]:
+    """fastai's four suggestions on the recorded curve (trimmed as ``lr_find`` does)."""
+    num_it = FASTAI.steps
+    lrs, losses = np.asarray(lrs)[num_it // 10 : -5], np.asarray(losses)[num_it // 10 : -5]
+    if len(losses) < 2:
+        return {}
+    return {
+        "fastai_valley": _valley(lrs, losses),
+        "fastai_slide": _slide(lrs, losses),
+        "fastai_minimum": float(lrs[int(np.argmin(losses))]) / 10,
+        "fastai_steep": _steep(lrs, losses),
+    }
+
+
+def _valley(lrs: np.ndarray, losses: np.ndarray) -> float:
+    """The longest decreasing run (a longest decreasing subsequence ending at each point),
+    two thirds of the way… exactly as published: start + ⌊len/3⌋ + ⌊len/6⌋."""
+    n = len(losses)
+    max_start = max_end = 0
+    lds = [1] * n
+    for i in range(1, n):
+        for j in range(i):
+            if losses[i] < losses[j] and lds[i] < lds[j] + 1:
+                lds[i] = lds[j] + 1
+            if lds[max_end] < lds[i]:
+                max_end = i
+                max_start = max_end - lds[max_end]
+    sections = (max_end - max_start) / 3
+    return float(lrs[max_start + int(sections) + int(sections / 2)])
+
+
+def _slide(lrs: np.ndarray, losses: np.ndarray, lr_diff: int = 15, thresh: float = 0.005) -> float:
+    """From the end, slide a window of ``lr_diff`` until the loss gradients at its two ends
+    differ by at most ``thresh``; the window's left rate."""
+    grad = np.gradient(losses)
+    r_idx, l_idx = -1, -1 - lr_diff
+    local_min_lr = lrs[l_idx] if len(lrs) > lr_diff else lrs[0]
+    while l_idx >= -len(losses) and abs(grad[r_idx] - grad[l_idx]) > thresh:
+        local_min_lr = lrs[l_idx]
+        r_idx -= 1
+        l_idx -= 1
+    return float(local_min_lr)
+
+
+def _steep(lrs: np.ndarray, losses: np.ndarray) -> float:
+    """Where the loss falls fastest against log lr (forward differences)."""
+    grads = (losses[1:] - losses[:-1]) / (np.log(lrs[1:]) - np.log(lrs[:-1]))
+    return float(lrs[int(np.argmin(grads))])
+
+
+def lightning_suggestion(lrs: np.ndarray, losses: np.ndarray) -> dict[str, float]:
+    """Lightning's one suggestion: the steepest point of the finite losses [10:-1]."""
+    skip_begin, skip_end = 10, 1
+    window = np.asarray(losses)[skip_begin:-skip_end]
+    window = window[np.isfinite(window)]
+    if len(window) < 2:
+        return {}
+    return {"lightning": float(np.asarray(lrs)[int(np.argmin(np.gradient(window))) + skip_begin])}
