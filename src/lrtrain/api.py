@@ -429,10 +429,11 @@ def redraw(run_dir: str | Path, fmt: str | None = None) -> list[Path]:
 
     run = runs.load_run(run_dir)
     fmt = fmt or run.config.get("output", {}).get("format", "png")
-    if run.kind == "batch-map":
-        from lrtrain.minibatch_plots import batch_map_figures
+    if run.kind in ("batch-map", "find-lr"):
+        from lrtrain.minibatch_plots import batch_map_figures, find_lr_figures
 
-        return runs.save_figures(run.path, batch_map_figures(run), fmt)
+        drawn = batch_map_figures(run) if run.kind == "batch-map" else find_lr_figures(run)
+        return runs.save_figures(run.path, drawn, fmt)
     figures = sweep_figures(run) if run.kind == "sweep" else run_figures(run)
     return runs.save_figures(run.path, figures, fmt)
 

@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.table import Table
 
+from lrtrain.cli_configs import configs_app
 from lrtrain.cli_run import (
     EXIT_INTERRUPTED,
     Command,
@@ -44,11 +44,12 @@ from lrtrain.cli_run import (
 from lrtrain.distributed import DEFAULT_TIMEOUT_S
 from lrtrain.errors import ConfigError, LrtrainError, RunDirError
 from lrtrain.progress import ProgressBar
-from lrtrain.report import batch_map_report, fit_report, sweep_report
+from lrtrain.report import batch_map_report, find_lr_report, fit_report, sweep_report
 
 if TYPE_CHECKING:
     from lrtrain.api import BatchMapRun, FitRun, SweepRun
     from lrtrain.config import Config
+    from lrtrain.lr_finder import FindLrRun
 
 
 app = typer.Typer(
@@ -227,6 +228,43 @@ def sweep_lr(
 
 
 @app.command(
+    "find-lr",
+    epilog="**Examples**\n\n"
+    "lrtrain find-lr  (the lesson)\n\n"
+    "lrtrain find-lr -c diabetes --repeats 5\n\n"
+    "lrtrain find-lr train.batch_size=8 train.target_gap=0.01",
+)
+def find_lr(
+    overrides: OverridesArg = None,
+    config: ConfigOpt = None,
+    repeats: Annotated[
+        int, typer.Option("--repeats", min=1, help="Run each test K times, moving the seed on.")
+    ] = 1,
+    out: OutOpt = None,
+    overwrite: OverwriteOpt = False,
+    print_config: PrintConfigOpt = False,
+    quiet: QuietOpt = False,
+    json_out: JsonOpt = False,
+    device: DeviceOpt = None,
+    seed: SeedOpt = None,
+) -> None:
+    """fastai's and PyTorch Lightning's learning-rate range tests, as published, on this
+    model and data — every suggestion scored against the exact critical lr, η*, the
+    mean-square critical lr and the fastest constant rate a sweep finds."""
+
+    def resolve() -> Config:
+        return resolve_config(config, overrides, device, seed)
+
+    def run(cfg: Config, stopped: Callable[[], bool], draw: bool) -> FindLrRun:
+        from lrtrain.lr_finder import find_lr as run_finder
+
+        return run_finder(cfg, repeats, out, overwrite, draw=draw)
+
+    command = Command("find-lr", resolve, lambda cfg: None, run, find_lr_report, lambda r: None)
+    train_command(command, print_config, quiet, json_out, 1, DEFAULT_TIMEOUT_S)
+
+
+@app.command(
     epilog="**Examples**\n\n"
     "lrtrain plot  (the newest run under runs/)\n\n"
     "lrtrain plot runs/lecture-20261126-101500 --format svg\n\n"
@@ -295,57 +333,7 @@ def plot(
         console.print(f"wrote {path}")
 
 
-configs_app = typer.Typer(
-    help="The bundled configs: list them, show one, copy one to edit.",
-    no_args_is_help=False,
-    rich_markup_mode="markdown",
-)
 app.add_typer(configs_app, name="configs")
-
-
-@configs_app.callback(
-    invoke_without_command=True,
-    epilog="**Examples**\n\n"
-    "lrtrain configs\n\n"
-    "lrtrain configs show diabetes\n\n"
-    "lrtrain configs copy lecture my.yaml  (then: lrtrain fit -c my.yaml)",
-)
-def configs(ctx: typer.Context) -> None:
-    """List the bundled configs with one-line descriptions (``-c NAME`` runs one)."""
-    if ctx.invoked_subcommand is not None:
-        return
-    from lrtrain.config import bundled_config_names
-    from lrtrain.reference import bundled_config_description
-
-    table = Table(title="bundled configs (lrtrain fit -c NAME)", title_justify="left")
-    table.add_column("name")
-    table.add_column("description")
-    for name in bundled_config_names():
-        table.add_row(name, bundled_config_description(name))
-    console.print(table)
-
-
-@configs_app.command("show", epilog="**Example**\n\nlrtrain configs show lecture")
-def configs_show(name: Annotated[str, typer.Argument(help="A bundled config's name.")]) -> None:
-    """Print a bundled config."""
-    from lrtrain.config import bundled_config_source
-
-    with user_errors():
-        text = bundled_config_source(name)
-    sys.stdout.write(text)
-
-
-@configs_app.command("copy", epilog="**Example**\n\nlrtrain configs copy diabetes my-diabetes.yaml")
-def configs_copy(
-    name: Annotated[str, typer.Argument(help="A bundled config's name.")],
-    dest: Annotated[Path, typer.Argument(help="Where to write it (never overwritten).")],
-) -> None:
-    """Copy a bundled config to a file you can edit (refuses to overwrite)."""
-    from lrtrain.reference import copy_bundled_config
-
-    with user_errors():
-        copy_bundled_config(name, dest)
-    console.print(f"wrote {dest}; run it with: lrtrain fit -c {dest}")
 
 
 @app.command(

@@ -117,3 +117,47 @@ def batch_map_figure(summary: dict[str, Any], table: dict[str, np.ndarray]) -> F
     right.grid(True, which="both", alpha=0.3)
     right.legend(fontsize=8, loc="best")
     return fig
+
+
+def find_lr_figures(run: RunData) -> dict[str, Figure]:
+    """The figure of a ``find-lr`` directory, from its files."""
+    return {"find_lr": find_lr_figure(run.summary, run.metrics)}
+
+
+def find_lr_figure(
+    summary: dict[str, Any], table: dict[str, np.ndarray], ax: Axes | None = None
+) -> Figure:
+    """Each range test's smoothed loss against the rate (repeat 0 bold, the others thin), its
+    suggestions as markers, and the exact thresholds as vertical lines: the critical lr, η*,
+    the mean-square critical lr, the fastest rate of a sweep."""
+    fig, ax = axes(ax, (8.0, 5.0))
+    for code, finder, color in ((0.0, "fastai", "C0"), (1.0, "lightning", "C1")):
+        mine = table["finder"] == code
+        for repeat in np.unique(table["repeat"][mine]):
+            rows = mine & (table["repeat"] == repeat)
+            smooth = table["smoothed"][rows]
+            kept = np.isfinite(smooth) & (smooth > 0)
+            ax.plot(table["lr"][rows][kept], smooth[kept], color=color,
+                    lw=1.6 if repeat == 0 else 0.6, alpha=1.0 if repeat == 0 else 0.5,
+                    label=f"{finder} (smoothed loss)" if repeat == 0 else None)  # fmt: skip
+    marks = ("o", "s", "^", "v", "D")
+    for (name, lr), mark in zip(sorted(summary["suggestions"].items()), marks * 2, strict=False):
+        ax.axvline(lr, color="0.5", lw=0.6)
+        ax.plot([lr], [0.04], mark, color="k", ms=7, transform=ax.get_xaxis_transform(),
+                label=f"{name} {lr:.3g}")  # fmt: skip
+    thresholds = [("critical lr 2/λ_max", summary["critical_lr"], "C3", "--"),
+                  ("η*", summary["optimal_lr"], "C2", "--"),
+                  ("mean-square critical lr", summary.get("minibatch_critical_lr"), "C4", ":"),
+                  ("fastest rate of a sweep", summary.get("fastest_lr"), "k", "-.")]  # fmt: skip
+    for label, value, color, style in thresholds:
+        if value:
+            ax.axvline(value, color=color, ls=style, lw=1.4, label=f"{label} {value:.3g}")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("learning rate (the range test's ramp)")
+    ax.set_ylabel("smoothed training loss")
+    ax.set_title(f"Learning-rate finders against the exact thresholds — {summary['name']}",
+                 fontsize=10)  # fmt: skip
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(loc="best", fontsize=7)
+    return fig

@@ -12,6 +12,7 @@ from lrtrain.schedules import describe
 
 if TYPE_CHECKING:
     from lrtrain.api import BatchMapRun, FitRun, SweepRun
+    from lrtrain.lr_finder import FindLrRun
     from lrtrain.prediction import MinibatchTheory
     from lrtrain.replicas import ReplicaSummary
     from lrtrain.sweep import SweepRow
@@ -387,5 +388,38 @@ def batch_map_report(run: BatchMapRun, console: Console) -> None:
             if critical is not None
             else "; no batch size up to the data's comes within 2× the full batch's steps"
         )
+    )
+    console.print(f"run       {run.run_dir}")
+
+
+def find_lr_report(run: FindLrRun, console: Console) -> None:
+    """Every suggestion of the range tests beside the exact thresholds, as ratios."""
+    s = run.summary
+    table = Table(
+        title=f"lrtrain find-lr — {s['name']} ({s['repeats']} repeat(s); ×: ratios to the exact "
+        "thresholds; ms: mean-square)",
+        title_justify="left",
+    )
+    for col in ("suggestion", "lr", "×2/λmax", "×η*", "×ms crit", "×fastest", "min … max"):
+        table.add_column(col, justify="left" if col == "suggestion" else "right")
+    for name, lr in sorted(s["suggestions"].items()):
+        r, spread = s["ratios"][name], s["spread"][name]
+        table.add_row(
+            name, fmt(lr, 4), fmt(r["critical"], 3), fmt(r["optimal"], 3),
+            fmt(r["minibatch_critical"], 3), fmt(r["fastest"], 3),
+            f"{fmt(spread['min'], 3)} … {fmt(spread['max'], 3)}",
+        )  # fmt: skip
+    console.print(table)
+    fastest = (
+        f"{fmt(s['fastest_lr'], 4)} ({s['fastest_steps']} steps to a relative gap of "
+        f"{s['target_gap']:g})"
+        if s["fastest_lr"] is not None
+        else f"— (no rate of the sweep reached a relative gap of {s['target_gap']:g})"
+    )
+    mean_square = s["minibatch_critical_lr"]
+    console.print(
+        f"exact     critical lr {fmt(s['critical_lr'], 5)} · η* {fmt(s['optimal_lr'], 5)}"
+        + (f" · mean-square critical {fmt(mean_square, 5)}" if mean_square else "")
+        + f" · fastest constant rate of a sweep {fastest}"
     )
     console.print(f"run       {run.run_dir}")

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from lrtrain.batch_map import BatchMapSummary, MapRow
     from lrtrain.config import Config
     from lrtrain.data import Dataset
+    from lrtrain.lr_finder import Curve, FindLrSummary
     from lrtrain.modes import ModeHistory
     from lrtrain.replicas import ReplicaBand
     from lrtrain.summary import FitSummary, SweepSummary
@@ -41,6 +42,7 @@ if TYPE_CHECKING:
 REPLICAS_FILE = "replicas.csv"  # train.replicas > 1: the replicas' band
 MODES_FILE = "modes.csv"  # the shown eigen-modes' predicted errors per logged step
 BATCH_MAP_FILE = "batch_map.csv"  # sweep-lr --batch-sizes: (batch size, lr) → steps
+FINDER_FILE = "finder.csv"  # find-lr: every range test's rate, loss and smoothed loss per step
 
 
 def create_run_dir(
@@ -183,6 +185,22 @@ def save_batch_map(
     write_text(run_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
 
 
+def save_find_lr(
+    run_dir: Path, config: Config, summary: FindLrSummary, curves: list[Curve]
+) -> None:
+    """Write a find-lr directory: config, finder.csv (every test's steps), summary."""
+    write_text(run_dir / "config.yaml", _config_header(config) + config.to_yaml())
+    body = (
+        [curve.finder, curve.repeat, step, tables.fmt(lr), tables.fmt(loss),
+         tables.fmt(curve.smoothed[step]) if step < len(curve.smoothed) else ""]
+        for curve in curves
+        for step, (lr, loss) in enumerate(zip(curve.lrs, curve.losses, strict=True))
+    )  # fmt: skip
+    columns = ["finder", "repeat", "step", "lr", "loss", "smoothed"]
+    write_text(run_dir / FINDER_FILE, tables.table(columns, body))
+    write_text(run_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
+
+
 def _write_npy(path: Path, array: np.ndarray) -> None:
     with atomic_file(path) as fh:  # straight to the file: no copy of a large array in memory
         np.save(fh, np.asarray(array, dtype=np.float64), allow_pickle=False)
@@ -263,8 +281,12 @@ def load_run(path: str | Path) -> RunData:
     config = _read_yaml(path / "config.yaml")
     kind = summary.get("kind", "fit")
     run = RunData(path=path, kind=kind, summary=summary, config=config)
-    if kind == "batch-map":  # the map's own table; its sweeps are directories inside
+    if kind == "batch-map":  # the map's own table
         run.metrics = _read_csv_columns(path / BATCH_MAP_FILE, {"full": math.inf, "": math.nan})
+        return run
+    if kind == "find-lr":  # finder 0: fastai, 1: lightning
+        words = {"fastai": 0.0, "lightning": 1.0, "": math.nan}
+        run.metrics = _read_csv_columns(path / FINDER_FILE, words)
         return run
     table = "trajectories" if kind == "sweep" else "metrics"
     run.metrics = _read_csv_columns(path / f"{table}.csv")

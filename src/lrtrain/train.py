@@ -32,7 +32,7 @@ import torch
 from lrtrain import startup
 from lrtrain.analysis import gap_scale
 from lrtrain.batches import Batches, Rows, all_rows
-from lrtrain.config import Config, OptimizerConfig
+from lrtrain.config import Config
 from lrtrain.cuda_graph import GraphedStep, use_graph
 from lrtrain.data import Dataset
 from lrtrain.devices import process_device, torch_dtype
@@ -41,6 +41,7 @@ from lrtrain.gradients import Gradient, choose, grad_norm, grad_vector, theta_of
 from lrtrain.model import MyLinearRegressionModel
 from lrtrain.schedules import lr_factors
 from lrtrain.startup import never_imports_dynamo
+from lrtrain.updates import build_optimizer, scaled_step, sgd_step
 
 SYNC_EVERY = 64
 DIVERGENCE_FACTOR = 1e6  # loss above this × the initial loss counts as diverged
@@ -127,6 +128,7 @@ def train(
     resume: dict[str, Any] | None = None,
     world: World = SINGLE,
     gap_floor: float = 0.0,
+    factors: np.ndarray | None = None,
 ) -> TrainResult:
     """Train ``len(lrs)`` replicas (default: the config's lr, once per ``train.replicas``
     batch stream) and return their histories.
@@ -153,7 +155,8 @@ def train(
     model, optimizer = _model_and_optimizer(config, dataset.d, len(lrs), dtype, device)
     total = config.train.max_iter
     loop = _Loop.start(len(lrs), dataset.d, _rows_logged(config), total, dtype, device, lrs)
-    factors = lr_factors(config.optimizer.schedule, total)
+    if factors is None:  # the config's schedule (an explicit table: find-lr's ramps)
+        factors = lr_factors(config.optimizer.schedule, total)
     if config.train.target_gap is not None:
         loop.target_gap = max(config.train.target_gap, gap_floor)
     loop.loss_ref = loss_ref or 0.0
@@ -230,22 +233,6 @@ def _model_and_optimizer(
     if config.model.init == "normal":
         model.init_normal_(config.seed)
     return model, build_optimizer(config.optimizer, model.parameters())
-
-
-def build_optimizer(opt: OptimizerConfig, parameters: Any) -> torch.optim.Optimizer:
-    """``opt``'s ``torch.optim`` class at lr = 1, its keys given where the config sets them
-    (PyTorch's defaults otherwise). SGD's weight decay is folded into the gradient by the loop,
-    before the per-replica rates scale it."""
-    if opt.name == "sgd":
-        return torch.optim.SGD(parameters, lr=1.0, momentum=opt.momentum_value,
-                               nesterov=opt.nesterov, weight_decay=0.0)  # fmt: skip
-    keys = {key: getattr(opt, key) for key in opt.keys if getattr(opt, key) is not None}
-    classes = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW,
-               "rmsprop": torch.optim.RMSprop, "adagrad": torch.optim.Adagrad}  # fmt: skip
-    optimizer: torch.optim.Optimizer = classes[opt.name](
-        parameters, lr=1.0, weight_decay=opt.weight_decay, **keys
-    )
-    return optimizer
 
 
 def _rows_logged(config: Config) -> int:
@@ -444,9 +431,9 @@ def _step(
     _stop_checks(loop, loss, step, config.train.tol)
     opt = config.optimizer
     if opt.name == "sgd":
-        _sgd_step(model, take_step, loop.lr, loop.active, opt.weight_decay, opt.momentum_value > 0)
+        sgd_step(model, take_step, loop.lr, loop.active, opt.weight_decay, opt.momentum_value > 0)
     else:
-        _scaled_step(model, take_step, loop.lr, loop.active)
+        scaled_step(model, take_step, loop.lr, loop.active)
     return loss
 
 
@@ -501,51 +488,3 @@ def _cpu(value: Any) -> Any:
     if isinstance(value, list):
         return [_cpu(v) for v in value]
     return value
-
-
-@torch.no_grad()
-def _sgd_step(
-    model: MyLinearRegressionModel,
-    take_step: Callable[[], None],
-    lr: torch.Tensor,
-    active: torch.Tensor,
-    weight_decay: float,
-    momentum: bool,
-) -> None:
-    old = (model.w.clone(), model.b.clone()) if momentum else None
-    for param, rate, going in (
-        (model.w, lr.unsqueeze(1), active.unsqueeze(1)),
-        (model.b, lr, active),
-    ):
-        grad = param.grad
-        assert grad is not None  # the gradient path has just set it
-        if weight_decay:
-            grad.add_(param, alpha=weight_decay)
-        # A stopped replica's gradient becomes 0 outright (it may be infinite, and inf·0 is
-        # NaN); torch.where costs a fraction of masked_fill_ with a broadcast mask.
-        param.grad = torch.where(going, grad.mul_(rate), 0.0)
-    take_step()
-    if old is not None:
-        # Momentum would keep moving a stopped replica: put it back where it stopped.
-        model.w.copy_(torch.where(active.unsqueeze(1), model.w, old[0]))
-        model.b.copy_(torch.where(active, model.b, old[1]))
-
-
-@torch.no_grad()
-def _scaled_step(
-    model: MyLinearRegressionModel,
-    take_step: Callable[[], None],
-    rate: torch.Tensor,
-    active: torch.Tensor,
-) -> None:
-    """An adaptive optimizer's step at lr = 1, each replica's displacement scaled by its rate
-    (0 for a stopped one, whose gradient is zeroed too: it may be infinite)."""
-    params = ((model.w, rate.unsqueeze(1), active.unsqueeze(1)), (model.b, rate, active))
-    old = []
-    for param, _, going in params:
-        assert param.grad is not None  # the gradient path has just set it
-        param.grad = torch.where(going, param.grad, 0.0)
-        old.append(param.clone())
-    take_step()
-    for (param, scale, going), before in zip(params, old, strict=True):
-        param.copy_(torch.addcmul(before, torch.where(going, scale, 0.0), param - before))

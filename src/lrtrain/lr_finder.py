@@ -1,0 +1,245 @@
+"""``lrtrain find-lr``: fastai's and Lightning's learning-rate range tests, as published
+(:mod:`lrtrain.finder`), run on lrtrain's model and data through its training loop, and scored
+against what least squares knows exactly: the critical lr 2/λ_max, the asymptotically optimal
+η*, the mean-square critical lr of the batch size, and the fastest constant rate a sweep finds.
+
+``repeats`` K runs each test K times with the seed moved on (another draw of the synthetic
+data's noise, another batch order) and reports each suggestion's spread; each test is 100 steps,
+so the repeats run one after another.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, TypedDict
+
+import numpy as np
+
+from lrtrain.errors import ConfigError
+from lrtrain.finder import FASTAI, LIGHTNING, RangeTest, fastai_suggestions, lightning_suggestion
+
+if TYPE_CHECKING:
+    from lrtrain.analysis import Analysis
+    from lrtrain.config import Config
+    from lrtrain.data import Dataset
+    from lrtrain.train import ProgressCallback
+
+SWEEP_POINTS = 40  # rates of the sweep that finds the fastest constant rate
+
+
+class Ratios(TypedDict):
+    """A suggestion divided by each reference (None where there is none)."""
+
+    critical: float
+    optimal: float
+    minibatch_critical: float | None
+    fastest: float | None
+
+
+class Spread(TypedDict):
+    values: list[float]  # one per repeat
+    min: float
+    median: float
+    max: float
+
+
+class FindLrSummary(TypedDict):
+    """summary.json of ``lrtrain find-lr`` (kind ``find-lr``)."""
+
+    format_version: int
+    kind: str
+    name: str
+    repeats: int
+    batch_size: int | None
+    optimizer: str
+    tests: dict[str, dict[str, float]]  # each finder's published settings
+    suggestions: dict[str, float]  # the median over the repeats
+    spread: dict[str, Spread]
+    critical_lr: float  # 2/λ_max (for the optimizer's momentum)
+    optimal_lr: float  # η*
+    minibatch_critical_lr: float | None
+    fastest_lr: float | None  # the sweep's: the fewest steps to the target gap
+    fastest_steps: int | None
+    target_gap: float
+    ratios: dict[str, Ratios]
+    elapsed_s: float
+
+
+@dataclass
+class Curve:
+    """One range test's record: the rate, the batch loss and the finder's smoothed loss."""
+
+    finder: str
+    repeat: int
+    lrs: np.ndarray
+    losses: np.ndarray
+    smoothed: np.ndarray
+
+
+@dataclass
+class FindLrRun:
+    run_dir: Path
+    summary: FindLrSummary
+    curves: list[Curve]
+    figures: list[Path]
+
+
+def check_config(config: Config) -> None:
+    if config.optimizer.schedule.kind != "constant":
+        raise ConfigError(
+            "find-lr ramps the rate itself: set optimizer.schedule to constant (the found rate "
+            "is the base a schedule would then scale)"
+        )
+    if config.train.replicas > 1:
+        raise ConfigError("find-lr: --repeats gives it several batch streams; set replicas: 1")
+
+
+def range_test(test: RangeTest, dataset: Dataset, config: Config) -> Curve:
+    """One test through lrtrain's loop: the config's model, data, optimizer and batches, the
+    rate of step t the test's ramp."""
+    from lrtrain.finder import recorded
+    from lrtrain.train import train
+
+    train_cfg = config.train.model_copy(
+        update={"max_iter": test.steps, "log_every": 1, "tol": None, "target_gap": None}
+    )
+    cfg = config.model_copy(update={"train": train_cfg})
+    rates = test.rates()
+    result = train(dataset, cfg, lrs=[1.0], factors=rates)
+    losses = result.replica_history(0)["loss"].numpy()[: test.steps]
+    return Curve(test.name, 0, rates[: len(losses)], losses, recorded(test, losses))
+
+
+def suggestions_of(curve: Curve) -> dict[str, float]:
+    lrs = curve.lrs[: len(curve.smoothed)]
+    if curve.finder == FASTAI.name:
+        return fastai_suggestions(lrs, curve.smoothed)
+    return lightning_suggestion(lrs, curve.smoothed)
+
+
+def fastest_constant_lr(
+    config: Config, dataset: Dataset, analysis: Analysis, target: float
+) -> tuple[float | None, int | None]:
+    """The rate of a vectorised sweep (SWEEP_POINTS log-spaced rates below the critical one)
+    whose exact full-batch loss first reaches ``target``."""
+    from lrtrain.batch_map import observed_steps
+    from lrtrain.sweep import sweep_config
+    from lrtrain.train import train
+
+    top = analysis.critical_lr * 0.999
+    grid = [top * 10 ** (-3 + 3 * i / (SWEEP_POINTS - 1)) for i in range(SWEEP_POINTS)]
+    result = train(dataset, sweep_config(config), lrs=grid)
+    steps = [observed_steps(analysis, result, range(k, k + 1), target) for k in range(len(grid))]
+    reached = [(s, -lr) for s, lr in zip(steps, grid, strict=True) if s is not None]
+    if not reached:
+        return None, None
+    best_steps, best = min(reached)
+    return -best, best_steps
+
+
+def summarise(
+    config: Config,
+    analysis: Analysis,
+    found: list[dict[str, float]],
+    minibatch_critical: float | None,
+    fastest: tuple[float | None, int | None],
+    elapsed: float,
+) -> FindLrSummary:
+    from lrtrain.summary import FORMAT_VERSION
+
+    names = sorted({name for one in found for name in one})
+    spread: dict[str, Spread] = {}
+    for name in names:
+        values = [one[name] for one in found if name in one]
+        spread[name] = {"values": values, "min": min(values), "median": statistics.median(values),
+                        "max": max(values)}  # fmt: skip
+    chosen = {name: s["median"] for name, s in spread.items()}
+    fastest_lr, fastest_steps = fastest
+
+    def ratio(lr: float, reference: float | None) -> float | None:
+        return lr / reference if reference else None
+
+    ratios: dict[str, Ratios] = {
+        name: {
+            "critical": lr / analysis.critical_lr,
+            "optimal": lr / analysis.asymptotically_optimal_lr,
+            "minibatch_critical": ratio(lr, minibatch_critical),
+            "fastest": ratio(lr, fastest_lr),
+        }
+        for name, lr in chosen.items()
+    }
+    return {
+        "format_version": FORMAT_VERSION, "kind": "find-lr", "name": config.name,
+        "repeats": len(found), "batch_size": config.train.batch_size,
+        "optimizer": config.optimizer.name,
+        "tests": {t.name: {"start": t.start, "end": t.end, "steps": t.steps}
+                  for t in (FASTAI, LIGHTNING)},
+        "suggestions": chosen, "spread": spread, "critical_lr": analysis.critical_lr,
+        "optimal_lr": analysis.asymptotically_optimal_lr,
+        "minibatch_critical_lr": minibatch_critical, "fastest_lr": fastest_lr,
+        "fastest_steps": fastest_steps, "target_gap": config.train.gap_target, "ratios": ratios,
+        "elapsed_s": elapsed,
+    }  # fmt: skip
+
+
+def find_lr(
+    config: Config,
+    repeats: int = 1,
+    out: str | Path | None = None,
+    overwrite: bool = False,
+    progress: ProgressCallback | None = None,
+    draw: bool = True,
+) -> FindLrRun:
+    """Run both range tests ``repeats`` times, score their suggestions, write the run
+    directory (summary.json, finder.csv, plots/find_lr.png)."""
+    from lrtrain import runs
+    from lrtrain.analysis import gap_scale
+    from lrtrain.api import prepare, redraw
+    from lrtrain.data import load_dataset
+
+    check_config(config)
+    if repeats < 1:
+        raise ConfigError(f"--repeats {repeats}: give at least 1")
+    started = time.perf_counter()
+    config, dataset, analysis, _ = prepare(config)
+    run_dir = runs.create_run_dir(config.output.root, f"{config.name}-find-lr", out, overwrite)
+    curves, found = [], []
+    for k in range(repeats):
+        moved = config.model_copy(update={"seed": config.seed + k})
+        data_k = dataset if k == 0 else load_dataset(moved)
+        suggestions: dict[str, float] = {}
+        for test in (FASTAI, LIGHTNING):
+            curve = range_test(test, data_k, moved)
+            curve.repeat = k
+            curves.append(curve)
+            suggestions.update(suggestions_of(curve))
+            if progress is not None:
+                progress(len(curves), 2 * repeats, [float(curve.smoothed[-1])])
+        found.append(suggestions)
+    loss0 = float(curves[0].losses[0])
+    target = analysis.target_loss + config.train.gap_target * gap_scale(analysis.target_loss, loss0)
+    fastest = fastest_constant_lr(config, dataset, analysis, target)
+    summary = summarise(config, analysis, found, _minibatch_critical(config, dataset, analysis),
+                        fastest, time.perf_counter() - started)  # fmt: skip
+    runs.save_find_lr(run_dir, config, summary, curves)
+    figures = redraw(run_dir, config.output.format) if draw else []
+    return FindLrRun(run_dir, summary, curves, figures)
+
+
+def _minibatch_critical(config: Config, dataset: Dataset, analysis: Analysis) -> float | None:
+    """The mean-square critical lr of the config's batches (None: full batch, or no theory)."""
+    from lrtrain import minibatch as mb
+    from lrtrain.prediction import minibatch_moments
+
+    batch, opt = config.train.batch_size, config.optimizer
+    if batch is None or config.train.full_batch(dataset.n) or not opt.exact_theory:
+        return None
+    moments, _ = minibatch_moments(config, dataset, analysis, False)
+    if moments is None:
+        return None
+    value = mb.critical_lr(moments, batch, opt.momentum_value, opt.nesterov, opt.weight_decay)
+    return value if math.isfinite(value) else None

@@ -1,0 +1,116 @@
+"""The learning-rate finders as published (lrtrain.finder) on fixed curves whose answers are
+worked out by hand, and `lrtrain find-lr` on the lesson against the exact thresholds."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from lrtrain import finder
+from lrtrain.cli import app
+from lrtrain.config import load_config
+from lrtrain.runs import load_run
+
+
+def test_the_ramps_as_published() -> None:
+    """fastai: batch i at 1e-7·(1e8)^(i/100); Lightning: 1e-8, then 1e-8·(1e8)^((i+1)/100)."""
+    fast, light = finder.FASTAI.rates(), finder.LIGHTNING.rates()
+    assert fast[0] == 1e-7 and fast[50] == pytest.approx(1e-7 * 1e4) and fast[-1] < 10
+    assert fast[-1] == pytest.approx(1e-7 * 1e8 ** (99 / 100))
+    assert light[0] == 1e-8 and light[1] == pytest.approx(1e-8 * 1e8 ** (2 / 100))
+    assert light[-1] == pytest.approx(1.0)
+
+
+def test_the_smoothing_and_the_stop() -> None:
+    """A constant loss stays itself through either debiasing; a loss that jumps 10× stops
+    each finder after that batch (4 × the best exceeded), the jump recorded."""
+    flat = np.full(30, 2.0)
+    assert finder.recorded(finder.FASTAI, flat) == pytest.approx(flat)
+    light = finder.recorded(finder.LIGHTNING, flat)  # divides by 1 − β^(i+2): not quite debiased
+    assert light[0] == pytest.approx(2.0 * 0.02 / (1 - 0.98**2))
+    jump = np.concatenate([np.full(20, 1.0), np.full(10, 1e6)])
+    for test in (finder.FASTAI, finder.LIGHTNING):
+        kept = finder.recorded(test, jump)
+        assert len(kept) == 21 and kept[-1] > 4 * kept[:-1].min()
+
+
+def test_fastai_suggestions_on_a_fixed_curve() -> None:
+    """A V-shaped loss over 100 rates: the trimmed curve is rows 10 … 94; its minimum sits at
+    row 60 (minimum → lrs[60]/10); it falls fastest per log-rate where its slope is steepest
+    (row 39, the drop of 3 there); the valley is the longest decreasing run 10 … 60."""
+    lrs = 10.0 ** np.linspace(-6, 0, 100)
+    loss = np.concatenate([np.linspace(10, 5, 40), np.linspace(2, 1, 21), np.linspace(1.5, 9, 39)])
+    loss[39] = 5.0  # then 2.0 at row 40: the one big drop
+    got = finder.fastai_suggestions(lrs, loss)
+    assert got["fastai_minimum"] == pytest.approx(lrs[60] / 10)
+    assert got["fastai_steep"] == pytest.approx(lrs[39])
+    # valley: the run from row 10 to row 60 (51 points: lds 51, start = 60 − 51 + 1 … as coded)
+    sections = (50 - (-1)) / 3  # max_end − max_start with max_start = max_end − lds[max_end]
+    index = -1 + int(sections) + int(sections / 2) + 10
+    assert got["fastai_valley"] == pytest.approx(lrs[index])
+    assert lrs[10] < got["fastai_slide"] <= lrs[94]
+
+
+def test_lightnings_suggestion_on_a_fixed_curve() -> None:
+    lrs = 10.0 ** np.linspace(-8, 0, 100)
+    loss = np.linspace(5, 1, 100)
+    loss[70:] = 1.0
+    loss[50] = 3.0 - 1.0  # a step down: the gradient is most negative around row 50
+    got = finder.lightning_suggestion(lrs, loss)["lightning"]
+    gradient = np.gradient(loss[10:-1])
+    assert got == pytest.approx(lrs[int(np.argmin(gradient)) + 10])
+
+
+@pytest.fixture(scope="module")
+def lesson_finder(tmp_path_factory):
+    out = tmp_path_factory.mktemp("find") / "f"
+    result = CliRunner().invoke(app, ["find-lr", "--device", "cpu", "--repeats", "3",
+                                      "--out", str(out), "train.dtype=float64",
+                                      "train.target_gap=0.01"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    return out, result.output
+
+
+def test_find_lr_on_the_lesson_scores_every_suggestion(lesson_finder) -> None:
+    out, text = lesson_finder
+    summary = json.loads((out / "summary.json").read_text())
+    assert set(summary["suggestions"]) == {"fastai_valley", "fastai_slide", "fastai_minimum",
+                                           "fastai_steep", "lightning"}  # fmt: skip
+    assert summary["critical_lr"] == pytest.approx(0.029774, rel=1e-4)
+    assert summary["optimal_lr"] == pytest.approx(0.029555, rel=1e-4)
+    for name, lr in summary["suggestions"].items():
+        ratios = summary["ratios"][name]
+        assert ratios["critical"] == pytest.approx(lr / summary["critical_lr"])
+        assert ratios["fastest"] == pytest.approx(lr / summary["fastest_lr"])
+        spread = summary["spread"][name]
+        assert len(spread["values"]) == 3 and spread["min"] <= lr <= spread["max"]
+    # the sweep's fastest rate to a 1% gap: checked against the exact full-batch dynamics
+    from lrtrain.dynamics import predicted_steps
+
+    run = load_run(out)
+    a_cfg = load_config(None, ["device=cpu", "train.dtype=float64"])
+    from lrtrain.analysis import analyse_dataset
+    from lrtrain.data import load_dataset
+
+    analysis = analyse_dataset(load_dataset(a_cfg), a_cfg.optimizer)
+    steps = predicted_steps(analysis, [0.0, 0.0], summary["fastest_lr"], 0.0, False, 0.01, 100)
+    assert steps == summary["fastest_steps"]
+    assert "lrtrain find-lr — lecture" in text and "critical lr 0.029774" in text
+    table = run.metrics
+    assert set(np.unique(table["finder"])) == {0.0, 1.0}
+    assert math.isclose(table["lr"][0], 1e-7)
+
+
+def test_the_figure_marks_suggestions_and_thresholds(lesson_finder) -> None:
+    from lrtrain.minibatch_plots import find_lr_figures
+
+    out, _ = lesson_finder
+    ax = find_lr_figures(load_run(out))["find_lr"].axes[0]
+    labels = [line.get_label() for line in ax.lines]
+    assert any(label.startswith("critical lr 2/λ_max") for label in labels)
+    assert any(label.startswith("fastai_valley") for label in labels)
+    assert (out / "plots" / "find_lr.png").is_file()
