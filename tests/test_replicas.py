@@ -68,7 +68,7 @@ def test_the_expected_loss_lies_in_the_replicas_band(tmp_path, batch: int) -> No
     for factor in (0.5, 0.95, 1.1):
         lr = factor * CRITICAL[batch]
         cfg = _config(f"train.batch_size={batch}", "train.sampling=replacement",
-                      f"optimizer.lr={lr}", "train.max_iter=300", "train.replicas=256",
+                      f"optimizer.lr={lr}", "train.max_iter=150", "train.replicas=256",
                       "output.plots=[]", f"output.root={tmp_path}")  # fmt: skip
         run = fit(cfg, draw=False)
         band = load_run(run.run_dir).replicas
