@@ -33,6 +33,8 @@ _EXPORTS = {
     "animate": "lrtrain.api",
     "predict": "lrtrain.api",
     "export_data": "lrtrain.api",
+    "score": "lrtrain.api",
+    "find_lr": "lrtrain.lr_finder",
     "FitRun": "lrtrain.api",
     "SweepRun": "lrtrain.api",
     "load_run": "lrtrain.runs",
@@ -48,12 +50,14 @@ __all__ = [
     "animate",
     "compare",
     "export_data",
+    "find_lr",
     "fit",
     "load_config",
     "load_run",
     "predict",
     "redraw",
     "resume",
+    "score",
     "sweep_lr",
 ]
 
@@ -68,9 +72,11 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
         predict,
         redraw,
         resume,
+        score,
         sweep_lr,
     )
     from lrtrain.config import Config, load_config
+    from lrtrain.lr_finder import find_lr
     from lrtrain.runs import RunData, load_run
 
 

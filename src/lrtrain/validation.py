@@ -70,17 +70,18 @@ def _signed(value: int) -> int:
 
 def load_with_validation(config: Config, world: World) -> Dataset:
     """The config's data set without its held-out rows, the rows' statistics attached as
-    ``dataset.validation``. In-memory data on one process (streamed or sharded data is not
-    split yet, and is refused with the reason)."""
+    ``dataset.validation``. Every process splits all the rows alike (the split is the rows' own)
+    and keeps its shard of the training rows, as for a CSV; streamed data is not split (it is
+    never held), and is refused with the reason."""
     from lrtrain.csv_source import csv_table
     from lrtrain.data import _SYNTHETIC_SOURCE, _trained_form, dataset_from_rows, synthetic_rows
     from lrtrain.devices import torch_dtype
 
     data, fraction = config.data, config.data.validation_fraction
-    if data.stream or world.distributed:
+    if data.stream:
         raise DataError(
-            "data.validation_fraction: held-out rows are split from data held in memory by "
-            "one process — set data.stream: false and drop --nproc, or validation_fraction: 0"
+            "data.validation_fraction: held-out rows are split from data held in memory — "
+            "set data.stream: false, or validation_fraction: 0"
         )
     if data.source == "csv":
         names, x64, y64 = csv_table(data)
@@ -97,7 +98,7 @@ def load_with_validation(config: Config, world: World) -> Dataset:
         )
     dtype = torch_dtype(config.train.dtype)
     dataset = dataset_from_rows(x64[~out], y64[~out], names, target, dtype, data.standardize,
-                                source)  # fmt: skip
+                                source, world)  # fmt: skip
     if data.source == "synthetic":
         dataset.true_w, dataset.true_b = list(data.true_w), data.true_b
     x_val = _trained_form(x64[out], torch.float64, dataset.x_mean, dataset.x_scale)
