@@ -9,7 +9,7 @@ import math
 import numpy as np
 import pytest
 import torch
-from test_train import lesson_loop
+from test_train import assert_resume_is_exact, lesson_loop
 
 from lrtrain.api import fit
 from lrtrain.config import load_config
@@ -93,12 +93,7 @@ def test_an_adaptive_run_resumes_bit_for_bit(name: str) -> None:
     extra = ["optimizer.momentum=0.3"] if name == "rmsprop" else []
     cfg, ds = _setup(f"optimizer.name={name}", "optimizer.lr=0.05", "train.max_iter=150",
                      "optimizer.schedule={kind: cosine}", *extra)  # fmt: skip
-    whole = train(ds, cfg)
-    calls = iter(range(10**6))
-    half = train(ds, cfg, should_stop=lambda: next(calls) >= 61)
-    resumed = train(ds, cfg, resume=half.engine_state())
-    assert torch.equal(resumed.final_theta, whole.final_theta)
-    assert torch.equal(resumed.loss, whole.loss)
+    assert_resume_is_exact(ds, cfg)
 
 
 def test_an_adaptive_fit_says_its_verdict_is_observed(tmp_path) -> None:

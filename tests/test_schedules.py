@@ -9,6 +9,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from test_train import assert_resume_is_exact
 
 from lrtrain import minibatch as mb
 from lrtrain import stats as st
@@ -184,13 +185,7 @@ def _scheduled_monte_carlo(ds, lr, batch, steps, factors, replicas=4096) -> torc
 )
 def test_a_scheduled_run_resumes_exactly(extra: list[str]) -> None:
     cfg = load_config(None, ["device=cpu", "train.max_iter=150", "optimizer.lr=0.02", *extra])
-    ds = load_dataset(cfg)
-    whole = train(ds, cfg)
-    calls = iter(range(10**6))
-    half = train(ds, cfg, should_stop=lambda: next(calls) >= 61)
-    resumed = train(ds, cfg, resume=half.engine_state())
-    assert torch.equal(resumed.final_theta, whole.final_theta)
-    assert torch.equal(resumed.loss, whole.loss)
+    assert_resume_is_exact(load_dataset(cfg), cfg)
 
 
 def test_resume_refuses_to_stretch_a_schedule_tied_to_max_iter(tmp_path) -> None:

@@ -45,6 +45,16 @@ def lesson_loop(x, y, steps, dtype=torch.float32, batches=None, **sgd):
     return torch.cat([model.w.detach()[0], model.b.detach()]).double(), losses
 
 
+def assert_resume_is_exact(ds, cfg, at: int = 61) -> None:
+    """A run interrupted at step ``at`` and resumed ends exactly where an uninterrupted one does."""
+    whole = train(ds, cfg)
+    calls = iter(range(10**6))
+    half = train(ds, cfg, should_stop=lambda: next(calls) >= at)
+    resumed = train(ds, cfg, resume=half.engine_state())
+    assert torch.equal(resumed.final_theta, whole.final_theta)
+    assert torch.equal(resumed.loss, whole.loss)
+
+
 def _setup(*overrides: str):
     cfg = load_config(None, ["device=cpu", *overrides])
     return cfg, load_dataset(cfg)
