@@ -114,3 +114,30 @@ def test_the_figure_marks_suggestions_and_thresholds(lesson_finder) -> None:
     assert any(label.startswith("critical lr 2/λ_max") for label in labels)
     assert any(label.startswith("fastai_valley") for label in labels)
     assert (out / "plots" / "find_lr.png").is_file()
+
+
+def test_repeats_are_one_vectorised_run_over_noise_batches_and_ranges() -> None:
+    """Replica k of a K-repeat test is the test on its own draw of the data (seed + k) and its
+    range moved by shifts(K)[k]: equal to that run made alone (to rounding, 1e-8, as it blows
+    up); replica 0 is the published test on the config's data."""
+    from lrtrain.api import prepare
+    from lrtrain.data import load_dataset
+    from lrtrain.lr_finder import range_tests, shifts
+    from lrtrain.train import train
+
+    cfg, ds, _, _ = prepare(load_config(None, ["device=cpu", "train.dtype=float64"]))
+    many = range_tests(finder.FASTAI, ds, cfg, 3)
+    alone = range_tests(finder.FASTAI, ds, cfg, 1)[0]
+    assert np.array_equal(many[0].lrs, alone.lrs)
+    assert many[0].losses == pytest.approx(alone.losses, rel=1e-12)
+    moved = cfg.model_copy(update={"seed": cfg.seed + 2})
+    steps = moved.train.model_copy(update={"max_iter": 100, "log_every": 1})
+    one = train(load_dataset(moved), moved.model_copy(update={"train": steps}),
+                lrs=[shifts(3)[2]], factors=finder.FASTAI.rates())  # fmt: skip
+    losses = one.replica_history(0)["loss"].numpy()[: len(many[2].losses)]
+    assert many[2].losses == pytest.approx(losses, rel=1e-8)
+    assert many[2].lrs[0] == pytest.approx(1e-7 * shifts(3)[2])
+    # mini-batches: every replica its own batch order, so the curves differ
+    cfg, ds, _, _ = prepare(load_config(None, ["device=cpu", "train.batch_size=4"]))
+    curves = range_tests(finder.LIGHTNING, ds, cfg, 2)
+    assert not np.array_equal(curves[0].losses[:20], curves[1].losses[:20])

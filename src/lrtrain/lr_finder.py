@@ -3,9 +3,10 @@
 against what least squares knows exactly: the critical lr 2/λ_max, the asymptotically optimal
 η*, the mean-square critical lr of the batch size, and the fastest constant rate a sweep finds.
 
-``repeats`` K runs each test K times with the seed moved on (another draw of the synthetic
-data's noise, another batch order) and reports each suggestion's spread; each test is 100 steps,
-so the repeats run one after another.
+``repeats`` K runs each test on K replicas in one vectorised run: replica k's range is the
+published one moved by 10^(δ_k) (δ spread over ±¼ decade, replica 0 the published range), its
+batches its own stream (mini-batches), and — full batch on synthetic data — its own draw of the
+data's noise (the seed moved on by k). Each suggestion's spread over the replicas is reported.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from lrtrain.finder import FASTAI, LIGHTNING, RangeTest, fastai_suggestions, lig
 
 if TYPE_CHECKING:
     from lrtrain.analysis import Analysis
+    from lrtrain.batches import Rows
     from lrtrain.config import Config
     from lrtrain.data import Dataset
     from lrtrain.train import ProgressCallback
@@ -98,20 +100,59 @@ def check_config(config: Config) -> None:
         raise ConfigError("find-lr: --repeats gives it several batch streams; set replicas: 1")
 
 
-def range_test(test: RangeTest, dataset: Dataset, config: Config) -> Curve:
-    """One test through lrtrain's loop: the config's model, data, optimizer and batches, the
-    rate of step t the test's ramp."""
+SHIFT_DECADES = 0.25  # the repeats' ranges move by up to this many decades either way
+
+
+def shifts(repeats: int) -> list[float]:
+    """Each repeat's factor on the published range (1 for the first)."""
+    if repeats == 1:
+        return [1.0]
+    spread = [SHIFT_DECADES * (2 * k / (repeats - 1) - 1) for k in range(repeats)]
+    spread.sort(key=abs)  # the published range (δ = 0 for odd K, else the nearest) first
+    return [10.0 ** (0.0 if k == 0 else d) for k, d in enumerate(spread)]
+
+
+def range_tests(test: RangeTest, dataset: Dataset, config: Config, repeats: int) -> list[Curve]:
+    """One test on ``repeats`` replicas through lrtrain's loop — the config's model, data,
+    optimizer and batches; replica k's rate at step t its shift × the test's ramp."""
     from lrtrain.finder import recorded
     from lrtrain.train import train
 
-    train_cfg = config.train.model_copy(
-        update={"max_iter": test.steps, "log_every": 1, "tol": None, "target_gap": None}
-    )
+    mini = config.train.batch_size is not None and not config.train.full_batch(dataset.n)
+    streams = repeats if mini else 1
+    train_cfg = config.train.model_copy(update={
+        "max_iter": test.steps, "log_every": 1, "tol": None, "target_gap": None,
+        "replicas": streams,
+    })  # fmt: skip
     cfg = config.model_copy(update={"train": train_cfg})
-    rates = test.rates()
-    result = train(dataset, cfg, lrs=[1.0], factors=rates)
-    losses = result.replica_history(0)["loss"].numpy()[: test.steps]
-    return Curve(test.name, 0, rates[: len(losses)], losses, recorded(test, losses))
+    ramp = test.rates()
+    factor = shifts(repeats)
+    rows = None if mini else _noisy_rows(config, dataset, repeats)
+    result = train(dataset, cfg, lrs=factor, factors=ramp, rows=rows)
+    curves = []
+    for k in range(repeats):
+        losses = result.replica_history(k)["loss"].numpy()[: test.steps]
+        rates = factor[k] * ramp[: len(losses)]
+        curves.append(Curve(test.name, k, rates, losses, recorded(test, losses)))
+    return curves
+
+
+def _noisy_rows(config: Config, dataset: Dataset, repeats: int) -> Rows | None:
+    """Full batch on synthetic data with noise: replica k's own data set (seed + k), stacked
+    [K, N, d] for the per-replica pass (None: every replica shares the data)."""
+    import torch
+
+    from lrtrain.batches import Rows
+    from lrtrain.data import load_dataset
+
+    if repeats == 1 or config.data.source != "synthetic" or config.data.noise_std == 0:
+        return None
+    sets = [dataset] + [
+        load_dataset(config.model_copy(update={"seed": config.seed + k})) for k in range(1, repeats)
+    ]
+    x = torch.stack([ds.x.contiguous() for ds in sets])
+    y = torch.stack([ds.y for ds in sets])
+    return Rows(x, y, dataset.n)
 
 
 def suggestions_of(curve: Curve) -> dict[str, float]:
@@ -199,7 +240,6 @@ def find_lr(
     from lrtrain import runs
     from lrtrain.analysis import gap_scale
     from lrtrain.api import prepare, redraw
-    from lrtrain.data import load_dataset
 
     check_config(config)
     if repeats < 1:
@@ -207,19 +247,14 @@ def find_lr(
     started = time.perf_counter()
     config, dataset, analysis, _ = prepare(config)
     run_dir = runs.create_run_dir(config.output.root, f"{config.name}-find-lr", out, overwrite)
-    curves, found = [], []
-    for k in range(repeats):
-        moved = config.model_copy(update={"seed": config.seed + k})
-        data_k = dataset if k == 0 else load_dataset(moved)
-        suggestions: dict[str, float] = {}
-        for test in (FASTAI, LIGHTNING):
-            curve = range_test(test, data_k, moved)
-            curve.repeat = k
+    curves: list[Curve] = []
+    found: list[dict[str, float]] = [{} for _ in range(repeats)]
+    for test in (FASTAI, LIGHTNING):
+        for curve in range_tests(test, dataset, config, repeats):
             curves.append(curve)
-            suggestions.update(suggestions_of(curve))
-            if progress is not None:
-                progress(len(curves), 2 * repeats, [float(curve.smoothed[-1])])
-        found.append(suggestions)
+            found[curve.repeat].update(suggestions_of(curve))
+        if progress is not None:
+            progress(len(curves), 2 * repeats, [float(curves[-1].smoothed[-1])])
     loss0 = float(curves[0].losses[0])
     target = analysis.target_loss + config.train.gap_target * gap_scale(analysis.target_loss, loss0)
     fastest = fastest_constant_lr(config, dataset, analysis, target)

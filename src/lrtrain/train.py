@@ -129,6 +129,7 @@ def train(
     world: World = SINGLE,
     gap_floor: float = 0.0,
     factors: np.ndarray | None = None,
+    rows: Rows | None = None,
 ) -> TrainResult:
     """Train ``len(lrs)`` replicas (default: the config's lr, once per ``train.replicas``
     batch stream) and return their histories.
@@ -151,7 +152,10 @@ def train(
         raise ValueError("train.target_gap needs loss_ref, the closed form's loss")
     device = process_device(config.device, world)
     dtype = torch_dtype(config.train.dtype)
-    data = all_rows(dataset, device, dtype)
+    # ``rows``: every replica its own full data set (x [K, N, d]; find-lr's repeats over the
+    # data's noise), read by the per-replica pass of the mini-batch gradient
+    data = all_rows(dataset, device, dtype) if rows is None else rows
+    own_rows = rows is not None
     model, optimizer = _model_and_optimizer(config, dataset.d, len(lrs), dtype, device)
     total = config.train.max_iter
     loop = _Loop.start(len(lrs), dataset.d, _rows_logged(config), total, dtype, device, lrs)
@@ -166,11 +170,14 @@ def train(
         optimizer.load_state_dict(resume["optimizer"])
         loop.restore(resume["loop"], total)
         first = int(resume["step"])
-    batches = _batches(dataset, config, device)
+    batches = None if own_rows else _batches(dataset, config, device)
     gradient, full_gradient, should_stop, path = choose(
-        model, data, dataset.answer, config.train.gradient, batches is not None, world,
+        model, data, dataset.answer, config.train.gradient, batches is not None or own_rows,
+        world,
         should_stop,
     )  # fmt: skip
+    if own_rows:  # the final values on each replica's own data too
+        full_gradient = gradient
 
     take_step = startup.stepper(optimizer)  # optimizer.step(), without importing torch._dynamo
 
