@@ -356,7 +356,8 @@ def test_ctrl_c_under_nproc_saves_and_resume_writes_what_one_process_writes(
     import signal
 
     run = tmp_path / "run"
-    extra = [*PROBLEM, "train.dtype=float64", "optimizer.lr=auto", "optimizer.momentum=auto"]
+    extra = [*PROBLEM, "train.dtype=float64", "optimizer.lr=auto", "optimizer.momentum=auto",
+             "output.plots=[loss]"]  # fmt: skip
     launcher = subprocess.Popen(
         [sys.executable, "-m", "lrtrain", "fit", "--nproc", "2", "--out", str(run),
          *extra, "train.max_iter=1000000"],

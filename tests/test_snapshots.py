@@ -55,13 +55,17 @@ def _close(actual: Any, expected: Any, where: str = "") -> None:
 
 def test_the_lesson_report_exactly(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(cli_run.console, "width", 80)  # whatever COLUMNS says
-    result = runner.invoke(app, ["fit", "--device", "cpu", "--out", "r"])  # in tmp_path
+    # in tmp_path; no figures (the report comes before them, and drawing is tested elsewhere)
+    result = runner.invoke(app, ["fit", "--device", "cpu", "--out", "r", "output.plots=[]"])
     assert result.exit_code == 0, result.output
     _check("lesson_report.txt", _masked_report(result.output))
 
 
 def test_the_lesson_json_exactly(tmp_path: Path) -> None:
-    result = runner.invoke(app, ["fit", "--device", "cpu", "--json", "--out", str(tmp_path / "r")])
+    out = str(tmp_path / "r")
+    result = runner.invoke(
+        app, ["fit", "--device", "cpu", "--json", "--out", out, "output.plots=[]"]
+    )
     assert result.exit_code == 0, result.output
     summary = {k: v for k, v in json.loads(result.output).items() if k not in VOLATILE}
     path = SNAPSHOTS / "lesson_summary.json"
