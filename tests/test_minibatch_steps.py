@@ -72,11 +72,9 @@ def test_the_linear_scaling_rule_holds_for_small_batches_and_breaks(lesson) -> N
     rule); near the full batch it stops paying."""
     problem = _problem(lesson, 0.01)
     sizes: list[int | None] = [1, 2, 4, 64, None]
-    scaling = ms.batch_scaling(
-        problem, sizes, {b: mb.critical_lr(problem.moments, b) for b in sizes}
-    )
-    lr = [f.lr for f in scaling.fastest]
-    steps = [f.steps for f in scaling.fastest]
+    fastest = [ms.fastest_lr(problem, b, mb.critical_lr(problem.moments, b)) for b in sizes]
+    lr = [f.lr for f in fastest]
+    steps = [f.steps for f in fastest]
     assert lr[1] / lr[0] == pytest.approx(2, rel=0.15) and lr[2] / lr[1] == pytest.approx(
         2, rel=0.15
     )

@@ -117,19 +117,12 @@ def observed_steps(
     analysis: Analysis, result: TrainResult, replicas: range, target: float
 ) -> int | None:
     """The first logged step at which the mean of these replicas' exact full-batch losses
-    (θ on the quadratic: no batch noise) is at or below ``target``; a replica stopped by the
-    divergence guard counts as infinite from there."""
-    theta = result.theta[:, replicas.start : replicas.stop].numpy()  # [R, k, p]
-    error = theta - np.asarray(analysis.theta_star)
-    stops = np.asarray(result.stop_steps)[replicas.start : replicas.stop]
-    diverged = np.asarray([result.statuses[k] == "diverged" for k in replicas])
+    (:func:`lrtrain.replicas.exact_losses_of`: a diverged replica counts as infinite from
+    where it stopped) is at or below ``target``."""
+    from lrtrain.replicas import exact_losses_of
+
     with np.errstate(over="ignore", invalid="ignore"):
-        loss = analysis.loss_star + 0.5 * np.einsum(
-            "rkp,pq,rkq->rk", error, np.asarray(analysis.hessian), error
-        )
-        stopped = result.steps.numpy()[:, None] >= stops[None, :]
-        loss = np.where(stopped & diverged[None, :], np.inf, loss)
-        mean = loss.mean(axis=1)
+        mean = exact_losses_of(analysis, result, replicas).mean(axis=1)
     reached = np.nonzero(mean <= target)[0]
     return int(result.steps[reached[0]]) if len(reached) else None
 

@@ -110,40 +110,14 @@ def _best(problem: Problem, batch: int | None, lrs: list[float]) -> Fastest:
     return Fastest(-negative, steps)
 
 
-@dataclass(frozen=True)
-class BatchScaling:
-    """The fewest expected steps to the target at each batch size (at its own fastest lr)
-    and the critical batch size: the smallest whose fewest steps are at most twice the full
-    batch's — past it a bigger batch hardly saves steps (McCandlish et al. 2018's S = 2 S_min
-    point of S = S_min (1 + B_noise / B))."""
-
-    sizes: list[int | None]  # None: full batch
-    fastest: list[Fastest]
-    critical_batch_size: int | None  # None: no batch size reaches it (or full batch only)
-
-
-def batch_scaling(
-    problem: Problem, sizes: list[int | None], critical: dict[int | None, float]
-) -> BatchScaling:
-    """:func:`fastest_lr` at each batch size (``critical``: each one's mean-square critical
-    lr), and the critical batch size among them."""
-    fastest = [fastest_lr(problem, b, critical[b]) for b in sizes]
-    full = next((f.steps for b, f in zip(sizes, fastest, strict=True) if b is None), None)
-    chosen = None
-    if full is not None:
-        fits = [b for b, f in zip(sizes, fastest, strict=True)
-                if b is not None and f.steps is not None and f.steps <= 2 * full]  # fmt: skip
-        chosen = min(fits) if fits else None
-    return BatchScaling(sizes, fastest, chosen)
-
-
 def critical_batch_size(
     problem: Problem, rows: int, critical: Callable[[int | None], float]
 ) -> int | None:
     """The smallest power of two up to ``rows`` whose fewest expected steps to the target are
-    at most twice the full batch's (:class:`BatchScaling`), by bisection: the fewest steps fall
-    as the batch grows. ``critical(B)``: the mean-square critical lr of batches of B. None when
-    even ``rows`` does not get there, or the full batch cannot reach the target."""
+    at most twice the full batch's — past it a bigger batch hardly saves steps (McCandlish et
+    al. 2018's S = 2 S_min point of S = S_min (1 + B_noise / B)) — by bisection: the fewest
+    steps fall as the batch grows. ``critical(B)``: the mean-square critical lr of batches of
+    B. None when even ``rows`` does not get there, or the full batch cannot reach the target."""
     full = fastest_lr(problem, None, critical(None)).steps
     if full is None:
         return None

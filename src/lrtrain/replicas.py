@@ -45,25 +45,36 @@ class ReplicaBand:
     high: np.ndarray  # [R]
 
 
-def replica_band(analysis: Analysis, result: TrainResult) -> ReplicaBand:
-    """The band at every logged step (the histories' rows, then where each replica stopped)."""
+def exact_losses_of(
+    analysis: Analysis, result: TrainResult, replicas: range | None = None, final: bool = False
+) -> np.ndarray:
+    """[R, k]: the exact full-batch loss L* + ½(θ − θ*)ᵀH(θ − θ*) of each replica's θ at every
+    logged row — no pass over the data, no batch noise. Rows at or after a replica's stop are
+    not its history: +∞ if it diverged, else its final loss (it stays there). ``final``: one
+    more row, where each replica stopped."""
+    chosen = replicas if replicas is not None else range(len(result.lrs))
     hessian = np.asarray(analysis.hessian, dtype=np.float64)
     star = np.asarray(analysis.theta_star, dtype=np.float64)
-    steps = result.steps.numpy()
-    theta = result.theta.numpy()  # [R, K, p]
-    error = theta - star
-    losses = analysis.loss_star + 0.5 * np.einsum("rkp,pq,rkq->rk", error, hessian, error)
-    stops = np.asarray(result.stop_steps)
-    diverged = np.asarray([s == "diverged" for s in result.statuses])
-    # rows at or after a replica's stop are not its history: +inf if it diverged, else its
-    # final loss (it converged or ran out of steps, and stays there)
-    final = analysis.loss_star + 0.5 * np.einsum(
-        "kp,pq,kq->k", result.final_theta.numpy() - star, hessian, result.final_theta.numpy() - star
-    )
-    after = steps[:, None] >= stops[None, :]
-    losses = np.where(after, np.where(diverged, np.inf, final)[None, :], losses)
-    steps = np.append(steps, max(result.stop_steps))
-    losses = np.vstack([losses, np.where(diverged, np.inf, final)])
+
+    def loss(theta: np.ndarray) -> np.ndarray:
+        error = theta - star
+        return analysis.loss_star + 0.5 * np.einsum("...p,pq,...q->...", error, hessian, error)
+
+    with np.errstate(over="ignore", invalid="ignore"):
+        losses = loss(result.theta[:, chosen.start : chosen.stop].numpy())
+        ended = loss(result.final_theta[chosen.start : chosen.stop].numpy())
+    diverged = np.asarray([result.statuses[k] == "diverged" for k in chosen])
+    ended = np.where(diverged, np.inf, ended)
+    stops = np.asarray(result.stop_steps)[chosen.start : chosen.stop]
+    after = result.steps.numpy()[:, None] >= stops[None, :]
+    losses = np.where(after, ended[None, :], losses)
+    return np.vstack([losses, ended]) if final else losses
+
+
+def replica_band(analysis: Analysis, result: TrainResult) -> ReplicaBand:
+    """The band at every logged step (the histories' rows, then where each replica stopped)."""
+    losses = exact_losses_of(analysis, result, final=True)
+    steps = np.append(result.steps.numpy(), max(result.stop_steps))
     with np.errstate(invalid="ignore", over="ignore"):
         mean = losses.mean(axis=1)
         half = Z99 * losses.std(axis=1, ddof=1) / math.sqrt(losses.shape[1])
