@@ -44,25 +44,22 @@ def trajectories_csv(
 ) -> str:
     """Every rate's rows with the theory's expected loss (nan where not modelled); the
     parameter columns only when ``parameters`` (else in trajectories.npy, row for row)."""
-    d = result.final_theta.shape[1] - 1
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    names = [*[f"w_{i}" for i in range(d)], "b"] if parameters else []
-    writer.writerow(["lr", "step", "loss", "grad_norm", "expected_loss", *names])
-    for k, lr in enumerate(result.lrs):
-        h = result.replica_history(k)
-        for i in range(len(h["step"])):
-            writer.writerow(
-                [
-                    fmt(lr),
-                    int(h["step"][i]),
-                    fmt(float(h["loss"][i])),
-                    fmt(float(h["grad_norm"][i])),
-                    fmt(math.nan if expected is None else expected[k][i]),
-                    *(fmt(v) for v in (h["theta"][i].tolist() if parameters else [])),
-                ]
-            )
-    return out.getvalue()
+    names = _parameter_names(result.final_theta.shape[1] - 1) if parameters else []
+
+    def rows() -> Iterable[list[Any]]:
+        for k, lr in enumerate(result.lrs):
+            h = result.replica_history(k)
+            for i in range(len(h["step"])):
+                want = math.nan if expected is None else expected[k][i]
+                values = h["theta"][i].tolist() if parameters else []
+                loss, grad = fmt(float(h["loss"][i])), fmt(float(h["grad_norm"][i]))
+                yield [fmt(lr), int(h["step"][i]), loss, grad, fmt(want), *map(fmt, values)]
+
+    return table(["lr", "step", "loss", "grad_norm", "expected_loss", *names], rows())
+
+
+def _parameter_names(d: int) -> list[str]:
+    return [*[f"w_{i}" for i in range(d)], "b"]
 
 
 def fmt(value: float) -> str:
@@ -103,33 +100,24 @@ def metrics_csv(
     (nan where not modelled) and, with held-out rows, the validation loss; the parameter
     columns only when ``parameters`` (else in trajectory.npy, row for row)."""
     theta = history["theta"]
-    d = theta.shape[1] - 1
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    names = [*[f"w_{i}" for i in range(d)], "b"] if parameters else []
+    names = _parameter_names(theta.shape[1] - 1) if parameters else []
     held = ["val_loss"] if validation is not None else []
-    writer.writerow(["step", "loss", "grad_norm", "lr", "expected_loss", *held, *names])
-    for i in range(len(history["step"])):
-        writer.writerow(
-            [
-                int(history["step"][i]),
-                fmt(history["loss"][i]),
-                fmt(history["grad_norm"][i]),
-                fmt(rates[i]),
-                fmt(math.nan if expected is None else expected[i]),
-                *([fmt(validation[i])] if validation is not None else []),
+
+    def rows() -> Iterable[list[Any]]:
+        for i in range(len(history["step"])):
+            want = math.nan if expected is None else expected[i]
+            yield [
+                int(history["step"][i]), fmt(history["loss"][i]), fmt(history["grad_norm"][i]),
+                fmt(rates[i]), fmt(want), *([fmt(validation[i])] if validation is not None else []),
                 *(fmt(v) for v in (theta[i].tolist() if parameters else [])),
-            ]
-        )
-    return out.getvalue()
+            ]  # fmt: skip
+
+    return table(["step", "loss", "grad_norm", "lr", "expected_loss", *held, *names], rows())
 
 
 def sample_csv(dataset: Dataset) -> str:
     assert dataset.sample is not None  # kept by load_dataset for one-feature data
     x = dataset.sample[0][:, 0].double().numpy()
     y = dataset.sample[1][:, 0].double().numpy()
-    out = io.StringIO()
-    out.write(f"{dataset.feature_names[0]},{dataset.target_name}\n")
-    for xi, yi in zip(x, y, strict=True):
-        out.write(f"{fmt(xi)},{fmt(yi)}\n")
-    return out.getvalue()
+    header = [dataset.feature_names[0], dataset.target_name]
+    return table(header, ([fmt(xi), fmt(yi)] for xi, yi in zip(x, y, strict=True)))
