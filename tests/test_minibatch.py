@@ -123,6 +123,17 @@ def test_the_critical_lr_separates_convergence_from_divergence(batch: int) -> No
     assert above[1] > above[0]
 
 
+def test_the_critical_lr_table_equals_one_bisection_at_a_time() -> None:
+    """critical_lrs (the map as a quadratic in η, linear in 1/B, bisected side by side)."""
+    _, _, moments = _lesson()  # the map on U does not depend on the reference point
+    settings = [(0.0, False), (0.9, True), (0.5, False)]
+    table = mb.critical_lrs(moments, [1, 4, 16], settings, 0.3, tol=1e-10)
+    assert len(table) == 9
+    for (batch, momentum, nesterov), lr in table.items():
+        one = mb.critical_lr(moments, batch, momentum, nesterov, 0.3, tol=1e-10)
+        assert lr == pytest.approx(one, rel=1e-8)
+
+
 def test_the_noise_floor_is_where_the_recursion_settles() -> None:
     """E[L_∞] − L* from the stationary equation equals the recursion run to its end; it grows
     with the lr and shrinks as 1/B."""

@@ -374,6 +374,44 @@ def critical_lr(
     return 0.5 * (lo + hi)
 
 
+def critical_lrs(
+    moments: RowMoments, batches: list[int], settings: list[tuple[float, bool]],
+    weight_decay: float = 0.0, tol: float = 1e-6,
+) -> dict[tuple[int, float, bool], float]:  # fmt: skip
+    """:func:`critical_lr` for every batch size × (momentum, Nesterov) at once: the map on U
+    is a quadratic in η and linear in 1/B, so six maps per setting give every (η, B), and the
+    bisections run side by side on batched eigenvalues (the explore page's table)."""
+    lam_max = float(torch.linalg.eigvalsh(moments.hessian)[-1]) + weight_decay
+    keys, coeffs, highs = [], [], []
+    for momentum, nesterov in settings:
+        rules = {lr: Rule(lr, momentum, nesterov, weight_decay) for lr in (0.0, 1.0, -1.0)}
+        full = {lr: _Step.of(moments, rule, None).matrix() for lr, rule in rules.items()}
+        single = {lr: _Step.of(moments, rule, 1).matrix() for lr, rule in rules.items()}
+        for b in batches:
+            c0, plus, minus = ((1.0 - 1.0 / b) * full[lr] + single[lr] / b for lr in rules)
+            coeffs.append(torch.stack([c0, 0.5 * (plus - minus), 0.5 * (plus + minus) - c0]))
+            keys.append((b, momentum, nesterov))
+            limit = 2.0 * (1.0 + momentum) / ((1.0 + 2.0 * momentum) if nesterov else 1.0)
+            highs.append(limit / lam_max if lam_max > 0 else math.inf)
+    if not keys:
+        return {}
+    c = torch.stack(coeffs)  # [M, 3, n, n]
+    hi = torch.tensor(highs, dtype=F64)
+
+    def stable(lr: torch.Tensor) -> torch.Tensor:
+        k = c[:, 0] + lr[:, None, None] * c[:, 1] + (lr * lr)[:, None, None] * c[:, 2]
+        return torch.linalg.eigvals(k).abs().amax(dim=-1) < 1.0
+
+    at_limit = stable(hi * (1 - 1e-12))
+    lo = torch.zeros_like(hi)
+    while bool(((hi - lo) > tol * hi).any()):
+        mid = 0.5 * (lo + hi)
+        ok = stable(mid)
+        lo, hi = torch.where(ok, mid, lo), torch.where(ok, hi, mid)
+    found = torch.where(at_limit, hi, 0.5 * (lo + hi)).tolist()
+    return dict(zip(keys, found, strict=True))
+
+
 def noise_floor(
     moments: RowMoments, rule: Rule, batch: int | None, theta_star: torch.Tensor | None = None
 ) -> float:
