@@ -14,7 +14,7 @@ Heavy modules (torch) are imported inside the functions that train, so ``redraw`
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -28,6 +28,8 @@ if TYPE_CHECKING:
     from lrtrain.analysis import Analysis, AutoSettings
     from lrtrain.batch_map import BatchMapSummary
     from lrtrain.data import Dataset
+    from lrtrain.explore import ExplorePage
+    from lrtrain.loggers import Logged
     from lrtrain.modes import ModeHistory
     from lrtrain.predict import Score
     from lrtrain.summary import FitSummary, SweepSummary
@@ -46,6 +48,7 @@ class FitRun:
     result: TrainResult
     figures: list[Path]
     modes: ModeHistory | None = None  # the eigen-modes: observed and predicted errors
+    logged: list[Logged] = field(default_factory=list)  # where output.loggers wrote it
 
 
 def prepare(
@@ -168,13 +171,15 @@ def _finish_fit(
                   prediction.expected_loss, prediction.band, prediction.band_expected,
                   prediction.modes, validation)  # fmt: skip
     figures = redraw(run_dir, config.output.format) if draw else []
-    return FitRun(run_dir, summary, config, dataset, analysis, result, figures, prediction.modes)
+    logged = log(run_dir, config) if draw else []
+    return FitRun(run_dir, summary, config, dataset, analysis, result, figures, prediction.modes,
+                  logged)  # fmt: skip
 
 
 # What a resume may change: how long to train, where, and what to draw. Anything else changes
 # the problem (data, model, optimizer, precision), and the checkpoint would not continue it.
 RESUMABLE_CHANGES = ("name", "device", "train.max_iter", "output.root", "output.plots",
-                     "output.format")  # fmt: skip
+                     "output.format", "output.loggers", "output.mlflow_uri")  # fmt: skip
 
 
 def resume_status(checkpoint: dict[str, Any], config: Config) -> str | None:
@@ -273,6 +278,7 @@ class SweepRun:
     analysis: Analysis
     result: TrainResult
     figures: list[Path]
+    logged: list[Logged] = field(default_factory=list)
 
     @property
     def all_diverged(self) -> bool:
@@ -337,7 +343,8 @@ def sweep_lr(
     expected = sweep_expected(config, dataset, analysis, result, minibatch)
     runs.save_sweep(run_dir, config, result, summary, analysis.arrays, expected)
     figures = redraw(run_dir, config.output.format) if draw else []
-    return SweepRun(run_dir, summary, config, analysis, result, figures)
+    logged = log(run_dir, config) if draw else []
+    return SweepRun(run_dir, summary, config, analysis, result, figures, logged)
 
 
 def batch_map(
@@ -438,6 +445,15 @@ def redraw(run_dir: str | Path, fmt: str | None = None) -> list[Path]:
     return runs.save_figures(run.path, figures, fmt)
 
 
+def log(run_dir: str | Path, config: Config) -> list[Logged]:
+    """Write a saved fit or sweep, figures included, into ``output.loggers``' stores."""
+    if not config.output.loggers:
+        return []
+    from lrtrain.loggers import log_run
+
+    return log_run(Path(run_dir), list(config.output.loggers), config.output.mlflow_uri)
+
+
 def compare(run_dirs: list[str | Path], path: str | Path) -> Path:
     """One figure comparing fits of the same problem: paths on one contour plot, gap curves."""
     from lrtrain.plots import compare_figure
@@ -466,6 +482,29 @@ def animate(run_dir: str | Path, frames: int = 40) -> Path:
     if run.kind != "fit":
         raise RunDirError(f"{run.path}: --animate draws one fit's descent; this is a sweep")
     return runs.save_animation(descent_frames(run, frames), run.path)
+
+
+def explore(
+    source: Config | str | Path | None = None, out: str | Path | None = None
+) -> ExplorePage:
+    """Write the interactive page (one self-contained HTML file) and return it; in Jupyter the
+    returned object shows the page inline. ``source``: a fit run directory (its files only, no
+    torch), a :class:`Config`, or a config name/path (None: the lesson); for a config the
+    analysis runs (not the training). The page goes to ``out``, else ``RUN_DIR/explore.html``,
+    else ``<output.root>/<name>-explore.html``."""
+    from lrtrain import explore as ex
+    from lrtrain.config import load_config
+
+    if isinstance(source, (str, Path)) and Path(source).is_dir():
+        run = runs.load_run(source)
+        data, default = ex.from_run(run), run.path / "explore.html"
+    else:
+        spec = None if source is None else str(source)
+        config = source if isinstance(source, Config) else load_config(spec)
+        data = ex.from_config(config)
+        default = Path(config.output.root) / f"{config.name}-explore.html"
+    text = ex.page_html(data)
+    return ex.ExplorePage(runs.save_page(Path(out) if out else default, text), data)
 
 
 def predict(run_dir: str | Path, csv_path: str | Path) -> str:

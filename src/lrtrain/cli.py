@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from lrtrain.cli_configs import configs_app
+from lrtrain.cli_explore import EXAMPLES as EXPLORE_EXAMPLES
+from lrtrain.cli_explore import explore as explore_command
 from lrtrain.cli_run import (
     EXIT_INTERRUPTED,
     Command,
@@ -25,6 +27,7 @@ from lrtrain.cli_run import (
     DeviceOpt,
     DistTimeoutOpt,
     JsonOpt,
+    LoggerOpt,
     NprocOpt,
     OutOpt,
     OverridesArg,
@@ -93,6 +96,7 @@ def fit(
     device: DeviceOpt = None,
     seed: SeedOpt = None,
     replicas: ReplicasOpt = None,
+    logger: LoggerOpt = None,
     nproc: NprocOpt = 1,
     dist_timeout: DistTimeoutOpt = DEFAULT_TIMEOUT_S,
 ) -> None:
@@ -101,7 +105,7 @@ def fit(
 
     def resolve() -> Config:
         source = str(resume / "config.yaml") if resume is not None and config is None else config
-        return resolve_config(source, overrides, device, seed, replicas)
+        return resolve_config(source, overrides, device, seed, replicas, logger)
 
     def run(cfg: Config, stopped: Callable[[], bool], draw: bool) -> FitRun | None:
         return _fit_or_resume(cfg, resume, out, overwrite, quiet or json_out, stopped, draw)
@@ -179,6 +183,7 @@ def sweep_lr(
     json_out: JsonOpt = False,
     device: DeviceOpt = None,
     seed: SeedOpt = None,
+    logger: LoggerOpt = None,
     nproc: NprocOpt = 1,
     dist_timeout: DistTimeoutOpt = DEFAULT_TIMEOUT_S,
 ) -> None:
@@ -189,7 +194,7 @@ def sweep_lr(
     def resolve() -> Config:
         if lrs is not None and lr_range is not None:
             raise ConfigError("give either --lrs or --lr-range, not both")
-        return resolve_config(config, overrides, device, seed)
+        return resolve_config(config, overrides, device, seed, loggers=logger)
 
     def chosen() -> list[float] | None:
         from lrtrain.sweep import parse_lr_range, parse_lrs  # imports torch
@@ -334,6 +339,7 @@ def plot(
 
 
 app.add_typer(configs_app, name="configs")
+app.command("explore", epilog=EXPLORE_EXAMPLES)(explore_command)
 
 
 @app.command(

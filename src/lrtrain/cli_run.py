@@ -49,6 +49,14 @@ OverridesArg = Annotated[
         show_default=False,
     ),
 ]
+LoggerOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--logger",
+        help="Also log the run to tensorboard or mlflow (repeatable; output.loggers).",
+        show_default=False,
+    ),
+]
 OutOpt = Annotated[
     Path | None,
     typer.Option("--out", help="Write the run to exactly this directory.", show_default=False),
@@ -224,12 +232,14 @@ def resolve_config(
     device: str | None,
     seed: int | None,
     replicas: int | None = None,
+    loggers: list[str] | None = None,
 ) -> Config:
     """The config with the overrides, then the options that are shortcuts for keys
-    (``--device``, ``--seed``, ``--replicas``) applied after them."""
+    (``--device``, ``--seed``, ``--replicas``, ``--logger``) applied after them."""
     from lrtrain.config import load_config
 
-    shortcuts = {"device": device, "seed": seed, "train.replicas": replicas}
+    shortcuts = {"device": device, "seed": seed, "train.replicas": replicas,
+                 "output.loggers": f"[{','.join(loggers)}]" if loggers else None}  # fmt: skip
     extra = [*(overrides or []), *(f"{k}={v}" for k, v in shortcuts.items() if v is not None)]
     return load_config(config, extra)
 
@@ -278,7 +288,13 @@ def train_command(
             elif not quiet:
                 command.report(run, console)
             if drawer is not None:
+                from lrtrain.api import log
+
                 run.figures = drawer.draw(run.run_dir, cfg.output.format)
+                run.logged = log(run.run_dir, cfg)
+            if not json_out and not quiet:
+                for logged in getattr(run, "logged", []):
+                    console.print(f"logged    {logged.logger}: {logged.where}", soft_wrap=True)
     ending = command.ending(run)
     if ending is not None:
         message, code = ending

@@ -194,6 +194,12 @@ class OutputConfig(Section):
     """which figures to draw (`modes`: each eigen-direction's error, observed and predicted)"""
     format: FigureFormat = "png"
     """`png` · `svg` · `pdf`"""
+    loggers: list[Literal["tensorboard", "mlflow"]] = []  # noqa: RUF012
+    """also log fits and sweeps to TensorBoard (`RUN_DIR/tensorboard`) and/or MLflow (extras
+    `lrtrain[tensorboard]`, `lrtrain[mlflow]`); `--logger NAME` on the command line"""
+    mlflow_uri: str | None = None
+    """MLflow tracking URI (default: `sqlite:///RUN_DIR/mlflow.db`, artifacts in
+    `RUN_DIR/mlartifacts`)"""
 
 
 class Config(Section):

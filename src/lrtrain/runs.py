@@ -443,6 +443,18 @@ def save_figure(fig: Any, path: Path) -> Path:
     return path
 
 
+def save_page(path: Path, text: str) -> Path:
+    """Write an HTML page (``lrtrain explore``) atomically; a page already there is replaced
+    (it is derived from a run or a config and can always be written again)."""
+    if path.is_dir():
+        raise RunDirError(f"{path}: is a directory; -o takes the page's file name (page.html)")
+    if path.suffix.lower() not in (".html", ".htm"):
+        raise RunDirError(f"{path}: the page's file name must end in .html")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_text(path, text)
+    return path
+
+
 def save_animation(frames: list[Any], run_dir: Path, fps: int = 12) -> Path:
     """Write RGB frames (arrays [h, w, 3]) as ``run_dir/plots/descent.gif``, a looping GIF,
     atomically (Pillow, which matplotlib itself depends on)."""
