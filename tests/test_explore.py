@@ -334,3 +334,23 @@ def test_page_html_never_reads_placeholders_inside_what_it_inserts() -> None:
     data["notes"] = ["/*@SCRIPT@*/ stays text"]
     text = page_html(data)
     assert text.count("/*@SCRIPT@*/ stays text") == 1
+
+
+def test_cli_opens_the_page_in_the_users_browser(tmp_path: Path, monkeypatch) -> None:
+    """webbrowser honours $BROWSER: a stand-in records the address it is given."""
+    opened = tmp_path / "opened.txt"
+    monkeypatch.setenv(
+        "BROWSER",
+        f"{sys.executable} -c \"import sys; open({str(opened)!r}, 'w').write(sys.argv[1])\" %s",
+    )
+    result = CliRunner().invoke(app, ["explore", "device=cpu", "-o", "page.html"])
+    assert result.exit_code == 0, result.output
+    assert opened.read_text() == (Path.cwd() / "page.html").as_uri()
+
+
+def test_without_plotly_the_message_names_the_extra(monkeypatch) -> None:
+    monkeypatch.setitem(sys.modules, "plotly", None)
+    result = CliRunner().invoke(app, ["explore", "device=cpu", "--no-open"])
+    assert result.exit_code == 2
+    assert "pip install 'lrtrain[explore]'" in result.output
+    assert not Path("runs").exists() or not any(Path("runs").iterdir())

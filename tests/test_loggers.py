@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -76,7 +77,7 @@ def test_mlflow_run_holds_params_metrics_and_figures(fit_run: Path) -> None:
     client = MlflowClient(tracking_uri=f"sqlite:///{fit_run / 'mlflow.db'}")
     experiment = client.get_experiment_by_name("lecture")
     assert experiment is not None
-    (run,) = client.search_runs([experiment.experiment_id])
+    (run,) = client.search_runs([experiment.experiment_id], "tags.kind = 'fit'")
     assert run.info.status == "FINISHED"
     assert run.data.params["optimizer.lr"] == "0.001"
     assert run.data.params["train.max_iter"] == "30"
@@ -97,13 +98,15 @@ def test_mlflow_run_holds_params_metrics_and_figures(fit_run: Path) -> None:
     assert local.read_bytes() == (fit_run / "plots" / "loss.png").read_bytes()
 
 
-def test_a_sweep_logs_one_child_per_learning_rate(tmp_path: Path) -> None:
+def test_a_sweep_logs_one_child_per_learning_rate(tmp_path: Path, fit_run: Path) -> None:
+    """Into the fit's MLflow store, given as a tracking URI (output.mlflow_uri)."""
     from mlflow.tracking import MlflowClient
 
+    uri = f"sqlite:///{fit_run / 'mlflow.db'}"
     config = load_config("lecture", ["device=cpu", "train.max_iter=20", "sweep.lrs=[0.001,0.03]",
                                      "output.loggers=[tensorboard,mlflow]"])  # fmt: skip
     run = api.sweep_lr(config, out=tmp_path / "sweep", draw=False)
-    log_run(run.run_dir, ["tensorboard", "mlflow"])
+    log_run(run.run_dir, ["tensorboard", "mlflow"], uri)
     rows = _metrics(run.run_dir, "trajectories.csv")
     for lr in ("0.001", "0.03"):
         events = _accumulator(run.run_dir / "tensorboard" / f"lr={lr}")
@@ -111,10 +114,11 @@ def test_a_sweep_logs_one_child_per_learning_rate(tmp_path: Path) -> None:
         assert [e.value for e in events.Scalars("loss")] == pytest.approx(
             [float(r["loss"]) for r in mine], rel=1e-6
         )
-    client = MlflowClient(tracking_uri=f"sqlite:///{run.run_dir / 'mlflow.db'}")
+    assert not (run.run_dir / "mlflow.db").exists()
+    client = MlflowClient(tracking_uri=uri)
     experiment = client.get_experiment_by_name("lecture")
     assert experiment is not None
-    found = client.search_runs([experiment.experiment_id])
+    found = client.search_runs([experiment.experiment_id], "tags.kind != 'fit'")
     parent = next(r for r in found if "mlflow.parentRunId" not in r.data.tags)
     children = {r.data.params["lr"]: r for r in found if r is not parent}
     assert set(children) == {"0.001", "0.03"}
@@ -140,3 +144,17 @@ def test_an_unknown_logger_is_a_config_error() -> None:
     assert result.exit_code == 2
     assert "output.loggers" in result.output and "tensorboard" in result.output
     assert not Path("r").exists()
+
+
+@pytest.mark.parametrize(
+    ("logger", "module", "extra"),
+    [("tensorboard", "tensorboard", "lrtrain[tensorboard]"),
+     ("mlflow", "sqlalchemy", "lrtrain[mlflow]")],
+)  # fmt: skip
+def test_a_missing_extra_is_named(logger: str, module: str, extra: str, monkeypatch) -> None:
+    monkeypatch.setitem(sys.modules, module, None)  # import fails as if not installed
+    result = CliRunner().invoke(app, ["fit", "device=cpu", "train.max_iter=3", "output.plots=[]",
+                                      "--logger", logger, "--out", "r"])  # fmt: skip
+    assert result.exit_code == 2
+    assert f"--logger {logger}: pip install '{extra}'" in result.output
+    assert not Path("r").exists()  # refused before anything is trained or written

@@ -64,8 +64,10 @@ def prepare(
     from lrtrain.analysis import analyse_dataset, gap_floor
     from lrtrain.data import load_dataset
     from lrtrain.devices import resolve_device
+    from lrtrain.loggers import check_installed
 
     resolve_device(config.device)
+    check_installed(list(config.output.loggers))
     check_memory(config, replicas=config.train.replicas, share=world.machine_share)
     dataset = load_dataset(config, world)
     analysis = analyse_dataset(dataset, config.optimizer)

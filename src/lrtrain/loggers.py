@@ -14,6 +14,7 @@ TensorBoard and MLflow are optional extras, imported only here; a missing one is
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import math
 import time
@@ -32,6 +33,21 @@ EXTRA = {
     "tensorboard": "pip install 'lrtrain[tensorboard]' (the tensorboard package)",
     "mlflow": "pip install 'lrtrain[mlflow]' (mlflow-skinny with SQLAlchemy and Alembic)",
 }
+
+
+REQUIRES = {"tensorboard": ("tensorboard",), "mlflow": ("mlflow", "sqlalchemy", "alembic")}
+
+
+def check_installed(loggers: list[str]) -> None:
+    """Refuse, before anything is trained or written, a logger whose extra is missing."""
+    for name in loggers:
+        for module in REQUIRES[name]:
+            try:
+                found = importlib.util.find_spec(module) is not None
+            except (ImportError, ValueError):  # a parent missing, or a module set to None
+                found = False
+            if not found:
+                raise ConfigError(f"--logger {name}: {EXTRA[name]}")
 
 
 @dataclass(frozen=True)
