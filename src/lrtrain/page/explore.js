@@ -286,7 +286,7 @@ function draw() {
   const run = fullBatch(s);
   const mini = s.batch !== null && DATA.minibatch ? miniBatch(s, s.steps) : null;
   const v = view(), contour = contourTrace(v, run.offset);
-  const idx = thin(run.errors.length);
+  const idx = thin(run.errors.length, 600); // SVG cost grows with points: 600 show any path
   const pts = idx.map((t) => v.point(run.errors[t], run.offset));
   // gradient flow θ(s) at s = η t / (1 − μ): each mode decays as e^(−λ s)
   const flowIdx = thin(run.errors.length, 300);
@@ -299,7 +299,7 @@ function draw() {
   drawContour(v, contour);
   const traces = [
     { x: flow.map((p) => p[0]), y: flow.map((p) => p[1]), mode: "lines", line: { dash: "dash", color: "#444", width: 1.5 }, name: "gradient flow" },
-    { x: pts.map((p) => p[0]), y: pts.map((p) => p[1]), mode: "lines+markers", marker: { size: 4, color: "#d62728" }, line: { color: "#d62728", width: 1.5 }, name: mini ? "E[θₜ] (mean path)" : "SGD path" },
+    { x: pts.map((p) => p[0]), y: pts.map((p) => p[1]), mode: pts.length <= 200 ? "lines+markers" : "lines", marker: { size: 4, color: "#d62728" }, line: { color: "#d62728", width: 1.5 }, name: mini ? "E[θₜ] (mean path)" : "SGD path" },
     { x: [optimum[0]], y: [optimum[1]], mode: "markers", marker: { symbol: "star", size: 14, color: "white", line: { color: "black", width: 1 } }, name: "θ*" }];
   if (DATA.weight_decay) traces.push({ x: [target[0]], y: [target[1]], mode: "markers", marker: { symbol: "x", size: 10, color: "black" }, name: "ridge target" });
   // the paths' layer lies over the contours' (drawn once per view): same frame, clear background
@@ -308,13 +308,15 @@ function draw() {
     xaxis: hidden(contour.range[0]), yaxis: hidden(contour.range[1]),
     legend: { x: 0.01, y: 0.99, bgcolor: "rgba(255,255,255,0.75)" } }, STATIC);
 
-  const steps = [...run.losses.keys()];
-  const lossTraces = [{ x: steps, y: run.losses, mode: "lines", name: mini ? "full batch L(θₜ)" : "L(θₜ)", line: { color: "#1f77b4", dash: mini ? "dot" : "solid" } }];
-  if (mini) lossTraces.push({ x: [...mini.losses.keys()], y: mini.losses, mode: "lines", name: `E[L(θₜ)], batch ${s.batch}`, line: { color: "#6a1b9a" } });
+  // curves of more than ~1000 steps are drawn through every k-th step (the numbers are exact)
+  const every = thin(run.losses.length, 1000), everyMini = mini ? thin(mini.losses.length, 1000) : [];
+  const at = (values, rows) => rows.map((t) => values[t]);
+  const lossTraces = [{ x: every, y: at(run.losses, every), mode: "lines", name: mini ? "full batch L(θₜ)" : "L(θₜ)", line: { color: "#1f77b4", dash: mini ? "dot" : "solid" } }];
+  if (mini) lossTraces.push({ x: everyMini, y: at(mini.losses, everyMini), mode: "lines", name: `E[L(θₜ)], batch ${s.batch}`, line: { color: "#6a1b9a" } });
   const shapes = DATA.loss_star > 0 ? [{ type: "line", xref: "x domain", yref: "y", x0: 0, x1: 1, y0: DATA.loss_star, y1: DATA.loss_star, line: { dash: "dash", color: "#2ca02c" } }] : [];
   const shown = P <= 10 ? [...Array(P).keys()] : [...new Set([0, ...state.modes, P - 1])];
-  const modeTraces = shown.map((k) => ({ x: mini ? [...mini.rms.keys()] : steps,
-    y: mini ? mini.rms.map((r) => r[k]) : run.errors.map((c) => Math.abs(c[k])), mode: "lines", xaxis: "x2", yaxis: "y2", legend: "legend2",
+  const modeTraces = shown.map((k) => ({ x: mini ? everyMini : every,
+    y: mini ? at(mini.rms, everyMini).map((r) => r[k]) : at(run.errors, every).map((c) => Math.abs(c[k])), mode: "lines", xaxis: "x2", yaxis: "y2", legend: "legend2",
     name: `λ=${fmt(DATA.eigenvalues[k])} ×${fmt(modeRate(LAMBDA[k], s))}/step` }));
   // the loss and the modes: one figure, two panels (one redraw)
   const axis = { type: "log", exponentformat: "power" };
