@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from lrtrain.analysis import Analysis, AutoSettings
     from lrtrain.batch_map import BatchMapSummary
     from lrtrain.data import Dataset
-    from lrtrain.explore import ExplorePage
+    from lrtrain.interactive import ExplorePage
     from lrtrain.loggers import Logged
     from lrtrain.modes import ModeHistory
     from lrtrain.predict import Score
@@ -494,7 +494,7 @@ def explore(
     torch), a :class:`Config`, or a config name/path (None: the lesson); for a config the
     analysis runs (not the training). The page goes to ``out``, else ``RUN_DIR/explore.html``,
     else ``<output.root>/<name>-explore.html``."""
-    from lrtrain import explore as ex
+    from lrtrain import interactive as ex
     from lrtrain.config import load_config
 
     if isinstance(source, (str, Path)) and Path(source).is_dir():

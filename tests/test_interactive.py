@@ -25,7 +25,7 @@ from lrtrain import api
 from lrtrain import minibatch as mb
 from lrtrain.cli import app
 from lrtrain.config import load_config
-from lrtrain.explore import batch_choices, from_config, page_html
+from lrtrain.interactive import batch_choices, from_config, page_html
 
 pytest.importorskip("plotly", reason="the explore extra (plotly) is not installed")
 LESSON_RATES = [0.0005, 0.001, 0.005, 0.025, 0.028, 0.03]
@@ -176,7 +176,7 @@ def test_a_run_directory_is_explored_from_its_files_without_torch(tmp_path: Path
 
 
 def test_jupyter_shows_the_page_inline(lesson_page: Path) -> None:
-    from lrtrain.explore import ExplorePage, PageData
+    from lrtrain.interactive import ExplorePage, PageData
 
     shown = ExplorePage(lesson_page, cast(PageData, {}))._repr_html_()
     assert shown.startswith('<iframe srcdoc="&lt;!DOCTYPE html&gt;')
