@@ -354,3 +354,11 @@ def test_without_plotly_the_message_names_the_extra(monkeypatch) -> None:
     assert result.exit_code == 2
     assert "pip install 'lrtrain[explore]'" in result.output
     assert not Path("runs").exists() or not any(Path("runs").iterdir())
+
+
+def test_a_problem_too_wide_for_a_page_is_refused() -> None:
+    wide = "data.true_w=[" + ",".join(["1"] * 300) + "]"
+    normal = "data.x={kind: normal, mean: 0.0, std: 1.0}"
+    result = CliRunner().invoke(app, ["explore", "--no-open", wide, normal, "data.n_samples=500"])
+    assert result.exit_code == 2
+    assert "explore: 301 parameters" in result.output and "up to 200" in result.output

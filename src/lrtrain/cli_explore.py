@@ -51,7 +51,7 @@ def explore(
         from lrtrain.config import load_config
 
         args = targets or []
-        if args and Path(args[0]).is_dir():
+        if args and "=" not in args[0] and Path(args[0]).is_dir():
             if config is not None or len(args) > 1:
                 raise ConfigError(
                     f"explore {args[0]}: a run directory is explored as it was trained; "

@@ -36,6 +36,7 @@ MOMENTA = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99)
 FULL_GRID_PARAMETERS = 3  # beyond, the config's own momentum alone (each map (2p)⁴ numbers)
 MAX_BATCH_CHOICES = 12
 MAX_STEPS = 10_000  # the steps slider's end: the page recomputes every step on each change
+MAX_PARAMETERS = 200  # the page carries H's p × p eigenvectors and recomputes p modes a step
 PLOTLY_MISSING = (
     "lrtrain explore inlines plotly.js from the plotly package, which is not installed: "
     "pip install 'lrtrain[explore]'"
@@ -129,6 +130,7 @@ def from_config(config: Config) -> PageData:
             "moments; explore a smaller in-memory sample of the problem"
         )
     config, dataset, analysis, _ = prepare(config)
+    _check_size(len(analysis.theta_star), f"{len(dataset.feature_names)} features and b")
     opt = config.optimizer
     theta0 = [0.0] * len(analysis.theta_star)
     if config.model.init == "normal":  # MyLinearRegressionModel.init_normal_'s draw
@@ -162,6 +164,15 @@ def from_config(config: Config) -> PageData:
         "minibatch": minibatch,
         "notes": notes,
     }
+
+
+def _check_size(p: int, where: str) -> None:
+    if p > MAX_PARAMETERS:
+        raise ConfigError(
+            f"explore: {p} parameters ({where}): the page draws problems of up to "
+            f"{MAX_PARAMETERS} (it carries H's p × p eigenvectors and steps every mode in the "
+            "browser); lrtrain fit draws the modes of any size"
+        )
 
 
 def _minibatch_data(
@@ -213,6 +224,7 @@ def from_run(run: RunData) -> PageData:
     if run.kind != "fit":
         raise RunDirError(f"{run.path}: explore reads a fit run; this is a {run.kind}")
     analysis = run.summary["analysis"]
+    _check_size(len(analysis["theta_star"]), f"{run.path}")
     vectors = run.eigenvectors
     if vectors is None:
         raise RunDirError(f"{run.path}: written by lrtrain 0.1 (no arrays.npz): refit it")

@@ -314,7 +314,7 @@ function draw() {
   const lossTraces = [{ x: every, y: at(run.losses, every), mode: "lines", name: mini ? "full batch L(θₜ)" : "L(θₜ)", line: { color: "#1f77b4", dash: mini ? "dot" : "solid" } }];
   if (mini) lossTraces.push({ x: everyMini, y: at(mini.losses, everyMini), mode: "lines", name: `E[L(θₜ)], batch ${s.batch}`, line: { color: "#6a1b9a" } });
   const shapes = DATA.loss_star > 0 ? [{ type: "line", xref: "x domain", yref: "y", x0: 0, x1: 1, y0: DATA.loss_star, y1: DATA.loss_star, line: { dash: "dash", color: "#2ca02c" } }] : [];
-  const shown = P <= 10 ? [...Array(P).keys()] : [...new Set([0, ...state.modes, P - 1])];
+  const shown = P <= 12 ? [...Array(P).keys()] : [...new Set([0, ...state.modes, P - 1])];
   const modeTraces = shown.map((k) => ({ x: mini ? everyMini : every,
     y: mini ? at(mini.rms, everyMini).map((r) => r[k]) : at(run.errors, every).map((c) => Math.abs(c[k])), mode: "lines", xaxis: "x2", yaxis: "y2", legend: "legend2",
     name: `λ=${fmt(DATA.eigenvalues[k])} ×${fmt(modeRate(LAMBDA[k], s))}/step` }));
@@ -324,7 +324,7 @@ function draw() {
     margin: { t: 30, r: 10, l: 60, b: 40 }, shapes, showlegend: true,
     annotations: [title(`loss (optimum L* = ${fmt(DATA.loss_star)})`, 1.0), title(mini ? "RMS error along each eigen-direction" : "error along each eigen-direction |vᵢᵀ(θₜ − θ_target)|", 0.44)],
     yaxis: { ...axis, domain: [0.56, 1] }, xaxis: { anchor: "y", showticklabels: false },
-    yaxis2: { ...axis, domain: [0, 0.44] }, xaxis2: { anchor: "y2", matches: "x", title: { text: "step" } },
+    yaxis2: { ...axis, domain: [0, 0.44], range: modeRange(modeTraces) }, xaxis2: { anchor: "y2", matches: "x", title: { text: "step" } },
     legend: { x: 1, xanchor: "right", y: 1, yanchor: "top", bgcolor: "rgba(255,255,255,0.75)" },
     legend2: { x: 1, xanchor: "right", y: 0.44, yanchor: "top", bgcolor: "rgba(255,255,255,0.75)", font: { size: 10 } } }, STATIC);
 
@@ -333,6 +333,15 @@ function draw() {
   drawMarks(lim, s);
   document.body.dataset.redrawMs = (performance.now() - started).toFixed(1);
   document.body.dataset.draws = String(+(document.body.dataset.draws || 0) + 1);
+}
+
+// The exact errors fall without a floor (to 1e-70 and beyond); show 16 decades below the top,
+// about what float64 training can resolve.
+function modeRange(traces) {
+  const values = traces.flatMap((t) => t.y).filter((v) => v > 0 && Number.isFinite(v));
+  if (!values.length) return undefined;
+  const hi = Math.log10(Math.max(...values)), lo = Math.log10(Math.min(...values));
+  return [Math.max(lo, hi - 16) - 0.2, hi + 0.3];
 }
 
 function showVerdict(s, lim, run, mini) {
