@@ -366,6 +366,7 @@ def cpu_cases(
         ("processes", lambda: scaling.processes(quick, workdir)),
         ("wide", lambda: wide.wide_fit(quick, workdir)),
         ("big-sweep", lambda: scaling.big_sweep(quick)),
+        *([] if quick else [("stats-pass", lambda: scaling.statistics_pass(quick, workdir))]),
     ]
 
 

@@ -64,6 +64,9 @@ def stream_memory(quick: bool, workdir: Path) -> CaseResult:
     # streamed gradient of 0.3 made 5: statistics, loss at the optimum, 2 steps, the final loss)
     passes = 1
     per_row_ns = wall / (passes * n) * 1e9
+    # issue 15: the whole fit against a bare generation pass over the same rows (the same
+    # interpreter start and torch import, the rows made and dropped: nothing accumulated)
+    bare = math.nan if quick else run_measured(_generation_command(n))[0]
     return CaseResult(
         name=f"streamed fit (data.stream), N = {n:,}, d = 8",
         baseline="same command at N = 100",
@@ -77,11 +80,64 @@ def stream_memory(quick: bool, workdir: Path) -> CaseResult:
             "wall_s": wall,
             "ns_per_row_per_pass": per_row_ns,
             "steps": summary["steps"],
+            "bare_generation_wall_s": None if quick else bare,
+            "fit_over_bare_generation": None if quick else wall / bare,
         },
         notes=[
             f"peak {rss / 2**20:.0f} MiB (at N = 100: {base_rss / 2**20:.0f} MiB) while the data "
             f"would take {data_bytes / 2**20:,.0f} MiB; {wall:.0f} s wall for {passes} passes "
-            f"= {per_row_ns:.0f} ns per row per pass (regenerating the rows dominates)"
+            f"= {per_row_ns:.0f} ns per row per pass (regenerating the rows dominates); "
+            f"a bare generation pass (start-up, import torch, make and drop the rows): "
+            f"{bare:.1f} s, so the fit is {wall / bare:.2f} generation passes"
+        ],
+    )
+
+
+_GENERATION_SCRIPT = """
+import sys
+from lrtrain.config import load_config
+from lrtrain.data import chunk_rows, iter_synthetic
+cfg = load_config(None, sys.argv[1:])
+for _ in iter_synthetic(cfg.data, cfg.seed, chunk_rows(cfg.data.d)):
+    pass
+"""
+
+
+def _generation_command(n: int) -> list[str]:
+    import sys
+
+    return [sys.executable, "-c", _GENERATION_SCRIPT, *WIDE, f"data.n_samples={n}"]
+
+
+def statistics_pass(quick: bool, workdir: Path) -> CaseResult:
+    """Issue 15: the one statistics pass of a streamed fit on 2 processes against 1 — each
+    process generates and accumulates its shard, then the statistics are all-reduced once and
+    no step communicates. The pass is the wall time above the same command at N = 100."""
+    n = 200_000 if quick else 20_000_000
+    common = ["data.stream=true", "train.max_iter=50", "optimizer.lr=0.05"]
+    walls = {}
+    for nproc in (1, 2):
+        small = _fit(workdir, f"pass-small-{nproc}", [*common, "data.n_samples=100"], nproc, quick)
+        big = _fit(workdir, f"pass-big-{nproc}", [*common, f"data.n_samples={n}"], nproc, quick)
+        walls[nproc] = (big[0] - small[0], big[0], small[0])
+    ratio = walls[1][0] / walls[2][0]
+    return CaseResult(
+        name=f"statistics pass, streamed N = {n:,}, d = 8: 2 processes vs 1",
+        baseline="1 process",
+        target="report (2 cores: ≤ 2×)",
+        ratio=ratio,
+        figures={
+            "pass_s_one": walls[1][0],
+            "pass_s_two": walls[2][0],
+            "wall_s_one": walls[1][1],
+            "wall_s_two": walls[2][1],
+            "startup_s_one": walls[1][2],
+            "startup_s_two": walls[2][2],
+        },
+        notes=[
+            f"the pass (wall above N = 100's): {walls[1][0]:.1f} s on 1 process, "
+            f"{walls[2][0]:.1f} s on 2 ({ratio:.2f}×); whole commands {walls[1][1]:.1f} s and "
+            f"{walls[2][1]:.1f} s (start-up {walls[1][2]:.1f} s and {walls[2][2]:.1f} s)"
         ],
     )
 
