@@ -69,6 +69,18 @@ class Series:
     tags: dict[str, str]
 
 
+@dataclass(frozen=True)
+class Loggable:
+    """A saved run as every logger writes it: the config, the run (a fit, or a sweep's parent)
+    and a sweep's children (one per rate), and the figures."""
+
+    run_dir: Path
+    params: dict[str, str | float | int | bool]
+    parent: Series
+    children: list[Series]
+    figures: list[Path]
+
+
 def log_run(run_dir: Path, loggers: list[str], mlflow_uri: str | None = None) -> list[Logged]:
     """Write a saved fit or sweep into each logger's store."""
     if not loggers:
@@ -76,16 +88,19 @@ def log_run(run_dir: Path, loggers: list[str], mlflow_uri: str | None = None) ->
     run = runs.load_run(run_dir)
     if run.kind not in ("fit", "sweep"):
         raise ConfigError(f"--logger logs fits and sweeps; {run.path} is a {run.kind}")
-    params = flatten(run.config)
-    children = list(_sweep_series(run)) if run.kind == "sweep" else []
-    parent = _fit_series(run) if run.kind == "fit" else _sweep_parent(run)
-    figures = sorted((run.path / "plots").glob("*.png"))
+    what = Loggable(
+        run_dir=run.path,
+        params=flatten(run.config),
+        parent=_fit_series(run) if run.kind == "fit" else _sweep_parent(run),
+        children=list(_sweep_series(run)) if run.kind == "sweep" else [],
+        figures=sorted((run.path / "plots").glob("*.png")),
+    )
     out = []
     for name in loggers:
         if name == "tensorboard":
-            out.append(_tensorboard(run.path, params, parent, children, figures))
+            out.append(_tensorboard(what))
         elif name == "mlflow":
-            out.append(_mlflow(run.path, mlflow_uri, params, parent, children, figures))
+            out.append(_mlflow(what, mlflow_uri))
         else:
             raise ConfigError(f"--logger {name}: not one of {', '.join(LOGGERS)}")
     return out
@@ -166,21 +181,15 @@ def _finite(steps: np.ndarray, values: np.ndarray) -> Iterator[tuple[int, float]
 # --------------------------------------------------------------------------- TensorBoard
 
 
-def _tensorboard(
-    run_dir: Path,
-    params: dict[str, Any],
-    parent: Series,
-    children: list[Series],
-    figures: list[Path],
-) -> Logged:
+def _tensorboard(what: Loggable) -> Logged:
     try:
         from torch.utils.tensorboard import SummaryWriter
     except ImportError as exc:
         raise ConfigError(f"--logger tensorboard: {EXTRA['tensorboard']}") from exc
     import matplotlib.image as mpimg
 
-    root = run_dir / "tensorboard"
-    for series, logdir in [(parent, root), *((c, root / c.name) for c in children)]:
+    parent, params, root = what.parent, what.params, what.run_dir / "tensorboard"
+    for series, logdir in [(parent, root), *((c, root / c.name) for c in what.children)]:
         with SummaryWriter(str(logdir)) as writer:
             for tag, values in series.columns.items():
                 for step, value in _finite(series.steps, values):
@@ -190,7 +199,7 @@ def _tensorboard(
             writer.add_hparams(hparams, series.final or {"final/none": 0.0}, run_name=".")
             writer.add_text("tags", ", ".join(f"{k}: {v}" for k, v in series.tags.items()))
             if series is parent:
-                for path in figures:
+                for path in what.figures:
                     pixels = mpimg.imread(path)[..., :3]
                     writer.add_image(f"figures/{path.stem}", pixels, 0, dataformats="HWC")
     return Logged("tensorboard", str(root))
@@ -199,14 +208,7 @@ def _tensorboard(
 # --------------------------------------------------------------------------- MLflow
 
 
-def _mlflow(
-    run_dir: Path,
-    uri: str | None,
-    params: dict[str, Any],
-    parent: Series,
-    children: list[Series],
-    figures: list[Path],
-) -> Logged:
+def _mlflow(what: Loggable, uri: str | None) -> Logged:
     try:
         from mlflow.entities import Metric, Param
         from mlflow.tracking import MlflowClient
@@ -214,6 +216,7 @@ def _mlflow(
         raise ConfigError(f"--logger mlflow: {EXTRA['mlflow']}") from exc
     for name in ("mlflow", "alembic"):  # their start-up chatter is not the user's business
         logging.getLogger(name).setLevel(logging.WARNING)
+    run_dir, parent = what.run_dir, what.parent
     local = uri is None
     uri = uri or f"sqlite:///{(run_dir / 'mlflow.db').resolve()}"
     try:
@@ -244,10 +247,10 @@ def _mlflow(
             client.log_batch(run_id, metrics=metrics[start : start + 1000])
         return run_id
 
-    parent_id = write(parent, None, params)
-    for path in figures:
+    parent_id = write(parent, None, what.params)
+    for path in what.figures:
         client.log_artifact(parent_id, str(path), "figures")
-    for child in children:
+    for child in what.children:
         client.set_terminated(write(child, parent_id, {"lr": child.tags["lr"]}))
     client.set_terminated(parent_id)
     return Logged("mlflow", f"{uri} (experiment {parent.name})")
