@@ -193,7 +193,7 @@ def test_the_lesson_rates_give_the_sweeps_verdicts(browser: Any, lesson_page: Pa
     page = Page(browser, lesson_page)
     for k, lr in enumerate(LESSON_RATES):
         page.open(f"#lr={lr}&steps=100")
-        assert page.verdict().split(" — ")[0].lower() == observed[lr], lr
+        assert page.verdict().split(" — ")[0] == observed[lr], lr
         if observed[lr] != "diverged":  # the sweep trains in float32
             theta = sweep.result.final_theta[k].numpy()
             assert page.theta() == pytest.approx(theta, rel=1e-4)
@@ -263,7 +263,7 @@ def test_the_expected_minibatch_loss_is_the_recursion(browser: Any, lesson_page:
             expected.expected_loss[0], rel=1e-9
         ), fragment
     page.open("#lr=0.026&batch=4")  # above B = 4's mean-square critical lr 0.0249
-    assert page.verdict().lower().startswith("diverged")
+    assert page.verdict().startswith("diverged")
     said = re.search(r"mean-square critical lr ([0-9.]+) for batches of 4", page.verdict())
     assert said is not None
     assert float(said.group(1)) == pytest.approx(mb.critical_lr(moments, 4), rel=1e-4)
@@ -275,13 +275,13 @@ def test_moving_a_slider_rewrites_the_link(browser: Any, lesson_page: Path) -> N
     page.page.fill("#lr", "0.028")
     page.page.dispatch_event("#lr", "change")
     assert page.fragment()["lr"] == "0.028"
-    assert page.verdict().lower().startswith("oscillating")
+    assert page.verdict().startswith("oscillating")
     page.page.eval_on_selector(
         "#lr-slider",
         "el => { el.value = String(Math.log10(0.03)); el.dispatchEvent(new Event('input')); }",
     )
     assert float(page.fragment()["lr"]) == pytest.approx(0.03, rel=2e-3)  # a slider's stop
-    assert page.verdict().lower().startswith("diverged")
+    assert page.verdict().startswith("diverged")
     page.page.select_option("#batch", "16")
     assert page.fragment()["batch"] == "16"
     link = page.page.url
