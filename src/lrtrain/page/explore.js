@@ -280,7 +280,7 @@ function thin(n, most = 1500) {
   return idx;
 }
 
-function draw() {
+async function draw() {
   const started = performance.now();
   const s = state, lim = limits(s.momentum, s.nesterov);
   const run = fullBatch(s);
@@ -304,9 +304,9 @@ function draw() {
   if (DATA.weight_decay) traces.push({ x: [target[0]], y: [target[1]], mode: "markers", marker: { symbol: "x", size: 10, color: "black" }, name: "ridge target" });
   // the paths' layer lies over the contours' (drawn once per view): same frame, clear background
   const hidden = (range) => ({ range, fixedrange: true, showgrid: false, zeroline: false, showticklabels: false, automargin: false });
-  Plotly.react("contour", traces, { ...frameLayout(), paper_bgcolor: "rgba(0,0,0,0)", plot_bgcolor: "rgba(0,0,0,0)",
+  const paths = plot("contour", traces, { ...frameLayout(), paper_bgcolor: "rgba(0,0,0,0)", plot_bgcolor: "rgba(0,0,0,0)",
     xaxis: hidden(contour.range[0]), yaxis: hidden(contour.range[1]),
-    legend: { x: 0.01, y: 0.99, bgcolor: "rgba(255,255,255,0.75)" } }, STATIC);
+    legend: { x: 0.01, y: 0.99, bgcolor: "rgba(255,255,255,0.75)" } }, {});
 
   // curves of more than ~1000 steps are drawn through every k-th step (the numbers are exact)
   const every = thin(run.losses.length, 1000), everyMini = mini ? thin(mini.losses.length, 1000) : [];
@@ -317,31 +317,49 @@ function draw() {
   const shown = P <= 12 ? [...Array(P).keys()] : [...new Set([0, ...state.modes, P - 1])];
   const modeTraces = shown.map((k) => ({ x: mini ? everyMini : every,
     y: mini ? at(mini.rms, everyMini).map((r) => r[k]) : at(run.errors, every).map((c) => Math.abs(c[k])), mode: "lines", xaxis: "x2", yaxis: "y2", legend: "legend2",
-    name: `λ=${fmt(DATA.eigenvalues[k])} ×${fmt(modeRate(LAMBDA[k], s))}/step` }));
+    name: `λ=${fmt(DATA.eigenvalues[k])}` }));
   // the loss and the modes: one figure, two panels (one redraw)
   const axis = { type: "log", exponentformat: "power" };
-  Plotly.react("curves", [...lossTraces, ...modeTraces], {
+  const ranges = { xaxis: { range: [0, Math.max(every[every.length - 1], everyMini[everyMini.length - 1] || 0, 1)] },
+    yaxis: { range: logRange([...lossTraces, { y: [DATA.loss_star] }], 0) }, yaxis2: { range: logRange(modeTraces, 16) } };
+  const curves = plot("curves", [...lossTraces, ...modeTraces], {
     margin: { t: 30, r: 10, l: 60, b: 40 }, shapes, showlegend: true,
     annotations: [title(`loss (optimum L* = ${fmt(DATA.loss_star)})`, 1.0), title(mini ? "RMS error along each eigen-direction" : "error along each eigen-direction |vᵢᵀ(θₜ − θ_target)|", 0.44)],
-    yaxis: { ...axis, domain: [0.56, 1] }, xaxis: { anchor: "y", showticklabels: false },
-    yaxis2: { ...axis, domain: [0, 0.44], range: modeRange(modeTraces) }, xaxis2: { anchor: "y2", matches: "x", title: { text: "step" } },
+    yaxis: { ...axis, domain: [0.56, 1], ...ranges.yaxis }, xaxis: { anchor: "y", showticklabels: false, ...ranges.xaxis },
+    yaxis2: { ...axis, domain: [0, 0.44], ...ranges.yaxis2 }, xaxis2: { anchor: "y2", matches: "x", title: { text: "step" } },
     legend: { x: 1, xanchor: "right", y: 1, yanchor: "top", bgcolor: "rgba(255,255,255,0.75)" },
-    legend2: { x: 1, xanchor: "right", y: 0.44, yanchor: "top", bgcolor: "rgba(255,255,255,0.75)", font: { size: 10 } } }, STATIC);
+    legend2: { x: 1, xanchor: "right", y: 0.44, yanchor: "top", bgcolor: "rgba(255,255,255,0.75)", font: { size: 10 } } }, ranges);
 
   showVerdict(s, lim, run, mini);
   showFinal(run, mini);
   drawMarks(lim, s);
+  await Promise.all([paths, curves]);
   document.body.dataset.redrawMs = (performance.now() - started).toFixed(1);
   document.body.dataset.draws = String(+(document.body.dataset.draws || 0) + 1);
 }
 
-// The exact errors fall without a floor (to 1e-70 and beyond); show 16 decades below the top,
-// about what float64 training can resolve.
-function modeRange(traces) {
+// A log axis's range over the traces' positive values (the loss's: with L*), at most ``decades`` below the top (the
+// exact errors fall without a floor, to 1e-70 and beyond; float64 training resolves ~16).
+function logRange(traces, decades) {
   const values = traces.flatMap((t) => t.y).filter((v) => v > 0 && Number.isFinite(v));
-  if (!values.length) return undefined;
+  if (!values.length) return [-1, 1];
   const hi = Math.log10(Math.max(...values)), lo = Math.log10(Math.min(...values));
-  return [Math.max(lo, hi - 16) - 0.2, hi + 0.3];
+  const bottom = decades ? Math.max(lo, hi - decades) : lo, pad = 0.05 * Math.max(hi - bottom, 0.2);
+  return [bottom - pad, hi + pad];
+}
+
+// Plotly.react redraws a whole figure (~40 ms on a slow machine). When only the numbers change —
+// the same traces with the same names and styles — Plotly.animate without a redraw moves them
+// and the axis ranges (~15–20 ms). An interrupted move is superseded by the next: not an error.
+function plot(id, traces, layout, ranges) {
+  const gd = $(id);
+  const shape = JSON.stringify(traces.map((t) => [t.name, t.mode, t.xaxis, t.line, t.marker]));
+  if (gd.dataset.shape === shape) {
+    const moved = { data: traces.map((t) => ({ x: t.x, y: t.y })), traces: traces.map((_, i) => i), layout: ranges };
+    return Plotly.animate(gd, moved, { transition: { duration: 0 }, frame: { duration: 0, redraw: false }, mode: "immediate" }).catch(() => {});
+  }
+  gd.dataset.shape = shape;
+  return Plotly.react(gd, traces, layout, STATIC);
 }
 
 function showVerdict(s, lim, run, mini) {
