@@ -29,6 +29,8 @@ from lrtrain.errors import ConfigError, RunDirError
 
 if TYPE_CHECKING:
     from lrtrain.config import Config
+    from lrtrain.config_optimizer import OptimizerConfig
+    from lrtrain.minibatch import RowMoments
     from lrtrain.runs import RunData
 
 # The momentum slider's stops: the mean-square critical lr is tabulated at each (p ≤ 3)
@@ -53,7 +55,6 @@ class MinibatchData(TypedDict):
     hessian: list[list[float]]
     reference: list[float]
     critical: dict[str, float | None]
-    sampling: str
 
 
 class PageData(TypedDict):
@@ -119,9 +120,8 @@ def _notes(config: dict[str, Any]) -> list[str]:
 
 def from_config(config: Config) -> PageData:
     """Analyse the config's data (no training) and tabulate the mini-batch theory."""
-    import torch
-
     from lrtrain.api import prepare
+    from lrtrain.model import normal_start
     from lrtrain.prediction import minibatch_moments
 
     if config.data.stream:
@@ -133,9 +133,8 @@ def from_config(config: Config) -> PageData:
     _check_size(len(analysis.theta_star), f"{len(dataset.feature_names)} features and b")
     opt = config.optimizer
     theta0 = [0.0] * len(analysis.theta_star)
-    if config.model.init == "normal":  # MyLinearRegressionModel.init_normal_'s draw
-        gen = torch.Generator().manual_seed(config.seed)
-        theta0 = (torch.randn(len(theta0), generator=gen, dtype=torch.float64) * 0.01).tolist()
+    if config.model.init == "normal":
+        theta0 = normal_start(len(dataset.feature_names), config.seed).tolist()
     own = config.train.batch_size if not config.train.full_batch(dataset.n) else None
     batches = batch_choices(dataset.n, own)
     moments, why = minibatch_moments(config, dataset, analysis, False)
@@ -145,7 +144,13 @@ def from_config(config: Config) -> PageData:
         notes.append(f"Mini-batch curves are not drawn: {why}.")
         batches = [None]
     else:
-        minibatch = _minibatch_data(moments, batches, opt, config.train.sampling)
+        minibatch = _minibatch_data(moments, batches, opt)
+        if config.train.sampling == "epoch" and own is not None:
+            notes.append(
+                "The config draws its batches as shuffled epochs; the page's expected losses are "
+                "those of batches drawn with replacement (train.sampling: replacement), which "
+                "the epochs approach when N/B is large (docs/mathematics.md)."
+            )
     return {
         "name": config.name,
         "source": "config",
@@ -176,7 +181,7 @@ def _check_size(p: int, where: str) -> None:
 
 
 def _minibatch_data(
-    moments: Any, batches: list[int | None], opt: Any, sampling: str
+    moments: RowMoments, batches: list[int | None], opt: OptimizerConfig
 ) -> MinibatchData:
     from lrtrain import minibatch as mb
 
@@ -195,7 +200,6 @@ def _minibatch_data(
         "hessian": moments.hessian.tolist(),
         "reference": moments.reference.tolist(),
         "critical": critical,
-        "sampling": sampling,
     }
 
 

@@ -29,9 +29,14 @@ class MyLinearRegressionModel(nn.Module):
     def init_normal_(self, seed: int, std: float = 0.01) -> None:
         """Small random weights drawn from the seed (``model.init: normal``), the same for
         every replica so a sweep compares learning rates from one starting point."""
-        gen = torch.Generator().manual_seed(seed)
         d = self.w.shape[1]
-        start = torch.randn(d + 1, generator=gen, dtype=torch.float64) * std
+        start = normal_start(d, seed, std)
         with torch.no_grad():
             self.w.copy_(start[:d].expand_as(self.w))
             self.b.copy_(start[d].expand_as(self.b))
+
+
+def normal_start(d: int, seed: int, std: float = 0.01) -> torch.Tensor:
+    """θ₀ = (w, b) of ``model.init: normal``: d + 1 draws of N(0, std²) from the seed, float64."""
+    gen = torch.Generator().manual_seed(seed)
+    return torch.randn(d + 1, generator=gen, dtype=torch.float64) * std

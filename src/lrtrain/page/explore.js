@@ -186,7 +186,7 @@ function readFragment() {
     const v = Number(f.get(k));
     return f.has(k) && Number.isFinite(v) && v >= lo && v <= hi ? v : undefined;
   };
-  state.lr = num("lr", 0, Infinity) ?? state.lr;
+  state.lr = num("lr", Number.MIN_VALUE, Infinity) ?? state.lr; // a rate of 0 would not move
   state.momentum = num("momentum", 0, 0.999) ?? state.momentum;
   if (f.has("nesterov")) state.nesterov = ["1", "true"].includes(f.get("nesterov"));
   const steps = num("steps", 1, DATA.max_steps);
