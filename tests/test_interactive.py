@@ -238,6 +238,20 @@ def test_weight_decay_and_a_random_start(browser: Any, tmp_path: Path) -> None:
     trained = run.result.final_theta[0].numpy()
     assert page.theta() == pytest.approx(trained, rel=1e-9)
     assert "ridge target" in page.page.inner_text("#contour")
+    # mini-batches with weight decay and momentum: about the ridge target, from the random start
+    from lrtrain.model import normal_start
+    from lrtrain.prediction import minibatch_moments
+
+    _, dataset, analysis, _ = api.prepare(config)
+    moments, _ = minibatch_moments(config, dataset, analysis, False)
+    assert moments is not None
+    page.open("#batch=4&steps=50")
+    theta_star = torch.tensor(analysis.theta_star, dtype=torch.float64)
+    rule = mb.Rule(0.01, 0.3, False, 0.5)
+    expected = mb.expected_losses(
+        moments, analysis.loss_star, theta_star, normal_start(1, 5), rule, 4, [50]
+    )
+    assert float(page.final()["expectedLoss"]) == pytest.approx(expected.expected_loss[0], rel=1e-9)
 
 
 def test_the_expected_minibatch_loss_is_the_recursion(browser: Any, lesson_page: Path) -> None:

@@ -82,25 +82,25 @@ function observedVerdict(losses, errors, stopped) {
 }
 
 // ------------------------------------------------------------------ mini-batches: E[L_t]
-// Flat row-major matrices: r × k times k × c.
-function mul(a, b, r, k, c) {
-  const out = new Float64Array(r * c);
-  for (let i = 0; i < r; i++) for (let l = 0; l < k; l++) {
-    const x = a[i * k + l];
-    if (x !== 0) for (let j = 0; j < c; j++) out[i * c + j] += x * b[l * c + j];
+// p × p row-major products into a buffer: out = a·b (out is neither a nor b).
+function mm(a, b, out, p) {
+  out.fill(0);
+  for (let i = 0; i < p; i++) for (let l = 0; l < p; l++) {
+    const x = a[i * p + l];
+    if (x !== 0) for (let j = 0; j < p; j++) out[i * p + j] += x * b[l * p + j];
   }
   return out;
 }
-function flatT(a, r, c) {
-  const out = new Float64Array(r * c);
-  for (let i = 0; i < r; i++) for (let j = 0; j < c; j++) out[j * r + i] = a[i * c + j];
-  return out;
-}
 
-// The error's mean and second moment U of u = (e, buffer) about the reference θ_r, one step
-// at a time: u' = D u + E ḡ (lrtrain.minibatch.Rule, _Step.second and _Step.forcing).
+// The error's mean and second moment about the reference θ_r, one step at a time
+// (lrtrain.minibatch: _Step.second and _Step.forcing), in blocks: the state u = (e, buffer)
+// has second moment U = [[S, C], [Cᵀ, B]] and one step is e' = e − a·buffer − c·ḡ,
+// buffer' = μ·buffer + ḡ (a = ημ and c = η for heavy ball; a = ημ², c = η(1 + μ) for Nesterov).
+// With M1 = H'(S − aC), M2 = H'C and K = E[(ḡ)(ḡ)ᵀ]'s part (F(S)/B + (1 − 1/B)H'SH' + noise):
+//   S' = S − a(C + Cᵀ) + a²B − c(M1 + M1ᵀ) + c²K,   C' = μ(C − aB) − cμM2 + M1ᵀ − cK,
+//   B' = μ²B + μ(M2 + M2ᵀ) + K.
 function miniBatch(s, steps) {
-  const mb = DATA.minibatch, p = P, n = 2 * p, pp = p * p, wd = DATA.weight_decay, invB = 1 / s.batch;
+  const mb = DATA.minibatch, p = P, pp = p * p, wd = DATA.weight_decay, invB = 1 / s.batch;
   const F = Float64Array.from(mb.fourth), G = Float64Array.from(mb.third);
   const H = Float64Array.from(mb.hessian.flat()), ref = mb.reference, Hd = H.slice();
   const Qd = Float64Array.from(mb.noise);
@@ -108,51 +108,56 @@ function miniBatch(s, steps) {
     Hd[i * p + i] += wd;
     for (let j = 0; j < p; j++) Qd[i * p + j] -= wd * wd * ref[i] * ref[j];
   }
-  const [carry, push] = s.nesterov ? [s.momentum ** 2, 1 + s.momentum] : [s.momentum, 1];
-  const D = new Float64Array(n * n), E = new Float64Array(n * p);
-  for (let i = 0; i < p; i++) {
-    D[i * n + i] = 1; D[i * n + p + i] = -s.lr * carry; D[(p + i) * n + p + i] = s.momentum;
-    E[i * p + i] = -s.lr * push; E[(p + i) * p + i] = 1;
-  }
-  const Dt = flatT(D, n, n), Et = flatT(E, n, p);
+  const mu = s.momentum;
+  const [a, c] = s.nesterov ? [s.lr * mu * mu, s.lr * (1 + mu)] : [s.lr * mu, s.lr];
   const delta = ref.map((r, i) => r - DATA.theta_star[i]);
-  const hDelta = mul(H, Float64Array.from(delta), p, p, 1);
+  const hDelta = delta.map((_, i) => delta.reduce((sum, x, j) => sum + H[i * p + j] * x, 0));
   const biasTerm = dot(hDelta, delta);
-  let mean = new Float64Array(n);
-  DATA.theta0.forEach((x, i) => { mean[i] = x - ref[i]; });
-  let U = mul(mean, mean, n, 1, n);
-  const topLeft = (U) => { const S = new Float64Array(pp); for (let i = 0; i < p; i++) for (let j = 0; j < p; j++) S[i * p + j] = U[i * n + j]; return S; };
-  const lossOf = (U, mean) => {
-    let tr = 0, lin = 0;
-    for (let i = 0; i < p; i++) { lin += hDelta[i] * mean[i]; for (let j = 0; j < p; j++) tr += H[i * p + j] * U[j * n + i]; }
-    return DATA.loss_star + 0.5 * (tr + 2 * lin + biasTerm);
+  let e = Float64Array.from(DATA.theta0, (x, i) => x - ref[i]), buf = new Float64Array(p);
+  let S = new Float64Array(pp), C = new Float64Array(pp), B = new Float64Array(pp);
+  for (let i = 0; i < p; i++) for (let j = 0; j < p; j++) S[i * p + j] = e[i] * e[j];
+  const [HS, SH, T, HSH, K, M1, M2, SaC] = Array.from({ length: 8 }, () => new Float64Array(pp));
+  const lossOf = () => {
+    let tr = 0;
+    for (let k = 0; k < pp; k++) tr += H[k] * S[k]; // tr(HS), both symmetric
+    return DATA.loss_star + 0.5 * (tr + 2 * dot(hDelta, e) + biasTerm);
   };
-  const losses = [lossOf(U, mean)], rms = [modeRms(topLeft(U))];
+  const losses = [lossOf()], rms = [modeRms(S)];
   for (let t = 1; t <= steps; t++) {
-    const S = topLeft(U), m = mean.subarray(0, p);
-    const inner = mul(F, S, pp, pp, 1); // F(S), then weight decay's terms and the batch average
-    const HS = mul(H, S, p, p, p), SH = mul(S, H, p, p, p), hsh = mul(mul(Hd, S, p, p, p), Hd, p, p, p);
-    const hm = mul(H, m, p, p, 1), gm = mul(G, m, pp, p, 1);
+    // K: the batch's mean gradient's second moment about its mean
+    const hm = new Float64Array(p);
+    for (let i = 0; i < p; i++) for (let j = 0; j < p; j++) hm[i] += H[i * p + j] * e[j];
+    if (wd) { mm(H, S, HS, p); mm(S, H, SH, p); }
+    mm(mm(Hd, S, T, p), Hd, HSH, p);
     for (let i = 0; i < p; i++) for (let j = 0; j < p; j++) {
       const k = i * p + j, kt = j * p + i;
-      const fourth = inner[k] + (wd ? wd * (HS[k] + SH[k]) + wd * wd * S[k] : 0);
-      const g = gm[k] + wd * hm[i] * ref[j], gt = gm[kt] + wd * hm[j] * ref[i];
-      inner[k] = invB * fourth + (1 - invB) * hsh[k] + invB * (g + gt + Qd[k]);
+      let fourth = 0, gk = 0, gt = 0;
+      for (let l = 0; l < pp; l++) fourth += F[k * pp + l] * S[l];
+      for (let l = 0; l < p; l++) { gk += G[k * p + l] * e[l]; gt += G[kt * p + l] * e[l]; }
+      if (wd) fourth += wd * (HS[k] + SH[k]) + wd * wd * S[k];
+      gk += wd * hm[i] * ref[j];
+      gt += wd * hm[j] * ref[i];
+      K[k] = invB * fourth + (1 - invB) * HSH[k] + invB * (gk + gt + Qd[k]);
     }
-    const du = mul(D, U, n, n, n);
-    const left = mul(E, mul(Hd, mul(U.subarray(0, p * n), Dt, p, n, n), p, p, n), n, p, n);
-    const duLeft = new Float64Array(n * p);
-    for (let i = 0; i < n; i++) for (let j = 0; j < p; j++) duLeft[i * p + j] = du[i * n + j];
-    const right = mul(mul(duLeft, Hd, n, p, p), Et, n, p, n);
-    const noise = mul(mul(E, inner, n, p, p), Et, n, p, n);
-    const next = mul(du, Dt, n, n, n);
-    for (let k = 0; k < n * n; k++) next[k] += left[k] + right[k] + noise[k];
-    U = next;
-    const pull = mul(Hd, m, p, p, 1);
-    mean = mul(D, mean, n, n, 1).map((x, i) => x + dot(E.subarray(i * p, (i + 1) * p), pull));
-    const loss = lossOf(U, mean);
+    for (let k = 0; k < pp; k++) SaC[k] = S[k] - a * C[k];
+    mm(Hd, SaC, M1, p);
+    mm(Hd, C, M2, p);
+    const S2 = new Float64Array(pp), C2 = new Float64Array(pp), B2 = new Float64Array(pp);
+    for (let i = 0; i < p; i++) for (let j = 0; j < p; j++) {
+      const k = i * p + j, kt = j * p + i;
+      S2[k] = S[k] - a * (C[k] + C[kt]) + a * a * B[k] - c * (M1[k] + M1[kt]) + c * c * K[k];
+      C2[k] = mu * (C[k] - a * B[k]) - c * mu * M2[k] + M1[kt] - c * K[k];
+      B2[k] = mu * mu * B[k] + mu * (M2[k] + M2[kt]) + K[k];
+    }
+    [S, C, B] = [S2, C2, B2];
+    // the mean: e' = e − a·buffer − c·H'e, buffer' = μ·buffer + H'e
+    const pull = new Float64Array(p);
+    for (let i = 0; i < p; i++) for (let j = 0; j < p; j++) pull[i] += Hd[i * p + j] * e[j];
+    e = e.map((x, i) => x - a * buf[i] - c * pull[i]);
+    buf = buf.map((x, i) => mu * x + pull[i]);
+    const loss = lossOf();
     losses.push(loss);
-    rms.push(modeRms(topLeft(U)));
+    rms.push(modeRms(S));
     if (!Number.isFinite(loss) || loss > DIVERGED_FACTOR * losses[0]) break;
   }
   return { losses, rms };
