@@ -26,6 +26,7 @@ def explore(
             help="A fit run directory (its files are read, nothing is trained), or KEY=VALUE "
             "overrides of the config.",
             show_default=False,
+            metavar="RUN_DIR | KEY=VALUE",
         ),
     ] = None,
     config: ConfigOpt = None,
@@ -35,7 +36,7 @@ def explore(
             "-o",
             "--output",
             help="The page's file (default: RUN_DIR/explore.html, or "
-            "<output.root>/<name>-explore.html for a config).",
+            "OUTPUT_ROOT/NAME-explore.html for a config: runs/lecture-explore.html).",
             show_default=False,
         ),
     ] = None,
