@@ -376,3 +376,13 @@ def test_a_problem_too_wide_for_a_page_is_refused() -> None:
     result = CliRunner().invoke(app, ["explore", "--no-open", wide, normal, "data.n_samples=500"])
     assert result.exit_code == 2
     assert "explore: 301 parameters" in result.output and "up to 200" in result.output
+
+
+def test_a_config_of_another_optimizer_opens_on_sgd_at_the_optimal_rate() -> None:
+    config = load_config("optimizers", ["device=cpu"])
+    data = from_config(config)
+    _, _, analysis, _ = api.prepare(config)
+    assert config.optimizer.name == "adam"
+    assert data["defaults"]["lr"] == analysis.asymptotically_optimal_lr
+    assert data["defaults"]["momentum"] == 0.0 and not data["defaults"]["nesterov"]
+    assert any("trains with adam" in note for note in data["notes"])

@@ -108,7 +108,8 @@ def _notes(config: dict[str, Any]) -> list[str]:
     if opt.get("name", "sgd") != "sgd":
         notes.append(
             f"The config trains with {opt['name']}; the page shows SGD (plain, heavy ball or "
-            "Nesterov), whose dynamics are exact on the quadratic."
+            "Nesterov), whose dynamics are exact on the quadratic, opening at η* = "
+            "2/(λ_min + λ_max)."
         )
     schedule = (opt.get("schedule") or {}).get("kind", "constant")
     if schedule != "constant":
@@ -131,7 +132,7 @@ def from_config(config: Config) -> PageData:
         )
     config, dataset, analysis, _ = prepare(config)
     _check_size(len(analysis.theta_star), f"{len(dataset.feature_names)} features and b")
-    opt = config.optimizer
+    opt, optimal = config.optimizer, analysis.asymptotically_optimal_lr
     theta0 = [0.0] * len(analysis.theta_star)
     if config.model.init == "normal":
         theta0 = normal_start(len(dataset.feature_names), config.seed).tolist()
@@ -163,7 +164,7 @@ def from_config(config: Config) -> PageData:
         "target_theta": list(analysis.target_theta),
         "weight_decay": analysis.weight_decay,
         "theta0": theta0,
-        "defaults": _defaults(config.to_dict(), own),
+        "defaults": _defaults(config.to_dict(), float(opt.lr), optimal, own),
         "batches": batches,
         "max_steps": MAX_STEPS,
         "minibatch": minibatch,
@@ -207,13 +208,18 @@ def _key(batch: int, momentum: float, nesterov: bool) -> str:
     return f"{batch}|{momentum:g}|{int(nesterov)}"
 
 
-def _defaults(config: dict[str, Any], batch: int | None) -> dict[str, Any]:
+def _defaults(
+    config: dict[str, Any], lr: float, optimal_lr: float, batch: int | None
+) -> dict[str, Any]:
+    """The view a page opens on: the config's own SGD settings — or, when the config trains
+    with another optimizer (whose rate means something else to SGD), SGD at η*."""
     opt = config["optimizer"]
-    momentum = opt.get("momentum", 0.0)
+    sgd = opt.get("name", "sgd") == "sgd"
+    momentum = opt.get("momentum", 0.0) if sgd else 0.0
     return {
-        "lr": float(opt["lr"]),
+        "lr": lr if sgd else optimal_lr,
         "momentum": float(momentum) if momentum != "auto" else 0.0,
-        "nesterov": bool(opt.get("nesterov", False)),
+        "nesterov": bool(opt.get("nesterov", False)) and sgd,
         "steps": min(int(config["train"]["max_iter"]), MAX_STEPS),
         "batch": batch,
     }
@@ -227,7 +233,7 @@ def from_run(run: RunData) -> PageData:
     """The page of a saved fit, from its files alone."""
     if run.kind != "fit":
         raise RunDirError(f"{run.path}: explore reads a fit run; this is a {run.kind}")
-    analysis = run.summary["analysis"]
+    analysis, lr = run.summary["analysis"], float(run.summary["optimizer"]["lr"])
     _check_size(len(analysis["theta_star"]), f"{run.path}")
     vectors = run.eigenvectors
     if vectors is None:
@@ -250,7 +256,7 @@ def from_run(run: RunData) -> PageData:
         "target_theta": list(analysis["target_theta"]),
         "weight_decay": float(analysis["weight_decay"]),
         "theta0": run.theta[0].tolist(),
-        "defaults": {**_defaults(run.config, None), "lr": float(run.summary["optimizer"]["lr"])},
+        "defaults": _defaults(run.config, lr, float(analysis["asymptotically_optimal_lr"]), None),
         "batches": [None],
         "max_steps": MAX_STEPS,
         "minibatch": None,
