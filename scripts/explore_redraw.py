@@ -17,7 +17,7 @@ from pathlib import Path
 
 from playwright.sync_api import sync_playwright
 
-from lrtrain.api import explore
+from lrtrain import explore
 from lrtrain.config import load_config
 
 MOVE = """async () => {

@@ -25,7 +25,7 @@ from lrtrain import api
 from lrtrain import minibatch as mb
 from lrtrain.cli import app
 from lrtrain.config import load_config
-from lrtrain.interactive import batch_choices, from_config, page_html
+from lrtrain.interactive import batch_choices, explore, from_config, page_html
 
 pytest.importorskip("plotly", reason="the explore extra (plotly) is not installed")
 LESSON_RATES = [0.0005, 0.001, 0.005, 0.025, 0.028, 0.03]
@@ -108,7 +108,7 @@ class Page:
 @pytest.fixture(scope="module")
 def lesson_page(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("page") / "lesson.html"
-    return api.explore(load_config(None, ["device=cpu"]), out).path
+    return explore(load_config(None, ["device=cpu"]), out).path
 
 
 # --------------------------------------------------------------------------- the page's data
@@ -158,7 +158,7 @@ def test_a_run_directory_is_explored_from_its_files_without_torch(tmp_path: Path
                                 "model.init=normal", "seed=3"])  # fmt: skip
     run = api.fit(config, out=tmp_path / "run")
     script = (
-        "import sys; from lrtrain.api import explore; "
+        "import sys; from lrtrain import explore; "
         f"page = explore({str(run.run_dir)!r}); "
         "assert 'torch' not in sys.modules, 'torch imported'; print(page.path)"
     )
@@ -232,7 +232,7 @@ def test_weight_decay_and_a_random_start(browser: Any, tmp_path: Path) -> None:
                  "optimizer.weight_decay=0.5", "optimizer.lr=0.01", "optimizer.momentum=0.3",
                  "model.init=normal", "seed=5"]  # fmt: skip
     config = load_config(None, overrides)
-    path = api.explore(config, tmp_path / "wd.html").path
+    path = explore(config, tmp_path / "wd.html").path
     run = api.fit(config, out=tmp_path / "wd", draw=False)
     page = Page(browser, path).open()
     trained = run.result.final_theta[0].numpy()
@@ -308,7 +308,7 @@ def test_moving_a_slider_rewrites_the_link(browser: Any, lesson_page: Path) -> N
 
 
 def test_several_features_view_two_eigen_directions(browser: Any, tmp_path: Path) -> None:
-    path = api.explore(load_config("multivariate", ["device=cpu"]), tmp_path / "mv.html").path
+    path = explore(load_config("multivariate", ["device=cpu"]), tmp_path / "mv.html").path
     page = Page(browser, path).open("#modes=1,3")
     assert page.page.input_value("#mode-x") == "1" and page.page.input_value("#mode-y") == "3"
     page.page.select_option("#mode-x", "0")

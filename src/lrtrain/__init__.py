@@ -34,7 +34,7 @@ _EXPORTS = {
     "predict": "lrtrain.api",
     "export_data": "lrtrain.api",
     "score": "lrtrain.api",
-    "explore": "lrtrain.api",
+    "explore": "lrtrain.interactive",
     "find_lr": "lrtrain.lr_finder",
     "FitRun": "lrtrain.api",
     "SweepRun": "lrtrain.api",
@@ -69,7 +69,6 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
         SweepRun,
         animate,
         compare,
-        explore,
         export_data,
         fit,
         predict,
@@ -79,6 +78,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
         sweep_lr,
     )
     from lrtrain.config import Config, load_config
+    from lrtrain.interactive import explore
     from lrtrain.lr_finder import find_lr
     from lrtrain.runs import RunData, load_run
 

@@ -28,7 +28,6 @@ if TYPE_CHECKING:
     from lrtrain.analysis import Analysis, AutoSettings
     from lrtrain.batch_map import BatchMapSummary
     from lrtrain.data import Dataset
-    from lrtrain.interactive import ExplorePage
     from lrtrain.loggers import Logged
     from lrtrain.modes import ModeHistory
     from lrtrain.predict import Score
@@ -484,29 +483,6 @@ def animate(run_dir: str | Path, frames: int = 40) -> Path:
     if run.kind != "fit":
         raise RunDirError(f"{run.path}: --animate draws one fit's descent; this is a sweep")
     return runs.save_animation(descent_frames(run, frames), run.path)
-
-
-def explore(
-    source: Config | str | Path | None = None, out: str | Path | None = None
-) -> ExplorePage:
-    """Write the interactive page (one self-contained HTML file) and return it; in Jupyter the
-    returned object shows the page inline. ``source``: a fit run directory (its files only, no
-    torch), a :class:`Config`, or a config name/path (None: the lesson); for a config the
-    analysis runs (not the training). The page goes to ``out``, else ``RUN_DIR/explore.html``,
-    else ``<output.root>/<name>-explore.html``."""
-    from lrtrain import interactive as ex
-    from lrtrain.config import load_config
-
-    if isinstance(source, (str, Path)) and Path(source).is_dir():
-        run = runs.load_run(source)
-        data, default = ex.from_run(run), run.path / "explore.html"
-    else:
-        spec = None if source is None else str(source)
-        config = source if isinstance(source, Config) else load_config(spec)
-        data = ex.from_config(config)
-        default = Path(config.output.root) / f"{config.name}-explore.html"
-    text = ex.page_html(data)
-    return ex.ExplorePage(runs.save_page(Path(out) if out else default, text), data)
 
 
 def predict(run_dir: str | Path, csv_path: str | Path) -> str:

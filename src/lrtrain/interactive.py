@@ -21,6 +21,7 @@ import math
 import re
 from dataclasses import dataclass
 from importlib import resources
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypedDict
 
 import numpy as np
@@ -82,7 +83,7 @@ class PageData(TypedDict):
 class ExplorePage:
     """A written page: where, and its data (``_repr_html_`` shows it inline in Jupyter)."""
 
-    path: Any  # pathlib.Path
+    path: Path
     data: PageData
 
     def _repr_html_(self) -> str:
@@ -289,3 +290,25 @@ def page_html(data: PageData) -> str:
     }
     # one pass over the template: an inserted part is never searched for placeholders
     return re.sub(r"/\*@(\w+)@\*/", lambda m: parts[m.group(1)], _asset("explore.html"))
+
+
+def explore(
+    source: Config | str | Path | None = None, out: str | Path | None = None
+) -> ExplorePage:
+    """Write the interactive page (one self-contained HTML file) and return it; in Jupyter the
+    returned object shows the page inline. ``source``: a fit run directory (its files only, no
+    torch), a :class:`Config`, or a config name/path (None: the lesson); for a config the
+    analysis runs (not the training). The page goes to ``out``, else ``RUN_DIR/explore.html``,
+    else ``<output.root>/<name>-explore.html``."""
+    from lrtrain import runs
+    from lrtrain.config import Config, load_config
+
+    if isinstance(source, (str, Path)) and Path(source).is_dir():
+        run = runs.load_run(source)
+        data, default = from_run(run), run.path / "explore.html"
+    else:
+        spec = None if source is None else str(source)
+        config = source if isinstance(source, Config) else load_config(spec)
+        data = from_config(config)
+        default = Path(config.output.root) / f"{config.name}-explore.html"
+    return ExplorePage(runs.save_page(Path(out) if out else default, page_html(data)), data)
