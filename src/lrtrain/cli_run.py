@@ -294,7 +294,7 @@ def train_command(
                 run.logged = log(run.run_dir, cfg)
             if not json_out and not quiet:
                 label = "logged".ljust(13 if command.kind == "sweep" else 10)  # the report's
-                for logged in getattr(run, "logged", []):
+                for logged in run.logged:
                     console.print(f"{label}{logged.logger}: {logged.where}", soft_wrap=True)
     ending = command.ending(run)
     if ending is not None:
