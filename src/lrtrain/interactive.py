@@ -192,7 +192,7 @@ def _minibatch_data(
     settings = grid if moments.p <= FULL_GRID_PARAMETERS else [own]
     if own not in settings:
         settings.append(own)
-    sizes = [b for b in batches if b is not None]  # full batch: the page's exact limits
+    sizes: list[int | None] = [b for b in batches if b is not None]  # full: the exact limits
     table = mb.critical_lrs(moments, sizes, settings, opt.weight_decay, tol=1e-5)
     critical = {_key(*key): (lr if math.isfinite(lr) else None) for key, lr in table.items()}
     return {
@@ -205,7 +205,7 @@ def _minibatch_data(
     }
 
 
-def _key(batch: int, momentum: float, nesterov: bool) -> str:
+def _key(batch: int | None, momentum: float, nesterov: bool) -> str:
     return f"{batch}|{momentum:g}|{int(nesterov)}"
 
 

@@ -341,11 +341,6 @@ def _scheduled(
     return ExpectedRun(asked, out, mean[:p] + delta, second)
 
 
-def spectral_radius(moments: RowMoments, rule: Rule, batch: int | None) -> float:
-    """ρ of the homogeneous map on U: E[L_t] converges (to the noise floor) iff it is < 1."""
-    return _radius(_Step.of(moments, rule, batch).matrix())
-
-
 def _radius(matrix: torch.Tensor) -> float:
     return float(torch.linalg.eigvals(matrix).abs().max())
 
@@ -356,43 +351,34 @@ def critical_lr(
 ) -> float:  # fmt: skip
     """The mean-square critical learning rate: the smallest η > 0 where the map's spectral
     radius reaches 1 (bisection below the full-batch limit, which it equals for full batch)."""
-    lam_max = float(torch.linalg.eigvalsh(moments.hessian)[-1]) + weight_decay
-    if not lam_max > 0:
-        return math.inf
-    # full-batch limits (docs/mathematics.md): mean-square stability needs the mean's
-    hi = 2.0 * (1.0 + momentum) / ((1.0 + 2.0 * momentum) if nesterov else 1.0) / lam_max
-
-    def stable(lr: float) -> bool:
-        return spectral_radius(moments, Rule(lr, momentum, nesterov, weight_decay), batch) < 1.0
-
-    if stable(hi * (1 - 1e-12)):
-        return hi
-    lo = 0.0
-    while hi - lo > tol * hi:
-        mid = 0.5 * (lo + hi)
-        lo, hi = (mid, hi) if stable(mid) else (lo, mid)
-    return 0.5 * (lo + hi)
+    table = critical_lrs(moments, [batch], [(momentum, nesterov)], weight_decay, tol)
+    return table[batch, momentum, nesterov]
 
 
 def critical_lrs(
-    moments: RowMoments, batches: list[int], settings: list[tuple[float, bool]],
+    moments: RowMoments, batches: list[int | None], settings: list[tuple[float, bool]],
     weight_decay: float = 0.0, tol: float = 1e-6,
-) -> dict[tuple[int, float, bool], float]:  # fmt: skip
-    """:func:`critical_lr` for every batch size × (momentum, Nesterov) at once: the map on U
-    is a quadratic in η and linear in 1/B, so six maps per setting give every (η, B), and the
-    bisections run side by side on batched eigenvalues (the explore page's table)."""
+) -> dict[tuple[int | None, float, bool], float]:  # fmt: skip
+    """The mean-square critical lr for every batch size (None: full) × (momentum, Nesterov) at
+    once: the map on U is a quadratic in η and linear in 1/B, so six maps per setting give
+    every (η, B), and the bisections — below the full-batch limit (docs/mathematics.md), which
+    is the answer for full batch — run side by side on batched eigenvalues."""
     lam_max = float(torch.linalg.eigvalsh(moments.hessian)[-1]) + weight_decay
-    keys, coeffs, highs = [], [], []
+    if not lam_max > 0:
+        return {(b, m, n): math.inf for b in batches for m, n in settings}
+    keys: list[tuple[int | None, float, bool]] = []
+    coeffs, highs = [], []
     for momentum, nesterov in settings:
         rules = {lr: Rule(lr, momentum, nesterov, weight_decay) for lr in (0.0, 1.0, -1.0)}
         full = {lr: _Step.of(moments, rule, None).matrix() for lr, rule in rules.items()}
         single = {lr: _Step.of(moments, rule, 1).matrix() for lr, rule in rules.items()}
         for b in batches:
-            c0, plus, minus = ((1.0 - 1.0 / b) * full[lr] + single[lr] / b for lr in rules)
+            inv = 0.0 if b is None else 1.0 / b
+            c0, plus, minus = ((1.0 - inv) * full[lr] + inv * single[lr] for lr in rules)
             coeffs.append(torch.stack([c0, 0.5 * (plus - minus), 0.5 * (plus + minus) - c0]))
             keys.append((b, momentum, nesterov))
             limit = 2.0 * (1.0 + momentum) / ((1.0 + 2.0 * momentum) if nesterov else 1.0)
-            highs.append(limit / lam_max if lam_max > 0 else math.inf)
+            highs.append(limit / lam_max)
     if not keys:
         return {}
     c = torch.stack(coeffs)  # [M, 3, n, n]
