@@ -1,5 +1,5 @@
-"""The gradient paths: per-replica loss and gradient of the mean squared error at θ, left in
-the parameters' ``.grad`` for the optimizer.
+"""The gradient paths: per-replica loss and gradient of the mean squared error at θ, returned
+as one [K, p] tensor (the update scales it and hands its w and b columns to the optimizer).
 
 - :func:`autograd_forward_backward`: the lesson's step (forward, MSE, ``loss.backward()``) over
   the rows: lesson-sized full-batch problems, where reading it is the point.
@@ -39,8 +39,11 @@ AGREE_EVERY = 64
 # chunk of X stays in cache between the two products that read it.
 CACHE_ROWS = 1 << 16
 
-# (model, rows) → per-replica loss at θ, the gradients left in .grad (grad_norm reads them)
-Gradient = Callable[[MyLinearRegressionModel, Rows], torch.Tensor]
+# (model, θ [K, p] = (w, b) detached, rows) → (per-replica loss [K], gradient [K, p]), both in
+# the parameters' dtype; θ is passed because the step has it already (one concatenation a step)
+Gradient = Callable[
+    [MyLinearRegressionModel, torch.Tensor, Rows], tuple[torch.Tensor, torch.Tensor]
+]
 
 
 def full_batch_path(mode: str, rows: int, streamed: bool, distributed: bool) -> str:
@@ -93,16 +96,15 @@ class GramGradient:
         self.theta_star = exact.theta_star.to(device)
         self.loss_star = float(exact.loss_star)
 
-    def __call__(self, model: MyLinearRegressionModel, rows: Rows) -> torch.Tensor:
+    def __call__(
+        self, model: MyLinearRegressionModel, theta: torch.Tensor, rows: Rows
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         # Few operations: with many replicas (a sweep) and no data to read, a step is as fast
-        # as its count of small tensor operations (~10 µs each on a CPU, whatever their size).
-        e = torch.sub(theta_of(model), self.theta_star)  # [K, p], float64 by type promotion
+        # as its count of small tensor operations (~5–10 µs each on a CPU, whatever their size).
+        e = torch.sub(theta, self.theta_star)  # [K, p], float64 by type promotion
         grad = e @ self.hessian  # ∇ = H e (H is symmetric: the rows of (H eᵀ)ᵀ)
         loss = torch.add(self.loss_star, torch.linalg.vecdot(e, grad), alpha=0.5)
-        grad = grad.to(model.w.dtype)
-        d = model.w.shape[1]
-        model.w.grad, model.b.grad = grad[:, :d], grad[:, d]
-        return loss.to(model.w.dtype)
+        return loss.to(theta.dtype), grad.to(theta.dtype)
 
 
 class AgreedStop:
@@ -129,40 +131,46 @@ class AgreedStop:
         return self.stopped
 
 
-def autograd_forward_backward(model: MyLinearRegressionModel, batch: Rows) -> torch.Tensor:
-    """The lesson's step without the update: per-replica loss at θ, its gradient in .grad."""
+def autograd_forward_backward(
+    model: MyLinearRegressionModel, theta: torch.Tensor, batch: Rows
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The lesson's step without the update: per-replica loss at θ and its gradient."""
     assert batch.x is not None and batch.y is not None
     prediction = model(batch.x)  # [n, K]
     loss = ((prediction - batch.y) ** 2).mean(dim=0)  # [K]: the lesson's mean squared error
     model.w.grad = model.b.grad = None  # optimizer.zero_grad(), without its per-call overhead
     # Replicas are independent, so the gradient of the sum is each replica's own gradient.
     loss.sum().backward()
-    return loss.detach()
+    return loss.detach(), grad_vector(model)
 
 
-def streamed_forward_backward(model: MyLinearRegressionModel, batch: Rows) -> torch.Tensor:
+def streamed_forward_backward(
+    model: MyLinearRegressionModel, theta: torch.Tensor, batch: Rows
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Exactly the gradient autograd derives for the lesson's loss, from :func:`residual_sums`
-    (tested equal to the autograd step, test_train.py); with a batch per replica
+    (tested equal to the autograd step, test_gradients.py); with a batch per replica
     (``x`` [K, B, d], train.replicas) by batched products instead."""
     if batch.x is not None and batch.x.dim() == 3:
         return _own_batches_forward_backward(model, batch)
     squares, residual_x, residual_sum = residual_sums(model.w.detach(), model.b.detach(), batch)
     n = batch.total
-    model.w.grad = residual_x.mul_(2.0 / n)  # ∂/∂w mean(r²) = (2/N) rᵀX
-    model.b.grad = residual_sum.mul_(2.0 / n)
-    return squares.div_(n)
+    # ∂/∂w mean(r²) = (2/N) rᵀX, ∂/∂b = (2/N) Σ r
+    grad = torch.cat([residual_x, residual_sum.unsqueeze(1)], dim=1).mul_(2.0 / n)
+    return squares.div_(n), grad
 
 
 @torch.no_grad()
-def _own_batches_forward_backward(model: MyLinearRegressionModel, batch: Rows) -> torch.Tensor:
+def _own_batches_forward_backward(
+    model: MyLinearRegressionModel, batch: Rows
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Replica k's loss and gradient on its own batch x[k] [B, d], y[k] [B, 1]."""
     assert batch.x is not None and batch.y is not None
     w, b = model.w.detach(), model.b.detach()
     residual = torch.bmm(batch.x, w.unsqueeze(2)).add_(b.view(-1, 1, 1)).sub_(batch.y)  # [K, B, 1]
     n = batch.total
-    model.w.grad = torch.bmm(residual.transpose(1, 2), batch.x).squeeze(1).mul_(2.0 / n)
-    model.b.grad = residual.sum(dim=(1, 2)).mul_(2.0 / n)
-    return (residual * residual).sum(dim=(1, 2)).div_(n)
+    grad_w = torch.bmm(residual.transpose(1, 2), batch.x).squeeze(1)
+    grad = torch.cat([grad_w, residual.sum(dim=1)], dim=1).mul_(2.0 / n)
+    return (residual * residual).sum(dim=(1, 2)).div_(n), grad
 
 
 @torch.no_grad()
@@ -266,7 +274,9 @@ class DistributedGradient:
 
         return future.then(unpack)
 
-    def __call__(self, model: MyLinearRegressionModel, batch: Rows) -> torch.Tensor:
+    def __call__(
+        self, model: MyLinearRegressionModel, theta: torch.Tensor, batch: Rows
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         scale = self.world.size / batch.total
         model.w.grad = model.b.grad = None
         with self.world.collective("training step"):
@@ -275,18 +285,13 @@ class DistributedGradient:
             self.extra = torch.cat([share.detach() / scale, share.new_tensor([asked])])
             share.sum().backward()  # the hook all-reduces gradients, squares and stop flags
         self.stopped = bool(self.reduced_extra[-1] > 0)
-        return self.reduced_extra[:-1].to(share.dtype) / batch.total
+        return self.reduced_extra[:-1].to(share.dtype) / batch.total, grad_vector(model)
 
 
 def grad_vector(model: MyLinearRegressionModel) -> torch.Tensor:
+    """The gradient autograd (or DDP) left in .grad, as one [K, p] tensor."""
     assert model.w.grad is not None and model.b.grad is not None
     return torch.cat([model.w.grad, model.b.grad.unsqueeze(1)], dim=1)
-
-
-def grad_norm(model: MyLinearRegressionModel) -> torch.Tensor:
-    """Per replica, the norm of the gradient a path left in .grad: read only where it is
-    recorded, not computed in every step."""
-    return torch.linalg.vector_norm(grad_vector(model), dim=1)
 
 
 def theta_of(model: MyLinearRegressionModel) -> torch.Tensor:

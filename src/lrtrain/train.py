@@ -37,11 +37,11 @@ from lrtrain.cuda_graph import GraphedStep, use_graph
 from lrtrain.data import Dataset
 from lrtrain.devices import process_device, torch_dtype
 from lrtrain.distributed import SINGLE, World
-from lrtrain.gradients import Gradient, choose, grad_norm, grad_vector, theta_of
+from lrtrain.gradients import Gradient, choose, theta_of
 from lrtrain.model import MyLinearRegressionModel
 from lrtrain.schedules import lr_factors
 from lrtrain.startup import never_imports_dynamo
-from lrtrain.updates import build_optimizer, scaled_step, sgd_step
+from lrtrain.updates import build_optimizer, forget_momentum, scaled_step, sgd_step
 
 SYNC_EVERY = 64
 DIVERGENCE_FACTOR = 1e6  # loss above this × the initial loss counts as diverged
@@ -169,6 +169,7 @@ def train(
         model.load_state_dict(resume["model"])
         optimizer.load_state_dict(resume["optimizer"])
         loop.restore(resume["loop"], total)
+        forget_momentum(optimizer, model, loop.active_col)  # replicas that stopped stay put
         first = int(resume["step"])
     batches = None if own_rows else _batches(dataset, config, device)
     gradient, full_gradient, should_stop, path = choose(
@@ -182,7 +183,7 @@ def train(
     take_step = startup.stepper(optimizer)  # optimizer.step(), without importing torch._dynamo
 
     def step_at(step: int | torch.Tensor, batch: Rows) -> torch.Tensor:
-        return _step(loop, model, take_step, gradient, batch, step, config)
+        return _step(loop, model, optimizer, take_step, gradient, batch, step, config)
 
     # a schedule sets the optimizer's rate from the host each step: no CUDA graph
     graphed = (
@@ -212,16 +213,16 @@ def train(
         if (step + 1) % check_every == 0 or last:
             # Stop early once every replica has stopped (the remaining steps would only recompute
             # frozen values). On a GPU that read synchronises with the host, so it happens every
-            # SYNC_EVERY steps; on the CPU it is a cheap read, done every step.
-            still = bool(loop.active.any())
+            # SYNC_EVERY steps; on the CPU the step's stop checks know whether anyone stopped.
+            still = loop.still_active()
             if progress is not None and ((step + 1) % SYNC_EVERY == 0 or last or not still):
                 progress(step + 1, total, loss.tolist())
             if not still:
                 break
 
     # -- the result: the full-batch loss and gradient where each replica stopped -----------
-    final_loss = full_gradient(model, data)
-    final_grad = grad_norm(model)
+    final_loss, final_grad = full_gradient(model, theta_of(model), data)
+    final_grad = torch.linalg.vector_norm(final_grad, dim=1)
     elapsed = time.perf_counter() - start
     result = _result(config, lrs, loop, model, optimizer, final_loss, final_grad, elapsed)
     result.device, result.world, result.gradient = str(device), world.describe(), path
@@ -348,6 +349,24 @@ class _Loop:
     goal: torch.Tensor  # [K]: a loss at or below this reaches train.target_gap (-inf: no goal)
     target_gap: float | None = None
     loss_ref: float = 0.0
+    # Host-side, on the CPU: whether a replica stopped since the loop last looked (a GPU
+    # never tells the host, and the loop reads ``active`` every SYNC_EVERY steps instead).
+    stopped_unseen: bool = True
+
+    @property
+    def lr_col(self) -> torch.Tensor:
+        return self.lr.unsqueeze(1)  # [K, 1], to scale [K, p] gradients
+
+    @property
+    def active_col(self) -> torch.Tensor:
+        return self.active.unsqueeze(1)
+
+    def still_active(self) -> bool:
+        """Whether any replica is still training (read on the host)."""
+        if self.active.device.type == "cpu" and not self.stopped_unseen:
+            return True
+        self.stopped_unseen = False
+        return bool(self.active.any())
 
     @classmethod
     def start(
@@ -383,6 +402,7 @@ class _Loop:
         self.stop_step.masked_fill_(self.active, step)
         self.status.masked_fill_(self.active, _INTERRUPTED)
         self.active.zero_()
+        self.stopped_unseen = True
 
     def state(self) -> dict[str, torch.Tensor]:
         """The tensors a resume needs (on the CPU), histories included."""
@@ -404,6 +424,7 @@ class _Loop:
         self.active.copy_(going_on)
         self.stop_step.masked_fill_(going_on, total)
         self.status.masked_fill_(going_on, _COMPLETED)
+        self.stopped_unseen = True
 
 
 _LOOP_TENSORS = (
@@ -415,58 +436,69 @@ _LOOP_TENSORS = (
 def _step(
     loop: _Loop,
     model: MyLinearRegressionModel,
+    optimizer: torch.optim.Optimizer,
     take_step: Callable[[], None],
     gradient: Gradient,
     batch: Rows,
     step: int | torch.Tensor,
     config: Config,
 ) -> torch.Tensor:
-    """One step of every replica: loss and gradient at θ_t, history, stop checks, SGD update.
+    """One step of every replica: loss and gradient at θ_t, history, stop checks, update.
 
     ``step`` is a Python int when run eagerly, or a device tensor inside a CUDA graph (where
     nothing may depend on the host).
     """
-    loss = gradient(model, batch)
+    theta = theta_of(model)  # [K, p]: θ_t, one concatenation serves the gradient and history
+    loss, grad = gradient(model, theta, batch)
     if isinstance(step, int) and step == 0:
         loop.limit.copy_(torch.where(loss > 0, loss * DIVERGENCE_FACTOR, loop.limit))
-        loop.initial_grad.copy_(grad_vector(model))
+        loop.initial_grad.copy_(grad)
         if loop.target_gap is not None:
             scale = [gap_scale(loop.loss_ref, float(loss0)) for loss0 in loss.tolist()]
             goal = [loop.loss_ref + loop.target_gap * s for s in scale]
             loop.goal.copy_(torch.tensor(goal, dtype=loss.dtype))
-    _record(loop, model, step, loss, config.train.log_every)
-    _stop_checks(loop, loss, step, config.train.tol)
+    _record(loop, theta, grad, step, loss, config.train.log_every)
+    stopped = _stop_checks(loop, loss, step, config.train.tol)
     opt = config.optimizer
     if opt.name == "sgd":
-        sgd_step(model, take_step, loop.lr, loop.active, opt.weight_decay, opt.momentum_value > 0)
+        if stopped and opt.momentum_value > 0:
+            forget_momentum(optimizer, model, loop.active_col)
+        sgd_step(model, take_step, theta, grad, loop.lr_col, loop.active_col, opt.weight_decay)
     else:
-        scaled_step(model, take_step, loop.lr, loop.active)
+        scaled_step(model, take_step, theta, grad, loop.lr_col, loop.active_col)
     return loss
 
 
 def _stop_checks(
     loop: _Loop, loss: torch.Tensor, step: int | torch.Tensor, tol: float | None
-) -> None:
-    """Freeze the replicas that diverged, reached the target or stalled at this step."""
+) -> bool:
+    """Freeze the replicas that diverged, reached the target or stalled at this step; whether
+    any may have (on a GPU, which never asks the host: always)."""
     ok = loss <= loop.limit  # False for NaN, ±inf and blow-ups alike
-    done = ~ok | (loss <= loop.goal)
+    done = ok.logical_not()
+    if loop.target_gap is not None:
+        done |= loss <= loop.goal
     if tol is not None:
         done |= (loss - loop.prev_loss).abs() < tol
         loop.prev_loss.copy_(loss)
-    newly = loop.active & done
+    newly = done.logical_and_(loop.active)
     # On the CPU a look at the host is cheap, and most steps stop nobody: skip the bookkeeping.
     # A GPU never waits for the host here (nor may a CUDA graph).
-    if newly.device.type == "cpu" and not bool(newly.any()):
-        return
+    if newly.device.type == "cpu":
+        if not bool(newly.any()):
+            return False
+        loop.stopped_unseen = True
     # torch.where, not masked_fill_: with a tensor value masked_fill_ reads it on the host.
     loop.stop_step.copy_(torch.where(newly, step, loop.stop_step))
     loop.status.copy_(torch.where(newly, torch.where(ok, _CONVERGED, _DIVERGED), loop.status))
     loop.active.logical_and_(~newly)
+    return True
 
 
 def _record(
     loop: _Loop,
-    model: MyLinearRegressionModel,
+    theta: torch.Tensor,
+    grad: torch.Tensor,
     step: int | torch.Tensor,
     loss: torch.Tensor,
     log_every: int,
@@ -475,15 +507,15 @@ def _record(
         if step % log_every == 0:
             row = step // log_every
             loop.hist_loss[row] = loss
-            loop.hist_grad[row] = grad_norm(model)
-            loop.hist_theta[row] = theta_of(model)
+            loop.hist_grad[row] = torch.linalg.vector_norm(grad, dim=1)
+            loop.hist_theta[row] = theta
         return
     # On the device, without a host decision: unlogged steps go to the spare last row.
     spare = loop.hist_loss.shape[0] - 1
     rows = torch.where(step % log_every == 0, step // log_every, spare).view(1)
     loop.hist_loss.index_copy_(0, rows, loss.unsqueeze(0))
-    loop.hist_grad.index_copy_(0, rows, grad_norm(model).unsqueeze(0))
-    loop.hist_theta.index_copy_(0, rows, theta_of(model).unsqueeze(0))
+    loop.hist_grad.index_copy_(0, rows, torch.linalg.vector_norm(grad, dim=1).unsqueeze(0))
+    loop.hist_theta.index_copy_(0, rows, theta.unsqueeze(0))
 
 
 def _cpu(value: Any) -> Any:

@@ -36,45 +36,60 @@ def build_optimizer(opt: OptimizerConfig, parameters: Any) -> torch.optim.Optimi
 def sgd_step(
     model: MyLinearRegressionModel,
     take_step: Callable[[], None],
-    lr: torch.Tensor,
+    theta: torch.Tensor,
+    grad: torch.Tensor,
+    rate: torch.Tensor,
     active: torch.Tensor,
     weight_decay: float,
-    momentum: bool,
 ) -> None:
-    old = (model.w.clone(), model.b.clone()) if momentum else None
-    for param, rate, going in (
-        (model.w, lr.unsqueeze(1), active.unsqueeze(1)),
-        (model.b, lr, active),
-    ):
-        grad = param.grad
-        assert grad is not None  # the gradient path has just set it
-        if weight_decay:
-            grad.add_(param, alpha=weight_decay)
-        # A stopped replica's gradient becomes 0 outright (it may be infinite, and inf·0 is
-        # NaN); torch.where costs a fraction of masked_fill_ with a broadcast mask.
-        param.grad = torch.where(going, grad.mul_(rate), 0.0)
+    """Plain, momentum or Nesterov SGD at lr = 1 on the gradient ``grad`` [K, p] at ``theta``
+    scaled by each replica's ``rate`` [K, 1]; a stopped replica (``active`` [K, 1] False)
+    gets a zero gradient, and :func:`forget_momentum` has emptied its buffer, so it does not
+    move. ``grad`` is the step's to overwrite."""
+    if weight_decay:
+        grad.add_(theta, alpha=weight_decay)
+    # A stopped replica's gradient becomes 0 outright (it may be infinite, and inf·0 is NaN).
+    _hand_over(model, torch.where(active, grad.mul_(rate), 0.0))
     take_step()
-    if old is not None:
-        # Momentum would keep moving a stopped replica: put it back where it stopped.
-        model.w.copy_(torch.where(active.unsqueeze(1), model.w, old[0]))
-        model.b.copy_(torch.where(active, model.b, old[1]))
 
 
 @torch.no_grad()
 def scaled_step(
     model: MyLinearRegressionModel,
     take_step: Callable[[], None],
+    theta: torch.Tensor,
+    grad: torch.Tensor,
     rate: torch.Tensor,
     active: torch.Tensor,
 ) -> None:
     """An adaptive optimizer's step at lr = 1, each replica's displacement scaled by its rate
     (0 for a stopped one, whose gradient is zeroed too: it may be infinite)."""
-    params = ((model.w, rate.unsqueeze(1), active.unsqueeze(1)), (model.b, rate, active))
-    old = []
-    for param, _, going in params:
-        assert param.grad is not None  # the gradient path has just set it
-        param.grad = torch.where(going, param.grad, 0.0)
-        old.append(param.clone())
+    _hand_over(model, torch.where(active, grad, 0.0))
     take_step()
-    for (param, scale, going), before in zip(params, old, strict=True):
-        param.copy_(torch.addcmul(before, torch.where(going, scale, 0.0), param - before))
+    scale = torch.where(active, rate, 0.0)
+    d = model.w.shape[1]
+    for param, before, factor in (
+        (model.w, theta[:, :d], scale),
+        (model.b, theta[:, d], scale[:, 0]),
+    ):
+        param.copy_(torch.addcmul(before, factor, param - before))
+
+
+@torch.no_grad()
+def forget_momentum(
+    optimizer: torch.optim.Optimizer, model: MyLinearRegressionModel, active: torch.Tensor
+) -> None:
+    """Empty the momentum buffers of the stopped replicas (``active`` [K, 1] False): with a
+    zero gradient and a zero buffer, SGD leaves a replica where it stopped. Called when a
+    replica stops (every step on a GPU, which never asks the host which one did)."""
+    stopped = active.logical_not()
+    for param, gone in ((model.w, stopped), (model.b, stopped[:, 0])):
+        buffer = optimizer.state.get(param, {}).get("momentum_buffer")
+        if buffer is not None:
+            buffer.masked_fill_(gone, 0.0)
+
+
+def _hand_over(model: MyLinearRegressionModel, grad: torch.Tensor) -> None:
+    """The [K, p] gradient as the parameters' .grad: views of its columns, no copy."""
+    d = model.w.shape[1]
+    model.w.grad, model.b.grad = grad[:, :d], grad[:, d]
