@@ -104,7 +104,9 @@ class GramGradient:
         e = torch.sub(theta, self.theta_star)  # [K, p], float64 by type promotion
         grad = e @ self.hessian  # ∇ = H e (H is symmetric: the rows of (H eᵀ)ᵀ)
         loss = torch.add(self.loss_star, torch.linalg.vecdot(e, grad), alpha=0.5)
-        return loss.to(theta.dtype), grad.to(theta.dtype)
+        if theta.dtype != loss.dtype:  # a cast is an operation too, even to the same dtype
+            return loss.to(theta.dtype), grad.to(theta.dtype)
+        return loss, grad
 
 
 class AgreedStop:
@@ -294,5 +296,13 @@ def grad_vector(model: MyLinearRegressionModel) -> torch.Tensor:
     return torch.cat([model.w.grad, model.b.grad.unsqueeze(1)], dim=1)
 
 
+def theta_reader(model: MyLinearRegressionModel) -> Callable[[], torch.Tensor]:
+    """A function returning θ = (w, b) as one [K, p] tensor: the detached views of the
+    parameters are made once (optimizers update them in place), so each read is one
+    concatenation — what a training step pays."""
+    parts = [model.w.detach(), model.b.detach().unsqueeze(1)]
+    return lambda: torch.cat(parts, dim=1)
+
+
 def theta_of(model: MyLinearRegressionModel) -> torch.Tensor:
-    return torch.cat([model.w.detach(), model.b.detach().unsqueeze(1)], dim=1)
+    return theta_reader(model)()

@@ -37,7 +37,7 @@ from lrtrain.cuda_graph import GraphedStep, use_graph
 from lrtrain.data import Dataset
 from lrtrain.devices import process_device, torch_dtype
 from lrtrain.distributed import SINGLE, World
-from lrtrain.gradients import Gradient, choose, theta_of
+from lrtrain.gradients import Gradient, choose, theta_of, theta_reader
 from lrtrain.model import MyLinearRegressionModel
 from lrtrain.schedules import lr_factors
 from lrtrain.startup import never_imports_dynamo
@@ -181,9 +181,11 @@ def train(
         full_gradient = gradient
 
     take_step = startup.stepper(optimizer)  # optimizer.step(), without importing torch._dynamo
+    read_theta = theta_reader(model)
 
     def step_at(step: int | torch.Tensor, batch: Rows) -> torch.Tensor:
-        return _step(loop, model, optimizer, take_step, gradient, batch, step, config)
+        theta = read_theta()
+        return _step(loop, model, theta, optimizer, take_step, gradient, batch, step, config)
 
     # a schedule sets the optimizer's rate from the host each step: no CUDA graph
     graphed = (
@@ -352,14 +354,23 @@ class _Loop:
     # Host-side, on the CPU: whether a replica stopped since the loop last looked (a GPU
     # never tells the host, and the loop reads ``active`` every SYNC_EVERY steps instead).
     stopped_unseen: bool = True
+    # Host-side, on the CPU: whether any replica has stopped; until one has, no gradient needs
+    # masking (a GPU never asks the host, and always masks)
+    any_stopped: bool = False
+    # [K, 1] views of lr and active, to scale and mask [K, p] gradients: made once (both are
+    # only ever updated in place)
+    lr_col: torch.Tensor = field(init=False)
+    active_col: torch.Tensor = field(init=False)
 
-    @property
-    def lr_col(self) -> torch.Tensor:
-        return self.lr.unsqueeze(1)  # [K, 1], to scale [K, p] gradients
+    def __post_init__(self) -> None:
+        self.lr_col, self.active_col = self.lr.unsqueeze(1), self.active.unsqueeze(1)
 
-    @property
-    def active_col(self) -> torch.Tensor:
-        return self.active.unsqueeze(1)
+    def mask(self) -> torch.Tensor | None:
+        """``active_col`` for the update to mask stopped replicas with, or None on the CPU
+        while none has stopped."""
+        if self.active.device.type == "cpu" and not self.any_stopped:
+            return None
+        return self.active_col
 
     def still_active(self) -> bool:
         """Whether any replica is still training (read on the host)."""
@@ -402,7 +413,7 @@ class _Loop:
         self.stop_step.masked_fill_(self.active, step)
         self.status.masked_fill_(self.active, _INTERRUPTED)
         self.active.zero_()
-        self.stopped_unseen = True
+        self.stopped_unseen = self.any_stopped = True
 
     def state(self) -> dict[str, torch.Tensor]:
         """The tensors a resume needs (on the CPU), histories included."""
@@ -424,7 +435,7 @@ class _Loop:
         self.active.copy_(going_on)
         self.stop_step.masked_fill_(going_on, total)
         self.status.masked_fill_(going_on, _COMPLETED)
-        self.stopped_unseen = True
+        self.stopped_unseen, self.any_stopped = True, not bool(going_on.all())
 
 
 _LOOP_TENSORS = (
@@ -436,6 +447,7 @@ _LOOP_TENSORS = (
 def _step(
     loop: _Loop,
     model: MyLinearRegressionModel,
+    theta: torch.Tensor,
     optimizer: torch.optim.Optimizer,
     take_step: Callable[[], None],
     gradient: Gradient,
@@ -443,12 +455,12 @@ def _step(
     step: int | torch.Tensor,
     config: Config,
 ) -> torch.Tensor:
-    """One step of every replica: loss and gradient at θ_t, history, stop checks, update.
+    """One step of every replica: loss and gradient at θ_t (``theta`` [K, p], which serves
+    the gradient, the history and the update), history, stop checks, update.
 
     ``step`` is a Python int when run eagerly, or a device tensor inside a CUDA graph (where
     nothing may depend on the host).
     """
-    theta = theta_of(model)  # [K, p]: θ_t, one concatenation serves the gradient and history
     loss, grad = gradient(model, theta, batch)
     if isinstance(step, int) and step == 0:
         loop.limit.copy_(torch.where(loss > 0, loss * DIVERGENCE_FACTOR, loop.limit))
@@ -463,9 +475,9 @@ def _step(
     if opt.name == "sgd":
         if stopped and opt.momentum_value > 0:
             forget_momentum(optimizer, model, loop.active_col)
-        sgd_step(model, take_step, theta, grad, loop.lr_col, loop.active_col, opt.weight_decay)
+        sgd_step(model, take_step, theta, grad, loop.lr_col, loop.mask(), opt.weight_decay)
     else:
-        scaled_step(model, take_step, theta, grad, loop.lr_col, loop.active_col)
+        scaled_step(model, take_step, theta, grad, loop.lr_col, loop.mask())
     return loss
 
 
@@ -475,19 +487,19 @@ def _stop_checks(
     """Freeze the replicas that diverged, reached the target or stalled at this step; whether
     any may have (on a GPU, which never asks the host: always)."""
     ok = loss <= loop.limit  # False for NaN, ±inf and blow-ups alike
-    done = ok.logical_not()
+    going = ok  # the replicas this step gives no reason to stop
     if loop.target_gap is not None:
-        done |= loss <= loop.goal
+        going = going & (loss > loop.goal)
     if tol is not None:
-        done |= (loss - loop.prev_loss).abs() < tol
+        going = going & ~((loss - loop.prev_loss).abs() < tol)  # NaN at step 0: no stall
         loop.prev_loss.copy_(loss)
-    newly = done.logical_and_(loop.active)
+    newly = torch.gt(loop.active, going)  # active and not going, in one operation
     # On the CPU a look at the host is cheap, and most steps stop nobody: skip the bookkeeping.
     # A GPU never waits for the host here (nor may a CUDA graph).
     if newly.device.type == "cpu":
         if not bool(newly.any()):
             return False
-        loop.stopped_unseen = True
+        loop.stopped_unseen = loop.any_stopped = True
     # torch.where, not masked_fill_: with a tensor value masked_fill_ reads it on the host.
     loop.stop_step.copy_(torch.where(newly, step, loop.stop_step))
     loop.status.copy_(torch.where(newly, torch.where(ok, _CONVERGED, _DIVERGED), loop.status))

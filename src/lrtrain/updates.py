@@ -39,17 +39,18 @@ def sgd_step(
     theta: torch.Tensor,
     grad: torch.Tensor,
     rate: torch.Tensor,
-    active: torch.Tensor,
+    active: torch.Tensor | None,
     weight_decay: float,
 ) -> None:
     """Plain, momentum or Nesterov SGD at lr = 1 on the gradient ``grad`` [K, p] at ``theta``
-    scaled by each replica's ``rate`` [K, 1]; a stopped replica (``active`` [K, 1] False)
-    gets a zero gradient, and :func:`forget_momentum` has emptied its buffer, so it does not
-    move. ``grad`` is the step's to overwrite."""
+    scaled by each replica's ``rate`` [K, 1]; a stopped replica (``active`` [K, 1] False;
+    None: every replica is active) gets a zero gradient, and :func:`forget_momentum` has
+    emptied its buffer, so it does not move. ``grad`` is the step's to overwrite."""
     if weight_decay:
         grad.add_(theta, alpha=weight_decay)
+    grad.mul_(rate)
     # A stopped replica's gradient becomes 0 outright (it may be infinite, and inf·0 is NaN).
-    _hand_over(model, torch.where(active, grad.mul_(rate), 0.0))
+    _hand_over(model, grad if active is None else torch.where(active, grad, 0.0))
     take_step()
 
 
@@ -60,13 +61,14 @@ def scaled_step(
     theta: torch.Tensor,
     grad: torch.Tensor,
     rate: torch.Tensor,
-    active: torch.Tensor,
+    active: torch.Tensor | None,
 ) -> None:
     """An adaptive optimizer's step at lr = 1, each replica's displacement scaled by its rate
-    (0 for a stopped one, whose gradient is zeroed too: it may be infinite)."""
-    _hand_over(model, torch.where(active, grad, 0.0))
+    (0 for a stopped one, whose gradient is zeroed too: it may be infinite; ``active`` None:
+    every replica is active)."""
+    _hand_over(model, grad if active is None else torch.where(active, grad, 0.0))
     take_step()
-    scale = torch.where(active, rate, 0.0)
+    scale = rate if active is None else torch.where(active, rate, 0.0)
     d = model.w.shape[1]
     for param, before, factor in (
         (model.w, theta[:, :d], scale),
