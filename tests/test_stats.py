@@ -1,4 +1,4 @@
-"""The exact answer of rows held in memory: one read of the rows when the first chunk's own
+"""The exact answer of rows held in memory: one read of the rows when the first rows' own
 answer leaves residuals as small as the optimum's, a second read about the first answer
 otherwise — checked against least squares computed independently in extended precision."""
 
@@ -38,31 +38,31 @@ def _extended_reference(x: torch.Tensor, y: torch.Tensor) -> tuple[np.ndarray, f
 
 def _problem(n: int, noise: float, steady_start: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """Features ≈ 1e3 ± 1…10, y linear in them plus noise; ``steady_start``: the last feature
-    constant over the first chunk's rows (sorted data)."""
+    constant over the rows the reference is fitted to (sorted data)."""
     g = torch.Generator().manual_seed(3)
     x = 1e3 + torch.randn(n, 4, generator=g, dtype=torch.float64) * torch.tensor([1, 2, 5, 10])
     if steady_start:
-        x[: st.CHUNK_ROWS, 3] = 1e3
+        x[: st.REFERENCE_ROWS, 3] = 1e3
     w = torch.tensor([[1.5], [-2.0], [0.25], [3.0]], dtype=torch.float64)
     y = x @ w + 7.0 + noise * torch.randn(n, 1, generator=g, dtype=torch.float64)
     return x, y
 
 
 def test_rows_are_read_once_when_the_first_chunk_gives_a_good_reference() -> None:
-    """Three and a bit chunks with noise: the first chunk (for the reference) and one pass —
+    """Three and a bit chunks with noise: the first rows (for the reference) and one pass —
     no second pass — and the answer that of extended-precision least squares."""
     x, y = _problem(3 * st.CHUNK_ROWS + 17, noise=0.5)
     reads: list[int] = []
     exact = st.exact_of_rows(_rows(x, y, reads), 4)
     chunks = -(-len(x) // st.CHUNK_ROWS)
-    assert len(reads) == 1 + chunks  # the first chunk twice, every other once
+    assert len(reads) == 1 + chunks  # the first chunk (its head) twice, every other once
     theta, loss = _extended_reference(x, y)
     assert exact.theta_star.numpy() == pytest.approx(theta, rel=1e-10)
     assert exact.loss_star == pytest.approx(loss, rel=1e-12)
 
 
 def test_a_poor_reference_gets_a_second_pass() -> None:
-    """Sorted rows whose first chunk never varies one feature: its answer cannot know that
+    """Sorted rows whose first rows never vary one feature: their answer cannot know that
     feature's slope, the residuals it leaves are far above the optimum's, and the rows are
     read again about the first answer, as before."""
     x, y = _problem(2 * st.CHUNK_ROWS + 5, noise=0.5, steady_start=True)

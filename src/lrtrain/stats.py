@@ -26,6 +26,9 @@ CHUNK_ROWS = 1 << 16  # rows per chunk of a statistics pass
 LSTSQ_MAX_BYTES = 256 * 2**20  # above this, the optimum comes from the sufficient statistics
 DIRECT_EIGH_MIN_RATIO = 1e-6  # λ_min/λ_max from which eigh(H) is accurate enough, not the SVD
 NORMAL_EQUATIONS_MAX_COND = 1e6  # above this κ of the centred covariance, SVD of the data
+# Rows whose own answer is the reference of a one-pass answer: its residuals are then within
+# a fraction ~d/REFERENCE_ROWS of the optimum's for rows in no particular order
+REFERENCE_ROWS = 4096
 # Above this ratio of the reference's centred residual sum of squares to the optimum's, the
 # answer of one pass may have lost digits to cancellation, and a second pass is made about it
 REFINE_ABOVE = 2.0
@@ -228,17 +231,19 @@ class Exact:
 
 def exact_of_rows(rows: Callable[[], Iterator[tuple[torch.Tensor, torch.Tensor]]], d: int) -> Exact:
     """The answer for rows held in memory, in one pass when that is as exact as two: the pass
-    accumulates the residuals of a reference predictor fitted to the first chunk alone, which
-    leaves them about as small as the optimum's (Σ z² within a fraction d/chunk of the
-    residual sum of squares), so the answer comes from small numbers. A second pass about the
-    first answer (:func:`refined`) only where that reference was poor — the residuals it left
-    more than ``REFINE_ABOVE`` times the optimum's (sorted rows whose first chunk says little
-    about the rest) — or where θ* came from an SVD of the rows. For data within one chunk
-    this is the two passes of old: the chunk's answer, then a pass about it."""
+    accumulates the residuals of a reference predictor fitted to the first ``REFERENCE_ROWS``
+    rows alone, which leaves them about as small as the optimum's (Σ z² within a fraction
+    ~d/REFERENCE_ROWS of the residual sum of squares), so the answer comes from small
+    numbers. A second pass about the first answer (:func:`refined`) only where that reference
+    was poor — the residuals it left more than ``REFINE_ABOVE`` times the optimum's (sorted
+    rows whose first rows say little about the rest) — or where θ* came from an SVD of the
+    rows. For fewer rows than ``REFERENCE_ROWS`` this is the two passes of old: the rows'
+    answer, then a pass about it."""
     first_chunk = next(iter(rows()), None)
     reference = None
-    if first_chunk is not None:  # the first chunk's own least-squares answer, cheap: in cache
-        reference = exact_answer(chunk_stats([first_chunk], d=d), None).theta_star
+    if first_chunk is not None:  # the first rows' own least-squares answer: a small read
+        head = [(part[:REFERENCE_ROWS] for part in first_chunk)]
+        reference = exact_answer(chunk_stats(head, d=d), None).theta_star
     first = exact_answer(chunk_stats(rows(), reference, d), rows)
     residual = first.loss_star * first.stats.n
     if first.from_rows or not first.stats.cyy <= REFINE_ABOVE * residual:
