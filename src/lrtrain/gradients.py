@@ -103,7 +103,8 @@ class GramGradient:
         # as its count of small tensor operations (~5–10 µs each on a CPU, whatever their size).
         e = torch.sub(theta, self.theta_star)  # [K, p], float64 by type promotion
         grad = e @ self.hessian  # ∇ = H e (H is symmetric: the rows of (H eᵀ)ᵀ)
-        loss = torch.add(self.loss_star, torch.linalg.vecdot(e, grad), alpha=0.5)
+        # (e·∇) per row as a product and a sum: linalg.vecdot measures ~1.7× slower here
+        loss = torch.add(self.loss_star, (e * grad).sum(dim=1), alpha=0.5)
         if theta.dtype != loss.dtype:  # a cast is an operation too, even to the same dtype
             return loss.to(theta.dtype), grad.to(theta.dtype)
         return loss, grad
