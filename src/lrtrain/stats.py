@@ -242,7 +242,8 @@ def exact_of_rows(rows: Callable[[], Iterator[tuple[torch.Tensor, torch.Tensor]]
     first_chunk = next(iter(rows()), None)
     reference = None
     if first_chunk is not None:  # the first rows' own least-squares answer: a small read
-        head = [(part[:REFERENCE_ROWS] for part in first_chunk)]
+        x, y = first_chunk
+        head = [(x[:REFERENCE_ROWS], y[:REFERENCE_ROWS])]
         reference = exact_answer(chunk_stats(head, d=d), None).theta_star
     first = exact_answer(chunk_stats(rows(), reference, d), rows)
     residual = first.loss_star * first.stats.n

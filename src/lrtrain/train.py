@@ -361,16 +361,21 @@ class _Loop:
     # only ever updated in place)
     lr_col: torch.Tensor = field(init=False)
     active_col: torch.Tensor = field(init=False)
+    # [K, 1]: each replica's rate while active, 0 once stopped (SGD's scale; see sgd_step)
+    rate_col: torch.Tensor = field(init=False)
 
     def __post_init__(self) -> None:
         self.lr_col, self.active_col = self.lr.unsqueeze(1), self.active.unsqueeze(1)
+        self.rate_col = self.lr_col.clone()
 
-    def mask(self) -> torch.Tensor | None:
-        """``active_col`` for the update to mask stopped replicas with, or None on the CPU
-        while none has stopped."""
-        if self.active.device.type == "cpu" and not self.any_stopped:
-            return None
-        return self.active_col
+    def masking(self) -> bool:
+        """Whether a replica may have stopped, so the update must mask it: on the CPU once
+        one has; on a GPU, which never asks the host, always."""
+        return self.any_stopped or self.active.device.type != "cpu"
+
+    def stopped(self) -> None:
+        """``active`` changed: stopped replicas' rates become 0."""
+        self.rate_col.copy_(torch.where(self.active_col, self.lr_col, 0.0))
 
     def still_active(self) -> bool:
         """Whether any replica is still training (read on the host)."""
@@ -414,6 +419,7 @@ class _Loop:
         self.status.masked_fill_(self.active, _INTERRUPTED)
         self.active.zero_()
         self.stopped_unseen = self.any_stopped = True
+        self.stopped()
 
     def state(self) -> dict[str, torch.Tensor]:
         """The tensors a resume needs (on the CPU), histories included."""
@@ -436,6 +442,7 @@ class _Loop:
         self.stop_step.masked_fill_(going_on, total)
         self.status.masked_fill_(going_on, _COMPLETED)
         self.stopped_unseen, self.any_stopped = True, not bool(going_on.all())
+        self.stopped()
 
 
 _LOOP_TENSORS = (
@@ -475,9 +482,10 @@ def _step(
     if opt.name == "sgd":
         if stopped and opt.momentum_value > 0:
             forget_momentum(optimizer, model, loop.active_col)
-        sgd_step(model, take_step, theta, grad, loop.lr_col, loop.mask(), opt.weight_decay)
+        sgd_step(model, take_step, theta, grad, loop.rate_col, loop.masking(), opt.weight_decay)
     else:
-        scaled_step(model, take_step, theta, grad, loop.lr_col, loop.mask())
+        mask = loop.active_col if loop.masking() else None
+        scaled_step(model, take_step, theta, grad, loop.lr_col, mask)
     return loss
 
 
@@ -504,6 +512,7 @@ def _stop_checks(
     loop.stop_step.copy_(torch.where(newly, step, loop.stop_step))
     loop.status.copy_(torch.where(newly, torch.where(ok, _CONVERGED, _DIVERGED), loop.status))
     loop.active.logical_and_(~newly)
+    loop.stopped()
     return True
 
 

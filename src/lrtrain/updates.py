@@ -7,6 +7,7 @@ on the rate and their step is linear in it). A stopped replica does not move.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -39,18 +40,21 @@ def sgd_step(
     theta: torch.Tensor,
     grad: torch.Tensor,
     rate: torch.Tensor,
-    active: torch.Tensor | None,
+    masking: bool,
     weight_decay: float,
 ) -> None:
     """Plain, momentum or Nesterov SGD at lr = 1 on the gradient ``grad`` [K, p] at ``theta``
-    scaled by each replica's ``rate`` [K, 1]; a stopped replica (``active`` [K, 1] False;
-    None: every replica is active) gets a zero gradient, and :func:`forget_momentum` has
-    emptied its buffer, so it does not move. ``grad`` is the step's to overwrite."""
+    scaled by each replica's ``rate`` [K, 1], which is 0 for a stopped replica: it gets a zero
+    gradient, and :func:`forget_momentum` has emptied its buffer, so it does not move.
+    ``grad`` is the step's to overwrite. ``masking``: a replica may have stopped."""
     if weight_decay:
         grad.add_(theta, alpha=weight_decay)
     grad.mul_(rate)
-    # A stopped replica's gradient becomes 0 outright (it may be infinite, and inf·0 is NaN).
-    _hand_over(model, grad if active is None else torch.where(active, grad, 0.0))
+    if masking:
+        # A stopped replica's gradient may be infinite or NaN, and inf·0 is NaN: make it 0.
+        # An active replica's is finite (its loss passed the divergence check this step).
+        grad.nan_to_num_(nan=0.0, posinf=math.inf, neginf=-math.inf)
+    _hand_over(model, grad)
     take_step()
 
 
