@@ -99,15 +99,16 @@ class Accumulator:
         d = x64.shape[1]
         if self.theta_ref is None:
             self.theta_ref = torch.zeros(d + 1, dtype=F64)
-        if bool(self.theta_ref.any()):
-            z = z - (x64 @ self.theta_ref[:d] + self.theta_ref[d])
+        referenced = bool(self.theta_ref.any())
+        if referenced:  # z = y − X̃θ_ref: one product and a new vector (ours to centre)
+            z = torch.addmv(z, x64, self.theta_ref[:d], alpha=-1.0).sub_(self.theta_ref[d])
         if self.x_shift is None:  # the first chunk's means: the shift that keeps sums accurate
             self.x_shift, self.y_shift = x64.mean(0), float(z.mean())
             self.sxx = torch.zeros(d, d, dtype=F64)
             self.sx, self.sxy = torch.zeros(d, dtype=F64), torch.zeros(d, dtype=F64)
         own = scratch or x64.data_ptr() != x.data_ptr()  # a float64 copy made here is ours
         xc = x64.sub_(self.x_shift) if own else x64 - self.x_shift
-        zc = z - self.y_shift
+        zc = z.sub_(self.y_shift) if referenced else z - self.y_shift
         self.sxx += xc.T @ xc
         self.sx += xc.sum(0)
         self.sxy += xc.T @ zc
