@@ -361,7 +361,7 @@ class _Loop:
     # only ever updated in place)
     lr_col: torch.Tensor = field(init=False)
     active_col: torch.Tensor = field(init=False)
-    # [K, 1]: each replica's rate while active, 0 once stopped (SGD's scale; see sgd_step)
+    # [K, 1]: each replica's rate while active, 0 once stopped (the update's scale)
     rate_col: torch.Tensor = field(init=False)
 
     def __post_init__(self) -> None:
@@ -485,7 +485,7 @@ def _step(
         sgd_step(model, take_step, theta, grad, loop.rate_col, loop.masking(), opt.weight_decay)
     else:
         mask = loop.active_col if loop.masking() else None
-        scaled_step(model, take_step, theta, grad, loop.lr_col, mask)
+        scaled_step(model, take_step, theta, grad, loop.rate_col, mask)
     return loss
 
 

@@ -67,16 +67,16 @@ def scaled_step(
     rate: torch.Tensor,
     active: torch.Tensor | None,
 ) -> None:
-    """An adaptive optimizer's step at lr = 1, each replica's displacement scaled by its rate
-    (0 for a stopped one, whose gradient is zeroed too: it may be infinite; ``active`` None:
-    every replica is active)."""
+    """An adaptive optimizer's step at lr = 1, each replica's displacement scaled by its
+    ``rate`` [K, 1] (0 for a stopped one, whose gradient is zeroed too — it may be infinite,
+    and the optimizer would move it to NaN, which 0 × NaN would keep; ``active`` None: every
+    replica is active)."""
     _hand_over(model, grad if active is None else torch.where(active, grad, 0.0))
     take_step()
-    scale = rate if active is None else torch.where(active, rate, 0.0)
     d = model.w.shape[1]
     for param, before, factor in (
-        (model.w, theta[:, :d], scale),
-        (model.b, theta[:, d], scale[:, 0]),
+        (model.w, theta[:, :d], rate),
+        (model.b, theta[:, d], rate[:, 0]),
     ):
         param.copy_(torch.addcmul(before, factor, param - before))
 
