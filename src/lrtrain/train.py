@@ -19,7 +19,6 @@ steps (to report progress and to end early once every replica has stopped).
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -38,6 +37,7 @@ from lrtrain.data import Dataset
 from lrtrain.devices import process_device, torch_dtype
 from lrtrain.distributed import SINGLE, World
 from lrtrain.gradients import Gradient, choose, theta_of, theta_reader
+from lrtrain.loop_state import STATUSES, LoopState, record, stop_checks
 from lrtrain.model import MyLinearRegressionModel
 from lrtrain.schedules import lr_factors
 from lrtrain.startup import never_imports_dynamo
@@ -45,8 +45,6 @@ from lrtrain.updates import build_optimizer, forget_momentum, scaled_step, sgd_s
 
 SYNC_EVERY = 64
 DIVERGENCE_FACTOR = 1e6  # loss above this × the initial loss counts as diverged
-STATUSES = ("completed", "converged", "diverged", "interrupted")
-_COMPLETED, _CONVERGED, _DIVERGED, _INTERRUPTED = range(4)
 
 # progress(step, max_iter, per-replica losses), called every SYNC_EVERY steps and at the end
 ProgressCallback = Callable[[int, int, list[float]], None]
@@ -158,7 +156,7 @@ def train(
     own_rows = rows is not None
     model, optimizer = _model_and_optimizer(config, dataset.d, len(lrs), dtype, device)
     total = config.train.max_iter
-    loop = _Loop.start(len(lrs), dataset.d, _rows_logged(config), total, dtype, device, lrs)
+    loop = LoopState.start(len(lrs), dataset.d, _rows_logged(config), total, dtype, device, lrs)
     if factors is None:  # the config's schedule (an explicit table: find-lr's ramps)
         factors = lr_factors(config.optimizer.schedule, total)
     if config.train.target_gap is not None:
@@ -260,7 +258,7 @@ def _batches(dataset: Dataset, config: Config, device: torch.device) -> Batches 
 def _result(
     config: Config,
     lrs: list[float],
-    loop: _Loop,
+    loop: LoopState,
     model: MyLinearRegressionModel,
     optimizer: torch.optim.Optimizer,
     final_loss: torch.Tensor,
@@ -332,127 +330,8 @@ def concat_results(parts: list[TrainResult], world: dict[str, Any]) -> TrainResu
     )
 
 
-@dataclass
-class _Loop:
-    """The loop's state, all on the device and updated in place, so that one step can be
-    captured as a CUDA graph and replayed. Histories have one spare row at the end: a captured
-    step writes every step, and steps that are not logged write to the spare row."""
-
-    lr: torch.Tensor  # [K]
-    active: torch.Tensor  # [K] bool
-    stop_step: torch.Tensor  # [K] long: the step each replica stopped at (max_iter if not)
-    status: torch.Tensor  # [K] long: index into STATUSES
-    prev_loss: torch.Tensor  # [K]
-    limit: torch.Tensor  # [K]: a loss above this is divergence
-    initial_grad: torch.Tensor  # [K, d + 1]
-    hist_loss: torch.Tensor  # [rows + 1, K]
-    hist_grad: torch.Tensor  # [rows + 1, K]
-    hist_theta: torch.Tensor  # [rows + 1, K, d + 1]
-    goal: torch.Tensor  # [K]: a loss at or below this reaches train.target_gap (-inf: no goal)
-    target_gap: float | None = None
-    loss_ref: float = 0.0
-    # Host-side, on the CPU: whether a replica stopped since the loop last looked (a GPU
-    # never tells the host, and the loop reads ``active`` every SYNC_EVERY steps instead).
-    stopped_unseen: bool = True
-    # Host-side, on the CPU: whether any replica has stopped; until one has, no gradient needs
-    # masking (a GPU never asks the host, and always masks)
-    any_stopped: bool = False
-    # [K, 1] views of lr and active, to scale and mask [K, p] gradients: made once (both are
-    # only ever updated in place)
-    lr_col: torch.Tensor = field(init=False)
-    active_col: torch.Tensor = field(init=False)
-    # [K, 1]: each replica's rate while active, 0 once stopped (the update's scale)
-    rate_col: torch.Tensor = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.lr_col, self.active_col = self.lr.unsqueeze(1), self.active.unsqueeze(1)
-        self.rate_col = self.lr_col.clone()
-
-    def masking(self) -> bool:
-        """Whether a replica may have stopped, so the update must mask it: on the CPU once
-        one has; on a GPU, which never asks the host, always."""
-        return self.any_stopped or self.active.device.type != "cpu"
-
-    def stopped(self) -> None:
-        """``active`` changed: stopped replicas' rates become 0."""
-        self.rate_col.copy_(torch.where(self.active_col, self.lr_col, 0.0))
-
-    def still_active(self) -> bool:
-        """Whether any replica is still training (read on the host)."""
-        if self.active.device.type == "cpu" and not self.stopped_unseen:
-            return True
-        self.stopped_unseen = False
-        return bool(self.active.any())
-
-    @classmethod
-    def start(
-        cls,
-        k: int,
-        d: int,
-        rows: int,
-        total: int,
-        dtype: torch.dtype,
-        device: torch.device,
-        lrs: list[float],
-    ) -> _Loop:
-        def full(shape: tuple[int, ...], value: float, kind: torch.dtype = dtype) -> torch.Tensor:
-            return torch.full(shape, value, dtype=kind, device=device)
-
-        return cls(
-            lr=torch.tensor(lrs, dtype=dtype, device=device),
-            active=full((k,), True, torch.bool),
-            stop_step=full((k,), total, torch.long),
-            status=full((k,), _COMPLETED, torch.long),
-            prev_loss=full((k,), math.nan),
-            # The finite maximum, not inf, so that an infinite loss fails `loss <= limit` even
-            # when the initial loss is 0 (and no multiple of it can serve as a limit).
-            limit=full((k,), torch.finfo(dtype).max),
-            initial_grad=full((k, d + 1), 0.0),
-            hist_loss=full((rows + 1, k), 0.0),
-            hist_grad=full((rows + 1, k), 0.0),
-            hist_theta=full((rows + 1, k, d + 1), 0.0),
-            goal=full((k,), -math.inf),
-        )
-
-    def interrupt(self, step: int) -> None:
-        self.stop_step.masked_fill_(self.active, step)
-        self.status.masked_fill_(self.active, _INTERRUPTED)
-        self.active.zero_()
-        self.stopped_unseen = self.any_stopped = True
-        self.stopped()
-
-    def state(self) -> dict[str, torch.Tensor]:
-        """The tensors a resume needs (on the CPU), histories included."""
-        return {name: getattr(self, name).detach().cpu().clone() for name in _LOOP_TENSORS}
-
-    def restore(self, state: dict[str, torch.Tensor], total: int) -> None:
-        """Continue from ``state``: interrupted and completed replicas become active again
-        (stopping at this run's max_iter); histories are copied row by row, so max_iter may
-        grow."""
-        for name in _LOOP_TENSORS:
-            mine, saved = getattr(self, name), state[name].to(getattr(self, name).device)
-            if name.startswith("hist_"):
-                rows = min(mine.shape[0], saved.shape[0]) - 1  # the spare row stays spare
-                mine[:rows] = saved[:rows]
-            else:
-                mine.copy_(saved)
-        # Interrupted replicas, and completed ones (which ran out of steps), go on.
-        going_on = (self.status == _INTERRUPTED) | (self.status == _COMPLETED)
-        self.active.copy_(going_on)
-        self.stop_step.masked_fill_(going_on, total)
-        self.status.masked_fill_(going_on, _COMPLETED)
-        self.stopped_unseen, self.any_stopped = True, not bool(going_on.all())
-        self.stopped()
-
-
-_LOOP_TENSORS = (
-    "lr", "active", "stop_step", "status", "prev_loss", "limit", "initial_grad",
-    "hist_loss", "hist_grad", "hist_theta", "goal",
-)  # fmt: skip
-
-
 def _step(
-    loop: _Loop,
+    loop: LoopState,
     model: MyLinearRegressionModel,
     theta: torch.Tensor,
     optimizer: torch.optim.Optimizer,
@@ -476,8 +355,8 @@ def _step(
             scale = [gap_scale(loop.loss_ref, float(loss0)) for loss0 in loss.tolist()]
             goal = [loop.loss_ref + loop.target_gap * s for s in scale]
             loop.goal.copy_(torch.tensor(goal, dtype=loss.dtype))
-    _record(loop, theta, grad, step, loss, config.train.log_every)
-    stopped = _stop_checks(loop, loss, step, config.train.tol)
+    record(loop, theta, grad, step, loss, config.train.log_every)
+    stopped = stop_checks(loop, loss, step, config.train.tol)
     opt = config.optimizer
     if opt.name == "sgd":
         if stopped and opt.momentum_value > 0:
@@ -487,56 +366,6 @@ def _step(
         mask = loop.active_col if loop.masking() else None
         scaled_step(model, take_step, theta, grad, loop.rate_col, mask)
     return loss
-
-
-def _stop_checks(
-    loop: _Loop, loss: torch.Tensor, step: int | torch.Tensor, tol: float | None
-) -> bool:
-    """Freeze the replicas that diverged, reached the target or stalled at this step; whether
-    any may have (on a GPU, which never asks the host: always)."""
-    ok = loss <= loop.limit  # False for NaN, ±inf and blow-ups alike
-    going = ok  # the replicas this step gives no reason to stop
-    if loop.target_gap is not None:
-        going = going & (loss > loop.goal)
-    if tol is not None:
-        going = going & ~((loss - loop.prev_loss).abs() < tol)  # NaN at step 0: no stall
-        loop.prev_loss.copy_(loss)
-    newly = torch.gt(loop.active, going)  # active and not going, in one operation
-    # On the CPU a look at the host is cheap, and most steps stop nobody: skip the bookkeeping.
-    # A GPU never waits for the host here (nor may a CUDA graph).
-    if newly.device.type == "cpu":
-        if not bool(newly.any()):
-            return False
-        loop.stopped_unseen = loop.any_stopped = True
-    # torch.where, not masked_fill_: with a tensor value masked_fill_ reads it on the host.
-    loop.stop_step.copy_(torch.where(newly, step, loop.stop_step))
-    loop.status.copy_(torch.where(newly, torch.where(ok, _CONVERGED, _DIVERGED), loop.status))
-    loop.active.logical_and_(~newly)
-    loop.stopped()
-    return True
-
-
-def _record(
-    loop: _Loop,
-    theta: torch.Tensor,
-    grad: torch.Tensor,
-    step: int | torch.Tensor,
-    loss: torch.Tensor,
-    log_every: int,
-) -> None:
-    if isinstance(step, int):
-        if step % log_every == 0:
-            row = step // log_every
-            loop.hist_loss[row] = loss
-            loop.hist_grad[row] = torch.linalg.vector_norm(grad, dim=1)
-            loop.hist_theta[row] = theta
-        return
-    # On the device, without a host decision: unlogged steps go to the spare last row.
-    spare = loop.hist_loss.shape[0] - 1
-    rows = torch.where(step % log_every == 0, step // log_every, spare).view(1)
-    loop.hist_loss.index_copy_(0, rows, loss.unsqueeze(0))
-    loop.hist_grad.index_copy_(0, rows, torch.linalg.vector_norm(grad, dim=1).unsqueeze(0))
-    loop.hist_theta.index_copy_(0, rows, theta.unsqueeze(0))
 
 
 def _cpu(value: Any) -> Any:

@@ -1,0 +1,183 @@
+"""The training loop's state (``train``): everything a step reads and writes besides the model
+and the optimizer — per-replica rates, which replicas are still training and why the others
+stopped, the histories — kept on the device and updated in place, and the two pieces of
+bookkeeping every step does with it: recording the logged rows and the stop checks."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import torch
+
+STATUSES = ("completed", "converged", "diverged", "interrupted")
+COMPLETED, CONVERGED, DIVERGED, INTERRUPTED = range(4)
+
+
+@dataclass
+class LoopState:
+    """The loop's state, all on the device and updated in place, so that one step can be
+    captured as a CUDA graph and replayed. Histories have one spare row at the end: a captured
+    step writes every step, and steps that are not logged write to the spare row."""
+
+    lr: torch.Tensor  # [K]
+    active: torch.Tensor  # [K] bool
+    stop_step: torch.Tensor  # [K] long: the step each replica stopped at (max_iter if not)
+    status: torch.Tensor  # [K] long: index into STATUSES
+    prev_loss: torch.Tensor  # [K]
+    limit: torch.Tensor  # [K]: a loss above this is divergence
+    initial_grad: torch.Tensor  # [K, d + 1]
+    hist_loss: torch.Tensor  # [rows + 1, K]
+    hist_grad: torch.Tensor  # [rows + 1, K]
+    hist_theta: torch.Tensor  # [rows + 1, K, d + 1]
+    goal: torch.Tensor  # [K]: a loss at or below this reaches train.target_gap (-inf: no goal)
+    target_gap: float | None = None
+    loss_ref: float = 0.0
+    # Host-side, on the CPU: whether a replica stopped since the loop last looked (a GPU
+    # never tells the host, and the loop reads ``active`` every SYNC_EVERY steps instead).
+    stopped_unseen: bool = True
+    # Host-side, on the CPU: whether any replica has stopped; until one has, no gradient needs
+    # masking (a GPU never asks the host, and always masks)
+    any_stopped: bool = False
+    # [K, 1] views of lr and active, to scale and mask [K, p] gradients: made once (both are
+    # only ever updated in place)
+    lr_col: torch.Tensor = field(init=False)
+    active_col: torch.Tensor = field(init=False)
+    # [K, 1]: each replica's rate while active, 0 once stopped (the update's scale)
+    rate_col: torch.Tensor = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.lr_col, self.active_col = self.lr.unsqueeze(1), self.active.unsqueeze(1)
+        self.rate_col = self.lr_col.clone()
+
+    def masking(self) -> bool:
+        """Whether a replica may have stopped, so the update must mask it: on the CPU once
+        one has; on a GPU, which never asks the host, always."""
+        return self.any_stopped or self.active.device.type != "cpu"
+
+    def stopped(self) -> None:
+        """``active`` changed: stopped replicas' rates become 0."""
+        self.rate_col.copy_(torch.where(self.active_col, self.lr_col, 0.0))
+
+    def still_active(self) -> bool:
+        """Whether any replica is still training (read on the host)."""
+        if self.active.device.type == "cpu" and not self.stopped_unseen:
+            return True
+        self.stopped_unseen = False
+        return bool(self.active.any())
+
+    @classmethod
+    def start(
+        cls,
+        k: int,
+        d: int,
+        rows: int,
+        total: int,
+        dtype: torch.dtype,
+        device: torch.device,
+        lrs: list[float],
+    ) -> LoopState:
+        def full(shape: tuple[int, ...], value: float, kind: torch.dtype = dtype) -> torch.Tensor:
+            return torch.full(shape, value, dtype=kind, device=device)
+
+        return cls(
+            lr=torch.tensor(lrs, dtype=dtype, device=device),
+            active=full((k,), True, torch.bool),
+            stop_step=full((k,), total, torch.long),
+            status=full((k,), COMPLETED, torch.long),
+            prev_loss=full((k,), math.nan),
+            # The finite maximum, not inf, so that an infinite loss fails `loss <= limit` even
+            # when the initial loss is 0 (and no multiple of it can serve as a limit).
+            limit=full((k,), torch.finfo(dtype).max),
+            initial_grad=full((k, d + 1), 0.0),
+            hist_loss=full((rows + 1, k), 0.0),
+            hist_grad=full((rows + 1, k), 0.0),
+            hist_theta=full((rows + 1, k, d + 1), 0.0),
+            goal=full((k,), -math.inf),
+        )
+
+    def interrupt(self, step: int) -> None:
+        self.stop_step.masked_fill_(self.active, step)
+        self.status.masked_fill_(self.active, INTERRUPTED)
+        self.active.zero_()
+        self.stopped_unseen = self.any_stopped = True
+        self.stopped()
+
+    def state(self) -> dict[str, torch.Tensor]:
+        """The tensors a resume needs (on the CPU), histories included."""
+        return {name: getattr(self, name).detach().cpu().clone() for name in LOOP_TENSORS}
+
+    def restore(self, state: dict[str, torch.Tensor], total: int) -> None:
+        """Continue from ``state``: interrupted and completed replicas become active again
+        (stopping at this run's max_iter); histories are copied row by row, so max_iter may
+        grow."""
+        for name in LOOP_TENSORS:
+            mine, saved = getattr(self, name), state[name].to(getattr(self, name).device)
+            if name.startswith("hist_"):
+                rows = min(mine.shape[0], saved.shape[0]) - 1  # the spare row stays spare
+                mine[:rows] = saved[:rows]
+            else:
+                mine.copy_(saved)
+        # Interrupted replicas, and completed ones (which ran out of steps), go on.
+        going_on = (self.status == INTERRUPTED) | (self.status == COMPLETED)
+        self.active.copy_(going_on)
+        self.stop_step.masked_fill_(going_on, total)
+        self.status.masked_fill_(going_on, COMPLETED)
+        self.stopped_unseen, self.any_stopped = True, not bool(going_on.all())
+        self.stopped()
+
+
+LOOP_TENSORS = (
+    "lr", "active", "stop_step", "status", "prev_loss", "limit", "initial_grad",
+    "hist_loss", "hist_grad", "hist_theta", "goal",
+)  # fmt: skip
+
+
+def stop_checks(
+    loop: LoopState, loss: torch.Tensor, step: int | torch.Tensor, tol: float | None
+) -> bool:
+    """Freeze the replicas that diverged, reached the target or stalled at this step; whether
+    any may have (on a GPU, which never asks the host: always)."""
+    ok = loss <= loop.limit  # False for NaN, ±inf and blow-ups alike
+    going = ok  # the replicas this step gives no reason to stop
+    if loop.target_gap is not None:
+        going = going & (loss > loop.goal)
+    if tol is not None:
+        going = going & ~((loss - loop.prev_loss).abs() < tol)  # NaN at step 0: no stall
+        loop.prev_loss.copy_(loss)
+    newly = torch.gt(loop.active, going)  # active and not going, in one operation
+    # On the CPU a look at the host is cheap, and most steps stop nobody: skip the bookkeeping.
+    # A GPU never waits for the host here (nor may a CUDA graph).
+    if newly.device.type == "cpu":
+        if not bool(newly.any()):
+            return False
+        loop.stopped_unseen = loop.any_stopped = True
+    # torch.where, not masked_fill_: with a tensor value masked_fill_ reads it on the host.
+    loop.stop_step.copy_(torch.where(newly, step, loop.stop_step))
+    loop.status.copy_(torch.where(newly, torch.where(ok, CONVERGED, DIVERGED), loop.status))
+    loop.active.logical_and_(~newly)
+    loop.stopped()
+    return True
+
+
+def record(
+    loop: LoopState,
+    theta: torch.Tensor,
+    grad: torch.Tensor,
+    step: int | torch.Tensor,
+    loss: torch.Tensor,
+    log_every: int,
+) -> None:
+    if isinstance(step, int):
+        if step % log_every == 0:
+            row = step // log_every
+            loop.hist_loss[row] = loss
+            loop.hist_grad[row] = torch.linalg.vector_norm(grad, dim=1)
+            loop.hist_theta[row] = theta
+        return
+    # On the device, without a host decision: unlogged steps go to the spare last row.
+    spare = loop.hist_loss.shape[0] - 1
+    rows = torch.where(step % log_every == 0, step // log_every, spare).view(1)
+    loop.hist_loss.index_copy_(0, rows, loss.unsqueeze(0))
+    loop.hist_grad.index_copy_(0, rows, torch.linalg.vector_norm(grad, dim=1).unsqueeze(0))
+    loop.hist_theta.index_copy_(0, rows, theta.unsqueeze(0))
