@@ -41,7 +41,7 @@ from lrtrain.loop_state import STATUSES, LoopState, record, stop_checks
 from lrtrain.model import MyLinearRegressionModel
 from lrtrain.schedules import lr_factors
 from lrtrain.startup import never_imports_dynamo
-from lrtrain.updates import build_optimizer, forget_momentum, scaled_step, sgd_step
+from lrtrain.updates import GradSlot, build_optimizer, forget_momentum, scaled_step, sgd_step
 
 SYNC_EVERY = 64
 DIVERGENCE_FACTOR = 1e6  # loss above this × the initial loss counts as diverged
@@ -179,11 +179,11 @@ def train(
         full_gradient = gradient
 
     take_step = startup.stepper(optimizer)  # optimizer.step(), without importing torch._dynamo
-    read_theta = theta_reader(model)
+    read_theta, slot = theta_reader(model), GradSlot(model)
 
     def step_at(step: int | torch.Tensor, batch: Rows) -> torch.Tensor:
         theta = read_theta()
-        return _step(loop, model, theta, optimizer, take_step, gradient, batch, step, config)
+        return _step(loop, slot, theta, optimizer, take_step, gradient, batch, step, config)
 
     # a schedule sets the optimizer's rate from the host each step: no CUDA graph
     graphed = (
@@ -332,7 +332,7 @@ def concat_results(parts: list[TrainResult], world: dict[str, Any]) -> TrainResu
 
 def _step(
     loop: LoopState,
-    model: MyLinearRegressionModel,
+    slot: GradSlot,
     theta: torch.Tensor,
     optimizer: torch.optim.Optimizer,
     take_step: Callable[[], None],
@@ -347,7 +347,7 @@ def _step(
     ``step`` is a Python int when run eagerly, or a device tensor inside a CUDA graph (where
     nothing may depend on the host).
     """
-    loss, grad = gradient(model, theta, batch)
+    loss, grad = gradient(slot.model, theta, batch)
     if isinstance(step, int) and step == 0:
         loop.limit.copy_(torch.where(loss > 0, loss * DIVERGENCE_FACTOR, loop.limit))
         loop.initial_grad.copy_(grad)
@@ -360,11 +360,11 @@ def _step(
     opt = config.optimizer
     if opt.name == "sgd":
         if stopped and opt.momentum_value > 0:
-            forget_momentum(optimizer, model, loop.active_col)
-        sgd_step(model, take_step, theta, grad, loop.rate_col, loop.masking(), opt.weight_decay)
+            forget_momentum(optimizer, slot.model, loop.active_col)
+        sgd_step(slot, take_step, theta, grad, loop.rate_col, loop.masking(), opt.weight_decay)
     else:
         mask = loop.active_col if loop.masking() else None
-        scaled_step(model, take_step, theta, grad, loop.rate_col, mask)
+        scaled_step(slot, take_step, theta, grad, loop.rate_col, mask)
     return loss
 
 

@@ -33,9 +33,29 @@ def build_optimizer(opt: OptimizerConfig, parameters: Any) -> torch.optim.Optimi
     return optimizer
 
 
+class GradSlot:
+    """The parameters' .grad as the column views of one [K, p] buffer, made once: each step's
+    update writes its scaled gradient into the buffer (one operation) instead of handing the
+    optimizer new tensors, whose slicing and .grad assignments cost more than the arithmetic
+    of a Gram step (measured ~40 against ~58 µs an update at K = 1 000). A gradient path that
+    runs autograd replaces .grad; :meth:`attach` puts the views back."""
+
+    def __init__(self, model: MyLinearRegressionModel) -> None:
+        self.model = model
+        d = model.w.shape[1]
+        self.buffer = torch.zeros(model.replicas, d + 1, dtype=model.w.dtype, device=model.w.device)
+        self.w, self.b = self.buffer[:, :d], self.buffer[:, d]
+
+    def attach(self) -> None:
+        if self.model.w.grad is not self.w:
+            self.model.w.grad = self.w
+        if self.model.b.grad is not self.b:
+            self.model.b.grad = self.b
+
+
 @torch.no_grad()
 def sgd_step(
-    model: MyLinearRegressionModel,
+    slot: GradSlot,
     take_step: Callable[[], None],
     theta: torch.Tensor,
     grad: torch.Tensor,
@@ -49,18 +69,18 @@ def sgd_step(
     ``grad`` is the step's to overwrite. ``masking``: a replica may have stopped."""
     if weight_decay:
         grad.add_(theta, alpha=weight_decay)
-    grad.mul_(rate)
+    torch.mul(grad, rate, out=slot.buffer)
     if masking:
         # A stopped replica's gradient may be infinite or NaN, and inf·0 is NaN: make it 0.
         # An active replica's is finite (its loss passed the divergence check this step).
-        grad.nan_to_num_(nan=0.0, posinf=math.inf, neginf=-math.inf)
-    _hand_over(model, grad)
+        slot.buffer.nan_to_num_(nan=0.0, posinf=math.inf, neginf=-math.inf)
+    slot.attach()
     take_step()
 
 
 @torch.no_grad()
 def scaled_step(
-    model: MyLinearRegressionModel,
+    slot: GradSlot,
     take_step: Callable[[], None],
     theta: torch.Tensor,
     grad: torch.Tensor,
@@ -71,9 +91,12 @@ def scaled_step(
     ``rate`` [K, 1] (0 for a stopped one, whose gradient is zeroed too — it may be infinite,
     and the optimizer would move it to NaN, which 0 × NaN would keep; ``active`` None: every
     replica is active)."""
-    _hand_over(model, grad if active is None else torch.where(active, grad, 0.0))
+    slot.buffer.copy_(grad)
+    if active is not None:
+        slot.buffer.masked_fill_(active.logical_not(), 0.0)
+    slot.attach()
     take_step()
-    d = model.w.shape[1]
+    model, d = slot.model, slot.model.w.shape[1]
     for param, before, factor in (
         (model.w, theta[:, :d], rate),
         (model.b, theta[:, d], rate[:, 0]),
@@ -93,9 +116,3 @@ def forget_momentum(
         buffer = optimizer.state.get(param, {}).get("momentum_buffer")
         if buffer is not None:
             buffer.masked_fill_(gone, 0.0)
-
-
-def _hand_over(model: MyLinearRegressionModel, grad: torch.Tensor) -> None:
-    """The [K, p] gradient as the parameters' .grad: views of its columns, no copy."""
-    d = model.w.shape[1]
-    model.w.grad, model.b.grad = grad[:, :d], grad[:, d]
