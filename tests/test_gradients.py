@@ -99,8 +99,9 @@ def test_auto_takes_the_statistics_for_many_rows_and_the_lesson_loop_for_the_les
 def test_the_statistics_gradient_beats_a_float32_read_on_ill_conditioned_data() -> None:
     """Longley (κ of H ≈ 1e16 raw): at the float32 parameters nearest θ*, the exact gradient
     is that of the float64 statistics (computed here independently, from the float64 rows);
-    the Gram path returns it to float32 rounding, while autograd over the float32 copy of the
-    rows is off by orders of magnitude more (measured: ~1e-7 against ~1e-1 relative)."""
+    the Gram path returns it (in float64; rounded to float32 once, as it becomes .grad), while
+    autograd over the float32 copy of the rows is off by orders of magnitude more (measured:
+    ~1e-7 against ~1e-1 relative, after that rounding)."""
     cfg = load_config(None, ["device=cpu", "data.source=csv", f"data.path={DATA / 'longley.csv'}",
                              "train.dtype=float32"])  # fmt: skip
     ds = load_dataset(cfg)
@@ -124,7 +125,7 @@ def test_the_statistics_gradient_beats_a_float32_read_on_ill_conditioned_data() 
             else gradients.autograd_forward_backward
         )  # fmt: skip
         _, grad = step(model, gradients.theta_of(model), Rows(ds.x, ds.y, ds.n))
-        grad = grad[0].double()
+        grad = grad[0].float().double()  # what the optimizer receives: float32
         errors[path] = float((grad - exact).norm() / exact.norm())
     assert errors["gram"] < 1e-5
     assert errors["autograd"] > 100 * errors["gram"], errors

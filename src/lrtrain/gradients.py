@@ -39,8 +39,9 @@ AGREE_EVERY = 64
 # chunk of X stays in cache between the two products that read it.
 CACHE_ROWS = 1 << 16
 
-# (model, θ [K, p] = (w, b) detached, rows) → (per-replica loss [K], gradient [K, p]), both in
-# the parameters' dtype; θ is passed because the step has it already (one concatenation a step)
+# (model, θ [K, p] = (w, b) detached, rows) → (per-replica loss [K], gradient [K, p]): the loss
+# in the parameters' dtype, the gradient in theirs or in float64 (the Gram path's, cast by the
+# update); θ is passed because the step has it already (one concatenation a step)
 Gradient = Callable[
     [MyLinearRegressionModel, torch.Tensor, Rows], tuple[torch.Tensor, torch.Tensor]
 ]
@@ -86,9 +87,9 @@ class GramGradient:
         L(θ) = L* + eᵀ A e,   ∇L = 2 A e,   A = X̃ᵀX̃/N  (H = 2A),
 
     exact for least squares. Written about θ*, not as θᵀAθ − 2θᵀX̃ᵀy/N + yᵀy/N, so that no
-    large terms cancel near the optimum. The gradient is computed in float64 and cast to the
-    parameters' dtype; in float32 it is the gradient of the data as given, not of its float32
-    rounding."""
+    large terms cancel near the optimum. The gradient is computed in float64 and returned so
+    (the update scales it and casts it to the parameters' dtype in one operation); in float32
+    it is the gradient of the data as given, not of its float32 rounding."""
 
     def __init__(self, exact: st.Exact, device: torch.device) -> None:
         stats = exact.stats
@@ -105,9 +106,9 @@ class GramGradient:
         grad = e @ self.hessian  # ∇ = H e (H is symmetric: the rows of (H eᵀ)ᵀ)
         # (e·∇) per row as a product and a sum: linalg.vecdot measures ~1.7× slower here
         loss = torch.add(self.loss_star, (e * grad).sum(dim=1), alpha=0.5)
-        if theta.dtype != loss.dtype:  # a cast is an operation too, even to the same dtype
-            return loss.to(theta.dtype), grad.to(theta.dtype)
-        return loss, grad
+        # The gradient stays float64: the update casts it once, as it writes the parameters'
+        # .grad. A cast is an operation too, even to the same dtype: only where needed.
+        return (loss if loss.dtype == theta.dtype else loss.to(theta.dtype)), grad
 
 
 class AgreedStop:

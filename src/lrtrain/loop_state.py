@@ -179,5 +179,6 @@ def record(
     spare = loop.hist_loss.shape[0] - 1
     rows = torch.where(step % log_every == 0, step // log_every, spare).view(1)
     loop.hist_loss.index_copy_(0, rows, loss.unsqueeze(0))
-    loop.hist_grad.index_copy_(0, rows, torch.linalg.vector_norm(grad, dim=1).unsqueeze(0))
+    norm = torch.linalg.vector_norm(grad, dim=1).to(loop.hist_grad.dtype)  # grad: maybe float64
+    loop.hist_grad.index_copy_(0, rows, norm.unsqueeze(0))
     loop.hist_theta.index_copy_(0, rows, theta.unsqueeze(0))
