@@ -58,7 +58,6 @@ class GradSlot:
             self.model.b.grad = self.b
 
 
-@torch.no_grad()
 def sgd_step(
     slot: GradSlot,
     take_step: Callable[[], None],
@@ -71,7 +70,9 @@ def sgd_step(
     """Plain, momentum or Nesterov SGD at lr = 1 on the gradient ``grad`` [K, p] at ``theta``
     scaled by each replica's ``rate`` [K, 1], which is 0 for a stopped replica: it gets a zero
     gradient, and :func:`forget_momentum` has emptied its buffer, so it does not move.
-    ``grad`` is the step's to overwrite. ``masking``: a replica may have stopped."""
+    ``grad`` is the step's to overwrite. ``masking``: a replica may have stopped. (No
+    ``torch.no_grad`` needed: nothing here requires a gradient, and the optimizer's step takes
+    its own.)"""
     if weight_decay:
         grad.add_(theta, alpha=weight_decay)
     torch.mul(grad, rate, out=slot.buffer)
