@@ -1,5 +1,5 @@
 """The gradient paths: per-replica loss and gradient of the mean squared error at θ, returned
-as one [K, p] tensor (the update scales it and hands its w and b columns to the optimizer).
+as one [K, p] tensor (the update scales it into the parameters' .grad, :mod:`lrtrain.updates`).
 
 - :func:`autograd_forward_backward`: the lesson's step (forward, MSE, ``loss.backward()``) over
   the rows: lesson-sized full-batch problems, where reading it is the point.
