@@ -61,7 +61,12 @@ CASES = {
         "train.max_iter=200",
     ],
 }  # fmt: skip
-TOLERANCE = {torch.float64: 1e-10, torch.float32: 1e-6}
+# float32: ~30 units of its rounding. One process takes the lesson's autograd steps over these
+# 101 rows, two take Gram steps, and each path rounds differently at every step: after 40 steps
+# at lr auto, measured 1.1e-6 apart in loss and 4e-7 in θ, while each path's loss is within
+# 2.4e-7 of the exact loss at its own θ (the Gram path's gradient is rounded once, the
+# autograd path's at every operation).
+TOLERANCE = {torch.float64: 1e-10, torch.float32: 2e-6}
 runner = CliRunner()
 
 
