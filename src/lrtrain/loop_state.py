@@ -55,7 +55,7 @@ class LoopState:
         one has; on a GPU, which never asks the host, always."""
         return self.any_stopped or self.active.device.type != "cpu"
 
-    def stopped(self) -> None:
+    def zero_stopped_rates(self) -> None:
         """``active`` changed: stopped replicas' rates become 0."""
         self.rate_col.copy_(torch.where(self.active_col, self.lr_col, 0.0))
 
@@ -101,7 +101,7 @@ class LoopState:
         self.status.masked_fill_(self.active, INTERRUPTED)
         self.active.zero_()
         self.stopped_unseen = self.any_stopped = True
-        self.stopped()
+        self.zero_stopped_rates()
 
     def state(self) -> dict[str, torch.Tensor]:
         """The tensors a resume needs (on the CPU), histories included."""
@@ -124,7 +124,7 @@ class LoopState:
         self.stop_step.masked_fill_(going_on, total)
         self.status.masked_fill_(going_on, COMPLETED)
         self.stopped_unseen, self.any_stopped = True, not bool(going_on.all())
-        self.stopped()
+        self.zero_stopped_rates()
 
 
 LOOP_TENSORS = (
@@ -156,7 +156,7 @@ def stop_checks(
     loop.stop_step.copy_(torch.where(newly, step, loop.stop_step))
     loop.status.copy_(torch.where(newly, torch.where(ok, CONVERGED, DIVERGED), loop.status))
     loop.active.logical_and_(~newly)
-    loop.stopped()
+    loop.zero_stopped_rates()
     return True
 
 

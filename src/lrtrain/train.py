@@ -221,8 +221,8 @@ def train(
                 break
 
     # -- the result: the full-batch loss and gradient where each replica stopped -----------
-    final_loss, final_grad = full_gradient(model, theta_of(model), data)
-    final_grad = torch.linalg.vector_norm(final_grad, dim=1)
+    final_loss, final_gradient = full_gradient(model, theta_of(model), data)
+    final_grad = torch.linalg.vector_norm(final_gradient, dim=1)
     elapsed = time.perf_counter() - start
     result = _result(config, lrs, loop, model, optimizer, final_loss, final_grad, elapsed)
     result.device, result.world, result.gradient = str(device), world.describe(), path
