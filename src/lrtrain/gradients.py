@@ -87,15 +87,17 @@ class GramGradient:
         L(θ) = L* + eᵀ A e,   ∇L = 2 A e,   A = X̃ᵀX̃/N  (H = 2A),
 
     exact for least squares. Written about θ*, not as θᵀAθ − 2θᵀX̃ᵀy/N + yᵀy/N, so that no
-    large terms cancel near the optimum. The gradient is computed in float64 and returned so
-    (the update scales it and casts it to the parameters' dtype in one operation); in float32
-    it is the gradient of the data as given, not of its float32 rounding."""
+    large terms cancel near the optimum. The loss and gradient are computed in float64 and
+    returned so (the update scales the gradient and casts it to the parameters' dtype in one
+    operation); in float32 they are the data's as given, not its float32 rounding's."""
 
     def __init__(self, exact: st.Exact, device: torch.device) -> None:
         stats = exact.stats
+        f64 = torch.float64
         self.hessian = (stats.xtx * (2.0 / stats.n)).to(device)  # H = 2A
         self.theta_star = exact.theta_star.to(device)
-        self.loss_star = float(exact.loss_star)
+        self.loss_star = torch.tensor(float(exact.loss_star), dtype=f64, device=device)
+        self.halves = torch.full((len(self.theta_star),), 0.5, dtype=f64, device=device)
 
     def __call__(
         self, model: MyLinearRegressionModel, theta: torch.Tensor, rows: Rows
@@ -104,11 +106,12 @@ class GramGradient:
         # as its count of small tensor operations (~5–10 µs each on a CPU, whatever their size).
         e = torch.sub(theta, self.theta_star)  # [K, p], float64 by type promotion
         grad = e @ self.hessian  # ∇ = H e (H is symmetric: the rows of (H eᵀ)ᵀ)
-        # (e·∇) per row as a product and a sum: linalg.vecdot measures ~1.7× slower here
-        loss = torch.add(self.loss_star, (e * grad).sum(dim=1), alpha=0.5)
-        # The gradient stays float64: the update casts it once, as it writes the parameters'
-        # .grad. A cast is an operation too, even to the same dtype: only where needed.
-        return (loss if loss.dtype == theta.dtype else loss.to(theta.dtype)), grad
+        # L* + ½ e·∇ per row as one matrix-vector product: a sum over rows of 9 and an add
+        # measured ~10 µs slower at K = 1 000 (linalg.vecdot slower still).
+        loss = torch.addmv(self.loss_star, e * grad, self.halves)
+        # Both stay float64: the loop keeps this path's losses so (LoopState.start), and the
+        # update casts the gradient once, as it writes the parameters' .grad.
+        return loss, grad
 
 
 class AgreedStop:

@@ -18,7 +18,9 @@ COMPLETED, CONVERGED, DIVERGED, INTERRUPTED = range(4)
 class LoopState:
     """The loop's state, all on the device and updated in place, so that one step can be
     captured as a CUDA graph and replayed. Histories have one spare row at the end: a captured
-    step writes every step, and steps that are not logged write to the spare row."""
+    step writes every step, and steps that are not logged write to the spare row. Losses and
+    gradient norms are kept in the dtype the gradient path computes them in (float64 for the
+    Gram path, whatever the parameters'), so that no step casts them."""
 
     lr: torch.Tensor  # [K]
     active: torch.Tensor  # [K] bool
@@ -36,9 +38,10 @@ class LoopState:
     # Host-side, on the CPU: whether a replica stopped since the loop last looked (a GPU
     # never tells the host, and the loop reads ``active`` every SYNC_EVERY steps instead).
     stopped_unseen: bool = True
-    # Host-side, on the CPU: whether any replica has stopped; until one has, no gradient needs
-    # masking (a GPU never asks the host, and always masks)
-    any_stopped: bool = False
+    # Host-side, on the CPU: whether a stopped replica's gradient is infinite or NaN, which
+    # its rate of 0 would turn into NaN; until then no update needs masking (a stopped
+    # replica's θ, hence its gradient, never changes). A GPU never asks, and always masks.
+    nonfinite_stopped: bool = False
     # [K, 1] views of lr and active, to scale and mask [K, p] gradients: made once (both are
     # only ever updated in place)
     lr_col: torch.Tensor = field(init=False)
@@ -51,9 +54,9 @@ class LoopState:
         self.rate_col = self.lr_col.clone()
 
     def masking(self) -> bool:
-        """Whether a replica may have stopped, so the update must mask it: on the CPU once
-        one has; on a GPU, which never asks the host, always."""
-        return self.any_stopped or self.active.device.type != "cpu"
+        """Whether a stopped replica's gradient may be infinite or NaN, so the update must
+        mask it: on the CPU once one's was; on a GPU, which never asks the host, always."""
+        return self.nonfinite_stopped or self.active.device.type != "cpu"
 
     def zero_stopped_rates(self) -> None:
         """``active`` changed: stopped replicas' rates become 0."""
@@ -76,7 +79,12 @@ class LoopState:
         dtype: torch.dtype,
         device: torch.device,
         lrs: list[float],
+        loss_dtype: torch.dtype | None = None,
     ) -> LoopState:
+        """The state of ``k`` replicas of ``d`` features before step 0; losses and gradient
+        norms in ``loss_dtype`` (default: ``dtype``, the parameters')."""
+        losses = dtype if loss_dtype is None else loss_dtype
+
         def full(shape: tuple[int, ...], value: float, kind: torch.dtype = dtype) -> torch.Tensor:
             return torch.full(shape, value, dtype=kind, device=device)
 
@@ -85,22 +93,22 @@ class LoopState:
             active=full((k,), True, torch.bool),
             stop_step=full((k,), total, torch.long),
             status=full((k,), COMPLETED, torch.long),
-            prev_loss=full((k,), math.nan),
+            prev_loss=full((k,), math.nan, losses),
             # The finite maximum, not inf, so that an infinite loss fails `loss <= limit` even
             # when the initial loss is 0 (and no multiple of it can serve as a limit).
-            limit=full((k,), torch.finfo(dtype).max),
+            limit=full((k,), torch.finfo(losses).max, losses),
             initial_grad=full((k, d + 1), 0.0),
-            hist_loss=full((rows + 1, k), 0.0),
-            hist_grad=full((rows + 1, k), 0.0),
+            hist_loss=full((rows + 1, k), 0.0, losses),
+            hist_grad=full((rows + 1, k), 0.0, losses),
             hist_theta=full((rows + 1, k, d + 1), 0.0),
-            goal=full((k,), -math.inf),
+            goal=full((k,), -math.inf, losses),
         )
 
     def interrupt(self, step: int) -> None:
         self.stop_step.masked_fill_(self.active, step)
         self.status.masked_fill_(self.active, INTERRUPTED)
         self.active.zero_()
-        self.stopped_unseen = self.any_stopped = True
+        self.stopped_unseen = True
         self.zero_stopped_rates()
 
     def state(self) -> dict[str, torch.Tensor]:
@@ -123,7 +131,8 @@ class LoopState:
         self.active.copy_(going_on)
         self.stop_step.masked_fill_(going_on, total)
         self.status.masked_fill_(going_on, COMPLETED)
-        self.stopped_unseen, self.any_stopped = True, not bool(going_on.all())
+        # the saved state does not say whether a stopped replica's gradient was finite
+        self.stopped_unseen, self.nonfinite_stopped = True, not bool(going_on.all())
         self.zero_stopped_rates()
 
 
@@ -134,10 +143,15 @@ LOOP_TENSORS = (
 
 
 def stop_checks(
-    loop: LoopState, loss: torch.Tensor, step: int | torch.Tensor, tol: float | None
+    loop: LoopState,
+    loss: torch.Tensor,
+    grad: torch.Tensor,
+    step: int | torch.Tensor,
+    tol: float | None,
 ) -> bool:
-    """Freeze the replicas that diverged, reached the target or stalled at this step; whether
-    any may have (on a GPU, which never asks the host: always)."""
+    """Freeze the replicas that diverged, reached the target or stalled at this step (loss
+    and gradient [K, p] at θ_t); whether any may have (on a GPU, which never asks the host:
+    always)."""
     ok = loss <= loop.limit  # False for NaN, ±inf and blow-ups alike
     going = ok  # the replicas this step gives no reason to stop
     if loop.target_gap is not None:
@@ -151,7 +165,10 @@ def stop_checks(
     if newly.device.type == "cpu":
         if not bool(newly.any()):
             return False
-        loop.stopped_unseen = loop.any_stopped = True
+        loop.stopped_unseen = True
+        if not loop.nonfinite_stopped:
+            # in the parameters' dtype, where the update will hold it
+            loop.nonfinite_stopped = not bool(grad[newly].to(loop.lr.dtype).isfinite().all())
     # torch.where, not masked_fill_: with a tensor value masked_fill_ reads it on the host.
     loop.stop_step.copy_(torch.where(newly, step, loop.stop_step))
     loop.status.copy_(torch.where(newly, torch.where(ok, CONVERGED, DIVERGED), loop.status))
@@ -179,6 +196,6 @@ def record(
     spare = loop.hist_loss.shape[0] - 1
     rows = torch.where(step % log_every == 0, step // log_every, spare).view(1)
     loop.hist_loss.index_copy_(0, rows, loss.unsqueeze(0))
-    norm = torch.linalg.vector_norm(grad, dim=1).to(loop.hist_grad.dtype)  # grad: maybe float64
+    norm = torch.linalg.vector_norm(grad, dim=1).to(loop.hist_grad.dtype)
     loop.hist_grad.index_copy_(0, rows, norm.unsqueeze(0))
     loop.hist_theta.index_copy_(0, rows, theta.unsqueeze(0))

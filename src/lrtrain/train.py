@@ -156,7 +156,19 @@ def train(
     own_rows = rows is not None
     model, optimizer = _model_and_optimizer(config, dataset.d, len(lrs), dtype, device)
     total = config.train.max_iter
-    loop = LoopState.start(len(lrs), dataset.d, _rows_logged(config), total, dtype, device, lrs)
+    batches = None if own_rows else _batches(dataset, config, device)
+    gradient, full_gradient, should_stop, path = choose(
+        model, data, dataset.answer, config.train.gradient, batches is not None or own_rows,
+        world,
+        should_stop,
+    )  # fmt: skip
+    if own_rows:  # the final values on each replica's own data too
+        full_gradient = gradient
+    # the Gram path's losses are float64 (gradients.GramGradient): the loop keeps them so
+    loss_dtype = torch.float64 if path == "gram" else dtype
+    loop = LoopState.start(
+        len(lrs), dataset.d, _rows_logged(config), total, dtype, device, lrs, loss_dtype
+    )
     if factors is None:  # the config's schedule (an explicit table: find-lr's ramps)
         factors = lr_factors(config.optimizer.schedule, total)
     if config.train.target_gap is not None:
@@ -169,14 +181,6 @@ def train(
         loop.restore(resume["loop"], total)
         forget_momentum(optimizer, model, loop.active_col)  # replicas that stopped stay put
         first = int(resume["step"])
-    batches = None if own_rows else _batches(dataset, config, device)
-    gradient, full_gradient, should_stop, path = choose(
-        model, data, dataset.answer, config.train.gradient, batches is not None or own_rows,
-        world,
-        should_stop,
-    )  # fmt: skip
-    if own_rows:  # the final values on each replica's own data too
-        full_gradient = gradient
 
     take_step = startup.stepper(optimizer)  # optimizer.step(), without importing torch._dynamo
     read_theta, slot = theta_reader(model), GradSlot(model)
@@ -356,7 +360,7 @@ def _step(
             goal = [loop.loss_ref + loop.target_gap * s for s in scale]
             loop.goal.copy_(torch.tensor(goal, dtype=loss.dtype))
     record(loop, theta, grad, step, loss, config.train.log_every)
-    stopped = stop_checks(loop, loss, step, config.train.tol)
+    stopped = stop_checks(loop, loss, grad, step, config.train.tol)
     opt = config.optimizer
     if opt.name == "sgd":
         if stopped and opt.momentum_value > 0:
