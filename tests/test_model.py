@@ -48,3 +48,32 @@ def test_normal_init_is_seeded_and_shared() -> None:
         and torch.equal(a.w[0], a.w[2])
         and float(a.w.detach().abs().sum()) > 0
     )
+
+
+def test_theta_is_a_live_view_of_both_parameters() -> None:
+    model = MyLinearRegressionModel(3, replicas=4, dtype=torch.float64)
+    with torch.no_grad():
+        model.w.copy_(torch.randn(4, 3, dtype=torch.float64))
+        model.b.copy_(torch.randn(4, dtype=torch.float64))
+    theta = model.theta()
+    assert model.one_table() and theta.shape == (4, 4)
+    assert torch.equal(theta, torch.cat([model.w.detach(), model.b.detach().unsqueeze(1)], 1))
+    # an optimizer's in-place step shows through the view, and a loaded state lands in it
+    model.w.grad, model.b.grad = torch.ones(4, 3, dtype=torch.float64), torch.ones(4).double()
+    before = theta.clone()
+    torch.optim.SGD(model.parameters(), lr=0.5).step()
+    assert torch.equal(theta, before - 0.5)
+    state = {name: value * 2 for name, value in model.state_dict().items()}
+    model.load_state_dict(state)
+    assert torch.equal(theta, (before - 0.5) * 2) and model.one_table()
+
+
+def test_theta_of_a_moved_model_is_its_parameters_side_by_side() -> None:
+    model = MyLinearRegressionModel(2, replicas=3)
+    with torch.no_grad():
+        model.w.copy_(torch.randn(3, 2))
+        model.b.copy_(torch.randn(3))
+    moved = model.double()  # .to() gives each parameter a tensor of its own
+    assert not moved.one_table()
+    expected = torch.cat([moved.w.detach(), moved.b.detach().unsqueeze(1)], 1)
+    assert torch.equal(moved.theta(), expected)

@@ -14,10 +14,20 @@ class MyLinearRegressionModel(nn.Module):
     one forward pass, whose output is [N, K] (column k is model k's prediction).
     """
 
-    def __init__(self, d: int, replicas: int = 1, dtype: torch.dtype = torch.float32) -> None:
+    def __init__(
+        self,
+        d: int,
+        replicas: int = 1,
+        dtype: torch.dtype = torch.float32,
+        device: torch.device | str | None = None,
+    ) -> None:
         super().__init__()
-        self.w = nn.Parameter(torch.zeros(replicas, d, dtype=dtype))
-        self.b = nn.Parameter(torch.zeros(replicas, dtype=dtype))
+        # w and b are views of one (d + 1) × K tensor, feature-major: θ = (w, b) of every
+        # replica is then one tensor without a copy (:meth:`theta`), in the layout whose
+        # products a full-batch step computes fastest. The parameters are the lesson's.
+        table = torch.zeros(d + 1, replicas, dtype=dtype, device=device)
+        self.w = nn.Parameter(table[:d].t())
+        self.b = nn.Parameter(table[d])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.inner(x, self.w) + self.b
@@ -25,6 +35,27 @@ class MyLinearRegressionModel(nn.Module):
     @property
     def replicas(self) -> int:
         return int(self.w.shape[0])
+
+    def theta(self) -> torch.Tensor:
+        """θ = (w, b) of every replica as one detached [K, d + 1] tensor: a view of the table
+        both parameters view, which in-place updates keep current — or, once the module has
+        been moved (``.to()`` gives each parameter its own tensor), their concatenation."""
+        w, b = self.w.detach(), self.b.detach()
+        k, d = w.shape
+        if self.one_table():
+            return w.as_strided((k, d + 1), (1, k))
+        return torch.cat([w, b.unsqueeze(1)], dim=1)
+
+    def one_table(self) -> bool:
+        """Whether w [K, d] and b [K] are still the columns of one feature-major table."""
+        w, b = self.w, self.b
+        k, d = w.shape
+        return (
+            w.untyped_storage().data_ptr() == b.untyped_storage().data_ptr()
+            and b.storage_offset() == w.storage_offset() + d * k
+            and (k == 1 or (w.stride(0) == 1 and b.stride(0) == 1))
+            and (d == 1 or w.stride(1) == k)
+        )
 
     def init_normal_(self, seed: int, std: float = 0.01) -> None:
         """Small random weights drawn from the seed (``model.init: normal``), the same for

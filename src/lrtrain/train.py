@@ -241,7 +241,7 @@ def _model_and_optimizer(
 ) -> tuple[MyLinearRegressionModel, torch.optim.Optimizer]:
     """The lesson's model (K replicas) and its optimizer at lr = 1: the replicas' rates scale
     SGD's gradients, or the adaptive optimizers' steps (:func:`_step`)."""
-    model = MyLinearRegressionModel(d, replicas=replicas, dtype=dtype).to(device)
+    model = MyLinearRegressionModel(d, replicas=replicas, dtype=dtype, device=device)
     if config.model.init == "normal":
         model.init_normal_(config.seed)
     return model, build_optimizer(config.optimizer, model.parameters())

@@ -50,7 +50,9 @@ class GradSlot:
         # the parameters themselves, held here: a module's attribute lookup costs ~1 µs a step
         self.w_param, self.b_param = model.w, model.b
         d = model.w.shape[1]
-        self.buffer = torch.zeros(model.replicas, d + 1, dtype=model.w.dtype, device=model.w.device)
+        # laid out as θ is (the model's feature-major table): the update's writes and the
+        # optimizer's reads run over memory in order
+        self.buffer = torch.zeros_like(model.theta())
         self.w, self.b = self.buffer[:, :d], self.buffer[:, d]
 
     def attach(self) -> None:
@@ -99,6 +101,7 @@ def scaled_step(
     ``rate`` [K, 1] (0 for a stopped one, whose gradient is zeroed too — it may be infinite,
     and the optimizer would move it to NaN, which 0 × NaN would keep; ``active`` None: every
     replica is active)."""
+    theta = theta.clone()  # θ_t: the view the step reads moves with the parameters
     slot.buffer.copy_(grad)
     if active is not None:
         slot.buffer.masked_fill_(active.logical_not(), 0.0)
