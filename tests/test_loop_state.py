@@ -15,7 +15,7 @@ from lrtrain.loop_state import CONVERGED, DIVERGED, INTERRUPTED, STATUSES, LoopS
 
 def _loop(lrs: list[float], dtype: torch.dtype = torch.float64) -> LoopState:
     loop = LoopState.start(
-        len(lrs), 1, 10, 100, dtype, torch.device("cpu"), lrs, loss_dtype=torch.float64
+        len(lrs), 1, 10, 100, dtype, torch.device("cpu"), lrs, path_dtype=torch.float64
     )
     loop.limit.fill_(100.0)
     return loop
@@ -92,10 +92,10 @@ def test_nobody_stopped_means_no_masking_on_the_cpu() -> None:
     assert loop.rate_col[:, 0].tolist() == [0.1, 0.2]
 
 
-def test_losses_are_kept_in_the_gradient_paths_dtype() -> None:
+def test_losses_and_rates_are_kept_in_the_gradient_paths_dtype() -> None:
     loop = LoopState.start(2, 3, 10, 100, torch.float32, torch.device("cpu"), [0.1, 0.2],
-                           loss_dtype=torch.float64)  # fmt: skip
-    kept = (loop.hist_loss, loop.hist_grad, loop.prev_loss, loop.limit, loop.goal)
+                           path_dtype=torch.float64)  # fmt: skip
+    kept = (loop.hist_loss, loop.hist_grad, loop.prev_loss, loop.limit, loop.goal, loop.rate_col)
     assert {t.dtype for t in kept} == {torch.float64}
     assert loop.hist_theta.dtype == loop.lr.dtype == torch.float32
     plain = LoopState.start(2, 3, 10, 100, torch.float32, torch.device("cpu"), [0.1, 0.2])

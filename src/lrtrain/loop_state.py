@@ -18,9 +18,10 @@ COMPLETED, CONVERGED, DIVERGED, INTERRUPTED = range(4)
 class LoopState:
     """The loop's state, all on the device and updated in place, so that one step can be
     captured as a CUDA graph and replayed. Histories have one spare row at the end: a captured
-    step writes every step, and steps that are not logged write to the spare row. Losses and
-    gradient norms are kept in the dtype the gradient path computes them in (float64 for the
-    Gram path, whatever the parameters'), so that no step casts them."""
+    step writes every step, and steps that are not logged write to the spare row. Losses,
+    gradient norms and the rates that scale gradients are kept in the dtype the gradient path
+    computes in (float64 for the Gram path, whatever the parameters'), so that no step casts
+    them: an operation on mixed dtypes takes PyTorch's slow element-by-element path (~3×)."""
 
     lr: torch.Tensor  # [K]
     active: torch.Tensor  # [K] bool
@@ -46,12 +47,13 @@ class LoopState:
     # only ever updated in place)
     lr_col: torch.Tensor = field(init=False)
     active_col: torch.Tensor = field(init=False)
-    # [K, 1]: each replica's rate while active, 0 once stopped (the update's scale)
+    # [K, 1]: each replica's rate while active, 0 once stopped (the update's scale), in the
+    # gradient path's dtype (that of the losses)
     rate_col: torch.Tensor = field(init=False)
 
     def __post_init__(self) -> None:
         self.lr_col, self.active_col = self.lr.unsqueeze(1), self.active.unsqueeze(1)
-        self.rate_col = self.lr_col.clone()
+        self.rate_col = self.lr_col.to(self.limit.dtype, copy=True)
 
     def masking(self) -> bool:
         """Whether a stopped replica's gradient may be infinite or NaN, so the update must
@@ -79,11 +81,12 @@ class LoopState:
         dtype: torch.dtype,
         device: torch.device,
         lrs: list[float],
-        loss_dtype: torch.dtype | None = None,
+        path_dtype: torch.dtype | None = None,
     ) -> LoopState:
-        """The state of ``k`` replicas of ``d`` features before step 0; losses and gradient
-        norms in ``loss_dtype`` (default: ``dtype``, the parameters')."""
-        losses = dtype if loss_dtype is None else loss_dtype
+        """The state of ``k`` replicas of ``d`` features before step 0; losses, gradient
+        norms and rates in ``path_dtype``, the gradient path's (default: ``dtype``, the
+        parameters')."""
+        losses = dtype if path_dtype is None else path_dtype
 
         def full(shape: tuple[int, ...], value: float, kind: torch.dtype = dtype) -> torch.Tensor:
             return torch.full(shape, value, dtype=kind, device=device)

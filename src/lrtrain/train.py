@@ -164,10 +164,10 @@ def train(
     )  # fmt: skip
     if own_rows:  # the final values on each replica's own data too
         full_gradient = gradient
-    # the Gram path's losses are float64 (gradients.GramGradient): the loop keeps them so
-    loss_dtype = torch.float64 if path == "gram" else dtype
+    # the Gram path computes in float64 (gradients.GramGradient): the loop keeps its losses so
+    path_dtype = torch.float64 if path == "gram" else dtype
     loop = LoopState.start(
-        len(lrs), dataset.d, _rows_logged(config), total, dtype, device, lrs, loss_dtype
+        len(lrs), dataset.d, _rows_logged(config), total, dtype, device, lrs, path_dtype
     )
     if factors is None:  # the config's schedule (an explicit table: find-lr's ramps)
         factors = lr_factors(config.optimizer.schedule, total)
