@@ -144,13 +144,15 @@ class AgreedStop:
 def autograd_forward_backward(
     model: MyLinearRegressionModel, theta: torch.Tensor, batch: Rows
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """The lesson's step without the update: per-replica loss at θ and its gradient."""
+    """The lesson's step without the update: per-replica loss at θ and its gradient (autograd
+    on for them: the training loop runs without it)."""
     assert batch.x is not None and batch.y is not None
-    prediction = model(batch.x)  # [n, K]
-    loss = ((prediction - batch.y) ** 2).mean(dim=0)  # [K]: the lesson's mean squared error
-    model.w.grad = model.b.grad = None  # optimizer.zero_grad(), without its per-call overhead
-    # Replicas are independent, so the gradient of the sum is each replica's own gradient.
-    loss.sum().backward()
+    with torch.enable_grad():
+        prediction = model(batch.x)  # [n, K]
+        loss = ((prediction - batch.y) ** 2).mean(dim=0)  # [K]: the lesson's mean squared error
+        model.w.grad = model.b.grad = None  # optimizer.zero_grad(), without its overhead
+        # Replicas are independent, so the gradient of the sum is each replica's own gradient.
+        loss.sum().backward()
     return loss.detach(), grad_vector(model)
 
 
@@ -289,7 +291,7 @@ class DistributedGradient:
     ) -> tuple[torch.Tensor, torch.Tensor]:
         scale = self.world.size / batch.total
         model.w.grad = model.b.grad = None
-        with self.world.collective("training step"):
+        with self.world.collective("training step"), torch.enable_grad():
             share = self.ddp(batch, scale)
             asked = float(self.local_stop is not None and self.local_stop())
             self.extra = torch.cat([share.detach() / scale, share.new_tensor([asked])])

@@ -43,6 +43,9 @@ class LoopState:
     # its rate of 0 would turn into NaN; until then no update needs masking (a stopped
     # replica's θ, hence its gradient, never changes). A GPU never asks, and always masks.
     nonfinite_stopped: bool = False
+    # whether the state lives on the CPU, where the host may look every step (a device's type,
+    # looked up, costs a step ~1 µs)
+    on_cpu: bool = field(init=False)
     # [K, 1] views of lr and active, to scale and mask [K, p] gradients: made once (both are
     # only ever updated in place)
     lr_col: torch.Tensor = field(init=False)
@@ -52,13 +55,14 @@ class LoopState:
     rate_col: torch.Tensor = field(init=False)
 
     def __post_init__(self) -> None:
+        self.on_cpu = self.lr.device.type == "cpu"
         self.lr_col, self.active_col = self.lr.unsqueeze(1), self.active.unsqueeze(1)
         self.rate_col = self.lr_col.to(self.limit.dtype, copy=True)
 
     def masking(self) -> bool:
         """Whether a stopped replica's gradient may be infinite or NaN, so the update must
         mask it: on the CPU once one's was; on a GPU, which never asks the host, always."""
-        return self.nonfinite_stopped or self.active.device.type != "cpu"
+        return self.nonfinite_stopped or not self.on_cpu
 
     def zero_stopped_rates(self) -> None:
         """``active`` changed: stopped replicas' rates become 0."""
@@ -66,7 +70,7 @@ class LoopState:
 
     def still_active(self) -> bool:
         """Whether any replica is still training (read on the host)."""
-        if self.active.device.type == "cpu" and not self.stopped_unseen:
+        if self.on_cpu and not self.stopped_unseen:
             return True
         self.stopped_unseen = False
         return bool(self.active.any())
@@ -115,8 +119,10 @@ class LoopState:
         self.zero_stopped_rates()
 
     def state(self) -> dict[str, torch.Tensor]:
-        """The tensors a resume needs (on the CPU), histories included."""
-        return {name: getattr(self, name).detach().cpu().clone() for name in LOOP_TENSORS}
+        """The tensors a resume needs (on the CPU), histories included: taken when the loop
+        is over, so they are handed over, not copied (histories have max_iter rows, however
+        early the run stopped)."""
+        return {name: getattr(self, name).detach().cpu() for name in LOOP_TENSORS}
 
     def restore(self, state: dict[str, torch.Tensor], total: int) -> None:
         """Continue from ``state``: interrupted and completed replicas become active again
@@ -165,7 +171,7 @@ def stop_checks(
     newly = torch.gt(loop.active, going)  # active and not going, in one operation
     # On the CPU a look at the host is cheap, and most steps stop nobody: skip the bookkeeping.
     # A GPU never waits for the host here (nor may a CUDA graph).
-    if newly.device.type == "cpu":
+    if loop.on_cpu:
         if not bool(newly.any()):
             return False
         loop.stopped_unseen = True

@@ -12,7 +12,7 @@ not to compile. lrtrain never compiles, so:
   behaviour unchanged;
 - ``step`` is wrapped in ``_use_grad_for_differentiable``, which imports dynamo on every call to
   place graph breaks (no-ops when nothing compiles) around the real step run with gradients off.
-  :func:`step` calls the real step under ``torch.no_grad()`` instead — the same arithmetic —
+  :func:`stepper` calls the real step under ``torch.no_grad()`` instead — the same arithmetic —
   unless someone registered optimizer step hooks, which only the wrapped step runs.
 
 Both are guarded: where a PyTorch version wraps these methods differently (or ``torch._dynamo``
@@ -103,17 +103,12 @@ def _probe() -> None:
 def stepper(optimizer: Any) -> Callable[[], None]:
     """A function taking ``optimizer.step()`` without importing ``torch._dynamo``, decided
     once: a training loop calls it every step, and the step hooks the optimizer has when the
-    loop starts are the ones it honours."""
+    loop starts are the ones it honours. Call it with gradients off (``torch.no_grad()``, as
+    ``train``'s loop runs), where the real step runs."""
     direct = _direct_step(optimizer.__class__)
     if direct is None or _has_step_hooks(optimizer):
         return optimizer.step
-    import torch
-
-    def take_step() -> None:
-        with torch.no_grad():
-            direct(optimizer)
-
-    return take_step
+    return functools.partial(direct, optimizer)
 
 
 @functools.cache

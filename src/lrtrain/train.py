@@ -199,30 +199,34 @@ def train(
     # -- the loop: one step of every replica; the host looks every check_every steps -------
     check_every = 1 if device.type == "cpu" else SYNC_EVERY
     start = time.perf_counter()
-    for step in range(first, total):
-        if should_stop is not None and should_stop():
-            loop.interrupt(step)
-            break
-        if factors is not None:  # the schedule's factor: the optimizer's rate (base 1)
-            for group in optimizer.param_groups:
-                group["lr"] = float(factors[step])
-        if graphed is not None:
-            loss = graphed.run(step)
-        elif batches is not None:
-            assert data.x is not None and data.y is not None
-            loss = step_at(step, batches.batch(step, data.x, data.y))
-        else:
-            loss = step_at(step, data)
-        last = step + 1 == total
-        if (step + 1) % check_every == 0 or last:
-            # Stop early once every replica has stopped (the remaining steps would only recompute
-            # frozen values). On a GPU that read synchronises with the host, so it happens every
-            # SYNC_EVERY steps; on the CPU the step's stop checks know whether anyone stopped.
-            still = loop.still_active()
-            if progress is not None and ((step + 1) % SYNC_EVERY == 0 or last or not still):
-                progress(step + 1, total, loss.tolist())
-            if not still:
+    # The loop's arithmetic never needs autograd (the optimizer's step runs without it too);
+    # the autograd path turns it on for its own forward and backward.
+    with torch.no_grad():
+        for step in range(first, total):
+            if should_stop is not None and should_stop():
+                loop.interrupt(step)
                 break
+            if factors is not None:  # the schedule's factor: the optimizer's rate (base 1)
+                for group in optimizer.param_groups:
+                    group["lr"] = float(factors[step])
+            if graphed is not None:
+                loss = graphed.run(step)
+            elif batches is not None:
+                assert data.x is not None and data.y is not None
+                loss = step_at(step, batches.batch(step, data.x, data.y))
+            else:
+                loss = step_at(step, data)
+            last = step + 1 == total
+            if (step + 1) % check_every == 0 or last:
+                # Stop early once every replica has stopped (the remaining steps would only
+                # recompute frozen values). On a GPU that read synchronises with the host, so it
+                # happens every SYNC_EVERY steps; on the CPU the step's stop checks know whether
+                # anyone stopped.
+                still = loop.still_active()
+                if progress is not None and ((step + 1) % SYNC_EVERY == 0 or last or not still):
+                    progress(step + 1, total, loss.tolist())
+                if not still:
+                    break
 
     # -- the result: the full-batch loss and gradient where each replica stopped -----------
     final_loss, final_gradient = full_gradient(model, theta_of(model), data)

@@ -74,9 +74,8 @@ def sgd_step(
     """Plain, momentum or Nesterov SGD at lr = 1 on the gradient ``grad`` [K, p] at ``theta``
     scaled by each replica's ``rate`` [K, 1], which is 0 for a stopped replica: it gets a zero
     gradient, and :func:`forget_momentum` has emptied its buffer, so it does not move.
-    ``grad`` is the step's to overwrite. ``masking``: a replica may have stopped. (No
-    ``torch.no_grad`` needed: nothing here requires a gradient, and the optimizer's step takes
-    its own.)"""
+    ``grad`` is the step's to overwrite. ``masking``: a stopped replica's gradient may not be
+    finite. Called with gradients off (``train``'s loop), as ``take_step`` needs."""
     if weight_decay:
         grad.add_(theta, alpha=weight_decay)
     # Scaled in the gradient's dtype (``rate`` is in it), then cast once as it is written: one
@@ -92,7 +91,6 @@ def sgd_step(
     take_step()
 
 
-@torch.no_grad()
 def scaled_step(
     slot: GradSlot,
     take_step: Callable[[], None],
@@ -104,7 +102,7 @@ def scaled_step(
     """An adaptive optimizer's step at lr = 1, each replica's displacement scaled by its
     ``rate`` [K, 1] (0 for a stopped one, whose gradient is zeroed too — it may be infinite,
     and the optimizer would move it to NaN, which 0 × NaN would keep; ``active`` None: every
-    replica is active)."""
+    replica is active). Called with gradients off (``train``'s loop)."""
     theta = theta.clone()  # θ_t: the view the step reads moves with the parameters
     slot.buffer.copy_(grad)
     if active is not None:
