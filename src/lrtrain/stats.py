@@ -86,29 +86,34 @@ class Accumulator:
         self.theta_ref = theta_ref
         self.n, self.sy, self.syy = 0, 0.0, 0.0
         self.x_shift: torch.Tensor | None = None
-        self.y_shift = 0.0
+        self.y_shift = self.y_center = 0.0
         self.sxx = self.sx = self.sxy = torch.empty(0, dtype=F64)
 
     def add(self, x: torch.Tensor, y: torch.Tensor, scratch: bool = False) -> None:
         """Add the rows (x [c, d], y [c, 1]); ``scratch``: x is the caller's to discard, and
         may be centred in place (no copy of a wide chunk)."""
         x64 = x.to(device="cpu", dtype=F64)
-        z = y.to(device="cpu", dtype=F64).reshape(-1)
-        if not len(z):
+        y64 = y.to(device="cpu", dtype=F64).reshape(-1)
+        if not len(y64):
             return
         d = x64.shape[1]
         if self.theta_ref is None:
             self.theta_ref = torch.zeros(d + 1, dtype=F64)
-        referenced = bool(self.theta_ref.any())
-        if referenced:  # z = y − X̃θ_ref: one product and a new vector (ours to centre)
-            z = torch.addmv(z, x64, self.theta_ref[:d], alpha=-1.0).sub_(self.theta_ref[d])
-        if self.x_shift is None:  # the first chunk's means: the shift that keeps sums accurate
-            self.x_shift, self.y_shift = x64.mean(0), float(z.mean())
+        if self.x_shift is None:  # the first chunk's means: the shifts that keep sums accurate
+            self.x_shift, self.y_center = x64.mean(0), float(y64.mean())
             self.sxx = torch.zeros(d, d, dtype=F64)
             self.sx, self.sxy = torch.zeros(d, dtype=F64), torch.zeros(d, dtype=F64)
+            # z = y − X̃θ_ref is accumulated about its first chunk's mean, which is the mean
+            # of y less the reference's prediction at x_shift (the centred x average 0 there)
+            reference_at_shift = float(self.x_shift @ self.theta_ref[:d] + self.theta_ref[d])
+            self.y_shift = self.y_center - reference_at_shift
         own = scratch or x64.data_ptr() != x.data_ptr()  # a float64 copy made here is ours
         xc = x64.sub_(self.x_shift) if own else x64 - self.x_shift
-        zc = z.sub_(self.y_shift) if referenced else z - self.y_shift
+        zc = y64 - self.y_center  # a new vector: (y − y_center) − (x − x_shift)·w_ref below
+        if bool(self.theta_ref[:d].any()):
+            # from the centred rows just written, still in cache: the rows themselves are read
+            # from memory once, as without a reference
+            zc.addmv_(xc, self.theta_ref[:d], alpha=-1.0)
         self.sxx += xc.T @ xc
         self.sx += xc.sum(0)
         self.sxy += xc.T @ zc
