@@ -53,11 +53,15 @@ class LoopState:
     # [K, 1]: each replica's rate while active, 0 once stopped (the update's scale), in the
     # gradient path's dtype (that of the losses)
     rate_col: torch.Tensor = field(init=False)
+    # [K] all False: what a step that stops nobody compares equal to (torch.equal answers on
+    # the host in one call, ~2 against ~4.5 µs for any() and its read)
+    nobody: torch.Tensor = field(init=False)
 
     def __post_init__(self) -> None:
         self.on_cpu = self.lr.device.type == "cpu"
         self.lr_col, self.active_col = self.lr.unsqueeze(1), self.active.unsqueeze(1)
         self.rate_col = self.lr_col.to(self.limit.dtype, copy=True)
+        self.nobody = torch.zeros_like(self.active)
 
     def masking(self) -> bool:
         """Whether a stopped replica's gradient may be infinite or NaN, so the update must
@@ -172,7 +176,7 @@ def stop_checks(
     # On the CPU a look at the host is cheap, and most steps stop nobody: skip the bookkeeping.
     # A GPU never waits for the host here (nor may a CUDA graph).
     if loop.on_cpu:
-        if not bool(newly.any()):
+        if torch.equal(newly, loop.nobody):
             return False
         loop.stopped_unseen = True
         if not loop.nonfinite_stopped:
@@ -198,13 +202,20 @@ def record(
         if step % log_every == 0:
             row = step // log_every
             loop.hist_loss[row] = loss
-            loop.hist_grad[row] = torch.linalg.vector_norm(grad, dim=1)
+            loop.hist_grad[row] = grad_norms(grad)
             loop.hist_theta[row] = theta
         return
     # On the device, without a host decision: unlogged steps go to the spare last row.
     spare = loop.hist_loss.shape[0] - 1
     rows = torch.where(step % log_every == 0, step // log_every, spare).view(1)
     loop.hist_loss.index_copy_(0, rows, loss.unsqueeze(0))
-    norm = torch.linalg.vector_norm(grad, dim=1).to(loop.hist_grad.dtype)
+    norm = grad_norms(grad).to(loop.hist_grad.dtype)
     loop.hist_grad.index_copy_(0, rows, norm.unsqueeze(0))
     loop.hist_theta.index_copy_(0, rows, theta.unsqueeze(0))
+
+
+def grad_norms(grad: torch.Tensor) -> torch.Tensor:
+    """Each replica's gradient norm, for grad [K, p] in either layout: vector_norm over the
+    rows of the Gram path's feature-major gradient measured ~210 µs at K = 1 000 (PyTorch's
+    strided reduction), √(g·g) ~17 µs whatever the layout."""
+    return torch.linalg.vecdot(grad, grad).sqrt_()
