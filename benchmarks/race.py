@@ -31,6 +31,9 @@ GAPS = (1e-3, 1e-6)
 # this machine's timings vary by ~20%: the median of a few, alternating, for both
 REPEATS = 3
 ETA0_GRID = (1e-4, 1e-3, 1e-2, 1e-1)
+# Issue 15's bound on one race, the hardest (heavy ball to 1e-6 at κ ≈ 100): that fit within
+# this many statistics passes. Every race is to be won by ≥ 3× against each baseline.
+PASS_BOUND = ("κ ≈ 100", 1e-6, "lr: auto, momentum: auto", 1.5)
 
 
 def problems(quick: bool) -> list[tuple[str, np.ndarray, np.ndarray]]:
@@ -201,14 +204,19 @@ def _row(
             f"{max_epochs} epochs)"
         )
     known = [v for v in ratios.values() if v is not None]
-    met = best_ours is not None and all(v >= 3 for v in known) and of_pass is not None
-    met = met and of_pass is not None and of_pass <= 1.5
+    met = best_ours is not None and all(v >= 3 for v in known)
+    target = "≥ 3× faster than each"
+    bound_label, bound_gap, bound_fit, most = PASS_BOUND
+    if (label, gap) == (bound_label, bound_gap):
+        bounded = ours[bound_fit][gap]
+        met = met and bounded is not None and bounded / floor["pass"] <= most
+        target += f"; {bound_fit} ≤ {most:g} statistics passes"
     return CaseResult(
         name=f"time to relative gap {gap:g}, N = {n:,}, d = 8, {label}",
         baseline="SGDRegressor (defaults; best eta0 of "
         + ", ".join(f"{e:g}" for e in ETA0_GRID)
         + "), LinearRegression, numpy.linalg.lstsq",
-        target="≥ 3× faster than each; ≤ 1.5 statistics passes",
+        target=target,
         met=met,
         ratio=min(known) if known else None,
         baseline_time=Timing.of([best_sgd[1]]) if best_sgd else None,
