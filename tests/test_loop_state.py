@@ -1,7 +1,8 @@
 """The loop's bookkeeping on hand-made losses: why a replica stops (diverged on NaN, ±inf or a
 blow-up; converged at the target or on a stall, never on step 0's missing previous loss), that a
 stopped replica is never stopped again and its rate becomes 0, when the update must mask the
-stopped (only once one's gradient is not finite), and what a resume re-activates."""
+stopped (on full batches only once one's gradient is not finite; on mini-batches from the first
+stop), and what a resume re-activates."""
 
 from __future__ import annotations
 
@@ -71,6 +72,15 @@ def test_masking_starts_once_a_stopped_gradient_is_not_finite(
     loop = _loop([0.1, 0.2, 0.3], dtype)
     assert _check(loop, [1.0, 1e9, 3.0], 1, grad=grad)
     assert not loop.masking()
+
+
+def test_on_mini_batches_any_stop_starts_masking() -> None:
+    """A stopped replica's gradient changes with the batch although its θ does not: finite
+    when it stopped, it may overflow on a later batch."""
+    loop = _loop([0.1, 0.2])
+    loop.gradients_vary = True
+    assert _check(loop, [1e9, 2.0], 3)  # finite gradients
+    assert loop.masking()
 
 
 def test_target_and_stall_are_convergence_but_not_on_the_first_step() -> None:

@@ -39,9 +39,13 @@ class LoopState:
     # Host-side, on the CPU: whether a replica stopped since the loop last looked (a GPU
     # never tells the host, and the loop reads ``active`` every SYNC_EVERY steps instead).
     stopped_unseen: bool = True
-    # Host-side, on the CPU: whether a stopped replica's gradient is infinite or NaN, which
-    # its rate of 0 would turn into NaN; until then no update needs masking (a stopped
-    # replica's θ, hence its gradient, never changes). A GPU never asks, and always masks.
+    # Whether each step's gradient comes from a different batch of rows, so that a stopped
+    # replica's gradient changes although its θ does not (set by ``train``)
+    gradients_vary: bool = False
+    # Host-side, on the CPU: whether a stopped replica's gradient is, or may become, infinite
+    # or NaN, which its rate of 0 would turn into NaN; until then no update needs masking. On
+    # full batches a stopped replica's θ, hence its gradient, never changes, so a finite one
+    # stays finite; on mini-batches it may not. A GPU never asks, and always masks.
     nonfinite_stopped: bool = False
     # whether the state lives on the CPU, where the host may look every step (a device's type,
     # looked up, costs a step ~1 µs)
@@ -180,8 +184,9 @@ def stop_checks(
             return False
         loop.stopped_unseen = True
         if not loop.nonfinite_stopped:
-            # in the parameters' dtype, where the update will hold it
-            loop.nonfinite_stopped = not bool(grad[newly].to(loop.lr.dtype).isfinite().all())
+            # finite in the parameters' dtype, where the update will hold it, and for good
+            finite = bool(grad[newly].to(loop.lr.dtype).isfinite().all())
+            loop.nonfinite_stopped = loop.gradients_vary or not finite
     # torch.where, not masked_fill_: with a tensor value masked_fill_ reads it on the host.
     loop.stop_step.copy_(torch.where(newly, step, loop.stop_step))
     loop.status.copy_(torch.where(newly, torch.where(ok, CONVERGED, DIVERGED), loop.status))

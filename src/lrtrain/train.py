@@ -169,6 +169,7 @@ def train(
     loop = LoopState.start(
         len(lrs), dataset.d, _rows_logged(config), total, dtype, device, lrs, path_dtype
     )
+    loop.gradients_vary = batches is not None
     if factors is None:  # the config's schedule (an explicit table: find-lr's ramps)
         factors = lr_factors(config.optimizer.schedule, total)
     if config.train.target_gap is not None:
