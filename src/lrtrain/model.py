@@ -51,7 +51,7 @@ class MyLinearRegressionModel(nn.Module):
         w, b = self.w, self.b
         k, d = w.shape
         return (
-            w.untyped_storage().data_ptr() == b.untyped_storage().data_ptr()
+            _storage_address(w) == _storage_address(b)
             and b.storage_offset() == w.storage_offset() + d * k
             and (k == 1 or (w.stride(0) == 1 and b.stride(0) == 1))
             and (d == 1 or w.stride(1) == k)
@@ -65,6 +65,12 @@ class MyLinearRegressionModel(nn.Module):
         with torch.no_grad():
             self.w.copy_(start[:d].expand_as(self.w))
             self.b.copy_(start[d].expand_as(self.b))
+
+
+def _storage_address(tensor: torch.Tensor) -> int:
+    """Where the tensor's storage begins: equal for two tensors exactly when they share it
+    (asking for the storage object itself costs ~20 µs)."""
+    return tensor.data_ptr() - int(tensor.storage_offset()) * tensor.element_size()
 
 
 def normal_start(d: int, seed: int, std: float = 0.01) -> torch.Tensor:
