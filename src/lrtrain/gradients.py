@@ -39,9 +39,9 @@ AGREE_EVERY = 64
 # chunk of X stays in cache between the two products that read it.
 CACHE_ROWS = 1 << 16
 
-# (model, θ [K, p] = (w, b) detached, rows) → (per-replica loss [K], gradient [K, p]): the loss
-# in the parameters' dtype, the gradient in theirs or in float64 (the Gram path's, cast by the
-# update); θ is passed because the step has it already (one concatenation a step)
+# (model, θ [K, p] = (w, b) detached, rows) → (per-replica loss [K], gradient [K, p]), both in
+# the parameters' dtype or, on the Gram path, in float64 (the loop keeps such losses, and the
+# update casts the gradient); θ is the view of the model's table the step reads anyway
 Gradient = Callable[
     [MyLinearRegressionModel, torch.Tensor, Rows], tuple[torch.Tensor, torch.Tensor]
 ]

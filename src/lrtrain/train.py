@@ -37,7 +37,7 @@ from lrtrain.data import Dataset
 from lrtrain.devices import process_device, torch_dtype
 from lrtrain.distributed import SINGLE, World
 from lrtrain.gradients import Gradient, choose, theta_of, theta_reader
-from lrtrain.loop_state import STATUSES, LoopState, record, stop_checks
+from lrtrain.loop_state import STATUSES, LoopState, grad_norms, record, stop_checks
 from lrtrain.model import MyLinearRegressionModel
 from lrtrain.schedules import lr_factors
 from lrtrain.startup import never_imports_dynamo
@@ -231,7 +231,7 @@ def train(
 
     # -- the result: the full-batch loss and gradient where each replica stopped -----------
     final_loss, final_gradient = full_gradient(model, theta_of(model), data)
-    final_grad = torch.linalg.vector_norm(final_gradient, dim=1)
+    final_grad = grad_norms(final_gradient)
     elapsed = time.perf_counter() - start
     result = _result(config, lrs, loop, model, optimizer, final_loss, final_grad, elapsed)
     result.device, result.world, result.gradient = str(device), world.describe(), path
