@@ -18,7 +18,7 @@ def _loop(lrs: list[float], dtype: torch.dtype = torch.float64) -> LoopState:
     loop = LoopState.start(
         len(lrs), 1, 10, 100, dtype, torch.device("cpu"), lrs, path_dtype=torch.float64
     )
-    loop.limit.fill_(100.0)
+    loop.set_bounds(limit=torch.full((len(lrs),), 100.0, dtype=torch.float64))
     return loop
 
 
@@ -86,7 +86,7 @@ def test_on_mini_batches_any_stop_starts_masking() -> None:
 def test_target_and_stall_are_convergence_but_not_on_the_first_step() -> None:
     loop = _loop([0.1, 0.2, 0.3])
     loop.target_gap = 1e-3
-    loop.goal.copy_(torch.tensor([0.5, -math.inf, -math.inf], dtype=torch.float64))
+    loop.set_bounds(goal=torch.tensor([0.5, -math.inf, -math.inf], dtype=torch.float64))
     assert _check(loop, [0.4, 2.0, 3.0], 0, tol=1e-6)  # previous loss NaN: no stall on step 0
     assert loop.status.tolist()[0] == CONVERGED and loop.active.tolist() == [False, True, True]
     assert not _check(loop, [0.4, 1.9, 2.9], 1, tol=1e-6)
@@ -124,3 +124,19 @@ def test_resume_reactivates_the_interrupted_and_completed_only() -> None:
     assert again.stop_step.tolist() == [200, 3, 200]
     assert again.rate_col[:, 0].tolist() == [0.1, 0.0, 0.3]  # the saved rates, 0 if stopped
     assert again.masking()  # the saved state does not say whether that gradient was finite
+
+
+def test_the_goal_stops_at_equality_and_the_limit_just_above_it() -> None:
+    """The CPU's shortcut (every loss inside its replica's band) and the checks agree at the
+    band's ends: a loss equal to the goal converges, one equal to the limit goes on."""
+    loop = _loop([0.1, 0.2, 0.3, 0.4])
+    goal = 0.5
+    loop.target_gap = 1e-3
+    loop.set_bounds(goal=torch.full((4,), goal, dtype=torch.float64))
+    above = math.nextafter(goal, math.inf)
+    assert not _check(loop, [above, 100.0, 1.0, above], 1)
+    assert _check(loop, [above, math.nextafter(100.0, math.inf), goal, 1.0], 2)
+    assert loop.status.tolist() == [0, DIVERGED, CONVERGED, 0]
+    # the stopped replicas' losses, whatever they are, stop nobody again
+    assert not _check(loop, [1.0, 1e300, -1.0, 1.0], 3)
+    assert loop.stop_step.tolist() == [100, 2, 2, 100]

@@ -358,12 +358,13 @@ def _step(
     """
     loss, grad = gradient(slot.model, theta, batch)
     if isinstance(step, int) and step == 0:
-        loop.limit.copy_(torch.where(loss > 0, loss * DIVERGENCE_FACTOR, loop.limit))
         loop.initial_grad.copy_(grad)
+        goal = None
         if loop.target_gap is not None:
             scale = [gap_scale(loop.loss_ref, float(loss0)) for loss0 in loss.tolist()]
-            goal = [loop.loss_ref + loop.target_gap * s for s in scale]
-            loop.goal.copy_(torch.tensor(goal, dtype=loss.dtype))
+            goals = [loop.loss_ref + loop.target_gap * s for s in scale]
+            goal = torch.tensor(goals, dtype=loss.dtype)
+        loop.set_bounds(torch.where(loss > 0, loss * DIVERGENCE_FACTOR, loop.limit), goal)
     record(loop, theta, grad, step, loss, config.train.log_every)
     stopped = stop_checks(loop, loss, grad, step, config.train.tol)
     opt = config.optimizer
