@@ -394,11 +394,15 @@ def test_auto_never_diverges_on_well_posed_problems(
         ["optimizer.momentum=0.9", "optimizer.lr=0.002"],
         ["train.batch_size=16", "optimizer.momentum=0.5", "optimizer.nesterov=true"],
         ["train.batch_size=7", "train.log_every=3", "optimizer.weight_decay=0.01"],
+        # the Gram path's loop runs in inference mode: nothing it hands over may be an
+        # inference tensor (a resume updates the momentum buffers in place)
+        ["train.gradient=gram", "optimizer.momentum=0.9", "optimizer.lr=0.002"],
     ],
 )
 def test_interrupted_then_resumed_equals_uninterrupted_bit_for_bit(extra: list[str]) -> None:
     cfg, ds = _setup("train.max_iter=150", *extra)
     whole = train(ds, cfg)
+    assert not any(t.is_inference() for t in _tensors(whole.engine_state()))
     calls = iter(range(10**6))
     half = train(ds, cfg, should_stop=lambda: next(calls) >= 61)
     assert half.statuses == ["interrupted"] and half.stop_steps == [61]
@@ -411,6 +415,16 @@ def test_interrupted_then_resumed_equals_uninterrupted_bit_for_bit(extra: list[s
     assert torch.equal(resumed.grad_norm, whole.grad_norm)
     assert resumed.final_loss == whole.final_loss
     assert torch.equal(resumed.initial_grad, whole.initial_grad)
+
+
+def _tensors(value: object) -> list[torch.Tensor]:
+    if isinstance(value, torch.Tensor):
+        return [value]
+    if isinstance(value, dict):
+        value = list(value.values())
+    if isinstance(value, list | tuple):
+        return [t for v in value for t in _tensors(v)]
+    return []
 
 
 def test_resume_can_extend_max_iter() -> None:

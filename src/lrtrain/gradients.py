@@ -109,7 +109,7 @@ class GramGradient:
         # contiguous and the [p, K] product is the shape MKL computes fastest (~15 against
         # ~30 µs for e @ H at K = 1 000, p = 9). One replica's row is both layouts at once,
         # and e @ H spares it the two transposes (~2 against ~4 µs, every step of a fit).
-        one = len(e) == 1
+        one = e.shape[0] == 1
         grad = torch.mm(e, self.hessian) if one else torch.mm(self.hessian, e.t()).t()
         # L* + ½ e·∇ per row as one matrix-vector product: a sum over rows of 9 and an add
         # measured ~10 µs slower at K = 1 000 (linalg.vecdot slower still).

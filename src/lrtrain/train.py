@@ -201,8 +201,10 @@ def train(
     check_every = 1 if device.type == "cpu" else SYNC_EVERY
     start = time.perf_counter()
     # The loop's arithmetic never needs autograd (the optimizer's step runs without it too);
-    # the autograd path turns it on for its own forward and backward.
-    with torch.no_grad():
+    # the autograd paths turn it on for their own forward and backward. The Gram path never
+    # does, and inference mode spares each of its small operations autograd's bookkeeping
+    # (~18% of a step); nothing made in it outlives the loop but copies.
+    with torch.inference_mode() if path == "gram" else torch.no_grad():
         for step in range(first, total):
             if should_stop is not None and should_stop():
                 loop.interrupt(step)
