@@ -11,7 +11,15 @@ import math
 import pytest
 import torch
 
-from lrtrain.loop_state import CONVERGED, DIVERGED, INTERRUPTED, STATUSES, LoopState, stop_checks
+from lrtrain.loop_state import (
+    CONVERGED,
+    DIVERGED,
+    INTERRUPTED,
+    STATUSES,
+    LoopState,
+    record,
+    stop_checks,
+)
 
 
 def _loop(lrs: list[float], dtype: torch.dtype = torch.float64) -> LoopState:
@@ -140,3 +148,20 @@ def test_the_goal_stops_at_equality_and_the_limit_just_above_it() -> None:
     # the stopped replicas' losses, whatever they are, stop nobody again
     assert not _check(loop, [1.0, 1e300, -1.0, 1.0], 3)
     assert loop.stop_step.tolist() == [100, 2, 2, 100]
+
+
+@pytest.mark.parametrize("path_dtype", [torch.float64, None])  # Gram path, autograd path
+def test_a_captured_step_records_logged_rows_and_sends_the_rest_to_the_spare(
+    path_dtype: torch.dtype | None,
+) -> None:
+    """The CUDA graph's bookkeeping (the step a device tensor), run here on the CPU."""
+    loop = LoopState.start(2, 1, 3, 6, torch.float32, torch.device("cpu"), [0.1, 0.2], path_dtype)
+    kind = loop.hist_loss.dtype
+    for step in range(6):
+        grad = torch.full((2, 2), float(step), dtype=kind)  # norm step·√2
+        theta = torch.full((2, 2), float(step))
+        loss = torch.tensor([step, 10.0 * step], dtype=kind)
+        record(loop, theta, grad, torch.tensor(step), loss, log_every=2)
+    assert loop.hist_loss[:, 1].tolist() == [0.0, 20.0, 40.0, 50.0]  # rows 0, 2, 4; spare: 5
+    assert loop.hist_grad[:3, 0].tolist() == pytest.approx([0.0, 2 * 2**0.5, 4 * 2**0.5])
+    assert loop.hist_theta[:3, 0, 0].tolist() == [0.0, 2.0, 4.0]

@@ -243,8 +243,9 @@ def record(
     spare = loop.hist_loss.shape[0] - 1
     rows = torch.where(step % log_every == 0, step // log_every, spare).view(1)
     loop.hist_loss.index_copy_(0, rows, loss.unsqueeze(0))
-    norm = grad_norms(grad).to(loop.hist_grad.dtype)
-    loop.hist_grad.index_copy_(0, rows, norm.unsqueeze(0))
+    # the gradient is in the histories' dtype (the path's, LoopState.start), as the eager rows
+    # above rely on too
+    loop.hist_grad.index_copy_(0, rows, grad_norms(grad).unsqueeze(0))
     loop.hist_theta.index_copy_(0, rows, theta.unsqueeze(0))
 
 
