@@ -186,6 +186,31 @@ def test_mode_rate_matches_the_iteration_it_describes() -> None:
         assert observed == pytest.approx(mode_rate(lr * lam, lam, lr, momentum, nesterov), rel=2e-2)
 
 
+def test_mode_rate_is_the_spectral_radius_of_the_mode_matrix() -> None:
+    """The closed form against LAPACK's eigenvalues of the same 2 × 2 iteration matrices, over
+    rates on both sides of the monotone limit, the optimum and the edge of stability (real,
+    double and complex roots)."""
+    from lrtrain.analysis import mode_rate
+
+    rng = np.random.default_rng(5)
+    for _ in range(500):
+        lam, lr = float(rng.uniform(0.1, 10)), float(rng.uniform(0.0, 1.0))
+        mu, nesterov = float(rng.choice([0.0, rng.uniform(0, 0.999)])), bool(rng.integers(2))
+        a = lr * lam
+        if nesterov:
+            matrix = [[1 - a * (1 + mu), -lr * mu * mu], [lam, mu]]
+        else:
+            matrix = [[1 - a, -lr * mu], [lam, mu]]
+        expected = np.abs(np.linalg.eigvals(np.array(matrix))).max() if mu else abs(1 - a)
+        # a double root is ill-conditioned for LAPACK (error ~√ε), not for the closed form
+        assert mode_rate(a, lam, lr, mu, nesterov) == pytest.approx(expected, rel=1e-7, abs=1e-7)
+    # Polyak's setting: both extreme modes at the double root √μ
+    lam_min, lam_max = 1.0, 100.0
+    lr, mu = 4 / (math.sqrt(lam_max) + 1) ** 2, (9 / 11) ** 2
+    for lam in (lam_min, lam_max):
+        assert mode_rate(lr * lam, lam, lr, mu, False) == pytest.approx(9 / 11, rel=1e-7)
+
+
 def test_auto_lr_for_a_fixed_momentum_minimises_the_worst_rate() -> None:
     from lrtrain.analysis import auto_settings, convergence_rate
 
