@@ -65,6 +65,8 @@ class LoopState:
     # two operations (a clamp and torch.equal) instead of five
     band_low: torch.Tensor = field(init=False)
     band_high: torch.Tensor = field(init=False)
+    # [K] +inf: where the goal's next float is looked for (made once, like the band)
+    infinity: torch.Tensor = field(init=False)
 
     def __post_init__(self) -> None:
         self.on_cpu = self.lr.device.type == "cpu"
@@ -72,6 +74,7 @@ class LoopState:
         self.rate_col = self.lr_col.to(self.limit.dtype, copy=True)
         self.nobody = torch.zeros_like(self.active)
         self.band_low, self.band_high = torch.empty_like(self.goal), torch.empty_like(self.limit)
+        self.infinity = torch.full_like(self.goal, math.inf)
         self._set_band()
 
     def set_bounds(
@@ -88,9 +91,9 @@ class LoopState:
         if not self.on_cpu:  # a GPU never asks the host whether anybody stopped
             return
         # loss > goal ⟺ loss ≥ the next float above the goal: the band's ends are both closed
-        above_goal = torch.nextafter(self.goal, torch.full_like(self.goal, math.inf))
+        above_goal = torch.nextafter(self.goal, self.infinity)
         self.band_low.copy_(torch.where(self.active, above_goal, -math.inf))
-        self.band_high.copy_(torch.where(self.active, self.limit, math.inf))
+        self.band_high.copy_(torch.where(self.active, self.limit, self.infinity))
 
     def masking(self) -> bool:
         """Whether a stopped replica's gradient may be infinite or NaN, so the update must
@@ -103,12 +106,16 @@ class LoopState:
         self.rate_col.copy_(torch.where(self.active_col, self.lr_col, 0.0))
         self._set_band()
 
+    def any_active(self) -> bool:
+        """Whether any replica is still training, read on the host now."""
+        return bool(self.active.any())
+
     def still_active(self) -> bool:
         """Whether any replica is still training (read on the host)."""
         if self.on_cpu and not self.stopped_unseen:
             return True
         self.stopped_unseen = False
-        return bool(self.active.any())
+        return self.any_active()
 
     @classmethod
     def start(
@@ -213,8 +220,11 @@ def stop_checks(
             return False
         loop.stopped_unseen = True
         if not loop.nonfinite_stopped:
-            # finite in the parameters' dtype, where the update will hold it, and for good
-            finite = bool(grad[newly].to(loop.lr.dtype).isfinite().all())
+            # Finite in the parameters' dtype, where the update will hold it, and for good: the
+            # newly stopped rows kept by torch.where, not selected by the mask (whose nonzero
+            # costs more than the rest of a stopping step)
+            kept = torch.where(newly.unsqueeze(1), grad, 0.0)
+            finite = bool(kept.to(loop.lr.dtype).isfinite().all())
             loop.nonfinite_stopped = loop.gradients_vary or not finite
     # torch.where, not masked_fill_: with a tensor value masked_fill_ reads it on the host.
     loop.stop_step.copy_(torch.where(newly, step, loop.stop_step))

@@ -369,6 +369,11 @@ def _step(
         loop.set_bounds(torch.where(loss > 0, loss * DIVERGENCE_FACTOR, loop.limit), goal)
     record(loop, theta, grad, step, loss, config.train.log_every)
     stopped = stop_checks(loop, loss, grad, step, config.train.tol)
+    if stopped and loop.on_cpu and not loop.any_active():
+        # every replica has stopped, so the loop ends after this step: the update would move
+        # nobody (emptied momentum, zero rates), and a stopped replica's buffers are emptied
+        # again when a run resumes (as an interrupted run's are kept)
+        return loss
     opt = config.optimizer
     if opt.name == "sgd":
         if stopped and opt.momentum_value > 0:
