@@ -350,7 +350,9 @@ def _spectral_radius(trace: float, det: float) -> float:
         return math.sqrt(det)
     # the larger root without cancellation, the other from the product of the roots
     big = half + math.copysign(math.sqrt(disc), half)
-    return abs(big) if big == 0 else max(abs(big), abs(det / big))
+    if big == 0:  # trace and det both 0: a double root at 0
+        return 0.0
+    return max(abs(big), abs(det / big))
 
 
 def convergence_rate(lr: float, eigenvalues: list[float], momentum: float, nesterov: bool) -> float:

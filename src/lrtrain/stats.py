@@ -282,7 +282,7 @@ def _normal_equations_optimum(stats: Stats) -> tuple[torch.Tensor, int, str]:
     dw, rank = _min_norm_solution(stats.cov_eigen, stats.cxy)
     db = stats.y_mean - stats.x_mean @ dw
     method = "normal equations (centred sufficient statistics)"
-    if rank + 1 < stats.d + 1:
+    if rank < stats.d:  # the bias column is always kept
         method = "pseudo-inverse of the normal equations (singular problem)"
     return stats.theta_ref + torch.cat([dw, db.reshape(1)]), rank + 1, method
 
