@@ -23,6 +23,10 @@ from lrtrain.cli import app
 SNAPSHOTS = Path(__file__).parent / "snapshots"
 UPDATE = os.environ.get("LRTRAIN_UPDATE_SNAPSHOTS") == "1"
 VOLATILE = {"elapsed_s", "steps_per_s", "versions"}
+# Reductions over float32 tensors whose summation order follows the CPU's vector width (AVX2
+# against AVX-512 gave 0.22538479 and 0.22538489 for the final gradient norm): a few float32
+# units apart on another machine, so compared at float32's precision, not float64's.
+FLOAT32_REDUCTIONS = {"grad_norm"}
 runner = CliRunner()
 
 
@@ -48,7 +52,8 @@ def _close(actual: Any, expected: Any, where: str = "") -> None:
         for i, (a, e) in enumerate(zip(actual, expected, strict=True)):
             _close(a, e, f"{where}[{i}]")
     elif isinstance(expected, float) and not isinstance(actual, bool):
-        assert actual == pytest.approx(expected, rel=1e-9, abs=1e-12), where
+        rel = 2e-6 if where.rsplit(".", 1)[-1] in FLOAT32_REDUCTIONS else 1e-9
+        assert actual == pytest.approx(expected, rel=rel, abs=1e-12), where
     else:
         assert actual == expected, where
 

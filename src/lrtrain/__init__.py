@@ -18,9 +18,8 @@ from __future__ import annotations
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
+from lrtrain._version import __version__ as __version__
 from lrtrain.errors import LrtrainError
-
-__version__ = "0.3.0"
 
 _EXPORTS = {
     "load_config": "lrtrain.config",

@@ -456,7 +456,7 @@ def predict(
 
 def _version(value: bool) -> None:
     if value:
-        from lrtrain import __version__
+        from lrtrain._version import __version__
 
         console.print(f"lrtrain {__version__}")
         raise typer.Exit()

@@ -210,7 +210,7 @@ def _versions() -> dict[str, str]:
     import numpy as np
     import torch  # only the training commands assemble summaries
 
-    from lrtrain import __version__
+    from lrtrain._version import __version__
 
     return {
         "lrtrain": __version__,
