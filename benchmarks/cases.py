@@ -31,11 +31,11 @@ from benchmarks.common import (
     time_pair,
 )
 from benchmarks.race import race
-from lrtrain.analysis import analyse
-from lrtrain.config import load_config
-from lrtrain.data import load_dataset
-from lrtrain.surface import plane_axes, plane_loss
-from lrtrain.train import train
+from lrtrain.config.schema import load_config
+from lrtrain.data.dataset import load_dataset
+from lrtrain.engine.train import train
+from lrtrain.theory.analysis import analyse
+from lrtrain.theory.surface import plane_axes, plane_loss
 
 LESSON_LRS = [0.0005 * (0.03 / 0.0005) ** (i / 31) for i in range(32)]
 
@@ -232,9 +232,9 @@ def plot_imports(quick: bool, repeats: int, workdir: Path) -> CaseResult:
     probe = (
         "import atexit, sys\n"
         "atexit.register(lambda: print('\\nIMPORTED', 'torch' in sys.modules,"
-        " 'lrtrain.train' in sys.modules))\n"
+        " 'lrtrain.engine.train' in sys.modules))\n"
         f"sys.argv = ['lrtrain', 'plot', {str(run)!r}]\n"
-        "from lrtrain.cli import main\n"
+        "from lrtrain.cli.app import main\n"
         "main()\n"
     )
     started = time.perf_counter()
@@ -259,7 +259,9 @@ def plot_imports(quick: bool, repeats: int, workdir: Path) -> CaseResult:
         met=not imported_torch and not imported_train,
         lrtrain_time=wall,
         figures={"imports_torch": imported_torch, "imports_lrtrain_train": imported_train},
-        notes=[f"torch imported: {imported_torch}; lrtrain.train imported: {imported_train}"],
+        notes=[
+            f"torch imported: {imported_torch}; lrtrain.engine.train imported: {imported_train}"
+        ],
     )
 
 

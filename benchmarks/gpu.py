@@ -8,12 +8,12 @@ from collections.abc import Callable
 
 import torch
 
-import lrtrain.cuda_graph as cuda_graph
-import lrtrain.train as engine
+import lrtrain.engine.cuda_graph as cuda_graph
+import lrtrain.engine.train as engine
 from benchmarks.cases import full_batch, sweep
 from benchmarks.common import CaseResult, time_pair
-from lrtrain.config import load_config
-from lrtrain.data import load_dataset
+from lrtrain.config.schema import load_config
+from lrtrain.data.dataset import load_dataset
 
 
 def graph_vs_eager(quick: bool, repeats: int) -> CaseResult:

@@ -19,12 +19,12 @@ import numpy as np
 import torch
 
 from benchmarks.common import CaseResult, Timing
-from lrtrain import stats as st
-from lrtrain.analysis import analyse_dataset
 from lrtrain.api import resolve_auto
-from lrtrain.config import load_config
-from lrtrain.data import Dataset, feature_major
-from lrtrain.train import train
+from lrtrain.config.schema import load_config
+from lrtrain.data import stats as st
+from lrtrain.data.dataset import Dataset, feature_major
+from lrtrain.engine.train import train
+from lrtrain.theory.analysis import analyse_dataset
 
 GAPS = (1e-3, 1e-6)
 # lrtrain's fits and the statistics pass they are measured in take tens of milliseconds, where

@@ -102,8 +102,8 @@ def stream_memory(quick: bool, workdir: Path) -> CaseResult:
 
 _GENERATION_SCRIPT = """
 import sys
-from lrtrain.config import load_config
-from lrtrain.data import chunk_rows, iter_synthetic
+from lrtrain.config.schema import load_config
+from lrtrain.data.dataset import chunk_rows, iter_synthetic
 cfg = load_config(None, sys.argv[1:])
 for _ in iter_synthetic(cfg.data, cfg.seed, chunk_rows(cfg.data.d)):
     pass
@@ -241,10 +241,10 @@ def big_sweep(quick: bool) -> CaseResult:
 
     import numpy as np
 
-    from lrtrain.config import load_config
-    from lrtrain.data import load_dataset
-    from lrtrain.sweep import sweep_config
-    from lrtrain.train import train
+    from lrtrain.config.schema import load_config
+    from lrtrain.data.dataset import load_dataset
+    from lrtrain.engine.train import train
+    from lrtrain.workflows.sweep import sweep_config
 
     n, k, steps = (20_000, 50, 200) if quick else (1_000_000, 1_000, 10_000)
     over = ["device=cpu", f"data.n_samples={n}", "data.x={kind: normal, mean: 0.0, std: 1.0}",
@@ -314,7 +314,7 @@ def _operations_per_step(dataset: Any, config: Any, lrs: list[float]) -> float:
     torch.profiler over a short run: what a step costs on a CPU, whatever the timings."""
     from torch.profiler import profile
 
-    from lrtrain.train import train
+    from lrtrain.engine.train import train
 
     short = config.model_copy(update={"train": config.train.model_copy(update={"max_iter": 200})})
     with profile() as prof:

@@ -16,10 +16,10 @@ import sys
 
 import torch
 
-from lrtrain import minibatch as mb
-from lrtrain import stats as st
-from lrtrain.config import load_config
-from lrtrain.data import load_dataset
+from lrtrain.config.schema import load_config
+from lrtrain.data import stats as st
+from lrtrain.data.dataset import load_dataset
+from lrtrain.theory import minibatch as mb
 
 F64 = torch.float64
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from playwright.sync_api import sync_playwright
 
 from lrtrain import explore
-from lrtrain.config import load_config
+from lrtrain.config.schema import load_config
 
 MOVE = """async () => {
   const timed = {}, react = Plotly.react, animate = Plotly.animate;

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import torch
 
-from lrtrain.analysis import analyse, lr_limits, observed_verdict
-from lrtrain.config import OptimizerConfig, load_config
-from lrtrain.data import load_dataset
-from lrtrain.surface import plane_axes, plane_loss, project
+from lrtrain.config.schema import OptimizerConfig, load_config
+from lrtrain.data.dataset import load_dataset
+from lrtrain.theory.analysis import analyse, lr_limits, observed_verdict
+from lrtrain.theory.surface import plane_axes, plane_loss, project
 
 
 def _lesson():
@@ -145,7 +145,7 @@ def test_observed_verdicts_from_hand_trajectories() -> None:
 
 
 def test_auto_settings_equal_the_formulas() -> None:
-    from lrtrain.analysis import auto_settings
+    from lrtrain.theory.analysis import auto_settings
 
     _, a = _lesson()
     lo, hi = a.eigenvalues
@@ -170,7 +170,7 @@ def test_auto_settings_equal_the_formulas() -> None:
 def test_mode_rate_matches_the_iteration_it_describes() -> None:
     """The spectral radius is the long-run error factor of PyTorch's update on one mode,
     checked by running that update (heavy ball and Nesterov) on a 1-D quadratic."""
-    from lrtrain.analysis import mode_rate
+    from lrtrain.theory.analysis import mode_rate
 
     lam, lr = 3.0, 0.2
     for momentum, nesterov in ((0.0, False), (0.5, False), (0.6, True), (0.9, False)):
@@ -190,7 +190,7 @@ def test_mode_rate_is_the_spectral_radius_of_the_mode_matrix() -> None:
     """The closed form against LAPACK's eigenvalues of the same 2 × 2 iteration matrices, over
     rates on both sides of the monotone limit, the optimum and the edge of stability (real,
     double and complex roots)."""
-    from lrtrain.analysis import mode_rate
+    from lrtrain.theory.analysis import mode_rate
 
     rng = np.random.default_rng(5)
     for _ in range(500):
@@ -212,7 +212,7 @@ def test_mode_rate_is_the_spectral_radius_of_the_mode_matrix() -> None:
 
 
 def test_auto_lr_for_a_fixed_momentum_minimises_the_worst_rate() -> None:
-    from lrtrain.analysis import auto_settings, convergence_rate
+    from lrtrain.theory.analysis import auto_settings, convergence_rate
 
     _, a = _lesson()
     for momentum, nesterov in ((0.5, False), (0.9, False), (0.5, True)):
@@ -225,8 +225,8 @@ def test_auto_lr_for_a_fixed_momentum_minimises_the_worst_rate() -> None:
 def test_predicted_steps_of_the_lesson() -> None:
     """The figures the issue quotes for the lesson data in float64 (about 650 steps at η*,
     about 86 with Polyak's heavy ball, to a relative gap of 1e-6)."""
-    from lrtrain.analysis import auto_settings
-    from lrtrain.dynamics import predicted_steps
+    from lrtrain.theory.analysis import auto_settings
+    from lrtrain.theory.dynamics import predicted_steps
 
     _, a = _lesson()
     plain, polyak = auto_settings(a, 0.0, False), auto_settings(a, None, False)
@@ -328,8 +328,8 @@ def test_certified_answer_whatever_the_training_dtype(
     values by 1e-5; the answer is now computed from the float64 values of the file."""
     from pathlib import Path
 
-    from lrtrain.analysis import analyse_dataset
-    from lrtrain.data import to_original_units
+    from lrtrain.data.dataset import to_original_units
+    from lrtrain.theory.analysis import analyse_dataset
 
     csv_path = Path(__file__).parent / "data" / f"{name}.csv"
     over = [f"data.path={csv_path}", f"train.dtype={dtype}", f"data.standardize={standardize}"]
@@ -347,8 +347,8 @@ def test_certified_answer_whatever_the_training_dtype(
 
 
 def test_synthetic_answer_is_that_of_the_generated_float64_rows() -> None:
-    from lrtrain.analysis import analyse_dataset
-    from lrtrain.data import synthetic_rows
+    from lrtrain.data.dataset import synthetic_rows
+    from lrtrain.theory.analysis import analyse_dataset
 
     answers = []
     for dtype in ("float32", "float64"):

@@ -42,15 +42,15 @@ def test_fit_returns_everything_and_prints_nothing(tmp_path: Path, capsys) -> No
 
 
 def test_progress_true_uses_rich(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import lrtrain.progress
+    import lrtrain.workflows.progress
 
     seen = []
 
-    class Spy(lrtrain.progress.ProgressBar):
+    class Spy(lrtrain.workflows.progress.ProgressBar):
         def __call__(self, step: int, total: int, losses: list[float]) -> None:
             seen.append(step)
 
-    monkeypatch.setattr(lrtrain.progress, "ProgressBar", Spy)
+    monkeypatch.setattr(lrtrain.workflows.progress, "ProgressBar", Spy)
     lrtrain.fit(lrtrain.load_config(None, ["device=cpu"]), out=tmp_path / "r", progress=True)
     assert seen and seen[-1] == 100
 

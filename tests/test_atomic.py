@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from lrtrain.atomic import atomic_file, write_text
 from lrtrain.errors import DataError, RunDirError
+from lrtrain.runs.atomic import atomic_file, write_text
 
 
 def test_atomic_write_leaves_no_temp_files(tmp_path: Path) -> None:

@@ -8,16 +8,16 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from lrtrain import minibatch as mb
-from lrtrain import minibatch_steps as ms
-from lrtrain import stats as st
 from lrtrain.api import batch_map
-from lrtrain.batch_map import parse_batch_sizes
-from lrtrain.cli import app
-from lrtrain.config import load_config
-from lrtrain.data import load_dataset
+from lrtrain.cli.app import app
+from lrtrain.config.schema import load_config
+from lrtrain.data import stats as st
+from lrtrain.data.dataset import load_dataset
 from lrtrain.errors import ConfigError
-from lrtrain.runs import load_run
+from lrtrain.runs.directory import load_run
+from lrtrain.theory import minibatch as mb
+from lrtrain.theory import minibatch_steps as ms
+from lrtrain.workflows.batch_map import parse_batch_sizes
 
 LRS = [0.0005, 0.001, 0.002, 0.004, 0.008, 0.016]
 OVER = ["device=cpu", "train.dtype=float64", "train.sampling=replacement", "train.max_iter=600",
@@ -86,7 +86,7 @@ def test_the_map_from_the_cli_and_its_figure(tmp_path) -> None:
     assert "lrtrain sweep-lr --batch-sizes — lecture" in text and "scaling" in text
     figure = out / "plots" / "batch_map.png"
     assert figure.is_file()
-    from lrtrain.minibatch_plots import batch_map_figures
+    from lrtrain.plots.minibatch import batch_map_figures
 
     left, right = batch_map_figures(load_run(out))["batch_map"].axes
     assert len(left.lines) == 2 * 2 + 2  # per size: theory line, observed dots; critical lrs

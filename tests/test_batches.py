@@ -6,8 +6,8 @@ from __future__ import annotations
 import torch
 from test_train import _setup, lesson_loop
 
-from lrtrain.batches import Batches
-from lrtrain.train import train
+from lrtrain.engine.batches import Batches
+from lrtrain.engine.train import train
 
 
 def test_minibatch_matches_hand_loop_on_same_batches() -> None:

@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from lrtrain.cli import app
-from lrtrain.config import load_config
+from lrtrain.cli.app import app
+from lrtrain.config.schema import load_config
 
 runner = CliRunner()
 
@@ -199,7 +199,7 @@ def test_help_lists_examples() -> None:
 def test_help_does_not_import_torch() -> None:
     code = (
         "import sys\n"
-        "from lrtrain.cli import app\n"
+        "from lrtrain.cli.app import app\n"
         "try:\n    app(['--help'])\nexcept SystemExit:\n    pass\n"
         "heavy = [m for m in ('torch', 'matplotlib', 'pydantic') if m in sys.modules]\n"
         "print('HEAVY', heavy)\n"
@@ -319,7 +319,7 @@ def test_version_configs_validate_schema(tmp_path: Path) -> None:
 
 
 def test_shipped_schema_and_readme_reference_are_in_sync() -> None:
-    from lrtrain.reference import config_reference, config_schema_text, field_docs
+    from lrtrain.config.reference import config_reference, config_schema_text, field_docs
 
     root = Path(__file__).resolve().parents[1]
     shipped = root / "src" / "lrtrain" / "configs" / "config.schema.json"
@@ -329,7 +329,7 @@ def test_shipped_schema_and_readme_reference_are_in_sync() -> None:
         "run: lrtrain schema --reference, paste into docs/config.md"
     )
     # every key of the schema has a meaning
-    from lrtrain.config import TAGGED, Config
+    from lrtrain.config.schema import TAGGED, Config
 
     def leaves(prefix: str, value: object) -> list[str]:
         if isinstance(value, dict) and prefix not in TAGGED:

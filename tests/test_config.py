@@ -7,15 +7,15 @@ from pathlib import Path
 import pytest
 import yaml
 
-from lrtrain.config import (
+from lrtrain.config.schema import (
     Config,
     apply_overrides,
     bundled_config_names,
     load_config,
     validate,
 )
+from lrtrain.engine.memory import check_memory
 from lrtrain.errors import ConfigError
-from lrtrain.memory import check_memory
 
 
 def _errors(raw: dict, source: str = "f.yaml") -> str:
@@ -326,7 +326,7 @@ def test_a_width_whose_analysis_cannot_fit_is_refused_before_allocating() -> Non
 
 
 def test_no_value_of_any_key_gets_pydantic_wording() -> None:
-    from lrtrain.reference import field_docs
+    from lrtrain.config.reference import field_docs
 
     values = ["null", "true", "abc", "-1", "0", "1.5", "1e400", "[]", "[1, x]", "{}", "{a: 1}",
               ".nan", "[[1]]", "'1'"]  # fmt: skip

@@ -6,11 +6,11 @@ import pytest
 import torch
 from test_train import _setup
 
-import lrtrain.cuda_graph as cuda_graph
-import lrtrain.train as engine
-from lrtrain.config import load_config
-from lrtrain.data import load_dataset
-from lrtrain.train import train
+import lrtrain.engine.cuda_graph as cuda_graph
+import lrtrain.engine.train as engine
+from lrtrain.config.schema import load_config
+from lrtrain.data.dataset import load_dataset
+from lrtrain.engine.train import train
 
 
 @pytest.mark.parametrize(

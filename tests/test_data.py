@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from lrtrain.config import load_config
-from lrtrain.data import (
+from lrtrain.config.schema import load_config
+from lrtrain.data.dataset import (
     BLOCK_ROWS,
     block_seed,
     iter_synthetic,
@@ -137,8 +137,8 @@ def test_standardize_and_back(tmp_path: Path) -> None:
 
 
 def test_csv_with_a_byte_order_mark_and_crlf(tmp_path) -> None:
-    from lrtrain.config import load_config
-    from lrtrain.data import load_dataset
+    from lrtrain.config.schema import load_config
+    from lrtrain.data.dataset import load_dataset
 
     path = tmp_path / "bom.csv"
     path.write_bytes(b"\xef\xbb\xbfx,y\r\n1,2\r\n2,4.5\r\n3,6\r\n")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from lrtrain.devices import resolve_device
+from lrtrain.data.devices import resolve_device
 from lrtrain.errors import DeviceError
 
 

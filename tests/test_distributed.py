@@ -22,16 +22,17 @@ import torch.multiprocessing as mp
 from events import PROGRESS_ENV, STEP, Output
 from typer.testing import CliRunner
 
-from lrtrain import api, distributed, stats
-from lrtrain.analysis import analyse_dataset
+from lrtrain import api
 from lrtrain.api import prepare
-from lrtrain.batches import Batches
-from lrtrain.cli import app
-from lrtrain.config import load_config
-from lrtrain.data import load_dataset, write_synthetic_csv
-from lrtrain.distributed import World, check_world_size, deal, shard, undeal
+from lrtrain.cli.app import app
+from lrtrain.config.schema import load_config
+from lrtrain.data import distributed, stats
+from lrtrain.data.dataset import load_dataset, write_synthetic_csv
+from lrtrain.data.distributed import World, check_world_size, deal, shard, undeal
+from lrtrain.engine.batches import Batches
+from lrtrain.engine.train import train
 from lrtrain.errors import ConfigError
-from lrtrain.train import train
+from lrtrain.theory.analysis import analyse_dataset
 
 PROBLEM = [
     "device=cpu",
@@ -408,7 +409,7 @@ def test_more_processes_than_gpus_is_refused(monkeypatch) -> None:
 def test_launcher_exit_code_is_the_one_a_process_chose() -> None:
     from types import SimpleNamespace as Failure
 
-    from lrtrain.launcher import exit_code
+    from lrtrain.cli.launcher import exit_code
 
     # rank 1 ended first (2: rank 0 failed and said why); the launcher then SIGTERMed rank 0
     assert exit_code({0: Failure(exitcode=-15), 1: Failure(exitcode=2)}) == (2, None)

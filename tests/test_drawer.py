@@ -14,8 +14,8 @@ import pytest
 from PIL import Image
 
 from lrtrain import api
-from lrtrain.config import load_config
-from lrtrain.drawer import Drawer
+from lrtrain.cli.drawer import Drawer
+from lrtrain.config.schema import load_config
 
 ROOT = Path(__file__).parents[1]
 

@@ -1,4 +1,4 @@
-"""The learning-rate finders as published (lrtrain.finder) on fixed curves whose answers are
+"""The learning-rate finders as published (workflows.finder) on fixed curves whose answers are
 worked out by hand, and `lrtrain find-lr` on the lesson against the exact thresholds."""
 
 from __future__ import annotations
@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from lrtrain import finder
-from lrtrain.cli import app
-from lrtrain.config import load_config
-from lrtrain.runs import load_run
+from lrtrain.cli.app import app
+from lrtrain.config.schema import load_config
+from lrtrain.runs.directory import load_run
+from lrtrain.workflows import finder
 
 
 def test_the_ramps_as_published() -> None:
@@ -89,12 +89,12 @@ def test_find_lr_on_the_lesson_scores_every_suggestion(lesson_finder) -> None:
         spread = summary["spread"][name]
         assert len(spread["values"]) == 3 and spread["min"] <= lr <= spread["max"]
     # the sweep's fastest rate to a 1% gap: checked against the exact full-batch dynamics
-    from lrtrain.dynamics import predicted_steps
+    from lrtrain.theory.dynamics import predicted_steps
 
     run = load_run(out)
     a_cfg = load_config(None, ["device=cpu", "train.dtype=float64"])
-    from lrtrain.analysis import analyse_dataset
-    from lrtrain.data import load_dataset
+    from lrtrain.data.dataset import load_dataset
+    from lrtrain.theory.analysis import analyse_dataset
 
     analysis = analyse_dataset(load_dataset(a_cfg), a_cfg.optimizer)
     steps = predicted_steps(analysis, [0.0, 0.0], summary["fastest_lr"], 0.0, False, 0.01, 100)
@@ -106,7 +106,7 @@ def test_find_lr_on_the_lesson_scores_every_suggestion(lesson_finder) -> None:
 
 
 def test_the_figure_marks_suggestions_and_thresholds(lesson_finder) -> None:
-    from lrtrain.minibatch_plots import find_lr_figures
+    from lrtrain.plots.minibatch import find_lr_figures
 
     out, _ = lesson_finder
     ax = find_lr_figures(load_run(out))["find_lr"].axes[0]
@@ -121,9 +121,9 @@ def test_repeats_are_one_vectorised_run_over_noise_batches_and_ranges() -> None:
     range moved by shifts(K)[k]: equal to that run made alone (to rounding, 1e-8, as it blows
     up); replica 0 is the published test on the config's data."""
     from lrtrain.api import prepare
-    from lrtrain.data import load_dataset
-    from lrtrain.lr_finder import range_tests, shifts
-    from lrtrain.train import train
+    from lrtrain.data.dataset import load_dataset
+    from lrtrain.engine.train import train
+    from lrtrain.workflows.find_lr import range_tests, shifts
 
     cfg, ds, _, _ = prepare(load_config(None, ["device=cpu", "train.dtype=float64"]))
     many = range_tests(finder.FASTAI, ds, cfg, 3)

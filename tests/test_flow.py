@@ -1,4 +1,4 @@
-"""Gradient flow (lrtrain.flow) against the matrix exponential and small-step gradient descent,
+"""Gradient flow (theory.flow) against the matrix exponential and small-step gradient descent,
 and on the figures."""
 
 from __future__ import annotations
@@ -8,10 +8,10 @@ import pytest
 from scipy.linalg import expm
 
 from lrtrain.api import fit
-from lrtrain.config import load_config
-from lrtrain.flow import flow_times, gradient_flow
-from lrtrain.plots import run_figures
-from lrtrain.runs import load_run
+from lrtrain.config.schema import load_config
+from lrtrain.plots.figures import run_figures
+from lrtrain.runs.directory import load_run
+from lrtrain.theory.flow import flow_times, gradient_flow
 
 
 def _lesson(tmp_path, *overrides: str):

@@ -11,12 +11,12 @@ import pytest
 import torch
 from test_train import _setup
 
-import lrtrain.gradients as gradients
-from lrtrain.batches import Rows
-from lrtrain.config import load_config
-from lrtrain.data import load_dataset, write_synthetic_csv
-from lrtrain.model import MyLinearRegressionModel
-from lrtrain.train import train
+import lrtrain.engine.gradients as gradients
+from lrtrain.config.schema import load_config
+from lrtrain.data.dataset import load_dataset, write_synthetic_csv
+from lrtrain.engine.batches import Rows
+from lrtrain.engine.model import MyLinearRegressionModel
+from lrtrain.engine.train import train
 
 DATA = Path(__file__).parent / "data"
 

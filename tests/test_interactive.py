@@ -2,7 +2,7 @@
 
 The page's numbers are checked against lrtrain's own runs: its exact full-batch path against
 ``fit`` in float64 (to 1e-9), its verdicts against ``sweep-lr`` for the lesson's six rates, its
-expected mini-batch loss against :func:`lrtrain.minibatch.expected_losses`.
+expected mini-batch loss against :func:`lrtrain.theory.minibatch.expected_losses`.
 """
 
 from __future__ import annotations
@@ -22,10 +22,10 @@ import torch
 from typer.testing import CliRunner
 
 from lrtrain import api
-from lrtrain import minibatch as mb
-from lrtrain.cli import app
-from lrtrain.config import load_config
-from lrtrain.interactive import batch_choices, explore, from_config, page_html
+from lrtrain.cli.app import app
+from lrtrain.config.schema import load_config
+from lrtrain.theory import minibatch as mb
+from lrtrain.workflows.explore import batch_choices, explore, from_config, page_html
 
 pytest.importorskip("plotly", reason="the explore extra (plotly) is not installed")
 LESSON_RATES = [0.0005, 0.001, 0.005, 0.025, 0.028, 0.03]
@@ -127,7 +127,7 @@ def test_the_lesson_page_data_is_the_analysis() -> None:
     assert data["batches"] == [1, 2, 4, 8, 16, 32, 64, None]
     minibatch = data["minibatch"]
     assert minibatch is not None
-    from lrtrain.prediction import minibatch_moments
+    from lrtrain.workflows.prediction import minibatch_moments
 
     moments, _ = minibatch_moments(config, dataset, analysis, False)
     assert moments is not None
@@ -176,7 +176,7 @@ def test_a_run_directory_is_explored_from_its_files_without_torch(tmp_path: Path
 
 
 def test_jupyter_shows_the_page_inline(lesson_page: Path) -> None:
-    from lrtrain.interactive import ExplorePage, PageData
+    from lrtrain.workflows.explore import ExplorePage, PageData
 
     shown = ExplorePage(lesson_page, cast(PageData, {}))._repr_html_()
     assert shown.startswith('<iframe srcdoc="&lt;!DOCTYPE html&gt;')
@@ -239,8 +239,8 @@ def test_weight_decay_and_a_random_start(browser: Any, tmp_path: Path) -> None:
     assert page.theta() == pytest.approx(trained, rel=1e-9)
     assert "ridge target" in page.page.inner_text("#contour")
     # mini-batches with weight decay and momentum: about the ridge target, from the random start
-    from lrtrain.model import normal_start
-    from lrtrain.prediction import minibatch_moments
+    from lrtrain.engine.model import normal_start
+    from lrtrain.workflows.prediction import minibatch_moments
 
     _, dataset, analysis, _ = api.prepare(config)
     moments, _ = minibatch_moments(config, dataset, analysis, False)
@@ -256,7 +256,7 @@ def test_weight_decay_and_a_random_start(browser: Any, tmp_path: Path) -> None:
 
 def test_the_expected_minibatch_loss_is_the_recursion(browser: Any, lesson_page: Path) -> None:
     config = load_config(None, ["device=cpu"])
-    from lrtrain.prediction import minibatch_moments
+    from lrtrain.workflows.prediction import minibatch_moments
 
     _, dataset, analysis, _ = api.prepare(config)
     moments, _ = minibatch_moments(config, dataset, analysis, False)

@@ -11,9 +11,9 @@ import pytest
 from typer.testing import CliRunner
 
 from lrtrain import api
-from lrtrain.cli import app
-from lrtrain.config import load_config
-from lrtrain.loggers import flatten, log_run
+from lrtrain.cli.app import app
+from lrtrain.config.schema import load_config
+from lrtrain.workflows.loggers import flatten, log_run
 
 tensorboard = pytest.importorskip("tensorboard", reason="the tensorboard extra is not installed")
 

@@ -11,7 +11,7 @@ import math
 import pytest
 import torch
 
-from lrtrain.loop_state import (
+from lrtrain.engine.loop_state import (
     CONVERGED,
     DIVERGED,
     INTERRUPTED,

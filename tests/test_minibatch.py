@@ -1,4 +1,4 @@
-"""The mini-batch theory (lrtrain.minibatch) against plain simulations: Monte-Carlo averages of
+"""The mini-batch theory (theory.minibatch) against plain simulations: Monte-Carlo averages of
 SGD with replacement written out by hand, the full-batch iteration, and a direct search of the
 mean-square stability boundary."""
 
@@ -9,10 +9,10 @@ import math
 import pytest
 import torch
 
-from lrtrain import minibatch as mb
-from lrtrain import stats as st
-from lrtrain.config import load_config
-from lrtrain.data import load_dataset
+from lrtrain.config.schema import load_config
+from lrtrain.data import stats as st
+from lrtrain.data.dataset import load_dataset
+from lrtrain.theory import minibatch as mb
 
 REPLICAS = 16384
 ZERO = torch.zeros(2, dtype=torch.float64)  # θ_0 of the lesson's model
@@ -204,7 +204,7 @@ def test_a_minibatch_fit_predicts_for_minibatches(tmp_path) -> None:
 
     from typer.testing import CliRunner
 
-    from lrtrain.cli import app
+    from lrtrain.cli.app import app
 
     out = tmp_path / "mb"
     done = CliRunner().invoke(app, ["fit", "-c", "minibatch", "--device", "cpu", "--out",

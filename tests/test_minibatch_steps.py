@@ -1,16 +1,16 @@
 """Steps to a target expected loss, the fastest rate and the critical batch size
-(lrtrain.minibatch_steps) against the recursion run step by step and brute-force searches."""
+(lrtrain.theory.minibatch_steps) against the recursion run step by step and brute-force searches."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from lrtrain import minibatch as mb
-from lrtrain import minibatch_steps as ms
-from lrtrain import stats as st
-from lrtrain.config import load_config
-from lrtrain.data import load_dataset
+from lrtrain.config.schema import load_config
+from lrtrain.data import stats as st
+from lrtrain.data.dataset import load_dataset
+from lrtrain.theory import minibatch as mb
+from lrtrain.theory import minibatch_steps as ms
 
 ZERO = torch.zeros(2, dtype=torch.float64)
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from lrtrain.model import MyLinearRegressionModel
+from lrtrain.engine.model import MyLinearRegressionModel
 
 
 def test_lesson_shapes_and_forward() -> None:

@@ -1,4 +1,4 @@
-"""The eigen-modes of a run (lrtrain.modes): predicted errors against a hand-written
+"""The eigen-modes of a run (lrtrain.theory.modes): predicted errors against a hand-written
 iteration projected on numpy's own eigenvectors, the mini-batch RMS against replicas, the
 summary and the figures."""
 
@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 
 from lrtrain.api import fit, sweep_lr
-from lrtrain.config import load_config
-from lrtrain.plots import run_figures
-from lrtrain.runs import load_run
-from lrtrain.sweep_plots import sweep_figures
+from lrtrain.config.schema import load_config
+from lrtrain.plots.figures import run_figures
+from lrtrain.plots.sweep import sweep_figures
+from lrtrain.runs.directory import load_run
 
 
 def _fit(tmp_path, *overrides: str):

@@ -1,4 +1,4 @@
-"""The statistics of the fit (lrtrain.ols) against statsmodels' OLS and NIST's certified
+"""The statistics of the fit (lrtrain.theory.ols) against statsmodels' OLS and NIST's certified
 standard deviations."""
 
 from __future__ import annotations
@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lrtrain.config import load_config
-from lrtrain.data import load_dataset
-from lrtrain.ols import fit_statistics, truth_inside
+from lrtrain.config.schema import load_config
+from lrtrain.data.dataset import load_dataset
+from lrtrain.theory.ols import fit_statistics, truth_inside
 
 sm = pytest.importorskip(
     "statsmodels.api", reason="statsmodels is the reference (make test has it)"
@@ -129,7 +129,7 @@ def test_students_t_against_scipy(dof: int) -> None:
     1.3 s) against scipy's, in both tails, to the smallest p-values."""
     from scipy import stats
 
-    from lrtrain.ols import t_quantile, t_sf
+    from lrtrain.theory.ols import t_quantile, t_sf
 
     for t in (0.0, 0.3, 1.0, 2.5, 8.0, 50.0, 400.0):
         assert t_sf(t, dof) == pytest.approx(stats.t.sf(t, dof), rel=1e-10, abs=1e-300)

@@ -12,10 +12,10 @@ import torch
 from test_train import assert_resume_is_exact, lesson_loop
 
 from lrtrain.api import fit
-from lrtrain.config import load_config
-from lrtrain.data import load_dataset
+from lrtrain.config.schema import load_config
+from lrtrain.data.dataset import load_dataset
+from lrtrain.engine.train import train
 from lrtrain.errors import ConfigError
-from lrtrain.train import train
 
 
 def _setup(*overrides: str):

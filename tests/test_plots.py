@@ -9,10 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lrtrain import animation, contours, plots
+from lrtrain import plots
 from lrtrain.api import fit
-from lrtrain.config import load_config
-from lrtrain.runs import load_run
+from lrtrain.config.schema import load_config
+from lrtrain.plots import animation, contours, figures
+from lrtrain.runs.directory import load_run
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -122,7 +123,7 @@ def test_redraw_without_torch(lesson_run: Path, tmp_path: Path) -> None:
         "from lrtrain.api import redraw\n"
         f"paths = redraw({str(lesson_run)!r}, 'svg')\n"
         "assert len(paths) == 4, paths\n"
-        "assert not any(m.startswith('lrtrain.train') for m in sys.modules)\n"
+        "assert not any(m.startswith('lrtrain.engine.train') for m in sys.modules)\n"
         "print('ok')\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
@@ -136,7 +137,7 @@ def test_compare_figure_axes_and_data(lesson_run: Path, tmp_path: Path) -> None:
     fig = plots.compare_figure(runs)
     paths_ax, gap_ax = fig.axes[:2]
     labels = [line.get_label() for line in gap_ax.get_lines()]
-    assert labels == [plots._compare_label(r) for r in reversed(runs)]
+    assert labels == [figures._compare_label(r) for r in reversed(runs)]
     assert "(auto)" in labels[0] and "lr 0.001" in labels[1]
     assert gap_ax.get_yscale() == "log" and gap_ax.get_ylabel() == "(loss − loss*) / loss*"
     drawn = [ln for ln in paths_ax.get_lines() if ln.get_label() in labels]

@@ -28,10 +28,10 @@ from hypothesis import strategies as st
 from test_config import PYDANTIC_WORDING
 from typer.testing import CliRunner
 
-from lrtrain.cli import app
-from lrtrain.config import load_config, validate
+from lrtrain.cli.app import app
+from lrtrain.config.schema import load_config, validate
+from lrtrain.config.yaml_io import parse_yaml
 from lrtrain.errors import ConfigError, LrtrainError
-from lrtrain.yaml_io import parse_yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 # src first; an existing PYTHONPATH (packages installed outside the venv) kept after it
@@ -206,12 +206,12 @@ def test_unwritable_output_location_is_a_clear_error(tmp_path: Path) -> None:
 def test_full_disk_is_a_clear_error_and_leaves_no_partial_file(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import lrtrain.atomic
+    import lrtrain.runs.atomic
 
     def full(fd: int) -> None:
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(lrtrain.atomic.os, "fsync", full)
+    monkeypatch.setattr(lrtrain.runs.atomic.os, "fsync", full)
     os.chdir(tmp_path)
     result = runner.invoke(app, ["fit", "--quiet", "--out", "r"])
     assert result.exit_code == 2, result.output

@@ -8,12 +8,12 @@ import pytest
 import torch
 
 from lrtrain.api import fit
-from lrtrain.batches import Batches
-from lrtrain.config import load_config
-from lrtrain.data import load_dataset
+from lrtrain.config.schema import load_config
+from lrtrain.data.dataset import load_dataset
+from lrtrain.engine.batches import Batches
+from lrtrain.engine.train import train
 from lrtrain.errors import ConfigError
-from lrtrain.runs import load_run
-from lrtrain.train import train
+from lrtrain.runs.directory import load_run
 
 # the lesson's mean-square critical lr for batches of B drawn with replacement
 # (tests/test_minibatch.py computes them from the moments)
@@ -98,7 +98,7 @@ def test_the_critical_lr_separates_the_replicas_verdicts(tmp_path, batch: int) -
 def test_replicas_draw_their_figure_and_report(tmp_path) -> None:
     from typer.testing import CliRunner
 
-    from lrtrain.cli import app
+    from lrtrain.cli.app import app
 
     result = CliRunner().invoke(app, [
         "fit", "train.batch_size=4", "train.sampling=replacement", "optimizer.lr=0.01",
@@ -107,7 +107,7 @@ def test_replicas_draw_their_figure_and_report(tmp_path) -> None:
     assert result.exit_code == 0, result.output
     assert "replicas  64 batch streams" in " ".join(result.output.split("\n"))
     assert (tmp_path / "r" / "replicas.csv").is_file()
-    from lrtrain.plots import run_figures
+    from lrtrain.plots.figures import run_figures
 
     figures = run_figures(load_run(tmp_path / "r"))
     ax = figures["replicas"].axes[0]
@@ -132,7 +132,7 @@ def test_replicas_without_different_batches_are_refused(tmp_path, overrides, fra
 
 
 def test_a_sweep_refuses_replicas() -> None:
-    from lrtrain.sweep import check_sweep_config
+    from lrtrain.workflows.sweep import check_sweep_config
 
     with pytest.raises(ConfigError, match="a sweep's replicas are its learning rates"):
         check_sweep_config(_config("train.batch_size=4", "train.replicas=3"))

@@ -13,9 +13,9 @@ import torch
 import yaml
 
 from lrtrain.api import fit
-from lrtrain.config import load_config
+from lrtrain.config.schema import load_config
 from lrtrain.errors import RunDirError
-from lrtrain.runs import create_run_dir, latest_run, load_run
+from lrtrain.runs.directory import create_run_dir, latest_run, load_run
 
 SUMMARY_KEYS = {
     "status",

@@ -11,15 +11,15 @@ import pytest
 import torch
 from test_train import assert_resume_is_exact
 
-from lrtrain import minibatch as mb
-from lrtrain import stats as st
 from lrtrain.api import fit
-from lrtrain.config import load_config
-from lrtrain.data import load_dataset
+from lrtrain.config.schema import load_config
+from lrtrain.data import stats as st
+from lrtrain.data.dataset import load_dataset
+from lrtrain.engine.train import train
 from lrtrain.errors import ConfigError
-from lrtrain.runs import load_run
-from lrtrain.schedules import lr_factors
-from lrtrain.train import train
+from lrtrain.runs.directory import load_run
+from lrtrain.theory import minibatch as mb
+from lrtrain.theory.schedules import lr_factors
 
 SCHEDULES = {
     "step": ({"step_size": 7, "gamma": 0.5}, lambda o: torch.optim.lr_scheduler.StepLR(o, 7, 0.5)),
@@ -190,7 +190,7 @@ def test_a_scheduled_run_resumes_exactly(extra: list[str]) -> None:
 
 def test_resume_refuses_to_stretch_a_schedule_tied_to_max_iter(tmp_path) -> None:
     from lrtrain.api import resume_status
-    from lrtrain.runs import load_checkpoint
+    from lrtrain.runs.directory import load_checkpoint
 
     over = ["device=cpu", "output.plots=[]", f"output.root={tmp_path}", *_overrides("cosine", {})]
     run = fit(load_config(None, over), draw=False)

@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from lrtrain import cli_run
-from lrtrain.cli import app
+from lrtrain.cli import running as cli_run
+from lrtrain.cli.app import app
 
 SNAPSHOTS = Path(__file__).parent / "snapshots"
 UPDATE = os.environ.get("LRTRAIN_UPDATE_SNAPSHOTS") == "1"

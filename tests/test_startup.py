@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from lrtrain import startup
-from lrtrain.config import load_config
-from lrtrain.data import load_dataset
-from lrtrain.train import train
+from lrtrain.config.schema import load_config
+from lrtrain.data.dataset import load_dataset
+from lrtrain.engine.train import train
+from lrtrain.theory import startup
 
 ROOT = Path(__file__).parents[1]
 
@@ -36,9 +36,9 @@ def _python(code: str) -> str:
 def test_fit_sweep_and_resume_never_import_dynamo(tmp_path: Path) -> None:
     out = _python(
         "import sys\n"
-        "from lrtrain.cli import main\n"
+        "from lrtrain.cli.app import main\n"
         "from lrtrain.api import sweep_lr\n"
-        "from lrtrain.config import load_config\n"
+        "from lrtrain.config.schema import load_config\n"
         f"sys.argv = ['lrtrain', 'fit', '--quiet', '--device', 'cpu', '--out', r'{tmp_path}/f',"
         " 'optimizer.momentum=0.5', 'train.max_iter=20', 'output.plots=[]']\n"
         "try:\n    main()\nexcept SystemExit as stop:\n    assert not stop.code, stop.code\n"

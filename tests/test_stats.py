@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from lrtrain import stats as st
+from lrtrain.data import stats as st
 
 
 def _rows(x: torch.Tensor, y: torch.Tensor, reads: list[int]):

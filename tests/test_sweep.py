@@ -13,14 +13,14 @@ import torch
 from test_train import lesson_loop
 from typer.testing import CliRunner
 
-from lrtrain.analysis import analyse
 from lrtrain.api import sweep_lr
-from lrtrain.cli import app
-from lrtrain.config import load_config
-from lrtrain.data import load_dataset
+from lrtrain.cli.app import app
+from lrtrain.config.schema import load_config
+from lrtrain.data.dataset import load_dataset
+from lrtrain.engine.train import train
 from lrtrain.errors import ConfigError
-from lrtrain.sweep import auto_lrs, parse_lr_range, parse_lrs
-from lrtrain.train import train
+from lrtrain.theory.analysis import analyse
+from lrtrain.workflows.sweep import auto_lrs, parse_lr_range, parse_lrs
 
 LESSON_LRS = [0.0005, 0.001, 0.005, 0.025, 0.028, 0.03]
 
@@ -168,8 +168,8 @@ def test_sweep_directory_files(tmp_path: Path) -> None:
 
 
 def test_sweep_figures_axes(tmp_path: Path) -> None:
-    from lrtrain.runs import load_run
-    from lrtrain.sweep_plots import sweep_figures
+    from lrtrain.plots.sweep import sweep_figures
+    from lrtrain.runs.directory import load_run
 
     run = sweep_lr(load_config("lecture", ["device=cpu"]), out=tmp_path / "s")
     figs = sweep_figures(load_run(run.run_dir))
@@ -229,8 +229,8 @@ def test_minibatch_sweep_predicts_from_the_mean_square_critical_lr(tmp_path: Pat
     # at B = 1 its noise floor lies above the default 1e-3 gap
     assert [r["steps_to_target"] for r in rows] == [None, None]
     assert "noise floor" in summary["recommendation"]
-    from lrtrain.runs import load_run
-    from lrtrain.sweep_plots import sweep_figures
+    from lrtrain.plots.sweep import sweep_figures
+    from lrtrain.runs.directory import load_run
 
     ax = sweep_figures(load_run(run.run_dir))["sweep_summary"].axes[0]
     marked = [line.get_xdata()[0] for line in ax.lines if "mean-square" in line.get_label()]
@@ -238,9 +238,9 @@ def test_minibatch_sweep_predicts_from_the_mean_square_critical_lr(tmp_path: Pat
 
 
 def test_minibatch_sweep_counts_steps_on_the_expected_loss(tmp_path: Path) -> None:
-    from lrtrain import minibatch as mb
-    from lrtrain import stats as st
-    from lrtrain.data import load_dataset
+    from lrtrain.data import stats as st
+    from lrtrain.data.dataset import load_dataset
+    from lrtrain.theory import minibatch as mb
 
     over = ["device=cpu", "train.batch_size=16", "train.sampling=replacement",
             "train.max_iter=300", "train.target_gap=0.05", "output.plots=[]"]  # fmt: skip

@@ -11,12 +11,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from lrtrain.analysis import analyse
-from lrtrain.config import load_config
-from lrtrain.data import load_dataset
-from lrtrain.devices import resolve_device
+from lrtrain.config.schema import load_config
+from lrtrain.data.dataset import load_dataset
+from lrtrain.data.devices import resolve_device
+from lrtrain.engine.train import train
 from lrtrain.errors import DeviceError
-from lrtrain.train import train
+from lrtrain.theory.analysis import analyse
 
 
 class LessonModel(nn.Module):
@@ -275,7 +275,7 @@ def test_float64_and_float32_agree() -> None:
 )
 def test_steps_to_target_gap_match_the_theory(auto: list[str]) -> None:
     from lrtrain.api import prepare
-    from lrtrain.dynamics import predicted_steps
+    from lrtrain.theory.dynamics import predicted_steps
 
     cfg = load_config(
         None,
@@ -350,8 +350,8 @@ def test_auto_never_diverges_on_well_posed_problems(
 ) -> None:
     """Random problems with feature scales 0.1 … 10 (κ up to about 10⁴): the automatic
     settings never diverge and end below the initial loss, whichever rule chose them."""
-    from lrtrain.analysis import auto_settings
-    from lrtrain.data import Dataset, feature_major
+    from lrtrain.data.dataset import Dataset, feature_major
+    from lrtrain.theory.analysis import auto_settings
 
     gen = torch.Generator().manual_seed(seed)
     f64 = torch.float64

@@ -11,12 +11,12 @@ import pytest
 from typer.testing import CliRunner
 
 from lrtrain.api import fit, score
-from lrtrain.cli import app
-from lrtrain.config import load_config
-from lrtrain.data import synthetic_rows
+from lrtrain.cli.app import app
+from lrtrain.config.schema import load_config
+from lrtrain.data.dataset import synthetic_rows
+from lrtrain.data.validation import held_out
 from lrtrain.errors import DataError
-from lrtrain.runs import load_run
-from lrtrain.validation import held_out
+from lrtrain.runs.directory import load_run
 
 DIABETES = Path(__file__).parents[1] / "src" / "lrtrain" / "configs" / "data" / "diabetes.csv"
 
@@ -49,7 +49,7 @@ def test_training_never_sees_the_held_out_rows(tmp_path) -> None:
     assert data.metrics["val_loss"] == pytest.approx(want, rel=1e-10)
     held = run.summary["validation"]
     assert held["rows"] == int(out.sum()) and held["final_loss"] == pytest.approx(want[-1])
-    from lrtrain.plots import run_figures
+    from lrtrain.plots.figures import run_figures
 
     labels = [ln.get_label() for ln in run_figures(data)["loss"].axes[0].lines]
     assert "validation loss (held-out rows)" in labels

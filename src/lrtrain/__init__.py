@@ -22,8 +22,8 @@ from lrtrain._version import __version__ as __version__
 from lrtrain.errors import LrtrainError
 
 _EXPORTS = {
-    "load_config": "lrtrain.config",
-    "Config": "lrtrain.config",
+    "load_config": "lrtrain.config.schema",
+    "Config": "lrtrain.config.schema",
     "fit": "lrtrain.api",
     "sweep_lr": "lrtrain.api",
     "resume": "lrtrain.api",
@@ -33,12 +33,12 @@ _EXPORTS = {
     "predict": "lrtrain.api",
     "export_data": "lrtrain.api",
     "score": "lrtrain.api",
-    "explore": "lrtrain.interactive",
-    "find_lr": "lrtrain.lr_finder",
+    "explore": "lrtrain.workflows.explore",
+    "find_lr": "lrtrain.workflows.find_lr",
     "FitRun": "lrtrain.api",
     "SweepRun": "lrtrain.api",
-    "load_run": "lrtrain.runs",
-    "RunData": "lrtrain.runs",
+    "load_run": "lrtrain.runs.directory",
+    "RunData": "lrtrain.runs.directory",
     "LrtrainError": "lrtrain.errors",
 }
 __all__ = [
@@ -76,10 +76,10 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
         score,
         sweep_lr,
     )
-    from lrtrain.config import Config, load_config
-    from lrtrain.interactive import explore
-    from lrtrain.lr_finder import find_lr
-    from lrtrain.runs import RunData, load_run
+    from lrtrain.config.schema import Config, load_config
+    from lrtrain.runs.directory import RunData, load_run
+    from lrtrain.workflows.explore import explore
+    from lrtrain.workflows.find_lr import find_lr
 
 
 def __getattr__(name: str) -> Any:

@@ -1,6 +1,6 @@
 """``python -m lrtrain`` is the ``lrtrain`` command."""
 
-from lrtrain.cli import main
+from lrtrain.cli.app import main
 
 if __name__ == "__main__":
     main()

@@ -1,7 +1,7 @@
 """The functions the CLI calls, usable from Python and notebooks as well.
 
     >>> from lrtrain.api import fit
-    >>> from lrtrain.config import load_config
+    >>> from lrtrain.config.schema import load_config
     >>> cfg = load_config(None, ["train.max_iter=10"])
     >>> run = fit(cfg, out="/tmp/lrtrain-doctest", overwrite=True)
     >>> run.summary["status"]
@@ -18,22 +18,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from lrtrain import runs
-from lrtrain.config import Config
-from lrtrain.distributed import SINGLE, World, current
+from lrtrain.config.schema import Config
+from lrtrain.data.distributed import SINGLE, World, current
+from lrtrain.engine.memory import check_memory
 from lrtrain.errors import ConfigError, RunDirError
-from lrtrain.memory import check_memory
-from lrtrain.resumption import resume_status
+from lrtrain.runs import directory as runs
+from lrtrain.workflows.resumption import resume_status
 
 if TYPE_CHECKING:
-    from lrtrain.analysis import Analysis, AutoSettings
-    from lrtrain.batch_map import BatchMapSummary
-    from lrtrain.data import Dataset
-    from lrtrain.loggers import Logged
-    from lrtrain.modes import ModeHistory
-    from lrtrain.predict import Score
-    from lrtrain.summary import FitSummary, SweepSummary
-    from lrtrain.train import ProgressCallback, TrainResult
+    from lrtrain.data.dataset import Dataset
+    from lrtrain.engine.train import ProgressCallback, TrainResult
+    from lrtrain.theory.analysis import Analysis, AutoSettings
+    from lrtrain.theory.modes import ModeHistory
+    from lrtrain.workflows.batch_map import BatchMapSummary
+    from lrtrain.workflows.loggers import Logged
+    from lrtrain.workflows.predict import Score
+    from lrtrain.workflows.summary import FitSummary, SweepSummary
 
 
 @dataclass
@@ -61,10 +61,10 @@ def prepare(
     all the rows (statistics combined across processes)."""
     from dataclasses import replace
 
-    from lrtrain.analysis import analyse_dataset, gap_floor
-    from lrtrain.data import load_dataset
-    from lrtrain.devices import resolve_device
-    from lrtrain.loggers import check_installed
+    from lrtrain.data.dataset import load_dataset
+    from lrtrain.data.devices import resolve_device
+    from lrtrain.theory.analysis import analyse_dataset, gap_floor
+    from lrtrain.workflows.loggers import check_installed
 
     resolve_device(config.device)
     check_installed(list(config.output.loggers))
@@ -81,7 +81,7 @@ def resolve_auto(
     config: Config, analysis: Analysis
 ) -> tuple[Config, Analysis, AutoSettings | None]:
     """Replace ``optimizer.lr/momentum: auto`` by the numbers the analysis implies."""
-    from lrtrain.analysis import auto_settings
+    from lrtrain.theory.analysis import auto_settings
 
     opt = config.optimizer
     if not opt.auto:
@@ -108,10 +108,10 @@ def fit(
     """Train one model as configured, write its run directory and draw its figures (``draw``
     False: the caller draws them, e.g. with :func:`redraw`).
 
-    Under torchrun (after :func:`lrtrain.distributed.setup`) every process trains on its shard
+    Under torchrun (after :func:`lrtrain.data.distributed.setup`) every process trains on its shard
     of the rows through DistributedDataParallel; rank 0 alone writes, reports and draws."""
-    from lrtrain.progress import progress_for
-    from lrtrain.train import train
+    from lrtrain.engine.train import train
+    from lrtrain.workflows.progress import progress_for
 
     world = current()
     config, dataset, analysis, auto = prepare(config, world)
@@ -160,8 +160,8 @@ def _finish_fit(
     draw: bool = True,
 ) -> FitRun:
     """Write the run (rank 0) and return it; the other processes get the same summary."""
-    from lrtrain.prediction import predict
-    from lrtrain.summary import fit_summary
+    from lrtrain.workflows.prediction import predict
+    from lrtrain.workflows.summary import fit_summary
 
     prediction = predict(config, dataset, analysis, result, world.distributed)
     held = dataset.validation
@@ -189,15 +189,15 @@ def resume(
     """Continue an interrupted (or completed, with a larger max_iter) fit in place; on the CPU
     the result equals that of an uninterrupted run bit for bit. ``config`` defaults to the
     run's own; see :func:`resume_status` for what may change."""
-    from lrtrain.config import load_config
+    from lrtrain.config.schema import load_config
 
     if config is None:
         config = load_config(str(Path(run_dir) / "config.yaml"))
     if checkpoint is None:
         checkpoint = runs.load_checkpoint(run_dir)
         resume_status(checkpoint, config)
-    from lrtrain.progress import progress_for
-    from lrtrain.train import train
+    from lrtrain.engine.train import train
+    from lrtrain.workflows.progress import progress_for
 
     world = current()
     config, dataset, analysis, auto = prepare(config, world)
@@ -252,11 +252,11 @@ def sweep_lr(
     which spreads the early-diverging large ones), each process trains its group on all the
     rows, and rank 0 gathers the groups and writes the same directory a single process would.
     """
-    from lrtrain.distributed import check_sweep_size, deal
-    from lrtrain.prediction import minibatch_sweep, sweep_expected
-    from lrtrain.summary import sweep_summary
-    from lrtrain.sweep import assess, auto_lrs, check_sweep_config, sweep_config
-    from lrtrain.train import concat_results, train
+    from lrtrain.data.distributed import check_sweep_size, deal
+    from lrtrain.engine.train import concat_results, train
+    from lrtrain.workflows.prediction import minibatch_sweep, sweep_expected
+    from lrtrain.workflows.summary import sweep_summary
+    from lrtrain.workflows.sweep import assess, auto_lrs, check_sweep_config, sweep_config
 
     check_sweep_config(config)
     world = current()
@@ -270,7 +270,7 @@ def sweep_lr(
     run_dir = world.share(
         world.on_main(lambda: runs.create_run_dir(config.output.root, config.name, out, overwrite))
     )
-    from lrtrain.progress import progress_for
+    from lrtrain.workflows.progress import progress_for
 
     with progress_for(progress if world.is_main else None, f"sweep {config.name}") as callback:
         part = train(
@@ -311,13 +311,13 @@ def batch_map(
     the streams' mean loss took; each size's fastest rate; the critical batch size."""
     import time
 
-    from lrtrain import batch_map as bm
-    from lrtrain import minibatch as mb
-    from lrtrain import minibatch_steps as ms
-    from lrtrain.analysis import gap_scale
-    from lrtrain.prediction import minibatch_moments
-    from lrtrain.progress import progress_for
-    from lrtrain.train import train
+    from lrtrain.engine.train import train
+    from lrtrain.theory import minibatch as mb
+    from lrtrain.theory import minibatch_steps as ms
+    from lrtrain.theory.analysis import gap_scale
+    from lrtrain.workflows import batch_map as bm
+    from lrtrain.workflows.prediction import minibatch_moments
+    from lrtrain.workflows.progress import progress_for
 
     bm.check_config(config)
     if current().distributed:
@@ -379,13 +379,13 @@ class BatchMapRun:
 
 def redraw(run_dir: str | Path, fmt: str | None = None) -> list[Path]:
     """Draw every figure of a saved fit or sweep from its files alone (no torch)."""
-    from lrtrain.plots import run_figures
-    from lrtrain.sweep_plots import sweep_figures
+    from lrtrain.plots.figures import run_figures
+    from lrtrain.plots.sweep import sweep_figures
 
     run = runs.load_run(run_dir)
     fmt = fmt or run.config.get("output", {}).get("format", "png")
     if run.kind in ("batch-map", "find-lr"):
-        from lrtrain.minibatch_plots import batch_map_figures, find_lr_figures
+        from lrtrain.plots.minibatch import batch_map_figures, find_lr_figures
 
         drawn = batch_map_figures(run) if run.kind == "batch-map" else find_lr_figures(run)
         return runs.save_figures(run.path, drawn, fmt)
@@ -397,14 +397,14 @@ def log(run_dir: str | Path, config: Config) -> list[Logged]:
     """Write a saved fit or sweep, figures included, into ``output.loggers``' stores."""
     if not config.output.loggers:
         return []
-    from lrtrain.loggers import log_run
+    from lrtrain.workflows.loggers import log_run
 
     return log_run(Path(run_dir), list(config.output.loggers), config.output.mlflow_uri)
 
 
 def compare(run_dirs: list[str | Path], path: str | Path) -> Path:
     """One figure comparing fits of the same problem: paths on one contour plot, gap curves."""
-    from lrtrain.plots import compare_figure
+    from lrtrain.plots.figures import compare_figure
 
     loaded = [runs.load_run(d) for d in run_dirs]
     if any(run.kind != "fit" for run in loaded):
@@ -424,7 +424,7 @@ def compare(run_dirs: list[str | Path], path: str | Path) -> Path:
 
 def animate(run_dir: str | Path, frames: int = 40) -> Path:
     """Write ``plots/descent.gif``: the path growing over the contours, the loss beside it."""
-    from lrtrain.animation import descent_frames
+    from lrtrain.plots.animation import descent_frames
 
     run = runs.load_run(run_dir)
     if run.kind != "fit":
@@ -435,7 +435,7 @@ def animate(run_dir: str | Path, frames: int = 40) -> Path:
 def predict(run_dir: str | Path, csv_path: str | Path) -> str:
     """Predictions of a fitted run for the rows of a CSV, as CSV text (the input's columns and
     a ``<target>_predicted`` column). Uses only the run's files: no torch, no retraining."""
-    from lrtrain.predict import predict_rows, predictions_csv
+    from lrtrain.workflows.predict import predict_rows, predictions_csv
 
     run = runs.load_run(run_dir)
     header, rows, y = predict_rows(run, csv_path)
@@ -445,7 +445,7 @@ def predict(run_dir: str | Path, csv_path: str | Path) -> str:
 def score(run_dir: str | Path, csv_path: str | Path) -> Score | None:
     """R², RMSE and MAE of a fitted run's predictions for a CSV that has the target column
     (None when it has not). Uses only the run's files."""
-    from lrtrain.predict import predict_rows, score_rows
+    from lrtrain.workflows.predict import predict_rows, score_rows
 
     run = runs.load_run(run_dir)
     _, _, y = predict_rows(run, csv_path)
@@ -454,7 +454,7 @@ def score(run_dir: str | Path, csv_path: str | Path) -> Score | None:
 
 def export_data(config: Config, path: str | Path, overwrite: bool = False) -> int:
     """Write the synthetic data set ``config`` generates to a CSV; returns the row count."""
-    from lrtrain.data import write_synthetic_csv
+    from lrtrain.data.dataset import write_synthetic_csv
 
     if config.data.source != "synthetic":
         raise ConfigError(

@@ -1,0 +1,92 @@
+"""What lrtrain says about its configs: the key reference (docs/config.md, ``lrtrain schema
+--reference``), the JSON Schema editors validate against (``lrtrain schema``), the bundled
+configs' descriptions and editable copies of them (``lrtrain configs``)."""
+
+from __future__ import annotations
+
+import re
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel
+
+from lrtrain.config.schema import SCHEMA_LINE, Config, bundled_config_source, bundled_config_text
+from lrtrain.errors import ConfigError
+
+
+def bundled_config_description(name: str) -> str:
+    """The first sentence of a bundled config's header comment."""
+    lines = [ln[1:].strip() for ln in bundled_config_text(name).splitlines() if ln.startswith("#")]
+    text = " ".join(ln for ln in lines if ln and not ln.startswith(("yaml-language-server",
+                                                                     "lrtrain ")))  # fmt: skip
+    first = text.split(". ")[0].rstrip(".")
+    return first if len(first) <= 100 else first[:99].rsplit(" ", 1)[0] + " …"
+
+
+def copy_bundled_config(name: str, dest: Path) -> None:
+    """Write a bundled config to ``dest`` for editing: the schema line and a relative
+    ``data.path`` are made to point at the installed files, so the copy works anywhere."""
+    text = bundled_config_source(name)
+    if dest.exists():
+        raise ConfigError(f"{dest}: exists; lrtrain configs copy never overwrites — choose another")
+    folder = Path(str(resources.files("lrtrain") / "configs"))
+    lines = []
+    for line in text.splitlines(keepends=True):
+        if line.startswith(SCHEMA_LINE):
+            line = f"{SCHEMA_LINE}{folder / 'config.schema.json'}\n"
+        match = re.match(r"^(\s+path:\s*)([^#\s]+)(.*)$", line.rstrip("\n"))
+        if match and not Path(match.group(2)).is_absolute() and match.group(2) != "null":
+            line = f"{match.group(1)}{folder / match.group(2)}\n"
+        lines.append(line)
+    try:
+        with dest.open("x", encoding="utf-8") as fh:
+            fh.write("".join(lines))
+    except FileExistsError:
+        raise ConfigError(f"{dest}: exists; lrtrain configs copy never overwrites") from None
+    except OSError as exc:
+        raise ConfigError(f"{dest}: cannot write: {exc.strerror or exc}") from None
+
+
+def field_docs() -> dict[str, str]:
+    """Every key of the config (dotted, in the schema's order) and what it means: the key's
+    docstring in config.py, on one line."""
+    out = {}
+    for name, field in Config.model_fields.items():
+        section = field.annotation
+        if isinstance(section, type) and issubclass(section, BaseModel):
+            for key, inner in section.model_fields.items():
+                out[f"{name}.{key}"] = " ".join((inner.description or "").split())
+        else:
+            out[name] = " ".join((field.description or "").split())
+    return out
+
+
+def config_schema() -> dict[str, Any]:
+    """The JSON Schema of the config (what ``lrtrain schema`` prints), with each key's meaning
+    as its description."""
+    schema = Config.model_json_schema()
+    schema["title"] = "lrtrain config"
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    return schema
+
+
+def config_reference() -> str:
+    """The Markdown table of every key, its default and its meaning (docs/config.md)."""
+    defaults = Config().to_dict()
+    lines = ["| key | default | meaning |", "| --- | --- | --- |"]
+    for dotted, meaning in field_docs().items():
+        value: Any = defaults
+        for part in dotted.split("."):
+            value = value[part]
+        shown = yaml.safe_dump(value, default_flow_style=True, width=1000).strip()
+        shown = shown.removesuffix("\n...").removesuffix("...").strip()
+        lines.append(f"| `{dotted}` | `{shown}` | {meaning} |")
+    return "\n".join(lines) + "\n"
+
+
+def config_schema_text() -> str:
+    import json
+
+    return json.dumps(config_schema(), indent=2, sort_keys=True) + "\n"

@@ -1,0 +1,396 @@
+"""The training loop: K replicas of the lesson's model trained at once (K = 1 for ``fit``).
+
+Per-replica learning rates: for SGD each replica's gradient is scaled by its rate and one
+``torch.optim.SGD`` step is taken at lr = 1 — exact for plain, momentum and Nesterov SGD (the
+momentum buffer is linear in the gradient; weight decay is folded in before the scaling). The
+adaptive optimizers (Adam, AdamW, RMSprop, Adagrad) normalise the gradient, so a scaled gradient
+would change nothing: they step at lr = 1 and each replica's displacement is scaled by its rate
+instead — exact too, since their state never depends on the rate and their step is linear in it.
+A schedule sets the optimizer's own rate to the step's factor f_t (:mod:`lrtrain.theory.schedules`),
+so a replica moves by its rate × f_t × the optimizer's step — as torch's schedulers do, momentum
+included (the buffer accumulates unscaled by f_t).
+A replica that diverges, converges or is interrupted is frozen where it stopped; the others go
+on untouched.
+
+The loop never synchronises with the host per step: stopping conditions are tensors on the device,
+histories go into preallocated device buffers, and the host looks at them every ``SYNC_EVERY``
+steps (to report progress and to end early once every replica has stopped).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any
+
+import numpy as np
+import torch
+
+from lrtrain.config.schema import Config
+from lrtrain.data.dataset import Dataset
+from lrtrain.data.devices import process_device, torch_dtype
+from lrtrain.data.distributed import SINGLE, World
+from lrtrain.engine.batches import Batches, Rows, all_rows
+from lrtrain.engine.cuda_graph import GraphedStep, use_graph
+from lrtrain.engine.gradients import Gradient, choose, theta_of, theta_reader
+from lrtrain.engine.loop_state import STATUSES, LoopState, grad_norms, record, stop_checks
+from lrtrain.engine.model import MyLinearRegressionModel
+from lrtrain.engine.updates import GradSlot, build_optimizer, forget_momentum, scaled_step, sgd_step
+from lrtrain.theory import startup
+from lrtrain.theory.analysis import gap_scale
+from lrtrain.theory.schedules import lr_factors
+from lrtrain.theory.startup import never_imports_dynamo
+
+SYNC_EVERY = 64
+DIVERGENCE_FACTOR = 1e6  # loss above this × the initial loss counts as diverged
+
+# progress(step, max_iter, per-replica losses), called every SYNC_EVERY steps and at the end
+ProgressCallback = Callable[[int, int, list[float]], None]
+
+
+@dataclass
+class TrainResult:
+    """Histories and final state of K replicas.
+
+    Rows ``steps`` (every ``log_every``-th step) hold θ_t, the loss and the gradient norm at θ_t
+    for every replica; a replica's history is valid up to (not including) its ``stop_steps``
+    entry, and its ``final_*`` values are those at θ at ``stop_steps`` (the last row of its
+    metrics).
+    """
+
+    lrs: list[float]
+    steps: torch.Tensor  # [R] int64
+    loss: torch.Tensor  # [R, K]
+    grad_norm: torch.Tensor  # [R, K]
+    theta: torch.Tensor  # [R, K, d+1]
+    stop_steps: list[int]
+    statuses: list[str]
+    final_loss: list[float]
+    final_grad_norm: list[float]
+    final_theta: torch.Tensor  # [K, d+1]
+    initial_grad: torch.Tensor  # [K, d+1], gradient at θ_0
+    elapsed_s: float
+    steps_run: int
+    device: str
+    model_state: dict[str, torch.Tensor] = field(default_factory=dict)
+    optimizer_state: dict[str, object] = field(default_factory=dict)
+    loop_state: dict[str, torch.Tensor] = field(default_factory=dict)
+    world: dict[str, Any] = field(default_factory=SINGLE.describe)
+    gradient: str = "autograd"  # the path the steps took (gradients.choose)
+    lr_factors: np.ndarray | None = None  # the schedule's f_t, t < max_iter (None: constant)
+
+    def engine_state(self) -> dict[str, Any]:
+        """What ``train(resume=…)`` needs to continue this run exactly: model, optimizer
+        (momentum buffers), the step to continue from and the loop's state."""
+        return {
+            "step": min(self.stop_steps),
+            "model": self.model_state,
+            "optimizer": self.optimizer_state,
+            "loop": self.loop_state,
+        }
+
+    def rates(self, k: int, steps: list[int]) -> list[float]:
+        """The rate replica k used at each of ``steps``: its lr × the schedule's factor (the
+        last factor at max_iter, where no step is taken)."""
+        lr, factors = self.lrs[k], self.lr_factors
+        if factors is None:
+            return [lr] * len(steps)
+        last = len(factors) - 1
+        return [lr * float(factors[min(step, last)]) for step in steps]
+
+    def replica_history(self, k: int) -> dict[str, torch.Tensor]:
+        """Replica k's rows t = 0 … stop (float64, CPU): step, loss, grad_norm, theta."""
+        stop = self.stop_steps[k]
+        keep = self.steps < stop
+        f64 = torch.float64
+        return {
+            "step": torch.cat([self.steps[keep], torch.tensor([stop])]),
+            "loss": torch.cat([self.loss[keep, k], torch.tensor([self.final_loss[k]], dtype=f64)]),
+            "grad_norm": torch.cat(
+                [self.grad_norm[keep, k], torch.tensor([self.final_grad_norm[k]], dtype=f64)]
+            ),
+            "theta": torch.cat([self.theta[keep, k], self.final_theta[k : k + 1]]),
+        }
+
+
+@never_imports_dynamo  # lrtrain never compiles: building SGD need not import torch._dynamo
+def train(
+    dataset: Dataset,
+    config: Config,
+    lrs: list[float] | None = None,
+    progress: ProgressCallback | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    loss_ref: float | None = None,
+    resume: dict[str, Any] | None = None,
+    world: World = SINGLE,
+    gap_floor: float = 0.0,
+    factors: np.ndarray | None = None,
+    rows: Rows | None = None,
+) -> TrainResult:
+    """Train ``len(lrs)`` replicas (default: the config's lr, once per ``train.replicas``
+    batch stream) and return their histories.
+
+    ``loss_ref`` is the loss the optimizer converges to (the closed form's); ``train.target_gap``
+    stops a replica once (loss − loss_ref)/loss_ref is at most the target, or at most
+    ``gap_floor`` when the target lies below it (what the dtype can resolve). ``resume`` is a
+    checkpoint's ``engine`` entry (:meth:`TrainResult.engine_state`): training continues from
+    its step with its model, optimizer (momentum buffers) and loop state, and on the CPU ends
+    bit for bit where an uninterrupted run would (mini-batches are drawn from (seed, epoch),
+    so no RNG state is needed).
+
+    With a distributed ``world`` the dataset is this process's shard, the model is wrapped in
+    ``DistributedDataParallel`` and every process ends with the same parameters: those of the
+    single-process run, up to the order of floating-point sums.
+    """
+    # -- setup: the rows, the model and its optimizer, the loop's state on the device -------
+    lrs = [config.optimizer.lr_value] * config.train.replicas if lrs is None else list(lrs)
+    if config.train.target_gap is not None and loss_ref is None:
+        raise ValueError("train.target_gap needs loss_ref, the closed form's loss")
+    device = process_device(config.device, world)
+    dtype = torch_dtype(config.train.dtype)
+    # ``rows``: every replica its own full data set (x [K, N, d]; find-lr's repeats over the
+    # data's noise), read by the per-replica pass of the mini-batch gradient
+    data = all_rows(dataset, device, dtype) if rows is None else rows
+    own_rows = rows is not None
+    model, optimizer = _model_and_optimizer(config, dataset.d, len(lrs), dtype, device)
+    total = config.train.max_iter
+    batches = None if own_rows else _batches(dataset, config, device)
+    gradient, full_gradient, should_stop, path = choose(
+        model, data, dataset.answer, config.train.gradient, batches is not None or own_rows,
+        world,
+        should_stop,
+    )  # fmt: skip
+    if own_rows:  # the final values on each replica's own data too
+        full_gradient = gradient
+    # the Gram path computes in float64 (gradients.GramGradient): the loop keeps its losses so
+    path_dtype = torch.float64 if path == "gram" else dtype
+    loop = LoopState.start(
+        len(lrs), dataset.d, _rows_logged(config), total, dtype, device, lrs, path_dtype
+    )
+    loop.gradients_vary = batches is not None
+    if factors is None:  # the config's schedule (an explicit table: find-lr's ramps)
+        factors = lr_factors(config.optimizer.schedule, total)
+    if config.train.target_gap is not None:
+        loop.target_gap = max(config.train.target_gap, gap_floor)
+    loop.loss_ref = loss_ref or 0.0
+    first = 0
+    if resume is not None:
+        model.load_state_dict(resume["model"])
+        optimizer.load_state_dict(resume["optimizer"])
+        loop.restore(resume["loop"], total)
+        forget_momentum(optimizer, model, loop.active_col)  # replicas that stopped stay put
+        first = int(resume["step"])
+
+    take_step = startup.stepper(optimizer)  # optimizer.step(), without importing torch._dynamo
+    read_theta, slot = theta_reader(model), GradSlot(model)
+
+    def step_at(step: int | torch.Tensor, batch: Rows) -> torch.Tensor:
+        theta = read_theta()
+        return _step(loop, slot, theta, optimizer, take_step, gradient, batch, step, config)
+
+    # a schedule sets the optimizer's rate from the host each step: no CUDA graph
+    graphed = (
+        GraphedStep(step_at, data)
+        if factors is None and use_graph(device, batches, total - first, data, world)
+        else None
+    )
+
+    # -- the loop: one step of every replica; the host looks every check_every steps -------
+    check_every = 1 if device.type == "cpu" else SYNC_EVERY
+    start = time.perf_counter()
+    # The loop's arithmetic never needs autograd (the optimizer's step runs without it too);
+    # the autograd paths turn it on for their own forward and backward. The Gram path never
+    # does, and inference mode spares each of its small operations autograd's bookkeeping
+    # (~18% of a step); nothing made in it outlives the loop but copies.
+    with torch.inference_mode() if path == "gram" else torch.no_grad():
+        for step in range(first, total):
+            if should_stop is not None and should_stop():
+                loop.interrupt(step)
+                break
+            if factors is not None:  # the schedule's factor: the optimizer's rate (base 1)
+                for group in optimizer.param_groups:
+                    group["lr"] = float(factors[step])
+            if graphed is not None:
+                loss = graphed.run(step)
+            elif batches is not None:
+                assert data.x is not None and data.y is not None
+                loss = step_at(step, batches.batch(step, data.x, data.y))
+            else:
+                loss = step_at(step, data)
+            last = step + 1 == total
+            if (step + 1) % check_every == 0 or last:
+                # Stop early once every replica has stopped (the remaining steps would only
+                # recompute frozen values). On a GPU that read synchronises with the host, so it
+                # happens every SYNC_EVERY steps; on the CPU the step's stop checks know whether
+                # anyone stopped.
+                still = loop.still_active()
+                if progress is not None and ((step + 1) % SYNC_EVERY == 0 or last or not still):
+                    progress(step + 1, total, loss.tolist())
+                if not still:
+                    break
+
+    # -- the result: the full-batch loss and gradient where each replica stopped -----------
+    final_loss, final_gradient = full_gradient(model, theta_of(model), data)
+    final_grad = grad_norms(final_gradient)
+    elapsed = time.perf_counter() - start
+    result = _result(config, lrs, loop, model, optimizer, final_loss, final_grad, elapsed)
+    result.device, result.world, result.gradient = str(device), world.describe(), path
+    result.lr_factors = factors
+    if progress is not None:
+        progress(result.steps_run, total, result.final_loss)
+    return result
+
+
+def _model_and_optimizer(
+    config: Config, d: int, replicas: int, dtype: torch.dtype, device: torch.device
+) -> tuple[MyLinearRegressionModel, torch.optim.Optimizer]:
+    """The lesson's model (K replicas) and its optimizer at lr = 1: the replicas' rates scale
+    SGD's gradients, or the adaptive optimizers' steps (:func:`_step`)."""
+    model = MyLinearRegressionModel(d, replicas=replicas, dtype=dtype, device=device)
+    if config.model.init == "normal":
+        model.init_normal_(config.seed)
+    return model, build_optimizer(config.optimizer, model.parameters())
+
+
+def _rows_logged(config: Config) -> int:
+    return (config.train.max_iter - 1) // config.train.log_every + 1
+
+
+def _batches(dataset: Dataset, config: Config, device: torch.device) -> Batches | None:
+    size = config.train.batch_size
+    if size is None or config.train.full_batch(dataset.n):
+        return None
+    return Batches(dataset.n, size, config.seed, device, dataset.offset, dataset.local_rows,
+                   config.train.sampling, config.train.replicas)  # fmt: skip
+
+
+def _result(
+    config: Config,
+    lrs: list[float],
+    loop: LoopState,
+    model: MyLinearRegressionModel,
+    optimizer: torch.optim.Optimizer,
+    final_loss: torch.Tensor,
+    final_grad: torch.Tensor,
+    elapsed: float,
+) -> TrainResult:
+    rows, total = _rows_logged(config), config.train.max_iter
+    stops = loop.stop_step.tolist()
+    f64 = torch.float64
+    return TrainResult(
+        lrs=lrs,
+        steps=torch.arange(0, total, config.train.log_every)[:rows],
+        loss=loop.hist_loss[:rows].to("cpu", f64),
+        grad_norm=loop.hist_grad[:rows].to("cpu", f64),
+        theta=loop.hist_theta[:rows].to("cpu", f64),
+        stop_steps=stops,
+        statuses=[STATUSES[s] for s in loop.status.tolist()],
+        final_loss=final_loss.to("cpu", f64).tolist(),
+        final_grad_norm=final_grad.to("cpu", f64).tolist(),
+        final_theta=theta_of(model).to("cpu", f64),
+        initial_grad=loop.initial_grad.to("cpu", f64),
+        elapsed_s=elapsed,
+        steps_run=min(max(stops), total),
+        device="",
+        model_state={name: v.detach().cpu() for name, v in model.state_dict().items()},
+        optimizer_state=_cpu(optimizer.state_dict()),
+        loop_state=loop.state(),
+    )
+
+
+def _state_entry(result: TrainResult, name: str) -> torch.Tensor:
+    return result.model_state[name]
+
+
+def concat_results(parts: list[TrainResult], world: dict[str, Any]) -> TrainResult:
+    """One result from the groups of learning rates that processes trained (dealt out by
+    ``distributed.deal``), replicas back in their original order. Sweeps are not resumed, so
+    optimizer and loop states are not kept."""
+    from lrtrain.data.distributed import undeal
+
+    order = undeal([[(r, k) for k in range(len(part.lrs))] for r, part in enumerate(parts)])
+
+    def pick(get: Callable[[TrainResult], torch.Tensor], dim: int) -> torch.Tensor:
+        return torch.stack([get(parts[r]).select(dim, k) for r, k in order], dim=dim)
+
+    def each(get: Callable[[TrainResult], list[Any]]) -> list[Any]:
+        return [get(parts[r])[k] for r, k in order]
+
+    first = parts[0]
+    return TrainResult(
+        lrs=each(lambda p: p.lrs),
+        steps=first.steps,
+        loss=pick(lambda p: p.loss, 1),
+        grad_norm=pick(lambda p: p.grad_norm, 1),
+        theta=pick(lambda p: p.theta, 1),
+        stop_steps=each(lambda p: p.stop_steps),
+        statuses=each(lambda p: p.statuses),
+        final_loss=each(lambda p: p.final_loss),
+        final_grad_norm=each(lambda p: p.final_grad_norm),
+        final_theta=pick(lambda p: p.final_theta, 0),
+        initial_grad=pick(lambda p: p.initial_grad, 0),
+        elapsed_s=max(p.elapsed_s for p in parts),
+        steps_run=max(p.steps_run for p in parts),
+        device=first.device,
+        model_state={name: pick(partial(_state_entry, name=name), 0) for name in first.model_state},
+        world=world,
+        gradient=first.gradient,
+        lr_factors=first.lr_factors,
+    )
+
+
+def _step(
+    loop: LoopState,
+    slot: GradSlot,
+    theta: torch.Tensor,
+    optimizer: torch.optim.Optimizer,
+    take_step: Callable[[], None],
+    gradient: Gradient,
+    batch: Rows,
+    step: int | torch.Tensor,
+    config: Config,
+) -> torch.Tensor:
+    """One step of every replica: loss and gradient at θ_t (``theta`` [K, p], which serves
+    the gradient, the history and the update), history, stop checks, update.
+
+    ``step`` is a Python int when run eagerly, or a device tensor inside a CUDA graph (where
+    nothing may depend on the host).
+    """
+    loss, grad = gradient(slot.model, theta, batch)
+    if isinstance(step, int) and step == 0:
+        loop.initial_grad.copy_(grad)
+        goal = None
+        if loop.target_gap is not None:
+            scale = [gap_scale(loop.loss_ref, float(loss0)) for loss0 in loss.tolist()]
+            goals = [loop.loss_ref + loop.target_gap * s for s in scale]
+            goal = torch.tensor(goals, dtype=loss.dtype)
+        loop.set_bounds(torch.where(loss > 0, loss * DIVERGENCE_FACTOR, loop.limit), goal)
+    record(loop, theta, grad, step, loss, config.train.log_every)
+    stopped = stop_checks(loop, loss, grad, step, config.train.tol)
+    if stopped and loop.on_cpu and not loop.any_active():
+        # every replica has stopped, so the loop ends after this step: the update would move
+        # nobody (emptied momentum, zero rates), and a stopped replica's buffers are emptied
+        # again when a run resumes (as an interrupted run's are kept)
+        return loss
+    opt = config.optimizer
+    if opt.name == "sgd":
+        if stopped and opt.momentum_value > 0:
+            forget_momentum(optimizer, slot.model, loop.active_col)
+        sgd_step(slot, take_step, theta, grad, loop.rate_col, loop.masking(), opt.weight_decay)
+    else:
+        mask = loop.active_col if loop.masking() else None
+        scaled_step(slot, take_step, theta, grad, loop.rate_col, mask)
+    return loss
+
+
+def _cpu(value: Any) -> Any:
+    """A copy of a state dict with every tensor on the CPU (checkpoints load anywhere)."""
+    if isinstance(value, torch.Tensor):
+        return value.detach().cpu().clone()
+    if isinstance(value, dict):
+        return {k: _cpu(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_cpu(v) for v in value]
+    return value

@@ -1,0 +1,475 @@
+"""Run directories: the only module that reads or writes them.
+
+Every file is written atomically (temporary file in the same directory, fsync, rename), so a
+reader — or a crash — only ever sees a file absent or complete. Reading needs no torch: ``lrtrain
+plot`` redraws from these files alone.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import json
+import math
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
+
+import numpy as np
+import yaml
+
+from lrtrain.runs import tables
+from lrtrain.runs.atomic import atomic_file, write_bytes, write_text
+from lrtrain.errors import RunDirError
+from lrtrain.workflows.summary import ARRAYS_FILE, FORMAT_VERSION
+
+if TYPE_CHECKING:
+    from lrtrain.workflows.batch_map import BatchMapSummary, MapRow
+    from lrtrain.config.schema import Config
+    from lrtrain.data.dataset import Dataset
+    from lrtrain.workflows.find_lr import Curve, FindLrSummary
+    from lrtrain.theory.modes import ModeHistory
+    from lrtrain.workflows.replicas import ReplicaBand
+    from lrtrain.workflows.summary import FitSummary, SweepSummary
+    from lrtrain.engine.train import TrainResult
+
+
+# --------------------------------------------------------------------------- writing
+
+REPLICAS_FILE = "replicas.csv"  # train.replicas > 1: the replicas' band
+MODES_FILE = "modes.csv"  # the shown eigen-modes' predicted errors per logged step
+BATCH_MAP_FILE = "batch_map.csv"  # sweep-lr --batch-sizes: (batch size, lr) → steps
+FINDER_FILE = "finder.csv"  # find-lr: every range test's rate, loss and smoothed loss per step
+
+
+def create_run_dir(
+    root: str | Path, name: str, out: str | Path | None = None, overwrite: bool = False
+) -> Path:
+    """Create the run directory: exactly ``out``, or ``root/name-YYYYmmdd-HHMMSS[-N]``.
+
+    ``os.mkdir`` either creates a directory or fails, so two processes starting at the same
+    second never share one: the loser takes the next suffix.
+    """
+    try:
+        if out is not None:
+            path = Path(out)
+            if path.exists() and not path.is_dir():
+                raise RunDirError(f"--out {path}: exists and is not a directory")
+            if path.is_dir() and any(path.iterdir()) and not overwrite:
+                raise RunDirError(
+                    f"--out {path}: directory is not empty; choose another, or pass "
+                    "--overwrite to replace the run files in it"
+                )
+            path.mkdir(parents=True, exist_ok=True)
+            (path / "plots").mkdir(exist_ok=True)
+            return path
+        base = Path(root)
+        base.mkdir(parents=True, exist_ok=True)
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        for attempt in range(1, 10_000):
+            suffix = "" if attempt == 1 else f"-{attempt}"
+            path = base / f"{name}-{stamp}{suffix}"
+            try:
+                path.mkdir()
+            except FileExistsError:
+                continue
+            (path / "plots").mkdir()
+            return path
+    except OSError as exc:
+        where = out if out is not None else root
+        raise RunDirError(
+            f"cannot create the run directory under '{where}': {exc.strerror or exc}; "
+            "choose another location with output.root=DIR or --out DIR"
+        ) from None
+    raise RunDirError(f"{root}: too many runs named '{name}' in the same second")
+
+
+def save_fit(
+    run_dir: Path,
+    config: Config,
+    dataset: Dataset,
+    result: TrainResult,
+    summary: FitSummary,
+    arrays: dict[str, np.ndarray],
+    expected_loss: list[float] | None = None,
+    band: ReplicaBand | None = None,
+    band_expected: list[float] | None = None,
+    modes: ModeHistory | None = None,
+    validation: list[float] | None = None,
+) -> None:
+    """Write every file of a fit run (the summary assembled by ``summary.fit_summary``;
+    ``expected_loss``: the theory's E[L] at each logged step, ``prediction.predict``; with
+    ``train.replicas``, replicas.csv: the replicas' mean loss, its 99% band and E[L])."""
+    import torch
+
+    history = result.replica_history(0)
+    write_text(run_dir / "config.yaml", _config_header(config) + config.to_yaml())
+    trajectory = summary["trajectory"]  # the parameters' file when too many for the CSV
+    rates = result.rates(0, [int(step) for step in history["step"].tolist()])
+    metrics = tables.metrics_csv(history, rates, expected_loss, not trajectory, validation)
+    write_text(run_dir / "metrics.csv", metrics)
+    if band is not None:
+        write_text(run_dir / REPLICAS_FILE, tables.replicas_csv(band, band_expected))
+    if modes is not None:
+        write_text(run_dir / MODES_FILE, tables.modes_csv(modes))
+    if trajectory:
+        _write_npy(run_dir / trajectory, history["theta"].numpy())
+    if dataset.sample is not None:
+        write_text(run_dir / "data_sample.csv", tables.sample_csv(dataset))
+    write_bytes(run_dir / "model.pt", _torch_bytes(torch, result.model_state))
+    checkpoint = {
+        "format_version": FORMAT_VERSION,
+        "kind": "lrtrain-checkpoint",
+        "model": result.model_state,
+        "optimizer": result.optimizer_state,
+        "step": result.stop_steps[0],
+        "status": result.statuses[0],
+        "config": config.to_dict(),
+        "engine": result.engine_state(),  # for `lrtrain fit --resume`
+        # Mini-batch order has no RNG state to save: epoch e's permutation is drawn afresh from
+        # (seed, e), so a resumed run shuffles exactly as the uninterrupted one would.
+        "shuffle": {"seed": config.seed, "scheme": "per-epoch permutation from (seed, epoch)"},
+    }
+    write_bytes(run_dir / "checkpoint.pt", _torch_bytes(torch, checkpoint))
+    _write_npz(run_dir / ARRAYS_FILE, arrays)
+    write_text(run_dir / "summary.json", json.dumps(_with_files(run_dir, summary), indent=2) + "\n")
+
+
+def _with_files(run_dir: Path, summary: FitSummary) -> dict[str, Any]:
+    """summary.json's content: a wide run's coefficient table goes to its own file."""
+    statistics = summary.get("statistics")
+    if statistics is None or not statistics["coefficients_file"]:
+        return cast(dict[str, Any], summary)
+    rows = statistics["coefficients"]
+    columns = ["name", "feature", "estimate", "se", "t", "p", "ci_low", "ci_high"]
+    body = ([cast(dict[str, Any], r)[c] for c in columns] for r in rows)
+    write_text(run_dir / statistics["coefficients_file"], tables.table(columns, body))
+    return {**summary, "statistics": {**statistics, "coefficients": []}}
+
+
+def save_sweep(
+    run_dir: Path,
+    config: Config,
+    result: TrainResult,
+    summary: SweepSummary,
+    arrays: dict[str, np.ndarray],
+    expected_loss: list[list[float]] | None = None,
+) -> None:
+    """Write a sweep directory: config, sweep.csv, trajectories.csv (with each rate's expected
+    loss, ``prediction.sweep_expected``), arrays, summary.json."""
+    header = _config_header(config).replace("lrtrain fit", "lrtrain sweep-lr")
+    write_text(run_dir / "config.yaml", header + config.to_yaml())
+    write_text(run_dir / "sweep.csv", tables.sweep_csv(summary["results"]))
+    trajectory = summary["trajectory"]  # the parameters' file when too many for the CSV
+    table = tables.trajectories_csv(result, expected_loss, not trajectory)
+    write_text(run_dir / "trajectories.csv", table)
+    if trajectory:
+        rows = [result.replica_history(k)["theta"].numpy() for k in range(len(result.lrs))]
+        _write_npy(run_dir / trajectory, np.concatenate(rows))
+    _write_npz(run_dir / ARRAYS_FILE, arrays)
+    write_text(run_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
+
+
+def save_batch_map(
+    run_dir: Path, config: Config, summary: BatchMapSummary, rows: list[MapRow]
+) -> None:
+    """Write a map's own files beside its sweeps: config, batch_map.csv, summary."""
+    write_text(run_dir / "config.yaml", _config_header(config) + config.to_yaml())
+    columns = ["batch_size", "lr", "predicted_steps", "observed_steps"]
+    body = (["full" if r["batch_size"] is None else r["batch_size"], *(r[c] for c in columns[1:])]
+            for r in cast(list[dict[str, Any]], rows))  # fmt: skip
+    write_text(run_dir / BATCH_MAP_FILE, tables.table(columns, body))
+    write_text(run_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
+
+
+def save_find_lr(
+    run_dir: Path, config: Config, summary: FindLrSummary, curves: list[Curve]
+) -> None:
+    """Write a find-lr directory: config, finder.csv (every test's steps), summary."""
+    write_text(run_dir / "config.yaml", _config_header(config) + config.to_yaml())
+    body = (
+        [curve.finder, curve.repeat, step, tables.fmt(lr), tables.fmt(loss),
+         tables.fmt(curve.smoothed[step]) if step < len(curve.smoothed) else ""]
+        for curve in curves
+        for step, (lr, loss) in enumerate(zip(curve.lrs, curve.losses, strict=True))
+    )  # fmt: skip
+    columns = ["finder", "repeat", "step", "lr", "loss", "smoothed"]
+    write_text(run_dir / FINDER_FILE, tables.table(columns, body))
+    write_text(run_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
+
+
+def _write_npy(path: Path, array: np.ndarray) -> None:
+    with atomic_file(path) as fh:  # straight to the file: no copy of a large array in memory
+        np.save(fh, np.asarray(array, dtype=np.float64), allow_pickle=False)
+
+
+def _write_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    named: dict[str, Any] = {k: np.asarray(v, dtype=np.float64) for k, v in arrays.items()}
+    with atomic_file(path) as fh:
+        np.savez(fh, **named)
+
+
+def _torch_bytes(torch: Any, obj: Any) -> bytes:
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    return buffer.getvalue()
+
+
+def _config_header(config: Config) -> str:
+    return (
+        f"# Resolved config of run '{config.name}'. Rerun it with:\n"
+        "#   lrtrain fit -c THIS_DIR/config.yaml\n"
+    )
+
+
+# --------------------------------------------------------------------------- reading
+
+
+@dataclass
+class RunData:
+    """Everything a saved run holds, as plain Python and numpy (no torch)."""
+
+    path: Path
+    kind: str
+    summary: dict[str, Any]
+    config: dict[str, Any]
+    metrics: dict[str, np.ndarray] = field(default_factory=dict)
+    sample: dict[str, np.ndarray] | None = None
+    trajectory: np.ndarray | None = None  # the parameters per row, when not in the CSV (wide)
+    arrays: dict[str, np.ndarray] = field(default_factory=dict)  # arrays.npz (format ≥ 2)
+    replicas: dict[str, np.ndarray] | None = None  # replicas.csv (train.replicas > 1)
+    modes: dict[str, np.ndarray] | None = None  # modes.csv: predicted mode errors
+
+    @property
+    def theta(self) -> np.ndarray:
+        """Parameters per row, [T+1, d+1] (w_0 … w_{d-1}, b)."""
+        if self.trajectory is not None:
+            return self.trajectory
+        cols = sorted((k for k in self.metrics if k.startswith("w_")), key=lambda k: int(k[2:]))
+        return np.stack([self.metrics[c] for c in cols] + [self.metrics["b"]], axis=1)
+
+    @property
+    def hessian(self) -> np.ndarray:
+        """H, [p, p]: from arrays.npz, or from summary.json in a format-1 run."""
+        if "hessian" in self.arrays:
+            return self.arrays["hessian"]
+        return np.asarray(self.summary["analysis"]["hessian"], dtype=np.float64)
+
+    @property
+    def eigenvectors(self) -> np.ndarray | None:
+        """H's eigenvectors (columns, ascending eigenvalues); None in a format-1 run."""
+        return self.arrays.get("eigenvectors")
+
+
+def load_run(path: str | Path) -> RunData:
+    """Read a run directory; a missing, foreign or corrupt file is a clear RunDirError."""
+    path = Path(path)
+    if not path.is_dir():
+        raise RunDirError(f"{path}: no such run directory")
+    summary = _read_json(path / "summary.json")
+    version = summary.get("format_version")
+    if not isinstance(version, int):
+        raise RunDirError(f"{path}/summary.json: not an lrtrain summary (no format_version)")
+    if version > FORMAT_VERSION:
+        raise RunDirError(
+            f"{path}: written by a newer lrtrain (format {version}, this one reads up to "
+            f"{FORMAT_VERSION}); upgrade lrtrain to read it"
+        )
+    config = _read_yaml(path / "config.yaml")
+    kind = summary.get("kind", "fit")
+    run = RunData(path=path, kind=kind, summary=summary, config=config)
+    if kind == "batch-map":  # the map's own table
+        run.metrics = _read_csv_columns(path / BATCH_MAP_FILE, {"full": math.inf, "": math.nan})
+        return run
+    if kind == "find-lr":  # finder 0: fastai, 1: lightning
+        words = {"fastai": 0.0, "lightning": 1.0, "": math.nan}
+        run.metrics = _read_csv_columns(path / FINDER_FILE, words)
+        return run
+    table = "trajectories" if kind == "sweep" else "metrics"
+    run.metrics = _read_csv_columns(path / f"{table}.csv")
+    trajectory = summary.get("trajectory")  # format ≥ 2, wide runs: the parameters' file
+    if trajectory:
+        run.trajectory = _read_npy(path / trajectory, len(run.metrics["step"]))
+    if version >= 2:
+        run.arrays = _read_npz(path / ARRAYS_FILE)
+    sample = path / "data_sample.csv"
+    if sample.is_file():
+        run.sample = _read_csv_columns(sample)
+    if "replicas" in summary:
+        run.replicas = _read_csv_columns(path / REPLICAS_FILE)
+    if "modes" in summary:
+        run.modes = _read_csv_columns(path / MODES_FILE)
+    statistics = summary.get("statistics") or {}
+    if statistics.get("coefficients_file"):
+        statistics["coefficients"] = _read_coefficients(path / statistics["coefficients_file"])
+    return run
+
+
+def load_checkpoint(run_dir: str | Path) -> dict[str, Any]:
+    """A run's checkpoint.pt, loaded with ``weights_only=True`` (tensors and plain data only:
+    a file cannot run code), checked for its format and contents."""
+    import pickle
+
+    import torch
+
+    path = Path(run_dir) / "checkpoint.pt"
+    if not path.is_file():
+        raise RunDirError(f"{run_dir}: not a resumable run (no checkpoint.pt)")
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except (OSError, RuntimeError, EOFError, ValueError, pickle.UnpicklingError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise RunDirError(f"{path}: corrupt or not an lrtrain checkpoint ({first[:160]})") from None
+    if isinstance(data, dict) and "kind" not in data and {"model", "config"} <= set(data):
+        raise RunDirError(
+            f"{path}: written by an earlier lrtrain, before runs could be resumed; start a new "
+            "run (its config.yaml reruns it: lrtrain fit -c RUN/config.yaml)"
+        )
+    if not isinstance(data, dict) or data.get("kind") != "lrtrain-checkpoint":
+        raise RunDirError(f"{path}: not an lrtrain checkpoint")
+    version = data.get("format_version")
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise RunDirError(
+            f"{path}: written by a newer lrtrain (format {version}, this one reads up to "
+            f"{FORMAT_VERSION}); upgrade lrtrain to resume it"
+        )
+    engine = data.get("engine")
+    if not isinstance(engine, dict) or not {"step", "model", "optimizer", "loop"} <= set(engine):
+        raise RunDirError(f"{path}: incomplete checkpoint (no engine state to resume from)")
+    return data
+
+
+def latest_run(root: str | Path = "runs") -> Path:
+    """The most recently written run under ``root`` (for ``lrtrain plot`` with no argument)."""
+    root = Path(root)
+    runs = [p for p in root.glob("*/summary.json")] if root.is_dir() else []
+    if not runs:
+        raise RunDirError(
+            f"no runs under '{root}/'; run `lrtrain fit` first or pass a run directory"
+        )
+    return max(runs, key=lambda p: p.stat().st_mtime).parent
+
+
+@contextlib.contextmanager
+def _reading(path: Path, missing: str = "incomplete run") -> Iterator[None]:
+    """Read one file of a run: absent, or unparseable, is one clear RunDirError."""
+    if not path.is_file():
+        raise RunDirError(f"{path.parent}: {missing} (no {path.name})")
+    try:
+        yield
+    except (OSError, UnicodeDecodeError, ValueError, IndexError, KeyError, yaml.YAMLError) as exc:
+        # (json's and numpy's parse errors are ValueErrors)
+        raise RunDirError(f"{path}: unreadable or corrupt ({exc})") from None
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    with _reading(path, missing="not an lrtrain run"):
+        data = json.loads(path.read_text(encoding="utf-8"))
+    if not isinstance(data, dict):
+        raise RunDirError(f"{path}: corrupt (expected a JSON object)")
+    return data
+
+
+def _read_npy(path: Path, rows: int) -> np.ndarray:
+    with _reading(path):
+        array = np.load(path, allow_pickle=False)
+    if array.ndim != 2 or array.shape[0] != rows:
+        raise RunDirError(f"{path}: corrupt (expected {rows} rows of parameters)")
+    return array
+
+
+def _read_npz(path: Path) -> dict[str, np.ndarray]:
+    with _reading(path), np.load(path, allow_pickle=False) as data:
+        return {name: data[name] for name in data.files}
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    with _reading(path):
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    if not isinstance(data, dict):
+        raise RunDirError(f"{path}: corrupt (expected a mapping)")
+    return data
+
+
+def _read_coefficients(path: Path) -> list[dict[str, Any]]:
+    with _reading(path), path.open(newline="", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    return [
+        {k: (v or None) if k in ("name", "feature") else (float(v) if v else None)
+         for k, v in row.items()}
+        for row in rows
+    ]  # fmt: skip
+
+
+def _read_csv_columns(path: Path, words: dict[str, float] | None = None) -> dict[str, np.ndarray]:
+    """A CSV of numbers by column; ``words``: cells that stand for numbers ("full": inf)."""
+    with _reading(path), path.open(newline="", encoding="utf-8") as fh:
+        rows = list(csv.reader(fh))
+        header, body = rows[0], rows[1:]
+        if words:
+            body = [[str(words.get(cell, cell)) for cell in row] for row in body]
+        table = np.array(body, dtype=np.float64).reshape(len(body), len(header))
+    return {name: table[:, i] for i, name in enumerate(header)}
+
+
+def save_figures(run_dir: Path, figures: dict[str, Any], fmt: str = "png") -> list[Path]:
+    """Render matplotlib figures into ``run_dir/plots/NAME.FMT`` atomically."""
+    plots = _plots_dir(run_dir)
+    return [save_figure(fig, plots / f"{name}.{fmt}") for name, fig in figures.items()]
+
+
+def _plots_dir(run_dir: Path) -> Path:
+    plots = Path(run_dir) / "plots"
+    try:
+        plots.mkdir(exist_ok=True)
+    except OSError as exc:
+        raise RunDirError(f"{plots}: cannot create: {exc.strerror or exc}") from None
+    return plots
+
+
+def save_figure(fig: Any, path: Path) -> Path:
+    """Render one figure to ``path`` atomically, in the format its suffix names."""
+    fmt = path.suffix.lstrip(".").lower()
+    supported = fig.canvas.get_supported_filetypes()  # config.FIGURE_FORMATS and more
+    if fmt not in supported:
+        shown = ", ".join(f".{name}" for name in sorted(supported))
+        raise RunDirError(f"{path}: the file name must end in one of {shown}")
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format=fmt, dpi=120)
+    write_bytes(path, buffer.getvalue())
+    return path
+
+
+def save_page(path: Path, text: str) -> Path:
+    """Write an HTML page (``lrtrain explore``) atomically; a page already there is replaced
+    (it is derived from a run or a config and can always be written again)."""
+    if path.is_dir():
+        raise RunDirError(f"{path}: is a directory; -o takes the page's file name (page.html)")
+    if path.suffix.lower() not in (".html", ".htm"):
+        raise RunDirError(f"{path}: the page's file name must end in .html")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_text(path, text)
+    return path
+
+
+def save_animation(frames: list[Any], run_dir: Path, fps: int = 12) -> Path:
+    """Write RGB frames (arrays [h, w, 3]) as ``run_dir/plots/descent.gif``, a looping GIF,
+    atomically (Pillow, which matplotlib itself depends on)."""
+    from PIL import Image
+
+    path = _plots_dir(run_dir) / "descent.gif"
+    images = [Image.fromarray(frame) for frame in frames]
+    buffer = io.BytesIO()
+    images[0].save(
+        buffer,
+        format="GIF",
+        save_all=True,
+        append_images=images[1:],
+        duration=round(1000 / fps),
+        loop=0,
+    )
+    write_bytes(path, buffer.getvalue())
+    return path

@@ -1,0 +1,123 @@
+"""The run directory's CSV tables as text: what each row of metrics.csv, sweep.csv,
+trajectories.csv, replicas.csv and data_sample.csv holds (``runs`` writes them)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any, cast
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from lrtrain.data.dataset import Dataset
+    from lrtrain.theory.modes import ModeHistory
+    from lrtrain.workflows.replicas import ReplicaBand
+    from lrtrain.workflows.sweep import SweepRow
+    from lrtrain.engine.train import TrainResult
+
+
+def table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
+    """CSV text: the header, then each row (None written as an empty cell)."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(header)
+    for row in rows:
+        writer.writerow(["" if v is None else v for v in row])
+    return out.getvalue()
+
+
+SWEEP_COLUMNS = [
+    "lr", "verdict", "predicted_verdict", "final_loss", "diverged_at", "stopped_at",
+    "steps_to_target",
+]  # fmt: skip
+
+
+def sweep_csv(rows: list[SweepRow]) -> str:
+    return table(SWEEP_COLUMNS, ([cast(dict[str, Any], r)[c] for c in SWEEP_COLUMNS] for r in rows))
+
+
+def trajectories_csv(
+    result: TrainResult, expected: list[list[float]] | None, parameters: bool = True
+) -> str:
+    """Every rate's rows with the theory's expected loss (nan where not modelled); the
+    parameter columns only when ``parameters`` (else in trajectories.npy, row for row)."""
+    names = _parameter_names(result.final_theta.shape[1] - 1) if parameters else []
+
+    def rows() -> Iterable[list[Any]]:
+        for k, lr in enumerate(result.lrs):
+            h = result.replica_history(k)
+            for i in range(len(h["step"])):
+                want = math.nan if expected is None else expected[k][i]
+                values = h["theta"][i].tolist() if parameters else []
+                loss, grad = fmt(float(h["loss"][i])), fmt(float(h["grad_norm"][i]))
+                yield [fmt(lr), int(h["step"][i]), loss, grad, fmt(want), *map(fmt, values)]
+
+    return table(["lr", "step", "loss", "grad_norm", "expected_loss", *names], rows())
+
+
+def _parameter_names(d: int) -> list[str]:
+    return [*[f"w_{i}" for i in range(d)], "b"]
+
+
+def fmt(value: float) -> str:
+    return repr(float(value))
+
+
+def replicas_csv(band: ReplicaBand, expected: list[float] | None) -> str:
+    """Per logged step: the run's (replica 0's) full-batch loss, the replicas' mean, its 99%
+    band and E[L]."""
+    wanted = [math.nan] * len(band.steps) if expected is None else expected
+    columns = (band.run, band.mean, band.low, band.high, wanted)
+    return table(
+        ["step", "run_loss", "mean_loss", "band_low", "band_high", "expected_loss"],
+        ([int(t), *(fmt(v) for v in values)]
+         for t, *values in zip(band.steps.tolist(), *columns, strict=True)),
+    )  # fmt: skip
+
+
+def modes_csv(modes: ModeHistory) -> str:
+    """Per logged step the shown modes' predicted |error| (``mode_i``; nan: no theory)."""
+    predicted = modes.predicted
+    if predicted is None:
+        predicted = np.full((len(modes.steps), len(modes.shown)), math.nan)
+    return table(
+        ["step", *(f"mode_{i}" for i in modes.shown)],
+        ([int(t), *(fmt(v) for v in row)] for t, row in zip(modes.steps, predicted, strict=True)),
+    )
+
+
+def metrics_csv(
+    history: dict[str, Any],
+    rates: list[float],
+    expected: list[float] | None,
+    parameters: bool = True,
+    validation: list[float] | None = None,
+) -> str:
+    """One row per logged step, with the rate used at that step, the theory's expected loss
+    (nan where not modelled) and, with held-out rows, the validation loss; the parameter
+    columns only when ``parameters`` (else in trajectory.npy, row for row)."""
+    theta = history["theta"]
+    names = _parameter_names(theta.shape[1] - 1) if parameters else []
+    held = ["val_loss"] if validation is not None else []
+
+    def rows() -> Iterable[list[Any]]:
+        for i in range(len(history["step"])):
+            want = math.nan if expected is None else expected[i]
+            yield [
+                int(history["step"][i]), fmt(history["loss"][i]), fmt(history["grad_norm"][i]),
+                fmt(rates[i]), fmt(want), *([fmt(validation[i])] if validation is not None else []),
+                *(fmt(v) for v in (theta[i].tolist() if parameters else [])),
+            ]  # fmt: skip
+
+    return table(["step", "loss", "grad_norm", "lr", "expected_loss", *held, *names], rows())
+
+
+def sample_csv(dataset: Dataset) -> str:
+    assert dataset.sample is not None  # kept by load_dataset for one-feature data
+    x = dataset.sample[0][:, 0].double().numpy()
+    y = dataset.sample[1][:, 0].double().numpy()
+    header = [dataset.feature_names[0], dataset.target_name]
+    return table(header, ([fmt(xi), fmt(yi)] for xi, yi in zip(x, y, strict=True)))

@@ -1,0 +1,286 @@
+"""``lrtrain find-lr``: fastai's and Lightning's learning-rate range tests, as published
+(:mod:`~.finder`), run on lrtrain's model and data through its training loop, and scored
+against what least squares knows exactly: the critical lr 2/λ_max, the asymptotically optimal
+η*, the mean-square critical lr of the batch size, and the fastest constant rate a sweep finds.
+
+``repeats`` K runs each test on K replicas in one vectorised run: replica k's range is the
+published one moved by 10^(δ_k) (δ spread over ±¼ decade, replica 0 the published range), its
+batches its own stream (mini-batches), and — full batch on synthetic data — its own draw of the
+data's noise (the seed moved on by k). Each suggestion's spread over the replicas is reported.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, TypedDict
+
+import numpy as np
+
+from lrtrain.errors import ConfigError
+from lrtrain.workflows.finder import (
+    FASTAI,
+    LIGHTNING,
+    RangeTest,
+    fastai_suggestions,
+    lightning_suggestion,
+)
+
+if TYPE_CHECKING:
+    from lrtrain.config.schema import Config
+    from lrtrain.data.dataset import Dataset
+    from lrtrain.engine.batches import Rows
+    from lrtrain.engine.train import ProgressCallback
+    from lrtrain.theory.analysis import Analysis
+
+SWEEP_POINTS = 40  # rates of the sweep that finds the fastest constant rate
+
+
+class Ratios(TypedDict):
+    """A suggestion divided by each reference (None where there is none)."""
+
+    critical: float
+    optimal: float
+    minibatch_critical: float | None
+    fastest: float | None
+
+
+class Spread(TypedDict):
+    values: list[float]  # one per repeat
+    min: float
+    median: float
+    max: float
+
+
+class FindLrSummary(TypedDict):
+    """summary.json of ``lrtrain find-lr`` (kind ``find-lr``)."""
+
+    format_version: int
+    kind: str
+    name: str
+    repeats: int
+    batch_size: int | None
+    optimizer: str
+    tests: dict[str, dict[str, float]]  # each finder's published settings
+    suggestions: dict[str, float]  # the median over the repeats
+    spread: dict[str, Spread]
+    critical_lr: float  # 2/λ_max (for the optimizer's momentum)
+    optimal_lr: float  # η*
+    minibatch_critical_lr: float | None
+    fastest_lr: float | None  # the sweep's: the fewest steps to the target gap
+    fastest_steps: int | None
+    target_gap: float
+    ratios: dict[str, Ratios]
+    elapsed_s: float
+
+
+@dataclass
+class Curve:
+    """One range test's record: the rate, the batch loss and the finder's smoothed loss."""
+
+    finder: str
+    repeat: int
+    lrs: np.ndarray
+    losses: np.ndarray
+    smoothed: np.ndarray
+
+
+@dataclass
+class FindLrRun:
+    run_dir: Path
+    summary: FindLrSummary
+    curves: list[Curve]
+    figures: list[Path]
+
+
+def check_config(config: Config) -> None:
+    if config.optimizer.schedule.kind != "constant":
+        raise ConfigError(
+            "find-lr ramps the rate itself: set optimizer.schedule to constant (the found rate "
+            "is the base a schedule would then scale)"
+        )
+    if config.train.replicas > 1:
+        raise ConfigError("find-lr: --repeats gives it several batch streams; set replicas: 1")
+
+
+SHIFT_DECADES = 0.25  # the repeats' ranges move by up to this many decades either way
+
+
+def shifts(repeats: int) -> list[float]:
+    """Each repeat's factor on the published range (1 for the first)."""
+    if repeats == 1:
+        return [1.0]
+    spread = [SHIFT_DECADES * (2 * k / (repeats - 1) - 1) for k in range(repeats)]
+    spread.sort(key=abs)  # the published range (δ = 0 for odd K, else the nearest) first
+    return [10.0 ** (0.0 if k == 0 else d) for k, d in enumerate(spread)]
+
+
+def range_tests(test: RangeTest, dataset: Dataset, config: Config, repeats: int) -> list[Curve]:
+    """One test on ``repeats`` replicas through lrtrain's loop — the config's model, data,
+    optimizer and batches; replica k's rate at step t its shift × the test's ramp."""
+    from lrtrain.engine.train import train
+    from lrtrain.workflows.finder import recorded
+
+    mini = config.train.batch_size is not None and not config.train.full_batch(dataset.n)
+    streams = repeats if mini else 1
+    train_cfg = config.train.model_copy(update={
+        "max_iter": test.steps, "log_every": 1, "tol": None, "target_gap": None,
+        "replicas": streams,
+    })  # fmt: skip
+    cfg = config.model_copy(update={"train": train_cfg})
+    ramp = test.rates()
+    factor = shifts(repeats)
+    rows = None if mini else _noisy_rows(config, dataset, repeats)
+    result = train(dataset, cfg, lrs=factor, factors=ramp, rows=rows)
+    curves = []
+    for k in range(repeats):
+        losses = result.replica_history(k)["loss"].numpy()[: test.steps]
+        rates = factor[k] * ramp[: len(losses)]
+        curves.append(Curve(test.name, k, rates, losses, recorded(test, losses)))
+    return curves
+
+
+def _noisy_rows(config: Config, dataset: Dataset, repeats: int) -> Rows | None:
+    """Full batch on synthetic data with noise: replica k's own data set (seed + k), stacked
+    [K, N, d] for the per-replica pass (None: every replica shares the data)."""
+    import torch
+
+    from lrtrain.data.dataset import load_dataset
+    from lrtrain.engine.batches import Rows
+
+    if repeats == 1 or config.data.source != "synthetic" or config.data.noise_std == 0:
+        return None
+    sets = [dataset] + [
+        load_dataset(config.model_copy(update={"seed": config.seed + k})) for k in range(1, repeats)
+    ]
+    x = torch.stack([ds.x.contiguous() for ds in sets])
+    y = torch.stack([ds.y for ds in sets])
+    return Rows(x, y, dataset.n)
+
+
+def suggestions_of(curve: Curve) -> dict[str, float]:
+    lrs = curve.lrs[: len(curve.smoothed)]
+    if curve.finder == FASTAI.name:
+        return fastai_suggestions(lrs, curve.smoothed)
+    return lightning_suggestion(lrs, curve.smoothed)
+
+
+def fastest_constant_lr(
+    config: Config, dataset: Dataset, analysis: Analysis, target: float
+) -> tuple[float | None, int | None]:
+    """The rate of a vectorised sweep (SWEEP_POINTS log-spaced rates below the critical one)
+    whose exact full-batch loss first reaches ``target``."""
+    from lrtrain.engine.train import train
+    from lrtrain.workflows.batch_map import observed_steps
+    from lrtrain.workflows.sweep import sweep_config
+
+    top = analysis.critical_lr * 0.999
+    grid = [top * 10 ** (-3 + 3 * i / (SWEEP_POINTS - 1)) for i in range(SWEEP_POINTS)]
+    result = train(dataset, sweep_config(config), lrs=grid)
+    steps = [observed_steps(analysis, result, range(k, k + 1), target) for k in range(len(grid))]
+    reached = [(s, -lr) for s, lr in zip(steps, grid, strict=True) if s is not None]
+    if not reached:
+        return None, None
+    best_steps, best = min(reached)
+    return -best, best_steps
+
+
+def summarise(
+    config: Config,
+    analysis: Analysis,
+    found: list[dict[str, float]],
+    minibatch_critical: float | None,
+    fastest: tuple[float | None, int | None],
+    elapsed: float,
+) -> FindLrSummary:
+    from lrtrain.workflows.summary import FORMAT_VERSION
+
+    names = sorted({name for one in found for name in one})
+    spread: dict[str, Spread] = {}
+    for name in names:
+        values = [one[name] for one in found if name in one]
+        spread[name] = {"values": values, "min": min(values), "median": statistics.median(values),
+                        "max": max(values)}  # fmt: skip
+    chosen = {name: s["median"] for name, s in spread.items()}
+    fastest_lr, fastest_steps = fastest
+
+    def ratio(lr: float, reference: float | None) -> float | None:
+        return lr / reference if reference else None
+
+    ratios: dict[str, Ratios] = {
+        name: {
+            "critical": lr / analysis.critical_lr,
+            "optimal": lr / analysis.asymptotically_optimal_lr,
+            "minibatch_critical": ratio(lr, minibatch_critical),
+            "fastest": ratio(lr, fastest_lr),
+        }
+        for name, lr in chosen.items()
+    }
+    return {
+        "format_version": FORMAT_VERSION, "kind": "find-lr", "name": config.name,
+        "repeats": len(found), "batch_size": config.train.batch_size,
+        "optimizer": config.optimizer.name,
+        "tests": {t.name: {"start": t.start, "end": t.end, "steps": t.steps}
+                  for t in (FASTAI, LIGHTNING)},
+        "suggestions": chosen, "spread": spread, "critical_lr": analysis.critical_lr,
+        "optimal_lr": analysis.asymptotically_optimal_lr,
+        "minibatch_critical_lr": minibatch_critical, "fastest_lr": fastest_lr,
+        "fastest_steps": fastest_steps, "target_gap": config.train.gap_target, "ratios": ratios,
+        "elapsed_s": elapsed,
+    }  # fmt: skip
+
+
+def find_lr(
+    config: Config,
+    repeats: int = 1,
+    out: str | Path | None = None,
+    overwrite: bool = False,
+    progress: ProgressCallback | None = None,
+    draw: bool = True,
+) -> FindLrRun:
+    """Run both range tests ``repeats`` times, score their suggestions, write the run
+    directory (summary.json, finder.csv, plots/find_lr.png)."""
+    from lrtrain.api import prepare, redraw
+    from lrtrain.runs import directory as runs
+    from lrtrain.theory.analysis import gap_scale
+
+    check_config(config)
+    if repeats < 1:
+        raise ConfigError(f"--repeats {repeats}: give at least 1")
+    started = time.perf_counter()
+    config, dataset, analysis, _ = prepare(config)
+    run_dir = runs.create_run_dir(config.output.root, f"{config.name}-find-lr", out, overwrite)
+    curves: list[Curve] = []
+    found: list[dict[str, float]] = [{} for _ in range(repeats)]
+    for test in (FASTAI, LIGHTNING):
+        for curve in range_tests(test, dataset, config, repeats):
+            curves.append(curve)
+            found[curve.repeat].update(suggestions_of(curve))
+        if progress is not None:
+            progress(len(curves), 2 * repeats, [float(curves[-1].smoothed[-1])])
+    loss0 = float(curves[0].losses[0])
+    target = analysis.target_loss + config.train.gap_target * gap_scale(analysis.target_loss, loss0)
+    fastest = fastest_constant_lr(config, dataset, analysis, target)
+    summary = summarise(config, analysis, found, _minibatch_critical(config, dataset, analysis),
+                        fastest, time.perf_counter() - started)  # fmt: skip
+    runs.save_find_lr(run_dir, config, summary, curves)
+    figures = redraw(run_dir, config.output.format) if draw else []
+    return FindLrRun(run_dir, summary, curves, figures)
+
+
+def _minibatch_critical(config: Config, dataset: Dataset, analysis: Analysis) -> float | None:
+    """The mean-square critical lr of the config's batches (None: full batch, or no theory)."""
+    from lrtrain.theory import minibatch as mb
+    from lrtrain.workflows.prediction import minibatch_moments
+
+    batch, opt = config.train.batch_size, config.optimizer
+    if batch is None or config.train.full_batch(dataset.n) or not opt.exact_theory:
+        return None
+    moments, _ = minibatch_moments(config, dataset, analysis, False)
+    if moments is None:
+        return None
+    value = mb.critical_lr(moments, batch, opt.momentum_value, opt.nesterov, opt.weight_decay)
+    return value if math.isfinite(value) else None

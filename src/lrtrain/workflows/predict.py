@@ -1,0 +1,81 @@
+"""Predictions of a saved run for new rows — numpy only (no torch): a trained linear model is
+its parameters, and ``summary.json`` holds them with the standardisation that goes with them."""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+from typing import Any, TypedDict
+
+import numpy as np
+
+from lrtrain.data.table import numbers, read_rows
+from lrtrain.errors import DataError, RunDirError
+from lrtrain.runs.directory import RunData
+
+
+def predict_rows(run: RunData, path: str | Path) -> tuple[list[str], list[list[str]], np.ndarray]:
+    """Read ``path`` (a CSV with the run's feature columns, any others carried along) and
+    return its header, its rows and the run's predictions for them."""
+    if run.kind != "fit":
+        raise RunDirError(f"{run.path}: a sweep directory has no single model to predict with")
+    features = run.summary["data"]["features"]
+    path = Path(path)
+    header, numbered = read_rows(path, f"{path}: no such file")
+    missing = [f for f in features if f not in header]
+    if missing:
+        raise DataError(
+            f"{path}: no column {', '.join(repr(m) for m in missing)}; the model was trained on "
+            f"{', '.join(features)} (columns here: {', '.join(header)})"
+        )
+    columns = [header.index(f) for f in features]
+    x = np.array(numbers(path, header, numbered, columns), dtype=np.float64)
+    x = x.reshape(len(numbered), len(features))
+    rows = [row for _, row in numbered]
+    return header, rows, x @ np.asarray(_weights(run.summary)[0]) + _weights(run.summary)[1]
+
+
+class Score(TypedDict):
+    """How well a run predicts rows whose target is known."""
+
+    rows: int
+    r2: float | None  # 1 − SSE/SST (None: the target is constant)
+    rmse: float
+    mae: float
+
+
+def score_rows(run: RunData, path: str | Path, y: np.ndarray) -> Score | None:
+    """The run's predictions ``y`` for ``path`` scored against its target column (None when
+    the CSV has none: then there is only predicting to do)."""
+    target = run.summary["data"]["target"]
+    path = Path(path)
+    header, numbered = read_rows(path, f"{path}: no such file")
+    if target not in header:
+        return None
+    column = numbers(path, header, numbered, [header.index(target)])
+    truth = np.array(column, dtype=np.float64).reshape(-1)
+    error = truth - y
+    centred = truth - truth.mean()
+    sst = float(centred @ centred)
+    return {
+        "rows": len(error),
+        "r2": 1.0 - float(error @ error) / sst if sst > 0 else None,
+        "rmse": float(np.sqrt(np.mean(error * error))),
+        "mae": float(np.mean(np.abs(error))),
+    }
+
+
+def predictions_csv(header: list[str], rows: list[list[str]], y: np.ndarray, name: str) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow([*header, name])
+    for row, value in zip(rows, y, strict=True):
+        writer.writerow([*row, repr(float(value))])
+    return out.getvalue()
+
+
+def _weights(summary: dict[str, Any]) -> tuple[list[float], float]:
+    """Parameters in the units of the CSV's columns (original units if standardised)."""
+    final = summary.get("final_original") or summary["final"]
+    return final["w"], final["b"]

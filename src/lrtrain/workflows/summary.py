@@ -1,0 +1,457 @@
+"""The reports of a fit and of a sweep, assembled in one place: what ``summary.json`` holds,
+what the CLI prints (``report``) and what the figures read (``plots``).
+
+They are typed dictionaries rather than dataclasses because they *are* JSON: written as they
+are, read back by ``plot``, ``predict``, ``jq`` and older or newer lrtrain versions. The types
+say which keys exist and what they hold, so a reader of ``summary["verdict"]["why"]`` — and the
+type checker — knows its shape. ``runs`` only writes and reads them.
+"""
+
+from __future__ import annotations
+
+import math
+import platform
+from typing import TYPE_CHECKING, Any, TypedDict
+
+if TYPE_CHECKING:
+    from lrtrain.config.schema import Config
+    from lrtrain.data.dataset import Dataset
+    from lrtrain.engine.train import TrainResult
+    from lrtrain.theory.analysis import Analysis, AutoSettings
+    from lrtrain.theory.modes import ModesSummary
+    from lrtrain.theory.ols import FitStatistics
+    from lrtrain.workflows.prediction import MinibatchTheory, Prediction
+    from lrtrain.workflows.replicas import ReplicaSummary
+    from lrtrain.workflows.sweep import SweepOutcome, SweepRow
+
+# Of the run directory: summary.json and the files beside it. 2: the p × p arrays moved from
+# summary.json to arrays.npz, and wide runs keep their parameters in trajectory.npy.
+FORMAT_VERSION = 2
+ARRAYS_FILE = "arrays.npz"
+# Parameters per row beyond which metrics.csv / trajectories.csv keep only the scalars and the
+# parameters go to the .npy file ``trajectory`` names (2 000 features would be 2 001 columns).
+CSV_PARAMETERS = 100
+COEFFICIENTS_FILE = "coefficients.csv"  # wide runs: the fit statistics' per-coefficient table
+
+
+class Params(TypedDict):
+    """Parameters as the model holds them: w (one per feature) and b; None where not finite."""
+
+    w: list[float | None]
+    b: float | None
+
+
+class Initial(TypedDict):
+    loss: float | None
+    grad: Params
+
+
+class Final(Params):
+    loss: float | None
+    grad_norm: float | None
+
+
+class ClosedForm(Params):
+    loss: float
+
+
+class Gap(TypedDict):
+    absolute: float | None
+    relative: float | None  # None when loss* is 0
+
+
+class Truth(TypedDict):
+    w: list[float]
+    b: float | None
+
+
+class Verdict(TypedDict):
+    predicted: str | None  # monotone | oscillating | diverged, from the Hessian (None: no theory)
+    observed: str  # the same words, from the loss and the path
+    diverged_at: int | None  # the first step whose loss is above the initial loss
+    full_batch_prediction: bool  # the prediction is for full-batch SGD
+    why: str
+
+
+class AutoChoice(TypedDict):
+    rule: str
+    rate: float
+    note: str | None
+
+
+class OptimizerSummary(TypedDict):
+    name: str  # the torch.optim class: sgd | adam | adamw | rmsprop | adagrad
+    schedule: dict[str, Any]  # optimizer.schedule: kind and its keys
+    lr: float
+    momentum: float
+    nesterov: bool
+    weight_decay: float
+    auto: AutoChoice | None
+
+
+class _TheoryRequired(TypedDict):
+    rate: float  # the slowest mode's contraction per step
+    target_gap: float | None
+    predicted_steps: int | None
+
+
+class Theory(_TheoryRequired, total=False):
+    observed_steps: int | None  # with train.target_gap
+    full_batch_prediction: bool  # with train.target_gap
+    minibatch: MinibatchTheory  # with train.batch_size
+
+
+class ValidationSummary(TypedDict):
+    """The held-out rows' loss (data.validation_fraction)."""
+
+    fraction: float
+    rows: int
+    initial_loss: float | None
+    final_loss: float | None
+    best_loss: float | None  # the lowest at a logged step …
+    best_step: int  # … and where
+
+
+class Standardization(TypedDict):
+    mean: list[float]
+    scale: list[float]
+    condition_number_before: float | None
+
+
+class OriginalParams(TypedDict):
+    w: list[float]
+    b: float
+
+
+class ArraysRef(TypedDict):
+    """Where the analysis's p × p arrays are: a NumPy ``.npz`` (no pickle) beside summary.json."""
+
+    file: str
+    shapes: dict[str, list[int]]  # hessian, eigenvectors
+
+
+class DataSummary(TypedDict):
+    n_samples: int
+    features: list[str]
+    target: str
+
+
+class RunInfo(TypedDict):
+    """How a run ran: where, by which gradient path, how fast, with what."""
+
+    device: str
+    gradient: str  # the path the steps took: autograd, gram, mini-batch …
+    distributed: dict[str, Any]  # World.describe()
+    dtype: str
+    seed: int
+    elapsed_s: float
+    steps_per_s: float | None
+    versions: dict[str, str]
+
+
+class _FitSummaryRequired(RunInfo):
+    format_version: int
+    kind: str  # "fit"
+    name: str
+    status: str  # completed | converged | diverged | interrupted
+    steps: int
+    max_iter: int
+    lr: float
+    initial: Initial
+    final: Final
+    closed_form: ClosedForm
+    optimality_gap: Gap
+    true: Truth | None
+    verdict: Verdict
+    warnings: list[str]
+    optimizer: OptimizerSummary
+    theory: Theory
+    analysis: dict[str, Any]  # Analysis.to_json()
+    arrays: ArraysRef
+    trajectory: str | None  # the parameters per logged step, when not in metrics.csv (wide)
+    data: DataSummary
+
+
+class FitSummary(_FitSummaryRequired, total=False):  # with data.standardize, train.replicas
+    final_original: OriginalParams
+    closed_form_original: OriginalParams
+    standardization: Standardization
+    replicas: ReplicaSummary
+    statistics: FitStatistics  # always: the OLS statistics of the closed form
+    modes: ModesSummary  # the eigen-modes (with a prediction)
+    validation: ValidationSummary  # with data.validation_fraction
+
+
+class SweepSummary(RunInfo):
+    format_version: int
+    kind: str  # "sweep"
+    name: str
+    lrs: list[float]
+    critical_lr: float
+    monotone_lr_limit: float
+    asymptotically_optimal_lr: float
+    condition_number: float | None
+    status: str  # completed | interrupted
+    steps_run: int
+    recommended_lr: float | None
+    recommendation: str
+    full_batch_prediction: bool  # the predicted verdicts are the full-batch theory's
+    minibatch_critical_lr: float | None  # mini-batches: the mean-square one they predict from
+    closed_form: ClosedForm
+    true: Truth | None
+    results: list[SweepRow]
+    analysis: dict[str, Any]
+    arrays: ArraysRef
+    trajectory: str | None  # the parameters of trajectories.csv's rows, when not in it (wide)
+    max_iter: int
+
+
+def _versions() -> dict[str, str]:
+    import numpy as np
+    import torch  # only the training commands assemble summaries
+
+    from lrtrain._version import __version__
+
+    return {
+        "lrtrain": __version__,
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "python": platform.python_version(),
+    }
+
+
+def _json_number(value: float) -> float | None:
+    return value if math.isfinite(value) else None
+
+
+def _params(theta: list[float]) -> Params:
+    return {"w": [_json_number(v) for v in theta[:-1]], "b": _json_number(theta[-1])}
+
+
+def fit_summary(
+    config: Config,
+    dataset: Dataset,
+    analysis: Analysis,
+    result: TrainResult,
+    auto: AutoSettings | None = None,
+    prediction: Prediction | None = None,
+    validation: list[float] | None = None,
+) -> FitSummary:
+    """summary.json of a fit, from the results of replica 0 (and the theory's ``prediction``
+    for it: the mini-batch theory of a mini-batch fit; ``validation``: the held-out rows' loss
+    at each logged step)."""
+    from lrtrain.theory.analysis import divergence_step, observed_verdict, warnings_for
+    from lrtrain.theory.ols import fit_statistics
+    from lrtrain.workflows.prediction import predicted_verdict
+
+    history = result.replica_history(0)
+    status = result.statuses[0]
+    observed = observed_verdict(history["loss"], history["theta"], status, analysis.top_eigenvector)
+    steps = result.stop_steps[0]
+    final_loss = result.final_loss[0]
+    target_loss = analysis.target_loss
+    gap = final_loss - target_loss
+    lr = result.lrs[0]
+    theta0 = result.theta[0, 0].tolist()
+    predicted, why = predicted_verdict(config, analysis, lr, theta0, result.lr_factors)
+    summary: FitSummary = {
+        "format_version": FORMAT_VERSION,
+        "kind": "fit",
+        "name": config.name,
+        "status": status,
+        "steps": steps,
+        "max_iter": config.train.max_iter,
+        "lr": lr,
+        "initial": {
+            "loss": _json_number(float(history["loss"][0])),
+            "grad": _params(result.initial_grad[0].tolist()),
+        },
+        "final": {
+            "loss": _json_number(final_loss),
+            "grad_norm": _json_number(result.final_grad_norm[0]),
+            **_params(result.final_theta[0].tolist()),
+        },
+        "closed_form": {"loss": target_loss, **_params(analysis.target_theta)},
+        "optimality_gap": {
+            "absolute": _json_number(gap),
+            "relative": _json_number(gap / target_loss) if target_loss > 0 else None,
+        },
+        "true": _truth(dataset),
+        "verdict": {
+            "predicted": predicted,
+            "observed": observed,
+            # the first step whose loss is above the initial loss (``steps``: where it stopped)
+            "diverged_at": divergence_step(history) if observed == "diverged" else None,
+            "full_batch_prediction": config.train.batch_size is None,
+            "why": why,
+        },
+        "warnings": warnings_for(
+            analysis, config.data.standardize, config.train.target_gap, config.train.dtype
+        ),
+        "optimizer": _optimizer_summary(config, auto),
+        "theory": _theory_summary(config, analysis, result, prediction),
+        "analysis": analysis.to_json(),
+        "arrays": arrays_ref(analysis),
+        "trajectory": None if len(analysis.theta_star) <= CSV_PARAMETERS else "trajectory.npy",
+        "data": {
+            "n_samples": dataset.n,
+            "features": dataset.feature_names,
+            "target": dataset.target_name,
+        },
+        **_how_it_ran(config, result, steps),
+    }
+    _add_original_units(summary, dataset, result.final_theta[0].tolist(), analysis.target_theta)
+    statistics = fit_statistics(
+        dataset.answer(), dataset.feature_names, dataset.x_mean, dataset.x_scale,
+        config.optimizer.weight_decay,
+    )  # fmt: skip
+    if len(analysis.theta_star) > CSV_PARAMETERS:  # O(p) numbers in summary.json, the rest beside
+        statistics["coefficients_file"] = COEFFICIENTS_FILE
+    summary["statistics"] = statistics
+    if prediction is not None and prediction.replicas is not None:
+        summary["replicas"] = prediction.replicas
+    if prediction is not None and prediction.modes_summary is not None:
+        summary["modes"] = prediction.modes_summary
+    if validation is not None and dataset.validation is not None:
+        logged = result.replica_history(0)["step"].tolist()
+        best = min(range(len(validation)), key=lambda i: (not math.isfinite(validation[i]),
+                                                          validation[i]))  # fmt: skip
+        summary["validation"] = {
+            "fraction": dataset.validation.fraction,
+            "rows": dataset.validation.n,
+            "initial_loss": _json_number(validation[0]),
+            "final_loss": _json_number(validation[-1]),
+            "best_loss": _json_number(validation[best]),
+            "best_step": int(logged[best]),
+        }
+    return summary
+
+
+def _add_original_units(
+    summary: FitSummary, dataset: Dataset, final: list[float], closed: list[float]
+) -> None:
+    """With data.standardize, the parameters mapped back to the original feature units."""
+    if dataset.x_mean is None or dataset.x_scale is None:
+        return
+    from lrtrain.data.dataset import to_original_units
+
+    w, b = to_original_units(final[:-1], final[-1], dataset.x_mean, dataset.x_scale)
+    summary["final_original"] = {"w": w, "b": b}
+    w, b = to_original_units(closed[:-1], closed[-1], dataset.x_mean, dataset.x_scale)
+    summary["closed_form_original"] = {"w": w, "b": b}
+    summary["standardization"] = {
+        "mean": dataset.x_mean,
+        "scale": dataset.x_scale,
+        "condition_number_before": _json_number(dataset.raw_condition_number or math.inf),
+    }
+
+
+def _optimizer_summary(config: Config, auto: AutoSettings | None) -> OptimizerSummary:
+    opt = config.optimizer
+    out: OptimizerSummary = {
+        "name": opt.name,
+        "schedule": opt.schedule.model_dump(),
+        "lr": opt.lr_value,
+        "momentum": opt.momentum_value if opt.name == "sgd" else float(opt.momentum),
+        "nesterov": opt.nesterov,
+        "weight_decay": opt.weight_decay,
+        "auto": None,
+    }
+    if auto is not None:
+        note = None
+        if config.train.batch_size is not None:
+            note = (
+                "mini-batch SGD: these are the full-batch optimal settings; the gradient "
+                "noise of small batches may call for a smaller lr"
+            )
+        out["auto"] = {"rule": auto.rule, "rate": auto.rate, "note": note}
+    return out
+
+
+def _theory_summary(
+    config: Config, analysis: Analysis, result: TrainResult, prediction: Prediction | None
+) -> Theory:
+    """The worst mode's rate per step at the settings used, with train.target_gap the steps
+    the theory predicts (exact full-batch dynamics) beside those observed, and for mini-batches
+    the mean-square theory."""
+    from lrtrain.theory.analysis import convergence_rate, curvature_range, gap_scale
+    from lrtrain.theory.dynamics import predicted_steps
+
+    opt = config.optimizer
+    lam_min, lam_max = curvature_range(analysis)
+    rate = convergence_rate(result.lrs[0], [lam_min, lam_max], opt.momentum_value, opt.nesterov)
+    gap = config.train.target_gap
+    out: Theory = {"rate": rate, "target_gap": gap, "predicted_steps": None}
+    if gap is not None:
+        theta0 = result.theta[0, 0].tolist()
+        if opt.exact_theory:
+            out["predicted_steps"] = predicted_steps(
+                analysis, theta0, result.lrs[0], opt.momentum_value, opt.nesterov, gap,
+                config.train.max_iter, result.lr_factors,
+            )  # fmt: skip
+        ref = analysis.target_loss
+        scale = gap_scale(ref, float(result.loss[0, 0]))
+        reached = (result.final_loss[0] - ref) / scale <= gap
+        out["observed_steps"] = result.stop_steps[0] if reached else None
+        out["full_batch_prediction"] = config.train.batch_size is None
+    if prediction is not None and prediction.minibatch is not None:
+        out["minibatch"] = prediction.minibatch
+    return out
+
+
+def _truth(dataset: Dataset) -> Truth | None:
+    return {"w": dataset.true_w, "b": dataset.true_b} if dataset.true_w is not None else None
+
+
+def sweep_summary(
+    config: Config,
+    dataset: Dataset,
+    analysis: Analysis,
+    result: TrainResult,
+    outcome: SweepOutcome,
+    minibatch_critical_lr: float | None = None,
+) -> SweepSummary:
+    """summary.json of a sweep: the limits, every rate's verdicts, the recommendation (and
+    for mini-batches the mean-square critical lr the verdicts were predicted from)."""
+    return {
+        "format_version": FORMAT_VERSION,
+        "kind": "sweep",
+        "name": config.name,
+        "lrs": result.lrs,
+        "critical_lr": analysis.critical_lr,
+        "monotone_lr_limit": analysis.monotone_lr_limit,
+        "asymptotically_optimal_lr": analysis.asymptotically_optimal_lr,
+        "condition_number": _json_number(analysis.condition_number),
+        "status": "interrupted" if "interrupted" in result.statuses else "completed",
+        "steps_run": result.steps_run,
+        "recommended_lr": outcome.recommended_lr,
+        "recommendation": outcome.recommendation,
+        "full_batch_prediction": config.train.batch_size is None and minibatch_critical_lr is None,
+        "minibatch_critical_lr": minibatch_critical_lr,
+        "closed_form": {"loss": analysis.target_loss, **_params(analysis.target_theta)},
+        "true": _truth(dataset),
+        "results": outcome.rows,
+        "analysis": analysis.to_json(),
+        "arrays": arrays_ref(analysis),
+        "trajectory": None if len(analysis.theta_star) <= CSV_PARAMETERS else "trajectories.npy",
+        "max_iter": config.train.max_iter,
+        **_how_it_ran(config, result, result.steps_run),
+    }
+
+
+def arrays_ref(analysis: Analysis) -> ArraysRef:
+    shapes = {name: list(array.shape) for name, array in analysis.arrays.items()}
+    return {"file": ARRAYS_FILE, "shapes": shapes}
+
+
+def _how_it_ran(config: Config, result: TrainResult, steps: int) -> RunInfo:
+    return {
+        "device": result.device,
+        "gradient": result.gradient,
+        "distributed": result.world,
+        "dtype": config.train.dtype,
+        "seed": config.seed,
+        "elapsed_s": result.elapsed_s,
+        "steps_per_s": steps / result.elapsed_s if result.elapsed_s > 0 else None,
+        "versions": _versions(),
+    }
