@@ -32,7 +32,7 @@ from benchmarks.common import (
 )
 from benchmarks.race import race
 from lrtrain.config.schema import load_config
-from lrtrain.data.dataset import load_dataset
+from lrtrain.data.load import load_dataset
 from lrtrain.engine.train import train
 from lrtrain.theory.analysis import analyse
 from lrtrain.theory.surface import plane_axes, plane_loss

@@ -13,7 +13,7 @@ import lrtrain.engine.train as engine
 from benchmarks.cases import full_batch, sweep
 from benchmarks.common import CaseResult, time_pair
 from lrtrain.config.schema import load_config
-from lrtrain.data.dataset import load_dataset
+from lrtrain.data.load import load_dataset
 
 
 def graph_vs_eager(quick: bool, repeats: int) -> CaseResult:

@@ -103,7 +103,8 @@ def stream_memory(quick: bool, workdir: Path) -> CaseResult:
 _GENERATION_SCRIPT = """
 import sys
 from lrtrain.config.schema import load_config
-from lrtrain.data.dataset import chunk_rows, iter_synthetic
+from lrtrain.data.dataset import chunk_rows
+from lrtrain.data.synthetic import iter_synthetic
 cfg = load_config(None, sys.argv[1:])
 for _ in iter_synthetic(cfg.data, cfg.seed, chunk_rows(cfg.data.d)):
     pass
@@ -242,7 +243,7 @@ def big_sweep(quick: bool) -> CaseResult:
     import numpy as np
 
     from lrtrain.config.schema import load_config
-    from lrtrain.data.dataset import load_dataset
+    from lrtrain.data.load import load_dataset
     from lrtrain.engine.train import train
     from lrtrain.workflows.sweep import sweep_config
 

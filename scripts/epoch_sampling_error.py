@@ -18,7 +18,7 @@ import torch
 
 from lrtrain.config.schema import load_config
 from lrtrain.data import stats as st
-from lrtrain.data.dataset import load_dataset
+from lrtrain.data.load import load_dataset
 from lrtrain.theory import minibatch as mb
 
 F64 = torch.float64

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from lrtrain.config.schema import OptimizerConfig, load_config
-from lrtrain.data.dataset import load_dataset
+from lrtrain.data.load import load_dataset
 from lrtrain.theory.analysis import analyse, lr_limits, observed_verdict
 from lrtrain.theory.surface import plane_axes, plane_loss, project
 
@@ -347,7 +347,7 @@ def test_certified_answer_whatever_the_training_dtype(
 
 
 def test_synthetic_answer_is_that_of_the_generated_float64_rows() -> None:
-    from lrtrain.data.dataset import synthetic_rows
+    from lrtrain.data.synthetic import synthetic_rows
     from lrtrain.theory.analysis import analyse_dataset
 
     answers = []

@@ -12,7 +12,7 @@ from lrtrain.api import batch_map
 from lrtrain.cli.app import app
 from lrtrain.config.schema import load_config
 from lrtrain.data import stats as st
-from lrtrain.data.dataset import load_dataset
+from lrtrain.data.load import load_dataset
 from lrtrain.errors import ConfigError
 from lrtrain.runs.directory import load_run
 from lrtrain.theory import minibatch as mb

@@ -9,7 +9,7 @@ from test_train import _setup
 import lrtrain.engine.cuda_graph as cuda_graph
 import lrtrain.engine.train as engine
 from lrtrain.config.schema import load_config
-from lrtrain.data.dataset import load_dataset
+from lrtrain.data.load import load_dataset
 from lrtrain.engine.train import train
 
 

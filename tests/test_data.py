@@ -8,14 +8,9 @@ import pytest
 import torch
 
 from lrtrain.config.schema import load_config
-from lrtrain.data.dataset import (
-    BLOCK_ROWS,
-    block_seed,
-    iter_synthetic,
-    load_dataset,
-    synthetic_rows,
-    to_original_units,
-)
+from lrtrain.data.dataset import BLOCK_ROWS, to_original_units
+from lrtrain.data.load import load_dataset
+from lrtrain.data.synthetic import block_seed, iter_synthetic, synthetic_rows
 from lrtrain.errors import DataError
 
 
@@ -138,7 +133,7 @@ def test_standardize_and_back(tmp_path: Path) -> None:
 
 def test_csv_with_a_byte_order_mark_and_crlf(tmp_path) -> None:
     from lrtrain.config.schema import load_config
-    from lrtrain.data.dataset import load_dataset
+    from lrtrain.data.load import load_dataset
 
     path = tmp_path / "bom.csv"
     path.write_bytes(b"\xef\xbb\xbfx,y\r\n1,2\r\n2,4.5\r\n3,6\r\n")

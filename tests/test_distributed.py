@@ -27,12 +27,13 @@ from lrtrain.api import prepare
 from lrtrain.cli.app import app
 from lrtrain.config.schema import load_config
 from lrtrain.data import distributed, stats
-from lrtrain.data.dataset import load_dataset, write_synthetic_csv
 from lrtrain.data.distributed import World, check_world_size, deal, shard, undeal
+from lrtrain.data.load import load_dataset
 from lrtrain.engine.batches import Batches
 from lrtrain.engine.train import train
 from lrtrain.errors import ConfigError
 from lrtrain.theory.analysis import analyse_dataset
+from lrtrain.workflows.export import write_synthetic_csv
 
 PROBLEM = [
     "device=cpu",

@@ -93,7 +93,7 @@ def test_find_lr_on_the_lesson_scores_every_suggestion(lesson_finder) -> None:
 
     run = load_run(out)
     a_cfg = load_config(None, ["device=cpu", "train.dtype=float64"])
-    from lrtrain.data.dataset import load_dataset
+    from lrtrain.data.load import load_dataset
     from lrtrain.theory.analysis import analyse_dataset
 
     analysis = analyse_dataset(load_dataset(a_cfg), a_cfg.optimizer)
@@ -121,7 +121,7 @@ def test_repeats_are_one_vectorised_run_over_noise_batches_and_ranges() -> None:
     range moved by shifts(K)[k]: equal to that run made alone (to rounding, 1e-8, as it blows
     up); replica 0 is the published test on the config's data."""
     from lrtrain.api import prepare
-    from lrtrain.data.dataset import load_dataset
+    from lrtrain.data.load import load_dataset
     from lrtrain.engine.train import train
     from lrtrain.workflows.find_lr import range_tests, shifts
 

@@ -13,10 +13,11 @@ from test_train import _setup
 
 import lrtrain.engine.gradients as gradients
 from lrtrain.config.schema import load_config
-from lrtrain.data.dataset import load_dataset, write_synthetic_csv
+from lrtrain.data.load import load_dataset
 from lrtrain.engine.batches import Rows
 from lrtrain.engine.model import MyLinearRegressionModel
 from lrtrain.engine.train import train
+from lrtrain.workflows.export import write_synthetic_csv
 
 DATA = Path(__file__).parent / "data"
 

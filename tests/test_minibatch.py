@@ -11,7 +11,7 @@ import torch
 
 from lrtrain.config.schema import load_config
 from lrtrain.data import stats as st
-from lrtrain.data.dataset import load_dataset
+from lrtrain.data.load import load_dataset
 from lrtrain.theory import minibatch as mb
 
 REPLICAS = 16384

@@ -8,7 +8,7 @@ import torch
 
 from lrtrain.config.schema import load_config
 from lrtrain.data import stats as st
-from lrtrain.data.dataset import load_dataset
+from lrtrain.data.load import load_dataset
 from lrtrain.theory import minibatch as mb
 from lrtrain.theory import minibatch_steps as ms
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from lrtrain.config.schema import load_config
-from lrtrain.data.dataset import load_dataset
+from lrtrain.data.load import load_dataset
 from lrtrain.theory.ols import fit_statistics, truth_inside
 
 sm = pytest.importorskip(

@@ -13,7 +13,7 @@ from test_train import assert_resume_is_exact, lesson_loop
 
 from lrtrain.api import fit
 from lrtrain.config.schema import load_config
-from lrtrain.data.dataset import load_dataset
+from lrtrain.data.load import load_dataset
 from lrtrain.engine.train import train
 from lrtrain.errors import ConfigError
 

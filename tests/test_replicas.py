@@ -9,7 +9,7 @@ import torch
 
 from lrtrain.api import fit
 from lrtrain.config.schema import load_config
-from lrtrain.data.dataset import load_dataset
+from lrtrain.data.load import load_dataset
 from lrtrain.engine.batches import Batches
 from lrtrain.engine.train import train
 from lrtrain.errors import ConfigError

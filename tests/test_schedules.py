@@ -14,7 +14,7 @@ from test_train import assert_resume_is_exact
 from lrtrain.api import fit
 from lrtrain.config.schema import load_config
 from lrtrain.data import stats as st
-from lrtrain.data.dataset import load_dataset
+from lrtrain.data.load import load_dataset
 from lrtrain.engine.train import train
 from lrtrain.errors import ConfigError
 from lrtrain.runs.directory import load_run

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from lrtrain.config.schema import load_config
-from lrtrain.data.dataset import load_dataset
+from lrtrain.data.load import load_dataset
 from lrtrain.engine.train import train
 from lrtrain.theory import startup
 

@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 from lrtrain.api import sweep_lr
 from lrtrain.cli.app import app
 from lrtrain.config.schema import load_config
-from lrtrain.data.dataset import load_dataset
+from lrtrain.data.load import load_dataset
 from lrtrain.engine.train import train
 from lrtrain.errors import ConfigError
 from lrtrain.theory.analysis import analyse
@@ -239,7 +239,7 @@ def test_minibatch_sweep_predicts_from_the_mean_square_critical_lr(tmp_path: Pat
 
 def test_minibatch_sweep_counts_steps_on_the_expected_loss(tmp_path: Path) -> None:
     from lrtrain.data import stats as st
-    from lrtrain.data.dataset import load_dataset
+    from lrtrain.data.load import load_dataset
     from lrtrain.theory import minibatch as mb
 
     over = ["device=cpu", "train.batch_size=16", "train.sampling=replacement",

@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 from torch import nn
 
 from lrtrain.config.schema import load_config
-from lrtrain.data.dataset import load_dataset
 from lrtrain.data.devices import resolve_device
+from lrtrain.data.load import load_dataset
 from lrtrain.engine.train import train
 from lrtrain.errors import DeviceError
 from lrtrain.theory.analysis import analyse

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from lrtrain.api import fit, score
 from lrtrain.cli.app import app
 from lrtrain.config.schema import load_config
-from lrtrain.data.dataset import synthetic_rows
+from lrtrain.data.synthetic import synthetic_rows
 from lrtrain.data.validation import held_out
 from lrtrain.errors import DataError
 from lrtrain.runs.directory import load_run

@@ -61,8 +61,8 @@ def prepare(
     all the rows (statistics combined across processes)."""
     from dataclasses import replace
 
-    from lrtrain.data.dataset import load_dataset
     from lrtrain.data.devices import resolve_device
+    from lrtrain.data.load import load_dataset
     from lrtrain.theory.analysis import analyse_dataset, gap_floor
     from lrtrain.workflows.loggers import check_installed
 
@@ -454,7 +454,7 @@ def score(run_dir: str | Path, csv_path: str | Path) -> Score | None:
 
 def export_data(config: Config, path: str | Path, overwrite: bool = False) -> int:
     """Write the synthetic data set ``config`` generates to a CSV; returns the row count."""
-    from lrtrain.data.dataset import write_synthetic_csv
+    from lrtrain.workflows.export import write_synthetic_csv
 
     if config.data.source != "synthetic":
         raise ConfigError(

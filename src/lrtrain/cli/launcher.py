@@ -21,9 +21,9 @@ def launch(cfg: Config, nproc: int, items: int | None, argv: list[str]) -> tuple
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.run import get_args_parser, run
 
-    from lrtrain.data.dataset import row_count
     from lrtrain.data.devices import resolve_device
     from lrtrain.data.distributed import check_gpus, check_sweep_size, check_world_size
+    from lrtrain.data.load import row_count
 
     if items is None:
         check_world_size(row_count(cfg.data), nproc)

@@ -1,5 +1,5 @@
-"""A CSV as a data set: its header checked against data.target and data.features, its cells
-parsed as float64 (every problem names the file, row and column)."""
+"""A CSV file as one source: its header checked against data.target and data.features, its
+cells parsed as float64 (every problem names the file, row and column)."""
 
 from __future__ import annotations
 
@@ -9,9 +9,40 @@ import torch
 
 from lrtrain.config.schema import DataConfig
 from lrtrain.data.dataset import Dataset, dataset_from_rows
-from lrtrain.data.distributed import SINGLE, World
+from lrtrain.data.distributed import World
+from lrtrain.data.source import Table
 from lrtrain.data.table import numbers, read_rows
 from lrtrain.errors import DataError
+
+
+class CsvSource:
+    """``data.source: csv``: the rows of ``data.path``, every process parsing the whole file and
+    keeping its shard of the rows."""
+
+    held_in_memory = True
+
+    def __init__(self, data: DataConfig, seed: int = 0) -> None:
+        self.data = data
+        self.path = Path(data.path or "")
+        self.label = str(data.path)
+
+    def row_count(self) -> int:
+        return len(read_rows(self.path, self._missing())[1])
+
+    def truth(self) -> None:
+        return None
+
+    def table(self) -> Table:
+        features, x, y = csv_table(self.data)
+        return Table(features, self.data.target, x, y)
+
+    def dataset(self, dtype: torch.dtype, world: World) -> Dataset:
+        table = self.table()
+        return dataset_from_rows(table.x, table.y, table.features, table.target, dtype,
+                                 self.data.standardize, self.label, world)  # fmt: skip
+
+    def _missing(self) -> str:
+        return f"data.path: CSV file '{self.path}' not found"
 
 
 def csv_table(data: DataConfig) -> tuple[list[str], torch.Tensor, torch.Tensor]:
@@ -43,11 +74,3 @@ def csv_table(data: DataConfig) -> tuple[list[str], torch.Tensor, torch.Tensor]:
     target = header.index(data.target)
     table = torch.tensor(numbers(path, header, body, [*columns, target]), dtype=torch.float64)
     return list(features), table[:, :-1], table[:, -1:]
-
-
-def read_csv(data: DataConfig, dtype: torch.dtype, world: World = SINGLE) -> Dataset:
-    """Read a CSV with a header; every problem names the file, row and column. In a
-    distributed run every process parses the file and keeps its shard of the rows."""
-    features, x64, y64 = csv_table(data)
-    return dataset_from_rows(x64, y64, features, data.target, dtype, data.standardize,
-                             str(data.path), world)  # fmt: skip

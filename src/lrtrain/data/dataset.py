@@ -1,33 +1,24 @@
-"""Data: synthetic rows generated in counter-seeded blocks, or a CSV file.
+"""The :class:`Dataset` training reads, and what every source shares in making one: the range
+check, the exact answer (and the standardisation taken from it), the sample kept for the fit
+figure, a data set from float64 rows held whole (:func:`dataset_from_rows`).
 
-Synthetic rows come in fixed blocks of ``BLOCK_ROWS`` rows; block k is drawn from its own CPU
-generator seeded from (seed, k). Any row range can therefore be produced on its own, and the data
-set is the same whatever chunk size a caller asks for, whichever shard a process holds and whatever
-device it trains on (rows are drawn on the CPU and moved afterwards).
+The sources themselves are :mod:`~lrtrain.data.synthetic` and :mod:`~lrtrain.data.csv_source`;
+:mod:`~lrtrain.data.load` picks one for a config.
 """
 
 from __future__ import annotations
 
-import csv
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING
 
 import torch
 
-from lrtrain.config.schema import ArangeX, Config, DataConfig, NormalX, UniformX
 from lrtrain.data import stats as st
-from lrtrain.data.devices import torch_dtype
 from lrtrain.data.distributed import SINGLE, World, shard
-from lrtrain.data.table import read_rows
 from lrtrain.errors import DataError
 
-if TYPE_CHECKING:
-    from lrtrain.data.validation import Validation
-
-BLOCK_ROWS = 8192  # the unit of random generation; changing it changes every data set
+BLOCK_ROWS = 8192  # the unit of random generation and of reading rows held whole
 CHUNK_BYTES = 64 * 2**20  # float64 rows generated at a time: ≤ 16 blocks, ≤ ~64 MB (≥ 1 block)
 
 
@@ -40,7 +31,22 @@ def chunk_rows(d: int) -> int:
 
 
 SAMPLE_ROWS = 2000  # rows of a one-feature data set kept for fit.png
-_MASK64 = (1 << 64) - 1
+
+
+@dataclass
+class Validation:
+    """The held-out rows' float64 statistics, in the units the model trains in."""
+
+    stats: st.Stats
+    fraction: float
+
+    @property
+    def n(self) -> int:
+        return self.stats.n
+
+    def losses(self, theta: torch.Tensor) -> list[float]:
+        """The validation loss at each row of θ [R, p]."""
+        return [st.sum_of_squares(self.stats, t) / self.n for t in theta.to(torch.float64)]
 
 
 @dataclass
@@ -106,10 +112,8 @@ class Dataset:
             for lo in range(0, self.local_rows, rows):
                 yield self.x[lo : lo + rows], self.y[lo : lo + rows]
             return
-        for _, x, y in iter_synthetic(
-            self.stream.data, self.stream.seed, rows, self.stream.start, self.stream.stop
-        ):
-            yield self._as_trained(x), y.to(self.dtype)
+        for x, y in self.stream.rows(rows, self.stream.start, self.stream.stop):
+            yield self.as_trained(x), y.to(self.dtype)
 
     def answer(self) -> st.Exact:
         """:attr:`exact`: made by the loader, or — for a data set built by hand from tensors —
@@ -118,13 +122,13 @@ class Dataset:
             self.exact = st.exact_of_rows(lambda: self.chunks(st.CHUNK_ROWS), self.d)
         return self.exact
 
-    def _as_trained(self, x64: torch.Tensor) -> torch.Tensor:
+    def as_trained(self, x64: torch.Tensor) -> torch.Tensor:
         """Source features (float64) as the model sees them: standardised in float64 when
         standardised, then rounded to the training dtype (once, at the end)."""
-        return _trained_form(x64, self.dtype, self.x_mean, self.x_scale)
+        return trained_form(x64, self.dtype, self.x_mean, self.x_scale)
 
 
-def _trained_form(
+def trained_form(
     x64: torch.Tensor, dtype: torch.dtype, mean: list[float] | None, scale: list[float] | None
 ) -> torch.Tensor:
     if mean is None or scale is None:
@@ -135,110 +139,16 @@ def _trained_form(
 
 @dataclass(frozen=True)
 class StreamSpec:
-    """Synthetic rows ``start:stop`` regenerated on demand (``data.stream: true``)."""
+    """Rows ``start:stop`` regenerated on demand (``data.stream: true``): ``rows(chunk, start,
+    stop)`` yields them as float64 (x, y) chunks of at most ``chunk`` rows, as the source made
+    them."""
 
-    data: DataConfig
-    seed: int
+    rows: Callable[[int, int, int], Iterator[tuple[torch.Tensor, torch.Tensor]]]
     start: int
     stop: int
 
 
-def block_seed(seed: int, block: int) -> int:
-    """A well-mixed 63-bit seed for (seed, block): SplitMix64 of both, so no two pairs collide
-    in practice (a plain ``seed * K + block`` would make seed 1's block 0 equal seed 0's block K).
-    """
-    z = (seed * 0x9E3779B97F4A7C15 + block + 1) & _MASK64
-    for _ in range(2):
-        z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
-        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK64
-        z ^= z >> 31
-    return z & ((1 << 63) - 1)
-
-
-def _block(data: DataConfig, seed: int, block: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """All ``BLOCK_ROWS`` rows of one block, float64, whatever part of it is wanted."""
-    gen = torch.Generator().manual_seed(block_seed(seed, block))
-    rows, d = BLOCK_ROWS, data.d
-    spec = data.x
-    f64 = torch.float64
-    if isinstance(spec, ArangeX):
-        index = torch.arange(block * rows, (block + 1) * rows, dtype=f64)
-        x = (spec.start + spec.step * index).unsqueeze(1)
-    elif isinstance(spec, UniformX):  # in place: a wide block is large, make no temporaries
-        x = torch.rand(rows, d, generator=gen, dtype=f64).mul_(spec.high - spec.low)
-        x.add_(spec.low)
-    elif isinstance(spec, NormalX):
-        x = torch.randn(rows, d, generator=gen, dtype=f64).mul_(spec.std).add_(spec.mean)
-    else:  # pragma: no cover - the schema admits only the three kinds
-        raise DataError(f"data.x.kind: unknown kind {spec!r}")
-    noise = torch.randn(rows, generator=gen, dtype=f64)
-    w = torch.tensor(data.true_w, dtype=f64)
-    y = x @ w + data.true_b + data.noise_std * noise
-    return x, y.unsqueeze(1)
-
-
-def synthetic_rows(
-    data: DataConfig, seed: int, start: int, stop: int
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Rows ``start:stop`` of the synthetic data set (float64, CPU): x [n, d], y [n, 1]."""
-    if not 0 <= start <= stop <= data.n_samples:
-        raise DataError(f"row range {start}:{stop} outside 0:{data.n_samples}")
-    xs, ys = [], []
-    for block in range(start // BLOCK_ROWS, math.ceil(stop / BLOCK_ROWS)):
-        x, y = _block(data, seed, block)
-        lo = max(start - block * BLOCK_ROWS, 0)
-        hi = min(stop - block * BLOCK_ROWS, BLOCK_ROWS)
-        xs.append(x[lo:hi])
-        ys.append(y[lo:hi])
-    if not xs:
-        return torch.empty(0, data.d, dtype=torch.float64), torch.empty(0, 1, dtype=torch.float64)
-    if len(xs) == 1:  # a part of one block: a view, not a copy
-        return xs[0], ys[0]
-    return torch.cat(xs), torch.cat(ys)
-
-
-def iter_synthetic(
-    data: DataConfig, seed: int, chunk_rows: int, start: int = 0, stop: int | None = None
-) -> Iterator[tuple[int, torch.Tensor, torch.Tensor]]:
-    """Yield (first row, x, y) chunks of at most ``chunk_rows`` rows covering ``start:stop``."""
-    stop = data.n_samples if stop is None else stop
-    lo = start
-    while lo < stop:
-        # chunks end on multiples of chunk_rows (whole blocks), whatever row a shard starts at
-        hi = min((lo // chunk_rows + 1) * chunk_rows, stop)
-        x, y = synthetic_rows(data, seed, lo, hi)
-        yield lo, x, y
-        lo = hi
-
-
-def row_count(data: DataConfig) -> int:
-    """Rows of the data set (a CSV is read to count them)."""
-    if data.source == "synthetic":
-        return data.n_samples
-    path = Path(data.path or "")
-    return len(read_rows(path, f"data.path: CSV file '{path}' not found")[1])
-
-
-def load_dataset(config: Config, world: World = SINGLE) -> Dataset:
-    """The config's data set on the CPU in ``train.dtype`` (standardised if asked): this
-    process's shard of it in a distributed run, a handle to regenerate it when streaming —
-    with the exact answer for the data computed in float64 on the way (``Dataset.exact``)."""
-    dtype = torch_dtype(config.train.dtype)
-    data = config.data
-    if data.validation_fraction > 0:
-        from lrtrain.data.validation import load_with_validation
-
-        return load_with_validation(config, world)
-    if data.source == "csv":
-        from lrtrain.data.csv_source import read_csv
-
-        return read_csv(data, dtype, world)
-    if data.stream:
-        return _streamed_dataset(data, config.seed, dtype, world)
-    return _synthetic_dataset(data, config.seed, dtype, world)
-
-
-def _check_range(peaks: dict[str, float], n: int, dtype: torch.dtype, source: str) -> None:
+def check_range(peaks: dict[str, float], n: int, dtype: torch.dtype, source: str) -> None:
     """Refuse values whose squares, summed over the rows, overflow the training dtype (float32
     for the loss) or float64 (the closed form): the numbers would be inf, not an answer.
     ``peaks`` maps "features"/"target" to the largest absolute value, read in float64."""
@@ -259,71 +169,7 @@ def _check_range(peaks: dict[str, float], n: int, dtype: torch.dtype, source: st
                 )
 
 
-_SYNTHETIC_SOURCE = "the synthetic data (data.x, data.true_w, data.noise_std)"
-
-
-def synthetic_peaks(data: DataConfig) -> dict[str, float]:
-    """Upper bounds of |x| and |y| over any number of rows, from the config alone (a normal
-    draw beyond 40 σ has probability ~1e-350), so that a streamed data set is checked before
-    its first pass and every process agrees without talking."""
-    spec = data.x
-    if isinstance(spec, ArangeX):
-        peak_x = max(abs(spec.start), abs(spec.start + spec.step * (data.n_samples - 1)))
-    elif isinstance(spec, UniformX):
-        peak_x = max(abs(spec.low), abs(spec.high))
-    else:
-        peak_x = abs(spec.mean) + 40 * spec.std
-    peak_y = sum(abs(w) for w in data.true_w) * peak_x + abs(data.true_b) + 40 * data.noise_std
-    return {"features": peak_x, "target": peak_y}
-
-
-def _truth(data: DataConfig) -> torch.Tensor:
-    """The true parameters [w, b]: the reference predictor the statistics are taken about."""
-    return torch.tensor([*data.true_w, data.true_b], dtype=torch.float64)
-
-
-def _synthetic_dataset(data: DataConfig, seed: int, dtype: torch.dtype, world: World) -> Dataset:
-    # Fill preallocated tensors block by block so that peak memory is the data set itself plus
-    # one float64 chunk, never a float64 copy of everything. The statistics are accumulated
-    # from the same float64 chunks, before they are rounded to the training dtype.
-    start, stop = shard(data.n_samples, world)
-    n, d = stop - start, data.d
-    x = torch.empty(d, n, dtype=dtype).t()  # feature-major, see Dataset
-    y = torch.empty(n, 1, dtype=dtype)
-    peaks = torch.zeros(2, dtype=torch.float64)
-    acc = st.Accumulator(_truth(data))
-    standardize = data.standardize
-    for lo, xb, yb in iter_synthetic(data, seed, chunk_rows(data.d), start, stop):
-        largest = [torch.maximum(t.max().abs(), t.min().abs()) for t in (xb, yb)]  # no copy
-        torch.maximum(peaks, torch.stack(largest), out=peaks)
-        if not standardize:  # standardised rows are written once the statistics are known
-            x[lo - start : lo - start + len(xb)] = xb
-        y[lo - start : lo - start + len(yb)] = yb
-        acc.add(xb, yb, scratch=True)  # the chunk is not needed after this: centred in place
-    _check_range(_named(world.all_max(peaks)), data.n_samples, dtype, _SYNTHETIC_SOURCE)
-    names = [f"x_{i}" for i in range(d)]
-    dataset = Dataset(x, y, names, "y", true_w=list(data.true_w), true_b=data.true_b)
-    dataset.offset, dataset.total_rows = start, data.n_samples
-    stats = _combined(acc.result(d), world)
-    held = (start, stop) == (0, data.n_samples)
-
-    def rows() -> Iterator[tuple[torch.Tensor, torch.Tensor]]:  # regenerated, float64
-        return ((xb, yb) for _, xb, yb in iter_synthetic(data, seed, chunk_rows(data.d)))
-
-    _set_exact(dataset, st.exact_answer(stats, rows if held else None), standardize)
-    if standardize:
-        for lo, xb, _ in iter_synthetic(data, seed, chunk_rows(data.d), start, stop):
-            x[lo - start : lo - start + len(xb)] = dataset._as_trained(xb)
-    if d == 1 and world.is_main:  # rank 0 alone writes the sample
-        if held:
-            index = _sample_index(data.n_samples)
-            dataset.sample = x[index], y[index]
-        else:
-            dataset.sample = _synthetic_sample(dataset, data, seed)
-    return dataset
-
-
-def _combined(local: st.Stats, world: World) -> st.Stats:
+def combined(local: st.Stats, world: World) -> st.Stats:
     """This process's statistics combined with every other process's (exactly); one process's
     are already whole (no flattened copies of the d × d sums, which wide data feels)."""
     if not world.distributed:
@@ -331,7 +177,7 @@ def _combined(local: st.Stats, world: World) -> st.Stats:
     return st.combine(world.all_gather(st.flat(local)), local.theta_ref)
 
 
-def _set_exact(dataset: Dataset, exact: st.Exact, standardize: bool) -> None:
+def set_exact(dataset: Dataset, exact: st.Exact, standardize: bool) -> None:
     """Keep the exact answer; when standardising, take the scaling from its float64 statistics
     and express the answer in the standardised units the model trains in."""
     if not standardize:
@@ -358,45 +204,13 @@ def _set_exact(dataset: Dataset, exact: st.Exact, standardize: bool) -> None:
     )
 
 
-def _streamed_dataset(data: DataConfig, seed: int, dtype: torch.dtype, world: World) -> Dataset:
-    _check_range(synthetic_peaks(data), data.n_samples, dtype, _SYNTHETIC_SOURCE)
-    start, stop = shard(data.n_samples, world)
-    names = [f"x_{i}" for i in range(data.d)]
-    empty = torch.empty(0, data.d, dtype=dtype)
-    dataset = Dataset(empty, empty[:, :1], names, "y", true_w=list(data.true_w))
-    dataset.true_b, dataset.offset, dataset.total_rows = data.true_b, start, data.n_samples
-    dataset.stream = StreamSpec(data, seed, start, stop)
-    # one generation pass for the statistics of this process's rows, in float64
-    chunks = iter_synthetic(data, seed, chunk_rows(data.d), start, stop)
-    local = st.chunk_stats(((xb, yb) for _, xb, yb in chunks), _truth(data), data.d)
-    _set_exact(dataset, st.exact_answer(_combined(local, world), None), data.standardize)
-    if data.d == 1 and world.is_main:
-        dataset.sample = _synthetic_sample(dataset, data, seed)
-    return dataset
-
-
-def _named(peaks: torch.Tensor) -> dict[str, float]:
+def named_peaks(peaks: torch.Tensor) -> dict[str, float]:
     return {"features": float(peaks[0]), "target": float(peaks[1])}
 
 
-def _sample_index(n: int) -> torch.Tensor:
+def sample_index(n: int) -> torch.Tensor:
     """At most SAMPLE_ROWS evenly spaced row numbers of n (first and last included)."""
     return torch.linspace(0, n - 1, min(n, SAMPLE_ROWS), dtype=torch.float64).long().unique()
-
-
-def _synthetic_sample(
-    dataset: Dataset, data: DataConfig, seed: int
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Evenly spaced rows of the whole data set (whatever this process holds), as trained,
-    for the plot; each block they fall in is generated once."""
-    index = _sample_index(data.n_samples)
-    xs, ys = [], []
-    for block in index.div(BLOCK_ROWS, rounding_mode="floor").unique().tolist():
-        x, y = _block(data, seed, block)
-        inside = index[index.div(BLOCK_ROWS, rounding_mode="floor") == block] - block * BLOCK_ROWS
-        xs.append(x[inside])
-        ys.append(y[inside])
-    return dataset._as_trained(torch.cat(xs)), torch.cat(ys).to(dataset.dtype)
 
 
 def dataset_from_rows(
@@ -412,7 +226,7 @@ def dataset_from_rows(
     """A data set from float64 rows every process holds whole (a CSV's, or the training rows
     of a split): the exact answer from them, each process keeping its shard as trained."""
     peaks = {"features": float(x64.abs().max()), "target": float(y64.abs().max())}
-    _check_range(peaks, len(x64), dtype, source)
+    check_range(peaks, len(x64), dtype, source)
     empty = torch.empty(0, len(features), dtype=dtype)
     dataset = Dataset(empty, empty[:, :1], list(features), target)
 
@@ -421,14 +235,14 @@ def dataset_from_rows(
                 for lo in range(0, len(x64), BLOCK_ROWS))  # fmt: skip
 
     # Every process holds all the rows, so each computes the answer for all of them alone.
-    _set_exact(dataset, st.exact_of_rows(rows, len(features)), standardize)
+    set_exact(dataset, st.exact_of_rows(rows, len(features)), standardize)
     start, stop = shard(len(x64), world)
-    x = dataset._as_trained(x64[start:stop])
+    x = dataset.as_trained(x64[start:stop])
     dataset.x, dataset.y = feature_major(x), y64[start:stop].to(dtype).contiguous()
     dataset.offset, dataset.total_rows = start, len(x64)
     if len(features) == 1 and world.is_main:
-        index = _sample_index(len(x64))
-        dataset.sample = dataset._as_trained(x64[index]), y64[index].to(dtype)
+        index = sample_index(len(x64))
+        dataset.sample = dataset.as_trained(x64[index]), y64[index].to(dtype)
     return dataset
 
 
@@ -444,22 +258,3 @@ def to_original_units(
     w_orig = [wi / si for wi, si in zip(w, x_scale, strict=True)]
     b_orig = b - sum(wi * mi for wi, mi in zip(w_orig, x_mean, strict=True))
     return w_orig, b_orig
-
-
-def write_synthetic_csv(data: DataConfig, seed: int, path: Path, overwrite: bool = False) -> int:
-    """Write the synthetic data set a config generates as CSV (x_0 … x_{d-1}, y), block by
-    block (memory bounded by one chunk), atomically (lrtrain.runs.atomic)."""
-    from lrtrain.runs.atomic import atomic_file
-
-    if path.exists() and not overwrite:
-        raise DataError(f"{path}: exists; choose another file or pass --overwrite")
-    names = [f"x_{i}" for i in range(data.d)]
-    with atomic_file(path, "w", DataError, encoding="utf-8", newline="") as fh:
-        writer = csv.writer(fh, lineterminator="\n")
-        writer.writerow([*names, "y"])
-        for _, x, y in iter_synthetic(data, seed, chunk_rows(data.d)):
-            writer.writerows(
-                [*map(repr, xr), repr(yr)]
-                for xr, yr in zip(x.tolist(), y[:, 0].tolist(), strict=True)
-            )
-    return data.n_samples

@@ -9,37 +9,20 @@ standardisation and training all see the training rows only.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import torch
 
 from lrtrain.data import stats as st
+from lrtrain.data.dataset import Dataset, Validation, dataset_from_rows, trained_form
 from lrtrain.errors import DataError
 
 if TYPE_CHECKING:
-    from lrtrain.config.schema import Config
-    from lrtrain.data.dataset import Dataset
     from lrtrain.data.distributed import World
+    from lrtrain.data.source import Source
 
 _SPLIT_STREAM = 0x5A11_DA7A  # separates the split's hashes from the data's seeds
 _MASK64 = (1 << 64) - 1
-
-
-@dataclass
-class Validation:
-    """The held-out rows' float64 statistics, in the units the model trains in."""
-
-    stats: st.Stats
-    fraction: float
-
-    @property
-    def n(self) -> int:
-        return self.stats.n
-
-    def losses(self, theta: torch.Tensor) -> list[float]:
-        """The validation loss at each row of θ [R, p]."""
-        return [st.sum_of_squares(self.stats, t) / self.n for t in theta.to(torch.float64)]
 
 
 def held_out(n: int, fraction: float, seed: int) -> torch.Tensor:
@@ -68,44 +51,33 @@ def _signed(value: int) -> int:
     return value - (1 << 64) if value >= 1 << 63 else value
 
 
-def load_with_validation(config: Config, world: World) -> Dataset:
-    """The config's data set without its held-out rows, the rows' statistics attached as
+def with_validation(
+    source: Source, fraction: float, seed: int, dtype: torch.dtype, standardize: bool, world: World
+) -> Dataset:
+    """The source's data set without its held-out rows, the rows' statistics attached as
     ``dataset.validation``. Every process splits all the rows alike (the split is the rows' own)
-    and keeps its shard of the training rows, as for a CSV; streamed data is not split (it is
-    never held), and is refused with the reason."""
-    from lrtrain.data.csv_source import csv_table
-    from lrtrain.data.dataset import (
-        _SYNTHETIC_SOURCE,
-        _trained_form,
-        dataset_from_rows,
-        synthetic_rows,
-    )
-    from lrtrain.data.devices import torch_dtype
-
-    data, fraction = config.data, config.data.validation_fraction
-    if data.stream:
+    and keeps its shard of the training rows; data that is never held whole (streamed) is not
+    split, and is refused with the reason."""
+    if not source.held_in_memory:
         raise DataError(
             "data.validation_fraction: held-out rows are split from data held in memory — "
             "set data.stream: false, or validation_fraction: 0"
         )
-    if data.source == "csv":
-        names, x64, y64 = csv_table(data)
-        target, source = data.target, str(data.path)
-    else:
-        x64, y64 = synthetic_rows(data, config.seed, 0, data.n_samples)
-        names, target, source = [f"x_{i}" for i in range(data.d)], "y", _SYNTHETIC_SOURCE
-    out = held_out(len(x64), fraction, config.seed)
+    table = source.table()
+    x64, y64 = table.x, table.y
+    out = held_out(len(x64), fraction, seed)
     kept = int((~out).sum())
     if kept < 2 or int(out.sum()) < 1:
         raise DataError(
             f"data.validation_fraction: {fraction:g} of {len(x64)} rows leaves {kept} to train "
             f"on and {len(x64) - kept} held out; both need rows"
         )
-    dtype = torch_dtype(config.train.dtype)
-    dataset = dataset_from_rows(x64[~out], y64[~out], names, target, dtype, data.standardize,
-                                source, world)  # fmt: skip
-    if data.source == "synthetic":
-        dataset.true_w, dataset.true_b = list(data.true_w), data.true_b
-    x_val = _trained_form(x64[out], torch.float64, dataset.x_mean, dataset.x_scale)
-    dataset.validation = Validation(st.chunk_stats([(x_val, y64[out])], d=len(names)), fraction)
+    dataset = dataset_from_rows(x64[~out], y64[~out], table.features, table.target, dtype,
+                                standardize, source.label, world)  # fmt: skip
+    truth = source.truth()
+    if truth is not None:
+        dataset.true_w, dataset.true_b = truth
+    x_val = trained_form(x64[out], torch.float64, dataset.x_mean, dataset.x_scale)
+    stats = st.chunk_stats([(x_val, y64[out])], d=len(table.features))
+    dataset.validation = Validation(stats, fraction)
     return dataset

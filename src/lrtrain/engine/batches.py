@@ -9,7 +9,8 @@ from dataclasses import dataclass, field
 
 import torch
 
-from lrtrain.data.dataset import Dataset, block_seed
+from lrtrain.data.dataset import Dataset
+from lrtrain.data.synthetic import block_seed
 
 _SHUFFLE_STREAM = 0x5EED_5A1E  # separates the shuffling seeds from the data seeds
 _DRAW_STREAM = 0xD4A3_5EED  # and the seeds of batches drawn with replacement

@@ -148,7 +148,7 @@ def _noisy_rows(config: Config, dataset: Dataset, repeats: int) -> Rows | None:
     [K, N, d] for the per-replica pass (None: every replica shares the data)."""
     import torch
 
-    from lrtrain.data.dataset import load_dataset
+    from lrtrain.data.load import load_dataset
     from lrtrain.engine.batches import Rows
 
     if repeats == 1 or config.data.source != "synthetic" or config.data.noise_std == 0:

@@ -1,0 +1,43 @@
+"""A config's data set: the source its ``data.source`` names, wrapped with held-out rows when
+``data.validation_fraction`` asks for them. The one place that maps a kind to its source."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from lrtrain.config.schema import Config, DataConfig
+from lrtrain.data.csv_source import CsvSource
+from lrtrain.data.dataset import Dataset
+from lrtrain.data.devices import torch_dtype
+from lrtrain.data.distributed import SINGLE, World
+from lrtrain.data.source import Source
+from lrtrain.data.synthetic import SyntheticSource
+from lrtrain.data.validation import with_validation
+
+# data.source → its source, made from the data section and the config's seed
+SOURCES: dict[str, Callable[[DataConfig, int], Source]] = {
+    "synthetic": SyntheticSource,
+    "csv": CsvSource,
+}
+
+
+def source_for(config: Config) -> Source:
+    """The source the config's ``data.source`` names."""
+    return SOURCES[config.data.source](config.data, config.seed)
+
+
+def row_count(data: DataConfig) -> int:
+    """Rows of the data set (a CSV is read to count them)."""
+    return SOURCES[data.source](data, 0).row_count()
+
+
+def load_dataset(config: Config, world: World = SINGLE) -> Dataset:
+    """The config's data set on the CPU in ``train.dtype`` (standardised if asked): this
+    process's shard of it in a distributed run, a handle to regenerate it when streaming —
+    with the exact answer for the data computed in float64 on the way (``Dataset.exact``)."""
+    source, dtype = source_for(config), torch_dtype(config.train.dtype)
+    data = config.data
+    if data.validation_fraction > 0:
+        return with_validation(source, data.validation_fraction, config.seed, dtype,
+                               data.standardize, world)  # fmt: skip
+    return source.dataset(dtype, world)
