@@ -11,13 +11,13 @@ from typer.testing import CliRunner
 from lrtrain.api import batch_map
 from lrtrain.cli.app import app
 from lrtrain.config.schema import load_config
+from lrtrain.config.values import parse_batch_sizes
 from lrtrain.data import stats as st
 from lrtrain.data.load import load_dataset
 from lrtrain.errors import ConfigError
 from lrtrain.runs.directory import load_run
 from lrtrain.theory import minibatch as mb
 from lrtrain.theory import minibatch_steps as ms
-from lrtrain.workflows.batch_map import parse_batch_sizes
 
 LRS = [0.0005, 0.001, 0.002, 0.004, 0.008, 0.016]
 OVER = ["device=cpu", "train.dtype=float64", "train.sampling=replacement", "train.max_iter=600",

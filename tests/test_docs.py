@@ -13,9 +13,26 @@ ROOT = Path(__file__).parents[1]
 def test_design_lists_every_module() -> None:
     text = (ROOT / "docs" / "design.md").read_text(encoding="utf-8")
     table = text.split("<!-- modules:", 1)[1].split("<!-- /modules -->", 1)[0]
-    listed = set(re.findall(r"^\| `([a-z_]+)` \|", table, flags=re.M))
-    modules = {p.stem for p in (ROOT / "src" / "lrtrain").glob("*.py")}
+    listed = set(re.findall(r"^\| `([a-z_.]+)` \|", table, flags=re.M))
+    src = ROOT / "src" / "lrtrain"
+    modules = set()
+    for path in src.rglob("*.py"):
+        parts = path.relative_to(src).with_suffix("").parts
+        modules.add(".".join(parts[:-1] if parts[-1] == "__init__" and len(parts) > 1 else parts))
     assert listed == modules
+
+
+def test_design_lists_every_package_and_the_root_holds_only_them() -> None:
+    text = (ROOT / "docs" / "design.md").read_text(encoding="utf-8")
+    table = text.split("## Packages and what they may import", 1)[1].split("<!-- modules:", 1)[0]
+    listed = set(re.findall(r"`([a-z]+)`", "".join(re.findall(r"^\| (.*?) \|", table, re.M))))
+    src = ROOT / "src" / "lrtrain"
+    packages = {p.parent.name for p in src.glob("*/__init__.py")}
+    assert packages <= listed and "api" in listed
+    root = {p.stem for p in src.glob("*.py")}
+    assert root == {"__init__", "__main__", "_version", "api", "errors"}
+    for package in packages:  # each says what it may import
+        assert "May import" in (src / package / "__init__.py").read_text(encoding="utf-8")
 
 
 def test_nothing_points_outside_the_repository() -> None:

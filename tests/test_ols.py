@@ -8,9 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from lrtrain.cli.report import truth_inside
 from lrtrain.config.schema import load_config
 from lrtrain.data.load import load_dataset
-from lrtrain.theory.ols import fit_statistics, truth_inside
+from lrtrain.theory.ols import fit_statistics
 
 sm = pytest.importorskip(
     "statsmodels.api", reason="statsmodels is the reference (make test has it)"

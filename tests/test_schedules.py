@@ -189,8 +189,7 @@ def test_a_scheduled_run_resumes_exactly(extra: list[str]) -> None:
 
 
 def test_resume_refuses_to_stretch_a_schedule_tied_to_max_iter(tmp_path) -> None:
-    from lrtrain.api import resume_status
-    from lrtrain.runs.directory import load_checkpoint
+    from lrtrain.api import load_checkpoint, resume_status
 
     over = ["device=cpu", "output.plots=[]", f"output.root={tmp_path}", *_overrides("cosine", {})]
     run = fit(load_config(None, over), draw=False)

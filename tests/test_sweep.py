@@ -16,11 +16,12 @@ from typer.testing import CliRunner
 from lrtrain.api import sweep_lr
 from lrtrain.cli.app import app
 from lrtrain.config.schema import load_config
+from lrtrain.config.values import parse_lr_range, parse_lrs
 from lrtrain.data.load import load_dataset
 from lrtrain.engine.train import train
 from lrtrain.errors import ConfigError
 from lrtrain.theory.analysis import analyse
-from lrtrain.workflows.sweep import auto_lrs, parse_lr_range, parse_lrs
+from lrtrain.workflows.sweep import auto_lrs
 
 LESSON_LRS = [0.0005, 0.001, 0.005, 0.025, 0.028, 0.03]
 

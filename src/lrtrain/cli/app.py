@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from lrtrain.api import ProgressBar
 from lrtrain.cli.configs import configs_app
 from lrtrain.cli.explore import EXAMPLES as EXPLORE_EXAMPLES
 from lrtrain.cli.explore import explore as explore_command
@@ -47,12 +48,10 @@ from lrtrain.cli.running import (
 )
 from lrtrain.data.distributed import DEFAULT_TIMEOUT_S
 from lrtrain.errors import ConfigError, LrtrainError, RunDirError
-from lrtrain.workflows.progress import ProgressBar
 
 if TYPE_CHECKING:
-    from lrtrain.api import BatchMapRun, FitRun, SweepRun
+    from lrtrain.api import BatchMapRun, FindLrRun, FitRun, SweepRun
     from lrtrain.config.schema import Config
-    from lrtrain.workflows.find_lr import FindLrRun
 
 
 app = typer.Typer(
@@ -133,7 +132,7 @@ def _fit_or_resume(
             return api.fit(
                 cfg, out=out, overwrite=overwrite, progress=bar, should_stop=stopped, draw=draw
             )
-    from lrtrain.runs.directory import load_checkpoint
+    from lrtrain.api import load_checkpoint
 
     if out is not None:
         raise RunDirError("--resume continues the run in place; drop --out")
@@ -197,12 +196,12 @@ def sweep_lr(
         return resolve_config(config, overrides, device, seed, loggers=logger)
 
     def chosen() -> list[float] | None:
-        from lrtrain.workflows.sweep import parse_lr_range, parse_lrs  # imports torch
+        from lrtrain.config.values import parse_lr_range, parse_lrs
 
         return parse_lrs(lrs) if lrs else parse_lr_range(lr_range) if lr_range else None
 
     def count(cfg: Config) -> int:
-        from lrtrain.workflows.sweep import AUTO_POINTS
+        from lrtrain.config.values import AUTO_POINTS
 
         return len(chosen() or cfg.sweep.lrs or [0.0] * AUTO_POINTS)
 
@@ -217,7 +216,7 @@ def sweep_lr(
 
     def run_map(cfg: Config, stopped: Callable[[], bool], draw: bool) -> BatchMapRun:
         from lrtrain.api import batch_map
-        from lrtrain.workflows.batch_map import parse_batch_sizes
+        from lrtrain.config.values import parse_batch_sizes
 
         assert batch_sizes is not None
         with ProgressBar(not quiet, f"batch map {cfg.name}", console) as bar:
@@ -261,7 +260,7 @@ def find_lr(
         return resolve_config(config, overrides, device, seed)
 
     def run(cfg: Config, stopped: Callable[[], bool], draw: bool) -> FindLrRun:
-        from lrtrain.workflows.find_lr import find_lr as run_finder
+        from lrtrain.api import find_lr as run_finder
 
         return run_finder(cfg, repeats, out, overwrite, draw=draw)
 

@@ -48,8 +48,8 @@ def explore(
     learning rate, momentum, Nesterov, steps, batch size and the eigen-directions shown, and
     open it. For a config the analysis runs first (not the training)."""
     with user_errors():
+        from lrtrain.api import explore as write_explore
         from lrtrain.config.schema import load_config
-        from lrtrain.workflows.explore import explore as write_explore
 
         args = targets or []
         if args and "=" not in args[0] and Path(args[0]).is_dir():

@@ -8,14 +8,9 @@ from typing import TYPE_CHECKING, Any
 from rich.console import Console
 from rich.table import Table
 
-from lrtrain.theory.schedules import describe
-
 if TYPE_CHECKING:
-    from lrtrain.api import BatchMapRun, FitRun, SweepRun
-    from lrtrain.workflows.find_lr import FindLrRun
-    from lrtrain.workflows.prediction import MinibatchTheory
-    from lrtrain.workflows.replicas import ReplicaSummary
-    from lrtrain.workflows.sweep import SweepRow
+    from lrtrain.api import BatchMapRun, FindLrRun, FitRun, SweepRun
+    from lrtrain.runs.summaries import FitStatistics, MinibatchTheory, ReplicaSummary, SweepRow
 
 
 def fmt(value: Any, digits: int = 6) -> str:
@@ -68,8 +63,6 @@ def _fit_table(run: FitRun) -> Table:
 
 def _statistics_line(s: Mapping[str, Any]) -> str:
     """R², σ̂ and whether the true parameters lie in their intervals."""
-    from lrtrain.theory.ols import truth_inside
-
     st = s["statistics"]
     r2 = f"R² {fmt(st['r2'], 4)}" if st["r2"] is not None else "R² —"
     sigma = f"σ̂ {fmt(st['sigma'], 4)} on {st['dof']} dof" if st["sigma"] is not None else ""
@@ -128,6 +121,8 @@ def _shown_weights(learned: list[float | None]) -> list[int]:
 
 def fit_report(run: FitRun, console: Console) -> None:
     """The report of a fit: learned vs closed form, loss, status, analysis, verdict, warnings."""
+    from lrtrain.config.optimizer import describe_schedule  # pydantic: not for --help
+
     s = run.summary
     a, v = s["analysis"], s["verdict"]
     console.print(_fit_table(run))
@@ -156,7 +151,7 @@ def fit_report(run: FitRun, console: Console) -> None:
     )
     opt = s["optimizer"]
     if opt["name"] != "sgd" or opt["schedule"]["kind"] != "constant":
-        console.print(f"optimizer {opt['name']} · schedule {describe(opt['schedule'])}")
+        console.print(f"optimizer {opt['name']} · schedule {describe_schedule(opt['schedule'])}")
     kappa = a["condition_number"]
     before = ""
     if "standardization" in s:
@@ -423,3 +418,12 @@ def find_lr_report(run: FindLrRun, console: Console) -> None:
         + f" · fastest constant rate of a sweep {fastest}"
     )
     console.print(f"run       {run.run_dir}")
+
+
+def truth_inside(statistics: FitStatistics, true: list[float]) -> list[bool | None]:
+    """Whether each true parameter lies in its interval (None: no interval)."""
+    out: list[bool | None] = []
+    for c, value in zip(statistics["coefficients"], true, strict=True):
+        lo, hi = c["ci_low"], c["ci_high"]
+        out.append(None if lo is None or hi is None else lo <= value <= hi)
+    return out

@@ -8,7 +8,8 @@ not a silent no-op. Keys left unset (null) take PyTorch's defaults.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, Union
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal, Union
 
 from pydantic import Field, model_validator
 
@@ -220,3 +221,13 @@ class OptimizerConfig(Section):
 
 def _all_keys() -> list[str]:
     return sorted({key for keys in OPTIMIZER_KEYS.values() for key in keys})
+
+
+def describe_schedule(schedule: Mapping[str, Any]) -> str:
+    """A schedule's section (as in summary.json) in a few words, for reports:
+    ``cosine (t_max 100, min_factor 0.0)``; keys left null are not shown."""
+    keys = {k: v for k, v in schedule.items() if k != "kind" and v is not None}
+    if not keys:
+        return str(schedule["kind"])
+    words = ", ".join(f"{k} {v:g}" if isinstance(v, float) else f"{k} {v}" for k, v in keys.items())
+    return f"{schedule['kind']} ({words})"

@@ -24,22 +24,18 @@ import yaml
 from lrtrain.runs import tables
 from lrtrain.runs.atomic import atomic_file, write_bytes, write_text
 from lrtrain.errors import RunDirError
-from lrtrain.workflows.summary import ARRAYS_FILE, FORMAT_VERSION
+from lrtrain.runs.summaries import ARRAYS_FILE, FORMAT_VERSION
 
 if TYPE_CHECKING:
-    from lrtrain.workflows.batch_map import BatchMapSummary, MapRow
     from lrtrain.config.schema import Config
-    from lrtrain.data.dataset import Dataset
-    from lrtrain.workflows.find_lr import Curve, FindLrSummary
-    from lrtrain.theory.modes import ModeHistory
-    from lrtrain.workflows.replicas import ReplicaBand
-    from lrtrain.workflows.summary import FitSummary, SweepSummary
-    from lrtrain.engine.train import TrainResult
+    from lrtrain.runs.records import Curve, FitRecord, SweepRecord
+    from lrtrain.runs.summaries import BatchMapSummary, FindLrSummary, FitSummary, MapRow
 
 
 # --------------------------------------------------------------------------- writing
 
 REPLICAS_FILE = "replicas.csv"  # train.replicas > 1: the replicas' band
+CHECKPOINT_FILE = "checkpoint.pt"  # the engine state a resume starts from (bytes, torch.save)
 MODES_FILE = "modes.csv"  # the shown eigen-modes' predicted errors per logged step
 BATCH_MAP_FILE = "batch_map.csv"  # sweep-lr --batch-sizes: (batch size, lr) → steps
 FINDER_FILE = "finder.csv"  # find-lr: every range test's rate, loss and smoothed loss per step
@@ -87,54 +83,26 @@ def create_run_dir(
     raise RunDirError(f"{root}: too many runs named '{name}' in the same second")
 
 
-def save_fit(
-    run_dir: Path,
-    config: Config,
-    dataset: Dataset,
-    result: TrainResult,
-    summary: FitSummary,
-    arrays: dict[str, np.ndarray],
-    expected_loss: list[float] | None = None,
-    band: ReplicaBand | None = None,
-    band_expected: list[float] | None = None,
-    modes: ModeHistory | None = None,
-    validation: list[float] | None = None,
-) -> None:
-    """Write every file of a fit run (the summary assembled by ``summary.fit_summary``;
-    ``expected_loss``: the theory's E[L] at each logged step, ``prediction.predict``; with
-    ``train.replicas``, replicas.csv: the replicas' mean loss, its 99% band and E[L])."""
-    import torch
-
-    history = result.replica_history(0)
+def save_fit(run_dir: Path, record: FitRecord) -> None:
+    """Write every file of a fit run from its record (built by ``workflows.fit``)."""
+    config, summary = record.config, record.summary
     write_text(run_dir / "config.yaml", _config_header(config) + config.to_yaml())
     trajectory = summary["trajectory"]  # the parameters' file when too many for the CSV
-    rates = result.rates(0, [int(step) for step in history["step"].tolist()])
-    metrics = tables.metrics_csv(history, rates, expected_loss, not trajectory, validation)
+    metrics = tables.metrics_csv(
+        record.history, record.expected_loss, not trajectory, record.validation
+    )
     write_text(run_dir / "metrics.csv", metrics)
-    if band is not None:
-        write_text(run_dir / REPLICAS_FILE, tables.replicas_csv(band, band_expected))
-    if modes is not None:
-        write_text(run_dir / MODES_FILE, tables.modes_csv(modes))
+    if record.band is not None:
+        write_text(run_dir / REPLICAS_FILE, tables.replicas_csv(record.band, record.band_expected))
+    if record.modes is not None:
+        write_text(run_dir / MODES_FILE, tables.modes_csv(record.modes))
     if trajectory:
-        _write_npy(run_dir / trajectory, history["theta"].numpy())
-    if dataset.sample is not None:
-        write_text(run_dir / "data_sample.csv", tables.sample_csv(dataset))
-    write_bytes(run_dir / "model.pt", _torch_bytes(torch, result.model_state))
-    checkpoint = {
-        "format_version": FORMAT_VERSION,
-        "kind": "lrtrain-checkpoint",
-        "model": result.model_state,
-        "optimizer": result.optimizer_state,
-        "step": result.stop_steps[0],
-        "status": result.statuses[0],
-        "config": config.to_dict(),
-        "engine": result.engine_state(),  # for `lrtrain fit --resume`
-        # Mini-batch order has no RNG state to save: epoch e's permutation is drawn afresh from
-        # (seed, e), so a resumed run shuffles exactly as the uninterrupted one would.
-        "shuffle": {"seed": config.seed, "scheme": "per-epoch permutation from (seed, epoch)"},
-    }
-    write_bytes(run_dir / "checkpoint.pt", _torch_bytes(torch, checkpoint))
-    _write_npz(run_dir / ARRAYS_FILE, arrays)
+        _write_npy(run_dir / trajectory, record.history.theta)
+    if record.sample is not None:
+        write_text(run_dir / "data_sample.csv", tables.sample_csv(record.sample))
+    write_bytes(run_dir / "model.pt", record.model)
+    write_bytes(run_dir / CHECKPOINT_FILE, record.checkpoint)
+    _write_npz(run_dir / ARRAYS_FILE, record.arrays)
     write_text(run_dir / "summary.json", json.dumps(_with_files(run_dir, summary), indent=2) + "\n")
 
 
@@ -150,26 +118,20 @@ def _with_files(run_dir: Path, summary: FitSummary) -> dict[str, Any]:
     return {**summary, "statistics": {**statistics, "coefficients": []}}
 
 
-def save_sweep(
-    run_dir: Path,
-    config: Config,
-    result: TrainResult,
-    summary: SweepSummary,
-    arrays: dict[str, np.ndarray],
-    expected_loss: list[list[float]] | None = None,
-) -> None:
+def save_sweep(run_dir: Path, record: SweepRecord) -> None:
     """Write a sweep directory: config, sweep.csv, trajectories.csv (with each rate's expected
-    loss, ``prediction.sweep_expected``), arrays, summary.json."""
+    loss), arrays, summary.json."""
+    config, summary = record.config, record.summary
     header = _config_header(config).replace("lrtrain fit", "lrtrain sweep-lr")
     write_text(run_dir / "config.yaml", header + config.to_yaml())
     write_text(run_dir / "sweep.csv", tables.sweep_csv(summary["results"]))
     trajectory = summary["trajectory"]  # the parameters' file when too many for the CSV
-    table = tables.trajectories_csv(result, expected_loss, not trajectory)
-    write_text(run_dir / "trajectories.csv", table)
+    text = tables.trajectories_csv(record.lrs, record.histories, record.expected_loss,
+                                   not trajectory)  # fmt: skip
+    write_text(run_dir / "trajectories.csv", text)
     if trajectory:
-        rows = [result.replica_history(k)["theta"].numpy() for k in range(len(result.lrs))]
-        _write_npy(run_dir / trajectory, np.concatenate(rows))
-    _write_npz(run_dir / ARRAYS_FILE, arrays)
+        _write_npy(run_dir / trajectory, np.concatenate([h.theta for h in record.histories]))
+    _write_npz(run_dir / ARRAYS_FILE, record.arrays)
     write_text(run_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
 
 
@@ -210,12 +172,6 @@ def _write_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
     named: dict[str, Any] = {k: np.asarray(v, dtype=np.float64) for k, v in arrays.items()}
     with atomic_file(path) as fh:
         np.savez(fh, **named)
-
-
-def _torch_bytes(torch: Any, obj: Any) -> bytes:
-    buffer = io.BytesIO()
-    torch.save(obj, buffer)
-    return buffer.getvalue()
 
 
 def _config_header(config: Config) -> str:
@@ -308,38 +264,13 @@ def load_run(path: str | Path) -> RunData:
     return run
 
 
-def load_checkpoint(run_dir: str | Path) -> dict[str, Any]:
-    """A run's checkpoint.pt, loaded with ``weights_only=True`` (tensors and plain data only:
-    a file cannot run code), checked for its format and contents."""
-    import pickle
-
-    import torch
-
-    path = Path(run_dir) / "checkpoint.pt"
+def read_checkpoint(run_dir: str | Path) -> tuple[Path, bytes]:
+    """A run's checkpoint.pt as bytes (the engine's serialisation), and its path for messages."""
+    path = Path(run_dir) / CHECKPOINT_FILE
     if not path.is_file():
-        raise RunDirError(f"{run_dir}: not a resumable run (no checkpoint.pt)")
-    try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
-    except (OSError, RuntimeError, EOFError, ValueError, pickle.UnpicklingError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise RunDirError(f"{path}: corrupt or not an lrtrain checkpoint ({first[:160]})") from None
-    if isinstance(data, dict) and "kind" not in data and {"model", "config"} <= set(data):
-        raise RunDirError(
-            f"{path}: written by an earlier lrtrain, before runs could be resumed; start a new "
-            "run (its config.yaml reruns it: lrtrain fit -c RUN/config.yaml)"
-        )
-    if not isinstance(data, dict) or data.get("kind") != "lrtrain-checkpoint":
-        raise RunDirError(f"{path}: not an lrtrain checkpoint")
-    version = data.get("format_version")
-    if not isinstance(version, int) or version > FORMAT_VERSION:
-        raise RunDirError(
-            f"{path}: written by a newer lrtrain (format {version}, this one reads up to "
-            f"{FORMAT_VERSION}); upgrade lrtrain to resume it"
-        )
-    engine = data.get("engine")
-    if not isinstance(engine, dict) or not {"step", "model", "optimizer", "loop"} <= set(engine):
-        raise RunDirError(f"{path}: incomplete checkpoint (no engine state to resume from)")
-    return data
+        raise RunDirError(f"{run_dir}: not a resumable run (no {CHECKPOINT_FILE})")
+    with _reading(path):
+        return path, path.read_bytes()
 
 
 def latest_run(root: str | Path = "runs") -> Path:

@@ -12,11 +12,8 @@ from typing import TYPE_CHECKING, Any, cast
 import numpy as np
 
 if TYPE_CHECKING:
-    from lrtrain.data.dataset import Dataset
-    from lrtrain.theory.modes import ModeHistory
-    from lrtrain.workflows.replicas import ReplicaBand
-    from lrtrain.workflows.sweep import SweepRow
-    from lrtrain.engine.train import TrainResult
+    from lrtrain.runs.records import History, ModeHistory, ReplicaBand, Sample
+    from lrtrain.runs.summaries import SweepRow
 
 
 def table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
@@ -40,20 +37,22 @@ def sweep_csv(rows: list[SweepRow]) -> str:
 
 
 def trajectories_csv(
-    result: TrainResult, expected: list[list[float]] | None, parameters: bool = True
+    lrs: list[float],
+    histories: list[History],
+    expected: list[list[float]] | None,
+    parameters: bool = True,
 ) -> str:
     """Every rate's rows with the theory's expected loss (nan where not modelled); the
     parameter columns only when ``parameters`` (else in trajectories.npy, row for row)."""
-    names = _parameter_names(result.final_theta.shape[1] - 1) if parameters else []
+    names = _parameter_names(histories[0].theta.shape[1] - 1) if parameters else []
 
     def rows() -> Iterable[list[Any]]:
-        for k, lr in enumerate(result.lrs):
-            h = result.replica_history(k)
-            for i in range(len(h["step"])):
+        for k, (lr, h) in enumerate(zip(lrs, histories, strict=True)):
+            for i in range(len(h.step)):
                 want = math.nan if expected is None else expected[k][i]
-                values = h["theta"][i].tolist() if parameters else []
-                loss, grad = fmt(float(h["loss"][i])), fmt(float(h["grad_norm"][i]))
-                yield [fmt(lr), int(h["step"][i]), loss, grad, fmt(want), *map(fmt, values)]
+                values = h.theta[i].tolist() if parameters else []
+                loss, grad = fmt(float(h.loss[i])), fmt(float(h.grad_norm[i]))
+                yield [fmt(lr), int(h.step[i]), loss, grad, fmt(want), *map(fmt, values)]
 
     return table(["lr", "step", "loss", "grad_norm", "expected_loss", *names], rows())
 
@@ -90,8 +89,7 @@ def modes_csv(modes: ModeHistory) -> str:
 
 
 def metrics_csv(
-    history: dict[str, Any],
-    rates: list[float],
+    history: History,
     expected: list[float] | None,
     parameters: bool = True,
     validation: list[float] | None = None,
@@ -99,25 +97,23 @@ def metrics_csv(
     """One row per logged step, with the rate used at that step, the theory's expected loss
     (nan where not modelled) and, with held-out rows, the validation loss; the parameter
     columns only when ``parameters`` (else in trajectory.npy, row for row)."""
-    theta = history["theta"]
+    theta = history.theta
     names = _parameter_names(theta.shape[1] - 1) if parameters else []
     held = ["val_loss"] if validation is not None else []
 
     def rows() -> Iterable[list[Any]]:
-        for i in range(len(history["step"])):
+        for i in range(len(history.step)):
             want = math.nan if expected is None else expected[i]
             yield [
-                int(history["step"][i]), fmt(history["loss"][i]), fmt(history["grad_norm"][i]),
-                fmt(rates[i]), fmt(want), *([fmt(validation[i])] if validation is not None else []),
+                int(history.step[i]), fmt(history.loss[i]), fmt(history.grad_norm[i]),
+                fmt(history.lr[i]), fmt(want),
+                *([fmt(validation[i])] if validation is not None else []),
                 *(fmt(v) for v in (theta[i].tolist() if parameters else [])),
             ]  # fmt: skip
 
     return table(["step", "loss", "grad_norm", "lr", "expected_loss", *held, *names], rows())
 
 
-def sample_csv(dataset: Dataset) -> str:
-    assert dataset.sample is not None  # kept by load_dataset for one-feature data
-    x = dataset.sample[0][:, 0].double().numpy()
-    y = dataset.sample[1][:, 0].double().numpy()
-    header = [dataset.feature_names[0], dataset.target_name]
-    return table(header, ([fmt(xi), fmt(yi)] for xi, yi in zip(x, y, strict=True)))
+def sample_csv(sample: Sample) -> str:
+    header = [sample.feature, sample.target]
+    return table(header, ([fmt(xi), fmt(yi)] for xi, yi in zip(sample.x, sample.y, strict=True)))

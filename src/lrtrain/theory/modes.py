@@ -7,40 +7,13 @@ mini-batch second moment's RMS along the mode)."""
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import TypedDict
 
 import numpy as np
 
+from lrtrain.runs.summaries import ModesSummary, ModeSummary
+
 SHOWN_ALL = 10  # up to this many modes every one is shown; beyond, the slowest and fastest five
 VECTORS_IN_SUMMARY = 100  # eigenvectors in summary.json up to this many parameters
-
-
-class ModeSummary(TypedDict):
-    index: int  # in ascending order of the eigenvalues (0: the flattest)
-    eigenvalue: float  # λ_i of the loss's Hessian H
-    eigenvector: list[float] | None  # u_i (None beyond 100 parameters: arrays.npz has them)
-    contraction: float | None  # the factor the mode's error shrinks by per step (None: no theory)
-    steps_per_digit: float | None  # ln 10 / −ln(contraction) (None: it does not shrink)
-
-
-class ModesSummary(TypedDict):
-    """summary.json ``modes``."""
-
-    prediction: str  # what the predicted curves are, or why there are none
-    shown: list[int]  # the modes modes.csv and the figure carry
-    modes: list[ModeSummary]  # every mode up to 100 parameters; beyond, the shown ones
-
-
-@dataclass
-class ModeHistory:
-    """The modes of a run at its logged steps (what the Python API returns as ``FitRun.modes``)."""
-
-    steps: np.ndarray  # [R]
-    shown: list[int]
-    eigenvalues: np.ndarray  # [k] of the shown modes
-    observed: np.ndarray  # [R, k]: |u_iᵀ(θ_t − θ_target)|
-    predicted: np.ndarray | None  # [R, k]: exact |error|, or the mini-batch RMS; None: no theory
 
 
 def shown_modes(p: int) -> list[int]:

@@ -15,43 +15,16 @@ scipy.stats for two numbers would add 1.3 s (scipy.special 0.4 s) to every fit's
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, TypedDict
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+from lrtrain.runs.summaries import Coefficient, FitStatistics
 
 if TYPE_CHECKING:
     from lrtrain.data.stats import Exact, Stats
 
 LEVEL = 0.95  # the intervals' confidence
-
-
-class Coefficient(TypedDict):
-    name: str  # w_0 … w_{d−1}, b
-    feature: str | None  # the feature w_i multiplies (None for b)
-    estimate: float
-    se: float | None  # None where the data cannot identify it (singular, or no residual dof)
-    t: float | None
-    p: float | None
-    ci_low: float | None
-    ci_high: float | None
-
-
-class FitStatistics(TypedDict):
-    """summary.json ``statistics``: of the closed-form (OLS) estimate, in original units."""
-
-    estimator: str  # "ols": the least-squares estimate θ*, whatever optimizer trained
-    note: str | None  # what is not reported, and why (weight decay, singular data)
-    n: int
-    dof: int  # N − p, the residual degrees of freedom
-    r2: float | None
-    adj_r2: float | None
-    rmse: float  # √(RSS/N)
-    sigma: float | None  # residual standard error √(RSS/(N − p))
-    level: float
-    coefficients: list[Coefficient]
-    # wide runs (over 100 parameters): the coefficients' file; summary.json then holds [] and
-    # runs.load_run reads them back
-    coefficients_file: str | None
 
 
 def fit_statistics(
@@ -151,15 +124,6 @@ def _total_sum_of_squares(s: Stats) -> float:
     constant = torch.zeros(d + 1, dtype=torch.float64)
     constant[d] = y_bar
     return sum_of_squares(s, constant)
-
-
-def truth_inside(statistics: FitStatistics, true: list[float]) -> list[bool | None]:
-    """Whether each true parameter lies in its interval (None: no interval)."""
-    out: list[bool | None] = []
-    for c, value in zip(statistics["coefficients"], true, strict=True):
-        lo, hi = c["ci_low"], c["ci_high"]
-        out.append(None if lo is None or hi is None else lo <= value <= hi)
-    return out
 
 
 # --- Student's t distribution -----------------------------------------------------------------

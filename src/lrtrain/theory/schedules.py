@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -102,13 +101,3 @@ def depends_on_length(schedule: Schedule) -> bool:
     if isinstance(schedule, c.OneCycleSchedule):
         return True
     return isinstance(schedule, c.CosineSchedule | c.WarmupCosineSchedule) and not schedule.t_max
-
-
-def describe(schedule: Mapping[str, Any]) -> str:
-    """A schedule's section (as in summary.json) in a few words, for reports:
-    ``cosine (t_max 100, min_factor 0.0)``; keys left null are not shown."""
-    keys = {k: v for k, v in schedule.items() if k != "kind" and v is not None}
-    if not keys:
-        return str(schedule["kind"])
-    words = ", ".join(f"{k} {v:g}" if isinstance(v, float) else f"{k} {v}" for k, v in keys.items())
-    return f"{schedule['kind']} ({words})"

@@ -6,45 +6,30 @@ batch size). Pure: the sweeps it reads come from ``api.batch_map``."""
 
 from __future__ import annotations
 
-import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypedDict
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from lrtrain.data.distributed import current
+from lrtrain.engine.memory import check_memory
 from lrtrain.errors import ConfigError
+from lrtrain.runs import directory as runs
+from lrtrain.runs.summaries import MapRow, MapSize
+from lrtrain.workflows.fit import prepare
+from lrtrain.workflows.redraw import redraw
 
 if TYPE_CHECKING:
     from lrtrain.config.schema import Config
-    from lrtrain.engine.train import TrainResult
+    from lrtrain.engine.train import ProgressCallback, TrainResult
+    from lrtrain.runs.summaries import BatchMapSummary
     from lrtrain.theory.analysis import Analysis
     from lrtrain.theory.minibatch import RowMoments
 
-FULL = "full"
 AUTO_POINTS = 24  # rates of a map whose lrs are not given
 PATHS = 64  # independent batch streams per (size, rate) when train.replicas is 1
-
-
-def parse_batch_sizes(text: str) -> list[int | None]:
-    """``--batch-sizes 1,4,16,full``: ascending, distinct; None stands for the full batch."""
-    sizes: list[int | None] = []
-    for part in (p.strip() for p in text.split(",") if p.strip()):
-        if part == FULL:
-            sizes.append(None)
-            continue
-        try:
-            value = int(part)
-        except ValueError:
-            value = 0
-        if value < 1:
-            raise ConfigError(
-                f"--batch-sizes '{text}': '{part}' is neither a whole number ≥ 1 nor 'full' — "
-                "e.g. --batch-sizes 1,4,16,full"
-            )
-        sizes.append(value)
-    if len(sizes) < 2 or len(set(sizes)) != len(sizes):
-        raise ConfigError(f"--batch-sizes '{text}': give two or more distinct sizes")
-    return sorted(sizes, key=lambda b: math.inf if b is None else b)
 
 
 def check_config(config: Config) -> None:
@@ -64,45 +49,6 @@ def auto_lrs(critical: dict[int | None, float], points: int = AUTO_POINTS) -> li
     largest's: where the smallest batch's best rate lives, and every batch's edge."""
     lo, hi = min(critical.values()) * 1e-3, max(critical.values()) * 1.15
     return [lo * (hi / lo) ** (i / (points - 1)) for i in range(points)]
-
-
-class MapRow(TypedDict):
-    """One (batch size, rate): a row of batch_map.csv."""
-
-    batch_size: int | None  # None: full batch
-    lr: float
-    predicted_steps: int | None  # E[L_t] first at or below the target (None: never, or beyond)
-    observed_steps: int | None  # the streams' mean full-batch loss first at or below it
-
-
-class MapSize(TypedDict):
-    """One batch size of the map: its limit, its fastest rate predicted and observed."""
-
-    batch_size: int | None
-    critical_lr: float  # mean-square critical lr (full batch: 2/λ_max)
-    predicted_fastest_lr: float | None  # the theory's best constant rate (any rate, not the grid)
-    predicted_fastest_steps: int | None
-    observed_best_lr: float | None  # the grid rate whose streams' mean got there first
-    observed_best_steps: int | None
-
-
-class BatchMapSummary(TypedDict):
-    """summary.json of a map (kind ``batch-map``)."""
-
-    format_version: int
-    kind: str  # "batch-map"
-    name: str
-    sampling: str  # train.sampling of every size's batches
-    paths: int  # independent batch streams per (size, rate): the observed side is their mean
-    target_gap: float  # the relative gap the steps count to
-    target_loss: float  # … as a loss
-    lrs: list[float]
-    max_iter: int
-    rows: int  # the data set's: where the full batch sits on a batch-size axis
-    sizes: list[MapSize]
-    critical_batch_size: int | None  # the theory's, over powers of two up to the rows
-    linear_scaling_up_to: int | None  # the largest size where the fastest lr ∝ batch holds
-    elapsed_s: float
 
 
 @dataclass
@@ -189,3 +135,84 @@ def linear_scaling_limit(sizes: list[MapSize], tolerance: float = 0.25) -> int |
             break
         holds = b
     return holds
+
+
+def batch_map(
+    config: Config,
+    batch_sizes: list[int | None],
+    lrs: list[float] | None = None,
+    out: str | Path | None = None,
+    overwrite: bool = False,
+    progress: ProgressCallback | bool | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    draw: bool = True,
+) -> BatchMapRun:
+    """The lr × batch-size map: at every batch size the same rates, each trained on
+    ``train.replicas`` independent batch streams (64 when 1) in one vectorised run; every
+    (size, rate)'s steps to the target gap as the mini-batch theory expects them beside those
+    the streams' mean loss took; each size's fastest rate; the critical batch size."""
+    import time
+
+    from lrtrain.engine.train import train
+    from lrtrain.theory import minibatch as mb
+    from lrtrain.theory import minibatch_steps as ms
+    from lrtrain.theory.analysis import gap_scale
+    from lrtrain.workflows.prediction import minibatch_moments
+    from lrtrain.workflows.progress import progress_for
+
+    check_config(config)
+    if current().distributed:
+        raise ConfigError("--batch-sizes runs in one process: drop --nproc")
+    started = time.perf_counter()
+    config, dataset, analysis, _ = prepare(config)
+    moments, why = minibatch_moments(config, dataset, analysis, False)
+    if moments is None:
+        raise ConfigError(f"--batch-sizes needs the mini-batch theory: {why}")
+    critical = {b: mb.critical_lr(moments, b) for b in batch_sizes}
+    chosen = lrs or config.sweep.lrs or auto_lrs(critical)
+    paths = config.train.replicas if config.train.replicas > 1 else PATHS
+    check_memory(config, replicas=len(chosen) * paths)
+    run_dir = runs.create_run_dir(config.output.root, f"{config.name}-batch-map", out, overwrite)
+    results = []
+    with progress_for(progress, f"batch map {config.name}") as callback:
+        for size in batch_sizes:
+            count = 1 if size is None else paths  # the full batch has no noise
+            lrs_k = [lr for lr in chosen for _ in range(count)]  # every replica its own stream
+            streams = 1 if size is None else len(lrs_k)
+            train_config = config.model_copy(
+                update={"train": config.train.model_copy(
+                    update={"batch_size": size, "replicas": streams, "tol": None,
+                            "target_gap": None}
+                )}
+            )  # fmt: skip
+            results.append(train(dataset, train_config, lrs=lrs_k, progress=callback,
+                                 should_stop=should_stop))  # fmt: skip
+    loss0 = float(results[0].loss[0, 0])
+    target = analysis.target_loss + config.train.gap_target * gap_scale(analysis.target_loss, loss0)
+    runs_by_size = [SizeRun(b, r) for b, r in zip(batch_sizes, results, strict=True)]
+    rows, sizes, problem = map_rows(analysis, moments, runs_by_size, chosen, target,
+                                       config.train.max_iter)  # fmt: skip
+
+    def critical_of(b: int | None) -> float:
+        return critical[b] if b in critical else mb.critical_lr(moments, b)
+
+    summary: BatchMapSummary = {
+        "format_version": runs.FORMAT_VERSION, "kind": "batch-map", "name": config.name,
+        "sampling": config.train.sampling, "paths": paths,
+        "target_gap": config.train.gap_target, "target_loss": target, "lrs": list(chosen),
+        "max_iter": config.train.max_iter, "rows": dataset.n, "sizes": sizes,
+        "critical_batch_size": ms.critical_batch_size(problem, dataset.n, critical_of),
+        "linear_scaling_up_to": linear_scaling_limit(sizes),
+        "elapsed_s": time.perf_counter() - started,
+    }  # fmt: skip
+    runs.save_batch_map(run_dir, config, summary, rows)
+    figures = redraw(run_dir, config.output.format) if draw else []
+    return BatchMapRun(run_dir, summary, config, figures)
+
+
+@dataclass
+class BatchMapRun:
+    run_dir: Path
+    summary: BatchMapSummary
+    config: Config
+    figures: list[Path]

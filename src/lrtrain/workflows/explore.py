@@ -122,8 +122,8 @@ def _notes(config: dict[str, Any]) -> list[str]:
 
 def from_config(config: Config) -> PageData:
     """Analyse the config's data (no training) and tabulate the mini-batch theory."""
-    from lrtrain.api import prepare
     from lrtrain.engine.model import normal_start
+    from lrtrain.workflows.fit import prepare
     from lrtrain.workflows.prediction import minibatch_moments
 
     if config.data.stream:

@@ -6,10 +6,10 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from lrtrain.config.schema import DataConfig
+from lrtrain.config.schema import Config, DataConfig
 from lrtrain.data.dataset import chunk_rows
 from lrtrain.data.synthetic import iter_synthetic
-from lrtrain.errors import DataError
+from lrtrain.errors import ConfigError, DataError
 from lrtrain.runs.atomic import atomic_file
 
 
@@ -28,3 +28,13 @@ def write_synthetic_csv(data: DataConfig, seed: int, path: Path, overwrite: bool
                 for xr, yr in zip(x.tolist(), y[:, 0].tolist(), strict=True)
             )
     return data.n_samples
+
+
+def export_data(config: Config, path: str | Path, overwrite: bool = False) -> int:
+    """Write the synthetic data set ``config`` generates to a CSV; returns the row count."""
+    if config.data.source != "synthetic":
+        raise ConfigError(
+            f"data.source is csv: the data already are in {config.data.path}; "
+            "lrtrain data writes synthetic data sets"
+        )
+    return write_synthetic_csv(config.data, config.seed, Path(path), overwrite)

@@ -16,11 +16,11 @@ import statistics
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, TypedDict
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from lrtrain.errors import ConfigError
+from lrtrain.runs.records import Curve
+from lrtrain.runs.summaries import FindLrSummary, Ratios, Spread
 from lrtrain.workflows.finder import (
     FASTAI,
     LIGHTNING,
@@ -37,55 +37,6 @@ if TYPE_CHECKING:
     from lrtrain.theory.analysis import Analysis
 
 SWEEP_POINTS = 40  # rates of the sweep that finds the fastest constant rate
-
-
-class Ratios(TypedDict):
-    """A suggestion divided by each reference (None where there is none)."""
-
-    critical: float
-    optimal: float
-    minibatch_critical: float | None
-    fastest: float | None
-
-
-class Spread(TypedDict):
-    values: list[float]  # one per repeat
-    min: float
-    median: float
-    max: float
-
-
-class FindLrSummary(TypedDict):
-    """summary.json of ``lrtrain find-lr`` (kind ``find-lr``)."""
-
-    format_version: int
-    kind: str
-    name: str
-    repeats: int
-    batch_size: int | None
-    optimizer: str
-    tests: dict[str, dict[str, float]]  # each finder's published settings
-    suggestions: dict[str, float]  # the median over the repeats
-    spread: dict[str, Spread]
-    critical_lr: float  # 2/λ_max (for the optimizer's momentum)
-    optimal_lr: float  # η*
-    minibatch_critical_lr: float | None
-    fastest_lr: float | None  # the sweep's: the fewest steps to the target gap
-    fastest_steps: int | None
-    target_gap: float
-    ratios: dict[str, Ratios]
-    elapsed_s: float
-
-
-@dataclass
-class Curve:
-    """One range test's record: the rate, the batch loss and the finder's smoothed loss."""
-
-    finder: str
-    repeat: int
-    lrs: np.ndarray
-    losses: np.ndarray
-    smoothed: np.ndarray
 
 
 @dataclass
@@ -196,7 +147,7 @@ def summarise(
     fastest: tuple[float | None, int | None],
     elapsed: float,
 ) -> FindLrSummary:
-    from lrtrain.workflows.summary import FORMAT_VERSION
+    from lrtrain.runs.summaries import FORMAT_VERSION
 
     names = sorted({name for one in found for name in one})
     spread: dict[str, Spread] = {}
@@ -243,9 +194,10 @@ def find_lr(
 ) -> FindLrRun:
     """Run both range tests ``repeats`` times, score their suggestions, write the run
     directory (summary.json, finder.csv, plots/find_lr.png)."""
-    from lrtrain.api import prepare, redraw
     from lrtrain.runs import directory as runs
     from lrtrain.theory.analysis import gap_scale
+    from lrtrain.workflows.fit import prepare
+    from lrtrain.workflows.redraw import redraw
 
     check_config(config)
     if repeats < 1:

@@ -12,7 +12,7 @@ import numpy as np
 
 from lrtrain.data.table import numbers, read_rows
 from lrtrain.errors import DataError, RunDirError
-from lrtrain.runs.directory import RunData
+from lrtrain.runs.directory import RunData, load_run
 
 
 def predict_rows(run: RunData, path: str | Path) -> tuple[list[str], list[list[str]], np.ndarray]:
@@ -79,3 +79,19 @@ def _weights(summary: dict[str, Any]) -> tuple[list[float], float]:
     """Parameters in the units of the CSV's columns (original units if standardised)."""
     final = summary.get("final_original") or summary["final"]
     return final["w"], final["b"]
+
+
+def predict(run_dir: str | Path, csv_path: str | Path) -> str:
+    """Predictions of a fitted run for the rows of a CSV, as CSV text (the input's columns and
+    a ``<target>_predicted`` column). Uses only the run's files: no torch, no retraining."""
+    run = load_run(run_dir)
+    header, rows, y = predict_rows(run, csv_path)
+    return predictions_csv(header, rows, y, f"{run.summary['data']['target']}_predicted")
+
+
+def score(run_dir: str | Path, csv_path: str | Path) -> Score | None:
+    """R², RMSE and MAE of a fitted run's predictions for a CSV that has the target column
+    (None when it has not). Uses only the run's files."""
+    run = load_run(run_dir)
+    _, _, y = predict_rows(run, csv_path)
+    return score_rows(run, csv_path, y)

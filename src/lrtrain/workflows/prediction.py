@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, TypedDict
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from lrtrain.theory.modes import ModeHistory, ModesSummary, observed_errors, shown_modes
+from lrtrain.runs.records import ModeHistory, ReplicaBand
+from lrtrain.runs.summaries import MinibatchTheory, ModesSummary, ReplicaSummary
+from lrtrain.theory.modes import observed_errors, shown_modes
 from lrtrain.theory.modes import summarise as modes_summary
-from lrtrain.workflows.replicas import ReplicaBand, ReplicaSummary, replica_band, summarise
+from lrtrain.workflows.replicas import replica_band, summarise
 
 if TYPE_CHECKING:
     import torch
@@ -27,27 +29,6 @@ if TYPE_CHECKING:
     from lrtrain.engine.train import TrainResult
     from lrtrain.theory.analysis import Analysis
     from lrtrain.theory.minibatch import ExpectedRun, RowMoments
-
-
-class MinibatchTheory(TypedDict):
-    """summary.json ``theory.minibatch``: the mean-square prediction for a mini-batch fit."""
-
-    available: bool
-    why: str | None  # why not, when not available
-    sampling: str  # train.sampling: epoch (shuffled epochs) or replacement
-    approximation: bool  # epoch: the theory (drawn with replacement) approximates the run
-    batch_size: int
-    critical_lr: float | None  # mean-square critical lr for this batch size and rule
-    full_batch_critical_lr: float
-    noise_floor: float | None  # E[L_∞] − L* at the last step's rate (None: diverges)
-    target_gap: float  # the relative gap the next three answer to (train.target_gap, or 1e-3)
-    fastest_lr: float | None  # the constant lr reaching it in the fewest expected steps
-    fastest_steps: int | None  # … and those steps
-    critical_batch_size: int | None  # the smallest 2^k whose fewest steps are ≤ 2 × full batch's
-    schedule: str | None  # the schedule in words (None: a constant rate)
-    verdict: str | None  # "converges" (to the noise floor) | "diverges" (in mean square)
-    expected_final_loss: float | None
-    observed_final_loss: float | None
 
 
 @dataclass
@@ -153,9 +134,9 @@ def predicted_verdict(
     an observed one is read (:func:`lrtrain.theory.analysis.observed_verdict`)."""
     import torch
 
+    from lrtrain.config.optimizer import describe_schedule as describe
     from lrtrain.theory.analysis import explain, observed_verdict
     from lrtrain.theory.dynamics import exact_path
-    from lrtrain.theory.schedules import describe
 
     opt = config.optimizer
     if not opt.exact_theory:
@@ -238,7 +219,7 @@ def _minibatch(
     if factors is None:
         theory["verdict"] = "converges" if lr < critical else "diverges"
     else:
-        from lrtrain.theory.schedules import describe
+        from lrtrain.config.optimizer import describe_schedule as describe
 
         theory["schedule"] = describe(opt.schedule.model_dump())
         first, end = run.expected_loss[0], run.expected_loss[-1]

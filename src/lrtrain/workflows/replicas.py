@@ -10,39 +10,18 @@ band is the mean ± 2.576 standard errors. A replica stopped by the divergence g
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, TypedDict
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+from lrtrain.runs.records import ReplicaBand
+from lrtrain.runs.summaries import ReplicaSummary
 
 if TYPE_CHECKING:
     from lrtrain.engine.train import TrainResult
     from lrtrain.theory.analysis import Analysis
 
 Z99 = 2.576  # two-sided 99% normal quantile
-
-
-class ReplicaSummary(TypedDict):
-    """summary.json ``replicas``: K batch streams against the theory."""
-
-    count: int
-    verdict: str  # "converges" (the mean ends below where it began) | "diverges" (in mean square)
-    diverged: int  # replicas stopped by the divergence guard
-    final_mean_loss: float | None
-    final_band: list[float | None]  # the 99% band of the mean at the last step
-    expected_final_loss: float | None
-    inside_band: float | None  # the share of logged steps whose expected loss is in the band
-
-
-@dataclass
-class ReplicaBand:
-    """Per logged step: the replicas' mean full-batch loss and its 99% band."""
-
-    steps: np.ndarray  # [R]
-    run: np.ndarray  # [R]: replica 0's full-batch loss — the run itself
-    mean: np.ndarray  # [R]
-    low: np.ndarray  # [R]
-    high: np.ndarray  # [R]
 
 
 def exact_losses_of(

@@ -11,199 +11,30 @@ from __future__ import annotations
 
 import math
 import platform
-from typing import TYPE_CHECKING, Any, TypedDict
+from typing import TYPE_CHECKING
+
+from lrtrain.runs.summaries import (
+    ARRAYS_FILE,
+    COEFFICIENTS_FILE,
+    CSV_PARAMETERS,
+    FORMAT_VERSION,
+    ArraysRef,
+    FitSummary,
+    OptimizerSummary,
+    Params,
+    RunInfo,
+    SweepSummary,
+    Theory,
+    Truth,
+)
 
 if TYPE_CHECKING:
     from lrtrain.config.schema import Config
     from lrtrain.data.dataset import Dataset
     from lrtrain.engine.train import TrainResult
     from lrtrain.theory.analysis import Analysis, AutoSettings
-    from lrtrain.theory.modes import ModesSummary
-    from lrtrain.theory.ols import FitStatistics
-    from lrtrain.workflows.prediction import MinibatchTheory, Prediction
-    from lrtrain.workflows.replicas import ReplicaSummary
-    from lrtrain.workflows.sweep import SweepOutcome, SweepRow
-
-# Of the run directory: summary.json and the files beside it. 2: the p × p arrays moved from
-# summary.json to arrays.npz, and wide runs keep their parameters in trajectory.npy.
-FORMAT_VERSION = 2
-ARRAYS_FILE = "arrays.npz"
-# Parameters per row beyond which metrics.csv / trajectories.csv keep only the scalars and the
-# parameters go to the .npy file ``trajectory`` names (2 000 features would be 2 001 columns).
-CSV_PARAMETERS = 100
-COEFFICIENTS_FILE = "coefficients.csv"  # wide runs: the fit statistics' per-coefficient table
-
-
-class Params(TypedDict):
-    """Parameters as the model holds them: w (one per feature) and b; None where not finite."""
-
-    w: list[float | None]
-    b: float | None
-
-
-class Initial(TypedDict):
-    loss: float | None
-    grad: Params
-
-
-class Final(Params):
-    loss: float | None
-    grad_norm: float | None
-
-
-class ClosedForm(Params):
-    loss: float
-
-
-class Gap(TypedDict):
-    absolute: float | None
-    relative: float | None  # None when loss* is 0
-
-
-class Truth(TypedDict):
-    w: list[float]
-    b: float | None
-
-
-class Verdict(TypedDict):
-    predicted: str | None  # monotone | oscillating | diverged, from the Hessian (None: no theory)
-    observed: str  # the same words, from the loss and the path
-    diverged_at: int | None  # the first step whose loss is above the initial loss
-    full_batch_prediction: bool  # the prediction is for full-batch SGD
-    why: str
-
-
-class AutoChoice(TypedDict):
-    rule: str
-    rate: float
-    note: str | None
-
-
-class OptimizerSummary(TypedDict):
-    name: str  # the torch.optim class: sgd | adam | adamw | rmsprop | adagrad
-    schedule: dict[str, Any]  # optimizer.schedule: kind and its keys
-    lr: float
-    momentum: float
-    nesterov: bool
-    weight_decay: float
-    auto: AutoChoice | None
-
-
-class _TheoryRequired(TypedDict):
-    rate: float  # the slowest mode's contraction per step
-    target_gap: float | None
-    predicted_steps: int | None
-
-
-class Theory(_TheoryRequired, total=False):
-    observed_steps: int | None  # with train.target_gap
-    full_batch_prediction: bool  # with train.target_gap
-    minibatch: MinibatchTheory  # with train.batch_size
-
-
-class ValidationSummary(TypedDict):
-    """The held-out rows' loss (data.validation_fraction)."""
-
-    fraction: float
-    rows: int
-    initial_loss: float | None
-    final_loss: float | None
-    best_loss: float | None  # the lowest at a logged step …
-    best_step: int  # … and where
-
-
-class Standardization(TypedDict):
-    mean: list[float]
-    scale: list[float]
-    condition_number_before: float | None
-
-
-class OriginalParams(TypedDict):
-    w: list[float]
-    b: float
-
-
-class ArraysRef(TypedDict):
-    """Where the analysis's p × p arrays are: a NumPy ``.npz`` (no pickle) beside summary.json."""
-
-    file: str
-    shapes: dict[str, list[int]]  # hessian, eigenvectors
-
-
-class DataSummary(TypedDict):
-    n_samples: int
-    features: list[str]
-    target: str
-
-
-class RunInfo(TypedDict):
-    """How a run ran: where, by which gradient path, how fast, with what."""
-
-    device: str
-    gradient: str  # the path the steps took: autograd, gram, mini-batch …
-    distributed: dict[str, Any]  # World.describe()
-    dtype: str
-    seed: int
-    elapsed_s: float
-    steps_per_s: float | None
-    versions: dict[str, str]
-
-
-class _FitSummaryRequired(RunInfo):
-    format_version: int
-    kind: str  # "fit"
-    name: str
-    status: str  # completed | converged | diverged | interrupted
-    steps: int
-    max_iter: int
-    lr: float
-    initial: Initial
-    final: Final
-    closed_form: ClosedForm
-    optimality_gap: Gap
-    true: Truth | None
-    verdict: Verdict
-    warnings: list[str]
-    optimizer: OptimizerSummary
-    theory: Theory
-    analysis: dict[str, Any]  # Analysis.to_json()
-    arrays: ArraysRef
-    trajectory: str | None  # the parameters per logged step, when not in metrics.csv (wide)
-    data: DataSummary
-
-
-class FitSummary(_FitSummaryRequired, total=False):  # with data.standardize, train.replicas
-    final_original: OriginalParams
-    closed_form_original: OriginalParams
-    standardization: Standardization
-    replicas: ReplicaSummary
-    statistics: FitStatistics  # always: the OLS statistics of the closed form
-    modes: ModesSummary  # the eigen-modes (with a prediction)
-    validation: ValidationSummary  # with data.validation_fraction
-
-
-class SweepSummary(RunInfo):
-    format_version: int
-    kind: str  # "sweep"
-    name: str
-    lrs: list[float]
-    critical_lr: float
-    monotone_lr_limit: float
-    asymptotically_optimal_lr: float
-    condition_number: float | None
-    status: str  # completed | interrupted
-    steps_run: int
-    recommended_lr: float | None
-    recommendation: str
-    full_batch_prediction: bool  # the predicted verdicts are the full-batch theory's
-    minibatch_critical_lr: float | None  # mini-batches: the mean-square one they predict from
-    closed_form: ClosedForm
-    true: Truth | None
-    results: list[SweepRow]
-    analysis: dict[str, Any]
-    arrays: ArraysRef
-    trajectory: str | None  # the parameters of trajectories.csv's rows, when not in it (wide)
-    max_iter: int
+    from lrtrain.workflows.prediction import Prediction
+    from lrtrain.workflows.sweep import SweepOutcome
 
 
 def _versions() -> dict[str, str]:

@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, TypedDict
+from typing import TYPE_CHECKING
 
 import torch
 
 from lrtrain.config.schema import Config
+from lrtrain.config.values import AUTO_POINTS
 from lrtrain.engine.train import TrainResult
 from lrtrain.errors import ConfigError
+from lrtrain.runs.summaries import SweepRow
 from lrtrain.theory.analysis import (
     Analysis,
     auto_settings,
@@ -27,7 +29,6 @@ from lrtrain.theory.dynamics import predicted_steps
 if TYPE_CHECKING:
     from lrtrain.workflows.prediction import MinibatchSweep
 
-AUTO_POINTS = 12
 THEORY_MAX_STEPS = 100_000  # how far the recommendation's theoretical step counts look
 
 
@@ -40,31 +41,6 @@ def auto_lrs(analysis: Analysis, points: int = AUTO_POINTS) -> list[float]:
     """
     lo, hi = analysis.monotone_lr_limit / 20, analysis.critical_lr * 1.15
     return [lo * (hi / lo) ** (i / (points - 1)) for i in range(points)]
-
-
-def parse_lrs(text: str) -> list[float]:
-    """``--lrs 0.001,0.01,0.1``."""
-    try:
-        values = [float(part) for part in text.split(",") if part.strip()]
-    except ValueError:
-        raise ConfigError(f"--lrs '{text}': expected comma-separated numbers") from None
-    if not values or not all(math.isfinite(v) and v > 0 for v in values):
-        raise ConfigError(f"--lrs '{text}': every learning rate must be a finite number > 0")
-    return values
-
-
-def parse_lr_range(text: str) -> list[float]:
-    """``--lr-range lo:hi:n``: n log-spaced learning rates from lo to hi."""
-    parts = text.split(":")
-    try:
-        lo, hi, n = float(parts[0]), float(parts[1]), int(parts[2])
-        if len(parts) != 3:
-            raise ValueError
-    except (ValueError, IndexError):
-        raise ConfigError(f"--lr-range '{text}': expected LO:HI:N, e.g. 1e-4:1e-1:40") from None
-    if not (math.isfinite(lo) and math.isfinite(hi) and 0 < lo < hi) or not 2 <= n <= 4096:
-        raise ConfigError(f"--lr-range '{text}': need 0 < LO < HI and 2 ≤ N ≤ 4096")
-    return [lo * (hi / lo) ** (i / (n - 1)) for i in range(n)]
 
 
 def check_sweep_config(config: Config) -> None:
@@ -88,19 +64,6 @@ def sweep_config(config: Config) -> Config:
     stop, so every learning rate runs its full course and curves stay comparable."""
     train = config.train.model_copy(update={"tol": None, "target_gap": None})
     return config.model_copy(update={"train": train})
-
-
-class SweepRow(TypedDict):
-    """One learning rate of a sweep: a row of sweep.csv and of the summary's ``results``."""
-
-    lr: float
-    verdict: str  # observed: monotone | oscillating | diverged
-    predicted_verdict: str | None  # None: the optimizer has no exact theory
-    final_loss: float | None  # None: not finite
-    gap: float | None  # (final loss − loss*) / the gap's scale
-    diverged_at: int | None  # the first step whose loss is above the initial loss
-    stopped_at: int | None  # where a diverged run stopped
-    steps_to_target: int | None
 
 
 @dataclass

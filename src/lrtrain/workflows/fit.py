@@ -1,0 +1,211 @@
+"""Fit and resume: one model trained as configured, its run directory written, its checkpoint
+read back to go on (``lrtrain fit``, ``fit --resume``, :func:`lrtrain.api.fit`).
+
+Heavy modules (torch) are imported inside the functions that train.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from lrtrain.config.schema import Config
+from lrtrain.data.distributed import SINGLE, World, current
+from lrtrain.engine.memory import check_memory
+from lrtrain.errors import ConfigError
+from lrtrain.runs import directory as runs
+from lrtrain.runs.records import FitRecord
+from lrtrain.workflows import record
+from lrtrain.workflows.redraw import log, redraw
+from lrtrain.workflows.resumption import resume_status
+
+if TYPE_CHECKING:
+    from lrtrain.data.dataset import Dataset
+    from lrtrain.engine.train import ProgressCallback, TrainResult
+    from lrtrain.runs.records import ModeHistory
+    from lrtrain.runs.summaries import FitSummary
+    from lrtrain.theory.analysis import Analysis, AutoSettings
+    from lrtrain.workflows.loggers import Logged
+
+
+@dataclass
+class FitRun:
+    """What ``fit`` produced: where it is, its summary, and the in-memory results."""
+
+    run_dir: Path
+    summary: FitSummary
+    config: Config
+    dataset: Dataset
+    analysis: Analysis
+    result: TrainResult
+    figures: list[Path]
+    modes: ModeHistory | None = None  # the eigen-modes: observed and predicted errors
+    logged: list[Logged] = field(default_factory=list)  # where output.loggers wrote it
+
+
+def prepare(
+    config: Config, world: World = SINGLE
+) -> tuple[Config, Dataset, Analysis, AutoSettings | None]:
+    """Check the device and memory, load the data and analyse the problem — before any file
+    is written, so a bad input leaves nothing behind. ``optimizer.lr/momentum: auto`` are
+    resolved here: the returned config holds the numbers chosen (and the settings say how).
+    In a distributed ``world`` the data set is this process's shard and the analysis that of
+    all the rows (statistics combined across processes)."""
+    from dataclasses import replace
+
+    from lrtrain.data.devices import resolve_device
+    from lrtrain.data.load import load_dataset
+    from lrtrain.theory.analysis import analyse_dataset, gap_floor
+    from lrtrain.workflows.loggers import check_installed
+
+    resolve_device(config.device)
+    check_installed(list(config.output.loggers))
+    check_memory(config, replicas=config.train.replicas, share=world.machine_share)
+    dataset = load_dataset(config, world)
+    analysis = analyse_dataset(dataset, config.optimizer)
+    if config.train.target_gap is not None:
+        analysis = replace(analysis, gap_floor=gap_floor(dataset, analysis, world))
+    config, analysis, auto = resolve_auto(config, analysis)
+    return config, dataset, analysis, auto
+
+
+def resolve_auto(
+    config: Config, analysis: Analysis
+) -> tuple[Config, Analysis, AutoSettings | None]:
+    """Replace ``optimizer.lr/momentum: auto`` by the numbers the analysis implies."""
+    from lrtrain.theory.analysis import auto_settings
+
+    opt = config.optimizer
+    if not opt.auto:
+        return config, analysis, None
+    momentum = None if opt.momentum == "auto" else float(opt.momentum)
+    auto = auto_settings(analysis, momentum, opt.nesterov)
+    # κ = 1 makes the optimal momentum 0, where torch.optim.SGD refuses nesterov=True.
+    nesterov = opt.nesterov and auto.momentum > 0
+    resolved = opt.model_copy(
+        update={"lr": auto.lr, "momentum": auto.momentum, "nesterov": nesterov}
+    )
+    config = config.model_copy(update={"optimizer": resolved})
+    return config, analysis.for_optimizer(auto.momentum, nesterov), auto
+
+
+def fit(
+    config: Config,
+    out: str | Path | None = None,
+    overwrite: bool = False,
+    progress: ProgressCallback | bool | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    draw: bool = True,
+) -> FitRun:
+    """Train one model as configured, write its run directory and draw its figures (``draw``
+    False: the caller draws them, e.g. with :func:`redraw`).
+
+    Under torchrun (after :func:`lrtrain.data.distributed.setup`) every process trains on its shard
+    of the rows through DistributedDataParallel; rank 0 alone writes, reports and draws."""
+    from lrtrain.engine.train import train
+    from lrtrain.workflows.progress import progress_for
+
+    world = current()
+    config, dataset, analysis, auto = prepare(config, world)
+    _check_replicas(config, dataset, world)
+    run_dir = world.share(
+        world.on_main(lambda: runs.create_run_dir(config.output.root, config.name, out, overwrite))
+    )
+    with progress_for(progress if world.is_main else None, f"fit {config.name}") as callback:
+        result = train(
+            dataset,
+            config,
+            progress=callback,
+            should_stop=should_stop,
+            loss_ref=analysis.target_loss,
+            world=world,
+            gap_floor=analysis.gap_floor or 0.0,
+        )
+    return _finish_fit(world, run_dir, config, dataset, analysis, result, auto, draw)
+
+
+def _check_replicas(config: Config, dataset: Dataset, world: World) -> None:
+    """``train.replicas`` needs batches that differ, drawn in one process."""
+    if config.train.replicas == 1:
+        return
+    if config.train.full_batch(dataset.n):
+        raise ConfigError(
+            f"train.replicas: batches of {config.train.batch_size} in shuffled epochs of "
+            f"{dataset.n} rows are the whole data set every step: the replicas would all be "
+            "the same run — use smaller batches, train.sampling: replacement, or replicas: 1"
+        )
+    if world.distributed:
+        raise ConfigError(
+            "train.replicas: independent batch streams run in one process — drop --nproc, "
+            "or set replicas: 1"
+        )
+
+
+def _finish_fit(
+    world: World,
+    run_dir: Path,
+    config: Config,
+    dataset: Dataset,
+    analysis: Analysis,
+    result: TrainResult,
+    auto: AutoSettings | None,
+    draw: bool = True,
+) -> FitRun:
+    """Write the run (rank 0) and return it; the other processes get the same summary."""
+    from lrtrain.workflows.prediction import predict
+    from lrtrain.workflows.summary import fit_summary
+
+    prediction = predict(config, dataset, analysis, result, world.distributed)
+    held = dataset.validation
+    validation = held.losses(result.replica_history(0)["theta"]) if held is not None else None
+    summary = fit_summary(config, dataset, analysis, result, auto, prediction, validation)
+    if not world.is_main:
+        return FitRun(run_dir, summary, config, dataset, analysis, result, [], prediction.modes)
+    runs.save_fit(run_dir, FitRecord(
+        config, summary, analysis.arrays, record.history(result, 0), record.model_bytes(result),
+        record.checkpoint_bytes(config, result), prediction.expected_loss, validation,
+        prediction.band, prediction.band_expected, prediction.modes, record.sample(dataset),
+    ))  # fmt: skip
+    figures = redraw(run_dir, config.output.format) if draw else []
+    logged = log(run_dir, config) if draw else []
+    return FitRun(run_dir, summary, config, dataset, analysis, result, figures, prediction.modes,
+                  logged)  # fmt: skip
+
+
+def resume(
+    run_dir: str | Path,
+    config: Config | None = None,
+    checkpoint: dict[str, Any] | None = None,
+    progress: ProgressCallback | bool | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    draw: bool = True,
+) -> FitRun:
+    """Continue an interrupted (or completed, with a larger max_iter) fit in place; on the CPU
+    the result equals that of an uninterrupted run bit for bit. ``config`` defaults to the
+    run's own; see :func:`resume_status` for what may change."""
+    from lrtrain.config.schema import load_config
+
+    if config is None:
+        config = load_config(str(Path(run_dir) / "config.yaml"))
+    if checkpoint is None:
+        checkpoint = record.load_checkpoint(run_dir)
+        resume_status(checkpoint, config)
+    from lrtrain.engine.train import train
+    from lrtrain.workflows.progress import progress_for
+
+    world = current()
+    config, dataset, analysis, auto = prepare(config, world)
+    with progress_for(progress if world.is_main else None, f"resume {config.name}") as callback:
+        result = train(
+            dataset,
+            config,
+            progress=callback,
+            should_stop=should_stop,
+            loss_ref=analysis.target_loss,
+            resume=checkpoint["engine"],
+            world=world,
+            gap_floor=analysis.gap_floor or 0.0,
+        )
+    return _finish_fit(world, Path(run_dir), config, dataset, analysis, result, auto, draw)
