@@ -1,8 +1,9 @@
 """The sufficient statistics of least squares and the exact answer they give, in float64.
 
-``data`` accumulates them while it reads or generates the rows — from the float64 values of the
-source, before the rows are rounded to the training dtype — and ``analysis`` builds everything
-else (the Hessian spectrum, the learning-rate limits) on them. Neither module imports the other.
+The data sources accumulate them while they read or generate the rows — from the float64 values
+of the source, before the rows are rounded to the training dtype — and ``theory.analysis`` builds
+everything else (the Hessian spectrum, the learning-rate limits) on them. The theory imports the
+data package, never the reverse (the layers ``make lint`` checks).
 
 Two devices keep the answer exact:
 

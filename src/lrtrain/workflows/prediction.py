@@ -15,8 +15,14 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from lrtrain.config.optimizer import describe_schedule as describe
+from lrtrain.data import stats as st
 from lrtrain.runs.records import ModeHistory, ReplicaBand
 from lrtrain.runs.summaries import MinibatchTheory, ModesSummary, ReplicaSummary
+from lrtrain.theory import minibatch as mb
+from lrtrain.theory import minibatch_steps as ms
+from lrtrain.theory.analysis import explain, gap_scale, mode_rate, observed_verdict
+from lrtrain.theory.dynamics import exact_losses, exact_path, mode_errors
 from lrtrain.theory.modes import observed_errors, shown_modes
 from lrtrain.theory.modes import summarise as modes_summary
 from lrtrain.workflows.replicas import replica_band, summarise
@@ -51,7 +57,6 @@ def predict(
 ) -> Prediction:
     """The prediction for replica 0 of a fit, at the steps its history logged (nothing for
     the adaptive optimizers, which have no exact theory), and its eigen-modes."""
-    from lrtrain.theory.dynamics import exact_losses, mode_errors
 
     history = result.replica_history(0)
     steps = [int(s) for s in history["step"].tolist()]
@@ -104,7 +109,6 @@ def _modes(
 ) -> tuple[ModeHistory, ModesSummary]:
     """The shown modes' observed and predicted errors, and the per-mode summary (contraction
     per step at the base lr: the full-batch rule, which is also the mini-batch mean's)."""
-    from lrtrain.theory.analysis import mode_rate
 
     opt = config.optimizer
     vectors = np.asarray(analysis.eigenvectors)
@@ -133,10 +137,6 @@ def predicted_verdict(
     Hessian's limits; under a schedule it is read off the exact predicted trajectory the way
     an observed one is read (:func:`lrtrain.theory.analysis.observed_verdict`)."""
     import torch
-
-    from lrtrain.config.optimizer import describe_schedule as describe
-    from lrtrain.theory.analysis import explain, observed_verdict
-    from lrtrain.theory.dynamics import exact_path
 
     opt = config.optimizer
     if not opt.exact_theory:
@@ -181,8 +181,6 @@ def _minibatch(
 ) -> tuple[MinibatchTheory, ExpectedRun | None]:
     import torch
 
-    from lrtrain.theory import minibatch as mb
-
     opt, batch = config.optimizer, config.train.batch_size
     assert batch is not None
     theory: MinibatchTheory = {
@@ -219,8 +217,6 @@ def _minibatch(
     if factors is None:
         theory["verdict"] = "converges" if lr < critical else "diverges"
     else:
-        from lrtrain.config.optimizer import describe_schedule as describe
-
         theory["schedule"] = describe(opt.schedule.model_dump())
         first, end = run.expected_loss[0], run.expected_loss[-1]
         theory["verdict"] = "converges" if math.isfinite(end) and end <= first else "diverges"
@@ -241,10 +237,6 @@ def _add_speed(
     """The fastest constant lr to the target gap at this batch size, and the critical batch
     size (:mod:`lrtrain.theory.minibatch_steps`)."""
     import torch
-
-    from lrtrain.theory import minibatch as mb
-    from lrtrain.theory import minibatch_steps as ms
-    from lrtrain.theory.analysis import gap_scale
 
     opt, batch = config.optimizer, config.train.batch_size
     mu, nesterov, wd = opt.momentum_value, opt.nesterov, opt.weight_decay
@@ -267,9 +259,6 @@ def minibatch_moments(
 ) -> tuple[RowMoments | None, str | None]:
     """The rows' moments for the mini-batch theory (one pass over the data), or why not."""
     import torch
-
-    from lrtrain.data import stats as st
-    from lrtrain.theory import minibatch as mb
 
     p = len(analysis.theta_star)
     if p > mb.MAX_PARAMETERS:
@@ -309,8 +298,6 @@ def minibatch_sweep(
     """The mini-batch theory of a sweep (None: full batch, or not computed)."""
     import torch
 
-    from lrtrain.theory import minibatch as mb
-
     batch, opt, factors = config.train.batch_size, config.optimizer, result.lr_factors
     if batch is None or config.train.full_batch(dataset.n) or not opt.exact_theory:
         return None
@@ -345,9 +332,6 @@ def sweep_expected(
     of trajectories.csv): exact for full batch, the mini-batch theory's expectation for
     mini-batches (None where it is not computed)."""
     import torch
-
-    from lrtrain.theory import minibatch as mb
-    from lrtrain.theory.dynamics import exact_losses
 
     opt, factors = config.optimizer, result.lr_factors
     if not opt.exact_theory:
