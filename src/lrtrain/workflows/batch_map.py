@@ -20,6 +20,7 @@ from lrtrain.runs import directory as runs
 from lrtrain.runs.summaries import MapRow, MapSize
 from lrtrain.workflows.fit import prepare
 from lrtrain.workflows.redraw import redraw
+from lrtrain.workflows.summary import batch_map_summary
 
 if TYPE_CHECKING:
     from lrtrain.config.schema import Config
@@ -196,15 +197,11 @@ def batch_map(
     def critical_of(b: int | None) -> float:
         return critical[b] if b in critical else mb.critical_lr(moments, b)
 
-    summary: BatchMapSummary = {
-        "format_version": runs.FORMAT_VERSION, "kind": "batch-map", "name": config.name,
-        "sampling": config.train.sampling, "paths": paths,
-        "target_gap": config.train.gap_target, "target_loss": target, "lrs": list(chosen),
-        "max_iter": config.train.max_iter, "rows": dataset.n, "sizes": sizes,
-        "critical_batch_size": ms.critical_batch_size(problem, dataset.n, critical_of),
-        "linear_scaling_up_to": linear_scaling_limit(sizes),
-        "elapsed_s": time.perf_counter() - started,
-    }  # fmt: skip
+    summary = batch_map_summary(
+        config, paths, target, chosen, dataset.n, sizes,
+        ms.critical_batch_size(problem, dataset.n, critical_of), linear_scaling_limit(sizes),
+        time.perf_counter() - started,
+    )  # fmt: skip
     runs.save_batch_map(run_dir, config, summary, rows)
     figures = redraw(run_dir, config.output.format) if draw else []
     return BatchMapRun(run_dir, summary, config, figures)

@@ -12,7 +12,6 @@ data's noise (the seed moved on by k). Each suggestion's spread over the replica
 from __future__ import annotations
 
 import math
-import statistics
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +19,7 @@ from typing import TYPE_CHECKING
 
 from lrtrain.errors import ConfigError
 from lrtrain.runs.records import Curve
-from lrtrain.runs.summaries import FindLrSummary, Ratios, Spread
+from lrtrain.runs.summaries import FindLrSummary
 from lrtrain.workflows.finder import (
     FASTAI,
     LIGHTNING,
@@ -139,51 +138,6 @@ def fastest_constant_lr(
     return -best, best_steps
 
 
-def summarise(
-    config: Config,
-    analysis: Analysis,
-    found: list[dict[str, float]],
-    minibatch_critical: float | None,
-    fastest: tuple[float | None, int | None],
-    elapsed: float,
-) -> FindLrSummary:
-    from lrtrain.runs.summaries import FORMAT_VERSION
-
-    names = sorted({name for one in found for name in one})
-    spread: dict[str, Spread] = {}
-    for name in names:
-        values = [one[name] for one in found if name in one]
-        spread[name] = {"values": values, "min": min(values), "median": statistics.median(values),
-                        "max": max(values)}  # fmt: skip
-    chosen = {name: s["median"] for name, s in spread.items()}
-    fastest_lr, fastest_steps = fastest
-
-    def ratio(lr: float, reference: float | None) -> float | None:
-        return lr / reference if reference else None
-
-    ratios: dict[str, Ratios] = {
-        name: {
-            "critical": lr / analysis.critical_lr,
-            "optimal": lr / analysis.asymptotically_optimal_lr,
-            "minibatch_critical": ratio(lr, minibatch_critical),
-            "fastest": ratio(lr, fastest_lr),
-        }
-        for name, lr in chosen.items()
-    }
-    return {
-        "format_version": FORMAT_VERSION, "kind": "find-lr", "name": config.name,
-        "repeats": len(found), "batch_size": config.train.batch_size,
-        "optimizer": config.optimizer.name,
-        "tests": {t.name: {"start": t.start, "end": t.end, "steps": t.steps}
-                  for t in (FASTAI, LIGHTNING)},
-        "suggestions": chosen, "spread": spread, "critical_lr": analysis.critical_lr,
-        "optimal_lr": analysis.asymptotically_optimal_lr,
-        "minibatch_critical_lr": minibatch_critical, "fastest_lr": fastest_lr,
-        "fastest_steps": fastest_steps, "target_gap": config.train.gap_target, "ratios": ratios,
-        "elapsed_s": elapsed,
-    }  # fmt: skip
-
-
 def find_lr(
     config: Config,
     repeats: int = 1,
@@ -198,6 +152,7 @@ def find_lr(
     from lrtrain.theory.analysis import gap_scale
     from lrtrain.workflows.fit import prepare
     from lrtrain.workflows.redraw import redraw
+    from lrtrain.workflows.summary import find_lr_summary
 
     check_config(config)
     if repeats < 1:
@@ -216,8 +171,9 @@ def find_lr(
     loss0 = float(curves[0].losses[0])
     target = analysis.target_loss + config.train.gap_target * gap_scale(analysis.target_loss, loss0)
     fastest = fastest_constant_lr(config, dataset, analysis, target)
-    summary = summarise(config, analysis, found, _minibatch_critical(config, dataset, analysis),
-                        fastest, time.perf_counter() - started)  # fmt: skip
+    summary = find_lr_summary(config, analysis, [FASTAI, LIGHTNING], found,
+                              _minibatch_critical(config, dataset, analysis), fastest,
+                              time.perf_counter() - started)  # fmt: skip
     runs.save_find_lr(run_dir, config, summary, curves)
     figures = redraw(run_dir, config.output.format) if draw else []
     return FindLrRun(run_dir, summary, curves, figures)

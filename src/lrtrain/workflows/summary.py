@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import math
 import platform
+import statistics
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from lrtrain.runs.summaries import (
@@ -19,10 +21,15 @@ from lrtrain.runs.summaries import (
     CSV_PARAMETERS,
     FORMAT_VERSION,
     ArraysRef,
+    BatchMapSummary,
+    FindLrSummary,
     FitSummary,
+    MapSize,
     OptimizerSummary,
     Params,
+    Ratios,
     RunInfo,
+    Spread,
     SweepSummary,
     Theory,
     Truth,
@@ -33,6 +40,7 @@ if TYPE_CHECKING:
     from lrtrain.data.dataset import Dataset
     from lrtrain.engine.train import TrainResult
     from lrtrain.theory.analysis import Analysis, AutoSettings
+    from lrtrain.workflows.finder import RangeTest
     from lrtrain.workflows.prediction import Prediction
     from lrtrain.workflows.sweep import SweepOutcome
 
@@ -132,13 +140,13 @@ def fit_summary(
         **_how_it_ran(config, result, steps),
     }
     _add_original_units(summary, dataset, result.final_theta[0].tolist(), analysis.target_theta)
-    statistics = fit_statistics(
+    ols = fit_statistics(
         dataset.answer(), dataset.feature_names, dataset.x_mean, dataset.x_scale,
         config.optimizer.weight_decay,
     )  # fmt: skip
     if len(analysis.theta_star) > CSV_PARAMETERS:  # O(p) numbers in summary.json, the rest beside
-        statistics["coefficients_file"] = COEFFICIENTS_FILE
-    summary["statistics"] = statistics
+        ols["coefficients_file"] = COEFFICIENTS_FILE
+    summary["statistics"] = ols
     if prediction is not None and prediction.replicas is not None:
         summary["replicas"] = prediction.replicas
     if prediction is not None and prediction.modes_summary is not None:
@@ -268,6 +276,76 @@ def sweep_summary(
         "max_iter": config.train.max_iter,
         **_how_it_ran(config, result, result.steps_run),
     }
+
+
+def batch_map_summary(
+    config: Config,
+    paths: int,
+    target: float,
+    lrs: list[float],
+    rows: int,
+    sizes: list[MapSize],
+    critical_batch_size: int | None,
+    linear_scaling_up_to: int | None,
+    elapsed: float,
+) -> BatchMapSummary:
+    """summary.json of an lr × batch-size map: the settings, each size's fastest rate, the
+    critical batch size and how far the linear-scaling rule held."""
+    return {
+        "format_version": FORMAT_VERSION, "kind": "batch-map", "name": config.name,
+        "sampling": config.train.sampling, "paths": paths,
+        "target_gap": config.train.gap_target, "target_loss": target, "lrs": list(lrs),
+        "max_iter": config.train.max_iter, "rows": rows, "sizes": sizes,
+        "critical_batch_size": critical_batch_size,
+        "linear_scaling_up_to": linear_scaling_up_to,
+        "elapsed_s": elapsed,
+    }  # fmt: skip
+
+
+def find_lr_summary(
+    config: Config,
+    analysis: Analysis,
+    tests: Sequence[RangeTest],
+    found: list[dict[str, float]],
+    minibatch_critical: float | None,
+    fastest: tuple[float | None, int | None],
+    elapsed: float,
+) -> FindLrSummary:
+    """summary.json of a find-lr run: each suggestion (the median over the repeats, with its
+    spread) and its ratios to the exact thresholds and the fastest constant rate."""
+    names = sorted({name for one in found for name in one})
+    spread: dict[str, Spread] = {}
+    for name in names:
+        values = [one[name] for one in found if name in one]
+        spread[name] = {"values": values, "min": min(values), "median": statistics.median(values),
+                        "max": max(values)}  # fmt: skip
+    chosen = {name: s["median"] for name, s in spread.items()}
+    fastest_lr, fastest_steps = fastest
+
+    def ratio(lr: float, reference: float | None) -> float | None:
+        return lr / reference if reference else None
+
+    ratios: dict[str, Ratios] = {
+        name: {
+            "critical": lr / analysis.critical_lr,
+            "optimal": lr / analysis.asymptotically_optimal_lr,
+            "minibatch_critical": ratio(lr, minibatch_critical),
+            "fastest": ratio(lr, fastest_lr),
+        }
+        for name, lr in chosen.items()
+    }
+    return {
+        "format_version": FORMAT_VERSION, "kind": "find-lr", "name": config.name,
+        "repeats": len(found), "batch_size": config.train.batch_size,
+        "optimizer": config.optimizer.name,
+        "tests": {t.name: {"start": t.start, "end": t.end, "steps": t.steps}
+                  for t in tests},
+        "suggestions": chosen, "spread": spread, "critical_lr": analysis.critical_lr,
+        "optimal_lr": analysis.asymptotically_optimal_lr,
+        "minibatch_critical_lr": minibatch_critical, "fastest_lr": fastest_lr,
+        "fastest_steps": fastest_steps, "target_gap": config.train.gap_target, "ratios": ratios,
+        "elapsed_s": elapsed,
+    }  # fmt: skip
 
 
 def arrays_ref(analysis: Analysis) -> ArraysRef:
