@@ -122,7 +122,7 @@ def test_repeats_are_one_vectorised_run_over_noise_batches_and_ranges() -> None:
     up); replica 0 is the published test on the config's data."""
     from lrtrain.api import prepare
     from lrtrain.data.load import load_dataset
-    from lrtrain.engine.train import train
+    from lrtrain.engine.train import train_range_test
     from lrtrain.workflows.find_lr import range_tests, shifts
 
     cfg, ds, _, _ = prepare(load_config(None, ["device=cpu", "train.dtype=float64"]))
@@ -132,8 +132,8 @@ def test_repeats_are_one_vectorised_run_over_noise_batches_and_ranges() -> None:
     assert many[0].losses == pytest.approx(alone.losses, rel=1e-12)
     moved = cfg.model_copy(update={"seed": cfg.seed + 2})
     steps = moved.train.model_copy(update={"max_iter": 100, "log_every": 1})
-    one = train(load_dataset(moved), moved.model_copy(update={"train": steps}),
-                lrs=[shifts(3)[2]], factors=finder.FASTAI.rates())  # fmt: skip
+    one = train_range_test(load_dataset(moved), moved.model_copy(update={"train": steps}),
+                           [shifts(3)[2]], finder.FASTAI.rates(), None)  # fmt: skip
     losses = one.replica_history(0)["loss"].numpy()[: len(many[2].losses)]
     assert many[2].losses == pytest.approx(losses, rel=1e-8)
     assert many[2].lrs[0] == pytest.approx(1e-7 * shifts(3)[2])

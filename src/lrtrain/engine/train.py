@@ -126,11 +126,9 @@ def train(
     resume: dict[str, Any] | None = None,
     world: World = SINGLE,
     gap_floor: float = 0.0,
-    factors: np.ndarray | None = None,
-    rows: Rows | None = None,
 ) -> TrainResult:
     """Train ``len(lrs)`` replicas (default: the config's lr, once per ``train.replicas``
-    batch stream) and return their histories.
+    batch stream) and return their histories: setup, the loop, the result.
 
     ``loss_ref`` is the loss the optimizer converges to (the closed form's); ``train.target_gap``
     stops a replica once (loss − loss_ref)/loss_ref is at most the target, or at most
@@ -144,25 +142,83 @@ def train(
     ``DistributedDataParallel`` and every process ends with the same parameters: those of the
     single-process run, up to the order of floating-point sums.
     """
-    # -- setup: the rows, the model and its optimizer, the loop's state on the device -------
     lrs = [config.optimizer.lr_value] * config.train.replicas if lrs is None else list(lrs)
+    device = process_device(config.device, world)
+    data = all_rows(dataset, device, torch_dtype(config.train.dtype))
+    factors = lr_factors(config.optimizer.schedule, config.train.max_iter)
+    training = _setup(dataset, config, lrs, data, _batches(dataset, config, device), factors,
+                      should_stop, loss_ref, resume, world, gap_floor)  # fmt: skip
+    return _result(training, _loop(training, progress), progress)
+
+
+@never_imports_dynamo
+def train_range_test(
+    dataset: Dataset, config: Config, lrs: list[float], factors: np.ndarray, rows: Rows | None
+) -> TrainResult:
+    """find-lr's range tests: the rate ``lrs[k] × factors[t]`` at step t (the ramp as a table
+    of factors), and with ``rows`` every replica its own full data set (x [K, N, d]: the
+    repeats over the data's noise, read by the per-replica pass of the mini-batch gradient);
+    without, the config's data and batches as :func:`train` reads them."""
+    device = process_device(config.device, SINGLE)
+    if rows is None:
+        data = all_rows(dataset, device, torch_dtype(config.train.dtype))
+        batches = _batches(dataset, config, device)
+    else:
+        data, batches = rows, None
+    training = _setup(dataset, config, list(lrs), data, batches, factors, None, None, None,
+                      SINGLE, 0.0, per_replica=rows is not None)  # fmt: skip
+    return _result(training, _loop(training, None), None)
+
+
+@dataclass
+class _Training:
+    """One run between its setup and its result: what the loop reads and writes."""
+
+    config: Config
+    lrs: list[float]
+    device: torch.device
+    world: World
+    data: Rows
+    batches: Batches | None
+    model: MyLinearRegressionModel
+    optimizer: torch.optim.Optimizer
+    loop: LoopState
+    full_gradient: Gradient
+    path: str
+    factors: np.ndarray | None
+    first: int  # the step training starts from (a resumed run's)
+    should_stop: Callable[[], bool] | None
+    step_at: Callable[[int | torch.Tensor, Rows], torch.Tensor]
+    graphed: GraphedStep | None
+
+
+def _setup(
+    dataset: Dataset,
+    config: Config,
+    lrs: list[float],
+    data: Rows,
+    batches: Batches | None,
+    factors: np.ndarray | None,
+    should_stop: Callable[[], bool] | None,
+    loss_ref: float | None,
+    resume: dict[str, Any] | None,
+    world: World,
+    gap_floor: float,
+    per_replica: bool = False,
+) -> _Training:
+    """The rows, the model and its optimizer, the gradient path, the loop's state on the
+    device (restored when resuming), the step — captured as a CUDA graph where it can be."""
     if config.train.target_gap is not None and loss_ref is None:
         raise ValueError("train.target_gap needs loss_ref, the closed form's loss")
     device = process_device(config.device, world)
     dtype = torch_dtype(config.train.dtype)
-    # ``rows``: every replica its own full data set (x [K, N, d]; find-lr's repeats over the
-    # data's noise), read by the per-replica pass of the mini-batch gradient
-    data = all_rows(dataset, device, dtype) if rows is None else rows
-    own_rows = rows is not None
     model, optimizer = _model_and_optimizer(config, dataset.d, len(lrs), dtype, device)
     total = config.train.max_iter
-    batches = None if own_rows else _batches(dataset, config, device)
     gradient, full_gradient, should_stop, path = choose(
-        model, data, dataset.answer, config.train.gradient, batches is not None or own_rows,
-        world,
-        should_stop,
+        model, data, dataset.answer, config.train.gradient, batches is not None or per_replica,
+        world, should_stop,
     )  # fmt: skip
-    if own_rows:  # the final values on each replica's own data too
+    if per_replica:  # the final values on each replica's own data too
         full_gradient = gradient
     # the Gram path computes in float64 (gradients.GramGradient): the loop keeps its losses so
     path_dtype = torch.float64 if path == "gram" else dtype
@@ -170,8 +226,6 @@ def train(
         len(lrs), dataset.d, _rows_logged(config), total, dtype, device, lrs, path_dtype
     )
     loop.gradients_vary = batches is not None
-    if factors is None:  # the config's schedule (an explicit table: find-lr's ramps)
-        factors = lr_factors(config.optimizer.schedule, total)
     if config.train.target_gap is not None:
         loop.target_gap = max(config.train.target_gap, gap_floor)
     loop.loss_ref = loss_ref or 0.0
@@ -196,29 +250,37 @@ def train(
         if factors is None and use_graph(device, batches, total - first, data, world)
         else None
     )
+    return _Training(config, lrs, device, world, data, batches, model, optimizer, loop,
+                     full_gradient, path, factors, first, should_stop, step_at,
+                     graphed)  # fmt: skip
 
-    # -- the loop: one step of every replica; the host looks every check_every steps -------
-    check_every = 1 if device.type == "cpu" else SYNC_EVERY
+
+def _loop(training: _Training, progress: ProgressCallback | None) -> float:
+    """One step of every replica at a time, to ``train.max_iter`` or until every replica has
+    stopped; the host looks every ``check_every`` steps. Returns the seconds it took."""
+    t, total = training, training.config.train.max_iter
+    loop, data, batches, factors = t.loop, t.data, t.batches, t.factors
+    check_every = 1 if t.device.type == "cpu" else SYNC_EVERY
     start = time.perf_counter()
     # The loop's arithmetic never needs autograd (the optimizer's step runs without it too);
     # the autograd paths turn it on for their own forward and backward. The Gram path never
     # does, and inference mode spares each of its small operations autograd's bookkeeping
     # (~18% of a step); nothing made in it outlives the loop but copies.
-    with torch.inference_mode() if path == "gram" else torch.no_grad():
-        for step in range(first, total):
-            if should_stop is not None and should_stop():
+    with torch.inference_mode() if t.path == "gram" else torch.no_grad():
+        for step in range(t.first, total):
+            if t.should_stop is not None and t.should_stop():
                 loop.interrupt(step)
                 break
             if factors is not None:  # the schedule's factor: the optimizer's rate (base 1)
-                for group in optimizer.param_groups:
+                for group in t.optimizer.param_groups:
                     group["lr"] = float(factors[step])
-            if graphed is not None:
-                loss = graphed.run(step)
+            if t.graphed is not None:
+                loss = t.graphed.run(step)
             elif batches is not None:
                 assert data.x is not None and data.y is not None
-                loss = step_at(step, batches.batch(step, data.x, data.y))
+                loss = t.step_at(step, batches.batch(step, data.x, data.y))
             else:
-                loss = step_at(step, data)
+                loss = t.step_at(step, data)
             last = step + 1 == total
             if (step + 1) % check_every == 0 or last:
                 # Stop early once every replica has stopped (the remaining steps would only
@@ -230,16 +292,20 @@ def train(
                     progress(step + 1, total, loss.tolist())
                 if not still:
                     break
+    return time.perf_counter() - start
 
-    # -- the result: the full-batch loss and gradient where each replica stopped -----------
-    final_loss, final_gradient = full_gradient(model, theta_of(model), data)
+
+def _result(training: _Training, elapsed: float, progress: ProgressCallback | None) -> TrainResult:
+    """The histories, and the full-batch loss and gradient where each replica stopped."""
+    t = training
+    final_loss, final_gradient = t.full_gradient(t.model, theta_of(t.model), t.data)
     final_grad = grad_norms(final_gradient)
-    elapsed = time.perf_counter() - start
-    result = _result(config, lrs, loop, model, optimizer, final_loss, final_grad, elapsed)
-    result.device, result.world, result.gradient = str(device), world.describe(), path
-    result.lr_factors = factors
+    result = _histories(t.config, t.lrs, t.loop, t.model, t.optimizer, final_loss, final_grad,
+                        elapsed)  # fmt: skip
+    result.device, result.world, result.gradient = str(t.device), t.world.describe(), t.path
+    result.lr_factors = t.factors
     if progress is not None:
-        progress(result.steps_run, total, result.final_loss)
+        progress(result.steps_run, t.config.train.max_iter, result.final_loss)
     return result
 
 
@@ -266,7 +332,7 @@ def _batches(dataset: Dataset, config: Config, device: torch.device) -> Batches 
                    config.train.sampling, config.train.replicas)  # fmt: skip
 
 
-def _result(
+def _histories(
     config: Config,
     lrs: list[float],
     loop: LoopState,

@@ -71,7 +71,7 @@ def shifts(repeats: int) -> list[float]:
 def range_tests(test: RangeTest, dataset: Dataset, config: Config, repeats: int) -> list[Curve]:
     """One test on ``repeats`` replicas through lrtrain's loop — the config's model, data,
     optimizer and batches; replica k's rate at step t its shift × the test's ramp."""
-    from lrtrain.engine.train import train
+    from lrtrain.engine.train import train_range_test
     from lrtrain.workflows.finder import recorded
 
     mini = config.train.batch_size is not None and not config.train.full_batch(dataset.n)
@@ -84,7 +84,7 @@ def range_tests(test: RangeTest, dataset: Dataset, config: Config, repeats: int)
     ramp = test.rates()
     factor = shifts(repeats)
     rows = None if mini else _noisy_rows(config, dataset, repeats)
-    result = train(dataset, cfg, lrs=factor, factors=ramp, rows=rows)
+    result = train_range_test(dataset, cfg, factor, ramp, rows)
     curves = []
     for k in range(repeats):
         losses = result.replica_history(k)["loss"].numpy()[: test.steps]
