@@ -82,7 +82,9 @@ def test_diabetes_fit_matches_an_independent_least_squares_fit(tmp_path: Path) -
     """The bundled real data: lrtrain's trained parameters, in original units, equal numpy's
     least squares on the same CSV to 1e-4 (relative)."""
     run = lrtrain.fit(lrtrain.load_config("diabetes", ["device=cpu"]), out=tmp_path / "d")
-    data = np.loadtxt(ROOT / "src/lrtrain/configs/data/diabetes.csv", delimiter=",", skiprows=1)
+    data = np.loadtxt(
+        ROOT / "src/lrtrain/config/bundled/data/diabetes.csv", delimiter=",", skiprows=1
+    )
     x, y = data[:, :-1], data[:, -1]
     reference = np.linalg.lstsq(np.hstack([x, np.ones((len(y), 1))]), y, rcond=None)[0]
     final = run.summary["final_original"]

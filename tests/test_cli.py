@@ -322,7 +322,7 @@ def test_shipped_schema_and_readme_reference_are_in_sync() -> None:
     from lrtrain.config.reference import config_reference, config_schema_text, field_docs
 
     root = Path(__file__).resolve().parents[1]
-    shipped = root / "src" / "lrtrain" / "configs" / "config.schema.json"
+    shipped = root / "src" / "lrtrain" / "config" / "bundled" / "config.schema.json"
     assert shipped.read_text() == config_schema_text(), "run: lrtrain schema > " + str(shipped)
     readme = (root / "docs" / "config.md").read_text()
     assert config_reference() in readme, (
@@ -382,7 +382,7 @@ def test_predict_standardised_real_data(tmp_path: Path) -> None:
         ).exit_code
         == 0
     )
-    csv_in = Path(__file__).resolve().parents[1] / "src/lrtrain/configs/data/diabetes.csv"
+    csv_in = Path(__file__).resolve().parents[1] / "src/lrtrain/config/bundled/data/diabetes.csv"
     result = invoke("predict", str(run), str(csv_in))
     assert result.exit_code == 0
     lines = result.stdout.splitlines()  # the predictions; the score goes to stderr

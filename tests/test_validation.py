@@ -18,7 +18,9 @@ from lrtrain.data.validation import held_out
 from lrtrain.errors import DataError
 from lrtrain.runs.directory import load_run
 
-DIABETES = Path(__file__).parents[1] / "src" / "lrtrain" / "configs" / "data" / "diabetes.csv"
+DIABETES = (
+    Path(__file__).parents[1] / "src" / "lrtrain" / "config" / "bundled" / "data" / "diabetes.csv"
+)
 
 
 def test_the_split_is_drawn_row_by_row() -> None:

@@ -31,7 +31,7 @@ def copy_bundled_config(name: str, dest: Path) -> None:
     text = bundled_config_source(name)
     if dest.exists():
         raise ConfigError(f"{dest}: exists; lrtrain configs copy never overwrites — choose another")
-    folder = Path(str(resources.files("lrtrain") / "configs"))
+    folder = Path(str(resources.files("lrtrain.config") / "bundled"))
     lines = []
     for line in text.splitlines(keepends=True):
         if line.startswith(SCHEMA_LINE):

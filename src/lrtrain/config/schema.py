@@ -12,7 +12,7 @@ import difflib
 import re
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union, get_args
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Union, get_args
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 
@@ -21,6 +21,9 @@ from lrtrain.config.optimizer import SCHEDULE_KINDS, OptimizerConfig
 from lrtrain.config.sections import FiniteFloat, Int, Section
 from lrtrain.config.yaml_io import dump_yaml, parse_yaml
 from lrtrain.errors import ConfigError
+
+if TYPE_CHECKING:  # importlib.resources.abc from Python 3.11 on
+    from importlib.abc import Traversable
 
 
 class ArangeX(Section):
@@ -252,14 +255,19 @@ class Config(Section):
         return dump_yaml(self.to_dict())
 
 
+def _bundled() -> Traversable:
+    """The folder of the configs shipped with lrtrain (``configs/`` in the repository)."""
+    return resources.files("lrtrain.config") / "bundled"
+
+
 def bundled_config_names() -> list[str]:
     """Names of the configs shipped with lrtrain (``-c NAME``)."""
-    folder = resources.files("lrtrain") / "configs"
+    folder = _bundled()
     return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".yaml"))
 
 
 def bundled_config_text(name: str) -> str:
-    return (resources.files("lrtrain") / "configs" / f"{name}.yaml").read_text(encoding="utf-8")
+    return (_bundled() / f"{name}.yaml").read_text(encoding="utf-8")
 
 
 SCHEMA_LINE = "# yaml-language-server: $schema="
@@ -292,7 +300,7 @@ def read_config_source(spec: str | None) -> tuple[dict[str, Any], str]:
         source, folder = str(path), path.parent
     elif re.fullmatch(r"[A-Za-z0-9_-]+", spec) and spec in bundled_config_names():
         text, source = bundled_config_text(spec), f"{spec}.yaml (bundled)"
-        folder = Path(str(resources.files("lrtrain") / "configs"))
+        folder = Path(str(_bundled()))
     else:
         names = bundled_config_names()
         hint = difflib.get_close_matches(spec, names, n=1)

@@ -1,6 +1,6 @@
 """``lrtrain explore``: the numbers behind the interactive page, and the page itself.
 
-The page (``lrtrain/page/``: explore.html, explore.js, explore.css) draws everything from the
+The page (``workflows/page/``: explore.html, explore.js, explore.css) draws everything from the
 quadratic the optimizer descends — H's eigen-decomposition, θ*, L*, the ridge target with weight
 decay, the start θ₀ — and, for mini-batches, the rows' moments up to the fourth (F, G, Q of
 :mod:`~.minibatch`). Its full-batch path is the exact iteration of PyTorch's SGD on that
@@ -266,7 +266,7 @@ def from_run(run: RunData) -> PageData:
 
 
 def _asset(name: str) -> str:
-    return (resources.files("lrtrain") / "page" / name).read_text(encoding="utf-8")
+    return (resources.files("lrtrain.workflows") / "page" / name).read_text(encoding="utf-8")
 
 
 def plotly_js() -> str:
