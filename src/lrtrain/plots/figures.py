@@ -15,18 +15,8 @@ from lrtrain.plots.contours import (
     PATH_COLOR,
     Surface,
     contour_figure,
-    contour_grid_figure,
     draw_path,
 )
-from lrtrain.plots.minibatch import batch_map_figure, replica_figure
-from lrtrain.plots.sweep import sweep_loss_figure, sweep_summary_figure
-
-# the figures of lrtrain's Python API (``from lrtrain import plots``), wherever they are drawn
-__all__ = [
-    "batch_map_figure", "compare_figure", "contour_figure", "contour_grid_figure", "fit_figure",
-    "loss_figure", "modes_figure", "replica_figure", "run_figures", "sweep_loss_figure",
-    "sweep_summary_figure",
-]  # fmt: skip
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
