@@ -21,9 +21,9 @@ from typing import TYPE_CHECKING, Any, cast
 import numpy as np
 import yaml
 
+from lrtrain.errors import RunDirError
 from lrtrain.runs import tables
 from lrtrain.runs.atomic import atomic_file, write_bytes, write_text
-from lrtrain.errors import RunDirError
 from lrtrain.runs.summaries import ARRAYS_FILE, FORMAT_VERSION
 
 if TYPE_CHECKING:
