@@ -11,7 +11,6 @@ from typer.testing import CliRunner
 from lrtrain.api import batch_map
 from lrtrain.cli.app import app
 from lrtrain.config.schema import load_config
-from lrtrain.config.values import parse_batch_sizes
 from lrtrain.data import stats as st
 from lrtrain.data.load import load_dataset
 from lrtrain.errors import ConfigError
@@ -22,13 +21,6 @@ from lrtrain.theory import minibatch_steps as ms
 LRS = [0.0005, 0.001, 0.002, 0.004, 0.008, 0.016]
 OVER = ["device=cpu", "train.dtype=float64", "train.sampling=replacement", "train.max_iter=600",
         "train.target_gap=0.1", "output.plots=[]"]  # fmt: skip
-
-
-def test_batch_sizes_are_parsed_and_checked() -> None:
-    assert parse_batch_sizes("16,1,full,4") == [1, 4, 16, None]
-    for bad in ("1", "1,1", "0,4", "1,four", "full"):
-        with pytest.raises(ConfigError, match="--batch-sizes"):
-            parse_batch_sizes(bad)
 
 
 @pytest.fixture(scope="module")

@@ -16,10 +16,9 @@ from typer.testing import CliRunner
 from lrtrain.api import sweep_lr
 from lrtrain.cli.app import app
 from lrtrain.config.schema import load_config
-from lrtrain.config.values import parse_lr_range, parse_lrs
+from lrtrain.config.values import parse_lr_range
 from lrtrain.data.load import load_dataset
 from lrtrain.engine.train import train
-from lrtrain.errors import ConfigError
 from lrtrain.theory.analysis import analyse
 from lrtrain.workflows.sweep import auto_lrs
 
@@ -259,18 +258,6 @@ def test_minibatch_sweep_counts_steps_on_the_expected_loss(tmp_path: Path) -> No
     # the larger rate's noise floor lies above the 5% gap: its expected loss never gets there
     assert mb.noise_floor(moments, mb.Rule(0.015), 16) / exact.loss_star > 0.05
     assert run.summary["recommended_lr"] == 0.005
-
-
-def test_parse_lrs_and_range() -> None:
-    assert parse_lrs("0.1,0.2") == [0.1, 0.2]
-    got = parse_lr_range("1e-4:1e-1:4")
-    assert got == pytest.approx([1e-4, 1e-3, 1e-2, 1e-1])
-    for bad in ("a,b", "0,1", "-1"):
-        with pytest.raises(ConfigError):
-            parse_lrs(bad)
-    for bad in ("1:0.1:5", "1e-4:1e-1", "1e-4:1e-1:1", "x:y:z"):
-        with pytest.raises(ConfigError):
-            parse_lr_range(bad)
 
 
 runner = CliRunner()
