@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -55,14 +56,88 @@ def test_fastai_suggestions_on_a_fixed_curve() -> None:
     assert lrs[10] < got["fastai_slide"] <= lrs[94]
 
 
-def test_lightnings_suggestion_on_a_fixed_curve() -> None:
+def test_lightnings_suggestion_is_the_steepest_fall_per_unit_rate() -> None:
+    """Lightning's rule differentiates with respect to the rates (non-uniform central
+    differences, numpy's np.gradient(loss, lrs) as the independent reference): on a ramp whose
+    loss falls by the same amount per batch, the fall per unit rate is steepest at the smallest
+    rate (row 10), although a per-index slope would pick the one larger drop at row 50."""
     lrs = 10.0 ** np.linspace(-8, 0, 100)
     loss = np.linspace(5, 1, 100)
-    loss[70:] = 1.0
-    loss[50] = 3.0 - 1.0  # a step down: the gradient is most negative around row 50
+    loss[50:] -= 0.5  # one big drop per batch at row 50: where the old, per-index rule looked
     got = finder.lightning_suggestion(lrs, loss)["lightning"]
-    gradient = np.gradient(loss[10:-1])
-    assert got == pytest.approx(lrs[int(np.argmin(gradient)) + 10])
+    slopes = np.gradient(loss[10:-1], lrs[10:-1])
+    assert got == lrs[int(np.argmin(slopes)) + 10] == lrs[10]
+    assert int(np.argmin(np.gradient(loss[10:-1]))) + 10 in (49, 50)  # the rule it replaced
+
+
+def test_lightnings_suggestion_skips_non_finite_losses_and_keeps_the_rows_rate() -> None:
+    """Non-finite losses leave the differences (as Lightning's mask does) without shifting
+    which row's rate is returned: the steepest fall per unit rate is found after them."""
+    lrs = np.linspace(0.1, 1.0, 40)  # evenly spaced: per unit rate is per index here
+    loss = np.linspace(4.0, 1.0, 40)
+    loss[25] = loss[24] - 2.0  # the steepest fall, between rows 24 and 26
+    loss[15] = np.nan
+    loss[16] = np.inf
+    got = finder.lightning_suggestion(lrs, loss)["lightning"]
+    kept = [i for i in range(10, 39) if np.isfinite(loss[i])]
+    slopes = np.gradient(loss[kept], lrs[kept])
+    assert got == lrs[kept[int(np.argmin(slopes))]]
+    assert got in (lrs[24], lrs[25])
+    assert finder.lightning_suggestion(lrs[:12], loss[:12]) == {}  # fewer than two points
+
+
+def test_lightnings_own_lr_find_gives_the_same_curve_and_suggestion(tmp_path: Path) -> None:
+    """PyTorch Lightning's own ``Tuner.lr_find`` (the pinned 2.6.6) on the lesson's model, data
+    and SGD — zero start, full batch, float32, min 1e-8, max 1, 100 steps, early stop at 4× —
+    against ``lrtrain find-lr``'s Lightning test: the same smoothed curve (1e-6) where it
+    stopped, and the same suggestion, exactly."""
+    import logging
+    import warnings
+
+    import lightning.pytorch as pl
+    import torch
+    from lightning.pytorch.tuner import Tuner
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from lrtrain.api import find_lr
+    from lrtrain.data.load import load_dataset
+    from lrtrain.engine.model import MyLinearRegressionModel
+
+    cfg = load_config("lecture", ["device=cpu", f"output.root={tmp_path}"])
+    dataset = load_dataset(cfg)
+    rows = TensorDataset(dataset.x.contiguous(), dataset.y)
+
+    class Lesson(pl.LightningModule):
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = MyLinearRegressionModel(1)  # zeros, as the lesson starts
+            self.lr = cfg.optimizer.lr_value
+
+        def training_step(self, batch: list[torch.Tensor], index: int) -> torch.Tensor:
+            x, y = batch
+            return ((self.model(x) - y) ** 2).mean()
+
+        def configure_optimizers(self) -> torch.optim.Optimizer:
+            return torch.optim.SGD(self.parameters(), lr=self.lr)
+
+        def train_dataloader(self) -> DataLoader:
+            return DataLoader(rows, batch_size=len(rows))  # the full batch, every step
+
+    logging.getLogger("lightning").setLevel(logging.ERROR)
+    trainer = pl.Trainer(max_epochs=1000, logger=False, enable_checkpointing=False,
+                         enable_progress_bar=False, enable_model_summary=False,
+                         default_root_dir=tmp_path, accelerator="cpu")  # fmt: skip
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # Lightning's advice on data-loader workers
+        theirs = Tuner(trainer).lr_find(Lesson(), min_lr=1e-8, max_lr=1.0, num_training=100,
+                                        early_stop_threshold=4.0)  # fmt: skip
+    assert theirs is not None
+    ours = find_lr(cfg, 1, tmp_path / "ours", draw=False)
+    curve = next(c for c in ours.curves if c.finder == "lightning")
+    assert len(curve.smoothed) == len(theirs.results["loss"])
+    assert curve.smoothed == pytest.approx(theirs.results["loss"], rel=1e-6)
+    assert curve.lrs[: len(curve.smoothed)] == pytest.approx(theirs.results["lr"], rel=1e-12)
+    assert ours.summary["suggestions"]["lightning"] == theirs.suggestion()
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,8 @@
 """The learning-rate range tests people use, as published, on arrays: the rate ramps, the loss
-smoothing and early stop, and the suggestions. Pure (numpy): ``api.find_lr`` runs the ramps
-through lrtrain's training loop and hands the recorded losses here.
+smoothing and early stop, and the suggestions, on numpy arrays (Lightning's suggestion through
+``torch.gradient``, as Lightning computes it): ``find_lr`` runs the ramps through lrtrain's
+training loop and hands the recorded losses here. Checked against lightning 2.6.6's and
+fastai 2.8.12's own ``lr_find`` on the lesson (docs/mathematics.md).
 
 fastai (``fastai/callback/schedule.py``: ``LRFinder``, ``lr_find``, ``valley``, ``slide``,
 ``minimum``, ``steep``; the ``Recorder``'s ``AvgSmoothLoss``): ``start_lr=1e-7``, ``end_lr=10``,
@@ -13,8 +15,8 @@ PyTorch Lightning (``lightning/pytorch/tuner/lr_finder.py``: ``_LRCallback``,
 ``num_training=100``; batch 0 runs at min_lr, batch i ≥ 1 at min·(max/min)^((i+1)/num_training);
 the smoothed loss divides by 1 − β^(global_step + 1) with the step already counted (so batch i
 by 1 − β^(i+2)); it stops after a batch (from the second on) whose smoothed loss exceeds 4 × the
-best; the suggestion is the steepest point of ``numpy.gradient``-style central differences of
-the losses from index 10 to the last but one (finite ones), at unit spacing.
+best; the suggestion is the most negative ``torch.gradient`` of the finite losses from index 10
+to the last but one with respect to the rates (spacing = the rates, since Lightning's #14248).
 """
 
 from __future__ import annotations
@@ -127,10 +129,22 @@ def _steep(lrs: np.ndarray, losses: np.ndarray) -> float:
 
 
 def lightning_suggestion(lrs: np.ndarray, losses: np.ndarray) -> dict[str, float]:
-    """Lightning's one suggestion: the steepest point of the finite losses [10:-1]."""
+    """Lightning's one suggestion (``LRFinder.suggestion``, lightning 2.6): the rate where the
+    recorded loss falls fastest *with respect to the rate itself* — ``torch.gradient`` with the
+    rates as the coordinates (non-uniform central differences), over the finite losses from
+    index 10 to the last but one, in float32 tensors as Lightning makes them from its lists.
+
+    Lightning's versions before its PR #14248 took the gradient by index (unit spacing); on the
+    lesson that rule suggests 0.00398 where lightning 2.6.6's own ``Tuner.lr_find`` suggests
+    0.000209 (docs/mathematics.md)."""
+    import torch  # as Lightning computes it: its float32 rounding decides near-ties alike
+
     skip_begin, skip_end = 10, 1
-    window = np.asarray(losses)[skip_begin:-skip_end]
-    window = window[np.isfinite(window)]
-    if len(window) < 2:
+    window = torch.tensor([float(v) for v in np.asarray(losses)[skip_begin:-skip_end]])
+    rates = torch.tensor([float(v) for v in np.asarray(lrs)[skip_begin:-skip_end]])
+    finite = torch.isfinite(window)
+    if int(finite.sum()) < 2:
         return {}
-    return {"lightning": float(np.asarray(lrs)[int(np.argmin(np.gradient(window))) + skip_begin])}
+    slopes = torch.gradient(window[finite], spacing=[rates[finite]])[0]
+    rows = torch.arange(len(losses))[skip_begin:-skip_end][finite]
+    return {"lightning": float(np.asarray(lrs)[int(rows[int(torch.argmin(slopes))])])}
