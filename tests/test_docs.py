@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import subprocess
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).parents[1]
 
@@ -62,3 +63,18 @@ def test_the_readmes_python_example_runs(tmp_path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
     exec(compile(code.replace("progress=True", "progress=False"), "README.md", "exec"), {})
     assert any((tmp_path / "runs").iterdir())
+
+
+def test_the_notebook_pages_example_runs(tmp_path: Path, monkeypatch) -> None:
+    """docs/notebook.md's example, as written, from the repository's root (its CSV path), its
+    run directory under tmp_path; the numbers its comments quote."""
+    text = (ROOT / "docs" / "notebook.md").read_text(encoding="utf-8")
+    code = text.split("```python", 1)[1].split("```", 1)[0]
+    code = code.replace('"output.plots=[]"]', f'"output.plots=[]", "output.root={tmp_path}"]')
+    monkeypatch.chdir(ROOT)
+    scope: dict[str, Any] = {}
+    exec(compile(code, "docs/notebook.md", "exec"), scope)
+    run = scope["run"]
+    assert (run.summary["status"], run.summary["steps"]) == ("converged", 226)
+    assert run.summary["data"]["features"][:3] == ["age", "sex", "bmi"]
+    assert run.summary["optimality_gap"]["relative"] < 1e-13

@@ -73,8 +73,9 @@ TAGGED: dict[str, dict[str, set[str]]] = {"data.x": X_KINDS, "optimizer.schedule
 
 
 class DataConfig(Section):
-    source: Literal["synthetic", "csv"] = "synthetic"
-    """`synthetic` or `csv`"""
+    source: Literal["synthetic", "csv", "arrays"] = "synthetic"
+    """`synthetic`, `csv`, or `arrays`: rows handed over from Python (`lrtrain.fit(config,
+    data=(X, y))`: numpy, pandas, torch); a saved config of such a run needs them again"""
     n_samples: Annotated[Int, Field(ge=2, le=10**12)] = 100
     """rows (≥ 2)"""
     x: XSpec = Field(default_factory=ArangeX)
@@ -116,8 +117,8 @@ class DataConfig(Section):
             )
         if self.stream and self.source != "synthetic":
             raise ValueError(
-                "stream: true regenerates synthetic data on demand; a CSV is read into memory "
-                "— set data.stream: false (or generate the data: data.source: synthetic)"
+                "stream: true regenerates synthetic data on demand; a CSV or arrays are held in "
+                "memory — set data.stream: false (or generate the data: data.source: synthetic)"
             )
         if self.source == "csv" and not self.path:
             raise ValueError("source 'csv' needs data.path, the CSV file to read")

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from lrtrain.config.schema import Config, DataConfig
+from lrtrain.data.arrays import missing_rows
 from lrtrain.data.csv_source import CsvSource
 from lrtrain.data.dataset import Dataset
 from lrtrain.data.devices import torch_dtype
@@ -18,6 +19,7 @@ from lrtrain.data.validation import with_validation
 SOURCES: dict[str, Callable[[DataConfig, int], Source]] = {
     "synthetic": SyntheticSource,
     "csv": CsvSource,
+    "arrays": missing_rows,  # the rows come with the call (workflows.fit.prepare), never a config
 }
 
 
@@ -31,11 +33,13 @@ def row_count(data: DataConfig) -> int:
     return SOURCES[data.source](data, 0).row_count()
 
 
-def load_dataset(config: Config, world: World = SINGLE) -> Dataset:
+def load_dataset(config: Config, world: World = SINGLE, source: Source | None = None) -> Dataset:
     """The config's data set on the CPU in ``train.dtype`` (standardised if asked): this
     process's shard of it in a distributed run, a handle to regenerate it when streaming —
-    with the exact answer for the data computed in float64 on the way (``Dataset.exact``)."""
-    source, dtype = source_for(config), torch_dtype(config.train.dtype)
+    with the exact answer for the data computed in float64 on the way (``Dataset.exact``).
+    ``source``: rows that came with the call (``data.source: arrays``) instead of the config's."""
+    source = source or source_for(config)
+    dtype = torch_dtype(config.train.dtype)
     data = config.data
     if data.validation_fraction > 0:
         return with_validation(source, data.validation_fraction, config.seed, dtype,

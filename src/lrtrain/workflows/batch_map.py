@@ -147,11 +147,14 @@ def batch_map(
     progress: ProgressCallback | bool | None = None,
     should_stop: Callable[[], bool] | None = None,
     draw: bool = True,
+    data: Any = None,
 ) -> BatchMapRun:
     """The lr × batch-size map: at every batch size the same rates, each trained on
     ``train.replicas`` independent batch streams (64 when 1) in one vectorised run; every
     (size, rate)'s steps to the target gap as the mini-batch theory expects them beside those
-    the streams' mean loss took; each size's fastest rate; the critical batch size."""
+    the streams' mean loss took; each size's fastest rate; the critical batch size.
+    ``data``: rows handed over from Python instead of the config's (``(X, y)`` or a DataFrame;
+    numpy, pandas or torch, :mod:`lrtrain.data.arrays`)."""
     import time
 
     from lrtrain.engine.train import train
@@ -165,7 +168,7 @@ def batch_map(
     if current().distributed:
         raise ConfigError("--batch-sizes runs in one process: drop --nproc")
     started = time.perf_counter()
-    config, dataset, analysis, _ = prepare(config)
+    config, dataset, analysis, _ = prepare(config, data=data)
     moments, why = minibatch_moments(config, dataset, analysis, False)
     if moments is None:
         raise ConfigError(f"--batch-sizes needs the mini-batch theory: {why}")

@@ -120,7 +120,7 @@ def _notes(config: dict[str, Any]) -> list[str]:
     return notes
 
 
-def from_config(config: Config) -> PageData:
+def from_config(config: Config, data: Any = None) -> PageData:
     """Analyse the config's data (no training) and tabulate the mini-batch theory."""
     from lrtrain.engine.model import normal_start
     from lrtrain.workflows.fit import prepare
@@ -131,7 +131,7 @@ def from_config(config: Config) -> PageData:
             "explore: data.stream: the page's mini-batch theory reads the rows' fourth "
             "moments; explore a smaller in-memory sample of the problem"
         )
-    config, dataset, analysis, _ = prepare(config)
+    config, dataset, analysis, _ = prepare(config, data=data)
     _check_size(len(analysis.theta_star), f"{len(dataset.feature_names)} features and b")
     opt, optimal = config.optimizer, analysis.asymptotically_optimal_lr
     theta0 = [0.0] * len(analysis.theta_star)
@@ -293,22 +293,24 @@ def page_html(data: PageData) -> str:
 
 
 def explore(
-    source: Config | str | Path | None = None, out: str | Path | None = None
+    source: Config | str | Path | None = None, out: str | Path | None = None, data: Any = None
 ) -> ExplorePage:
     """Write the interactive page (one self-contained HTML file) and return it; in Jupyter the
     returned object shows the page inline. ``source``: a fit run directory (its files only, no
     torch), a :class:`Config`, or a config name/path (None: the lesson); for a config the
     analysis runs (not the training). The page goes to ``out``, else ``RUN_DIR/explore.html``,
-    else ``<output.root>/<name>-explore.html``."""
+    else ``<output.root>/<name>-explore.html``.
+    ``data``: rows handed over from Python for a config (``(X, y)`` or a DataFrame;
+    numpy, pandas or torch, :mod:`lrtrain.data.arrays`)."""
     from lrtrain.config.schema import Config, load_config
     from lrtrain.runs import directory as runs
 
     if isinstance(source, (str, Path)) and Path(source).is_dir():
         run = runs.load_run(source)
-        data, default = from_run(run), run.path / "explore.html"
+        page, default = from_run(run), run.path / "explore.html"
     else:
         spec = None if source is None else str(source)
         config = source if isinstance(source, Config) else load_config(spec)
-        data = from_config(config)
+        page = from_config(config, data)
         default = Path(config.output.root) / f"{config.name}-explore.html"
-    return ExplorePage(runs.save_page(Path(out) if out else default, page_html(data)), data)
+    return ExplorePage(runs.save_page(Path(out) if out else default, page_html(page)), page)

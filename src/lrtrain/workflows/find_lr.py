@@ -15,7 +15,7 @@ import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from lrtrain.errors import ConfigError
 from lrtrain.runs.records import Curve
@@ -145,9 +145,12 @@ def find_lr(
     overwrite: bool = False,
     progress: ProgressCallback | None = None,
     draw: bool = True,
+    data: Any = None,
 ) -> FindLrRun:
     """Run both range tests ``repeats`` times, score their suggestions, write the run
-    directory (summary.json, finder.csv, plots/find_lr.png)."""
+    directory (summary.json, finder.csv, plots/find_lr.png).
+    ``data``: rows handed over from Python instead of the config's (``(X, y)`` or a DataFrame;
+    numpy, pandas or torch, :mod:`lrtrain.data.arrays`)."""
     from lrtrain.runs import directory as runs
     from lrtrain.theory.analysis import gap_scale
     from lrtrain.workflows.fit import prepare
@@ -158,7 +161,7 @@ def find_lr(
     if repeats < 1:
         raise ConfigError(f"--repeats {repeats}: give at least 1")
     started = time.perf_counter()
-    config, dataset, analysis, _ = prepare(config)
+    config, dataset, analysis, _ = prepare(config, data=data)
     run_dir = runs.create_run_dir(config.output.root, f"{config.name}-find-lr", out, overwrite)
     curves: list[Curve] = []
     found: list[dict[str, float]] = [{} for _ in range(repeats)]

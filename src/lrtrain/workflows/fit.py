@@ -46,13 +46,15 @@ class FitRun:
 
 
 def prepare(
-    config: Config, world: World = SINGLE
+    config: Config, world: World = SINGLE, data: Any = None
 ) -> tuple[Config, Dataset, Analysis, AutoSettings | None]:
     """Check the device and memory, load the data and analyse the problem — before any file
     is written, so a bad input leaves nothing behind. ``optimizer.lr/momentum: auto`` are
     resolved here: the returned config holds the numbers chosen (and the settings say how).
     In a distributed ``world`` the data set is this process's shard and the analysis that of
-    all the rows (statistics combined across processes)."""
+    all the rows (statistics combined across processes). ``data``: rows handed over from Python
+    (``(X, y)`` or a DataFrame; :mod:`lrtrain.data.arrays`) instead of the config's, the
+    returned config saying ``data.source: arrays``."""
     from dataclasses import replace
 
     from lrtrain.data.devices import resolve_device
@@ -63,7 +65,16 @@ def prepare(
     resolve_device(config.device)
     check_installed(list(config.output.loggers))
     check_memory(config, replicas=config.train.replicas, share=world.machine_share)
-    dataset = load_dataset(config, world)
+    source = None
+    if data is not None:
+        from lrtrain.data.arrays import ArraySource, table_of
+
+        table = table_of(data, config.data)
+        arrays = config.data.model_copy(update={"source": "arrays", "features": table.features,
+                                                "target": table.target, "path": None})  # fmt: skip
+        config = config.model_copy(update={"data": arrays})
+        source = ArraySource(config.data, table)
+    dataset = load_dataset(config, world, source)
     analysis = analyse_dataset(dataset, config.optimizer)
     if config.train.target_gap is not None:
         analysis = replace(analysis, gap_floor=gap_floor(dataset, analysis, world))
@@ -98,17 +109,21 @@ def fit(
     progress: ProgressCallback | bool | None = None,
     should_stop: Callable[[], bool] | None = None,
     draw: bool = True,
+    data: Any = None,
 ) -> FitRun:
     """Train one model as configured, write its run directory and draw its figures (``draw``
     False: the caller draws them, e.g. with :func:`redraw`).
 
     Under torchrun (after :func:`lrtrain.data.distributed.setup`) every process trains on its shard
-    of the rows through DistributedDataParallel; rank 0 alone writes, reports and draws."""
+    of the rows through DistributedDataParallel; rank 0 alone writes, reports and draws.
+
+    ``data``: rows handed over from Python instead of the config's (``(X, y)`` or a DataFrame;
+    numpy, pandas or torch, :mod:`lrtrain.data.arrays`)."""
     from lrtrain.engine.train import train
     from lrtrain.workflows.progress import progress_for
 
     world = current()
-    config, dataset, analysis, auto = prepare(config, world)
+    config, dataset, analysis, auto = prepare(config, world, data)
     _check_replicas(config, dataset, world)
     run_dir = world.share(
         world.on_main(lambda: runs.create_run_dir(config.output.root, config.name, out, overwrite))
@@ -181,10 +196,12 @@ def resume(
     progress: ProgressCallback | bool | None = None,
     should_stop: Callable[[], bool] | None = None,
     draw: bool = True,
+    data: Any = None,
 ) -> FitRun:
     """Continue an interrupted (or completed, with a larger max_iter) fit in place; on the CPU
     the result equals that of an uninterrupted run bit for bit. ``config`` defaults to the
-    run's own; see :func:`resume_status` for what may change."""
+    run's own; see :func:`resume_status` for what may change. ``data``: a run on rows handed over
+    from Python (``data.source: arrays``) needs the same rows again: its directory keeps none."""
     from lrtrain.config.schema import load_config
 
     if config is None:
@@ -196,7 +213,7 @@ def resume(
     from lrtrain.workflows.progress import progress_for
 
     world = current()
-    config, dataset, analysis, auto = prepare(config, world)
+    config, dataset, analysis, auto = prepare(config, world, data)
     with progress_for(progress if world.is_main else None, f"resume {config.name}") as callback:
         result = train(
             dataset,

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from lrtrain.config.schema import Config
 from lrtrain.data.distributed import current
@@ -53,6 +53,7 @@ def sweep_lr(
     progress: ProgressCallback | bool | None = None,
     should_stop: Callable[[], bool] | None = None,
     draw: bool = True,
+    data: Any = None,
 ) -> SweepRun:
     """Train at many learning rates in one vectorised run, judge each, recommend one.
 
@@ -62,7 +63,8 @@ def sweep_lr(
     Under torchrun the learning rates are dealt out across processes (lr i to rank i mod W,
     which spreads the early-diverging large ones), each process trains its group on all the
     rows, and rank 0 gathers the groups and writes the same directory a single process would.
-    """
+    ``data``: rows handed over from Python instead of the config's (``(X, y)`` or a DataFrame;
+    numpy, pandas or torch, :mod:`lrtrain.data.arrays`)."""
     from lrtrain.data.distributed import check_sweep_size, deal
     from lrtrain.engine.train import concat_results, train
     from lrtrain.workflows.prediction import minibatch_sweep, sweep_expected
@@ -71,7 +73,7 @@ def sweep_lr(
 
     check_sweep_config(config)
     world = current()
-    config, dataset, analysis, _ = prepare(config)
+    config, dataset, analysis, _ = prepare(config, data=data)
     chosen = lrs or config.sweep.lrs or auto_lrs(analysis)
     check_memory(config, replicas=len(chosen))
     check_sweep_size(len(chosen), world.size)
