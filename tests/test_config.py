@@ -211,7 +211,7 @@ def test_all_errors_reported_together() -> None:
         ({"data": {"x": {"kind": "cubic"}}}, "data.x"),
         ({"data": {"source": "csv"}}, "needs data.path"),
         ({"data": {"stream": True}, "train": {"batch_size": 10}}, "trains full-batch"),
-        ({"data": {"stream": True, "source": "csv", "path": "a.csv"}}, "a CSV or arrays are held in"),
+        ({"data": {"stream": True, "source": "csv", "path": "a.csv"}}, "CSV or arrays are held"),
         ({"device": "gpu"}, "device"),
         ({"seed": -1}, "seed"),
         ({"name": "a/b"}, "name"),

@@ -22,6 +22,7 @@ from lrtrain._version import __version__ as __version__
 from lrtrain.errors import LrtrainError
 
 _EXPORTS = {
+    "GDRegressor": "lrtrain.workflows.estimator",
     "load_config": "lrtrain.config.schema",
     "Config": "lrtrain.config.schema",
     "fit": "lrtrain.api",
@@ -44,6 +45,7 @@ _EXPORTS = {
 __all__ = [
     "Config",
     "FitRun",
+    "GDRegressor",
     "LrtrainError",
     "RunData",
     "SweepRun",
@@ -78,6 +80,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
     )
     from lrtrain.config.schema import Config, load_config
     from lrtrain.runs.directory import RunData, load_run
+    from lrtrain.workflows.estimator import GDRegressor
     from lrtrain.workflows.explore import explore
     from lrtrain.workflows.find_lr import find_lr
 

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 # every name and the module that holds it, imported on first use: importing the API costs
 # nothing, and `lrtrain plot`'s redraw never imports the modules that train (or torch)
 _EXPORTS = {
+    "GDRegressor": "lrtrain.workflows.estimator",
     "BatchMapRun": "lrtrain.workflows.batch_map",
     "batch_map": "lrtrain.workflows.batch_map",
     "explore": "lrtrain.workflows.explore",
@@ -47,6 +48,7 @@ __all__ = [
     "BatchMapRun",
     "FindLrRun",
     "FitRun",
+    "GDRegressor",
     "ProgressBar",
     "SweepRun",
     "animate",
@@ -70,6 +72,7 @@ __all__ = [
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
     from lrtrain.workflows.batch_map import BatchMapRun, batch_map
+    from lrtrain.workflows.estimator import GDRegressor
     from lrtrain.workflows.explore import explore
     from lrtrain.workflows.export import export_data
     from lrtrain.workflows.find_lr import FindLrRun, find_lr

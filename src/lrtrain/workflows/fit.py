@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from lrtrain.runs.summaries import FitSummary
     from lrtrain.theory.analysis import Analysis, AutoSettings
     from lrtrain.workflows.loggers import Logged
+    from lrtrain.workflows.prediction import Prediction
 
 
 @dataclass
@@ -119,26 +120,54 @@ def fit(
 
     ``data``: rows handed over from Python instead of the config's (``(X, y)`` or a DataFrame;
     numpy, pandas or torch, :mod:`lrtrain.data.arrays`)."""
-    from lrtrain.engine.train import train
-    from lrtrain.workflows.progress import progress_for
-
     world = current()
     config, dataset, analysis, auto = prepare(config, world, data)
     _check_replicas(config, dataset, world)
     run_dir = world.share(
         world.on_main(lambda: runs.create_run_dir(config.output.root, config.name, out, overwrite))
     )
-    with progress_for(progress if world.is_main else None, f"fit {config.name}") as callback:
-        result = train(
-            dataset,
-            config,
-            progress=callback,
-            should_stop=should_stop,
-            loss_ref=analysis.target_loss,
-            world=world,
-            gap_floor=analysis.gap_floor or 0.0,
-        )
+    result = _train(config, dataset, analysis, world, progress, should_stop)
     return _finish_fit(world, run_dir, config, dataset, analysis, result, auto, draw)
+
+
+@dataclass
+class Fitted:
+    """A fit computed in memory and written nowhere: what ``fit`` would report and save."""
+
+    config: Config
+    summary: FitSummary
+    dataset: Dataset
+    analysis: Analysis
+    result: TrainResult
+
+
+def fit_in_memory(config: Config, data: Any = None) -> Fitted:
+    """Train one model as configured and summarise it as ``fit`` does — the same data, theory,
+    training and summary — without a run directory, figures or loggers (the scikit-learn
+    estimator's fit, run in one process)."""
+    config, dataset, analysis, auto = prepare(config, SINGLE, data)
+    _check_replicas(config, dataset, SINGLE)
+    result = _train(config, dataset, analysis, SINGLE, None, None)
+    summary, _, _ = _summarise(config, dataset, analysis, result, auto, False)
+    return Fitted(config, summary, dataset, analysis, result)
+
+
+def _train(
+    config: Config,
+    dataset: Dataset,
+    analysis: Analysis,
+    world: World,
+    progress: ProgressCallback | bool | None,
+    should_stop: Callable[[], bool] | None,
+) -> TrainResult:
+    """The fit's training: to the closed form's loss, within what the dtype resolves."""
+    from lrtrain.engine.train import train
+    from lrtrain.workflows.progress import progress_for
+
+    with progress_for(progress if world.is_main else None, f"fit {config.name}") as callback:
+        return train(dataset, config, progress=callback, should_stop=should_stop,
+                     loss_ref=analysis.target_loss, world=world,
+                     gap_floor=analysis.gap_floor or 0.0)  # fmt: skip
 
 
 def _check_replicas(config: Config, dataset: Dataset, world: World) -> None:
@@ -169,13 +198,9 @@ def _finish_fit(
     draw: bool = True,
 ) -> FitRun:
     """Write the run (rank 0) and return it; the other processes get the same summary."""
-    from lrtrain.workflows.prediction import predict
-    from lrtrain.workflows.summary import fit_summary
-
-    prediction = predict(config, dataset, analysis, result, world.distributed)
-    held = dataset.validation
-    validation = held.losses(result.replica_history(0)["theta"]) if held is not None else None
-    summary = fit_summary(config, dataset, analysis, result, auto, prediction, validation)
+    summary, prediction, validation = _summarise(
+        config, dataset, analysis, result, auto, world.distributed
+    )
     if not world.is_main:
         return FitRun(run_dir, summary, config, dataset, analysis, result, [], prediction.modes)
     runs.save_fit(run_dir, FitRecord(
@@ -187,6 +212,25 @@ def _finish_fit(
     logged = log(run_dir, config) if draw else []
     return FitRun(run_dir, summary, config, dataset, analysis, result, figures, prediction.modes,
                   logged)  # fmt: skip
+
+
+def _summarise(
+    config: Config,
+    dataset: Dataset,
+    analysis: Analysis,
+    result: TrainResult,
+    auto: AutoSettings | None,
+    distributed: bool,
+) -> tuple[FitSummary, Prediction, list[float] | None]:
+    """What the theory predicts for the run, the held-out loss per logged step, the summary."""
+    from lrtrain.workflows.prediction import predict
+    from lrtrain.workflows.summary import fit_summary
+
+    prediction = predict(config, dataset, analysis, result, distributed)
+    held = dataset.validation
+    validation = held.losses(result.replica_history(0)["theta"]) if held is not None else None
+    summary = fit_summary(config, dataset, analysis, result, auto, prediction, validation)
+    return summary, prediction, validation
 
 
 def resume(
