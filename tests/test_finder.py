@@ -86,11 +86,15 @@ def test_lightnings_suggestion_skips_non_finite_losses_and_keeps_the_rows_rate()
     assert finder.lightning_suggestion(lrs[:12], loss[:12]) == {}  # fewer than two points
 
 
-def test_lightnings_own_lr_find_gives_the_same_curve_and_suggestion(tmp_path: Path) -> None:
+@pytest.mark.parametrize("batch", [None, 8], ids=["full batch", "batches of 8"])
+def test_lightnings_own_lr_find_gives_the_same_curve_and_suggestion(
+    batch: int | None, tmp_path: Path
+) -> None:
     """PyTorch Lightning's own ``Tuner.lr_find`` (the pinned 2.6.6) on the lesson's model, data
-    and SGD — zero start, full batch, float32, min 1e-8, max 1, 100 steps, early stop at 4× —
-    against ``lrtrain find-lr``'s Lightning test: the same smoothed curve (1e-6) where it
-    stopped, and the same suggestion, exactly."""
+    and SGD — zero start, float32, min 1e-8, max 1, 100 steps, early stop at 4× — against
+    ``lrtrain find-lr``'s Lightning test: the same smoothed curve (1e-6) where it stopped, and
+    the same suggestion, exactly. With mini-batches Lightning's loader is handed lrtrain's batch
+    order (each step's rows from :class:`~lrtrain.engine.batches.Batches`)."""
     import logging
     import warnings
 
@@ -101,11 +105,18 @@ def test_lightnings_own_lr_find_gives_the_same_curve_and_suggestion(tmp_path: Pa
 
     from lrtrain.api import find_lr
     from lrtrain.data.load import load_dataset
+    from lrtrain.engine.batches import Batches
     from lrtrain.engine.model import MyLinearRegressionModel
 
-    cfg = load_config("lecture", ["device=cpu", f"output.root={tmp_path}"])
+    over = ["device=cpu", f"output.root={tmp_path}", f"train.batch_size={batch or 'null'}"]
+    cfg = load_config("lecture", over)
     dataset = load_dataset(cfg)
     rows = TensorDataset(dataset.x.contiguous(), dataset.y)
+    if batch is None:
+        order = [list(range(len(rows)))] * 100  # the full batch, every step
+    else:
+        draws = Batches(dataset.n, batch, cfg.seed, torch.device("cpu"), sampling="epoch")
+        order = [draws.indices(step).tolist() for step in range(100)]
 
     class Lesson(pl.LightningModule):
         def __init__(self) -> None:
@@ -121,10 +132,10 @@ def test_lightnings_own_lr_find_gives_the_same_curve_and_suggestion(tmp_path: Pa
             return torch.optim.SGD(self.parameters(), lr=self.lr)
 
         def train_dataloader(self) -> DataLoader:
-            return DataLoader(rows, batch_size=len(rows))  # the full batch, every step
+            return DataLoader(rows, batch_sampler=order)
 
     logging.getLogger("lightning").setLevel(logging.ERROR)
-    trainer = pl.Trainer(max_epochs=1000, logger=False, enable_checkpointing=False,
+    trainer = pl.Trainer(max_epochs=1, logger=False, enable_checkpointing=False,
                          enable_progress_bar=False, enable_model_summary=False,
                          default_root_dir=tmp_path, accelerator="cpu")  # fmt: skip
     with warnings.catch_warnings():
