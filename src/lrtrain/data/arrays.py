@@ -22,6 +22,7 @@ from lrtrain.config.schema import DataConfig
 from lrtrain.data.dataset import Dataset, dataset_from_rows
 from lrtrain.data.distributed import World
 from lrtrain.data.source import Table
+from lrtrain.data.table import select_columns
 from lrtrain.errors import DataError
 
 LABEL = "the rows handed over (data=…)"  # what messages call the data
@@ -80,13 +81,7 @@ def table_of(data: Any, config: DataConfig) -> Table:
                 "data: one array has no column names to find the target in; give (X, y), or a "
                 f"DataFrame with a column '{config.target}' (data.target)"
             )
-        if config.target not in columns:
-            raise DataError(
-                f"data: no column '{config.target}' (data.target); columns are: "
-                f"{', '.join(columns)}"
-            )
-        wanted = config.features or [c for c in columns if c != config.target]
-        _check_features(wanted, columns, config.target)
+        wanted = select_columns("data", columns, config.target, config.features)
         features, x = wanted, _matrix(data[wanted], "X")
         y, target = _column(data[config.target], config.target), config.target
     if len(x) != len(y):
@@ -103,29 +98,14 @@ def table_of(data: Any, config: DataConfig) -> Table:
 def _features(x: Any, config: DataConfig) -> tuple[list[str], torch.Tensor]:
     columns = _columns_of(x)
     if columns is not None:
-        wanted = config.features or columns
-        _check_features(wanted, columns, None)
-        return list(wanted), _matrix(x[wanted], "X")
+        wanted = select_columns("data", columns, None, config.features)
+        return wanted, _matrix(x[wanted], "X")
     matrix = _matrix(x, "X")
     if config.features is not None and len(config.features) != matrix.shape[1]:
         raise DataError(
             f"data.features names {len(config.features)} column(s); X has {matrix.shape[1]}"
         )
     return list(config.features or [f"x_{i}" for i in range(matrix.shape[1])]), matrix
-
-
-def _check_features(wanted: list[str], columns: list[str], target: str | None) -> None:
-    if target is not None and target in wanted:
-        raise DataError(
-            f"data: the target '{target}' is also listed in data.features; a model that sees "
-            "its own answer learns nothing — remove it from data.features"
-        )
-    missing = [f for f in wanted if f not in columns]
-    if missing:
-        raise DataError(
-            f"data: no column {', '.join(repr(m) for m in missing)} (data.features); columns "
-            f"are: {', '.join(columns)}"
-        )
 
 
 def _columns_of(value: Any) -> list[str] | None:

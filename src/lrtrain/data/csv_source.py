@@ -11,7 +11,7 @@ from lrtrain.config.schema import DataConfig
 from lrtrain.data.dataset import Dataset, dataset_from_rows
 from lrtrain.data.distributed import World
 from lrtrain.data.source import Table
-from lrtrain.data.table import numbers, read_rows
+from lrtrain.data.table import numbers, read_rows, select_columns
 from lrtrain.errors import DataError
 
 
@@ -50,24 +50,7 @@ def csv_table(data: DataConfig) -> tuple[list[str], torch.Tensor, torch.Tensor]:
     the file, row and column."""
     path = Path(data.path or "")
     header, body = read_rows(path, f"data.path: CSV file '{path}' not found")
-    if data.target not in header:
-        raise DataError(
-            f"{path}: no column '{data.target}' (data.target); columns are: {', '.join(header)}"
-        )
-    features = data.features or [h for h in header if h != data.target]
-    if data.target in features:
-        raise DataError(
-            f"{path}: the target '{data.target}' is also listed in data.features; a model that "
-            "sees its own answer learns nothing — remove it from data.features"
-        )
-    missing = [f for f in features if f not in header]
-    if missing:
-        raise DataError(
-            f"{path}: no column {', '.join(repr(m) for m in missing)} (data.features); "
-            f"columns are: {', '.join(header)}"
-        )
-    if not features:
-        raise DataError(f"{path}: no feature columns besides the target '{data.target}'")
+    features = select_columns(str(path), header, data.target, data.features)
     if len(body) < 2:
         raise DataError(f"{path}: {len(body)} data row(s); a regression needs at least 2")
     columns = [header.index(f) for f in features]

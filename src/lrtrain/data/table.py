@@ -47,3 +47,32 @@ def _cell(path: Path, line: int, row: list[str], col: int, header: list[str]) ->
             f"{path}: line {line}, column '{header[col]}': {text} is not a finite number"
         )
     return value
+
+
+def select_columns(
+    where: str, columns: list[str], target: str | None, features: list[str] | None
+) -> list[str]:
+    """The feature columns of the table ``where`` names (a file; ``data`` for rows handed
+    over): ``features`` (``data.features``), else every column but the target — each checked to
+    be a column, the target (``data.target``, None: not among these columns) to be one and not
+    to be a feature."""
+    if target is not None and target not in columns:
+        raise DataError(
+            f"{where}: no column '{target}' (data.target); columns are: {', '.join(columns)}"
+        )
+    chosen = list(features or [c for c in columns if c != target])
+    if target is not None and target in chosen:
+        raise DataError(
+            f"{where}: the target '{target}' is also listed in data.features; a model that "
+            "sees its own answer learns nothing — remove it from data.features"
+        )
+    missing = [f for f in chosen if f not in columns]
+    if missing:
+        raise DataError(
+            f"{where}: no column {', '.join(repr(m) for m in missing)} (data.features); "
+            f"columns are: {', '.join(columns)}"
+        )
+    if not chosen:
+        besides = f" besides the target '{target}'" if target is not None else ""
+        raise DataError(f"{where}: no feature columns{besides}")
+    return chosen
