@@ -10,6 +10,11 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev]'
+	# fastai, a reference of the find-lr tests, without its declared dependencies: they pull a
+	# torchvision built for CUDA torch that cannot load with the CPU torch (constraints.txt says more)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -c constraints.txt \
+		fastai fastcore fastdownload fastprogress fasttransform plum-dispatch beartype \
+		python-fasthtml itsdangerous python-multipart
 	# An editable install leaves lrtrain's own modules uncompiled; compiling them once saves
 	# every command ~0.3 s of start-up (read even where PYTHONDONTWRITEBYTECODE is set).
 	PYTHONDONTWRITEBYTECODE= $(BIN)/python -m compileall -q src/lrtrain

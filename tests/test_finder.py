@@ -151,6 +151,59 @@ def test_lightnings_own_lr_find_gives_the_same_curve_and_suggestion(
     assert ours.summary["suggestions"]["lightning"] == theirs.suggestion()
 
 
+@pytest.mark.parametrize("batch", [None, 8], ids=["full batch", "batches of 8"])
+def test_fastais_own_lr_find_gives_the_same_curve_and_suggestions(
+    batch: int | None, tmp_path: Path
+) -> None:
+    """fastai's own ``Learner.lr_find`` (the pinned 2.8.12: start 1e-7, end 10, 100 steps, stop
+    at 4×) with torch's SGD on the lesson's model and data — zero start, float32 — against
+    ``lrtrain find-lr``'s fastai test: the same rates and smoothed curve and the same four
+    suggestions, exactly (fastai's float32 arithmetic, reproduced). With mini-batches fastai's
+    loader is handed lrtrain's batch order."""
+    import warnings
+    from functools import partial
+
+    import torch
+    from torch.utils.data import DataLoader, TensorDataset
+
+    with warnings.catch_warnings():  # fastai's imports warn of torch.jit's and pandas' futures
+        warnings.simplefilter("ignore")
+        from fastai.basics import DataLoaders, Learner, OptimWrapper
+        from fastai.callback.schedule import minimum, slide, steep, valley
+
+    from lrtrain.api import find_lr
+    from lrtrain.data.load import load_dataset
+    from lrtrain.engine.batches import Batches
+    from lrtrain.engine.model import MyLinearRegressionModel
+
+    over = ["device=cpu", f"output.root={tmp_path}", f"train.batch_size={batch or 'null'}"]
+    cfg = load_config("lecture", over)
+    dataset = load_dataset(cfg)
+    rows = TensorDataset(dataset.x.contiguous(), dataset.y)
+    if batch is None:
+        order = [list(range(len(rows)))] * 101  # the full batch, every step
+    else:
+        draws = Batches(dataset.n, batch, cfg.seed, torch.device("cpu"), sampling="epoch")
+        order = [draws.indices(step).tolist() for step in range(101)]
+    loaders = DataLoaders(DataLoader(rows, batch_sampler=order),
+                          DataLoader(rows, batch_size=len(rows)), device="cpu")  # fmt: skip
+    learn = Learner(loaders, MyLinearRegressionModel(1), lr=cfg.optimizer.lr_value,
+                    loss_func=lambda p, t: ((p - t) ** 2).mean(),
+                    opt_func=partial(OptimWrapper, opt=torch.optim.SGD))  # fmt: skip
+    with warnings.catch_warnings(), learn.no_bar(), learn.no_logging():
+        warnings.simplefilter("ignore")
+        theirs = learn.lr_find(start_lr=1e-7, end_lr=10, num_it=100, show_plot=False,
+                               suggest_funcs=(minimum, steep, valley, slide))  # fmt: skip
+    ours = find_lr(cfg, 1, tmp_path / "ours", draw=False)
+    curve = next(c for c in ours.curves if c.finder == "fastai")
+    recorded = [float(v) for v in learn.recorder.losses]
+    assert list(curve.smoothed) == recorded
+    assert list(curve.lrs[: len(recorded)]) == learn.recorder.lrs
+    suggested = ours.summary["suggestions"]
+    for name in ("minimum", "steep", "valley", "slide"):
+        assert suggested[f"fastai_{name}"] == getattr(theirs, name), name
+
+
 @pytest.fixture(scope="module")
 def lesson_finder(tmp_path_factory):
     out = tmp_path_factory.mktemp("find") / "f"

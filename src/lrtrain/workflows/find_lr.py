@@ -89,7 +89,8 @@ def range_tests(test: RangeTest, dataset: Dataset, config: Config, repeats: int)
     for k in range(repeats):
         losses = result.replica_history(k)["loss"].numpy()[: test.steps]
         rates = factor[k] * ramp[: len(losses)]
-        curves.append(Curve(test.name, k, rates, losses, recorded(test, losses)))
+        smoothed = recorded(test, losses, config.train.dtype)
+        curves.append(Curve(test.name, k, rates, losses, smoothed))
     return curves
 
 

@@ -22,6 +22,7 @@ to the last but one with respect to the rates (spacing = the rates, since Lightn
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -39,29 +40,33 @@ class RangeTest:
     steps: int
 
     def rates(self) -> np.ndarray:
-        """The rate of each batch of the ramp."""
-        i = np.arange(self.steps, dtype=np.float64)
-        ratio = self.end / self.start
-        if self.name == "fastai":
-            return self.start * ratio ** (i / self.steps)
-        rates = self.start * ratio ** ((i + 1) / self.steps)
-        rates[0] = self.start  # the scheduler's first value is its base rate
-        return rates
+        """The rate of each batch of the ramp, computed as the libraries do (Python floats:
+        their last bit is theirs)."""
+        ratio, n = self.end / self.start, self.steps
+        if self.name == "fastai":  # SchedExp: start · (end/start)^(i/num_it)
+            return np.array([self.start * ratio ** (i / n) for i in range(n)])
+        # _ExponentialLR: the base rate first, then base · (end/base)^((i + 1)/num_training)
+        return np.array([self.start] + [self.start * ratio ** ((i + 1) / n) for i in range(1, n)])
 
 
 FASTAI = RangeTest("fastai", 1e-7, 10.0, 100)
 LIGHTNING = RangeTest("lightning", 1e-8, 1.0, 100)
 
 
-def recorded(test: RangeTest, losses: np.ndarray) -> np.ndarray:
+def recorded(test: RangeTest, losses: np.ndarray, dtype: str = "float32") -> np.ndarray:
     """The smoothed losses the finder records, up to and including the batch it stops after
-    (``losses``: each batch's loss, in order)."""
+    (``losses``: each batch's loss, in order, as trained in ``dtype``). fastai smooths in
+    tensors of the loss's dtype (``torch.lerp``, its ``AvgSmoothLoss``), Lightning in Python
+    floats: each is reproduced in its own arithmetic."""
+    import torch
+
     out = []
-    average, best = 0.0, np.inf if test.name == "fastai" else 0.0
+    best = np.inf if test.name == "fastai" else 0.0
+    average: Any = torch.tensor(0.0, dtype=getattr(torch, dtype)) if test.name == "fastai" else 0.0
     for i, loss in enumerate(np.asarray(losses, dtype=np.float64)):
         if test.name == "fastai":
-            average = loss + BETA * (average - loss)  # torch.lerp(loss, average, β)
-            smooth = average / (1 - BETA ** (i + 1))
+            average = torch.lerp(torch.tensor(loss, dtype=average.dtype), average, BETA)
+            smooth = float(average / (1 - BETA ** (i + 1)))
             out.append(smooth)
             best = min(best, smooth)
             if smooth > DIVERGE * best or not np.isfinite(smooth):
@@ -79,9 +84,15 @@ def recorded(test: RangeTest, losses: np.ndarray) -> np.ndarray:
 
 
 def fastai_suggestions(lrs: np.ndarray, losses: np.ndarray) -> dict[str, float]:
-    """fastai's four suggestions on the recorded curve (trimmed as ``lr_find`` does)."""
+    """fastai's four suggestions on the recorded curve, trimmed as ``lr_find`` does
+    (``[num_it//10:-5]``, then up to the first NaN) and in its arithmetic: float32, as its
+    ``tensor()`` makes the rates and the losses are."""
     num_it = FASTAI.steps
-    lrs, losses = np.asarray(lrs)[num_it // 10 : -5], np.asarray(losses)[num_it // 10 : -5]
+    lrs = np.asarray(lrs, dtype=np.float32)[num_it // 10 : -5]
+    losses = np.asarray(losses, dtype=np.float32)[num_it // 10 : -5]
+    nan = np.flatnonzero(np.isnan(losses))
+    if len(nan):
+        lrs, losses = lrs[: nan[0]], losses[: nan[0]]
     if len(losses) < 2:
         return {}
     return {
@@ -123,9 +134,13 @@ def _slide(lrs: np.ndarray, losses: np.ndarray, lr_diff: int = 15, thresh: float
 
 
 def _steep(lrs: np.ndarray, losses: np.ndarray) -> float:
-    """Where the loss falls fastest against log lr (forward differences)."""
-    grads = (losses[1:] - losses[:-1]) / (np.log(lrs[1:]) - np.log(lrs[:-1]))
-    return float(lrs[int(np.argmin(grads))])
+    """Where the loss falls fastest against log lr (forward differences), with torch's float32
+    logarithm as fastai takes it."""
+    import torch
+
+    rates, values = torch.from_numpy(lrs), torch.from_numpy(losses)
+    grads = (values[1:] - values[:-1]) / (rates[1:].log() - rates[:-1].log())
+    return float(rates[int(torch.argmin(grads))])
 
 
 def lightning_suggestion(lrs: np.ndarray, losses: np.ndarray) -> dict[str, float]:
