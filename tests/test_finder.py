@@ -204,6 +204,50 @@ def test_fastais_own_lr_find_gives_the_same_curve_and_suggestions(
         assert suggested[f"fastai_{name}"] == getattr(theirs, name), name
 
 
+@pytest.mark.parametrize("batch", [None, 8], ids=["full batch", "batches of 8"])
+def test_torch_lr_finders_own_range_test_gives_the_same_curve_and_suggestion(
+    batch: int | None, tmp_path: Path
+) -> None:
+    """torch-lr-finder's own ``LRFinder.range_test`` (the pinned 0.2.2: from the optimizer's
+    1e-7 to 10 in 100 batches, smoothing 0.05, stop at 5×) and its ``plot(suggest_lr=True)``,
+    with torch's SGD on the lesson's model and data, against ``lrtrain find-lr``'s
+    torch-lr-finder test: the same rates, curve and suggestion, exactly (its loader handed
+    lrtrain's batch order with mini-batches)."""
+    import warnings
+
+    import torch
+    from matplotlib.figure import Figure
+    from torch.utils.data import DataLoader, TensorDataset
+    from torch_lr_finder import LRFinder
+
+    from lrtrain.api import find_lr
+    from lrtrain.data.load import load_dataset
+    from lrtrain.engine.batches import Batches
+    from lrtrain.engine.model import MyLinearRegressionModel
+
+    over = ["device=cpu", f"output.root={tmp_path}", f"train.batch_size={batch or 'null'}"]
+    cfg = load_config("lecture", over)
+    dataset = load_dataset(cfg)
+    rows = TensorDataset(dataset.x.contiguous(), dataset.y)
+    if batch is None:
+        order = [list(range(len(rows)))] * 100  # the full batch, every step
+    else:
+        draws = Batches(dataset.n, batch, cfg.seed, torch.device("cpu"), sampling="epoch")
+        order = [draws.indices(step).tolist() for step in range(100)]
+    model = MyLinearRegressionModel(1)  # zeros, as the lesson starts
+    optimizer = torch.optim.SGD(model.parameters(), lr=finder.TORCH_LR_FINDER.start)
+    theirs = LRFinder(model, optimizer, lambda p, t: ((p - t) ** 2).mean(), device="cpu")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # its scheduler's get_lr() outside step()
+        theirs.range_test(DataLoader(rows, batch_sampler=order), end_lr=10, num_iter=100)
+        _, suggested = theirs.plot(suggest_lr=True, ax=Figure().add_subplot())
+    ours = find_lr(cfg, 1, tmp_path / "ours", draw=False)
+    curve = next(c for c in ours.curves if c.finder == "torch-lr-finder")
+    assert list(curve.smoothed) == theirs.history["loss"]
+    assert list(curve.lrs[: len(curve.smoothed)]) == theirs.history["lr"]
+    assert ours.summary["suggestions"]["torch_lr_finder"] == suggested
+
+
 @pytest.fixture(scope="module")
 def lesson_finder(tmp_path_factory):
     out = tmp_path_factory.mktemp("find") / "f"
@@ -218,7 +262,8 @@ def test_find_lr_on_the_lesson_scores_every_suggestion(lesson_finder) -> None:
     out, text = lesson_finder
     summary = json.loads((out / "summary.json").read_text())
     assert set(summary["suggestions"]) == {"fastai_valley", "fastai_slide", "fastai_minimum",
-                                           "fastai_steep", "lightning"}  # fmt: skip
+                                           "fastai_steep", "lightning",
+                                           "torch_lr_finder"}  # fmt: skip
     assert summary["critical_lr"] == pytest.approx(0.029774, rel=1e-4)
     assert summary["optimal_lr"] == pytest.approx(0.029555, rel=1e-4)
     for name, lr in summary["suggestions"].items():
@@ -240,7 +285,7 @@ def test_find_lr_on_the_lesson_scores_every_suggestion(lesson_finder) -> None:
     assert steps == summary["fastest_steps"]
     assert "lrtrain find-lr — lecture" in text and "critical lr 0.029774" in text
     table = run.metrics
-    assert set(np.unique(table["finder"])) == {0.0, 1.0}
+    assert set(np.unique(table["finder"])) == {0.0, 1.0, 2.0}  # fastai, Lightning, torch-lr-finder
     assert math.isclose(table["lr"][0], 1e-7)
 
 

@@ -51,9 +51,9 @@ def find_lr(
     device: DeviceOpt = None,
     seed: SeedOpt = None,
 ) -> None:
-    """fastai's and PyTorch Lightning's learning-rate range tests, as published, on this
-    model and data — every suggestion scored against the exact critical lr, η*, the
-    mean-square critical lr and the fastest constant rate a sweep finds."""
+    """fastai's, PyTorch Lightning's and torch-lr-finder's learning-rate range tests, as
+    published, on this model and data — every suggestion scored against the exact critical lr,
+    η*, the mean-square critical lr and the fastest constant rate a sweep finds."""
 
     def resolve() -> Config:
         return resolve_config(config, overrides, device, seed)

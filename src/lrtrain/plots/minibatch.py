@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from lrtrain.plots.canvas import axes, figure
+from lrtrain.runs.directory import FINDERS
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -131,8 +132,8 @@ def find_lr_figure(
     suggestions as markers, and the exact thresholds as vertical lines: the critical lr, η*,
     the mean-square critical lr, the fastest rate of a sweep."""
     fig, ax = axes(ax, (8.0, 5.0))
-    for code, finder, color in ((0.0, "fastai", "C0"), (1.0, "lightning", "C1")):
-        mine = table["finder"] == code
+    for code, finder in enumerate(FINDERS):  # finder.csv's finder column, as loaded
+        mine, color = table["finder"] == code, ("C0", "C1", "C8")[code]
         for repeat in np.unique(table["repeat"][mine]):
             rows = mine & (table["repeat"] == repeat)
             smooth = table["smoothed"][rows]
@@ -140,7 +141,7 @@ def find_lr_figure(
             ax.plot(table["lr"][rows][kept], smooth[kept], color=color,
                     lw=1.6 if repeat == 0 else 0.6, alpha=1.0 if repeat == 0 else 0.5,
                     label=f"{finder} (smoothed loss)" if repeat == 0 else None)  # fmt: skip
-    marks = ("o", "s", "^", "v", "D")
+    marks = ("o", "s", "^", "v", "D", "P")
     for (name, lr), mark in zip(sorted(summary["suggestions"].items()), marks * 2, strict=False):
         ax.axvline(lr, color="0.5", lw=0.6)
         ax.plot([lr], [0.04], mark, color="k", ms=7, transform=ax.get_xaxis_transform(),

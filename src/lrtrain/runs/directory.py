@@ -39,6 +39,7 @@ CHECKPOINT_FILE = "checkpoint.pt"  # the engine state a resume starts from (byte
 MODES_FILE = "modes.csv"  # the shown eigen-modes' predicted errors per logged step
 BATCH_MAP_FILE = "batch_map.csv"  # sweep-lr --batch-sizes: (batch size, lr) → steps
 FINDER_FILE = "finder.csv"  # find-lr: every range test's rate, loss and smoothed loss per step
+FINDERS = ("fastai", "lightning", "torch-lr-finder")  # finder.csv's finders, as loaded: 0, 1, 2
 
 
 def create_run_dir(
@@ -240,8 +241,8 @@ def load_run(path: str | Path) -> RunData:
     if kind == "batch-map":  # the map's own table
         run.metrics = _read_csv_columns(path / BATCH_MAP_FILE, {"full": math.inf, "": math.nan})
         return run
-    if kind == "find-lr":  # finder 0: fastai, 1: lightning
-        words = {"fastai": 0.0, "lightning": 1.0, "": math.nan}
+    if kind == "find-lr":  # finder.csv's finder column as numbers: its index in FINDERS
+        words = {name: float(i) for i, name in enumerate(FINDERS)} | {"": math.nan}
         run.metrics = _read_csv_columns(path / FINDER_FILE, words)
         return run
     table = "trajectories" if kind == "sweep" else "metrics"

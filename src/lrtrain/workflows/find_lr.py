@@ -1,4 +1,4 @@
-"""``lrtrain find-lr``: fastai's and Lightning's learning-rate range tests, as published
+"""``lrtrain find-lr``: fastai's, Lightning's and torch-lr-finder's range tests, as published
 (:mod:`~.finder`), run on lrtrain's model and data through its training loop, and scored
 against what least squares knows exactly: the critical lr 2/λ_max, the asymptotically optimal
 η*, the mean-square critical lr of the batch size, and the fastest constant rate a sweep finds.
@@ -22,10 +22,12 @@ from lrtrain.runs.records import Curve
 from lrtrain.runs.summaries import FindLrSummary
 from lrtrain.workflows.finder import (
     FASTAI,
-    LIGHTNING,
+    TESTS,
+    TORCH_LR_FINDER,
     RangeTest,
     fastai_suggestions,
     lightning_suggestion,
+    torch_lr_finder_suggestion,
 )
 
 if TYPE_CHECKING:
@@ -116,6 +118,8 @@ def suggestions_of(curve: Curve) -> dict[str, float]:
     lrs = curve.lrs[: len(curve.smoothed)]
     if curve.finder == FASTAI.name:
         return fastai_suggestions(lrs, curve.smoothed)
+    if curve.finder == TORCH_LR_FINDER.name:
+        return torch_lr_finder_suggestion(lrs, curve.smoothed)
     return lightning_suggestion(lrs, curve.smoothed)
 
 
@@ -148,7 +152,7 @@ def find_lr(
     draw: bool = True,
     data: Any = None,
 ) -> FindLrRun:
-    """Run both range tests ``repeats`` times, score their suggestions, write the run
+    """Run the three range tests ``repeats`` times, score their suggestions, write the run
     directory (summary.json, finder.csv, plots/find_lr.png).
     ``data``: rows handed over from Python instead of the config's (``(X, y)`` or a DataFrame;
     numpy, pandas or torch, :mod:`lrtrain.data.arrays`)."""
@@ -166,16 +170,16 @@ def find_lr(
     run_dir = runs.create_run_dir(config.output.root, f"{config.name}-find-lr", out, overwrite)
     curves: list[Curve] = []
     found: list[dict[str, float]] = [{} for _ in range(repeats)]
-    for test in (FASTAI, LIGHTNING):
+    for test in TESTS:
         for curve in range_tests(test, dataset, config, repeats):
             curves.append(curve)
             found[curve.repeat].update(suggestions_of(curve))
         if progress is not None:
-            progress(len(curves), 2 * repeats, [float(curves[-1].smoothed[-1])])
+            progress(len(curves), len(TESTS) * repeats, [float(curves[-1].smoothed[-1])])
     loss0 = float(curves[0].losses[0])
     target = analysis.target_loss + config.train.gap_target * gap_scale(analysis.target_loss, loss0)
     fastest = fastest_constant_lr(config, dataset, analysis, target)
-    summary = find_lr_summary(config, analysis, [FASTAI, LIGHTNING], found,
+    summary = find_lr_summary(config, analysis, list(TESTS), found,
                               _minibatch_critical(config, dataset, analysis), fastest,
                               time.perf_counter() - started)  # fmt: skip
     runs.save_find_lr(run_dir, config, summary, curves)

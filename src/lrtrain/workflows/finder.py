@@ -17,6 +17,13 @@ the smoothed loss divides by 1 − β^(global_step + 1) with the step already co
 by 1 − β^(i+2)); it stops after a batch (from the second on) whose smoothed loss exceeds 4 × the
 best; the suggestion is the most negative ``torch.gradient`` of the finite losses from index 10
 to the last but one with respect to the rates (spacing = the rates, since Lightning's #14248).
+
+torch-lr-finder (``torch_lr_finder/lr_finder.py``: ``LRFinder.range_test``, ``ExponentialLR``,
+``plot(suggest_lr=True)``), version 0.2.2: from the optimizer's rate (lrtrain starts it at 1e-7)
+to ``end_lr=10`` in ``num_iter=100`` batches, batch i at start·(end/start)^(i/(num_iter − 1));
+the first loss as it is, then smoothed ``0.05·loss + 0.95·previous``; it stops after the batch
+whose smoothed loss exceeds 5 × the best; the suggestion is the most negative ``np.gradient``
+(unit spacing) of the losses from index 10 to the sixth from last.
 """
 
 from __future__ import annotations
@@ -26,15 +33,16 @@ from typing import Any
 
 import numpy as np
 
-BETA = 0.98  # both finders' smoothing
+BETA = 0.98  # fastai's and Lightning's smoothing
 DIVERGE = 4.0  # both stop once the smoothed loss exceeds this × the best
+SMOOTH_F, DIVERGE_TH = 0.05, 5.0  # torch-lr-finder's smoothing and stop
 
 
 @dataclass(frozen=True)
 class RangeTest:
     """One finder's published settings."""
 
-    name: str  # "fastai" or "lightning"
+    name: str  # "fastai", "lightning" or "torch-lr-finder"
     start: float
     end: float
     steps: int
@@ -45,12 +53,17 @@ class RangeTest:
         ratio, n = self.end / self.start, self.steps
         if self.name == "fastai":  # SchedExp: start · (end/start)^(i/num_it)
             return np.array([self.start * ratio ** (i / n) for i in range(n)])
+        if self.name == TORCH_LR_FINDER_NAME:  # its ExponentialLR: i/(num_iter − 1)
+            return np.array([self.start * ratio ** (i / (n - 1)) for i in range(n)])
         # _ExponentialLR: the base rate first, then base · (end/base)^((i + 1)/num_training)
         return np.array([self.start] + [self.start * ratio ** ((i + 1) / n) for i in range(1, n)])
 
 
+TORCH_LR_FINDER_NAME = "torch-lr-finder"
 FASTAI = RangeTest("fastai", 1e-7, 10.0, 100)
 LIGHTNING = RangeTest("lightning", 1e-8, 1.0, 100)
+TORCH_LR_FINDER = RangeTest(TORCH_LR_FINDER_NAME, 1e-7, 10.0, 100)
+TESTS = (FASTAI, LIGHTNING, TORCH_LR_FINDER)  # in the order find-lr runs and files them
 
 
 def recorded(test: RangeTest, losses: np.ndarray, dtype: str = "float32") -> np.ndarray:
@@ -60,6 +73,8 @@ def recorded(test: RangeTest, losses: np.ndarray, dtype: str = "float32") -> np.
     floats: each is reproduced in its own arithmetic."""
     import torch
 
+    if test.name == TORCH_LR_FINDER_NAME:
+        return _torch_lr_finder_recorded(losses)
     out = []
     best = np.inf if test.name == "fastai" else 0.0
     average: Any = torch.tensor(0.0, dtype=getattr(torch, dtype)) if test.name == "fastai" else 0.0
@@ -81,6 +96,35 @@ def recorded(test: RangeTest, losses: np.ndarray, dtype: str = "float32") -> np.
             if stop or not np.isfinite(smooth):
                 break
     return np.asarray(out)
+
+
+def _torch_lr_finder_recorded(losses: np.ndarray) -> np.ndarray:
+    """torch-lr-finder's history: the first loss as it is, then 0.05·loss + 0.95·previous (in
+    Python floats, from ``loss.item()``), stopping after the batch above 5 × the best."""
+    out: list[float] = []
+    best = 0.0
+    for i, loss in enumerate(float(v) for v in np.asarray(losses, dtype=np.float64)):
+        if i == 0:
+            best = loss
+        else:
+            loss = SMOOTH_F * loss + (1 - SMOOTH_F) * out[-1]
+            best = min(best, loss)
+        out.append(loss)
+        if loss > DIVERGE_TH * best:
+            break
+    return np.asarray(out)
+
+
+def torch_lr_finder_suggestion(lrs: np.ndarray, losses: np.ndarray) -> dict[str, float]:
+    """torch-lr-finder's suggestion (``plot(suggest_lr=True)``): the steepest point of
+    ``np.gradient`` at unit spacing over the losses from index 10 to the sixth from last (it
+    needs 17 points; a NaN's gradient is where ``argmin`` stops, as in the library)."""
+    skip_start, skip_end = 10, 5
+    if len(losses) < skip_start + skip_end + 2:
+        return {}
+    window = np.asarray(losses, dtype=np.float64)[skip_start:-skip_end]
+    rates = np.asarray(lrs)[skip_start:-skip_end]
+    return {"torch_lr_finder": float(rates[int(np.gradient(window).argmin())])}
 
 
 def fastai_suggestions(lrs: np.ndarray, losses: np.ndarray) -> dict[str, float]:
