@@ -161,3 +161,20 @@ def test_tensors_on_a_gpu_fit_as_on_the_cpu(frame: pd.DataFrame, tmp_path: Path)
     on_gpu = lrtrain.fit(cfg, draw=False, data=(x.cuda(), y.cuda()))
     on_cpu = lrtrain.fit(cfg, draw=False, data=(x, y))
     assert torch.equal(on_gpu.result.final_theta, on_cpu.result.final_theta)
+
+
+def test_rows_are_read_without_a_copy_and_the_data_set_keeps_its_own(tmp_path: Path) -> None:
+    """float64 rows are read in place (the only copy is the training dtype's, which the data set
+    owns: changing the caller's array afterwards changes nothing of the run)."""
+    from lrtrain.data.arrays import table_of
+
+    xs = np.linspace(0.0, 9.9, 100)
+    x, y = xs.reshape(-1, 1).copy(), 3 * xs + 1
+    cfg = load_config(None, ["train.dtype=float64", "output.plots=[]", f"output.root={tmp_path}"])
+    table = table_of((x, y), cfg.data)
+    assert table.x.data_ptr() == x.ctypes.data  # read in place
+    run = lrtrain.fit(cfg, draw=False, data=(x, y))
+    kept = run.dataset.x.clone()
+    x[:] = -1.0
+    assert torch.equal(run.dataset.x, kept)
+    assert run.dataset.x.data_ptr() != x.ctypes.data

@@ -1,11 +1,12 @@
 """Rows handed over in memory, as one source (``data.source: arrays``): numpy arrays, pandas
 DataFrames and Series, torch tensors on any device, or anything ``numpy.asarray`` reads.
 
-The rows are read once into float64 (a tensor on a GPU is copied to the CPU for it), checked as
-a CSV's cells are — shapes, every value finite, at least two rows, a target that exists — and
-then go the way of every source held whole (:func:`~lrtrain.data.dataset.dataset_from_rows`):
-the exact answer from the float64 rows, each process's shard in the training dtype. A
-DataFrame's column names become the feature names.
+The rows are read as float64, without a copy when they already are (a tensor on a GPU is copied
+to the CPU for it); checked as a CSV's cells are (shapes, every value finite, at least two rows,
+a target that exists); then they go the way of every source held whole
+(:func:`~lrtrain.data.dataset.dataset_from_rows`): the exact answer from the float64 rows, and
+each process's shard copied once, in the training dtype. A DataFrame's column names become the
+feature names.
 
     >>> run = lrtrain.fit(config, data=(X, y))              # doctest: +SKIP
     >>> run = lrtrain.fit(config, data=frame)               # data.target names y's column
@@ -151,10 +152,12 @@ def _float64(value: Any, what: str) -> torch.Tensor:
     to_numpy = getattr(value, "to_numpy", None)  # pandas: values, not the index
     array = to_numpy() if callable(to_numpy) else value
     try:
-        numbers = np.asarray(array, dtype=np.float64)
+        numbers = np.asarray(array, dtype=np.float64)  # no copy when already float64
     except (TypeError, ValueError) as exc:
         raise DataError(f"data: {what} is not numeric ({exc})") from None
-    return torch.from_numpy(np.array(numbers, dtype=np.float64, copy=True))
+    if not numbers.flags.writeable or any(step < 0 for step in numbers.strides):
+        numbers = numbers.copy()  # torch takes over only writable, forward-strided memory
+    return torch.from_numpy(numbers)  # read, never written: the data set makes its own copy
 
 
 def _check_finite(values: torch.Tensor, what: str, names: list[str]) -> None:

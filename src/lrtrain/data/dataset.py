@@ -237,8 +237,13 @@ def dataset_from_rows(
     # Every process holds all the rows, so each computes the answer for all of them alone.
     set_exact(dataset, st.exact_of_rows(rows, len(features)), standardize)
     start, stop = shard(len(x64), world)
-    x = dataset.as_trained(x64[start:stop])
-    dataset.x, dataset.y = feature_major(x), y64[start:stop].to(dtype).contiguous()
+    # This process's rows as trained, in one copy straight into the feature-major layout — never
+    # a view of the rows given (rows handed over from Python stay the caller's to change)
+    x = torch.empty(len(features), stop - start, dtype=dtype).t()
+    x.copy_(x64[start:stop] if dataset.x_mean is None else dataset.as_trained(x64[start:stop]))
+    y = torch.empty(stop - start, 1, dtype=dtype)
+    y.copy_(y64[start:stop])
+    dataset.x, dataset.y = x, y
     dataset.offset, dataset.total_rows = start, len(x64)
     if len(features) == 1 and world.is_main:
         index = sample_index(len(x64))
