@@ -97,3 +97,15 @@ def test_in_scikit_learns_tools(diabetes) -> None:
     grid = GridSearchCV(plain, rates, cv=[(every, every)], scoring="neg_mean_squared_error")
     grid.fit(X, y)
     assert grid.best_params_["lr"] / eta == pytest.approx(4 ** (-1 / 12))
+
+
+def test_without_scikit_learn_the_estimator_says_how_to_get_it() -> None:
+    """A fresh interpreter where scikit-learn cannot be imported (the extra not installed):
+    ``import lrtrain`` works, and the estimator names the extra to install."""
+    import subprocess
+    import sys
+
+    code = ("import sys; sys.modules['sklearn'] = None\nimport lrtrain\n"
+            "try:\n    lrtrain.GDRegressor\nexcept ImportError as e:\n    print(e)\n")  # fmt: skip
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert "pip install 'lrtrain[sklearn]'" in out.stdout

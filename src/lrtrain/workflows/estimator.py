@@ -18,8 +18,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sklearn.base import BaseEstimator, RegressorMixin
-from sklearn.utils.validation import check_is_fitted, validate_data
+
+try:
+    from sklearn.base import BaseEstimator, RegressorMixin
+    from sklearn.utils.validation import check_is_fitted, validate_data
+except ImportError as missing:  # the optional extra: say which and how to get it
+    raise ImportError(
+        "lrtrain.GDRegressor needs scikit-learn (1.6 or newer): pip install 'lrtrain[sklearn]'"
+    ) from missing
 
 from lrtrain.errors import LrtrainError
 
