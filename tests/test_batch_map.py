@@ -89,3 +89,22 @@ def test_the_map_from_the_cli_and_its_figure(tmp_path) -> None:
 def test_the_map_needs_sgd_at_a_constant_rate(tmp_path, extra) -> None:
     with pytest.raises(ConfigError, match="sgd at a constant rate"):
         batch_map(load_config(None, [*OVER, *extra, f"output.root={tmp_path}"]), [1, None])
+
+
+def test_a_map_where_nothing_reaches_the_target_draws_and_says_so(tmp_path) -> None:
+    """Too few steps for any rate to reach the gap: every step count is missing, and the figure
+    (whose log axes would have nothing to show) says so instead of failing to draw."""
+    out = tmp_path / "m"
+    result = CliRunner().invoke(app, [
+        "sweep-lr", "--batch-sizes", "4,full", "--lrs", "0.001,0.01", "--out", str(out),
+        "train.max_iter=50", "train.sampling=replacement", f"output.root={tmp_path}",
+    ])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    left, _ = batch_map_figures_of(out)
+    assert "no rate reached the target within 50 steps" in [t.get_text() for t in left.texts]
+
+
+def batch_map_figures_of(out):  # the redrawn figure's two panels
+    from lrtrain.plots.minibatch import batch_map_figures
+
+    return batch_map_figures(load_run(out))["batch_map"].axes

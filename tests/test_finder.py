@@ -325,3 +325,12 @@ def test_repeats_are_one_vectorised_run_over_noise_batches_and_ranges() -> None:
     cfg, ds, _, _ = prepare(load_config(None, ["device=cpu", "train.batch_size=4"]))
     curves = range_tests(finder.LIGHTNING, ds, cfg, 2)
     assert not np.array_equal(curves[0].losses[:20], curves[1].losses[:20])
+
+
+def test_find_lr_without_figures_reports_and_exits_cleanly(tmp_path: Path) -> None:
+    """output.plots=[]: no drawer, nothing logged — the report, and exit 0 (it failed at the end
+    with an AttributeError: the run had no `logged` to list)."""
+    result = CliRunner().invoke(app, ["find-lr", "--device", "cpu", "--out", str(tmp_path / "f"),
+                                      "output.plots=[]"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "lightning" in result.output and "exact" in result.output

@@ -81,7 +81,8 @@ def batch_map_figure(summary: dict[str, Any], table: dict[str, np.ndarray]) -> F
                   label=f"{label}: observed")  # fmt: skip
         left.axvline(size["critical_lr"], color=color, ls=":", lw=1)
     left.set_xscale("log")
-    left.set_yscale("log")
+    steps = np.concatenate([table["predicted_steps"], table["observed_steps"]])
+    _log_or_say(left, steps, f"no rate reached the target within {summary['max_iter']} steps")
     left.set_xlabel("learning rate (dotted: each size's mean-square critical lr)")
     left.set_ylabel(f"steps to a relative gap of {summary['target_gap']:g}")
     paths = summary["paths"]
@@ -108,7 +109,9 @@ def batch_map_figure(summary: dict[str, Any], table: dict[str, np.ndarray]) -> F
     if critical is not None:
         right.axvline(critical, color="C2", ls=":", lw=1.4, label=f"critical batch size {critical}")
     right.set_xscale("log")
-    right.set_yscale("log")
+    _log_or_say(
+        right, np.array([*predicted, *observed]), "no fastest rate: nothing reached the target"
+    )
     right.set_xticks(
         xs, [("full" if s["batch_size"] is None else str(s["batch_size"])) for s in sizes]
     )
@@ -118,6 +121,17 @@ def batch_map_figure(summary: dict[str, Any], table: dict[str, np.ndarray]) -> F
     right.grid(True, which="both", alpha=0.3)
     right.legend(fontsize=8, loc="best")
     return fig
+
+
+def _log_or_say(ax: Axes, values: np.ndarray, nothing: str) -> None:
+    """A log y-axis where there is something positive to show; else the panel says why it is
+    empty (a log axis over nothing cannot even be drawn)."""
+    values = np.asarray(values, dtype=np.float64)
+    if bool((np.isfinite(values) & (values > 0)).any()):
+        ax.set_yscale("log")
+    else:
+        ax.text(0.5, 0.5, nothing, transform=ax.transAxes, ha="center", va="center", fontsize=9)
+        ax.set_yticks([])
 
 
 def find_lr_figures(run: RunData) -> dict[str, Figure]:

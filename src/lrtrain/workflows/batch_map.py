@@ -7,7 +7,7 @@ batch size). Pure: the sweeps it reads come from ``api.batch_map``."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from lrtrain.runs.summaries import BatchMapSummary
     from lrtrain.theory.analysis import Analysis
     from lrtrain.theory.minibatch import RowMoments
+    from lrtrain.workflows.loggers import Logged
 
 AUTO_POINTS = 24  # rates of a map whose lrs are not given
 PATHS = 64  # independent batch streams per (size, rate) when train.replicas is 1
@@ -216,3 +217,4 @@ class BatchMapRun:
     summary: BatchMapSummary
     config: Config
     figures: list[Path]
+    logged: list[Logged] = field(default_factory=list)  # where output.loggers wrote it

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from lrtrain.engine.batches import Rows
     from lrtrain.engine.train import ProgressCallback
     from lrtrain.theory.analysis import Analysis
+    from lrtrain.workflows.loggers import Logged
 
 SWEEP_POINTS = 40  # rates of the sweep that finds the fastest constant rate
 
@@ -46,6 +47,7 @@ class FindLrRun:
     summary: FindLrSummary
     curves: list[Curve]
     figures: list[Path]
+    logged: list[Logged] = field(default_factory=list)  # where output.loggers wrote it
 
 
 def check_config(config: Config) -> None:
