@@ -6,7 +6,9 @@ same rows."""
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -29,7 +31,7 @@ def diabetes() -> tuple[pd.DataFrame, pd.Series]:
 
 
 @parametrize_with_checks([GDRegressor()])
-def test_scikit_learns_checks(estimator: GDRegressor, check) -> None:  # type: ignore[no-untyped-def]
+def test_scikit_learns_checks(estimator: GDRegressor, check: Callable[[Any], None]) -> None:
     check(estimator)
 
 

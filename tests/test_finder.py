@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -101,22 +102,12 @@ def test_lightnings_own_lr_find_gives_the_same_curve_and_suggestion(
     import lightning.pytorch as pl
     import torch
     from lightning.pytorch.tuner import Tuner
-    from torch.utils.data import DataLoader, TensorDataset
+    from torch.utils.data import DataLoader
 
     from lrtrain.api import find_lr
-    from lrtrain.data.load import load_dataset
-    from lrtrain.engine.batches import Batches
     from lrtrain.engine.model import MyLinearRegressionModel
 
-    over = ["device=cpu", f"output.root={tmp_path}", f"train.batch_size={batch or 'null'}"]
-    cfg = load_config("lecture", over)
-    dataset = load_dataset(cfg)
-    rows = TensorDataset(dataset.x.contiguous(), dataset.y)
-    if batch is None:
-        order = [list(range(len(rows)))] * 100  # the full batch, every step
-    else:
-        draws = Batches(dataset.n, batch, cfg.seed, torch.device("cpu"), sampling="epoch")
-        order = [draws.indices(step).tolist() for step in range(100)]
+    cfg, rows, order = _lesson_in_lrtrains_order(batch, tmp_path, 100)
 
     class Lesson(pl.LightningModule):
         def __init__(self) -> None:
@@ -164,7 +155,7 @@ def test_fastais_own_lr_find_gives_the_same_curve_and_suggestions(
     from functools import partial
 
     import torch
-    from torch.utils.data import DataLoader, TensorDataset
+    from torch.utils.data import DataLoader
 
     with warnings.catch_warnings():  # fastai's imports warn of torch.jit's and pandas' futures
         warnings.simplefilter("ignore")
@@ -172,19 +163,9 @@ def test_fastais_own_lr_find_gives_the_same_curve_and_suggestions(
         from fastai.callback.schedule import minimum, slide, steep, valley
 
     from lrtrain.api import find_lr
-    from lrtrain.data.load import load_dataset
-    from lrtrain.engine.batches import Batches
     from lrtrain.engine.model import MyLinearRegressionModel
 
-    over = ["device=cpu", f"output.root={tmp_path}", f"train.batch_size={batch or 'null'}"]
-    cfg = load_config("lecture", over)
-    dataset = load_dataset(cfg)
-    rows = TensorDataset(dataset.x.contiguous(), dataset.y)
-    if batch is None:
-        order = [list(range(len(rows)))] * 101  # the full batch, every step
-    else:
-        draws = Batches(dataset.n, batch, cfg.seed, torch.device("cpu"), sampling="epoch")
-        order = [draws.indices(step).tolist() for step in range(101)]
+    cfg, rows, order = _lesson_in_lrtrains_order(batch, tmp_path, 101)
     loaders = DataLoaders(DataLoader(rows, batch_sampler=order),
                           DataLoader(rows, batch_size=len(rows)), device="cpu")  # fmt: skip
     learn = Learner(loaders, MyLinearRegressionModel(1), lr=cfg.optimizer.lr_value,
@@ -217,23 +198,13 @@ def test_torch_lr_finders_own_range_test_gives_the_same_curve_and_suggestion(
 
     import torch
     from matplotlib.figure import Figure
-    from torch.utils.data import DataLoader, TensorDataset
+    from torch.utils.data import DataLoader
     from torch_lr_finder import LRFinder
 
     from lrtrain.api import find_lr
-    from lrtrain.data.load import load_dataset
-    from lrtrain.engine.batches import Batches
     from lrtrain.engine.model import MyLinearRegressionModel
 
-    over = ["device=cpu", f"output.root={tmp_path}", f"train.batch_size={batch or 'null'}"]
-    cfg = load_config("lecture", over)
-    dataset = load_dataset(cfg)
-    rows = TensorDataset(dataset.x.contiguous(), dataset.y)
-    if batch is None:
-        order = [list(range(len(rows)))] * 100  # the full batch, every step
-    else:
-        draws = Batches(dataset.n, batch, cfg.seed, torch.device("cpu"), sampling="epoch")
-        order = [draws.indices(step).tolist() for step in range(100)]
+    cfg, rows, order = _lesson_in_lrtrains_order(batch, tmp_path, 100)
     model = MyLinearRegressionModel(1)  # zeros, as the lesson starts
     optimizer = torch.optim.SGD(model.parameters(), lr=finder.TORCH_LR_FINDER.start)
     theirs = LRFinder(model, optimizer, lambda p, t: ((p - t) ** 2).mean(), device="cpu")
@@ -334,3 +305,25 @@ def test_find_lr_without_figures_reports_and_exits_cleanly(tmp_path: Path) -> No
                                       "output.plots=[]"])  # fmt: skip
     assert result.exit_code == 0, result.output
     assert "lightning" in result.output and "exact" in result.output
+
+
+def _lesson_in_lrtrains_order(
+    batch: int | None, tmp_path: Path, steps: int
+) -> tuple[Any, Any, list[list[int]]]:
+    """The lesson's config (batches of ``batch``, None: full), its rows as a TensorDataset and
+    the rows of each of ``steps`` steps in lrtrain's order: what a library's loader is handed
+    so that its range test sees the batches lrtrain's does."""
+    import torch
+    from torch.utils.data import TensorDataset
+
+    from lrtrain.data.load import load_dataset
+    from lrtrain.engine.batches import Batches
+
+    over = ["device=cpu", f"output.root={tmp_path}", f"train.batch_size={batch or 'null'}"]
+    cfg = load_config("lecture", over)
+    dataset = load_dataset(cfg)
+    rows = TensorDataset(dataset.x.contiguous(), dataset.y)
+    if batch is None:
+        return cfg, rows, [list(range(len(rows)))] * steps  # the full batch, every step
+    draws = Batches(dataset.n, batch, cfg.seed, torch.device("cpu"), sampling="epoch")
+    return cfg, rows, [draws.indices(step).tolist() for step in range(steps)]
