@@ -82,6 +82,9 @@ def test_nothing_is_written_unless_asked(diabetes, tmp_path: Path, monkeypatch) 
     assert os.listdir(tmp_path) == []
     model = GDRegressor(max_iter=20, out=tmp_path / "runs").fit(X, y)
     assert (model.run_dir_ / "summary.json").is_file()
+    assert model.run_dir_.parent == tmp_path / "runs"  # a run directory of its own in out
+    again = GDRegressor(max_iter=20, out=tmp_path / "runs").fit(X, y)
+    assert again.run_dir_ != model.run_dir_  # each fit its own: a grid search keeps them all
     assert lrtrain.load_run(model.run_dir_).summary["data"]["features"] == list(X.columns)
 
 

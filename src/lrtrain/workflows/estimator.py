@@ -130,7 +130,7 @@ class GDRegressor(RegressorMixin, BaseEstimator):
                 fitted = fit_in_memory(config, data=(X, y))
                 summary, analysis, result = fitted.summary, fitted.analysis, fitted.result
             else:
-                run = fit(config, out=Path(self.out), overwrite=True, draw=False, data=(X, y))
+                run = fit(config, draw=False, data=(X, y))  # a new run under output.root
                 summary, analysis, result = run.summary, run.analysis, run.result
                 self.run_dir_ = run.run_dir
         except LrtrainError as exc:  # scikit-learn's callers expect ValueError for bad input
