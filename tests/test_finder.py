@@ -327,3 +327,21 @@ def _lesson_in_lrtrains_order(
         return cfg, rows, [list(range(len(rows)))] * steps  # the full batch, every step
     draws = Batches(dataset.n, batch, cfg.seed, torch.device("cpu"), sampling="epoch")
     return cfg, rows, [draws.indices(step).tolist() for step in range(steps)]
+
+
+def test_the_report_fits_80_columns_with_every_column(tmp_path: Path, monkeypatch) -> None:
+    """Mini-batches, repeats and a fastest rate: all seven columns, in 80 columns, nothing cut
+    (issue 33 found three-line cells and `suggesti…`)."""
+    from lrtrain.cli import running
+
+    monkeypatch.setattr(running.console, "width", 80)
+    result = CliRunner().invoke(app, ["find-lr", "--device", "cpu", "--repeats", "2",
+                                      "--out", str(tmp_path / "f"), "train.batch_size=8",
+                                      "train.target_gap=0.01", "output.plots=[]"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    header = next(line for line in lines if "suggestion" in line)
+    assert header.split() == ["suggestion", "lr", "×2/λmax", "×η*", "×ms", "×fastest", "min–max"]
+    table = lines[lines.index(header) : lines.index(header) + 8]
+    assert all(len(line) <= 80 for line in lines) and not any("…" in line for line in table)
+    assert any(line.split()[:3] == ["torch", "lr", "finder"] for line in table)

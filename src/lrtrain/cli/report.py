@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, cast
 
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
@@ -388,22 +389,36 @@ def batch_map_report(run: BatchMapRun, console: Console) -> None:
 
 
 def find_lr_report(run: FindLrRun, console: Console) -> None:
-    """Every suggestion of the range tests beside the exact thresholds, as ratios."""
+    """Every suggestion of the range tests beside the exact thresholds, as ratios — only the
+    columns that say something (the spread with repeats, the mean-square critical lr with
+    mini-batches, the fastest rate when a sweep found one), so that it fits 80 columns."""
     s = run.summary
-    table = Table(
-        title=f"lrtrain find-lr — {s['name']} ({s['repeats']} repeat(s); ×: ratios to the exact "
-        "thresholds; ms: mean-square)",
-        title_justify="left",
-    )
-    for col in ("suggestion", "lr", "×2/λmax", "×η*", "×ms crit", "×fastest", "min … max"):
-        table.add_column(col, justify="left" if col == "suggestion" else "right")
+    repeats = s["repeats"] > 1
+
+    def ratio(key: str) -> Callable[[str, float], str]:
+        return lambda name, lr: fmt(cast(dict[str, Any], s["ratios"][name])[key], 2)
+
+    columns: list[tuple[str, Callable[[str, float], str]]] = [
+        ("lr", lambda name, lr: fmt(lr, 2)),
+        ("×2/λmax", ratio("critical")),
+        ("×η*", ratio("optimal")),
+    ]
+    if s["minibatch_critical_lr"]:
+        columns.append(("×ms", ratio("minibatch_critical")))
+    if s["fastest_lr"] is not None:
+        columns.append(("×fastest", ratio("fastest")))
+    if repeats:
+        columns.append(("min–max", lambda name, lr: _span(s["spread"][name])))
+    repeat = f"{s['repeats']} repeats" if repeats else "1 run"
+    ms = "; ms: mean-square critical" if s["minibatch_critical_lr"] else ""
+    table = Table(title=f"lrtrain find-lr — {s['name']} · {repeat} · ×: ratio to each exact rate"
+                  f"{ms}", title_justify="left", box=box.SIMPLE_HEAD,
+                  pad_edge=False, collapse_padding=True)  # fmt: skip
+    table.add_column("suggestion", justify="left", no_wrap=True)
+    for header, _ in columns:
+        table.add_column(header, justify="right", no_wrap=True)
     for name, lr in sorted(s["suggestions"].items()):
-        r, spread = s["ratios"][name], s["spread"][name]
-        table.add_row(
-            name, fmt(lr, 4), fmt(r["critical"], 3), fmt(r["optimal"], 3),
-            fmt(r["minibatch_critical"], 3), fmt(r["fastest"], 3),
-            f"{fmt(spread['min'], 3)} … {fmt(spread['max'], 3)}",
-        )  # fmt: skip
+        table.add_row(name.replace("_", " "), *(cell(name, lr) for _, cell in columns))
     console.print(table)
     fastest = (
         f"{fmt(s['fastest_lr'], 4)} ({s['fastest_steps']} steps to a relative gap of "
@@ -427,3 +442,8 @@ def truth_inside(statistics: FitStatistics, true: list[float]) -> list[bool | No
         lo, hi = c["ci_low"], c["ci_high"]
         out.append(None if lo is None or hi is None else lo <= value <= hi)
     return out
+
+
+def _span(spread: Any) -> str:
+    """A suggestion's range over the repeats, compactly: ``2.1e-04–2.7e-04``."""
+    return f"{spread['min']:.2g}–{spread['max']:.2g}"
