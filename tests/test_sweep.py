@@ -218,8 +218,8 @@ def test_minibatch_sweep_predicts_from_the_mean_square_critical_lr(tmp_path: Pat
     predicted verdicts — 0.028 is below the full-batch limit (0.02977) yet diverges — and the
     observed verdicts agree."""
     cfg = load_config(None, ["device=cpu", "train.batch_size=1", "train.sampling=replacement",
-                             "train.max_iter=2000", "output.plots=[]"])  # fmt: skip
-    run = sweep_lr(cfg, [0.008, 0.028], out=tmp_path / "b1")
+                             "train.max_iter=2000", "output.plots=[loss]"])  # fmt: skip
+    run = sweep_lr(cfg, [0.008, 0.028], out=tmp_path / "b1", draw=False)
     summary = run.summary
     assert summary["minibatch_critical_lr"] == pytest.approx(0.016661, rel=1e-4)
     rows = summary["results"]
@@ -317,3 +317,16 @@ def test_recommendation_explains_itself_against_eta_star_and_heavy_ball() -> Non
     assert "η* = 2/(λ_min+λ_max) = 0.02956" in text
     assert "heavy-ball momentum with lr: auto and momentum: auto (lr 0.05049" in text
     assert "reaches the gap in 421 steps" in text and "in 64 steps" in text
+
+
+def test_a_sweep_draws_what_output_plots_asks_for(tmp_path: Path) -> None:
+    """output.plots chooses a sweep's figures as a fit's: loss (the curves and the final gap per
+    rate), contour (every rate's path), modes; [] none (issue 33: sweep-lr drew all four)."""
+    from lrtrain.plots.sweep import sweep_figures
+    from lrtrain.runs.directory import load_run
+
+    for plots, names in [("[]", set()), ("[loss]", {"sweep_loss", "sweep_summary"}),
+                         ("[contour, modes]", {"sweep_contours", "sweep_modes"})]:  # fmt: skip
+        cfg = load_config(None, ["device=cpu", "train.max_iter=20", f"output.plots={plots}"])
+        run = sweep_lr(cfg, [0.001, 0.01], out=tmp_path / plots, draw=False)
+        assert set(sweep_figures(load_run(run.run_dir))) == names

@@ -195,7 +195,9 @@ class OutputConfig(Section):
     root: str = "runs"
     """where run directories go"""
     plots: list[Literal["loss", "contour", "fit", "modes"]] = ["loss", "contour", "fit", "modes"]  # noqa: RUF012
-    """which figures to draw (`modes`: each eigen-direction's error, observed and predicted)"""
+    """which figures to draw: `loss` (a sweep: its loss curves and final gap per rate),
+    `contour` (a sweep: every rate's path), `fit` (fits only: the line through the data),
+    `modes` (each eigen-direction's error, observed and predicted); `[]`: none"""
     format: FigureFormat = "png"
     """`png` · `svg` · `pdf`"""
     loggers: list[Literal["tensorboard", "mlflow"]] = []  # noqa: RUF012

@@ -136,7 +136,10 @@ def sweep_modes_figure(
 
 
 def sweep_figures(run: RunData) -> dict[str, Figure]:
-    """The figures of a sweep directory."""
+    """The figures of a sweep directory that its ``output.plots`` asks for: ``contour`` the
+    paths at every rate, ``loss`` the loss curves and the final gap and steps per rate,
+    ``modes`` the flattest and steepest modes' errors (``fit`` has no sweep figure)."""
+    wanted = run.config.get("output", {}).get("plots", ["loss", "contour", "fit", "modes"])
     summary, analysis = run.summary, run.summary["analysis"]
     lr_col = run.metrics["lr"]
     results = summary["results"]
@@ -153,8 +156,9 @@ def sweep_figures(run: RunData) -> dict[str, Figure]:
         )
     true = summary.get("true")
     true_theta = [*true["w"], true["b"]] if true else None
-    figures = {
-        "sweep_contours": contour_grid_figure(
+    figures: dict[str, Figure] = {}
+    if "contour" in wanted:
+        figures["sweep_contours"] = contour_grid_figure(
             thetas,
             titles,
             analysis["theta_star"],
@@ -165,18 +169,18 @@ def sweep_figures(run: RunData) -> dict[str, Figure]:
             f"(critical lr {summary['critical_lr']:.4g})",
             diverged=[row["verdict"] == "diverged" for row in results],
             eigenvectors=run.eigenvectors,
-        ),
-        "sweep_loss": sweep_loss_figure(curves, summary["closed_form"]["loss"]),
-        "sweep_summary": sweep_summary_figure(
+        )
+    if "loss" in wanted:
+        figures["sweep_loss"] = sweep_loss_figure(curves, summary["closed_form"]["loss"])
+        figures["sweep_summary"] = sweep_summary_figure(
             results,
             summary["monotone_lr_limit"],
             # run directories before 0.4 called it optimal_lr
             summary.get("asymptotically_optimal_lr", summary.get("optimal_lr", np.nan)),
             summary["critical_lr"],
             minibatch_critical_lr=summary.get("minibatch_critical_lr"),  # absent before 0.4
-        ),
-    }
-    if run.eigenvectors is not None:  # format ≥ 2: the eigenvectors were saved
+        )
+    if "modes" in wanted and run.eigenvectors is not None:  # format ≥ 2: eigenvectors saved
         from lrtrain.theory.modes import observed_errors
 
         ends = [0, len(analysis["hessian_eigenvalues"]) - 1]
