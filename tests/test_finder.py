@@ -345,3 +345,11 @@ def test_the_report_fits_80_columns_with_every_column(tmp_path: Path, monkeypatc
     table = lines[lines.index(header) : lines.index(header) + 8]
     assert all(len(line) <= 80 for line in lines) and not any("…" in line for line in table)
     assert any(line.split()[:3] == ["torch", "lr", "finder"] for line in table)
+
+
+def test_the_run_directory_reads_back_every_finder_the_command_runs() -> None:
+    """finder.csv names each test; load_run numbers them by runs.directory.FINDERS, which the
+    figure colours by: the two lists must name the same tests, in the same order."""
+    from lrtrain.runs.directory import FINDERS
+
+    assert tuple(test.name for test in finder.TESTS) == FINDERS

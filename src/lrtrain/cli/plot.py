@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 
@@ -13,9 +13,6 @@ from lrtrain.cli.running import (
     user_errors,
 )
 from lrtrain.errors import LrtrainError
-
-if TYPE_CHECKING:
-    pass
 
 EXAMPLES = (
     "**Examples**\n\n"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 
@@ -16,9 +16,6 @@ from lrtrain.cli.running import (
     user_errors,
 )
 from lrtrain.errors import ConfigError
-
-if TYPE_CHECKING:
-    pass
 
 EXAMPLES = (
     "**Examples**\n\n"

@@ -268,9 +268,7 @@ def load_run(path: str | Path) -> RunData:
 def read_checkpoint(run_dir: str | Path) -> tuple[Path, bytes]:
     """A run's checkpoint.pt as bytes (the engine's serialisation), and its path for messages."""
     path = Path(run_dir) / CHECKPOINT_FILE
-    if not path.is_file():
-        raise RunDirError(f"{run_dir}: not a resumable run (no {CHECKPOINT_FILE})")
-    with _reading(path):
+    with _reading(path, missing="not a resumable run"):  # absent or unreadable: one message
         return path, path.read_bytes()
 
 
