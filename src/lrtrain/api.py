@@ -32,6 +32,7 @@ _EXPORTS = {
     "prepare": "lrtrain.workflows.fit",
     "resolve_auto": "lrtrain.workflows.fit",
     "resume": "lrtrain.workflows.fit",
+    "NetworkRun": "lrtrain.workflows.network",
     "predict": "lrtrain.workflows.predict",
     "score": "lrtrain.workflows.predict",
     "ProgressBar": "lrtrain.workflows.progress",
@@ -49,6 +50,7 @@ __all__ = [
     "FindLrRun",
     "FitRun",
     "GDRegressor",
+    "NetworkRun",
     "ProgressBar",
     "SweepRun",
     "animate",
@@ -77,6 +79,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
     from lrtrain.workflows.export import export_data
     from lrtrain.workflows.find_lr import FindLrRun, find_lr
     from lrtrain.workflows.fit import FitRun, fit, prepare, resolve_auto, resume
+    from lrtrain.workflows.network import NetworkRun
     from lrtrain.workflows.predict import predict, score
     from lrtrain.workflows.progress import ProgressBar
     from lrtrain.workflows.record import load_checkpoint

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from lrtrain.api import ProgressBar
-from lrtrain.cli.report import fit_report
+from lrtrain.cli.network_report import any_fit_report
 from lrtrain.cli.running import (
     Command,
     ConfigOpt,
@@ -35,7 +35,7 @@ from lrtrain.data.distributed import DEFAULT_TIMEOUT_S
 from lrtrain.errors import RunDirError
 
 if TYPE_CHECKING:
-    from lrtrain.api import FitRun
+    from lrtrain.api import FitRun, NetworkRun
     from lrtrain.config.schema import Config
 
 EXAMPLES = (
@@ -82,11 +82,11 @@ def fit(
         source = str(resume / "config.yaml") if resume is not None and config is None else config
         return resolve_config(source, overrides, device, seed, replicas, logger)
 
-    def run(cfg: Config, stopped: Callable[[], bool], draw: bool) -> FitRun | None:
+    def run(cfg: Config, stopped: Callable[[], bool], draw: bool) -> FitRun | NetworkRun | None:
         return _fit_or_resume(cfg, resume, out, overwrite, quiet or json_out, stopped, draw)
 
     train_command(
-        Command("fit", resolve, lambda cfg: None, run, fit_report, fit_ending),
+        Command("fit", resolve, lambda cfg: None, run, any_fit_report, fit_ending),
         print_config, quiet, json_out, nproc, dist_timeout,
     )  # fmt: skip
 
@@ -99,7 +99,7 @@ def _fit_or_resume(
     silent: bool,
     stopped: Callable[[], bool],
     draw: bool,
-) -> FitRun | None:
+) -> FitRun | NetworkRun | None:
     """The run ``fit`` trains (None: nothing to resume, said so)."""
     from lrtrain import api
 

@@ -104,6 +104,7 @@ def _digits(title: str) -> int:
 GRADIENT_WORDS = {
     "autograd": "the lesson's loop (forward, MSE, backward) over the rows",
     "gram": "from the float64 statistics of one read of the data, O(p²) a step",
+    "network autograd": "forward through the layers, MSE, backward, over the rows",
 }
 MAX_TABLE_ROWS = 20  # parameters a report shows; wide data keeps the rest in summary.json
 
@@ -278,10 +279,11 @@ def _speed(theory: MinibatchTheory) -> str:
     )
 
 
-_VERDICT_STYLE = {"monotone": "green", "oscillating": "yellow", "diverged": "bold red"}
+_VERDICT_STYLE = {"monotone": "green", "oscillating": "yellow", "diverged": "bold red",
+                  "edge of stability": "magenta", "catapult": "cyan"}  # fmt: skip
 
 
-def _verdict(text: str | None) -> str:
+def verdict_text(text: str | None) -> str:
     if text is None:
         return "— (no theory)"
     return f"[{_VERDICT_STYLE.get(text, 'white')}]{text}[/]"
@@ -317,8 +319,8 @@ def sweep_report(run: SweepRun, console: Console) -> None:
         mark = " ◀" if row["lr"] == s["recommended_lr"] else ""
         table.add_row(
             f"{row['lr']:.4g}{mark}",
-            _verdict(row["verdict"]),
-            _verdict(row["predicted_verdict"]),
+            verdict_text(row["verdict"]),
+            verdict_text(row["predicted_verdict"]),
             fmt(row["final_loss"]),
             fmt(row["gap"], 3),
             _diverged_at(row),

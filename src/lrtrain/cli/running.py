@@ -312,6 +312,14 @@ def fit_ending(run: FitRun) -> tuple[str, int] | None:
             f"saved in {run.run_dir}; continue with: lrtrain fit --resume {run.run_dir}",
             EXIT_INTERRUPTED,
         )
+    if s["status"] == "diverged" and "analysis" not in s:  # a network: no critical lr to name
+        start = s["sharpness"]["initial"]
+        hint = f"; 2/λ_max at θ₀ is {2 / start:.3g}" if start else ""
+        return (
+            f"[bold red]diverged[/]: the run stopped at step {s['steps']} (lr {s['lr']:g}"
+            f"{hint}). Results and plots are in {run.run_dir}",
+            EXIT_DIVERGED,
+        )
     if s["status"] == "diverged":
         a = s["analysis"]
         began = s["verdict"]["diverged_at"]
@@ -335,6 +343,9 @@ def sweep_ending(run: SweepRun) -> tuple[str, int] | None:
             f"in {run.run_dir}",
             EXIT_INTERRUPTED,
         )
+    if run.all_diverged and "critical_lr" not in s:  # a network's sweep
+        return (f"[bold red]every learning rate diverged[/]. Results and plots are in "
+                f"{run.run_dir}", EXIT_DIVERGED)  # fmt: skip
     if run.all_diverged:
         return (
             f"[bold red]every learning rate diverged[/]: the critical lr is "

@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from lrtrain.api import ProgressBar
-from lrtrain.cli.report import batch_map_report, sweep_report
+from lrtrain.cli.network_report import any_sweep_report
+from lrtrain.cli.report import batch_map_report
 from lrtrain.cli.running import (
     Command,
     ConfigOpt,
@@ -33,7 +34,7 @@ from lrtrain.data.distributed import DEFAULT_TIMEOUT_S
 from lrtrain.errors import ConfigError
 
 if TYPE_CHECKING:
-    from lrtrain.api import BatchMapRun, SweepRun
+    from lrtrain.api import BatchMapRun, NetworkRun, SweepRun
     from lrtrain.config.schema import Config
 
 EXAMPLES = (
@@ -97,7 +98,7 @@ def sweep_lr(
 
         return len(chosen() or cfg.sweep.lrs or [0.0] * AUTO_POINTS)
 
-    def run(cfg: Config, stopped: Callable[[], bool], draw: bool) -> SweepRun:
+    def run(cfg: Config, stopped: Callable[[], bool], draw: bool) -> SweepRun | NetworkRun:
         from lrtrain.api import sweep_lr as run_sweep
 
         with ProgressBar(not quiet, f"sweep {cfg.name}", console) as bar:
@@ -116,7 +117,7 @@ def sweep_lr(
             return batch_map(cfg, sizes, chosen(), out, overwrite, bar, stopped, draw)
 
     command = (
-        Command("sweep", resolve, count, run, sweep_report, sweep_ending)
+        Command("sweep", resolve, count, run, any_sweep_report, sweep_ending)
         if batch_sizes is None
         else Command("batch-map", resolve, count, run_map, batch_map_report, lambda run: None)
     )

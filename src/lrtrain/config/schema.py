@@ -85,7 +85,10 @@ class DataConfig(Section):
     true_b: FiniteFloat = 0.0
     """true intercept"""
     noise_std: Annotated[FiniteFloat, Field(ge=0)] = 1.0
-    """y = x·true_w + true_b + noise_std·N(0, 1)"""
+    """y = f(x) + noise_std·N(0, 1)"""
+    function: Literal["linear", "sine"] = "linear"
+    """the synthetic target f: `linear` x·true_w + true_b (the lesson) · `sine`
+    Σⱼ true_wⱼ·sin(xⱼ) + true_b, which a network fits and the linear model cannot"""
     path: str | None = None
     """CSV file (header row required); relative paths in a config file are relative to that file"""
     target: str = "y"
@@ -125,9 +128,44 @@ class DataConfig(Section):
         return self
 
 
+Width = Annotated[Int, Field(ge=1, le=1_000_000)]  # units in a hidden layer
+
+
 class ModelConfig(Section):
-    init: Literal["zeros", "normal"] = "zeros"
-    """`zeros` (the lesson) or `normal` (small, seeded)"""
+    kind: Literal["linear", "mlp"] = "linear"
+    """`linear`: the lesson's `MyLinearRegressionModel`, with its exact theory · `mlp`: layers
+    of linear models with a non-linear activation between them (`model.hidden`,
+    `model.activation`), trained and measured (`train.sharpness_every`)"""
+    hidden: Annotated[list[Width], Field(max_length=64)] = [3, 4, 2]  # noqa: RUF012
+    """`mlp`: the widths of the hidden layers (the lecture's [3, 4, 2])"""
+    activation: Literal["relu", "tanh", "gelu", "sigmoid"] = "relu"
+    """`mlp`: the non-linearity after each hidden layer (torch.nn's `ReLU`, `Tanh`, `GELU`,
+    `Sigmoid`)"""
+    init: Literal["zeros", "normal", "torch"] = "zeros"
+    """`zeros` (the lesson) · `normal` (small, seeded) · `torch` (as `nn.Linear` initialises
+    its layers, seeded; what `mlp` takes when `init` is not given: a network whose weights
+    are all equal never breaks the symmetry between its units)"""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _network_init(cls, raw: Any) -> Any:
+        if isinstance(raw, dict) and raw.get("kind") == "mlp" and "init" not in raw:
+            return {**raw, "init": "torch"}
+        return raw
+
+    @model_validator(mode="after")
+    def _family(self) -> ModelConfig:
+        if self.kind == "mlp" and not self.hidden:
+            raise ValueError(
+                "kind 'mlp' needs at least one hidden layer, e.g. hidden: [3, 4, 2] "
+                "(with none it is the linear model: kind: linear)"
+            )
+        if self.kind == "mlp" and self.init == "zeros":
+            raise ValueError(
+                "init 'zeros' gives every unit of a layer the same weights and the same "
+                "gradient, so they never differ — use init: torch (or normal) for kind 'mlp'"
+            )
+        return self
 
 
 DEFAULT_GAP = 1e-3  # the gap "steps to target" counts to when train.target_gap is unset
@@ -160,6 +198,10 @@ class TrainConfig(Section):
     """keep every k-th step in `metrics.csv` (and the last)"""
     dtype: Literal["float32", "float64"] = "float32"
     """`float32` or `float64`"""
+    sharpness_every: Annotated[Int, Field(ge=0)] = 0
+    """measure the sharpness — the top eigenvalue of the full-batch loss's Hessian, by Lanczos
+    on Hessian-vector products — at every k-th step (and the last): the `sharpness` column of
+    metrics.csv and the summary's `sharpness`, against the stability threshold 2/η; 0: off"""
     gradient: Literal["auto", "autograd", "gram"] = "auto"
     """how a full-batch step gets its loss and gradient: `autograd` the lesson's loop (forward,
     MSE, `loss.backward()`) over the rows; `gram` from the float64 statistics of one read of the
@@ -248,7 +290,25 @@ class Config(Section):
                 "rows); a mini-batch reads its rows — set train.batch_size: null, or "
                 "train.gradient: auto"
             )
+        self._network_settings()
         return self
+
+    def _network_settings(self) -> None:
+        """What only the linear model's exact answer makes possible, refused for a network."""
+        if self.model.kind == "linear":
+            return
+        for wrong, fix in (
+            (self.optimizer.auto, "lr and momentum: auto come from the linear model's closed-form "
+             "Hessian, which a network has not — give numbers (lrtrain find-lr suggests one)"),
+            (self.train.target_gap is not None, "train.target_gap counts to the closed form's "
+             "loss, which a network has not — use train.tol or train.max_iter"),
+            (self.train.gradient == "gram", "train.gradient: gram is least squares' statistics; "
+             "a network's steps run autograd — set train.gradient: auto"),
+            (self.data.stream, "data.stream: true keeps no rows for a network's forward pass — "
+             "set data.stream: false"),
+        ):  # fmt: skip
+            if wrong:
+                raise ValueError(f"model.kind: mlp: {fix}")
 
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json")

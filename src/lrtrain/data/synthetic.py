@@ -50,7 +50,9 @@ class SyntheticSource:
     def row_count(self) -> int:
         return self.data.n_samples
 
-    def truth(self) -> tuple[list[float], float]:
+    def truth(self) -> tuple[list[float], float] | None:
+        if self.data.function != "linear":  # no line generated the rows
+            return None
         return list(self.data.true_w), self.data.true_b
 
     def table(self) -> Table:
@@ -93,7 +95,8 @@ def _block(data: DataConfig, seed: int, block: int) -> tuple[torch.Tensor, torch
         raise DataError(f"data.x.kind: unknown kind {spec!r}")
     noise = torch.randn(rows, generator=gen, dtype=f64)
     w = torch.tensor(data.true_w, dtype=f64)
-    y = x @ w + data.true_b + data.noise_std * noise
+    signal = x if data.function == "linear" else torch.sin(x)
+    y = signal @ w + data.true_b + data.noise_std * noise
     return x, y.unsqueeze(1)
 
 
@@ -142,13 +145,16 @@ def synthetic_peaks(data: DataConfig) -> dict[str, float]:
         peak_x = max(abs(spec.low), abs(spec.high))
     else:
         peak_x = abs(spec.mean) + 40 * spec.std
-    peak_y = sum(abs(w) for w in data.true_w) * peak_x + abs(data.true_b) + 40 * data.noise_std
+    peak_signal = peak_x if data.function == "linear" else 1.0  # |sin| ≤ 1
+    peak_y = sum(abs(w) for w in data.true_w) * peak_signal + abs(data.true_b) + 40 * data.noise_std
     return {"features": peak_x, "target": peak_y}
 
 
 def _truth(data: DataConfig) -> torch.Tensor:
-    """The true parameters [w, b]: the reference predictor the statistics are taken about."""
-    return torch.tensor([*data.true_w, data.true_b], dtype=torch.float64)
+    """The true parameters [w, b]: the reference predictor the statistics are taken about
+    (for a target no line generated, the constant true_b: the second pass refines it)."""
+    w = data.true_w if data.function == "linear" else [0.0] * data.d
+    return torch.tensor([*w, data.true_b], dtype=torch.float64)
 
 
 def _synthetic_dataset(data: DataConfig, seed: int, dtype: torch.dtype, world: World) -> Dataset:
@@ -171,7 +177,10 @@ def _synthetic_dataset(data: DataConfig, seed: int, dtype: torch.dtype, world: W
         acc.add(xb, yb, scratch=True)  # the chunk is not needed after this: centred in place
     check_range(named_peaks(world.all_max(peaks)), data.n_samples, dtype, LABEL)
     names = [f"x_{i}" for i in range(d)]
-    dataset = Dataset(x, y, names, "y", true_w=list(data.true_w), true_b=data.true_b)
+    dataset = Dataset(x, y, names, "y")
+    truth = SyntheticSource(data, seed).truth()
+    if truth is not None:
+        dataset.true_w, dataset.true_b = truth
     dataset.offset, dataset.total_rows = start, data.n_samples
     stats = combined(acc.result(d), world)
     held = (start, stop) == (0, data.n_samples)
@@ -197,8 +206,11 @@ def _streamed_dataset(data: DataConfig, seed: int, dtype: torch.dtype, world: Wo
     start, stop = shard(data.n_samples, world)
     names = [f"x_{i}" for i in range(data.d)]
     empty = torch.empty(0, data.d, dtype=dtype)
-    dataset = Dataset(empty, empty[:, :1], names, "y", true_w=list(data.true_w))
-    dataset.true_b, dataset.offset, dataset.total_rows = data.true_b, start, data.n_samples
+    dataset = Dataset(empty, empty[:, :1], names, "y")
+    truth = SyntheticSource(data, seed).truth()
+    if truth is not None:
+        dataset.true_w, dataset.true_b = truth
+    dataset.offset, dataset.total_rows = start, data.n_samples
 
     def rows(chunk: int, lo: int, hi: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         return ((xb, yb) for _, xb, yb in iter_synthetic(data, seed, chunk, lo, hi))

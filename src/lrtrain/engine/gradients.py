@@ -27,6 +27,7 @@ from lrtrain.data import stats as st
 from lrtrain.data.distributed import World
 from lrtrain.engine.batches import Rows
 from lrtrain.engine.model import MyLinearRegressionModel
+from lrtrain.engine.network import MLP
 
 # From this many rows on, `train.gradient: auto` takes full-batch steps from the statistics: an
 # autograd step reads all of X several times (3.6–4.8 passes measured at N = 4M), a Gram step
@@ -39,12 +40,11 @@ AGREE_EVERY = 64
 # chunk of X stays in cache between the two products that read it.
 CACHE_ROWS = 1 << 16
 
-# (model, θ [K, p] = (w, b) detached, rows) → (per-replica loss [K], gradient [K, p]), both in
-# the parameters' dtype or, on the Gram path, in float64 (the loop keeps such losses, and the
-# update casts the gradient); θ is the view of the model's table the step reads anyway
-Gradient = Callable[
-    [MyLinearRegressionModel, torch.Tensor, Rows], tuple[torch.Tensor, torch.Tensor]
-]
+# (model, θ [K, p] detached, rows) → (per-replica loss [K], gradient [K, p]), both in the
+# parameters' dtype or, on the Gram path, in float64 (the loop keeps such losses, and the update
+# casts the gradient); θ is the view of the model's table the step reads anyway. The model is
+# the family's the path was chosen for (``choose``): typed Any, as each path takes its own.
+Gradient = Callable[[Any, torch.Tensor, Rows], tuple[torch.Tensor, torch.Tensor]]
 
 
 def full_batch_path(mode: str, rows: int, streamed: bool, distributed: bool) -> str:
@@ -55,7 +55,7 @@ def full_batch_path(mode: str, rows: int, streamed: bool, distributed: bool) -> 
 
 
 def choose(
-    model: MyLinearRegressionModel,
+    model: MyLinearRegressionModel | MLP,
     data: Rows,
     exact: Callable[[], st.Exact],
     mode: str,
@@ -65,7 +65,18 @@ def choose(
 ) -> tuple[Gradient, Gradient, Callable[[], bool] | None, str]:
     """(the gradient of a step, the full-batch gradient of the final values, the stop check,
     the name of the path the steps take). Several processes agree on stopping: through the
-    gradient's all-reduce with DDP, every ``AGREE_EVERY`` steps otherwise."""
+    gradient's all-reduce with DDP, every ``AGREE_EVERY`` steps otherwise. A network's steps
+    always run autograd over their rows (:func:`network_forward_backward`)."""
+    if isinstance(model, MLP):
+        if world.distributed:
+            from lrtrain.errors import ConfigError
+
+            raise ConfigError(
+                "model.kind: mlp trains in one process for now (DistributedDataParallel over "
+                "a network's replicas is not built yet) — drop --nproc"
+            )
+        path = "mini-batch (network autograd)" if minibatch else "network autograd"
+        return network_forward_backward, network_forward_backward, should_stop, path
     full_path = full_batch_path(mode, data.total, data.x is None, world.distributed)
     if world.distributed and (minibatch or full_path == "autograd"):
         shared = DistributedGradient(model, world, should_stop)
@@ -156,6 +167,20 @@ def autograd_forward_backward(
         # Replicas are independent, so the gradient of the sum is each replica's own gradient.
         loss.sum().backward()
     return loss.detach(), grad_vector(model)
+
+
+def network_forward_backward(
+    model: MLP, theta: torch.Tensor, batch: Rows
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """A network's step without the update: every replica's mean squared error over the rows
+    (its own batch with ``x`` [K, B, d]) and its gradient, by autograd through the layers. The
+    replicas are independent, so the gradient of the sum is each one's own gradient."""
+    with torch.enable_grad():
+        loss = model.loss_at(model.flat, batch)
+        model.flat.grad = None
+        loss.sum().backward()
+    assert model.flat.grad is not None
+    return loss.detach(), model.flat.grad
 
 
 def streamed_forward_backward(
@@ -308,16 +333,16 @@ def grad_vector(model: MyLinearRegressionModel) -> torch.Tensor:
     return torch.cat([model.w.grad, model.b.grad.unsqueeze(1)], dim=1)
 
 
-def theta_reader(model: MyLinearRegressionModel) -> Callable[[], torch.Tensor]:
+def theta_reader(model: MyLinearRegressionModel | MLP) -> Callable[[], torch.Tensor]:
     """A function returning θ = (w, b) as one [K, p] tensor, as a step reads it: the view
     :meth:`MyLinearRegressionModel.theta` made once, which the optimizer's in-place updates
     keep current — no operation a step (a concatenation if the module was moved)."""
-    if model.one_table():
+    if isinstance(model, MLP) or model.one_table():
         theta = model.theta()
         return lambda: theta
     return model.theta
 
 
-def theta_of(model: MyLinearRegressionModel) -> torch.Tensor:
+def theta_of(model: MyLinearRegressionModel | MLP) -> torch.Tensor:
     """θ now, as a [K, p] copy of its own (later updates leave it as it is)."""
     return model.theta().clone(memory_format=torch.contiguous_format)

@@ -32,7 +32,7 @@ class LoopState:
     initial_grad: torch.Tensor  # [K, d + 1]
     hist_loss: torch.Tensor  # [rows + 1, K]
     hist_grad: torch.Tensor  # [rows + 1, K]
-    hist_theta: torch.Tensor  # [rows + 1, K, d + 1]
+    hist_theta: torch.Tensor  # [rows + 1, K, p], or [rows + 1, K, 0] when the path is not kept
     goal: torch.Tensor  # [K]: a loss at or below this reaches train.target_gap (-inf: no goal)
     target_gap: float | None = None
     loss_ref: float = 0.0
@@ -128,11 +128,15 @@ class LoopState:
         device: torch.device,
         lrs: list[float],
         path_dtype: torch.dtype | None = None,
+        params: int | None = None,
+        keep_path: bool = True,
     ) -> LoopState:
         """The state of ``k`` replicas of ``d`` features before step 0; losses, gradient
         norms and rates in ``path_dtype``, the gradient path's (default: ``dtype``, the
-        parameters')."""
+        parameters'). ``params``: θ's columns (default d + 1, the linear model's);
+        ``keep_path`` False: θ is not kept at the logged steps (a network's)."""
         losses = dtype if path_dtype is None else path_dtype
+        p = d + 1 if params is None else params
 
         def full(shape: tuple[int, ...], value: float, kind: torch.dtype = dtype) -> torch.Tensor:
             return torch.full(shape, value, dtype=kind, device=device)
@@ -146,10 +150,10 @@ class LoopState:
             # The finite maximum, not inf, so that an infinite loss fails `loss <= limit` even
             # when the initial loss is 0 (and no multiple of it can serve as a limit).
             limit=full((k,), torch.finfo(losses).max, losses),
-            initial_grad=full((k, d + 1), 0.0),
+            initial_grad=full((k, p), 0.0),
             hist_loss=full((rows + 1, k), 0.0, losses),
             hist_grad=full((rows + 1, k), 0.0, losses),
-            hist_theta=full((rows + 1, k, d + 1), 0.0),
+            hist_theta=full((rows + 1, k, p if keep_path else 0), 0.0),
             goal=full((k,), -math.inf, losses),
         )
 
@@ -247,7 +251,8 @@ def record(
             row = step // log_every
             loop.hist_loss[row] = loss
             grad_norms(grad, out=loop.hist_grad[row])
-            loop.hist_theta[row] = theta
+            if loop.hist_theta.shape[2]:  # the path is kept (LoopState.start)
+                loop.hist_theta[row] = theta
         return
     # On the device, without a host decision: unlogged steps go to the spare last row.
     spare = loop.hist_loss.shape[0] - 1
@@ -256,7 +261,8 @@ def record(
     # the gradient is in the histories' dtype (the path's, LoopState.start), as the eager rows
     # above rely on too
     loop.hist_grad.index_copy_(0, rows, grad_norms(grad).unsqueeze(0))
-    loop.hist_theta.index_copy_(0, rows, theta.unsqueeze(0))
+    if loop.hist_theta.shape[2]:
+        loop.hist_theta.index_copy_(0, rows, theta.unsqueeze(0))
 
 
 def grad_norms(grad: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from lrtrain.engine.batches import Rows
+
 
 class MyLinearRegressionModel(nn.Module):
     """``forward(x) = torch.inner(x, w) + b``, exactly as the lesson writes it.
@@ -36,6 +38,24 @@ class MyLinearRegressionModel(nn.Module):
     def replicas(self) -> int:
         return int(self.w.shape[0])
 
+    @property
+    def n_params(self) -> int:
+        return int(self.w.shape[1]) + 1
+
+    def parameter_views(self, table: torch.Tensor) -> list[tuple[nn.Parameter, torch.Tensor]]:
+        """Each parameter with its columns of a [K, d + 1] table (θ's layout): w the first d,
+        b the last."""
+        d = self.w.shape[1]
+        return [(self.w, table[:, :d]), (self.b, table[:, d])]
+
+    def loss_at(self, theta: torch.Tensor, rows: Rows) -> torch.Tensor:
+        """The mean squared error of every replica at θ = (w, b) [K, d + 1] over ``rows``
+        (any θ, not only the parameters': what Hessian-vector products differentiate), [K]."""
+        assert rows.x is not None and rows.y is not None, "streamed rows are not held"
+        d = self.w.shape[1]
+        residual = torch.inner(rows.x, theta[:, :d]) + theta[:, d] - rows.y  # [n, K]
+        return (residual * residual).sum(dim=0) / rows.total
+
     def theta(self) -> torch.Tensor:
         """θ = (w, b) of every replica as one detached [K, d + 1] tensor: a view of the table
         both parameters view, which in-place updates keep current — or, once the module has
@@ -65,6 +85,16 @@ class MyLinearRegressionModel(nn.Module):
         with torch.no_grad():
             self.w.copy_(start[:d].expand_as(self.w))
             self.b.copy_(start[d].expand_as(self.b))
+
+    def init_torch_(self, seed: int) -> None:
+        """As ``nn.Linear(d, 1)`` initialises itself after ``torch.manual_seed(seed)``
+        (``model.init: torch``), the same for every replica."""
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            layer = nn.Linear(self.w.shape[1], 1, dtype=self.w.dtype)
+        with torch.no_grad():
+            self.w.copy_(layer.weight.detach().expand_as(self.w))
+            self.b.copy_(layer.bias.detach().expand_as(self.b))
 
 
 def _storage_address(tensor: torch.Tensor) -> int:

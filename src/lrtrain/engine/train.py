@@ -34,9 +34,11 @@ from lrtrain.data.devices import process_device, torch_dtype
 from lrtrain.data.distributed import SINGLE, World
 from lrtrain.engine.batches import Batches, Rows, all_rows
 from lrtrain.engine.cuda_graph import GraphedStep, use_graph
-from lrtrain.engine.gradients import Gradient, choose, theta_of, theta_reader
+from lrtrain.engine.family import Model, build_model, keeps_path
+from lrtrain.engine.gradients import Gradient, GramGradient, choose, theta_of, theta_reader
 from lrtrain.engine.loop_state import STATUSES, LoopState, grad_norms, record, stop_checks
 from lrtrain.engine.model import MyLinearRegressionModel
+from lrtrain.engine.sharpness import Tracker, hessian_operator
 from lrtrain.engine.updates import GradSlot, build_optimizer, forget_momentum, scaled_step, sgd_step
 from lrtrain.theory import startup
 from lrtrain.theory.analysis import gap_scale
@@ -80,16 +82,30 @@ class TrainResult:
     world: dict[str, Any] = field(default_factory=SINGLE.describe)
     gradient: str = "autograd"  # the path the steps took (gradients.choose)
     lr_factors: np.ndarray | None = None  # the schedule's f_t, t < max_iter (None: constant)
+    # train.sharpness_every: the steps measured, the top eigenvalues there [S, K, TOP], the
+    # Hessian-vector products each measurement took, their seconds in all, and the last
+    # measurement's top vectors [K, TOP, P] (None: not measured)
+    sharpness_steps: list[int] = field(default_factory=list)
+    sharpness: np.ndarray | None = None
+    sharpness_products: list[int] = field(default_factory=list)
+    sharpness_seconds: float = 0.0
+    sharpness_vectors: np.ndarray | None = None
+    top_projection: np.ndarray | None = None  # [R, K]: θ along the latest top vector
+    sharpness_state: dict[str, torch.Tensor] | None = None
 
     def engine_state(self) -> dict[str, Any]:
         """What ``train(resume=…)`` needs to continue this run exactly: model, optimizer
-        (momentum buffers), the step to continue from and the loop's state."""
-        return {
+        (momentum buffers), the step to continue from, the loop's state (and the sharpness
+        measured so far)."""
+        state = {
             "step": min(self.stop_steps),
             "model": self.model_state,
             "optimizer": self.optimizer_state,
             "loop": self.loop_state,
         }
+        if self.sharpness_state is not None:
+            state["sharpness"] = self.sharpness_state
+        return state
 
     def rates(self, k: int, steps: list[int]) -> list[float]:
         """The rate replica k used at each of ``steps``: its lr × the schedule's factor (the
@@ -101,7 +117,8 @@ class TrainResult:
         return [lr * float(factors[min(step, last)]) for step in steps]
 
     def replica_history(self, k: int) -> dict[str, torch.Tensor]:
-        """Replica k's rows t = 0 … stop (float64, CPU): step, loss, grad_norm, theta."""
+        """Replica k's rows t = 0 … stop (float64, CPU): step, loss, grad_norm, theta ([R, 0]
+        where the path was not kept)."""
         stop = self.stop_steps[k]
         keep = self.steps < stop
         f64 = torch.float64
@@ -111,7 +128,10 @@ class TrainResult:
             "grad_norm": torch.cat(
                 [self.grad_norm[keep, k], torch.tensor([self.final_grad_norm[k]], dtype=f64)]
             ),
-            "theta": torch.cat([self.theta[keep, k], self.final_theta[k : k + 1]]),
+            # a path not kept (a network's) stays [R, 0]
+            "theta": torch.cat(
+                [self.theta[keep, k], self.final_theta[k : k + 1, : self.theta.shape[2]]]
+            ),
         }
 
 
@@ -180,7 +200,7 @@ class _Training:
     world: World
     data: Rows
     batches: Batches | None
-    model: MyLinearRegressionModel
+    model: Model
     optimizer: torch.optim.Optimizer
     loop: LoopState
     full_gradient: Gradient
@@ -190,6 +210,7 @@ class _Training:
     should_stop: Callable[[], bool] | None
     step_at: Callable[[int | torch.Tensor, Rows], torch.Tensor]
     graphed: GraphedStep | None
+    sharpness: Tracker | None
 
 
 def _setup(
@@ -222,13 +243,13 @@ def _setup(
         full_gradient = gradient
     # the Gram path computes in float64 (gradients.GramGradient): the loop keeps its losses so
     path_dtype = torch.float64 if path == "gram" else dtype
-    loop = LoopState.start(
-        len(lrs), dataset.d, _rows_logged(config), total, dtype, device, lrs, path_dtype
-    )
+    loop = LoopState.start(len(lrs), dataset.d, _rows_logged(config), total, dtype, device, lrs,
+                           path_dtype, model.n_params, keeps_path(model))  # fmt: skip
     loop.gradients_vary = batches is not None
     if config.train.target_gap is not None:
         loop.target_gap = max(config.train.target_gap, gap_floor)
     loop.loss_ref = loss_ref or 0.0
+    tracker = _tracker(config, model, data, full_gradient, per_replica)
     first = 0
     if resume is not None:
         model.load_state_dict(resume["model"])
@@ -236,6 +257,8 @@ def _setup(
         loop.restore(resume["loop"], total)
         forget_momentum(optimizer, model, loop.active_col)  # replicas that stopped stay put
         first = int(resume["step"])
+        if tracker is not None and "sharpness" in resume:
+            tracker.restore(resume["sharpness"], device)
 
     take_step = startup.stepper(optimizer)  # optimizer.step(), without importing torch._dynamo
     read_theta, slot = theta_reader(model), GradSlot(model)
@@ -244,15 +267,40 @@ def _setup(
         theta = read_theta()
         return _step(loop, slot, theta, optimizer, take_step, gradient, batch, step, config)
 
-    # a schedule sets the optimizer's rate from the host each step: no CUDA graph
+    # a schedule sets the optimizer's rate from the host each step, and a sharpness measurement
+    # runs between steps: no CUDA graph; nor for a network, whose backward is autograd's
     graphed = (
         GraphedStep(step_at, data)
-        if factors is None and use_graph(device, batches, total - first, data, world)
+        if factors is None and tracker is None and isinstance(model, MyLinearRegressionModel)
+        and use_graph(device, batches, total - first, data, world)
         else None
-    )
+    )  # fmt: skip
     return _Training(config, lrs, device, world, data, batches, model, optimizer, loop,
                      full_gradient, path, factors, first, should_stop, step_at,
-                     graphed)  # fmt: skip
+                     graphed, tracker)  # fmt: skip
+
+
+def _tracker(
+    config: Config, model: Model, data: Rows, full_gradient: Gradient, per_replica: bool
+) -> Tracker | None:
+    """``train.sharpness_every``'s measurements (a network's always at θ₀ and at the end: the
+    local quadratic's prediction needs them): Hessian-vector products by double backward
+    through the model's loss over every row, or — rows not held (streamed), the linear
+    model's Gram path — the statistics' Hessian itself."""
+    every = config.train.sharpness_every
+    if (not every and isinstance(model, MyLinearRegressionModel)) or per_replica:
+        return None  # (find-lr's repeats each read their own rows: not measured)
+    rows, log_every = _rows_logged(config), config.train.log_every
+    if data.x is None:
+        assert isinstance(full_gradient, GramGradient), "rows not held: the Gram path"
+        hessian = full_gradient.hessian
+
+        def gram_operator(theta: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:
+            return lambda v: torch.mm(v.to(hessian.dtype), hessian).to(v.dtype)
+
+        return Tracker(gram_operator, every, config.seed, rows, log_every)
+    operator = partial(hessian_operator, model.loss_at, rows=data)
+    return Tracker(operator, every, config.seed, rows, log_every)
 
 
 def _loop(training: _Training, progress: ProgressCallback | None) -> float:
@@ -261,11 +309,12 @@ def _loop(training: _Training, progress: ProgressCallback | None) -> float:
     t, total = training, training.config.train.max_iter
     # bound once: a step reads locals, not the record's attributes (a step costs µs)
     loop, data, batches, factors = t.loop, t.data, t.batches, t.factors
-    should_stop, graphed, step_at, groups = (
+    should_stop, graphed, step_at, groups, tracker = (
         t.should_stop,
         t.graphed,
         t.step_at,
         t.optimizer.param_groups,
+        t.sharpness,
     )
     check_every = 1 if t.device.type == "cpu" else SYNC_EVERY
     start = time.perf_counter()
@@ -281,6 +330,8 @@ def _loop(training: _Training, progress: ProgressCallback | None) -> float:
             if factors is not None:  # the schedule's factor: the optimizer's rate (base 1)
                 for group in groups:
                     group["lr"] = float(factors[step])
+            if tracker is not None:
+                tracker.after(step, t.model.theta())
             if graphed is not None:
                 loss = graphed.run(step)
             elif batches is not None:
@@ -311,19 +362,34 @@ def _result(training: _Training, elapsed: float, progress: ProgressCallback | No
                         elapsed)  # fmt: skip
     result.device, result.world, result.gradient = str(t.device), t.world.describe(), t.path
     result.lr_factors = t.factors
+    if t.sharpness is not None:
+        _sharpness_result(result, t.sharpness, t.model)
     if progress is not None:
         progress(result.steps_run, t.config.train.max_iter, result.final_loss)
     return result
 
 
+def _sharpness_result(result: TrainResult, tracker: Tracker, model: Model) -> None:
+    """The sharpness measured, with a last measurement where the run ended (every replica's
+    own final θ, frozen where it stopped) that resolves the top two pairs."""
+    tracker.measure(result.steps_run, model.theta(), pairs=2)
+    result.sharpness_steps = list(tracker.steps)
+    result.sharpness = torch.stack(tracker.values).numpy()
+    result.sharpness_products = list(tracker.products)
+    result.sharpness_seconds = tracker.seconds
+    assert tracker.vectors is not None
+    result.sharpness_vectors = tracker.vectors.to("cpu", torch.float64).numpy()
+    if tracker.projection is not None:
+        result.top_projection = tracker.projection.to("cpu", torch.float64).numpy()
+    result.sharpness_state = tracker.state()
+
+
 def _model_and_optimizer(
     config: Config, d: int, replicas: int, dtype: torch.dtype, device: torch.device
-) -> tuple[MyLinearRegressionModel, torch.optim.Optimizer]:
-    """The lesson's model (K replicas) and its optimizer at lr = 1: the replicas' rates scale
+) -> tuple[Model, torch.optim.Optimizer]:
+    """The config's model (K replicas) and its optimizer at lr = 1: the replicas' rates scale
     SGD's gradients, or the adaptive optimizers' steps (:func:`_step`)."""
-    model = MyLinearRegressionModel(d, replicas=replicas, dtype=dtype, device=device)
-    if config.model.init == "normal":
-        model.init_normal_(config.seed)
+    model = build_model(config, d, replicas, dtype, device)
     return model, build_optimizer(config.optimizer, model.parameters())
 
 
@@ -343,7 +409,7 @@ def _histories(
     config: Config,
     lrs: list[float],
     loop: LoopState,
-    model: MyLinearRegressionModel,
+    model: Model,
     optimizer: torch.optim.Optimizer,
     final_loss: torch.Tensor,
     final_grad: torch.Tensor,

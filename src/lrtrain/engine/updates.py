@@ -14,7 +14,7 @@ from typing import Any
 import torch
 
 from lrtrain.config.schema import OptimizerConfig
-from lrtrain.engine.model import MyLinearRegressionModel
+from lrtrain.engine.family import Model
 
 
 def build_optimizer(opt: OptimizerConfig, parameters: Any) -> torch.optim.Optimizer:
@@ -45,21 +45,19 @@ class GradSlot:
     of a Gram step (measured ~40 against ~58 µs an update at K = 1 000). A gradient path that
     runs autograd replaces .grad; :meth:`attach` puts the views back."""
 
-    def __init__(self, model: MyLinearRegressionModel) -> None:
+    def __init__(self, model: Model) -> None:
         self.model = model
-        # the parameters themselves, held here: a module's attribute lookup costs ~1 µs a step
-        self.w_param, self.b_param = model.w, model.b
-        d = model.w.shape[1]
-        # laid out as θ is (the model's feature-major table): the update's writes and the
-        # optimizer's reads run over memory in order
+        # laid out as θ is (the model's table): the update's writes and the optimizer's reads
+        # run over memory in order
         self.buffer = torch.zeros_like(model.theta())
-        self.w, self.b = self.buffer[:, :d], self.buffer[:, d]
+        # each parameter with its view of the buffer, held here: a module's attribute lookup
+        # costs ~1 µs a step
+        self.pairs = model.parameter_views(self.buffer)
 
     def attach(self) -> None:
-        if self.w_param.grad is not self.w:
-            self.w_param.grad = self.w
-        if self.b_param.grad is not self.b:
-            self.b_param.grad = self.b
+        for param, view in self.pairs:
+            if param.grad is not view:
+                param.grad = view
 
 
 def sgd_step(
@@ -111,23 +109,18 @@ def scaled_step(
         slot.buffer.masked_fill_(active.logical_not(), 0.0)
     slot.attach()
     take_step()
-    model, d = slot.model, slot.model.w.shape[1]
-    for param, before, factor in (
-        (model.w, theta[:, :d], rate),
-        (model.b, theta[:, d], rate[:, 0]),
-    ):
+    for param, before in slot.model.parameter_views(theta):
+        factor = rate if before.dim() == 2 else rate[:, 0]  # a [K] parameter: the linear b
         param.copy_(torch.addcmul(before, factor, param - before))
 
 
 @torch.no_grad()
-def forget_momentum(
-    optimizer: torch.optim.Optimizer, model: MyLinearRegressionModel, active: torch.Tensor
-) -> None:
+def forget_momentum(optimizer: torch.optim.Optimizer, model: Model, active: torch.Tensor) -> None:
     """Empty the momentum buffers of the stopped replicas (``active`` [K, 1] False): with a
     zero gradient and a zero buffer, SGD leaves a replica where it stopped. Called when a
     replica stops (every step on a GPU, which never asks the host which one did)."""
-    stopped = active.logical_not()
-    for param, gone in ((model.w, stopped), (model.b, stopped[:, 0])):
+    stopped = active.logical_not().expand(-1, model.n_params)
+    for param, gone in model.parameter_views(stopped):
         buffer = optimizer.state.get(param, {}).get("momentum_buffer")
         if buffer is not None:
             buffer.masked_fill_(gone, 0.0)

@@ -29,7 +29,13 @@ from lrtrain.runs.summaries import ARRAYS_FILE, FORMAT_VERSION
 if TYPE_CHECKING:
     from lrtrain.config.schema import Config
     from lrtrain.runs.records import Curve, FitRecord, SweepRecord
-    from lrtrain.runs.summaries import BatchMapSummary, FindLrSummary, FitSummary, MapRow
+    from lrtrain.runs.summaries import (
+        BatchMapSummary,
+        FindLrSummary,
+        FitSummary,
+        MapRow,
+        NetworkFitSummary,
+    )
 
 
 # --------------------------------------------------------------------------- writing
@@ -107,9 +113,11 @@ def save_fit(run_dir: Path, record: FitRecord) -> None:
     write_text(run_dir / "summary.json", json.dumps(_with_files(run_dir, summary), indent=2) + "\n")
 
 
-def _with_files(run_dir: Path, summary: FitSummary) -> dict[str, Any]:
+def _with_files(run_dir: Path, summary: FitSummary | NetworkFitSummary) -> dict[str, Any]:
     """summary.json's content: a wide run's coefficient table goes to its own file."""
-    statistics = summary.get("statistics")
+    if "statistics" not in summary:  # a network's: no least-squares statistics
+        return cast(dict[str, Any], summary)
+    statistics = cast("FitSummary", summary).get("statistics")
     if statistics is None or not statistics["coefficients_file"]:
         return cast(dict[str, Any], summary)
     rows = statistics["coefficients"]

@@ -12,7 +12,12 @@ import numpy as np
 
 if TYPE_CHECKING:
     from lrtrain.config.schema import Config
-    from lrtrain.runs.summaries import FitSummary, SweepSummary
+    from lrtrain.runs.summaries import (
+        FitSummary,
+        NetworkFitSummary,
+        NetworkSweepSummary,
+        SweepSummary,
+    )
 
 
 @dataclass
@@ -23,8 +28,12 @@ class History:
     step: np.ndarray  # [R] int
     loss: np.ndarray  # [R]
     grad_norm: np.ndarray  # [R]
-    theta: np.ndarray  # [R, p]: (w, b) at each row
+    theta: np.ndarray  # [R, p]: (w, b) at each row ([R, 0]: a network's, not kept)
     lr: np.ndarray  # [R]: the rate used at each row (the schedule's, when scheduled)
+    # train.sharpness_every: λ_max at the rows measured (NaN elsewhere), and the stability
+    # threshold 2(1+β)/η_t at every row (None: not measured)
+    sharpness: np.ndarray | None = None
+    threshold: np.ndarray | None = None
 
 
 @dataclass
@@ -78,7 +87,7 @@ class FitRecord:
     checkpoint.pt as the engine serialised them."""
 
     config: Config
-    summary: FitSummary
+    summary: FitSummary | NetworkFitSummary
     arrays: dict[str, np.ndarray]
     history: History
     model: bytes
@@ -97,7 +106,7 @@ class SweepRecord:
     the theory's expected loss per rate and logged step (None: not modelled)."""
 
     config: Config
-    summary: SweepSummary
+    summary: SweepSummary | NetworkSweepSummary
     arrays: dict[str, np.ndarray]
     lrs: list[float]
     histories: list[History]

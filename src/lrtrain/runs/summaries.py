@@ -168,6 +168,7 @@ class FitSummary(_FitSummaryRequired, total=False):  # with data.standardize, tr
     statistics: FitStatistics  # always: the OLS statistics of the closed form
     modes: ModesSummary  # the eigen-modes (with a prediction)
     validation: ValidationSummary  # with data.validation_fraction
+    sharpness: SharpnessSummary  # with train.sharpness_every: λ_max measured, = the closed form's
 
 
 class SweepSummary(RunInfo):
@@ -360,3 +361,103 @@ class ModesSummary(TypedDict):
     prediction: str  # what the predicted curves are, or why there are none
     shown: list[int]  # the modes modes.csv and the figure carry
     modes: list[ModeSummary]  # every mode up to 100 parameters; beyond, the shown ones
+
+
+# --------------------------------------------------------------------------- networks
+
+
+class NetworkModel(TypedDict):
+    """model.kind beyond the linear one: what was trained."""
+
+    kind: str  # mlp
+    hidden: list[int]
+    activation: str
+    init: str
+    parameters: int  # P
+
+
+class SharpnessSummary(TypedDict):
+    """The top Hessian eigenvalue of the full-batch loss at the measured steps (Lanczos on
+    Hessian-vector products), against the stability threshold 2(1+β)/η_t at each."""
+
+    every: int  # train.sharpness_every (0: at θ₀ and at the end only)
+    steps: list[int]
+    values: list[float | None]  # λ_max(θ_t)
+    second: list[float | None]  # λ_2(θ_t) (at the end; elsewhere when resolved)
+    thresholds: list[float]  # 2(1+β)/η_t
+    ratios: list[float | None]  # λ_max / threshold
+    initial: float | None  # λ_max(θ₀)
+    final: float | None  # where the run ended
+    hessian_vector_products: list[int]  # per measurement (each for every replica at once)
+    seconds: float  # all measurements together
+    full_batch_reads: int  # passes over every row they took (3 a product: forward, 2 backward)
+
+
+class NetworkVerdict(TypedDict):
+    predicted: str | None  # the local quadratic at θ₀: monotone | oscillating | diverged
+    observed: str  # monotone | oscillating | edge of stability | catapult | diverged
+    rule: str  # which rule fired, with its numbers
+    why: str  # the prediction's reason, and why it differed when it did
+    diverged_at: int | None
+    full_batch_prediction: bool
+
+
+class NetworkFitSummary(RunInfo):
+    """summary.json of a network's fit: no closed form — the measured curvature instead."""
+
+    format_version: int
+    kind: str  # "fit"
+    name: str
+    model: NetworkModel
+    status: str
+    steps: int
+    max_iter: int
+    lr: float
+    initial: dict[str, float | None]  # loss
+    final: dict[str, float | None]  # loss, grad_norm
+    best_line: dict[str, float]  # loss: least squares' line on the same rows, for comparison
+    exact_theory: str  # why the closed form and the exact mini-batch theory are not given
+    verdict: NetworkVerdict
+    sharpness: SharpnessSummary
+    optimizer: OptimizerSummary
+    data: dict[str, Any]
+    trajectory: None  # a network's parameters are in model.pt, not per row
+    true: None
+
+
+class NetworkSweepRow(TypedDict):
+    """One rate of a network's sweep (sweep.csv's row)."""
+
+    lr: float
+    verdict: str
+    predicted_verdict: str | None
+    final_loss: float | None
+    gap: None
+    diverged_at: int | None
+    stopped_at: int | None
+    steps_to_target: None
+    initial_sharpness: float | None
+    final_sharpness: float | None
+    threshold: float
+    rule: str
+
+
+class NetworkSweepSummary(RunInfo):
+    format_version: int
+    kind: str  # "sweep"
+    name: str
+    model: NetworkModel
+    lrs: list[float]
+    status: str
+    steps_run: int
+    max_iter: int
+    initial_sharpness: float | None  # λ_max(θ₀), the same start for every rate
+    stable_lr_at_start: float | None  # 2(1+β)/λ_max(θ₀)
+    best_line: dict[str, float]
+    exact_theory: str
+    full_batch_prediction: bool
+    results: list[NetworkSweepRow]
+    sharpness_every: int
+    data: dict[str, Any]
+    trajectory: None
+    true: None

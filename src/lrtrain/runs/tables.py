@@ -13,7 +13,7 @@ import numpy as np
 
 if TYPE_CHECKING:
     from lrtrain.runs.records import History, ModeHistory, ReplicaBand, Sample
-    from lrtrain.runs.summaries import SweepRow
+    from lrtrain.runs.summaries import NetworkSweepRow, SweepRow
 
 
 def table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
@@ -32,8 +32,14 @@ SWEEP_COLUMNS = [
 ]  # fmt: skip
 
 
-def sweep_csv(rows: list[SweepRow]) -> str:
-    return table(SWEEP_COLUMNS, ([cast(dict[str, Any], r)[c] for c in SWEEP_COLUMNS] for r in rows))
+# a network's sweep adds what its verdicts rest on (runs.summaries.NetworkSweepRow)
+NETWORK_SWEEP_COLUMNS = ["initial_sharpness", "final_sharpness", "threshold", "rule"]
+
+
+def sweep_csv(rows: list[SweepRow] | list[NetworkSweepRow]) -> str:
+    extra = [c for c in NETWORK_SWEEP_COLUMNS if rows and c in rows[0]]
+    columns = SWEEP_COLUMNS + extra
+    return table(columns, ([cast(dict[str, Any], r)[c] for c in columns] for r in rows))
 
 
 def trajectories_csv(
@@ -42,9 +48,12 @@ def trajectories_csv(
     expected: list[list[float]] | None,
     parameters: bool = True,
 ) -> str:
-    """Every rate's rows with the theory's expected loss (nan where not modelled); the
-    parameter columns only when ``parameters`` (else in trajectories.npy, row for row)."""
+    """Every rate's rows with the theory's expected loss (nan where not modelled), the
+    sharpness where measured; the parameter columns only when ``parameters`` and kept (else
+    in trajectories.npy, row for row, or — a network's — nowhere)."""
+    parameters = parameters and histories[0].theta.shape[1] > 0
     names = _parameter_names(histories[0].theta.shape[1] - 1) if parameters else []
+    measured = histories[0].sharpness is not None
 
     def rows() -> Iterable[list[Any]]:
         for k, (lr, h) in enumerate(zip(lrs, histories, strict=True)):
@@ -52,9 +61,21 @@ def trajectories_csv(
                 want = math.nan if expected is None else expected[k][i]
                 values = h.theta[i].tolist() if parameters else []
                 loss, grad = fmt(float(h.loss[i])), fmt(float(h.grad_norm[i]))
-                yield [fmt(lr), int(h.step[i]), loss, grad, fmt(want), *map(fmt, values)]
+                yield [fmt(lr), int(h.step[i]), loss, grad, fmt(want), *_sharpness_cells(h, i),
+                       *map(fmt, values)]  # fmt: skip
 
-    return table(["lr", "step", "loss", "grad_norm", "expected_loss", *names], rows())
+    header = ["lr", "step", "loss", "grad_norm", "expected_loss"]
+    return table([*header, *(SHARPNESS_COLUMNS if measured else []), *names], rows())
+
+
+SHARPNESS_COLUMNS = ["sharpness", "sharpness_threshold"]
+
+
+def _sharpness_cells(history: History, i: int) -> list[str]:
+    """Row i's sharpness (nan where not measured) and threshold, when the run measured it."""
+    if history.sharpness is None or history.threshold is None:
+        return []
+    return [fmt(float(history.sharpness[i])), fmt(float(history.threshold[i]))]
 
 
 def _parameter_names(d: int) -> list[str]:
@@ -98,8 +119,10 @@ def metrics_csv(
     (nan where not modelled) and, with held-out rows, the validation loss; the parameter
     columns only when ``parameters`` (else in trajectory.npy, row for row)."""
     theta = history.theta
+    parameters = parameters and theta.shape[1] > 0  # a network's θ is in model.pt
     names = _parameter_names(theta.shape[1] - 1) if parameters else []
     held = ["val_loss"] if validation is not None else []
+    measured = SHARPNESS_COLUMNS if history.sharpness is not None else []
 
     def rows() -> Iterable[list[Any]]:
         for i in range(len(history.step)):
@@ -108,10 +131,12 @@ def metrics_csv(
                 int(history.step[i]), fmt(history.loss[i]), fmt(history.grad_norm[i]),
                 fmt(history.lr[i]), fmt(want),
                 *([fmt(validation[i])] if validation is not None else []),
+                *_sharpness_cells(history, i),
                 *(fmt(v) for v in (theta[i].tolist() if parameters else [])),
             ]  # fmt: skip
 
-    return table(["step", "loss", "grad_norm", "lr", "expected_loss", *held, *names], rows())
+    header = ["step", "loss", "grad_norm", "lr", "expected_loss", *held, *measured, *names]
+    return table(header, rows())
 
 
 def sample_csv(sample: Sample) -> str:

@@ -119,7 +119,7 @@ class GDRegressor(RegressorMixin, BaseEstimator):
 
     def fit(self, X: Any, y: Any) -> GDRegressor:
         """Train on the rows X [n, d] and targets y [n]; returns the estimator."""
-        from lrtrain.workflows.fit import fit, fit_in_memory
+        from lrtrain.workflows.fit import FitRun, fit, fit_in_memory
 
         X, y = validate_data(self, X, y, y_numeric=True, dtype=np.float64, ensure_min_samples=2)
         names = getattr(self, "feature_names_in_", None)
@@ -131,6 +131,7 @@ class GDRegressor(RegressorMixin, BaseEstimator):
                 summary, analysis, result = fitted.summary, fitted.analysis, fitted.result
             else:
                 run = fit(config, draw=False, data=(X, y))  # a new run under output.root
+                assert isinstance(run, FitRun), "the estimator's model is the linear one"
                 summary, analysis, result = run.summary, run.analysis, run.result
                 self.run_dir_ = run.run_dir
         except LrtrainError as exc:  # scikit-learn's callers expect ValueError for bad input

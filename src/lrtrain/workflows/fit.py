@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING, Any
 
 from lrtrain.config.schema import Config
 from lrtrain.data.distributed import SINGLE, World, current
-from lrtrain.engine.memory import check_memory
 from lrtrain.errors import ConfigError
 from lrtrain.runs import directory as runs
 from lrtrain.runs.records import FitRecord
@@ -28,6 +27,7 @@ if TYPE_CHECKING:
     from lrtrain.runs.summaries import FitSummary
     from lrtrain.theory.analysis import Analysis, AutoSettings
     from lrtrain.workflows.loggers import Logged
+    from lrtrain.workflows.network import NetworkRun
     from lrtrain.workflows.prediction import Prediction
 
 
@@ -58,24 +58,10 @@ def prepare(
     returned config saying ``data.source: arrays``."""
     from dataclasses import replace
 
-    from lrtrain.data.devices import resolve_device
-    from lrtrain.data.load import load_dataset
     from lrtrain.theory.analysis import analyse_dataset, gap_floor
-    from lrtrain.workflows.loggers import check_installed
+    from lrtrain.workflows.rows import load_rows
 
-    resolve_device(config.device)
-    check_installed(list(config.output.loggers))
-    check_memory(config, replicas=config.train.replicas, share=world.machine_share)
-    source = None
-    if data is not None:
-        from lrtrain.data.arrays import ArraySource, table_of
-
-        table = table_of(data, config.data)
-        arrays = config.data.model_copy(update={"source": "arrays", "features": table.features,
-                                                "target": table.target, "path": None})  # fmt: skip
-        config = config.model_copy(update={"data": arrays})
-        source = ArraySource(config.data, table)
-    dataset = load_dataset(config, world, source)
+    config, dataset = load_rows(config, world, data)
     analysis = analyse_dataset(dataset, config.optimizer)
     if config.train.target_gap is not None:
         analysis = replace(analysis, gap_floor=gap_floor(dataset, analysis, world))
@@ -111,7 +97,7 @@ def fit(
     should_stop: Callable[[], bool] | None = None,
     draw: bool = True,
     data: Any = None,
-) -> FitRun:
+) -> FitRun | NetworkRun:
     """Train one model as configured, write its run directory and draw its figures (``draw``
     False: the caller draws them, e.g. with :func:`redraw`).
 
@@ -119,7 +105,12 @@ def fit(
     of the rows through DistributedDataParallel; rank 0 alone writes, reports and draws.
 
     ``data``: rows handed over from Python instead of the config's (``(X, y)`` or a DataFrame;
-    numpy, pandas or torch, :mod:`lrtrain.data.arrays`)."""
+    numpy, pandas or torch, :mod:`lrtrain.data.arrays`). A network (``model.kind: mlp``) is
+    measured instead of solved (:mod:`lrtrain.workflows.network`)."""
+    if config.model.kind != "linear":
+        from lrtrain.workflows import network
+
+        return network.fit(config, out, overwrite, progress, should_stop, draw, data)
     world = current()
     config, dataset, analysis, auto = prepare(config, world, data)
     _check_replicas(config, dataset, world)
@@ -204,9 +195,10 @@ def _finish_fit(
     if not world.is_main:
         return FitRun(run_dir, summary, config, dataset, analysis, result, [], prediction.modes)
     runs.save_fit(run_dir, FitRecord(
-        config, summary, analysis.arrays, record.history(result, 0), record.model_bytes(result),
-        record.checkpoint_bytes(config, result), prediction.expected_loss, validation,
-        prediction.band, prediction.band_expected, prediction.modes, record.sample(dataset),
+        config, summary, analysis.arrays, record.history(result, 0, config),
+        record.model_bytes(result), record.checkpoint_bytes(config, result),
+        prediction.expected_loss, validation, prediction.band, prediction.band_expected,
+        prediction.modes, record.sample(dataset),
     ))  # fmt: skip
     figures = redraw(run_dir, config.output.format) if draw else []
     logged = log(run_dir, config) if draw else []
@@ -230,6 +222,10 @@ def _summarise(
     held = dataset.validation
     validation = held.losses(result.replica_history(0)["theta"]) if held is not None else None
     summary = fit_summary(config, dataset, analysis, result, auto, prediction, validation)
+    if result.sharpness is not None:  # measured: the closed form's λ_max, step after step
+        from lrtrain.workflows.network_summary import sharpness_summary
+
+        summary["sharpness"] = sharpness_summary(config, result, 0)
     return summary, prediction, validation
 
 
@@ -241,7 +237,7 @@ def resume(
     should_stop: Callable[[], bool] | None = None,
     draw: bool = True,
     data: Any = None,
-) -> FitRun:
+) -> FitRun | NetworkRun:
     """Continue an interrupted (or completed, with a larger max_iter) fit in place; on the CPU
     the result equals that of an uninterrupted run bit for bit. ``config`` defaults to the
     run's own; see :func:`resume_status` for what may change. ``data``: a run on rows handed over
@@ -256,6 +252,11 @@ def resume(
     from lrtrain.engine.train import train
     from lrtrain.workflows.progress import progress_for
 
+    if config.model.kind != "linear":
+        from lrtrain.workflows import network
+
+        return network.fit(config, None, False, progress, should_stop, draw, data,
+                           resume=checkpoint["engine"], run_dir=Path(run_dir))  # fmt: skip
     world = current()
     config, dataset, analysis, auto = prepare(config, world, data)
     with progress_for(progress if world.is_main else None, f"resume {config.name}") as callback:

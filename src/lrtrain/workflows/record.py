@@ -22,13 +22,33 @@ if TYPE_CHECKING:
     from lrtrain.engine.train import TrainResult
 
 
-def history(result: TrainResult, k: int) -> History:
-    """Replica k's logged rows, t = 0 … its stop, with the rate used at each."""
+def history(result: TrainResult, k: int, config: Config | None = None) -> History:
+    """Replica k's logged rows, t = 0 … its stop, with the rate used at each (and, measured
+    with ``config``'s optimizer, the sharpness against its threshold)."""
     rows = result.replica_history(k)
     steps = [int(step) for step in rows["step"].tolist()]
     rates = np.asarray(result.rates(k, steps), dtype=np.float64)
     arrays = {name: rows[name].numpy() for name in ("step", "loss", "grad_norm", "theta")}
-    return History(arrays["step"], arrays["loss"], arrays["grad_norm"], arrays["theta"], rates)
+    out = History(arrays["step"], arrays["loss"], arrays["grad_norm"], arrays["theta"], rates)
+    if result.sharpness is not None and config is not None:
+        out.sharpness, out.threshold = _sharpness_rows(config, result, k, steps)
+    return out
+
+
+def _sharpness_rows(
+    config: Config, result: TrainResult, k: int, steps: list[int]
+) -> tuple[np.ndarray, np.ndarray]:
+    """λ_max at the logged rows that were measured (NaN at the others; a measured step that is
+    not logged is in the summary only), and the threshold 2(1+β)/η_t at every row."""
+    from lrtrain.workflows.network_summary import limit_at
+
+    assert result.sharpness is not None
+    row_of = {step: i for i, step in enumerate(steps)}
+    sharpness = np.full(len(steps), np.nan)
+    for measured, value in zip(result.sharpness_steps, result.sharpness[:, k, 0], strict=True):
+        if measured in row_of:
+            sharpness[row_of[measured]] = value
+    return sharpness, limit_at(config, result, k, steps)
 
 
 def sample(dataset: Dataset) -> Sample | None:

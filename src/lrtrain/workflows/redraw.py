@@ -26,7 +26,12 @@ def redraw(run_dir: str | Path, fmt: str | None = None) -> list[Path]:
 
         drawn = batch_map_figures(run) if run.kind == "batch-map" else find_lr_figures(run)
         return runs.save_figures(run.path, drawn, fmt)
-    figures = sweep_figures(run) if run.kind == "sweep" else run_figures(run)
+    if "model" in run.summary:  # a network's run: measured, not solved
+        from lrtrain.plots.network import network_figures, network_sweep_figures
+
+        figures = network_sweep_figures(run) if run.kind == "sweep" else network_figures(run)
+    else:
+        figures = sweep_figures(run) if run.kind == "sweep" else run_figures(run)
     return runs.save_figures(run.path, figures, fmt)
 
 

@@ -59,12 +59,12 @@ def _versions() -> dict[str, str]:
     }
 
 
-def _json_number(value: float) -> float | None:
+def json_number(value: float) -> float | None:
     return value if math.isfinite(value) else None
 
 
 def _params(theta: list[float]) -> Params:
-    return {"w": [_json_number(v) for v in theta[:-1]], "b": _json_number(theta[-1])}
+    return {"w": [json_number(v) for v in theta[:-1]], "b": json_number(theta[-1])}
 
 
 def fit_summary(
@@ -102,18 +102,18 @@ def fit_summary(
         "max_iter": config.train.max_iter,
         "lr": lr,
         "initial": {
-            "loss": _json_number(float(history["loss"][0])),
+            "loss": json_number(float(history["loss"][0])),
             "grad": _params(result.initial_grad[0].tolist()),
         },
         "final": {
-            "loss": _json_number(final_loss),
-            "grad_norm": _json_number(result.final_grad_norm[0]),
+            "loss": json_number(final_loss),
+            "grad_norm": json_number(result.final_grad_norm[0]),
             **_params(result.final_theta[0].tolist()),
         },
         "closed_form": {"loss": target_loss, **_params(analysis.target_theta)},
         "optimality_gap": {
-            "absolute": _json_number(gap),
-            "relative": _json_number(gap / target_loss) if target_loss > 0 else None,
+            "absolute": json_number(gap),
+            "relative": json_number(gap / target_loss) if target_loss > 0 else None,
         },
         "true": _truth(dataset),
         "verdict": {
@@ -127,7 +127,7 @@ def fit_summary(
         "warnings": warnings_for(
             analysis, config.data.standardize, config.train.target_gap, config.train.dtype
         ),
-        "optimizer": _optimizer_summary(config, auto),
+        "optimizer": optimizer_summary(config, auto),
         "theory": _theory_summary(config, analysis, result, prediction),
         "analysis": analysis.to_json(),
         "arrays": arrays_ref(analysis),
@@ -137,7 +137,7 @@ def fit_summary(
             "features": dataset.feature_names,
             "target": dataset.target_name,
         },
-        **_how_it_ran(config, result, steps),
+        **how_it_ran(config, result, steps),
     }
     _add_original_units(summary, dataset, result.final_theta[0].tolist(), analysis.target_theta)
     ols = fit_statistics(
@@ -158,9 +158,9 @@ def fit_summary(
         summary["validation"] = {
             "fraction": dataset.validation.fraction,
             "rows": dataset.validation.n,
-            "initial_loss": _json_number(validation[0]),
-            "final_loss": _json_number(validation[-1]),
-            "best_loss": _json_number(validation[best]),
+            "initial_loss": json_number(validation[0]),
+            "final_loss": json_number(validation[-1]),
+            "best_loss": json_number(validation[best]),
             "best_step": int(logged[best]),
         }
     return summary
@@ -181,11 +181,11 @@ def _add_original_units(
     summary["standardization"] = {
         "mean": dataset.x_mean,
         "scale": dataset.x_scale,
-        "condition_number_before": _json_number(dataset.raw_condition_number or math.inf),
+        "condition_number_before": json_number(dataset.raw_condition_number or math.inf),
     }
 
 
-def _optimizer_summary(config: Config, auto: AutoSettings | None) -> OptimizerSummary:
+def optimizer_summary(config: Config, auto: AutoSettings | None) -> OptimizerSummary:
     opt = config.optimizer
     out: OptimizerSummary = {
         "name": opt.name,
@@ -260,7 +260,7 @@ def sweep_summary(
         "critical_lr": analysis.critical_lr,
         "monotone_lr_limit": analysis.monotone_lr_limit,
         "asymptotically_optimal_lr": analysis.asymptotically_optimal_lr,
-        "condition_number": _json_number(analysis.condition_number),
+        "condition_number": json_number(analysis.condition_number),
         "status": "interrupted" if "interrupted" in result.statuses else "completed",
         "steps_run": result.steps_run,
         "recommended_lr": outcome.recommended_lr,
@@ -274,7 +274,7 @@ def sweep_summary(
         "arrays": arrays_ref(analysis),
         "trajectory": None if len(analysis.theta_star) <= CSV_PARAMETERS else "trajectories.npy",
         "max_iter": config.train.max_iter,
-        **_how_it_ran(config, result, result.steps_run),
+        **how_it_ran(config, result, result.steps_run),
     }
 
 
@@ -353,7 +353,7 @@ def arrays_ref(analysis: Analysis) -> ArraysRef:
     return {"file": ARRAYS_FILE, "shapes": shapes}
 
 
-def _how_it_ran(config: Config, result: TrainResult, steps: int) -> RunInfo:
+def how_it_ran(config: Config, result: TrainResult, steps: int) -> RunInfo:
     return {
         "device": result.device,
         "gradient": result.gradient,

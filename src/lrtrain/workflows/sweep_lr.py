@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from lrtrain.runs.summaries import SweepSummary
     from lrtrain.theory.analysis import Analysis
     from lrtrain.workflows.loggers import Logged
+    from lrtrain.workflows.network import NetworkRun
 
 
 from lrtrain.workflows.fit import prepare
@@ -54,7 +55,7 @@ def sweep_lr(
     should_stop: Callable[[], bool] | None = None,
     draw: bool = True,
     data: Any = None,
-) -> SweepRun:
+) -> SweepRun | NetworkRun:
     """Train at many learning rates in one vectorised run, judge each, recommend one.
 
     Learning rates: ``lrs``, else ``sweep.lrs`` of the config, else chosen from the analysis so
@@ -72,6 +73,10 @@ def sweep_lr(
     from lrtrain.workflows.sweep import assess, auto_lrs, check_sweep_config, sweep_config
 
     check_sweep_config(config)
+    if config.model.kind != "linear":  # measured, not solved: lrtrain.workflows.network
+        from lrtrain.workflows import network
+
+        return network.sweep(config, lrs, out, overwrite, progress, should_stop, draw, data)
     world = current()
     config, dataset, analysis, _ = prepare(config, data=data)
     chosen = lrs or config.sweep.lrs or auto_lrs(analysis)
@@ -102,7 +107,7 @@ def sweep_lr(
     critical = minibatch.critical_lr if minibatch is not None else None
     summary = sweep_summary(config, dataset, analysis, result, outcome, critical)
     expected = sweep_expected(config, dataset, analysis, result, minibatch)
-    histories = [record.history(result, k) for k in range(len(result.lrs))]
+    histories = [record.history(result, k, config) for k in range(len(result.lrs))]
     runs.save_sweep(run_dir, SweepRecord(config, summary, analysis.arrays, list(result.lrs),
                                          histories, expected))  # fmt: skip
     figures = redraw(run_dir, config.output.format) if draw else []

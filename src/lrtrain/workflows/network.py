@@ -1,0 +1,237 @@
+"""Fits and sweeps of a network (``model.kind: mlp``): trained by the same loop as the linear
+model, measured instead of solved — the sharpness at θ₀ and along the run, the local
+quadratic's prediction beside the regime observed — and written to the same run directory
+format (``fit`` and ``sweep_lr`` hand a network's config here).
+
+Heavy modules (torch) are imported inside the functions that train.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
+
+import numpy as np
+
+from lrtrain.config.schema import Config
+from lrtrain.data.distributed import SINGLE, current
+from lrtrain.errors import ConfigError
+from lrtrain.runs import directory as runs
+from lrtrain.runs.records import FitRecord, SweepRecord
+from lrtrain.workflows import record
+from lrtrain.workflows.redraw import log, redraw
+from lrtrain.workflows.rows import load_rows
+
+if TYPE_CHECKING:
+    from lrtrain.data.dataset import Dataset
+    from lrtrain.engine.train import ProgressCallback, TrainResult
+    from lrtrain.runs.summaries import NetworkFitSummary, NetworkSweepSummary
+    from lrtrain.workflows.loggers import Logged
+
+FUNCTION_POINTS = 200  # where fit.png draws the fitted function
+SURFACE_POINTS = 41  # the loss surface's grid, per axis
+SURFACE_REACH = 3.0  # the slice spans ±this × the distance the quadratic doubles the loss in
+
+
+@dataclass
+class NetworkRun:
+    """What a network's fit or sweep produced: where it is, its summary, the in-memory
+    results."""
+
+    run_dir: Path
+    summary: NetworkFitSummary | NetworkSweepSummary
+    config: Config
+    dataset: Dataset
+    result: TrainResult
+    figures: list[Path]
+    logged: list[Logged] = field(default_factory=list)
+
+    @property
+    def all_diverged(self) -> bool:
+        rows: list[Any] = cast(dict[str, Any], self.summary).get("results", [])
+        return bool(rows) and all(row["verdict"] == "diverged" for row in rows)
+
+
+def check_network(config: Config) -> None:
+    """What a network's run cannot do yet, refused by name before anything is written."""
+    if config.data.validation_fraction:
+        raise ConfigError(
+            "data.validation_fraction: held-out losses are computed for the linear model only "
+            "so far — set it to 0 for model.kind: mlp"
+        )
+    if config.train.replicas > 1:
+        raise ConfigError(
+            "train.replicas: a network's batch-stream band is not built yet — set "
+            "train.replicas: 1 for model.kind: mlp (sweep-lr trains many rates at once)"
+        )
+
+
+def fit(
+    config: Config,
+    out: str | Path | None = None,
+    overwrite: bool = False,
+    progress: ProgressCallback | bool | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    draw: bool = True,
+    data: Any = None,
+    resume: dict[str, Any] | None = None,
+    run_dir: Path | None = None,
+) -> NetworkRun:
+    """Train the network as configured and write its run directory (``resume``: a checkpoint's
+    engine state, continued in ``run_dir``)."""
+    from lrtrain.engine.train import train
+    from lrtrain.workflows.progress import progress_for
+
+    check_network(config)
+    world = current()
+    config, dataset = load_rows(config, world, data)
+    if run_dir is None:
+        run_dir = runs.create_run_dir(config.output.root, config.name, out, overwrite)
+    verb = "fit" if resume is None else "resume"
+    with progress_for(progress, f"{verb} {config.name}") as callback:
+        result = train(dataset, config, progress=callback, should_stop=should_stop,
+                       resume=resume, world=world)  # fmt: skip
+    return _finish_fit(run_dir, config, dataset, result, draw)
+
+
+def _finish_fit(
+    run_dir: Path, config: Config, dataset: Dataset, result: TrainResult, draw: bool
+) -> NetworkRun:
+    from lrtrain.workflows.network_summary import network_fit_summary
+
+    summary = network_fit_summary(config, dataset, result)
+    arrays = function_arrays(config, dataset, result, 0)
+    arrays |= surface_arrays(config, dataset, result, 0) | sharpness_arrays(result)
+    runs.save_fit(run_dir, FitRecord(
+        config, summary, arrays, record.history(result, 0, config), record.model_bytes(result),
+        record.checkpoint_bytes(config, result), sample=record.sample(dataset),
+    ))  # fmt: skip
+    figures = redraw(run_dir, config.output.format) if draw else []
+    logged = log(run_dir, config) if draw else []
+    return NetworkRun(run_dir, summary, config, dataset, result, figures, logged)
+
+
+def sweep(
+    config: Config,
+    lrs: list[float] | None = None,
+    out: str | Path | None = None,
+    overwrite: bool = False,
+    progress: ProgressCallback | bool | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    draw: bool = True,
+    data: Any = None,
+) -> NetworkRun:
+    """Every rate trained at once (K replicas of the network in one batched forward and
+    backward a step, from one start θ₀), each judged as a fit is."""
+    from lrtrain.engine.memory import check_memory
+    from lrtrain.engine.train import train
+    from lrtrain.workflows.network_summary import network_sweep_summary
+    from lrtrain.workflows.progress import progress_for
+
+    check_network(config)
+    chosen = list(lrs or config.sweep.lrs or [])
+    if not chosen:
+        raise ConfigError(
+            "sweep.lrs: a network has no closed form to choose rates from — give them, e.g. "
+            "--lrs 0.01,0.03,0.1 (lrtrain find-lr suggests a range)"
+        )
+    if current().distributed:
+        raise ConfigError("model.kind: mlp sweeps in one process for now — drop --nproc")
+    config = config.model_copy(update={"sweep": config.sweep.model_copy(update={"lrs": chosen})})
+    config, dataset = load_rows(config, SINGLE, data)
+    check_memory(config, replicas=len(chosen))
+    run_dir = runs.create_run_dir(config.output.root, config.name, out, overwrite)
+    with progress_for(progress, f"sweep {config.name}") as callback:
+        result = train(dataset, config, lrs=chosen, progress=callback, should_stop=should_stop)
+    interrupted = "interrupted" in result.statuses
+    summary = network_sweep_summary(config, dataset, result, interrupted)
+    histories = [record.history(result, k, config) for k in range(len(chosen))]
+    runs.save_sweep(run_dir, SweepRecord(config, summary, sharpness_arrays(result), chosen,
+                                         histories))  # fmt: skip
+    figures = redraw(run_dir, config.output.format) if draw else []
+    logged = log(run_dir, config) if draw else []
+    return NetworkRun(run_dir, summary, config, dataset, result, figures, logged)
+
+
+def sharpness_arrays(result: TrainResult) -> dict[str, np.ndarray]:
+    """arrays.npz's sharpness: the measured steps [S], λ_max and λ_2 per replica [S, K]."""
+    if result.sharpness is None:
+        return {}
+    return {
+        "sharpness_steps": np.asarray(result.sharpness_steps, dtype=np.int64),
+        "sharpness": result.sharpness[:, :, 0],
+        "sharpness_second": result.sharpness[:, :, 1],
+    }
+
+
+def _model(config: Config, dataset: Dataset, replicas: int = 1) -> Any:
+    """A network of the config's shape (its parameters unused: ``loss_at``/``outputs`` take θ)."""
+    import torch
+
+    from lrtrain.data.devices import torch_dtype
+    from lrtrain.engine.family import build_model
+
+    return build_model(config, dataset.d, replicas, torch_dtype(config.train.dtype),
+                       torch.device("cpu"))  # fmt: skip
+
+
+def function_arrays(
+    config: Config, dataset: Dataset, result: TrainResult, k: int
+) -> dict[str, np.ndarray]:
+    """fit.png's curve: the trained network's prediction on a grid over the one feature's
+    range, as trained on (none for several features)."""
+    import torch
+
+    if dataset.d != 1 or dataset.sample is None:
+        return {}
+    model = _model(config, dataset)
+    x = dataset.sample[0][:, 0].double()
+    grid = torch.linspace(float(x.min()), float(x.max()), FUNCTION_POINTS, dtype=torch.float64)
+    theta = result.final_theta[k : k + 1].to(model.theta().dtype)
+    with torch.no_grad():
+        prediction = model.outputs(theta, grid.unsqueeze(1).to(theta.dtype))[0]
+    return {"function_x": grid.numpy(), "function_y": prediction.double().numpy()}
+
+
+def surface_arrays(
+    config: Config, dataset: Dataset, result: TrainResult, k: int
+) -> dict[str, np.ndarray]:
+    """The full-batch loss on a grid in the plane of the two top Hessian eigenvectors at the
+    end point θ_T: L(θ_T + a·u₁ + b·u₂), each axis reaching SURFACE_REACH × the distance over
+    which that direction's quadratic term alone would add the final loss (a slice of the
+    surface, not the path)."""
+    import torch
+
+    from lrtrain.engine.batches import all_rows
+
+    vectors, values = result.sharpness_vectors, result.sharpness
+    if vectors is None or values is None or dataset.stream is not None:
+        return {}
+    top = values[-1, k]
+    final = result.final_loss[k]
+    if not (np.isfinite(top).all() and math.isfinite(final)):
+        return {}
+    model = _model(config, dataset)
+    dtype = model.theta().dtype
+    rows = all_rows(dataset, torch.device("cpu"), dtype)
+    level = max(final, 1e-12)
+    reach = [SURFACE_REACH * math.sqrt(2 * level / lam) if lam > 0 else SURFACE_REACH
+             for lam in top.tolist()]  # fmt: skip
+    a = np.linspace(-reach[0], reach[0], SURFACE_POINTS)
+    b = np.linspace(-reach[1], reach[1], SURFACE_POINTS)
+    aa, bb = np.meshgrid(a, b, indexing="ij")
+    centre = result.final_theta[k].to(torch.float64)
+    u = torch.from_numpy(vectors[k])  # [2, P]
+    shifts = torch.from_numpy(np.stack([aa.ravel(), bb.ravel()], axis=1))  # [G², 2]
+    thetas = (centre + shifts @ u).to(dtype)
+    with torch.no_grad():
+        loss = torch.cat([model.loss_at(chunk, rows) for chunk in thetas.split(256)])
+    return {
+        "surface_a": a,
+        "surface_b": b,
+        "surface_loss": loss.double().numpy().reshape(SURFACE_POINTS, SURFACE_POINTS),
+        "surface_eigenvalues": np.asarray(top, dtype=np.float64),
+    }

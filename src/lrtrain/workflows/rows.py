@@ -1,0 +1,36 @@
+"""What every run does before it writes anything: check the device, the loggers and the memory,
+and load its rows — the config's, or rows handed over from Python."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from lrtrain.config.schema import Config
+from lrtrain.data.distributed import SINGLE, World
+from lrtrain.engine.memory import check_memory
+
+if TYPE_CHECKING:
+    from lrtrain.data.dataset import Dataset
+
+
+def load_rows(config: Config, world: World = SINGLE, data: Any = None) -> tuple[Config, Dataset]:
+    """The checks every run makes before it writes anything (the device, the loggers installed,
+    the memory), and its data set: the config's, or the rows ``data`` hands over from Python,
+    the returned config then saying ``data.source: arrays``."""
+    from lrtrain.data.devices import resolve_device
+    from lrtrain.data.load import load_dataset
+    from lrtrain.workflows.loggers import check_installed
+
+    resolve_device(config.device)
+    check_installed(list(config.output.loggers))
+    check_memory(config, replicas=config.train.replicas, share=world.machine_share)
+    source = None
+    if data is not None:
+        from lrtrain.data.arrays import ArraySource, table_of
+
+        table = table_of(data, config.data)
+        arrays = config.data.model_copy(update={"source": "arrays", "features": table.features,
+                                                "target": table.target, "path": None})  # fmt: skip
+        config = config.model_copy(update={"data": arrays})
+        source = ArraySource(config.data, table)
+    return config, load_dataset(config, world, source)
