@@ -3,6 +3,7 @@ fit that measured it: what was measured where a linear model's report gives exac
 
 from __future__ import annotations
 
+import textwrap
 from typing import TYPE_CHECKING, Any
 
 from rich import box
@@ -13,6 +14,16 @@ from lrtrain.cli.report import GRADIENT_WORDS, fmt, verdict_text
 
 if TYPE_CHECKING:
     from lrtrain.runs.summaries import SharpnessSummary
+
+
+def say(console: Console, label: str, text: str, indent: int = 10) -> None:
+    """``label`` then ``text``, wrapped to the terminal with a hanging indent (a rich console
+    wraps at the edge without one, which reads badly in 80 columns)."""
+    width = max(40, min(console.width, 100))
+    head = label.ljust(indent)
+    lines = textwrap.wrap(text, width - indent, break_on_hyphens=False) or [""]
+    for i, line in enumerate(lines):
+        console.print((head if i == 0 else " " * indent) + line, soft_wrap=True)
 
 
 def is_network(summary: Any) -> bool:
@@ -55,26 +66,21 @@ def network_fit_report(run: Any, console: Console) -> None:
     s = run.summary
     v = s["verdict"]
     console.print(f"[bold]lrtrain fit — {s['name']}[/]")
-    console.print(f"model     {_shape(s)}")
-    console.print(
-        f"loss      {fmt(s['initial']['loss'])} → {fmt(s['final']['loss'])} "
-        f"(the best straight line: {fmt(s['best_line']['loss'])})"
-    )
+    say(console, "model", _shape(s))
+    say(console, "loss", f"{fmt(s['initial']['loss'])} → {fmt(s['final']['loss'])} (the best "
+                         f"straight line: {fmt(s['best_line']['loss'])})")  # fmt: skip
     rate = s["steps_per_s"]
-    console.print(
-        f"status    {s['status']} after {s['steps']} of {s['max_iter']} steps · "
-        f"{fmt(rate, 4) if rate else '—'} steps/s · {s['elapsed_s']:.3f} s on {s['device']}"
-    )
-    console.print(
-        f"gradient  {s['gradient']}: {GRADIENT_WORDS.get(s['gradient'], '')}".rstrip(": ")
-    )
+    say(console, "status", f"{s['status']} after {s['steps']} of {s['max_iter']} steps · "
+        f"{fmt(rate, 4) if rate else '—'} steps/s · {s['elapsed_s']:.3f} s on {s['device']}")  # fmt: skip
+    say(console, "gradient", f"{s['gradient']}: {GRADIENT_WORDS.get(s['gradient'], '')}")
     sharpness_lines(s["sharpness"], console)
     label = "predicted at θ₀" if v["full_batch_prediction"] else "full-batch prediction at θ₀"
     predicted = v["predicted"] if v["predicted"] is not None else "—"
-    console.print(f"verdict   {verdict_text(v['observed'])} ({label}: {predicted}) — {v['why']}")
-    console.print(f"rule      {v['rule']}")
-    console.print("theory    no closed form: the loss is not a quadratic (model.kind: mlp)")
-    console.print(f"run       {run.run_dir}")
+    console.print(f"verdict   {verdict_text(v['observed'])} ({label}: {predicted})")
+    say(console, "why", v["why"])
+    say(console, "rule", v["rule"])
+    say(console, "theory", "no closed form: the loss is not a quadratic (model.kind: mlp)")
+    say(console, "run", str(run.run_dir))
 
 
 def sharpness_lines(sharp: SharpnessSummary, console: Console, label: str = "sharpness") -> None:
@@ -84,17 +90,14 @@ def sharpness_lines(sharp: SharpnessSummary, console: Console, label: str = "sha
     ratios = sharp["ratios"]
     limit_text = f" · 2(1+β)/η {fmt(limit, 5)}" if limit != float("inf") else ""
     peak = max((r for r in ratios if r is not None), default=None)
-    console.print(
-        f"{label:<10}λ_max {fmt(first, 5)} at θ₀ → {fmt(last, 5)} at the end{limit_text}"
-        + (f" · peak λ/threshold {fmt(peak, 3)}" if peak is not None and limit_text else "")
-    )
+    peak_text = f" (peak {fmt(peak, 3)}×)" if peak is not None and limit_text else ""
     products = sharp["hessian_vector_products"]
     every = sharp["every"]
     when = f"every {every} steps" if every else "at θ₀ and at the end"
-    console.print(
-        f"          measured {when}: {len(products)} times, {sum(products)} Hessian-vector "
-        f"products ({sharp['full_batch_reads']} full-batch passes), {sharp['seconds']:.3f} s"
-    )
+    say(console, label, f"λ_max {fmt(first, 5)} at θ₀ → {fmt(last, 5)} at the end"
+        f"{limit_text}{peak_text}; measured {when}: {len(products)} times, {sum(products)} "
+        f"Hessian-vector products ({sharp['full_batch_reads']} full-batch passes), "
+        f"{sharp['seconds']:.3f} s")  # fmt: skip
 
 
 def network_sweep_report(run: Any, console: Console) -> None:
@@ -117,20 +120,15 @@ def network_sweep_report(run: Any, console: Console) -> None:
         )
     console.print(table)
     for i, row in enumerate(s["results"]):
-        head = "why" if i == 0 else ""
-        console.print(f"{head:<13}lr {row['lr']:.4g}: {row['rule']}")
-    console.print(f"model        {_shape(s)}")
+        say(console, "why" if i == 0 else "", f"lr {row['lr']:.4g}: {row['rule']}", 13)
+    say(console, "model", _shape(s), 13)
     start = s["initial_sharpness"]
     stable = s["stable_lr_at_start"]
-    console.print(
-        f"at θ₀        λ_max {fmt(start, 5)}: the local quadratic is stable below lr "
-        f"{fmt(stable, 5)} — training moves λ_max, so each rate is judged on what it did"
-    )
+    say(console, "at θ₀", f"λ_max {fmt(start, 5)}: the local quadratic is stable below lr "
+        f"{fmt(stable, 5)} — training moves λ_max, so each rate is judged on what it did", 13)  # fmt: skip
     best = fmt(s["best_line"]["loss"])
-    console.print(f"best line    loss {best} (least squares on the same rows)")
-    console.print("theory       no closed form: the loss is not a quadratic (model.kind: mlp)")
-    console.print(
-        f"speed        {len(s['lrs'])} learning rates × {s['max_iter']} steps in "
-        f"{s['elapsed_s']:.3f} s on {s['device']} ({s['gradient']}, one batched run)"
-    )
-    console.print(f"run          {run.run_dir}")
+    say(console, "best line", f"loss {best} (least squares on the same rows)", 13)
+    say(console, "theory", "no closed form: the loss is not a quadratic (model.kind: mlp)", 13)
+    say(console, "speed", f"{len(s['lrs'])} learning rates × {s['max_iter']} steps in "
+        f"{s['elapsed_s']:.3f} s on {s['device']} ({s['gradient']}, one batched run)", 13)  # fmt: skip
+    say(console, "run", str(run.run_dir), 13)

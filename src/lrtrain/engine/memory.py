@@ -55,6 +55,46 @@ def check_memory(
         )
 
 
+# What a sharpness estimate may hold: its Lanczos basis (up to MAX_LANCZOS vectors of K × P)
+SHARPNESS_BYTES = 2 << 30
+LANCZOS_VECTORS = 100  # engine.sharpness.MAX_LANCZOS, without importing torch here
+
+
+def check_sharpness(config: Config, d: int, replicas: int) -> None:
+    """Refuse a sharpness estimate whose Lanczos basis would not fit in SHARPNESS_BYTES: a
+    linear model's when ``train.sharpness_every`` asks, a network's always (its prediction at
+    θ₀ needs one)."""
+    network = config.model.kind != "linear"
+    if not (config.train.sharpness_every or network):
+        return
+    p = _parameter_count(config, d)
+    itemsize = 8 if config.train.dtype == "float64" else 4
+    need = min(LANCZOS_VECTORS, p) * replicas * p * itemsize
+    if need <= SHARPNESS_BYTES:
+        return
+    why = "train.sharpness_every" if config.train.sharpness_every else "model.kind: mlp"
+    measured = (
+        ""
+        if config.train.sharpness_every
+        else (" (a network's run measures it at θ₀ and at the end: its prediction needs it)")
+    )
+    raise ConfigError(
+        f"{why}: the sharpness of {replicas} replica(s) × {p:,} parameters keeps a Lanczos "
+        f"basis of up to {min(LANCZOS_VECTORS, p)} vectors, {_human(need)} — more than the "
+        f"{_human(SHARPNESS_BYTES)} an estimate may hold{measured}; use a smaller model "
+        "(model.hidden), fewer learning rates"
+        + (", or train.sharpness_every: 0" if config.train.sharpness_every and not network else "")
+    )
+
+
+def _parameter_count(config: Config, d: int) -> int:
+    """P: the linear model's d + 1, or every weight and bias of the network."""
+    if config.model.kind == "linear":
+        return d + 1
+    widths = [d, *config.model.hidden, 1]
+    return sum(widths[i + 1] * (widths[i] + 1) for i in range(len(widths) - 1))
+
+
 def _available_memory() -> int | None:
     try:
         with open("/proc/meminfo", encoding="ascii") as fh:

@@ -371,7 +371,9 @@ def _result(training: _Training, elapsed: float, progress: ProgressCallback | No
 
 def _sharpness_result(result: TrainResult, tracker: Tracker, model: Model) -> None:
     """The sharpness measured, with a last measurement where the run ended (every replica's
-    own final θ, frozen where it stopped) that resolves the top two pairs."""
+    own final θ, frozen where it stopped) that resolves the top two pairs. A resumed run goes
+    on from the state before that last one, as the run would have without the interruption."""
+    result.sharpness_state = tracker.state()
     tracker.measure(result.steps_run, model.theta(), pairs=2)
     result.sharpness_steps = list(tracker.steps)
     result.sharpness = torch.stack(tracker.values).numpy()
@@ -381,7 +383,6 @@ def _sharpness_result(result: TrainResult, tracker: Tracker, model: Model) -> No
     result.sharpness_vectors = tracker.vectors.to("cpu", torch.float64).numpy()
     if tracker.projection is not None:
         result.top_projection = tracker.projection.to("cpu", torch.float64).numpy()
-    result.sharpness_state = tracker.state()
 
 
 def _model_and_optimizer(

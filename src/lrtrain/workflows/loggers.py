@@ -142,10 +142,15 @@ def _columns(table: dict[str, np.ndarray], rows: np.ndarray) -> dict[str, np.nda
 def _fit_series(run: runs.RunData) -> Series:
     s = run.summary
     rows = np.arange(len(run.metrics["step"]))
+    # a linear fit's exact numbers, or a network's measured ones (it has no closed form)
+    exact = s.get("analysis") or {}
+    sharp = s.get("sharpness") or {}
     final = _numbers({
         "final/loss": s["final"]["loss"], "final/optimality_gap": s.get("optimality_gap"),
-        "final/steps": s["steps"], "final/loss_star": s["analysis"]["loss_star"],
-        "final/critical_lr": s["analysis"]["critical_lr"],
+        "final/steps": s["steps"], "final/loss_star": exact.get("loss_star"),
+        "final/critical_lr": exact.get("critical_lr"),
+        "final/best_line_loss": (s.get("best_line") or {}).get("loss"),
+        "final/sharpness": sharp.get("final"), "final/initial_sharpness": sharp.get("initial"),
     })  # fmt: skip
     tags = {"kind": "fit", "status": str(s["status"]), "verdict": str(s["verdict"]["observed"])}
     return Series(str(s["name"]), run.metrics["step"], _columns(run.metrics, rows), final, tags)
@@ -154,8 +159,9 @@ def _fit_series(run: runs.RunData) -> Series:
 def _sweep_parent(run: runs.RunData) -> Series:
     s = run.summary
     final = _numbers({
-        "final/recommended_lr": s.get("recommended_lr"), "final/critical_lr": s["critical_lr"],
-        "final/loss_star": s["analysis"]["loss_star"],
+        "final/recommended_lr": s.get("recommended_lr"), "final/critical_lr": s.get("critical_lr"),
+        "final/loss_star": (s.get("analysis") or {}).get("loss_star"),
+        "final/initial_sharpness": s.get("initial_sharpness"),
     })  # fmt: skip
     empty = np.zeros(0)
     return Series(str(s["name"]), empty, {}, final, {"kind": "sweep", "status": str(s["status"])})
@@ -165,8 +171,8 @@ def _sweep_series(run: runs.RunData) -> Iterator[Series]:
     table = run.metrics
     for result in run.summary["results"]:
         rows = np.nonzero(table["lr"] == result["lr"])[0]
-        final = _numbers({"final/loss": result["final_loss"],
-                          "final/optimality_gap": result["gap"]})  # fmt: skip
+        final = _numbers({"final/loss": result["final_loss"], "final/optimality_gap": result["gap"],
+                          "final/sharpness": result.get("final_sharpness")})  # fmt: skip
         columns = {k: v for k, v in _columns(table, rows).items() if k != "lr"}
         tags = {"kind": "sweep-lr", "verdict": str(result["verdict"]), "lr": f"{result['lr']:g}"}
         yield Series(f"lr={result['lr']:g}", table["step"][rows], columns, final, tags)

@@ -141,7 +141,7 @@ def sweep(
     if current().distributed:
         raise ConfigError("model.kind: mlp sweeps in one process for now — drop --nproc")
     config = config.model_copy(update={"sweep": config.sweep.model_copy(update={"lrs": chosen})})
-    config, dataset = load_rows(config, SINGLE, data)
+    config, dataset = load_rows(config, SINGLE, data, replicas=len(chosen))
     check_memory(config, replicas=len(chosen))
     run_dir = runs.create_run_dir(config.output.root, config.name, out, overwrite)
     with progress_for(progress, f"sweep {config.name}") as callback:
@@ -226,9 +226,11 @@ def surface_arrays(
     centre = result.final_theta[k].to(torch.float64)
     u = torch.from_numpy(vectors[k])  # [2, P]
     shifts = torch.from_numpy(np.stack([aa.ravel(), bb.ravel()], axis=1))  # [G², 2]
-    thetas = (centre + shifts @ u).to(dtype)
+    # G² points of P parameters each, a chunk of ~16M numbers at a time
+    chunk = max(1, min(256, (1 << 24) // centre.numel()))
     with torch.no_grad():
-        loss = torch.cat([model.loss_at(chunk, rows) for chunk in thetas.split(256)])
+        loss = torch.cat([model.loss_at((centre + part @ u).to(dtype), rows)
+                          for part in shifts.split(chunk)])  # fmt: skip
     return {
         "surface_a": a,
         "surface_b": b,

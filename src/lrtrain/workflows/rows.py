@@ -7,16 +7,19 @@ from typing import TYPE_CHECKING, Any
 
 from lrtrain.config.schema import Config
 from lrtrain.data.distributed import SINGLE, World
-from lrtrain.engine.memory import check_memory
+from lrtrain.engine.memory import check_memory, check_sharpness
 
 if TYPE_CHECKING:
     from lrtrain.data.dataset import Dataset
 
 
-def load_rows(config: Config, world: World = SINGLE, data: Any = None) -> tuple[Config, Dataset]:
+def load_rows(
+    config: Config, world: World = SINGLE, data: Any = None, replicas: int | None = None
+) -> tuple[Config, Dataset]:
     """The checks every run makes before it writes anything (the device, the loggers installed,
-    the memory), and its data set: the config's, or the rows ``data`` hands over from Python,
-    the returned config then saying ``data.source: arrays``."""
+    the memory of its data and of its ``replicas`` models' sharpness estimate — default
+    ``train.replicas``), and its data set: the config's, or the rows ``data`` hands over from
+    Python, the returned config then saying ``data.source: arrays``."""
     from lrtrain.data.devices import resolve_device
     from lrtrain.data.load import load_dataset
     from lrtrain.workflows.loggers import check_installed
@@ -33,4 +36,6 @@ def load_rows(config: Config, world: World = SINGLE, data: Any = None) -> tuple[
                                                 "target": table.target, "path": None})  # fmt: skip
         config = config.model_copy(update={"data": arrays})
         source = ArraySource(config.data, table)
-    return config, load_dataset(config, world, source)
+    dataset = load_dataset(config, world, source)
+    check_sharpness(config, dataset.d, replicas or config.train.replicas)
+    return config, dataset
