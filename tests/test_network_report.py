@@ -85,7 +85,7 @@ def test_sweep_mlp_gives_every_rate_its_verdict_and_reason(tmp_path: Path) -> No
     assert len(starts) == 1
     assert summary["stable_lr_at_start"] == pytest.approx(2 / summary["initial_sharpness"])
     csv = (out / "sweep.csv").read_text().splitlines()[0]
-    assert csv.endswith("initial_sharpness,final_sharpness,threshold,rule")
+    assert csv.endswith("initial_sharpness,final_sharpness,threshold,rule,differs")
     assert (out / "plots" / "sweep_loss.png").is_file()
     assert all(len(line) <= 80 for line in done.output.splitlines())
 

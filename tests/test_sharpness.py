@@ -97,12 +97,7 @@ def test_a_replica_that_is_not_finite_leaves_the_others_alone() -> None:
     [
         ["train.dtype=float64"],
         ["train.dtype=float64", "train.batch_size=10"],  # the full batch's, not the batch's
-        [
-            "train.dtype=float64",
-            "data.n_samples=70000",
-            "train.gradient=gram",
-            "optimizer.lr=1e-9",
-        ],  # fmt: skip
+        ["train.dtype=float64", "data.n_samples=70000", "train.gradient=gram", "optimizer.lr=1e-9"],
         ["train.dtype=float64", "data.n_samples=70000", "data.stream=true", "optimizer.lr=1e-9"],
     ],
 )

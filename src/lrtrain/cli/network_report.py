@@ -67,11 +67,11 @@ def network_fit_report(run: Any, console: Console) -> None:
     v = s["verdict"]
     console.print(f"[bold]lrtrain fit — {s['name']}[/]")
     say(console, "model", _shape(s))
-    say(console, "loss", f"{fmt(s['initial']['loss'])} → {fmt(s['final']['loss'])} (the best "
-                         f"straight line: {fmt(s['best_line']['loss'])})")  # fmt: skip
-    rate = s["steps_per_s"]
-    say(console, "status", f"{s['status']} after {s['steps']} of {s['max_iter']} steps · "
-        f"{fmt(rate, 4) if rate else '—'} steps/s · {s['elapsed_s']:.3f} s on {s['device']}")  # fmt: skip
+    loss = f"{fmt(s['initial']['loss'])} → {fmt(s['final']['loss'])}"
+    say(console, "loss", f"{loss} (the best straight line: {fmt(s['best_line']['loss'])})")
+    rate = fmt(s["steps_per_s"], 4) if s["steps_per_s"] else "—"
+    took = f"{rate} steps/s · {s['elapsed_s']:.3f} s on {s['device']}"
+    say(console, "status", f"{s['status']} after {s['steps']} of {s['max_iter']} steps · {took}")
     say(console, "gradient", f"{s['gradient']}: {GRADIENT_WORDS.get(s['gradient'], '')}")
     sharpness_lines(s["sharpness"], console)
     label = "predicted at θ₀" if v["full_batch_prediction"] else "full-batch prediction at θ₀"
@@ -120,15 +120,17 @@ def network_sweep_report(run: Any, console: Console) -> None:
         )
     console.print(table)
     for i, row in enumerate(s["results"]):
-        say(console, "why" if i == 0 else "", f"lr {row['lr']:.4g}: {row['rule']}", 13)
+        reason = row["rule"] + (f"; {row['differs']}" if row["differs"] else "")
+        say(console, "why" if i == 0 else "", f"lr {row['lr']:.4g}: {reason}", 13)
     say(console, "model", _shape(s), 13)
     start = s["initial_sharpness"]
     stable = s["stable_lr_at_start"]
-    say(console, "at θ₀", f"λ_max {fmt(start, 5)}: the local quadratic is stable below lr "
-        f"{fmt(stable, 5)} — training moves λ_max, so each rate is judged on what it did", 13)  # fmt: skip
+    at_start = (f"λ_max {fmt(start, 5)}: the local quadratic is stable below lr {fmt(stable, 5)}"
+                " — training moves λ_max, so each rate is judged on what it did")  # fmt: skip
+    say(console, "at θ₀", at_start, 13)
     best = fmt(s["best_line"]["loss"])
     say(console, "best line", f"loss {best} (least squares on the same rows)", 13)
     say(console, "theory", "no closed form: the loss is not a quadratic (model.kind: mlp)", 13)
-    say(console, "speed", f"{len(s['lrs'])} learning rates × {s['max_iter']} steps in "
-        f"{s['elapsed_s']:.3f} s on {s['device']} ({s['gradient']}, one batched run)", 13)  # fmt: skip
+    took = f"{s['elapsed_s']:.3f} s on {s['device']} ({s['gradient']}, one batched run)"
+    say(console, "speed", f"{len(s['lrs'])} learning rates × {s['max_iter']} steps in {took}", 13)
     say(console, "run", str(run.run_dir), 13)

@@ -398,6 +398,7 @@ class NetworkVerdict(TypedDict):
     observed: str  # monotone | oscillating | edge of stability | catapult | diverged
     rule: str  # which rule fired, with its numbers
     why: str  # the prediction's reason, and why it differed when it did
+    differs: str | None  # why it differed (None: it did not, or nothing was predicted)
     diverged_at: int | None
     full_batch_prediction: bool
 
@@ -440,6 +441,7 @@ class NetworkSweepRow(TypedDict):
     final_sharpness: float | None
     threshold: float
     rule: str
+    differs: str | None  # why the run differed from the prediction at θ₀ (None: it did not)
 
 
 class NetworkSweepSummary(RunInfo):

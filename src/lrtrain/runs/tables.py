@@ -33,7 +33,7 @@ SWEEP_COLUMNS = [
 
 
 # a network's sweep adds what its verdicts rest on (runs.summaries.NetworkSweepRow)
-NETWORK_SWEEP_COLUMNS = ["initial_sharpness", "final_sharpness", "threshold", "rule"]
+NETWORK_SWEEP_COLUMNS = ["initial_sharpness", "final_sharpness", "threshold", "rule", "differs"]
 
 
 def sweep_csv(rows: list[SweepRow] | list[NetworkSweepRow]) -> str:

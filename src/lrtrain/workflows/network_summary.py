@@ -95,13 +95,17 @@ def verdict(config: Config, result: TrainResult, k: int) -> NetworkVerdict:
         projection = result.top_projection[: len(steps), k]
     seen = observed_regime(steps, loss, result.statuses[k], measured, top, limits, projection)
     predicted, why = _predicted(config, result, k, float(top[0]))
+    differs = None
     if predicted is not None and predicted != seen.regime:
-        why += f"; observed {seen.regime} instead: {_why_differs(seen.regime)}"
+        moved = f"λ_max {float(top[0]):.4g} → {float(top[-1]):.4g}"
+        differs = f"{_why_differs(predicted, seen.regime)} ({moved})"
+        why += f"; observed {seen.regime} instead: {differs}"
     return {
         "predicted": predicted,
         "observed": seen.regime,
         "rule": seen.rule,
         "why": why,
+        "differs": differs,
         "diverged_at": first_rise(loss, steps) if seen.regime == "diverged" else None,
         "full_batch_prediction": config.train.batch_size is None,
     }
@@ -118,17 +122,18 @@ def _predicted(
     return predicted_regime(rate, opt.momentum_value, sharpness, opt.weight_decay)
 
 
-def _why_differs(observed: str) -> str:
-    """Why a network's regime can differ from its quadratic at θ₀."""
-    return {
-        "edge of stability": "the sharpness did not stay at λ_max(θ₀) — training raised it "
-        "(progressive sharpening) to 2(1+β)/η, where it hovered",
-        "catapult": "the loss grew along the sharp directions until the network moved to a "
-        "flatter region, where the rate is stable",
-        "diverged": "the sharpness grew beyond 2(1+β)/η and training never found a flatter region",
-        "oscillating": "the sharpness rose above (1−√β)²/η during training",
-        "monotone": "the sharpness fell during training",
-    }[observed]
+def _why_differs(predicted: str, observed: str) -> str:
+    """Why a network's regime can differ from its quadratic at θ₀: the curvature moved."""
+    if observed == "edge of stability":
+        return ("training raised the sharpness (progressive sharpening) to 2(1+β)/η, where it "
+                "hovered")  # fmt: skip
+    if observed == "catapult":
+        return ("the loss grew along the sharp directions until the network moved to a flatter "
+                "region, where the rate is stable")  # fmt: skip
+    order = ["monotone", "oscillating", "diverged"]
+    if order.index(observed) > order.index(predicted):
+        return "training raised the sharpness past the threshold the prediction stood on"
+    return "the sharpness fell below the threshold the prediction stood on during training"
 
 
 def _data(dataset: Dataset) -> dict[str, Any]:
@@ -187,6 +192,7 @@ def network_sweep_summary(
             "final_sharpness": sharp["final"],
             "threshold": sharp["thresholds"][0],
             "rule": said["rule"],
+            "differs": said["differs"],
         })  # fmt: skip
     initial = rows[0]["initial_sharpness"] if rows else None
     opt = config.optimizer
