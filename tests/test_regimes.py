@@ -11,22 +11,28 @@ import pytest
 from lrtrain.theory.regimes import observed_regime, predicted_regime, thresholds
 
 
-def scalar_run(lr: float, momentum: float, lam: float, steps: int = 60) -> np.ndarray:
-    """Heavy-ball SGD on L = λe²/2 from e = 1: the error at every step."""
+def scalar_run(
+    lr: float, momentum: float, lam: float, nesterov: bool = False, steps: int = 80
+) -> np.ndarray:
+    """torch.optim.SGD's update on L = λe²/2 from e = 1: the error at every step."""
     e, velocity, out = 1.0, 0.0, []
     for _ in range(steps):
         out.append(e)
-        velocity = momentum * velocity + lam * e
-        e -= lr * velocity
+        grad = lam * e
+        velocity = momentum * velocity + grad
+        e -= lr * (grad + momentum * velocity if nesterov else velocity)
     return np.asarray(out)
 
 
+@pytest.mark.parametrize("nesterov", [False, True])
 @pytest.mark.parametrize("momentum", [0.0, 0.5, 0.9])
-@pytest.mark.parametrize("x", [0.3, 0.9, 1.2, 1.9, 2.1, 3.0, 3.9, 4.1])
-def test_the_predicted_regime_is_the_scalar_iterations(momentum: float, x: float) -> None:
+@pytest.mark.parametrize("x", [0.02, 0.3, 0.9, 1.2, 1.9, 2.1, 3.0, 3.9, 4.1])
+def test_the_predicted_regime_is_the_scalar_iterations(momentum, x, nesterov) -> None:
+    if nesterov and momentum == 0:
+        return
     lam, lr = 2.0, x / 2.0  # ηλ = x
-    predicted, why = predicted_regime(lr, momentum, lam)
-    e = scalar_run(lr, momentum, lam)
+    predicted, why = predicted_regime(lr, momentum, lam, nesterov=nesterov)
+    e = scalar_run(lr, momentum, lam, nesterov)
     grows = abs(e[-1]) > 1.0
     flips = bool((np.sign(e[1:]) != np.sign(e[:-1])).any())
     if predicted == "diverged":
@@ -36,7 +42,8 @@ def test_the_predicted_regime_is_the_scalar_iterations(momentum: float, x: float
     else:
         assert not grows and not flips
     assert "λ_max(θ₀) = 2" in why
-    assert thresholds(lr, momentum).stable == pytest.approx(2 * (1 + momentum) / lr)
+    if not nesterov:
+        assert thresholds(lr, momentum).stable == pytest.approx(2 * (1 + momentum) / lr)
 
 
 def test_weight_decay_adds_to_the_curvature() -> None:

@@ -37,23 +37,27 @@ class Threshold:
     monotone: float
 
 
-def thresholds(lr: float, momentum: float) -> Threshold:
+def thresholds(lr: float, momentum: float, nesterov: bool = False) -> Threshold:
     """The sharpness above which heavy-ball SGD at (lr, momentum) diverges on a quadratic, and
-    above which its error along that direction changes sign."""
+    above which its error along that direction changes sign; with Nesterov's momentum
+    2(1+β)/((1+2β)η) and ((1−β)/(1+β))²/η (the linear model's limits, docs/mathematics.md)."""
+    if nesterov:
+        return Threshold(2.0 * (1.0 + momentum) / ((1.0 + 2.0 * momentum) * lr),
+                         ((1.0 - momentum) / (1.0 + momentum)) ** 2 / lr)  # fmt: skip
     return Threshold(2.0 * (1.0 + momentum) / lr, (1.0 - math.sqrt(momentum)) ** 2 / lr)
 
 
 def predicted_regime(
-    lr: float, momentum: float, sharpness: float, weight_decay: float = 0.0
+    lr: float, momentum: float, sharpness: float, weight_decay: float = 0.0, nesterov: bool = False
 ) -> tuple[str, str]:
     """(monotone | oscillating | diverged, why) of the local quadratic at θ₀ whose top
     curvature is ``sharpness`` (+ the weight decay, which adds to every eigenvalue)."""
     curvature = sharpness + weight_decay
-    limit = thresholds(lr, momentum)
+    limit = thresholds(lr, momentum, nesterov)
     ratio = curvature / limit.stable
     where = f"λ_max(θ₀) = {curvature:.4g}"
     if curvature > 0:
-        where += f", so the threshold 2(1+β)/η = {limit.stable:.4g} is {1 / ratio:.3g}× it"
+        where += f", so the stability threshold {limit.stable:.4g} is {1 / ratio:.3g}× it"
     if not math.isfinite(curvature):
         return "diverged", "the loss's Hessian at θ₀ is not finite"
     if curvature >= limit.stable:

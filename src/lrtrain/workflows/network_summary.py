@@ -48,14 +48,15 @@ def network_model(config: Config, result: TrainResult) -> NetworkModel:
 
 
 def limit_at(config: Config, result: TrainResult, k: int, steps: list[int]) -> np.ndarray:
-    """The stability threshold 2(1+β)/η_t at each step: heavy-ball's; plain SGD's with β = 0;
-    inf where the optimizer has no such rule (adaptive ones, Nesterov)."""
+    """The stability threshold at each step: 2(1+β)/η_t for heavy-ball SGD (β = 0: plain),
+    2(1+β)/((1+2β)η_t) for Nesterov's; inf for the adaptive optimizers, which have no such
+    rule."""
     opt = config.optimizer
     rates = np.asarray(result.rates(k, steps), dtype=np.float64)
-    if opt.name != "sgd" or opt.nesterov:
+    if opt.name != "sgd":
         return np.full(len(steps), math.inf)
     momentum = opt.momentum_value
-    return np.asarray([thresholds(rate, momentum).stable if rate > 0 else math.inf
+    return np.asarray([thresholds(rate, momentum, opt.nesterov).stable if rate > 0 else math.inf
                        for rate in rates])  # fmt: skip
 
 
@@ -115,11 +116,10 @@ def _predicted(
     config: Config, result: TrainResult, k: int, sharpness: float
 ) -> tuple[str | None, str]:
     opt = config.optimizer
-    if opt.name != "sgd" or opt.nesterov:
-        kind = "Nesterov's momentum" if opt.name == "sgd" else opt.name
-        return None, f"no quadratic stability rule for {kind} here: only measured"
+    if opt.name != "sgd":
+        return None, f"{opt.name} normalises its steps: no quadratic stability rule, only measured"
     rate = result.rates(k, [0])[0]
-    return predicted_regime(rate, opt.momentum_value, sharpness, opt.weight_decay)
+    return predicted_regime(rate, opt.momentum_value, sharpness, opt.weight_decay, opt.nesterov)
 
 
 def _why_differs(predicted: str, observed: str) -> str:
@@ -197,8 +197,9 @@ def network_sweep_summary(
     initial = rows[0]["initial_sharpness"] if rows else None
     opt = config.optimizer
     stable = None
-    if initial and opt.name == "sgd" and not opt.nesterov:
-        stable = 2 * (1 + opt.momentum_value) / (initial + opt.weight_decay)
+    if initial and opt.name == "sgd":  # the rate whose threshold is λ_max(θ₀)
+        unit = thresholds(1.0, opt.momentum_value, opt.nesterov).stable
+        stable = unit / (initial + opt.weight_decay)
     return {
         "format_version": FORMAT_VERSION,
         "kind": "sweep",
