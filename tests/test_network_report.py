@@ -146,3 +146,28 @@ def test_the_report_functions_dispatch_on_the_summary() -> None:
     console = Console(width=80, record=True)
     console.print("x")
     assert console.export_text().strip() == "x"
+
+
+@pytest.mark.parametrize("activation", ["relu", "tanh", "gelu", "sigmoid"])
+def test_predict_runs_the_saved_network_without_torch(tmp_path: Path, activation: str) -> None:
+    import torch
+
+    from lrtrain import api
+    from lrtrain.engine.network import MLP
+
+    config = load_config("mlp", ["train.max_iter=30", f"model.activation={activation}",
+                                 "data.x={kind: normal, mean: 2.0, std: 3.0}"])  # fmt: skip
+    run = api.fit(config, out=tmp_path / "run", draw=False)
+    rows = tmp_path / "new.csv"
+    rows.write_text("x_0,y\n-1.5,0.2\n0.0,1.0\n4.25,-2.0\n")
+    text = api.predict(run.run_dir, rows)
+    got = np.array([float(line.split(",")[-1]) for line in text.splitlines()[1:]])
+    # the same network in torch, on the rows standardised as it was trained
+    net = MLP(1, [3, 4, 2], activation, dtype=torch.float64)
+    with torch.no_grad():
+        net.flat.copy_(run.result.final_theta[:1])
+    x = torch.tensor([[-1.5], [0.0], [4.25]], dtype=torch.float64)
+    mean, scale = run.dataset.x_mean, run.dataset.x_scale
+    assert mean is not None and scale is not None
+    want = net((x - mean[0]) / scale[0])[:, 0].detach().numpy()
+    assert np.allclose(got, want, rtol=1e-12, atol=1e-12)

@@ -292,6 +292,14 @@ def page_html(data: PageData) -> str:
     return re.sub(r"/\*@(\w+)@\*/", lambda m: parts[m.group(1)], _asset("explore.html"))
 
 
+# why the page is the linear model's alone
+NETWORK_PAGE = (
+    "the explore page iterates the quadratic exactly, which a network's loss is not — "
+    "run lrtrain fit or sweep-lr on it (they measure its sharpness), or explore "
+    "model.kind: linear"
+)
+
+
 def explore(
     source: Config | str | Path | None = None, out: str | Path | None = None, data: Any = None
 ) -> ExplorePage:
@@ -307,10 +315,14 @@ def explore(
 
     if isinstance(source, (str, Path)) and Path(source).is_dir():
         run = runs.load_run(source)
+        if "model" in run.summary:
+            raise RunDirError(f"{run.path}: {NETWORK_PAGE}")
         page, default = from_run(run), run.path / "explore.html"
     else:
         spec = None if source is None else str(source)
         config = source if isinstance(source, Config) else load_config(spec)
+        if config.model.kind != "linear":
+            raise ConfigError(f"model.kind: {config.model.kind}: {NETWORK_PAGE}")
         page = from_config(config, data)
         default = Path(config.output.root) / f"{config.name}-explore.html"
     return ExplorePage(runs.save_page(Path(out) if out else default, page_html(page)), page)

@@ -165,6 +165,12 @@ def find_lr(
     from lrtrain.workflows.summary import find_lr_summary
 
     check_config(config)
+    if config.model.kind != "linear":
+        raise ConfigError(
+            f"model.kind: {config.model.kind}: find-lr scores the range tests against the linear "
+            "model's exact thresholds, which a network has not; its range tests are not built "
+            "yet — lrtrain sweep-lr measures each rate's regime and λ_max(θ₀) instead"
+        )
     if repeats < 1:
         raise ConfigError(f"--repeats {repeats}: give at least 1")
     started = time.perf_counter()

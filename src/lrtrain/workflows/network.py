@@ -105,6 +105,11 @@ def _finish_fit(
     summary = network_fit_summary(config, dataset, result)
     arrays = function_arrays(config, dataset, result, 0)
     arrays |= surface_arrays(config, dataset, result, 0) | sharpness_arrays(result)
+    # what `lrtrain predict` needs without torch: θ, and the standardisation trained with
+    arrays["network_theta"] = result.final_theta[0].numpy()
+    if dataset.x_mean is not None and dataset.x_scale is not None:
+        arrays["x_mean"] = np.asarray(dataset.x_mean, dtype=np.float64)
+        arrays["x_scale"] = np.asarray(dataset.x_scale, dtype=np.float64)
     runs.save_fit(run_dir, FitRecord(
         config, summary, arrays, record.history(result, 0, config), record.model_bytes(result),
         record.checkpoint_bytes(config, result), sample=record.sample(dataset),

@@ -1,10 +1,12 @@
 """Predictions of a saved run for new rows — numpy only (no torch): a trained linear model is
-its parameters, and ``summary.json`` holds them with the standardisation that goes with them."""
+its parameters, and ``summary.json`` holds them with the standardisation that goes with them; a
+network's parameters and standardisation are in ``arrays.npz``, its layers in the summary."""
 
 from __future__ import annotations
 
 import csv
 import io
+import math
 from pathlib import Path
 from typing import Any, TypedDict
 
@@ -33,7 +35,45 @@ def predict_rows(run: RunData, path: str | Path) -> tuple[list[str], list[list[s
     x = np.array(numbers(path, header, numbered, columns), dtype=np.float64)
     x = x.reshape(len(numbered), len(features))
     rows = [row for _, row in numbered]
+    if "model" in run.summary:
+        return header, rows, network_outputs(run, x)
     return header, rows, x @ np.asarray(_weights(run.summary)[0]) + _weights(run.summary)[1]
+
+
+def _gelu(z: np.ndarray) -> np.ndarray:
+    """torch's GELU (the exact, erf form): z·Φ(z)."""
+    erf = np.vectorize(math.erf, otypes=[np.float64])
+    return 0.5 * z * (1.0 + erf(z / math.sqrt(2.0)))
+
+
+ACTIVATIONS = {
+    "relu": lambda z: np.maximum(z, 0.0),
+    "tanh": np.tanh,
+    "sigmoid": lambda z: 1.0 / (1.0 + np.exp(-z)),
+    "gelu": _gelu,
+}
+
+
+def network_outputs(run: RunData, x: np.ndarray) -> np.ndarray:
+    """A network run's predictions for rows ``x`` [n, d] in the CSV's units, in float64: its
+    final θ (``network_theta``) layer by layer as nn.Linear stores them, after the
+    standardisation it trained with (``x_mean``/``x_scale``)."""
+    arrays, model = run.arrays, run.summary["model"]
+    if "x_mean" in arrays:
+        x = (x - arrays["x_mean"]) / arrays["x_scale"]
+    theta = arrays["network_theta"]
+    widths = [x.shape[1], *model["hidden"], 1]
+    act = ACTIVATIONS[model["activation"]]
+    h, at = x, 0
+    for i in range(len(widths) - 1):
+        inp, out = widths[i], widths[i + 1]
+        weight = theta[at : at + out * inp].reshape(out, inp)
+        at += out * inp
+        h = h @ weight.T + theta[at : at + out]
+        at += out
+        if i + 2 < len(widths):
+            h = act(h)
+    return np.asarray(h[:, 0])
 
 
 class Score(TypedDict):
