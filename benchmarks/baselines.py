@@ -58,3 +58,29 @@ def grid_loss(
 ) -> list[list[float]]:
     """The loss surface by evaluating the loss over the data at each grid point."""
     return [[float(torch.mean((w * x + b - y) ** 2)) for b in bs] for w in ws]
+
+
+def mlp(d: int, hidden: list[int], seed: int) -> nn.Sequential:
+    """The lecture's network the way a user writes it: nn.Linear layers with ReLU between."""
+    torch.manual_seed(seed)
+    widths = [d, *hidden, 1]
+    layers: list[nn.Module] = []
+    for i in range(len(widths) - 1):
+        layers.append(nn.Linear(widths[i], widths[i + 1]))
+        if i + 2 < len(widths):
+            layers.append(nn.ReLU())
+    return nn.Sequential(*layers)
+
+
+def mlp_sweep(
+    x: torch.Tensor, y: torch.Tensor, hidden: list[int], lrs: list[float], steps: int
+) -> None:
+    """A learning-rate study of a network the usual way: one training loop per rate."""
+    for lr in lrs:
+        model = mlp(x.shape[1], hidden, 0)
+        optimizer = torch.optim.SGD(model.parameters(), lr=lr)
+        for _ in range(steps):
+            loss = torch.mean((model(x) - y) ** 2)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()

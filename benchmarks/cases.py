@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from benchmarks import scaling, wide
+from benchmarks import networks, scaling, wide
 from benchmarks.baselines import dataloader_epoch, grid_loss, lesson_loop, sequential_sweep
 from benchmarks.common import (
     IMPORT_TORCH,
@@ -368,6 +368,8 @@ def cpu_cases(
         ("processes", lambda: scaling.processes(quick, workdir)),
         ("wide", lambda: wide.wide_fit(quick, workdir)),
         ("big-sweep", lambda: scaling.big_sweep(quick)),
+        ("mlp-sweep", lambda: networks.mlp_sweep_case(quick, repeats)),
+        ("sharpness", lambda: networks.sharpness_overhead(quick, repeats)),
         *([] if quick else [("stats-pass", lambda: scaling.statistics_pass(quick, workdir))]),
     ]
 
