@@ -28,8 +28,8 @@ def test_fit_mlp_reports_what_was_measured(tmp_path: Path) -> None:
     assert done.exit_code == 0, done.output
     lines = done.output.splitlines()
     starts = [line.split()[0] for line in lines if line and not line.startswith(" ")]
-    assert starts == ["lrtrain", "model", "loss", "status", "gradient", "sharpness", "verdict",
-                      "why", "rule", "theory", "run"]  # fmt: skip
+    assert starts == ["lrtrain", "model", "loss", "status", "gradient", "sharpness", "noise",
+                      "verdict", "why", "rule", "theory", "run"]  # fmt: skip
     assert "relu MLP 1 → 3 → 4 → 2 → 1 · 35 parameters · init torch" in done.output
     assert "no closed form" in done.output and "predicted at θ₀" in done.output
     summary = json.loads((out / "summary.json").read_text())

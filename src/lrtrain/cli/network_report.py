@@ -13,7 +13,7 @@ from rich.table import Table
 from lrtrain.cli.report import GRADIENT_WORDS, fmt, verdict_text
 
 if TYPE_CHECKING:
-    from lrtrain.runs.summaries import SharpnessSummary
+    from lrtrain.runs.summaries import NoiseScaleSummary, SharpnessSummary
 
 
 def say(console: Console, label: str, text: str, indent: int = 10) -> None:
@@ -48,6 +48,8 @@ def any_fit_report(run: Any, console: Console) -> None:
     fit_report(run, console)
     if "sharpness" in run.summary:
         sharpness_lines(run.summary["sharpness"], console)
+    if "noise_scale" in run.summary:
+        noise_lines(run.summary["noise_scale"], console)
 
 
 def any_sweep_report(run: Any, console: Console) -> None:
@@ -74,6 +76,7 @@ def network_fit_report(run: Any, console: Console) -> None:
     say(console, "status", f"{s['status']} after {s['steps']} of {s['max_iter']} steps · {took}")
     say(console, "gradient", f"{s['gradient']}: {GRADIENT_WORDS.get(s['gradient'], '')}")
     sharpness_lines(s["sharpness"], console)
+    noise_lines(s["noise_scale"], console)
     label = "predicted at θ₀" if v["full_batch_prediction"] else "full-batch prediction at θ₀"
     predicted = v["predicted"] if v["predicted"] is not None else "—"
     console.print(f"verdict   {verdict_text(v['observed'])} ({label}: {predicted})")
@@ -98,6 +101,18 @@ def sharpness_lines(sharp: SharpnessSummary, console: Console, label: str = "sha
         f"{limit_text}{peak_text}; measured {when}: {len(products)} times, {sum(products)} "
         f"Hessian-vector products ({sharp['full_batch_reads']} full-batch passes), "
         f"{sharp['seconds']:.3f} s")  # fmt: skip
+
+
+def noise_lines(noise: NoiseScaleSummary, console: Console) -> None:
+    """B_simple at θ₀ and at the end, the exact values beside it, the critical batch size."""
+    values = noise["b_simple"]
+    text = f"B_simple = tr(Σ)/|G|² {fmt(values[0], 4)} at θ₀ → {fmt(values[-1], 4)} at the end"
+    exact = noise["exact_b_simple"]
+    if exact is not None:
+        text += f" (exact from the rows' moments: {fmt(exact[0], 4)} → {fmt(exact[-1], 4)})"
+    if noise["critical_batch_size"] is not None:
+        text += f"; the mini-batch theory's critical batch size {noise['critical_batch_size']}"
+    say(console, "noise", text + " (McCandlish et al.: batches beyond it stop paying)")
 
 
 def network_sweep_report(run: Any, console: Console) -> None:

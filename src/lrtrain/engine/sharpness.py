@@ -164,8 +164,13 @@ class Tracker:
         seed: int,
         rows: int,
         log_every: int,
+        noise_at: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]] | None = None,
     ) -> None:
         self.operator_at, self.every, self.seed = operator_at, every, seed
+        # the gradient noise's tr Σ and |G|² at each measured step (engine.noise; None: the rows
+        # are not held, so there are no per-example gradients)
+        self.noise_at = noise_at
+        self.noise: list[torch.Tensor] = []  # [2, K] each, float64 on the CPU
         self.log_every = log_every
         self.steps: list[int] = []
         self.values: list[torch.Tensor] = []  # [K, TOP] each, float64 on the CPU
@@ -192,8 +197,8 @@ class Tracker:
         if self.steps and self.steps[-1] == step:
             if pairs == 1:
                 return
-            for kept in (self.steps, self.values, self.products):  # measured again, to `pairs`
-                kept.pop()
+            for kept in (self.steps, self.values, self.products, self.noise):
+                kept.pop()  # measured again, to `pairs`
         began = time.perf_counter()
         start = self.start
         if start is None:
@@ -211,6 +216,12 @@ class Tracker:
         self.steps.append(step)
         self.values.append(estimate.values.to("cpu", torch.float64))
         self.products.append(estimate.products)
+        k = theta.shape[0]
+        noise = torch.full((2, k), torch.nan, dtype=torch.float64)
+        if self.noise_at is not None:
+            with torch.inference_mode(False):
+                noise = torch.stack(self.noise_at(theta.clone())).to("cpu", torch.float64)
+        self.noise.append(noise)
         self.seconds += time.perf_counter() - began
 
     def state(self) -> dict[str, torch.Tensor]:
@@ -222,12 +233,14 @@ class Tracker:
             "products": torch.tensor(self.products, dtype=torch.long),
             "start": self.start.cpu() if self.start is not None else torch.zeros(0),
             "projection": self.projection.cpu() if self.projection is not None else torch.zeros(0),
+            "noise": torch.stack(self.noise) if self.noise else torch.zeros(0, 2, k),
         }
 
     def restore(self, state: dict[str, torch.Tensor], device: torch.device) -> None:
         self.steps = [int(s) for s in state["steps"].tolist()]
         self.values = list(state["values"].unbind(0))
         self.products = [int(p) for p in state["products"].tolist()]
+        self.noise = list(state["noise"].unbind(0))
         start, projection = state["start"], state["projection"]
         self.start = start.to(device) if start.numel() else None
         if projection.numel():

@@ -38,6 +38,7 @@ from lrtrain.engine.family import Model, build_model, keeps_path
 from lrtrain.engine.gradients import Gradient, GramGradient, choose, theta_of, theta_reader
 from lrtrain.engine.loop_state import STATUSES, LoopState, grad_norms, record, stop_checks
 from lrtrain.engine.model import MyLinearRegressionModel
+from lrtrain.engine.noise import gradient_noise
 from lrtrain.engine.sharpness import Tracker, hessian_operator
 from lrtrain.engine.updates import GradSlot, build_optimizer, forget_momentum, scaled_step, sgd_step
 from lrtrain.theory import startup
@@ -91,6 +92,8 @@ class TrainResult:
     sharpness_seconds: float = 0.0
     sharpness_vectors: np.ndarray | None = None
     top_projection: np.ndarray | None = None  # [R, K]: θ along the latest top vector
+    # the gradient noise at the measured steps: tr Σ and |G|², [S, 2, K] (NaN: rows not held)
+    noise: np.ndarray | None = None
     sharpness_state: dict[str, torch.Tensor] | None = None
 
     def engine_state(self) -> dict[str, Any]:
@@ -300,7 +303,8 @@ def _tracker(
 
         return Tracker(gram_operator, every, config.seed, rows, log_every)
     operator = partial(hessian_operator, model.loss_at, rows=data)
-    return Tracker(operator, every, config.seed, rows, log_every)
+    noise = partial(gradient_noise, model.loss_at, rows=data)
+    return Tracker(operator, every, config.seed, rows, log_every, noise)
 
 
 def _loop(training: _Training, progress: ProgressCallback | None) -> float:
@@ -378,6 +382,7 @@ def _sharpness_result(result: TrainResult, tracker: Tracker, model: Model) -> No
     result.sharpness_steps = list(tracker.steps)
     result.sharpness = torch.stack(tracker.values).numpy()
     result.sharpness_products = list(tracker.products)
+    result.noise = torch.stack(tracker.noise).numpy()
     result.sharpness_seconds = tracker.seconds
     assert tracker.vectors is not None
     result.sharpness_vectors = tracker.vectors.to("cpu", torch.float64).numpy()

@@ -169,6 +169,7 @@ class FitSummary(_FitSummaryRequired, total=False):  # with data.standardize, tr
     modes: ModesSummary  # the eigen-modes (with a prediction)
     validation: ValidationSummary  # with data.validation_fraction
     sharpness: SharpnessSummary  # with train.sharpness_every: λ_max measured, = the closed form's
+    noise_scale: NoiseScaleSummary  # with train.sharpness_every (rows held)
 
 
 class SweepSummary(RunInfo):
@@ -393,6 +394,19 @@ class SharpnessSummary(TypedDict):
     full_batch_reads: int  # passes over every row they took (3 a product: forward, 2 backward)
 
 
+class NoiseScaleSummary(TypedDict):
+    """The gradient noise scale B_simple = tr(Σ)/|G|² (McCandlish et al., 2018) at the steps the
+    sharpness was measured, from per-example gradients; for the linear model also exactly, from
+    the rows' moments, and the exact critical batch size of a mini-batch fit beside it."""
+
+    steps: list[int]
+    b_simple: list[float | None]
+    trace_sigma: list[float | None]
+    grad_sq_norm: list[float | None]
+    exact_b_simple: list[float | None] | None  # the linear model, up to 10 parameters
+    critical_batch_size: int | None  # the mini-batch theory's (linear mini-batch fits)
+
+
 class NetworkVerdict(TypedDict):
     predicted: str | None  # the local quadratic at θ₀: monotone | oscillating | diverged
     observed: str  # monotone | oscillating | edge of stability | catapult | diverged
@@ -420,6 +434,7 @@ class NetworkFitSummary(RunInfo):
     exact_theory: str  # why the closed form and the exact mini-batch theory are not given
     verdict: NetworkVerdict
     sharpness: SharpnessSummary
+    noise_scale: NoiseScaleSummary
     optimizer: OptimizerSummary
     data: dict[str, Any]
     trajectory: None  # a network's parameters are in model.pt, not per row

@@ -417,3 +417,18 @@ def noise_floor(
     forcing = step.forcing(torch.zeros(2 * p, dtype=F64)).reshape(-1)
     u = torch.linalg.solve(torch.eye(k.shape[0], dtype=F64) - k, forcing).reshape(2 * p, 2 * p)
     return 0.5 * (float((h * u[:p, :p]).sum()) + bias)
+
+
+def noise_scale(moments: RowMoments, theta: torch.Tensor) -> tuple[float, float]:
+    """(tr Σ, |G|²) of the per-row gradients at θ, exactly from the rows' moments: with
+    e = θ − reference, g_i = A_i e + c_i, so E|g_i|² = eᵀ E[A_i²] e + 2 eᵀ E[A_i c_i] + tr Q
+    and G = H e; tr Σ = E|g_i|² − |G|² (McCandlish et al.'s B_simple is their ratio)."""
+    p = moments.p
+    e = theta.to(F64) - moments.reference
+    fourth = moments.fourth.reshape(p, p, p, p)  # 4 E[x_a x_b x_c x_d]
+    squared = torch.einsum("abbc->ac", fourth)  # E[A_i A_i]
+    cross = torch.einsum("abb->a", moments.third.reshape(p, p, p))  # E[A_i c_i]
+    mean_square = e @ squared @ e + 2 * e @ cross + torch.trace(moments.noise.reshape(p, p))
+    gradient = moments.hessian @ e
+    grad_sq = float(gradient @ gradient)
+    return float(mean_square) - grad_sq, grad_sq

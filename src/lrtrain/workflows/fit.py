@@ -223,10 +223,40 @@ def _summarise(
     validation = held.losses(result.replica_history(0)["theta"]) if held is not None else None
     summary = fit_summary(config, dataset, analysis, result, auto, prediction, validation)
     if result.sharpness is not None:  # measured: the closed form's λ_max, step after step
-        from lrtrain.workflows.network_summary import sharpness_summary
+        from lrtrain.workflows.network_summary import noise_summary, sharpness_summary
 
         summary["sharpness"] = sharpness_summary(config, result, 0)
+        minibatch: dict[str, Any] = dict(summary["theory"].get("minibatch") or {})
+        exact = _exact_noise(config, dataset, analysis, result, distributed)
+        summary["noise_scale"] = noise_summary(result, 0, exact,
+                                               minibatch.get("critical_batch_size"))  # fmt: skip
     return summary, prediction, validation
+
+
+def _exact_noise(
+    config: Config, dataset: Dataset, analysis: Analysis, result: TrainResult, distributed: bool
+) -> list[float | None] | None:
+    """The linear model's B_simple from the rows' moments at each measured step whose θ was
+    logged (None: more than the moments' 10 parameters, or several processes)."""
+    import math
+
+    from lrtrain.theory import minibatch as mb
+    from lrtrain.workflows.prediction import minibatch_moments
+
+    moments, _ = minibatch_moments(config, dataset, analysis, distributed)
+    if moments is None:
+        return None
+    history = result.replica_history(0)
+    rows = {int(step): i for i, step in enumerate(history["step"].tolist())}
+    out: list[float | None] = []
+    for step in result.sharpness_steps:
+        if step not in rows:
+            out.append(None)
+            continue
+        trace, grad_sq = mb.noise_scale(moments, history["theta"][rows[step]])
+        ratio = trace / grad_sq if grad_sq > 0 else math.inf
+        out.append(ratio if math.isfinite(ratio) else None)
+    return out
 
 
 def resume(

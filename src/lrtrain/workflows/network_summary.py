@@ -17,6 +17,7 @@ from lrtrain.runs.summaries import (
     NetworkSweepRow,
     NetworkSweepSummary,
     NetworkVerdict,
+    NoiseScaleSummary,
     SharpnessSummary,
 )
 from lrtrain.theory.regimes import first_rise, observed_regime, predicted_regime, thresholds
@@ -80,6 +81,28 @@ def sharpness_summary(config: Config, result: TrainResult, k: int) -> SharpnessS
         "hessian_vector_products": products,
         "seconds": result.sharpness_seconds,
         "full_batch_reads": PASSES_PER_PRODUCT * sum(products),
+    }
+
+
+def noise_summary(
+    result: TrainResult,
+    k: int,
+    exact: list[float | None] | None = None,
+    critical_batch_size: int | None = None,
+) -> NoiseScaleSummary:
+    """Replica k's gradient noise scale at the measured steps (``exact``: the linear model's
+    from the rows' moments, at the same steps)."""
+    assert result.noise is not None, "measured with the sharpness"
+    trace, grad_sq = result.noise[:, 0, k], result.noise[:, 1, k]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = trace / grad_sq
+    return {
+        "steps": list(result.sharpness_steps),
+        "b_simple": [json_number(float(v)) for v in ratio],
+        "trace_sigma": [json_number(float(v)) for v in trace],
+        "grad_sq_norm": [json_number(float(v)) for v in grad_sq],
+        "exact_b_simple": exact,
+        "critical_batch_size": critical_batch_size,
     }
 
 
@@ -163,6 +186,7 @@ def network_fit_summary(config: Config, dataset: Dataset, result: TrainResult) -
         "exact_theory": NO_EXACT_THEORY,
         "verdict": verdict(config, result, 0),
         "sharpness": sharpness_summary(config, result, 0),
+        "noise_scale": noise_summary(result, 0),
         "optimizer": optimizer_summary(config, None),
         "data": _data(dataset),
         "trajectory": None,
