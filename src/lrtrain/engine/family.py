@@ -16,15 +16,44 @@ stop checks and the histories then treat every family alike.
 
 from __future__ import annotations
 
-from typing import Union
+from collections.abc import Iterator
+from typing import Protocol
 
 import torch
+from torch import nn
 
 from lrtrain.config.schema import Config
+from lrtrain.engine.batches import Rows
 from lrtrain.engine.model import MyLinearRegressionModel
 from lrtrain.engine.network import MLP
 
-Model = Union[MyLinearRegressionModel, MLP]  # noqa: UP007 (a runtime alias for the type checker)
+
+class Model(Protocol):
+    """What the engine asks of a family's model of K replicas (an ``nn.Module``)."""
+
+    @property
+    def replicas(self) -> int: ...
+
+    @property
+    def n_params(self) -> int: ...
+
+    def theta(self) -> torch.Tensor:
+        """θ of every replica, [K, P], detached: a view the in-place updates keep current."""
+        ...
+
+    def parameter_views(self, table: torch.Tensor) -> list[tuple[nn.Parameter, torch.Tensor]]:
+        """Each parameter with its columns of a [K, P] table laid out as θ."""
+        ...
+
+    def loss_at(self, theta: torch.Tensor, rows: Rows) -> torch.Tensor:
+        """Every replica's mean squared error at any θ [K, P] over ``rows``, [K]."""
+        ...
+
+    def parameters(self, recurse: bool = True) -> Iterator[nn.Parameter]: ...
+
+    def state_dict(self) -> dict[str, torch.Tensor]: ...
+
+    def load_state_dict(self, state_dict: dict[str, torch.Tensor]) -> object: ...
 
 
 def build_model(

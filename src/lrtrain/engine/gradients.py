@@ -26,8 +26,8 @@ from torch import nn
 from lrtrain.data import stats as st
 from lrtrain.data.distributed import World
 from lrtrain.engine.batches import Rows
+from lrtrain.engine.family import Model
 from lrtrain.engine.model import MyLinearRegressionModel
-from lrtrain.engine.network import MLP
 
 # From this many rows on, `train.gradient: auto` takes full-batch steps from the statistics: an
 # autograd step reads all of X several times (3.6–4.8 passes measured at N = 4M), a Gram step
@@ -55,7 +55,7 @@ def full_batch_path(mode: str, rows: int, streamed: bool, distributed: bool) -> 
 
 
 def choose(
-    model: MyLinearRegressionModel | MLP,
+    model: Model,
     data: Rows,
     exact: Callable[[], st.Exact],
     mode: str,
@@ -66,8 +66,9 @@ def choose(
     """(the gradient of a step, the full-batch gradient of the final values, the stop check,
     the name of the path the steps take). Several processes agree on stopping: through the
     gradient's all-reduce with DDP, every ``AGREE_EVERY`` steps otherwise. A network's steps
-    always run autograd over their rows (:func:`network_forward_backward`)."""
-    if isinstance(model, MLP):
+    always run autograd over their rows (:func:`network_forward_backward`); the Gram, streamed
+    and DDP paths are least squares', the linear model's alone."""
+    if not isinstance(model, MyLinearRegressionModel):
         if world.distributed:
             from lrtrain.errors import ConfigError
 
@@ -170,17 +171,19 @@ def autograd_forward_backward(
 
 
 def network_forward_backward(
-    model: MLP, theta: torch.Tensor, batch: Rows
+    model: Model, theta: torch.Tensor, batch: Rows
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """A network's step without the update: every replica's mean squared error over the rows
     (its own batch with ``x`` [K, B, d]) and its gradient, by autograd through the layers. The
-    replicas are independent, so the gradient of the sum is each one's own gradient."""
+    replicas are independent, so the gradient of the sum is each one's own gradient. θ is the
+    model's one [K, P] parameter (a family of several parameters would gather their grads)."""
+    ((param, _),) = model.parameter_views(theta)
     with torch.enable_grad():
-        loss = model.loss_at(model.flat, batch)
-        model.flat.grad = None
+        loss = model.loss_at(param, batch)
+        param.grad = None
         loss.sum().backward()
-    assert model.flat.grad is not None
-    return loss.detach(), model.flat.grad
+    assert param.grad is not None
+    return loss.detach(), param.grad
 
 
 def streamed_forward_backward(
@@ -333,16 +336,16 @@ def grad_vector(model: MyLinearRegressionModel) -> torch.Tensor:
     return torch.cat([model.w.grad, model.b.grad.unsqueeze(1)], dim=1)
 
 
-def theta_reader(model: MyLinearRegressionModel | MLP) -> Callable[[], torch.Tensor]:
+def theta_reader(model: Model) -> Callable[[], torch.Tensor]:
     """A function returning θ = (w, b) as one [K, p] tensor, as a step reads it: the view
     :meth:`MyLinearRegressionModel.theta` made once, which the optimizer's in-place updates
     keep current — no operation a step (a concatenation if the module was moved)."""
-    if isinstance(model, MLP) or model.one_table():
+    if not isinstance(model, MyLinearRegressionModel) or model.one_table():
         theta = model.theta()
         return lambda: theta
     return model.theta
 
 
-def theta_of(model: MyLinearRegressionModel | MLP) -> torch.Tensor:
+def theta_of(model: Model) -> torch.Tensor:
     """θ now, as a [K, p] copy of its own (later updates leave it as it is)."""
     return model.theta().clone(memory_format=torch.contiguous_format)
