@@ -171,3 +171,22 @@ def test_predict_runs_the_saved_network_without_torch(tmp_path: Path, activation
     assert mean is not None and scale is not None
     want = net((x - mean[0]) / scale[0])[:, 0].detach().numpy()
     assert np.allclose(got, want, rtol=1e-12, atol=1e-12)
+
+
+def test_find_lr_on_a_network_scores_against_what_it_measured(tmp_path: Path) -> None:
+    out = tmp_path / "find"
+    done = invoke("find-lr", "-c", "mlp", "train.max_iter=300", "--out", str(out))
+    assert done.exit_code == 0, done.output
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["optimal_lr"] is None and "measured" in summary["critical_from"]
+    # the critical rate at θ₀ is 2/λ_max(θ₀), the λ_max a fit of the same network measures
+    fit = invoke("fit", "-c", "mlp", "train.max_iter=1", "--out", str(tmp_path / "fit"))
+    assert fit.exit_code == 0
+    start = json.loads((tmp_path / "fit" / "summary.json").read_text())["sharpness"]["initial"]
+    assert summary["critical_lr"] == pytest.approx(2 / start, rel=1e-5)
+    assert summary["fastest_lr"] is not None and summary["fastest_steps"] > 0
+    for name, lr in summary["suggestions"].items():
+        assert summary["ratios"][name]["critical"] == pytest.approx(lr / summary["critical_lr"])
+        assert summary["ratios"][name]["optimal"] is None
+    assert "×η*" not in done.output and "measured  critical lr at θ₀" in done.output
+    assert (out / "plots" / "find_lr.png").is_file()

@@ -3,27 +3,16 @@ fit that measured it: what was measured where a linear model's report gives exac
 
 from __future__ import annotations
 
-import textwrap
 from typing import TYPE_CHECKING, Any
 
 from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from lrtrain.cli.report import GRADIENT_WORDS, fmt, verdict_text
+from lrtrain.cli.report import GRADIENT_WORDS, fmt, say, verdict_text
 
 if TYPE_CHECKING:
     from lrtrain.runs.summaries import NoiseScaleSummary, SharpnessSummary
-
-
-def say(console: Console, label: str, text: str, indent: int = 10) -> None:
-    """``label`` then ``text``, wrapped to the terminal with a hanging indent (a rich console
-    wraps at the edge without one, which reads badly in 80 columns)."""
-    width = max(40, min(console.width, 100))
-    head = label.ljust(indent)
-    lines = textwrap.wrap(text, width - indent, break_on_hyphens=False) or [""]
-    for i, line in enumerate(lines):
-        console.print((head if i == 0 else " " * indent) + line, soft_wrap=True)
 
 
 def is_network(summary: Any) -> bool:

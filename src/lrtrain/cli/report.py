@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, cast
 
@@ -12,6 +13,16 @@ from rich.table import Table
 if TYPE_CHECKING:
     from lrtrain.api import BatchMapRun, FindLrRun, FitRun, SweepRun
     from lrtrain.runs.summaries import FitStatistics, MinibatchTheory, ReplicaSummary, SweepRow
+
+
+def say(console: Console, label: str, text: str, indent: int = 10) -> None:
+    """``label`` then ``text``, wrapped to the terminal with a hanging indent (a rich console
+    wraps at the edge without one, which reads badly in 80 columns)."""
+    width = max(40, min(console.width, 100))
+    head = label.ljust(indent)
+    lines = textwrap.wrap(text, width - indent, break_on_hyphens=False) or [""]
+    for i, line in enumerate(lines):
+        console.print((head if i == 0 else " " * indent) + line, soft_wrap=True)
 
 
 def fmt(value: Any, digits: int = 6) -> str:
@@ -400,11 +411,13 @@ def find_lr_report(run: FindLrRun, console: Console) -> None:
     def ratio(key: str) -> Callable[[str, float], str]:
         return lambda name, lr: fmt(cast(dict[str, Any], s["ratios"][name])[key], 2)
 
+    exact = s["optimal_lr"] is not None  # a network's thresholds are measured, not exact
     columns: list[tuple[str, Callable[[str, float], str]]] = [
         ("lr", lambda name, lr: fmt(lr, 2)),
         ("×2/λmax", ratio("critical")),
-        ("×η*", ratio("optimal")),
     ]
+    if exact:
+        columns.append(("×η*", ratio("optimal")))
     if s["minibatch_critical_lr"]:
         columns.append(("×ms", ratio("minibatch_critical")))
     if s["fastest_lr"] is not None:
@@ -413,7 +426,8 @@ def find_lr_report(run: FindLrRun, console: Console) -> None:
         columns.append(("min–max", lambda name, lr: _span(s["spread"][name])))
     repeat = f"{s['repeats']} repeats" if repeats else "1 run"
     ms = "; ms: mean-square critical" if s["minibatch_critical_lr"] else ""
-    table = Table(title=f"lrtrain find-lr — {s['name']} · {repeat} · ×: ratio to each exact rate"
+    each = "each exact rate" if exact else "each measured rate"
+    table = Table(title=f"lrtrain find-lr — {s['name']} · {repeat} · ×: ratio to {each}"
                   f"{ms}", title_justify="left", box=box.SIMPLE_HEAD,
                   pad_edge=False, collapse_padding=True)  # fmt: skip
     table.add_column("suggestion", justify="left", no_wrap=True)
@@ -422,13 +436,22 @@ def find_lr_report(run: FindLrRun, console: Console) -> None:
     for name, lr in sorted(s["suggestions"].items()):
         table.add_row(name.replace("_", " "), *(cell(name, lr) for _, cell in columns))
     console.print(table)
+    goal = (f"a relative gap of {s['target_gap']:g}" if exact else
+            f"{s['target_gap']:g} of the way to the lowest loss of the sweep")  # fmt: skip
     fastest = (
-        f"{fmt(s['fastest_lr'], 4)} ({s['fastest_steps']} steps to a relative gap of "
-        f"{s['target_gap']:g})"
+        f"{fmt(s['fastest_lr'], 4)} ({s['fastest_steps']} steps to {goal})"
         if s["fastest_lr"] is not None
-        else f"— (no rate of the sweep reached a relative gap of {s['target_gap']:g})"
+        else f"— (no rate of the sweep reached {goal})"
     )
+    if not exact and s["batch_size"] is not None and s["fastest_lr"] is None:
+        fastest = "— (not swept for a network's mini-batches: a batch's loss is not the loss)"
     mean_square = s["minibatch_critical_lr"]
+    if not exact:
+        say(console, "measured", f"critical lr at θ₀ {fmt(s['critical_lr'], 5)} "
+            f"(2(1+β)/λ_max(θ₀); a network has no closed form) · fastest constant rate of a "
+            f"sweep {fastest}")  # fmt: skip
+        say(console, "run", str(run.run_dir))
+        return
     console.print(
         f"exact     critical lr {fmt(s['critical_lr'], 5)} · η* {fmt(s['optimal_lr'], 5)}"
         + (f" · mean-square critical {fmt(mean_square, 5)}" if mean_square else "")

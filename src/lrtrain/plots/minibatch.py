@@ -160,7 +160,9 @@ def find_lr_figure(
         ax.axvline(lr, color="0.5", lw=0.6)
         ax.plot([lr], [0.04], mark, color="k", ms=7, transform=ax.get_xaxis_transform(),
                 label=f"{name} {lr:.3g}")  # fmt: skip
-    thresholds = [("critical lr 2/λ_max", summary["critical_lr"], "C3", "--"),
+    measured = summary.get("optimal_lr") is None  # a network's: 2/λ_max at θ₀, measured
+    thresholds = [("2/λ_max(θ₀), measured" if measured else "critical lr 2/λ_max",
+                   summary["critical_lr"], "C3", "--"),
                   ("η*", summary["optimal_lr"], "C2", "--"),
                   ("mean-square critical lr", summary.get("minibatch_critical_lr"), "C4", ":"),
                   ("fastest rate of a sweep", summary.get("fastest_lr"), "k", "-.")]  # fmt: skip
@@ -171,7 +173,8 @@ def find_lr_figure(
     ax.set_yscale("log")
     ax.set_xlabel("learning rate (the range test's ramp)")
     ax.set_ylabel("smoothed training loss")
-    ax.set_title(f"Learning-rate finders against the exact thresholds — {summary['name']}",
+    which = "measured" if measured else "exact"
+    ax.set_title(f"Learning-rate finders against the {which} thresholds — {summary['name']}",
                  fontsize=10)  # fmt: skip
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(loc="best", fontsize=7)

@@ -285,7 +285,7 @@ class Ratios(TypedDict):
     """A suggestion divided by each reference (None where there is none)."""
 
     critical: float
-    optimal: float
+    optimal: float | None  # None: a network has no η*
     minibatch_critical: float | None
     fastest: float | None
 
@@ -310,7 +310,8 @@ class FindLrSummary(TypedDict):
     suggestions: dict[str, float]  # the median over the repeats
     spread: dict[str, Spread]
     critical_lr: float  # 2/λ_max (for the optimizer's momentum)
-    optimal_lr: float  # η*
+    critical_from: str  # the closed form's λ_max, or — a network — λ_max(θ₀) measured
+    optimal_lr: float | None  # η* (None: a network, which has none)
     minibatch_critical_lr: float | None
     fastest_lr: float | None  # the sweep's: the fewest steps to the target gap
     fastest_steps: int | None

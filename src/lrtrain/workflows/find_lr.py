@@ -165,17 +165,30 @@ def find_lr(
     from lrtrain.workflows.summary import find_lr_summary
 
     check_config(config)
-    if config.model.kind != "linear":
-        raise ConfigError(
-            f"model.kind: {config.model.kind}: find-lr scores the range tests against the linear "
-            "model's exact thresholds, which a network has not; its range tests are not built "
-            "yet — lrtrain sweep-lr measures each rate's regime and λ_max(θ₀) instead"
-        )
     if repeats < 1:
         raise ConfigError(f"--repeats {repeats}: give at least 1")
     started = time.perf_counter()
+    if config.model.kind != "linear":
+        return _network_find_lr(config, repeats, out, overwrite, progress, draw, data, started)
     config, dataset, analysis, _ = prepare(config, data=data)
     run_dir = runs.create_run_dir(config.output.root, f"{config.name}-find-lr", out, overwrite)
+    curves, found = _run_tests(config, dataset, repeats, progress)
+    loss0 = float(curves[0].losses[0])
+    target = analysis.target_loss + config.train.gap_target * gap_scale(analysis.target_loss, loss0)
+    fastest = fastest_constant_lr(config, dataset, analysis, target)
+    rates = (analysis.critical_lr, analysis.asymptotically_optimal_lr, "the closed form's λ_max")
+    summary = find_lr_summary(config, rates, list(TESTS), found,
+                              _minibatch_critical(config, dataset, analysis), fastest,
+                              time.perf_counter() - started)  # fmt: skip
+    runs.save_find_lr(run_dir, config, summary, curves)
+    figures = redraw(run_dir, config.output.format) if draw else []
+    return FindLrRun(run_dir, summary, curves, figures)
+
+
+def _run_tests(
+    config: Config, dataset: Dataset, repeats: int, progress: ProgressCallback | None
+) -> tuple[list[Curve], list[dict[str, float]]]:
+    """Every range test ``repeats`` times: the curves and each repeat's suggestions."""
     curves: list[Curve] = []
     found: list[dict[str, float]] = [{} for _ in range(repeats)]
     for test in TESTS:
@@ -184,15 +197,74 @@ def find_lr(
             found[curve.repeat].update(suggestions_of(curve))
         if progress is not None:
             progress(len(curves), len(TESTS) * repeats, [float(curves[-1].smoothed[-1])])
-    loss0 = float(curves[0].losses[0])
-    target = analysis.target_loss + config.train.gap_target * gap_scale(analysis.target_loss, loss0)
-    fastest = fastest_constant_lr(config, dataset, analysis, target)
-    summary = find_lr_summary(config, analysis, list(TESTS), found,
-                              _minibatch_critical(config, dataset, analysis), fastest,
+    return curves, found
+
+
+def _network_find_lr(
+    config: Config,
+    repeats: int,
+    out: str | Path | None,
+    overwrite: bool,
+    progress: ProgressCallback | None,
+    draw: bool,
+    data: Any,
+    started: float,
+) -> FindLrRun:
+    """A network's range tests, scored against what can be measured instead of derived: the
+    local quadratic's critical rate at θ₀, 2(1+β)/λ_max(θ₀), and the fastest constant rate of
+    a sweep that reaches in the fewest steps a loss within ``train.target_gap`` of the way from
+    the start to the lowest loss any rate of it reached (full batch)."""
+    from lrtrain.runs import directory as runs
+    from lrtrain.workflows.redraw import redraw
+    from lrtrain.workflows.rows import load_rows
+    from lrtrain.workflows.summary import find_lr_summary
+
+    config, dataset = load_rows(config, data=data, replicas=max(repeats, SWEEP_POINTS))
+    run_dir = runs.create_run_dir(config.output.root, f"{config.name}-find-lr", out, overwrite)
+    curves, found = _run_tests(config, dataset, repeats, progress)
+    critical, fastest = _network_references(config, dataset)
+    rates = (critical, None, "λ_max(θ₀), measured (a network has no closed form)")
+    summary = find_lr_summary(config, rates, list(TESTS), found, None, fastest,
                               time.perf_counter() - started)  # fmt: skip
     runs.save_find_lr(run_dir, config, summary, curves)
     figures = redraw(run_dir, config.output.format) if draw else []
     return FindLrRun(run_dir, summary, curves, figures)
+
+
+def _network_references(
+    config: Config, dataset: Dataset
+) -> tuple[float, tuple[float | None, int | None]]:
+    """2(1+β)/λ_max(θ₀) (the optimizer's threshold at the start) and the fastest constant rate
+    of a sweep over 10⁻³ … 8 × it (a network's catapult window converges above it)."""
+    import numpy as np
+
+    from lrtrain.engine.train import train
+    from lrtrain.theory.regimes import thresholds
+    from lrtrain.workflows.sweep import sweep_config
+
+    opt = config.optimizer
+    unit = thresholds(1.0, opt.momentum_value, opt.nesterov).stable if opt.name == "sgd" else 2.0
+    probe = train(dataset, sweep_config(config), lrs=[1e-12])  # measures λ_max(θ₀)
+    assert probe.sharpness is not None
+    critical = unit / (float(probe.sharpness[0, 0, 0]) + opt.weight_decay)
+    if config.train.batch_size is not None and not config.train.full_batch(dataset.n):
+        return critical, (None, None)  # a batch's loss is not the loss: nothing to compare
+    grid = [critical * 10 ** (-3 + 3.9 * i / (SWEEP_POINTS - 1)) for i in range(SWEEP_POINTS)]
+    result = train(dataset, sweep_config(config), lrs=grid)
+    losses = [result.replica_history(k)["loss"].numpy() for k in range(len(grid))]
+    start = float(losses[0][0])
+    lowest = min(float(np.nanmin(np.where(np.isfinite(h), h, np.nan))) for h in losses)
+    target = lowest + config.train.gap_target * (start - lowest)
+    reached = []
+    for k, (lr, history) in enumerate(zip(grid, losses, strict=True)):
+        steps = result.replica_history(k)["step"].numpy()
+        hits = np.flatnonzero(history <= target)
+        if len(hits) and result.statuses[k] != "diverged":
+            reached.append((int(steps[hits[0]]), -lr))
+    if not reached:
+        return critical, (None, None)
+    best_steps, best = min(reached)
+    return critical, (-best, best_steps)
 
 
 def _minibatch_critical(config: Config, dataset: Dataset, analysis: Analysis) -> float | None:

@@ -304,7 +304,7 @@ def batch_map_summary(
 
 def find_lr_summary(
     config: Config,
-    analysis: Analysis,
+    rates: tuple[float, float | None, str],
     tests: Sequence[RangeTest],
     found: list[dict[str, float]],
     minibatch_critical: float | None,
@@ -312,7 +312,9 @@ def find_lr_summary(
     elapsed: float,
 ) -> FindLrSummary:
     """summary.json of a find-lr run: each suggestion (the median over the repeats, with its
-    spread) and its ratios to the exact thresholds and the fastest constant rate."""
+    spread) and its ratios to the thresholds — ``rates``: the critical lr, η* (None for a
+    network) and where the critical lr came from — and to the fastest constant rate."""
+    critical, optimal, critical_from = rates
     names = sorted({name for one in found for name in one})
     spread: dict[str, Spread] = {}
     for name in names:
@@ -327,8 +329,8 @@ def find_lr_summary(
 
     ratios: dict[str, Ratios] = {
         name: {
-            "critical": lr / analysis.critical_lr,
-            "optimal": lr / analysis.asymptotically_optimal_lr,
+            "critical": lr / critical,
+            "optimal": ratio(lr, optimal),
             "minibatch_critical": ratio(lr, minibatch_critical),
             "fastest": ratio(lr, fastest_lr),
         }
@@ -340,8 +342,8 @@ def find_lr_summary(
         "optimizer": config.optimizer.name,
         "tests": {t.name: {"start": t.start, "end": t.end, "steps": t.steps}
                   for t in tests},
-        "suggestions": chosen, "spread": spread, "critical_lr": analysis.critical_lr,
-        "optimal_lr": analysis.asymptotically_optimal_lr,
+        "suggestions": chosen, "spread": spread, "critical_lr": critical,
+        "critical_from": critical_from, "optimal_lr": optimal,
         "minibatch_critical_lr": minibatch_critical, "fastest_lr": fastest_lr,
         "fastest_steps": fastest_steps, "target_gap": config.train.gap_target, "ratios": ratios,
         "elapsed_s": elapsed,
