@@ -118,7 +118,10 @@ def test_plot_redraws_and_resume_goes_on(tmp_path: Path) -> None:
         (["train.target_gap=1e-3"], "train.target_gap counts to the closed form's loss"),
         (["model.hidden=[3000,3000]"], "keeps a Lanczos basis of up to 100 vectors"),
         (["train.sharpness_every=-1"], "train.sharpness_every: must be ≥ 0"),
-        (["data.validation_fraction=0.2"], "held-out losses are computed for the linear model"),
+        (
+            ["train.batch_size=8", "--replicas", "64", "model.hidden=[100,100]"],
+            "log less often (train.log_every=",
+        ),
     ],
 )
 def test_bad_settings_get_one_clear_message(tmp_path: Path, overrides, message) -> None:
@@ -190,3 +193,37 @@ def test_find_lr_on_a_network_scores_against_what_it_measured(tmp_path: Path) ->
         assert summary["ratios"][name]["optimal"] is None
     assert "×η*" not in done.output and "measured  critical lr at θ₀" in done.output
     assert (out / "plots" / "find_lr.png").is_file()
+
+
+def test_held_out_rows_and_batch_streams_of_a_network(tmp_path: Path) -> None:
+    import torch
+
+    from lrtrain import api
+    from lrtrain.engine.network import MLP
+
+    config = load_config("mlp", ["train.max_iter=60", "data.validation_fraction=0.25"])
+    run = api.fit(config, out=tmp_path / "held", draw=False)
+    held = run.dataset.validation
+    assert held is not None and held.x is not None and held.y is not None
+    net = MLP(1, [3, 4, 2], "relu", dtype=torch.float64)
+    with torch.no_grad():
+        net.flat.copy_(run.result.final_theta[:1])
+    want = float(torch.mean((net(held.x)[:, 0] - held.y[:, 0]) ** 2))
+    summary = run.summary
+    assert summary["validation"]["final_loss"] == pytest.approx(want, rel=1e-9)
+    assert summary["validation"]["rows"] == len(held.x)
+    header = (run.run_dir / "metrics.csv").read_text().splitlines()[0]
+    assert header == "step,loss,grad_norm,lr,expected_loss,val_loss,sharpness,sharpness_threshold"
+
+    streams = load_config("mlp", ["train.max_iter=40", "train.batch_size=10", "train.replicas=8"])
+    run = api.fit(streams, out=tmp_path / "streams", draw=False)
+    rows = run.dataset
+    finals = []
+    for k in range(8):
+        with torch.no_grad():
+            net.flat.copy_(run.result.final_theta[k : k + 1])
+        finals.append(float(torch.mean((net(rows.x.double())[:, 0] - rows.y.double()[:, 0]) ** 2)))
+    replicas = run.summary["replicas"]
+    assert replicas["count"] == 8
+    assert replicas["final_mean_loss"] == pytest.approx(float(np.mean(finals)), rel=1e-9)
+    assert (run.run_dir / "replicas.csv").is_file()

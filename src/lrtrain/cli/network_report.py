@@ -9,7 +9,7 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from lrtrain.cli.report import GRADIENT_WORDS, fmt, say, verdict_text
+from lrtrain.cli.report import GRADIENT_WORDS, fmt, replica_line, say, verdict_text
 
 if TYPE_CHECKING:
     from lrtrain.runs.summaries import NoiseScaleSummary, SharpnessSummary
@@ -71,6 +71,13 @@ def network_fit_report(run: Any, console: Console) -> None:
     console.print(f"verdict   {verdict_text(v['observed'])} ({label}: {predicted})")
     say(console, "why", v["why"])
     say(console, "rule", v["rule"])
+    held = s.get("validation")
+    if held is not None:
+        say(console, "held out", f"{held['rows']} rows ({100 * held['fraction']:.3g}%): "
+            f"validation loss {fmt(held['initial_loss'])} → {fmt(held['final_loss'])} "
+            f"(lowest {fmt(held['best_loss'])} at step {held['best_step']})")  # fmt: skip
+    if "replicas" in s:
+        replica_line(s["replicas"], console)
     say(console, "theory", "no closed form: the loss is not a quadratic (model.kind: mlp)")
     say(console, "run", str(run.run_dir))
 

@@ -205,13 +205,13 @@ def fit_report(run: FitRun, console: Console) -> None:
         label = "predicted" if v["full_batch_prediction"] else "full-batch prediction"
         console.print(f"verdict   {v['observed']} ({label}: {v['predicted']}) — {v['why']}")
     if "replicas" in s:
-        _replica_line(s["replicas"], console)
+        replica_line(s["replicas"], console)
     for warning in s["warnings"]:
         console.print(f"[bold yellow]warning[/]   {warning}")
     console.print(f"run       {run.run_dir}")
 
 
-def _replica_line(replicas: ReplicaSummary, console: Console) -> None:
+def replica_line(replicas: ReplicaSummary, console: Console) -> None:
     """K batch streams: their mean against the theory, and the verdict from the mean."""
     low, high = replicas["final_band"]
     band = f"99% band {fmt(low)} … {fmt(high)}" if low is not None else "not finite"

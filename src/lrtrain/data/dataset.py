@@ -35,10 +35,13 @@ SAMPLE_ROWS = 2000  # rows of a one-feature data set kept for fit.png
 
 @dataclass
 class Validation:
-    """The held-out rows' float64 statistics, in the units the model trains in."""
+    """The held-out rows' float64 statistics, in the units the model trains in — and the rows
+    themselves (float64, as trained on), which a network's loss is computed from."""
 
     stats: st.Stats
     fraction: float
+    x: torch.Tensor | None = None
+    y: torch.Tensor | None = None
 
     @property
     def n(self) -> int:

@@ -79,5 +79,5 @@ def with_validation(
         dataset.true_w, dataset.true_b = truth
     x_val = trained_form(x64[out], torch.float64, dataset.x_mean, dataset.x_scale)
     stats = st.chunk_stats([(x_val, y64[out])], d=len(table.features))
-    dataset.validation = Validation(stats, fraction)
+    dataset.validation = Validation(stats, fraction, x_val, y64[out])
     return dataset

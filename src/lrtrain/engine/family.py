@@ -76,7 +76,10 @@ def build_model(
     return model
 
 
-def keeps_path(model: Model) -> bool:
+def keeps_path(model: Model, config: Config) -> bool:
     """Whether the loop keeps θ at every logged step: the linear model's path is what its
-    contour figures draw; a network's would be K × P numbers a row that nothing reads."""
-    return isinstance(model, MyLinearRegressionModel)
+    contour figures draw; a network's, K × P numbers a row, only where something reads it —
+    the loss of batch streams (``train.replicas``) or of held-out rows at every logged step."""
+    if isinstance(model, MyLinearRegressionModel):
+        return True
+    return config.train.replicas > 1 or config.data.validation_fraction > 0

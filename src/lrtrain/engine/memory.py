@@ -82,8 +82,32 @@ def check_sharpness(config: Config, d: int, replicas: int) -> None:
         f"{why}: the sharpness of {replicas} replica(s) × {p:,} parameters keeps a Lanczos "
         f"basis of up to {min(LANCZOS_VECTORS, p)} vectors, {_human(need)} — more than the "
         f"{_human(SHARPNESS_BYTES)} an estimate may hold{measured}; use a smaller model "
-        "(model.hidden), fewer learning rates"
+        "(model.hidden), fewer replicas or learning rates"
         + (", or train.sharpness_every: 0" if config.train.sharpness_every and not network else "")
+    )
+
+
+PATH_NUMBERS = 1 << 25  # a network's θ path kept for its replicas or held-out rows, at most
+
+
+def check_network_path(config: Config, d: int) -> None:
+    """Refuse a network's θ path (logged rows × replicas × P, kept for ``train.replicas`` or
+    held-out rows) beyond PATH_NUMBERS, with the settings that shrink it."""
+    if config.model.kind == "linear":
+        return
+    if config.train.replicas == 1 and not config.data.validation_fraction:
+        return
+    rows = -(-config.train.max_iter // config.train.log_every)
+    numbers = rows * config.train.replicas * _parameter_count(config, d)
+    if numbers <= PATH_NUMBERS:
+        return
+    why = "train.replicas" if config.train.replicas > 1 else "data.validation_fraction"
+    raise ConfigError(
+        f"{why}: a network's loss at every logged step is computed from its parameters there, "
+        f"{rows:,} rows × {config.train.replicas} replica(s) × {_parameter_count(config, d):,} "
+        f"parameters = {numbers:,} numbers, more than the {PATH_NUMBERS:,} kept; log less "
+        f"often (train.log_every={-(-numbers // PATH_NUMBERS) * config.train.log_every}) or "
+        "use fewer replicas"
     )
 
 

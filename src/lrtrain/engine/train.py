@@ -247,7 +247,7 @@ def _setup(
     # the Gram path computes in float64 (gradients.GramGradient): the loop keeps its losses so
     path_dtype = torch.float64 if path == "gram" else dtype
     loop = LoopState.start(len(lrs), dataset.d, _rows_logged(config), total, dtype, device, lrs,
-                           path_dtype, model.n_params, keeps_path(model))  # fmt: skip
+                           path_dtype, model.n_params, keeps_path(model, config))  # fmt: skip
     loop.gradients_vary = batches is not None
     if config.train.target_gap is not None:
         loop.target_gap = max(config.train.target_gap, gap_floor)

@@ -19,15 +19,18 @@ if TYPE_CHECKING:
 
 def replica_figure(
     replicas: dict[str, np.ndarray],
-    loss_star: float,
+    loss_star: float | None,
     noise_floor: float | None = None,
     title: str = "",
     ax: Axes | None = None,
 ) -> Figure:
     """The excess loss E[L_t] − L* of K batch streams: their mean with its 99% band (from
     replicas.csv's columns) against the theory's expected loss, log scale, the run's own
-    path (replica 0) and the noise floor the expectation settles at."""
+    path (replica 0) and the noise floor the expectation settles at (``loss_star`` None — a
+    network, which has no L* — the loss itself)."""
     fig, ax = axes(ax)
+    ylabel = "loss − loss* (full batch)" if loss_star is not None else "loss (full batch)"
+    loss_star = loss_star or 0.0
     steps = replicas["step"]
     mean, low, high = (replicas[c] - loss_star for c in ("mean_loss", "band_low", "band_high"))
     shown = np.isfinite(high) & (mean > 0)
@@ -48,7 +51,7 @@ def replica_figure(
         ax.axhline(noise_floor, color="C3", ls=":", lw=1.2, label=f"noise floor {noise_floor:.3g}")
     ax.set_yscale("log")
     ax.set_xlabel("step")
-    ax.set_ylabel("loss − loss* (full batch)")
+    ax.set_ylabel(ylabel)
     ax.set_title(title, fontsize=10)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(loc="upper right")

@@ -27,13 +27,19 @@ def sharpness_figure(
     threshold: np.ndarray,
     title: str = "",
     best_line: float | None = None,
+    validation: np.ndarray | None = None,
 ) -> Figure:
-    """Two panels sharing the step axis: the loss (log scale) and the measured sharpness
-    λ_max(θ_t) with the stability threshold 2(1+β)/η_t (Cohen et al.'s Fig. 1 in form)."""
+    """Two panels sharing the step axis: the loss (log scale; the held-out rows' too, with
+    ``validation``) and the measured sharpness λ_max(θ_t) with the stability threshold
+    2(1+β)/η_t (Cohen et al.'s Fig. 1 in form)."""
     fig = figure((7.0, 6.4))
     top, bottom = fig.subplots(2, 1, sharex=True)
     finite = np.isfinite(loss) & (loss > 0)
     top.plot(steps[finite], loss[finite], color="C0", lw=1.6, label="training loss")
+    if validation is not None:
+        held = np.isfinite(validation) & (validation > 0)
+        top.plot(steps[held], validation[held], color="C2", lw=1.4,
+                 label="validation loss (held-out rows)")  # fmt: skip
     if best_line is not None and best_line > 0:
         top.axhline(best_line, color="0.4", ls=":", lw=1.2,
                     label=f"best straight line {best_line:.4g}")  # fmt: skip
@@ -163,8 +169,14 @@ def network_figures(run: RunData) -> dict[str, Figure]:
         figures["loss"] = sharpness_figure(
             metrics["step"], metrics["loss"], arrays["sharpness_steps"],
             arrays["sharpness"][:, 0], metrics["sharpness_threshold"], title,
-            summary["best_line"]["loss"],
+            summary["best_line"]["loss"], metrics.get("val_loss"),
         )  # fmt: skip
+    if "loss" in wanted and run.replicas is not None:
+        from lrtrain.plots.minibatch import replica_figure
+
+        count = summary["replicas"]["count"]
+        figures["replicas"] = replica_figure(run.replicas, None, None,
+                                             f"{count} batch streams — {title}")  # fmt: skip
     if "fit" in wanted and "function_x" in arrays and run.sample is not None:
         columns = list(run.sample)
         figures["fit"] = function_figure(

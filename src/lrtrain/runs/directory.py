@@ -95,8 +95,9 @@ def save_fit(run_dir: Path, record: FitRecord) -> None:
     config, summary = record.config, record.summary
     write_text(run_dir / "config.yaml", _config_header(config) + config.to_yaml())
     trajectory = summary["trajectory"]  # the parameters' file when too many for the CSV
+    parameters = not trajectory and "model" not in summary  # a network's θ is in model.pt
     metrics = tables.metrics_csv(
-        record.history, record.expected_loss, not trajectory, record.validation
+        record.history, record.expected_loss, parameters, record.validation
     )
     write_text(run_dir / "metrics.csv", metrics)
     if record.band is not None:

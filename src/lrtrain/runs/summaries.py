@@ -418,9 +418,7 @@ class NetworkVerdict(TypedDict):
     full_batch_prediction: bool
 
 
-class NetworkFitSummary(RunInfo):
-    """summary.json of a network's fit: no closed form — the measured curvature instead."""
-
+class _NetworkFitSummaryRequired(RunInfo):
     format_version: int
     kind: str  # "fit"
     name: str
@@ -440,6 +438,13 @@ class NetworkFitSummary(RunInfo):
     data: dict[str, Any]
     trajectory: None  # a network's parameters are in model.pt, not per row
     true: None
+
+
+class NetworkFitSummary(_NetworkFitSummaryRequired, total=False):
+    """summary.json of a network's fit: no closed form — the measured curvature instead."""
+
+    validation: ValidationSummary  # with data.validation_fraction
+    replicas: ReplicaSummary  # with train.replicas
 
 
 class NetworkSweepRow(TypedDict):

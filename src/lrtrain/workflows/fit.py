@@ -13,12 +13,12 @@ from typing import TYPE_CHECKING, Any
 
 from lrtrain.config.schema import Config
 from lrtrain.data.distributed import SINGLE, World, current
-from lrtrain.errors import ConfigError
 from lrtrain.runs import directory as runs
 from lrtrain.runs.records import FitRecord
 from lrtrain.workflows import record
 from lrtrain.workflows.redraw import log, redraw
 from lrtrain.workflows.resumption import resume_status
+from lrtrain.workflows.rows import check_replicas
 
 if TYPE_CHECKING:
     from lrtrain.data.dataset import Dataset
@@ -113,7 +113,7 @@ def fit(
         return network.fit(config, out, overwrite, progress, should_stop, draw, data)
     world = current()
     config, dataset, analysis, auto = prepare(config, world, data)
-    _check_replicas(config, dataset, world)
+    check_replicas(config, dataset, world)
     run_dir = world.share(
         world.on_main(lambda: runs.create_run_dir(config.output.root, config.name, out, overwrite))
     )
@@ -137,7 +137,7 @@ def fit_in_memory(config: Config, data: Any = None) -> Fitted:
     training and summary — without a run directory, figures or loggers (the scikit-learn
     estimator's fit, run in one process)."""
     config, dataset, analysis, auto = prepare(config, SINGLE, data)
-    _check_replicas(config, dataset, SINGLE)
+    check_replicas(config, dataset, SINGLE)
     result = _train(config, dataset, analysis, SINGLE, None, None)
     summary, _, _ = _summarise(config, dataset, analysis, result, auto, False)
     return Fitted(config, summary, dataset, analysis, result)
@@ -159,23 +159,6 @@ def _train(
         return train(dataset, config, progress=callback, should_stop=should_stop,
                      loss_ref=analysis.target_loss, world=world,
                      gap_floor=analysis.gap_floor or 0.0)  # fmt: skip
-
-
-def _check_replicas(config: Config, dataset: Dataset, world: World) -> None:
-    """``train.replicas`` needs batches that differ, drawn in one process."""
-    if config.train.replicas == 1:
-        return
-    if config.train.full_batch(dataset.n):
-        raise ConfigError(
-            f"train.replicas: batches of {config.train.batch_size} in shuffled epochs of "
-            f"{dataset.n} rows are the whole data set every step: the replicas would all be "
-            "the same run — use smaller batches, train.sampling: replacement, or replicas: 1"
-        )
-    if world.distributed:
-        raise ConfigError(
-            "train.replicas: independent batch streams run in one process — drop --nproc, "
-            "or set replicas: 1"
-        )
 
 
 def _finish_fit(

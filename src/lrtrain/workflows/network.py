@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
@@ -23,10 +24,11 @@ from lrtrain.runs import directory as runs
 from lrtrain.runs.records import FitRecord, SweepRecord
 from lrtrain.workflows import record
 from lrtrain.workflows.redraw import log, redraw
-from lrtrain.workflows.rows import load_rows
+from lrtrain.workflows.rows import check_replicas, load_rows
 
 if TYPE_CHECKING:
     from lrtrain.data.dataset import Dataset
+    from lrtrain.engine.batches import Rows
     from lrtrain.engine.train import ProgressCallback, TrainResult
     from lrtrain.runs.summaries import NetworkFitSummary, NetworkSweepSummary
     from lrtrain.workflows.loggers import Logged
@@ -55,20 +57,6 @@ class NetworkRun:
         return bool(rows) and all(row["verdict"] == "diverged" for row in rows)
 
 
-def check_network(config: Config) -> None:
-    """What a network's run cannot do yet, refused by name before anything is written."""
-    if config.data.validation_fraction:
-        raise ConfigError(
-            "data.validation_fraction: held-out losses are computed for the linear model only "
-            "so far — set it to 0 for model.kind: mlp"
-        )
-    if config.train.replicas > 1:
-        raise ConfigError(
-            "train.replicas: a network's batch-stream band is not built yet — set "
-            "train.replicas: 1 for model.kind: mlp (sweep-lr trains many rates at once)"
-        )
-
-
 def fit(
     config: Config,
     out: str | Path | None = None,
@@ -85,9 +73,9 @@ def fit(
     from lrtrain.engine.train import train
     from lrtrain.workflows.progress import progress_for
 
-    check_network(config)
     world = current()
     config, dataset = load_rows(config, world, data)
+    check_replicas(config, dataset, world)
     if run_dir is None:
         run_dir = runs.create_run_dir(config.output.root, config.name, out, overwrite)
     verb = "fit" if resume is None else "resume"
@@ -102,7 +90,15 @@ def _finish_fit(
 ) -> NetworkRun:
     from lrtrain.workflows.network_summary import network_fit_summary
 
-    summary = network_fit_summary(config, dataset, result)
+    validation = held_out_losses(config, dataset, result)
+    band = None
+    if len(result.lrs) > 1:  # train.replicas: the batch streams' full-batch loss, mean and band
+        from lrtrain.workflows.replicas import band_of, losses_along
+
+        rows = _rows_of(dataset)
+        band = band_of(losses_along(result, partial(_losses, config, dataset, rows),
+                                    final=True), result)  # fmt: skip
+    summary = network_fit_summary(config, dataset, result, validation, band)
     arrays = function_arrays(config, dataset, result, 0)
     arrays |= surface_arrays(config, dataset, result, 0) | sharpness_arrays(result)
     # what `lrtrain predict` needs without torch: θ, and the standardisation trained with
@@ -112,7 +108,8 @@ def _finish_fit(
         arrays["x_scale"] = np.asarray(dataset.x_scale, dtype=np.float64)
     runs.save_fit(run_dir, FitRecord(
         config, summary, arrays, record.history(result, 0, config), record.model_bytes(result),
-        record.checkpoint_bytes(config, result), sample=record.sample(dataset),
+        record.checkpoint_bytes(config, result), validation=validation, band=band,
+        sample=record.sample(dataset),
     ))  # fmt: skip
     figures = redraw(run_dir, config.output.format) if draw else []
     logged = log(run_dir, config) if draw else []
@@ -136,7 +133,11 @@ def sweep(
     from lrtrain.workflows.network_summary import network_sweep_summary
     from lrtrain.workflows.progress import progress_for
 
-    check_network(config)
+    if config.train.replicas > 1:
+        raise ConfigError(
+            "train.replicas: a sweep's replicas are its learning rates (one batch stream); "
+            "run lrtrain fit --replicas K at one rate, or set train.replicas: 1"
+        )
     chosen = list(lrs or config.sweep.lrs or [])
     if not chosen:
         raise ConfigError(
@@ -159,6 +160,40 @@ def sweep(
     figures = redraw(run_dir, config.output.format) if draw else []
     logged = log(run_dir, config) if draw else []
     return NetworkRun(run_dir, summary, config, dataset, result, figures, logged)
+
+
+def _rows_of(dataset: Dataset) -> Rows:
+    """Every training row, float64 on the CPU: what a network's loss along its path reads."""
+    import torch
+
+    from lrtrain.engine.batches import all_rows
+
+    return all_rows(dataset, torch.device("cpu"), torch.float64)
+
+
+def _losses(config: Config, dataset: Dataset, rows: Rows, theta: np.ndarray) -> np.ndarray:
+    """The network's mean squared error over ``rows`` at every θ of ``theta`` [..., P] (float64,
+    a chunk of ~16M numbers at a time); NaN where θ is not finite."""
+    import torch
+
+    model = _model(config, dataset)
+    flat = torch.from_numpy(np.ascontiguousarray(theta)).reshape(-1, theta.shape[-1])
+    chunk = max(1, (1 << 24) // max(1, flat.shape[1] * max(rows.total, 1) // 64))
+    with torch.no_grad():
+        out = torch.cat([model.loss_at(part.to(torch.float64), rows) for part in flat.split(chunk)])
+    return out.numpy().reshape(theta.shape[:-1])
+
+
+def held_out_losses(config: Config, dataset: Dataset, result: TrainResult) -> list[float] | None:
+    """The held-out rows' loss at replica 0's every logged θ (``data.validation_fraction``)."""
+    held = dataset.validation
+    if held is None or held.x is None or held.y is None:
+        return None
+    from lrtrain.engine.batches import Rows
+
+    rows = Rows(held.x, held.y, len(held.x))
+    path = result.replica_history(0)["theta"].numpy()
+    return [float(v) for v in _losses(config, dataset, rows, path)]
 
 
 def sharpness_arrays(result: TrainResult) -> dict[str, np.ndarray]:
@@ -221,7 +256,7 @@ def surface_arrays(
         return {}
     model = _model(config, dataset)
     dtype = model.theta().dtype
-    rows = all_rows(dataset, torch.device("cpu"), dtype)
+    rows = all_rows(dataset, torch.device("cpu"), dtype)  # the loss the run trained on
     level = max(final, 1e-12)
     reach = [SURFACE_REACH * math.sqrt(2 * level / lam) if lam > 0 else SURFACE_REACH
              for lam in top.tolist()]  # fmt: skip

@@ -21,12 +21,19 @@ from lrtrain.runs.summaries import (
     SharpnessSummary,
 )
 from lrtrain.theory.regimes import first_rise, observed_regime, predicted_regime, thresholds
-from lrtrain.workflows.summary import how_it_ran, json_number, optimizer_summary
+from lrtrain.workflows.replicas import summarise
+from lrtrain.workflows.summary import (
+    how_it_ran,
+    json_number,
+    optimizer_summary,
+    validation_summary,
+)
 
 if TYPE_CHECKING:
     from lrtrain.config.schema import Config
     from lrtrain.data.dataset import Dataset
     from lrtrain.engine.train import TrainResult
+    from lrtrain.runs.records import ReplicaBand
 
 # what a network's run says instead of a linear model's exact numbers
 NO_EXACT_THEORY = (
@@ -164,11 +171,18 @@ def _data(dataset: Dataset) -> dict[str, Any]:
             "target": dataset.target_name}  # fmt: skip
 
 
-def network_fit_summary(config: Config, dataset: Dataset, result: TrainResult) -> NetworkFitSummary:
-    """summary.json of a network's fit (replica 0)."""
+def network_fit_summary(
+    config: Config,
+    dataset: Dataset,
+    result: TrainResult,
+    validation: list[float] | None = None,
+    band: ReplicaBand | None = None,
+) -> NetworkFitSummary:
+    """summary.json of a network's fit (replica 0; ``validation``: the held-out rows' loss at
+    each logged step; ``band``: with train.replicas, the batch streams' mean and band)."""
     history = result.replica_history(0)
     steps = result.stop_steps[0]
-    return {
+    summary: NetworkFitSummary = {
         "format_version": FORMAT_VERSION,
         "kind": "fit",
         "name": config.name,
@@ -193,6 +207,11 @@ def network_fit_summary(config: Config, dataset: Dataset, result: TrainResult) -
         "true": None,
         **how_it_ran(config, result, steps),
     }
+    if validation is not None and dataset.validation is not None:
+        summary["validation"] = validation_summary(dataset, result, validation)
+    if band is not None:
+        summary["replicas"] = summarise(band, result, None)
+    return summary
 
 
 def network_sweep_summary(

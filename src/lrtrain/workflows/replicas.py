@@ -10,6 +10,7 @@ band is the mean ± 2.576 standard errors. A replica stopped by the divergence g
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -31,7 +32,6 @@ def exact_losses_of(
     logged row — no pass over the data, no batch noise. Rows at or after a replica's stop are
     not its history: +∞ if it diverged, else its final loss (it stays there). ``final``: one
     more row, where each replica stopped."""
-    chosen = replicas if replicas is not None else range(len(result.lrs))
     hessian = np.asarray(analysis.hessian, dtype=np.float64)
     star = np.asarray(analysis.theta_star, dtype=np.float64)
 
@@ -39,6 +39,18 @@ def exact_losses_of(
         error = theta - star
         return analysis.loss_star + 0.5 * np.einsum("...p,pq,...q->...", error, hessian, error)
 
+    return losses_along(result, loss, replicas, final)
+
+
+def losses_along(
+    result: TrainResult,
+    loss: Callable[[np.ndarray], np.ndarray],
+    replicas: range | None = None,
+    final: bool = False,
+) -> np.ndarray:
+    """[R, k]: ``loss`` (θ [..., p] → [...]) of each replica's θ at every logged row, as
+    :func:`exact_losses_of` lays them out (a network's loss over the rows, say)."""
+    chosen = replicas if replicas is not None else range(len(result.lrs))
     with np.errstate(over="ignore", invalid="ignore"):
         losses = loss(result.theta[:, chosen.start : chosen.stop].numpy())
         ended = loss(result.final_theta[chosen.start : chosen.stop].numpy())
@@ -52,7 +64,12 @@ def exact_losses_of(
 
 def replica_band(analysis: Analysis, result: TrainResult) -> ReplicaBand:
     """The band at every logged step (the histories' rows, then where each replica stopped)."""
-    losses = exact_losses_of(analysis, result, final=True)
+    return band_of(exact_losses_of(analysis, result, final=True), result)
+
+
+def band_of(losses: np.ndarray, result: TrainResult) -> ReplicaBand:
+    """The mean and 99% band of the replicas' full-batch losses [R + 1, K] (the logged rows,
+    then where each stopped)."""
     steps = np.append(result.steps.numpy(), max(result.stop_steps))
     with np.errstate(invalid="ignore", over="ignore"):
         mean = losses.mean(axis=1)

@@ -7,7 +7,8 @@ from typing import TYPE_CHECKING, Any
 
 from lrtrain.config.schema import Config
 from lrtrain.data.distributed import SINGLE, World
-from lrtrain.engine.memory import check_memory, check_sharpness
+from lrtrain.engine.memory import check_memory, check_network_path, check_sharpness
+from lrtrain.errors import ConfigError
 
 if TYPE_CHECKING:
     from lrtrain.data.dataset import Dataset
@@ -38,4 +39,22 @@ def load_rows(
         source = ArraySource(config.data, table)
     dataset = load_dataset(config, world, source)
     check_sharpness(config, dataset.d, replicas or config.train.replicas)
+    check_network_path(config, dataset.d)
     return config, dataset
+
+
+def check_replicas(config: Config, dataset: Dataset, world: World) -> None:
+    """``train.replicas`` needs batches that differ, drawn in one process."""
+    if config.train.replicas == 1:
+        return
+    if config.train.full_batch(dataset.n):
+        raise ConfigError(
+            f"train.replicas: batches of {config.train.batch_size} in shuffled epochs of "
+            f"{dataset.n} rows are the whole data set every step: the replicas would all be "
+            "the same run — use smaller batches, train.sampling: replacement, or replicas: 1"
+        )
+    if world.distributed:
+        raise ConfigError(
+            "train.replicas: independent batch streams run in one process — drop --nproc, "
+            "or set replicas: 1"
+        )

@@ -33,6 +33,7 @@ from lrtrain.runs.summaries import (
     SweepSummary,
     Theory,
     Truth,
+    ValidationSummary,
 )
 
 if TYPE_CHECKING:
@@ -152,18 +153,26 @@ def fit_summary(
     if prediction is not None and prediction.modes_summary is not None:
         summary["modes"] = prediction.modes_summary
     if validation is not None and dataset.validation is not None:
-        logged = result.replica_history(0)["step"].tolist()
-        best = min(range(len(validation)), key=lambda i: (not math.isfinite(validation[i]),
-                                                          validation[i]))  # fmt: skip
-        summary["validation"] = {
-            "fraction": dataset.validation.fraction,
-            "rows": dataset.validation.n,
-            "initial_loss": json_number(validation[0]),
-            "final_loss": json_number(validation[-1]),
-            "best_loss": json_number(validation[best]),
-            "best_step": int(logged[best]),
-        }
+        summary["validation"] = validation_summary(dataset, result, validation)
     return summary
+
+
+def validation_summary(
+    dataset: Dataset, result: TrainResult, validation: list[float]
+) -> ValidationSummary:
+    """The held-out rows' loss: first, last, lowest and where (replica 0's logged steps)."""
+    assert dataset.validation is not None
+    logged = result.replica_history(0)["step"].tolist()
+    best = min(range(len(validation)), key=lambda i: (not math.isfinite(validation[i]),
+                                                      validation[i]))  # fmt: skip
+    return {
+        "fraction": dataset.validation.fraction,
+        "rows": dataset.validation.n,
+        "initial_loss": json_number(validation[0]),
+        "final_loss": json_number(validation[-1]),
+        "best_loss": json_number(validation[best]),
+        "best_step": int(logged[best]),
+    }
 
 
 def _add_original_units(
