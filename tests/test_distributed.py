@@ -57,6 +57,16 @@ CASES = {
     "full batch, float32": ["optimizer.lr=auto"],
     "mini-batch, float32": ["optimizer.lr=0.02", "train.batch_size=8"],
     "streamed, float64": ["train.dtype=float64", "optimizer.lr=auto", "data.stream=true"],
+    # a network: DDP through autograd, the sharpness's Hessian-vector products and the
+    # per-example gradients summed over the processes
+    "network, full batch, float64": [
+        "model.kind=mlp", "model.activation=tanh", "train.dtype=float64", "optimizer.lr=0.05",
+        "train.sharpness_every=10",
+    ],
+    "network, mini-batch, float64": [
+        "model.kind=mlp", "train.dtype=float64", "optimizer.lr=0.05", "train.batch_size=16",
+        "optimizer.momentum=0.5",
+    ],
     "standardised, target gap": [
         "train.dtype=float64", "data.x={kind: normal, mean: 100.0, std: 2.0}",
         "data.standardize=true", "optimizer.lr=auto", "train.target_gap=1e-8",
@@ -149,6 +159,12 @@ def test_two_processes_equal_one(two_processes, name: str) -> None:
         assert torch.allclose(got.loss, expected.loss, rtol=tol, atol=0)
         assert torch.allclose(got.theta, expected.theta, rtol=tol, atol=tol)
         assert got.world == {"world_size": 2, "backend": "gloo"}
+        if expected.sharpness is not None:  # a network: measured over every process's rows
+            assert got.sharpness_steps == expected.sharpness_steps
+            assert torch.allclose(torch.from_numpy(got.sharpness[:, :, 0]),
+                                  torch.from_numpy(expected.sharpness[:, :, 0]), rtol=1e-8)
+            assert torch.allclose(torch.from_numpy(got.noise), torch.from_numpy(expected.noise),
+                                  rtol=1e-8)  # fmt: skip
 
 
 def test_shards_are_even_row_ranges_covering_every_row_once() -> None:
@@ -251,9 +267,11 @@ def _cli(*args: str, env: dict[str, str] | None = None, **kw) -> subprocess.Comp
 
 
 @pytest.mark.slow
-def test_sweep_under_torchrun_equals_the_single_process_sweep(tmp_path: Path) -> None:
-    """`torchrun --nproc-per-node 2 -m lrtrain sweep-lr`: rates dealt out, gathered on rank 0."""
-    extra = [*PROBLEM, "train.dtype=float64"]
+@pytest.mark.parametrize("model", [[], ["model.kind=mlp", "train.sharpness_every=10"]])
+def test_sweep_under_torchrun_equals_the_single_process_sweep(tmp_path: Path, model) -> None:
+    """`torchrun --nproc-per-node 2 -m lrtrain sweep-lr`: rates dealt out, gathered on rank 0
+    (a network's measurements merged with its rates)."""
+    extra = [*PROBLEM, "train.dtype=float64", *model]
     api.sweep_lr(load_config(None, ["device=cpu", *extra]), out=tmp_path / "one", draw=False)
     two = _cli(
         "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
@@ -262,11 +280,14 @@ def test_sweep_under_torchrun_equals_the_single_process_sweep(tmp_path: Path) ->
     assert two.returncode == 0, two.stderr
     a = json.loads((tmp_path / "one" / "summary.json").read_text())
     b = json.loads((tmp_path / "two" / "summary.json").read_text())
-    assert b["lrs"] == a["lrs"] and b["recommended_lr"] == a["recommended_lr"]
+    assert b["lrs"] == a["lrs"] and b.get("recommended_lr") == a.get("recommended_lr")
     assert [r["verdict"] for r in b["results"]] == [r["verdict"] for r in a["results"]]
     for ra, rb in zip(a["results"], b["results"], strict=True):
         if ra["final_loss"] is not None:
             assert rb["final_loss"] == pytest.approx(ra["final_loss"], rel=1e-10)
+        for key in ("initial_sharpness", "final_sharpness"):  # a network's, measured
+            if ra.get(key) is not None:
+                assert rb[key] == pytest.approx(ra[key], rel=1e-8)
     assert b["distributed"]["world_size"] == 2
     assert sorted(p.name for p in (tmp_path / "two").iterdir()) == sorted(
         p.name for p in (tmp_path / "one").iterdir()

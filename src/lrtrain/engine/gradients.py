@@ -70,12 +70,8 @@ def choose(
     and DDP paths are least squares', the linear model's alone."""
     if not isinstance(model, MyLinearRegressionModel):
         if world.distributed:
-            from lrtrain.errors import ConfigError
-
-            raise ConfigError(
-                "model.kind: mlp trains in one process for now (DistributedDataParallel over "
-                "a network's replicas is not built yet) — drop --nproc"
-            )
+            shared = DistributedGradient(model, world, should_stop)
+            return shared, shared, shared.agreed_stop, "distributed network autograd (DDP)"
         path = "mini-batch (network autograd)" if minibatch else "network autograd"
         return network_forward_backward, network_forward_backward, should_stop, path
     full_path = full_batch_path(mode, data.total, data.x is None, world.distributed)
@@ -260,14 +256,20 @@ class SquaredResiduals(torch.autograd.Function):
 class ShardLoss(nn.Module):
     """This process's share of the loss, ``(world size / N) · Σ r²`` over the rows it holds:
     DDP averages gradients over processes, so the average is exactly (1/N) Σ over all rows
-    of the gradient, however unequal the shards."""
+    of the gradient, however unequal the shards. The linear model's Σ r² comes from the
+    streamed pass; any other family's from autograd through its ``loss_at``."""
 
-    def __init__(self, model: MyLinearRegressionModel) -> None:
+    def __init__(self, model: Model) -> None:
         super().__init__()
         self.model = model
 
     def forward(self, batch: Rows, scale: float) -> torch.Tensor:
-        squares = SquaredResiduals.apply(self.model.w, self.model.b, batch)
+        model = self.model
+        if isinstance(model, MyLinearRegressionModel):
+            squares = SquaredResiduals.apply(model.w, model.b, batch)
+        else:  # loss_at is the mean over all N rows: its shard's part times N is Σ r² here
+            ((param, _),) = model.parameter_views(model.theta())
+            squares = model.loss_at(param, batch) * batch.total
         return squares * scale
 
 
@@ -280,7 +282,7 @@ class DistributedGradient:
 
     def __init__(
         self,
-        model: MyLinearRegressionModel,
+        model: Model,
         world: World,
         should_stop: Callable[[], bool] | None,
     ) -> None:
@@ -317,10 +319,11 @@ class DistributedGradient:
         return future.then(unpack)
 
     def __call__(
-        self, model: MyLinearRegressionModel, theta: torch.Tensor, batch: Rows
+        self, model: Model, theta: torch.Tensor, batch: Rows
     ) -> tuple[torch.Tensor, torch.Tensor]:
         scale = self.world.size / batch.total
-        model.w.grad = model.b.grad = None
+        for param in model.parameters():
+            param.grad = None
         with self.world.collective("training step"), torch.enable_grad():
             share = self.ddp(batch, scale)
             asked = float(self.local_stop is not None and self.local_stop())
@@ -330,10 +333,16 @@ class DistributedGradient:
         return self.reduced_extra[:-1].to(share.dtype) / batch.total, grad_vector(model)
 
 
-def grad_vector(model: MyLinearRegressionModel) -> torch.Tensor:
-    """The gradient autograd (or DDP) left in .grad, as one [K, p] tensor."""
-    assert model.w.grad is not None and model.b.grad is not None
-    return torch.cat([model.w.grad, model.b.grad.unsqueeze(1)], dim=1)
+def grad_vector(model: Model) -> torch.Tensor:
+    """The gradient autograd (or DDP) left in .grad, as one [K, p] tensor laid out as θ."""
+    if isinstance(model, MyLinearRegressionModel):  # one operation: every lesson step takes it
+        assert model.w.grad is not None and model.b.grad is not None
+        return torch.cat([model.w.grad, model.b.grad.unsqueeze(1)], dim=1)
+    out = torch.empty_like(model.theta())
+    for param, view in model.parameter_views(out):
+        assert param.grad is not None
+        view.copy_(param.grad)
+    return out
 
 
 def theta_reader(model: Model) -> Callable[[], torch.Tensor]:

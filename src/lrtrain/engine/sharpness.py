@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 import torch
 
+from lrtrain.data.distributed import SINGLE, World
 from lrtrain.engine.batches import Rows
 
 MAX_LANCZOS = 100  # Lanczos vectors at most per measurement (fewer when P is smaller)
@@ -42,10 +43,16 @@ class Estimate:
 
 
 def hessian_operator(
-    loss_at: Callable[[torch.Tensor, Rows], torch.Tensor], theta: torch.Tensor, rows: Rows
+    loss_at: Callable[[torch.Tensor, Rows], torch.Tensor],
+    theta: torch.Tensor,
+    rows: Rows,
+    world: World = SINGLE,
 ) -> Callable[[torch.Tensor], torch.Tensor]:
     """v [K, P] → H v per replica, H the Hessian of each replica's loss at θ [K, P] (double
-    backward through ``loss_at``, which maps θ and the rows to the K losses)."""
+    backward through ``loss_at``, which maps θ and the rows to the K losses). In a
+    distributed ``world`` each process's product is its shard's part (``loss_at`` divides by
+    every process's rows), summed over the processes: every one then runs the same Lanczos
+    iteration on the same numbers."""
     point = theta.detach().clone().requires_grad_(True)
     with torch.enable_grad():
         (grad,) = torch.autograd.grad(loss_at(point, rows).sum(), point, create_graph=True)
@@ -53,7 +60,7 @@ def hessian_operator(
     def apply(v: torch.Tensor) -> torch.Tensor:
         with torch.enable_grad():
             (hv,) = torch.autograd.grad(grad, point, v, retain_graph=True)
-        return hv.detach()
+        return world.all_sum(hv.detach())
 
     return apply
 

@@ -252,7 +252,7 @@ def _setup(
     if config.train.target_gap is not None:
         loop.target_gap = max(config.train.target_gap, gap_floor)
     loop.loss_ref = loss_ref or 0.0
-    tracker = _tracker(config, model, data, full_gradient, per_replica)
+    tracker = _tracker(config, model, data, full_gradient, per_replica, world)
     first = 0
     if resume is not None:
         model.load_state_dict(resume["model"])
@@ -284,7 +284,12 @@ def _setup(
 
 
 def _tracker(
-    config: Config, model: Model, data: Rows, full_gradient: Gradient, per_replica: bool
+    config: Config,
+    model: Model,
+    data: Rows,
+    full_gradient: Gradient,
+    per_replica: bool,
+    world: World,
 ) -> Tracker | None:
     """``train.sharpness_every``'s measurements (a network's always at θ₀ and at the end: the
     local quadratic's prediction needs them): Hessian-vector products by double backward
@@ -302,8 +307,8 @@ def _tracker(
             return lambda v: torch.mm(v.to(hessian.dtype), hessian).to(v.dtype)
 
         return Tracker(gram_operator, every, config.seed, rows, log_every)
-    operator = partial(hessian_operator, model.loss_at, rows=data)
-    noise = partial(gradient_noise, model.loss_at, rows=data)
+    operator = partial(hessian_operator, model.loss_at, rows=data, world=world)
+    noise = partial(gradient_noise, model.loss_at, rows=data, world=world)
     return Tracker(operator, every, config.seed, rows, log_every, noise)
 
 
@@ -464,7 +469,7 @@ def concat_results(parts: list[TrainResult], world: dict[str, Any]) -> TrainResu
         return [get(parts[r])[k] for r, k in order]
 
     first = parts[0]
-    return TrainResult(
+    merged = TrainResult(
         lrs=each(lambda p: p.lrs),
         steps=first.steps,
         loss=pick(lambda p: p.loss, 1),
@@ -484,6 +489,42 @@ def concat_results(parts: list[TrainResult], world: dict[str, Any]) -> TrainResu
         gradient=first.gradient,
         lr_factors=first.lr_factors,
     )
+    if all(part.sharpness is not None for part in parts):
+        _merge_measurements(parts, order, merged)
+    return merged
+
+
+def _merge_measurements(
+    parts: list[TrainResult], order: list[tuple[int, int]], merged: TrainResult
+) -> None:
+    """The groups' sharpness and noise on the union of their measured steps (a group whose
+    replicas all stopped early measured its last at its own end: NaN at the others')."""
+    steps = sorted({step for part in parts for step in part.sharpness_steps})
+    at = {step: i for i, step in enumerate(steps)}
+
+    def spread(part: TrainResult, values: np.ndarray) -> np.ndarray:
+        out = np.full((len(steps), *values.shape[1:]), np.nan)
+        out[[at[step] for step in part.sharpness_steps]] = values
+        return out
+
+    sharp = [spread(part, part.sharpness) for part in parts if part.sharpness is not None]
+    noise = [spread(part, part.noise) for part in parts if part.noise is not None]
+    merged.sharpness_steps = steps
+    merged.sharpness = np.stack([sharp[r][:, k] for r, k in order], axis=1)
+    if len(noise) == len(parts):
+        merged.noise = np.stack([noise[r][:, :, k] for r, k in order], axis=2)
+    products = [0] * len(steps)
+    for part in parts:
+        for step, count in zip(part.sharpness_steps, part.sharpness_products, strict=True):
+            products[at[step]] += count
+    merged.sharpness_products = products
+    merged.sharpness_seconds = max(part.sharpness_seconds for part in parts)
+    vectors = [part.sharpness_vectors for part in parts if part.sharpness_vectors is not None]
+    if len(vectors) == len(parts):
+        merged.sharpness_vectors = np.stack([vectors[r][k] for r, k in order])
+    projections = [part.top_projection for part in parts if part.top_projection is not None]
+    if len(projections) == len(parts):
+        merged.top_projection = np.stack([projections[r][:, k] for r, k in order], axis=1)
 
 
 def _step(

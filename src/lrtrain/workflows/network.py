@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, cast
 import numpy as np
 
 from lrtrain.config.schema import Config
-from lrtrain.data.distributed import SINGLE, current
+from lrtrain.data.distributed import SINGLE, World, current
 from lrtrain.errors import ConfigError
 from lrtrain.runs import directory as runs
 from lrtrain.runs.records import FitRecord, SweepRecord
@@ -44,7 +44,7 @@ class NetworkRun:
     results."""
 
     run_dir: Path
-    summary: NetworkFitSummary | NetworkSweepSummary
+    summary: NetworkFitSummary | NetworkSweepSummary | None  # None: not rank 0 of a sweep
     config: Config
     dataset: Dataset
     result: TrainResult
@@ -69,7 +69,9 @@ def fit(
     run_dir: Path | None = None,
 ) -> NetworkRun:
     """Train the network as configured and write its run directory (``resume``: a checkpoint's
-    engine state, continued in ``run_dir``)."""
+    engine state, continued in ``run_dir``). Under torchrun every process trains on its shard
+    of the rows through DistributedDataParallel and measures with the others; rank 0 alone
+    writes, reports and draws."""
     from lrtrain.engine.train import train
     from lrtrain.workflows.progress import progress_for
 
@@ -77,16 +79,22 @@ def fit(
     config, dataset = load_rows(config, world, data)
     check_replicas(config, dataset, world)
     if run_dir is None:
-        run_dir = runs.create_run_dir(config.output.root, config.name, out, overwrite)
+        run_dir = world.share(world.on_main(
+            lambda: runs.create_run_dir(config.output.root, config.name, out, overwrite)))  # fmt: skip
     verb = "fit" if resume is None else "resume"
-    with progress_for(progress, f"{verb} {config.name}") as callback:
+    with progress_for(progress if world.is_main else None, f"{verb} {config.name}") as callback:
         result = train(dataset, config, progress=callback, should_stop=should_stop,
                        resume=resume, world=world)  # fmt: skip
-    return _finish_fit(run_dir, config, dataset, result, draw)
+    return _finish_fit(run_dir, config, dataset, result, draw, world)
 
 
 def _finish_fit(
-    run_dir: Path, config: Config, dataset: Dataset, result: TrainResult, draw: bool
+    run_dir: Path,
+    config: Config,
+    dataset: Dataset,
+    result: TrainResult,
+    draw: bool,
+    world: World = SINGLE,
 ) -> NetworkRun:
     from lrtrain.workflows.network_summary import network_fit_summary
 
@@ -99,8 +107,11 @@ def _finish_fit(
         band = band_of(losses_along(result, partial(_losses, config, dataset, rows),
                                     final=True), result)  # fmt: skip
     summary = network_fit_summary(config, dataset, result, validation, band)
+    surface = surface_arrays(config, dataset, result, 0, world)  # every process's rows
+    if not world.is_main:
+        return NetworkRun(run_dir, summary, config, dataset, result, [])
     arrays = function_arrays(config, dataset, result, 0)
-    arrays |= surface_arrays(config, dataset, result, 0) | sharpness_arrays(result)
+    arrays |= surface | sharpness_arrays(result)
     # what `lrtrain predict` needs without torch: θ, and the standardisation trained with
     arrays["network_theta"] = result.final_theta[0].numpy()
     if dataset.x_mean is not None and dataset.x_scale is not None:
@@ -144,14 +155,24 @@ def sweep(
             "sweep.lrs: a network has no closed form to choose rates from — give them, e.g. "
             "--lrs 0.01,0.03,0.1 (lrtrain find-lr suggests a range)"
         )
-    if current().distributed:
-        raise ConfigError("model.kind: mlp sweeps in one process for now — drop --nproc")
+    from lrtrain.data.distributed import check_sweep_size, deal
+    from lrtrain.engine.train import concat_results
+
+    world = current()
+    check_sweep_size(len(chosen), world.size)
     config = config.model_copy(update={"sweep": config.sweep.model_copy(update={"lrs": chosen})})
+    # every process reads every row and trains its group of the rates (lr i on rank i mod W)
     config, dataset = load_rows(config, SINGLE, data, replicas=len(chosen))
     check_memory(config, replicas=len(chosen))
-    run_dir = runs.create_run_dir(config.output.root, config.name, out, overwrite)
-    with progress_for(progress, f"sweep {config.name}") as callback:
-        result = train(dataset, config, lrs=chosen, progress=callback, should_stop=should_stop)
+    run_dir = world.share(world.on_main(
+        lambda: runs.create_run_dir(config.output.root, config.name, out, overwrite)))  # fmt: skip
+    with progress_for(progress if world.is_main else None, f"sweep {config.name}") as callback:
+        part = train(dataset, config, lrs=deal(chosen, world), progress=callback,
+                     should_stop=should_stop)  # fmt: skip
+    parts = world.gather_objects(part)
+    if parts is None:  # not rank 0: its rates are in rank 0's directory
+        return NetworkRun(run_dir, None, config, dataset, part, [])
+    result = concat_results(parts, world.describe()) if world.distributed else part
     interrupted = "interrupted" in result.statuses
     summary = network_sweep_summary(config, dataset, result, interrupted)
     histories = [record.history(result, k, config) for k in range(len(chosen))]
@@ -237,7 +258,7 @@ def function_arrays(
 
 
 def surface_arrays(
-    config: Config, dataset: Dataset, result: TrainResult, k: int
+    config: Config, dataset: Dataset, result: TrainResult, k: int, world: World = SINGLE
 ) -> dict[str, np.ndarray]:
     """The full-batch loss on a grid in the plane of the two top Hessian eigenvectors at the
     end point θ_T: L(θ_T + a·u₁ + b·u₂), each axis reaching SURFACE_REACH × the distance over
@@ -271,6 +292,7 @@ def surface_arrays(
     with torch.no_grad():
         loss = torch.cat([model.loss_at((centre + part @ u).to(dtype), rows)
                           for part in shifts.split(chunk)])  # fmt: skip
+    world.all_sum(loss)  # each process's rows' part of the mean
     return {
         "surface_a": a,
         "surface_b": b,
