@@ -161,8 +161,11 @@ def test_two_processes_equal_one(two_processes, name: str) -> None:
         assert got.world == {"world_size": 2, "backend": "gloo"}
         if expected.sharpness is not None:  # a network: measured over every process's rows
             assert got.sharpness_steps == expected.sharpness_steps
-            assert torch.allclose(torch.from_numpy(got.sharpness[:, :, 0]),
-                                  torch.from_numpy(expected.sharpness[:, :, 0]), rtol=1e-8)
+            assert torch.allclose(
+                torch.from_numpy(got.sharpness[:, :, 0]),
+                torch.from_numpy(expected.sharpness[:, :, 0]),
+                rtol=1e-8,
+            )
             assert torch.allclose(torch.from_numpy(got.noise), torch.from_numpy(expected.noise),
                                   rtol=1e-8)  # fmt: skip
 

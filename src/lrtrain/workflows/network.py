@@ -79,8 +79,10 @@ def fit(
     config, dataset = load_rows(config, world, data)
     check_replicas(config, dataset, world)
     if run_dir is None:
-        run_dir = world.share(world.on_main(
-            lambda: runs.create_run_dir(config.output.root, config.name, out, overwrite)))  # fmt: skip
+        root, name = config.output.root, config.name
+        run_dir = world.share(
+            world.on_main(lambda: runs.create_run_dir(root, name, out, overwrite))
+        )
     verb = "fit" if resume is None else "resume"
     with progress_for(progress if world.is_main else None, f"{verb} {config.name}") as callback:
         result = train(dataset, config, progress=callback, should_stop=should_stop,
