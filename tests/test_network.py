@@ -63,14 +63,17 @@ def test_own_batches_per_replica() -> None:
         assert torch.allclose(out[:, k], net.sequential(k)(x[k])[:, 0])
 
 
-def hand_loop(config_overrides: list[str], lrs: list[float], optimizer: str, **keys):
-    """Each rate trained alone: nn.Sequential, MSE, loss.backward(), torch.optim's step."""
+def hand_loop(config_overrides: list[str], lrs: list[float], optimizer: str, scheduler=None,
+              **keys):  # fmt: skip
+    """Each rate trained alone: nn.Sequential, MSE, loss.backward(), torch.optim's step (and
+    the scheduler's, when given)."""
     config = load_config("lecture", ["model.kind=mlp", "data.function=sine", *config_overrides])
     dataset = load_dataset(config, SINGLE)
     losses = []
     for lr in lrs:
         net = reference(1, list(config.model.hidden), config.model.activation, config.seed)
         opt = getattr(torch.optim, optimizer)(net.parameters(), lr=lr, **keys)
+        schedule = scheduler(opt) if scheduler is not None else None
         history = []
         for _ in range(config.train.max_iter):
             loss = torch.mean((net(dataset.x) - dataset.y) ** 2)
@@ -78,21 +81,35 @@ def hand_loop(config_overrides: list[str], lrs: list[float], optimizer: str, **k
             opt.zero_grad()
             loss.backward()
             opt.step()
+            if schedule is not None:
+                schedule.step()
         losses.append(history)
     return config, dataset, losses
 
 
 @pytest.mark.parametrize(
-    ("optimizer", "overrides", "keys"),
+    ("optimizer", "overrides", "keys", "scheduler"),
     [
-        ("SGD", [], {}),
-        ("SGD", ["optimizer.momentum=0.9"], {"momentum": 0.9}),
-        ("Adam", ["optimizer.name=adam"], {}),
+        ("SGD", [], {}, None),
+        ("SGD", ["optimizer.momentum=0.9"], {"momentum": 0.9}, None),
+        ("SGD", ["optimizer.momentum=0.8", "optimizer.nesterov=true",
+                 "optimizer.weight_decay=0.01"],
+         {"momentum": 0.8, "nesterov": True, "weight_decay": 0.01}, None),
+        ("Adam", ["optimizer.name=adam"], {}, None),
+        ("AdamW", ["optimizer.name=adamw", "optimizer.weight_decay=0.1"],
+         {"weight_decay": 0.1}, None),
+        ("RMSprop", ["optimizer.name=rmsprop"], {}, None),
+        ("Adagrad", ["optimizer.name=adagrad"], {}, None),
+        ("SGD", ["optimizer.schedule={kind: step, step_size: 7, gamma: 0.5}"], {},
+         lambda o: torch.optim.lr_scheduler.StepLR(o, 7, 0.5)),
+        ("Adam", ["optimizer.name=adam", "optimizer.schedule={kind: exponential, gamma: 0.97}"],
+         {}, lambda o: torch.optim.lr_scheduler.ExponentialLR(o, 0.97)),
     ],
-)
-def test_training_equals_a_hand_written_loop_per_rate(optimizer, overrides, keys) -> None:
+)  # fmt: skip
+def test_training_equals_a_hand_written_loop_per_rate(optimizer, overrides, keys, scheduler):
     lrs = [0.001, 0.01, 0.05]
-    config, dataset, expected = hand_loop(["train.max_iter=40", *overrides], lrs, optimizer, **keys)
+    config, dataset, expected = hand_loop(["train.max_iter=40", *overrides], lrs, optimizer,
+                                          scheduler, **keys)  # fmt: skip
     result = train(dataset, config, lrs=lrs)  # all rates at once, one batched pass a step
     for k in range(len(lrs)):
         got = result.replica_history(k)["loss"][:-1]
@@ -160,3 +177,19 @@ def test_interrupted_then_resumed_equals_uninterrupted_bit_for_bit(extra: list[s
     assert np.array_equal(resumed.sharpness, whole.sharpness, equal_nan=True)
     assert resumed.top_projection is not None and whole.top_projection is not None
     assert np.array_equal(resumed.top_projection, whole.top_projection, equal_nan=True)
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_equals_cpu_with_its_sharpness() -> None:
+    """A network's sweep and its measurements on the GPU end where the CPU's do."""
+    lrs = [0.01, 0.1]
+    runs = {}
+    for device in ("cpu", "cuda"):
+        config = load_config("mlp", [f"device={device}", "train.max_iter=100",
+                                     "train.dtype=float64", "train.sharpness_every=10"])  # fmt: skip
+        runs[device] = train(load_dataset(config, SINGLE), config, lrs=lrs)
+    cpu, gpu = runs["cpu"], runs["cuda"]
+    assert torch.allclose(gpu.final_theta, cpu.final_theta, rtol=1e-9, atol=1e-12)
+    assert gpu.sharpness is not None and cpu.sharpness is not None
+    assert np.allclose(gpu.sharpness[:, :, 0], cpu.sharpness[:, :, 0], rtol=1e-8)
