@@ -186,8 +186,8 @@ def test_cuda_equals_cpu_with_its_sharpness() -> None:
     lrs = [0.01, 0.1]
     runs = {}
     for device in ("cpu", "cuda"):
-        config = load_config("mlp", [f"device={device}", "train.max_iter=100",
-                                     "train.dtype=float64", "train.sharpness_every=10"])  # fmt: skip
+        extra = ["train.max_iter=100", "train.dtype=float64", "train.sharpness_every=10"]
+        config = load_config("mlp", [f"device={device}", *extra])
         runs[device] = train(load_dataset(config, SINGLE), config, lrs=lrs)
     cpu, gpu = runs["cpu"], runs["cuda"]
     assert torch.allclose(gpu.final_theta, cpu.final_theta, rtol=1e-9, atol=1e-12)
