@@ -6,9 +6,13 @@ same job, run on the same tensors as lrtrain.
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
+
+M = TypeVar("M", bound=nn.Module)
 
 
 class MyLinearRegressionModel(nn.Module):
@@ -26,6 +30,11 @@ class MyLinearRegressionModel(nn.Module):
 def lesson_loop(x: torch.Tensor, y: torch.Tensor, lr: float, steps: int) -> MyLinearRegressionModel:
     """The lesson's training loop: forward, zero_grad, backward, step."""
     model = MyLinearRegressionModel(x.shape[1]).to(device=x.device, dtype=x.dtype)
+    return training_loop(model, x, y, lr, steps)
+
+
+def training_loop(model: M, x: torch.Tensor, y: torch.Tensor, lr: float, steps: int) -> M:
+    """torch.optim.SGD on the mean squared error: forward, zero_grad, backward, step."""
     optimizer = torch.optim.SGD(model.parameters(), lr=lr)
     for _ in range(steps):
         loss = torch.mean((model(x) - y) ** 2)
@@ -77,10 +86,4 @@ def mlp_sweep(
 ) -> None:
     """A learning-rate study of a network the usual way: one training loop per rate."""
     for lr in lrs:
-        model = mlp(x.shape[1], hidden, 0)
-        optimizer = torch.optim.SGD(model.parameters(), lr=lr)
-        for _ in range(steps):
-            loss = torch.mean((model(x) - y) ** 2)
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
+        training_loop(mlp(x.shape[1], hidden, 0), x, y, lr, steps)
