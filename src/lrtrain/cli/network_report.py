@@ -87,7 +87,7 @@ def sharpness_lines(sharp: SharpnessSummary, console: Console, label: str = "sha
     first, last = sharp["initial"], sharp["final"]
     limit = sharp["thresholds"][0]
     ratios = sharp["ratios"]
-    limit_text = f" · 2(1+β)/η {fmt(limit, 5)}" if limit != float("inf") else ""
+    limit_text = f" · 2(1+β)/η {fmt(limit, 5)}" if limit is not None else ""
     peak = max((r for r in ratios if r is not None), default=None)
     peak_text = f" (peak {fmt(peak, 3)}×)" if peak is not None and limit_text else ""
     products = sharp["hessian_vector_products"]

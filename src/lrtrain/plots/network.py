@@ -207,6 +207,7 @@ def network_sweep_figures(run: RunData) -> dict[str, Figure]:
         # the threshold at each measured step: its logged row's (the last at or before it)
         at = np.clip(np.searchsorted(steps, measured_at, side="right") - 1, 0, len(steps) - 1)
         threshold = metrics["sharpness_threshold"][rows][at]
+        threshold = np.where(np.isfinite(threshold), threshold, np.nan)  # adaptive: no rule
         curves.append({
             "lr": row["lr"], "verdict": row["verdict"], "steps": steps,
             "loss": metrics["loss"][rows], "measured_at": measured_at,

@@ -386,7 +386,7 @@ class SharpnessSummary(TypedDict):
     steps: list[int]
     values: list[float | None]  # λ_max(θ_t)
     second: list[float | None]  # λ_2(θ_t) (at the end; elsewhere when resolved)
-    thresholds: list[float]  # 2(1+β)/η_t
+    thresholds: list[float | None]  # 2(1+β)/η_t (None: the optimizer has no such rule)
     ratios: list[float | None]  # λ_max / threshold
     initial: float | None  # λ_max(θ₀)
     final: float | None  # where the run ended
@@ -460,7 +460,7 @@ class NetworkSweepRow(TypedDict):
     steps_to_target: None
     initial_sharpness: float | None
     final_sharpness: float | None
-    threshold: float
+    threshold: float | None
     rule: str
     differs: str | None  # why the run differed from the prediction at θ₀ (None: it did not)
 

@@ -81,7 +81,7 @@ def sharpness_summary(config: Config, result: TrainResult, k: int) -> SharpnessS
         "steps": steps,
         "values": [json_number(float(v)) for v in top],
         "second": [json_number(float(v)) for v in second],
-        "thresholds": [float(v) if math.isfinite(v) else math.inf for v in limits],
+        "thresholds": [json_number(float(v)) for v in limits],  # None: no rule (adaptive)
         "ratios": [json_number(float(v)) for v in ratios],
         "initial": json_number(float(top[0])),
         "final": json_number(float(top[-1])),
