@@ -227,3 +227,16 @@ def test_held_out_rows_and_batch_streams_of_a_network(tmp_path: Path) -> None:
     assert replicas["count"] == 8
     assert replicas["final_mean_loss"] == pytest.approx(float(np.mean(finals)), rel=1e-9)
     assert (run.run_dir / "replicas.csv").is_file()
+
+
+def test_json_is_strict_json_with_an_adaptive_optimizer(tmp_path: Path) -> None:
+    done = invoke("fit", "-c", "mlp", "optimizer.name=adam", "optimizer.lr=0.01",
+                  "train.max_iter=20", "--json", f"output.root={tmp_path}")  # fmt: skip
+    assert done.exit_code == 0
+
+    def refuse(name: str) -> None:
+        raise AssertionError(f"{name} is not JSON")
+
+    summary = json.loads(done.output, parse_constant=refuse)
+    assert summary["sharpness"]["thresholds"][0] is None
+    assert summary["verdict"]["predicted"] is None
