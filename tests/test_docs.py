@@ -8,6 +8,8 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 ROOT = Path(__file__).parents[1]
 
 
@@ -78,3 +80,28 @@ def test_the_notebook_pages_example_runs(tmp_path: Path, monkeypatch) -> None:
     assert (run.summary["status"], run.summary["steps"]) == ("converged", 226)
     assert run.summary["data"]["features"][:3] == ["age", "sex", "bmi"]
     assert run.summary["optimality_gap"]["relative"] < 1e-13
+
+
+@pytest.mark.slow  # two bundled runs, ~11 s
+def test_the_published_results_in_the_readme_are_what_the_bundled_configs_give(tmp_path) -> None:
+    """README's "Beyond the quadratic" and docs/networks.md, rerun: every rate of
+    `edge-of-stability` at the edge with the medians quoted, and `fit -c catapult`'s rise and
+    fall of λ_max."""
+    from lrtrain import api
+    from lrtrain.config.schema import load_config
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    sweep = api.sweep_lr(load_config("edge-of-stability"), out=tmp_path / "eos", draw=False)
+    assert sweep.summary is not None
+    rows = sweep.summary["results"]
+    assert [row["verdict"] for row in rows] == ["edge of stability"] * 3
+    medians = [float(re.search(r"median (\d\.\d+)×", row["rule"]).group(1)) for row in rows]
+    assert medians == [1.000, 0.995, 1.021]
+    for row in rows:
+        assert f"{row['lr']:g}   edge of stability" in readme
+        assert f"{row['final_loss']:.5g}" in readme
+    fit = api.fit(load_config("catapult"), out=tmp_path / "catapult", draw=False)
+    verdict, sharp = fit.summary["verdict"], fit.summary["sharpness"]
+    assert verdict["observed"] == "catapult" and "rose to 143× its start" in verdict["rule"]
+    assert round(sharp["initial"]) == 228 and round(sharp["final"]) == 86
+    assert "rises 143-fold, λ_max falls from 228 to 86" in readme
