@@ -124,6 +124,18 @@ def test_diverged_exit_3_with_hint(tmp_path: Path) -> None:
     assert (tmp_path / "d" / "plots" / "contour.png").is_file()
 
 
+def test_a_transient_past_the_guard_is_not_called_a_rate_above_the_critical_one(tmp_path) -> None:
+    """Polyak's heavy ball on κ ≈ 5e7 (diabetes, unstandardised) sits a hair below the critical
+    lr, and its transient grows the loss past 10⁶× before it would shrink: say so, and point
+    at the conditioning rather than at a rate the momentum cannot take."""
+    result = invoke("fit", "-c", "diabetes", "data.standardize=false", "train.dtype=float64",
+                    "--out", str(tmp_path / "t"), "--quiet")  # fmt: skip
+    assert result.exit_code == 3
+    said = " ".join(result.output.split())
+    assert "is below the critical lr" in said and "momentum's transient" in said
+    assert "try data.standardize=true (κ is 5.2e+07)" in said
+
+
 BAD_CASES = [
     (["optimizer.lr=-1"], "optimizer.lr: expected a number > 0 or 'auto'"),
     (["optimizer.lrr=1"], "Did you mean 'optimizer.lr'"),

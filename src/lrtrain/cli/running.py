@@ -313,8 +313,9 @@ def fit_ending(run: FitRun) -> tuple[str, int] | None:
             EXIT_INTERRUPTED,
         )
     if s["status"] == "diverged" and "analysis" not in s:  # a network: no critical lr to name
-        start = s["sharpness"]["initial"]
-        hint = f"; 2/λ_max at θ₀ is {2 / start:.3g}" if start else ""
+        start, limit = s["sharpness"]["initial"], s["sharpness"]["thresholds"][0]
+        # the rate whose threshold is λ_max(θ₀): limit(lr) = c/lr, so that rate is c/λ₀
+        hint = f"; stable at θ₀ below lr {limit * s['lr'] / start:.3g}" if start and limit else ""
         return (
             f"[bold red]diverged[/]: the run stopped at step {s['steps']} (lr {s['lr']:g}"
             f"{hint}). Results and plots are in {run.run_dir}",
@@ -325,10 +326,22 @@ def fit_ending(run: FitRun) -> tuple[str, int] | None:
         began = s["verdict"]["diverged_at"]
         since = f"the loss rose above its initial value at step {began} and " if began else ""
         safe = min(a["asymptotically_optimal_lr"], 0.9 * a["critical_lr"])
+        fix = f"optimizer.lr={safe:.3g}"
+        if s["lr"] < a["critical_lr"]:  # stable in the end: a transient passed the guard
+            below = 1 - s["lr"] / a["critical_lr"]
+            why = (f"lr {s['lr']:g} is below the critical lr {a['critical_lr']:.4g} (by "
+                   f"{below:.2g} of it), but the loss grew on the way (momentum's transient near "
+                   "its limit) past the divergence guard, 10⁶× its start")  # fmt: skip
+            kappa = a["condition_number"]
+            if "standardization" not in s and kappa is not None and kappa > 1e4:
+                fix = f"data.standardize=true (κ is {kappa:.2g})"
+            else:
+                fix = "a smaller optimizer.momentum"
+        else:
+            why = f"lr {s['lr']:g} is above the critical lr {a['critical_lr']:.4g}"
         return (
-            f"[bold red]diverged[/]: {since}the run stopped at step {s['steps']}: lr "
-            f"{s['lr']:g} is above the critical lr {a['critical_lr']:.4g}; try optimizer.lr="
-            f"{safe:.3g}. Results and plots are in {run.run_dir}",
+            f"[bold red]diverged[/]: {since}the run stopped at step {s['steps']}: {why}; try "
+            f"{fix}. Results and plots are in {run.run_dir}",
             EXIT_DIVERGED,
         )
     return None
