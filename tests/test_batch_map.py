@@ -81,7 +81,7 @@ def test_the_map_from_the_cli_and_its_figure(tmp_path) -> None:
     from lrtrain.plots.minibatch import batch_map_figures
 
     left, right = batch_map_figures(load_run(out))["batch_map"].axes
-    assert len(left.lines) == 2 * 2 + 2  # per size: theory line, observed dots; critical lrs
+    assert len(left.lines) == 2 * 2 + 2 + 1  # per size: theory, observed; critical lrs; max_iter
     assert [t.get_text() for t in right.get_xticklabels()] == ["2", "full"]
 
 
@@ -101,7 +101,7 @@ def test_a_map_where_nothing_reaches_the_target_draws_and_says_so(tmp_path) -> N
     ])  # fmt: skip
     assert result.exit_code == 0, result.output
     left, _ = batch_map_figures_of(out)
-    assert "no rate reached the target within 50 steps" in [t.get_text() for t in left.texts]
+    assert "no stream reached the target within 50 steps" in [t.get_text() for t in left.texts]
 
 
 def batch_map_figures_of(out):  # the redrawn figure's two panels

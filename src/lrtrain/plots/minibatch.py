@@ -85,7 +85,14 @@ def batch_map_figure(summary: dict[str, Any], table: dict[str, np.ndarray]) -> F
         left.axvline(size["critical_lr"], color=color, ls=":", lw=1)
     left.set_xscale("log")
     steps = np.concatenate([table["predicted_steps"], table["observed_steps"]])
-    _log_or_say(left, steps, f"no rate reached the target within {summary['max_iter']} steps")
+    max_iter = summary["max_iter"]
+    _log_or_say(left, steps, f"no rate reached the target within {max_iter} steps")
+    if bool(np.isfinite(table["predicted_steps"]).any()):  # the theory drawn in full: mark where
+        left.axhline(max_iter, color="0.35", ls="--", lw=1,  # the streams stopped
+                     label=f"max_iter {max_iter}: the streams stop")  # fmt: skip
+    if not bool(np.isfinite(table["observed_steps"]).any()):
+        left.text(0.5, 0.5, f"no stream reached the target within {max_iter} steps",
+                  transform=left.transAxes, ha="center", va="center", fontsize=9)  # fmt: skip
     left.set_xlabel("learning rate (dotted: each size's mean-square critical lr)")
     left.set_ylabel(f"steps to a relative gap of {summary['target_gap']:g}")
     paths = summary["paths"]

@@ -46,11 +46,19 @@ def check_config(config: Config) -> None:
         raise ConfigError("--batch-sizes: a map's replicas are its rates; set train.replicas: 1")
 
 
-def auto_lrs(critical: dict[int | None, float], points: int = AUTO_POINTS) -> list[float]:
-    """Log-spaced rates from 10⁻³ × the smallest batch's mean-square critical lr to 1.15 × the
-    largest's: where the smallest batch's best rate lives, and every batch's edge."""
-    lo, hi = min(critical.values()) * 1e-3, max(critical.values()) * 1.15
-    return [lo * (hi / lo) ** (i / (points - 1)) for i in range(points)]
+def auto_lrs(
+    critical: dict[int | None, float],
+    fastest: list[float] | None = None,
+    points: int = AUTO_POINTS,
+) -> list[float]:
+    """Log-spaced rates from 10⁻³ × the smallest batch's mean-square critical lr (or half the
+    smallest fastest rate, if lower) to 1.15 × the largest's, with each size's fastest rate
+    itself among them: every size's best rate and every size's edge are on the grid."""
+    best = [lr for lr in fastest or [] if lr]
+    lo = min([min(critical.values()) * 1e-3, *(0.5 * lr for lr in best)])
+    hi = max(critical.values()) * 1.15
+    grid = [lo * (hi / lo) ** (i / (points - 1)) for i in range(points)]
+    return sorted({*grid, *best})
 
 
 @dataclass
@@ -76,23 +84,14 @@ def observed_steps(
 
 
 def map_rows(
-    analysis: Analysis,
-    moments: RowMoments,
-    runs: list[SizeRun],
-    lrs: list[float],
-    target: float,
-    max_steps: int,
-) -> tuple[list[MapRow], list[MapSize], Any]:
-    """Every (size, rate)'s predicted and observed steps, each size's fastest rates, and the
-    minibatch_steps.Problem they were computed for."""
-    import torch
-
+    analysis: Analysis, problem: Any, runs: list[SizeRun], lrs: list[float]
+) -> tuple[list[MapRow], list[MapSize]]:
+    """Every (size, rate)'s predicted steps — at any count, not only within max_iter — and
+    observed steps, and each size's fastest rates, for the minibatch_steps.Problem given."""
     from lrtrain.theory import minibatch as mb
     from lrtrain.theory import minibatch_steps as ms
 
-    start = runs[0].result.theta[0, 0].to(torch.float64)
-    theta_star = torch.tensor(analysis.theta_star, dtype=torch.float64)
-    problem = ms.Problem(moments, analysis.loss_star, theta_star, start, target)
+    moments, target = problem.moments, problem.target
     rows: list[MapRow] = []
     sizes: list[MapSize] = []
     for run in runs:
@@ -102,8 +101,6 @@ def map_rows(
         paths = len(run.result.lrs) // len(lrs)
         for i, lr in enumerate(lrs):
             predicted = ms.steps_to_target(problem, lr, run.batch_size) if lr < critical else None
-            if predicted is not None and predicted > max_steps:
-                predicted = None
             seen = observed_steps(analysis, run.result, range(i * paths, (i + 1) * paths), target)
             mine.append(MapRow(batch_size=run.batch_size, lr=lr, predicted_steps=predicted,
                                observed_steps=seen))  # fmt: skip
@@ -116,7 +113,25 @@ def map_rows(
             observed_best_lr=best["lr"] if best else None,
             observed_best_steps=best["observed_steps"] if best else None,
         ))  # fmt: skip
-    return rows, sizes, problem
+    return rows, sizes
+
+
+def _problem(config: Config, dataset: Any, analysis: Analysis, moments: RowMoments) -> Any:
+    """The map's minibatch_steps.Problem before training: the model's θ₀ (as training starts
+    it), the target gap's absolute loss from the exact loss there."""
+    import torch
+
+    from lrtrain.data import stats as st
+    from lrtrain.engine.family import build_model
+    from lrtrain.theory import minibatch_steps as ms
+    from lrtrain.theory.analysis import gap_scale
+
+    start = build_model(config, dataset.d, 1, torch.float64, torch.device("cpu")).theta()[0]
+    stats = dataset.answer().stats
+    loss0 = st.sum_of_squares(stats, start) / stats.n
+    target = analysis.target_loss + config.train.gap_target * gap_scale(analysis.target_loss, loss0)
+    theta_star = torch.tensor(analysis.theta_star, dtype=torch.float64)
+    return ms.Problem(moments, analysis.loss_star, theta_star, start.clone(), target)
 
 
 def linear_scaling_limit(sizes: list[MapSize], tolerance: float = 0.25) -> int | None:
@@ -161,7 +176,6 @@ def batch_map(
     from lrtrain.engine.train import train
     from lrtrain.theory import minibatch as mb
     from lrtrain.theory import minibatch_steps as ms
-    from lrtrain.theory.analysis import gap_scale
     from lrtrain.workflows.prediction import minibatch_moments
     from lrtrain.workflows.progress import progress_for
 
@@ -174,7 +188,11 @@ def batch_map(
     if moments is None:
         raise ConfigError(f"--batch-sizes needs the mini-batch theory: {why}")
     critical = {b: mb.critical_lr(moments, b) for b in batch_sizes}
-    chosen = lrs or config.sweep.lrs or auto_lrs(critical)
+    problem = _problem(config, dataset, analysis, moments)
+    # the map's own grid unless --lrs gives one (sweep.lrs are a plain sweep's): it spans
+    # every size's fastest rate, which for small batches lies far below the full batch's
+    fastest = [ms.fastest_lr(problem, b, critical[b]).lr for b in batch_sizes] if not lrs else []
+    chosen = lrs or auto_lrs(critical, [lr for lr in fastest if lr is not None])
     paths = config.train.replicas if config.train.replicas > 1 else PATHS
     check_memory(config, replicas=len(chosen) * paths)
     run_dir = runs.create_run_dir(config.output.root, f"{config.name}-batch-map", out, overwrite)
@@ -192,11 +210,9 @@ def batch_map(
             )  # fmt: skip
             results.append(train(dataset, train_config, lrs=lrs_k, progress=callback,
                                  should_stop=should_stop))  # fmt: skip
-    loss0 = float(results[0].loss[0, 0])
-    target = analysis.target_loss + config.train.gap_target * gap_scale(analysis.target_loss, loss0)
+    target = problem.target
     runs_by_size = [SizeRun(b, r) for b, r in zip(batch_sizes, results, strict=True)]
-    rows, sizes, problem = map_rows(analysis, moments, runs_by_size, chosen, target,
-                                       config.train.max_iter)  # fmt: skip
+    rows, sizes = map_rows(analysis, problem, runs_by_size, chosen)
 
     def critical_of(b: int | None) -> float:
         return critical[b] if b in critical else mb.critical_lr(moments, b)
