@@ -140,26 +140,20 @@ def sweep(
     data: Any = None,
 ) -> NetworkRun:
     """Every rate trained at once (K replicas of the network in one batched forward and
-    backward a step, from one start θ₀), each judged as a fit is."""
+    backward a step, from one start θ₀), each judged as a fit is (``sweep_lr`` has checked the
+    config as for any sweep)."""
+    from lrtrain.data.distributed import check_sweep_size, deal
     from lrtrain.engine.memory import check_memory
-    from lrtrain.engine.train import train
+    from lrtrain.engine.train import concat_results, train
     from lrtrain.workflows.network_summary import network_sweep_summary
     from lrtrain.workflows.progress import progress_for
 
-    if config.train.replicas > 1:
-        raise ConfigError(
-            "train.replicas: a sweep's replicas are its learning rates (one batch stream); "
-            "run lrtrain fit --replicas K at one rate, or set train.replicas: 1"
-        )
     chosen = list(lrs or config.sweep.lrs or [])
     if not chosen:
         raise ConfigError(
             "sweep.lrs: a network has no closed form to choose rates from — give them, e.g. "
             "--lrs 0.01,0.03,0.1 (lrtrain find-lr suggests a range)"
         )
-    from lrtrain.data.distributed import check_sweep_size, deal
-    from lrtrain.engine.train import concat_results
-
     world = current()
     check_sweep_size(len(chosen), world.size)
     config = config.model_copy(update={"sweep": config.sweep.model_copy(update={"lrs": chosen})})
