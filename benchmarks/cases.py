@@ -361,6 +361,7 @@ def cpu_cases(
         ("contour", lambda: contour(quick, repeats)),
         ("help", lambda: help_startup(quick, repeats)),
         ("lesson", lambda: lesson_startup(quick, repeats, workdir)),
+        ("long-sweep", lambda: long_sweep(quick, repeats, workdir)),
         ("plot", lambda: plot_imports(quick, repeats, workdir)),
         ("memory", lambda: peak_memory(quick, workdir)),
         ("race", lambda: race(quick)),
@@ -380,3 +381,51 @@ def temporary_workdir() -> Path:
 
 def remove(workdir: Path) -> None:
     shutil.rmtree(workdir, ignore_errors=True)
+
+
+def long_sweep(quick: bool, repeats: int, workdir: Path) -> list[CaseResult]:
+    """Issue 3's check (issue 33): `sweep-lr` at 32 rates × 20 000 steps against one `fit` of
+    20 000 steps, whole commands with every file and figure; and the sweep's outputs (its
+    wall less its training) against its training time."""
+    steps = 200 if quick else 20_000
+    lrs = ",".join(f"{lr:.6g}" for lr in LESSON_LRS)
+    fit_cmd = [*lrtrain_command(), "fit", "--quiet", "--overwrite", "--out",
+               str(workdir / "long-fit"), f"train.max_iter={steps}"]  # fmt: skip
+    sweep_cmd = [*lrtrain_command(), "sweep-lr", "--quiet", "--overwrite", "--out",
+                 str(workdir / "long-sweep"), "--lrs", lrs, f"train.max_iter={steps}"]  # fmt: skip
+    walls: dict[str, list[float]] = {"fit": [], "sweep": []}
+    for _ in range(1 if quick else max(repeats, 3)):
+        for key, command in (("fit", fit_cmd), ("sweep", sweep_cmd)):
+            wall, _, done = run_measured(command)
+            if done.returncode != 0:
+                raise RuntimeError(f"{command} failed:\n{done.stdout}")
+            walls[key].append(wall)
+    fit_t, sweep_t = Timing.of(walls["fit"]), Timing.of(walls["sweep"])
+    trained = {
+        key: float(json.loads((workdir / f"long-{key}" / "summary.json").read_text())["elapsed_s"])
+        for key in ("fit", "sweep")
+    }
+    ratio = sweep_t.median / fit_t.median
+    # the sweep's outputs: what its wall holds beyond its training and beyond what a fit's wall
+    # holds beyond the fit's training (start-up, a fit's few files and figures)
+    outputs = (sweep_t.median - trained["sweep"]) - (fit_t.median - trained["fit"])
+    return [
+        CaseResult(
+            name=f"`lrtrain sweep-lr`, 32 rates × {steps:,} steps, whole command",
+            baseline=f"`lrtrain fit`, {steps:,} steps, whole command",
+            target="≤ 2.5 × its time (issue 3)",
+            met=ratio <= 2.5,
+            ratio=ratio,
+            baseline_time=fit_t,
+            lrtrain_time=sweep_t,
+            notes=[f"training {trained['sweep']:.2f} s of the sweep's {sweep_t.median:.2f} s"],
+        ),
+        CaseResult(
+            name="that sweep's outputs (beyond a fit's) against its training",
+            baseline="its training (summary elapsed_s)",
+            target="≤ 1 × (issue 33)",
+            met=outputs <= trained["sweep"],
+            ratio=outputs / trained["sweep"] if trained["sweep"] > 0 else None,
+            figures={"training_s": trained["sweep"], "outputs_s": outputs},
+        ),
+    ]

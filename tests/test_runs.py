@@ -240,3 +240,29 @@ def test_a_wide_sweep_keeps_its_parameters_in_trajectories_npy(tmp_path: Path) -
     first_rate = loaded.metrics["lr"] == 0.01
     assert loaded.theta[first_rate][-1] == pytest.approx(run.result.final_theta[0].numpy())
     assert (run.run_dir / "plots" / "sweep_contours.png").is_file()
+
+
+def test_a_long_sweeps_table_is_binary_with_the_csvs_columns(tmp_path: Path) -> None:
+    """Beyond output.csv_rows a sweep writes trajectories.npz instead of trajectories.csv: the
+    same columns, read back by load_run as the CSV is, and redrawn alike."""
+    from lrtrain import api
+    from lrtrain.runs.directory import load_run
+
+    lrs = [0.001, 0.01, 0.03]
+    text = api.sweep_lr(load_config(None, ["train.max_iter=40"]), lrs=lrs, out=tmp_path / "csv",
+                        draw=False)  # fmt: skip
+    binary = api.sweep_lr(load_config(None, ["train.max_iter=40", "output.csv_rows=10"]),
+                          lrs=lrs, out=tmp_path / "npz", draw=False)  # fmt: skip
+    assert (text.run_dir / "trajectories.csv").is_file()
+    assert not (binary.run_dir / "trajectories.csv").exists()
+    assert (binary.run_dir / "trajectories.npz").is_file()
+    a, b = load_run(text.run_dir).metrics, load_run(binary.run_dir).metrics
+    assert list(a) == list(b)
+    for name in a:  # the CSV holds Python's repr of each float: the same numbers exactly
+        assert np.array_equal(a[name], b[name], equal_nan=True), name
+    assert api.redraw(binary.run_dir)  # the figures draw from it
+    # overwritten as a short sweep: the binary table goes, the CSV is the table again
+    again = api.sweep_lr(load_config(None, ["train.max_iter=40"]), lrs=lrs,
+                         out=tmp_path / "npz", overwrite=True, draw=False)  # fmt: skip
+    assert (again.run_dir / "trajectories.csv").is_file()
+    assert not (again.run_dir / "trajectories.npz").exists()

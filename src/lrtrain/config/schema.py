@@ -242,6 +242,10 @@ class OutputConfig(Section):
     `modes` (each eigen-direction's error, observed and predicted); `[]`: none"""
     format: FigureFormat = "png"
     """`png` · `svg` · `pdf`"""
+    csv_rows: Annotated[Int, Field(ge=0)] = 200_000
+    """a sweep's per-step table goes to `trajectories.csv` up to this many rows (rates × logged
+    steps); beyond, to `trajectories.npz` (the same columns, `numpy.load`): formatting millions
+    of rows as text takes longer than training them"""
     loggers: list[Literal["tensorboard", "mlflow"]] = []  # noqa: RUF012
     """also log fits and sweeps to TensorBoard (`RUN_DIR/tensorboard`) and/or MLflow (extras
     `lrtrain[tensorboard]`, `lrtrain[mlflow]`); `--logger NAME` on the command line"""

@@ -47,6 +47,8 @@ BATCH_MAP_FILE = "batch_map.csv"  # sweep-lr --batch-sizes: (batch size, lr) →
 FINDER_FILE = "finder.csv"  # find-lr: every range test's rate, loss and smoothed loss per step
 FINDERS = ("fastai", "lightning", "torch-lr-finder")  # finder.csv's finders, as loaded: 0, 1, 2
 
+TRAJECTORIES_FILE = "trajectories.npz"  # a sweep's table beyond output.csv_rows rows
+
 
 def create_run_dir(
     root: str | Path, name: str, out: str | Path | None = None, overwrite: bool = False
@@ -136,9 +138,15 @@ def save_sweep(run_dir: Path, record: SweepRecord) -> None:
     write_text(run_dir / "config.yaml", header + config.to_yaml())
     write_text(run_dir / "sweep.csv", tables.sweep_csv(summary["results"]))
     trajectory = summary["trajectory"]  # the parameters' file when too many for the CSV
-    text = tables.trajectories_csv(record.lrs, record.histories, record.expected_loss,
-                                   not trajectory)  # fmt: skip
-    write_text(run_dir / "trajectories.csv", text)
+    columns = tables.trajectory_columns(record.lrs, record.histories, record.expected_loss,
+                                        not trajectory)  # fmt: skip
+    text, binary = run_dir / "trajectories.csv", run_dir / TRAJECTORIES_FILE
+    if len(columns["step"]) <= config.output.csv_rows:
+        write_text(text, tables.trajectories_csv(columns))
+        binary.unlink(missing_ok=True)  # an overwritten run's other table would mislead
+    else:  # a long sweep's table in numpy's format: formatting it as text took longer than training
+        _write_npz(binary, columns)
+        text.unlink(missing_ok=True)
     if trajectory:
         _write_npy(run_dir / trajectory, np.concatenate([h.theta for h in record.histories]))
     _write_npz(run_dir / ARRAYS_FILE, record.arrays)
@@ -255,7 +263,13 @@ def load_run(path: str | Path) -> RunData:
         run.metrics = _read_csv_columns(path / FINDER_FILE, words)
         return run
     table = "trajectories" if kind == "sweep" else "metrics"
-    run.metrics = _read_csv_columns(path / f"{table}.csv")
+    binary = path / TRAJECTORIES_FILE
+    if kind == "sweep" and binary.is_file():  # a long sweep's table (output.csv_rows)
+        run.metrics = {
+            name: column.astype(np.float64) for name, column in _read_npz(binary).items()
+        }
+    else:
+        run.metrics = _read_csv_columns(path / f"{table}.csv")
     trajectory = summary.get("trajectory")  # format ≥ 2, wide runs: the parameters' file
     if trajectory:
         run.trajectory = _read_npy(path / trajectory, len(run.metrics["step"]))

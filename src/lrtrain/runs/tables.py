@@ -42,30 +42,51 @@ def sweep_csv(rows: list[SweepRow] | list[NetworkSweepRow]) -> str:
     return table(columns, ([cast(dict[str, Any], r)[c] for c in columns] for r in rows))
 
 
-def trajectories_csv(
+def trajectory_columns(
     lrs: list[float],
     histories: list[History],
     expected: list[list[float]] | None,
     parameters: bool = True,
-) -> str:
-    """Every rate's rows with the theory's expected loss (nan where not modelled), the
-    sharpness where measured; the parameter columns only when ``parameters`` and kept (else
-    in trajectories.npy, row for row, or — a network's — nowhere)."""
+) -> dict[str, np.ndarray]:
+    """Every rate's rows as columns (lr, step, loss, grad_norm, the theory's expected loss —
+    nan where not modelled — the sharpness where measured, and the parameters when
+    ``parameters`` and kept; else they are in trajectories.npy, row for row, or — a
+    network's — nowhere): trajectories.csv's table, or trajectories.npz's."""
     parameters = parameters and histories[0].theta.shape[1] > 0
-    names = _parameter_names(histories[0].theta.shape[1] - 1) if parameters else []
-    measured = histories[0].sharpness is not None
+    lengths = [len(h.step) for h in histories]
+    columns: dict[str, np.ndarray] = {
+        "lr": np.repeat(np.asarray(lrs, dtype=np.float64), lengths),
+        "step": np.concatenate([h.step for h in histories]).astype(np.int64),
+        "loss": np.concatenate([h.loss for h in histories]),
+        "grad_norm": np.concatenate([h.grad_norm for h in histories]),
+        "expected_loss": (np.full(sum(lengths), math.nan) if expected is None else
+                          np.concatenate([np.asarray(e, dtype=np.float64) for e in expected])),
+    }  # fmt: skip
+    measured = [(h.sharpness, h.threshold) for h in histories]
+    if all(s is not None and t is not None for s, t in measured):
+        columns["sharpness"] = np.concatenate([s for s, _ in measured])
+        columns["sharpness_threshold"] = np.concatenate([t for _, t in measured])
+    if parameters:
+        theta = np.concatenate([h.theta for h in histories])
+        for i, name in enumerate(_parameter_names(theta.shape[1] - 1)):
+            columns[name] = theta[:, i]
+    return columns
+
+
+def trajectories_csv(columns: dict[str, np.ndarray]) -> str:
+    """:func:`trajectory_columns` as CSV text (the step as a whole number, the rest as Python
+    writes floats)."""
+    names = list(columns)
+    steps = columns["step"].tolist()
+    others = [columns[name].tolist() for name in names if name != "step"]
+    at = names.index("step")
 
     def rows() -> Iterable[list[Any]]:
-        for k, (lr, h) in enumerate(zip(lrs, histories, strict=True)):
-            for i in range(len(h.step)):
-                want = math.nan if expected is None else expected[k][i]
-                values = h.theta[i].tolist() if parameters else []
-                loss, grad = fmt(float(h.loss[i])), fmt(float(h.grad_norm[i]))
-                yield [fmt(lr), int(h.step[i]), loss, grad, fmt(want), *_sharpness_cells(h, i),
-                       *map(fmt, values)]  # fmt: skip
+        for i, step in enumerate(steps):
+            values = [fmt(column[i]) for column in others]
+            yield [*values[:at], int(step), *values[at:]]
 
-    header = ["lr", "step", "loss", "grad_norm", "expected_loss"]
-    return table([*header, *(SHARPNESS_COLUMNS if measured else []), *names], rows())
+    return table(names, rows())
 
 
 SHARPNESS_COLUMNS = ["sharpness", "sharpness_threshold"]
