@@ -73,7 +73,7 @@ def assert_whole(run_dir: Path) -> list[str]:
             assert isinstance(torch.load(path, weights_only=True), dict), path
         elif path.suffix == ".npz":
             with np.load(path, allow_pickle=False) as arrays:
-                assert {"hessian", "eigenvectors"} <= set(arrays.files), path
+                assert "eigenvectors" in set(arrays.files), path
                 assert all(arrays[name].size for name in arrays.files), path
         elif path.suffix == ".npy":
             assert np.load(path, allow_pickle=False).ndim == 2, path

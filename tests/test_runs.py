@@ -56,12 +56,14 @@ def test_fit_writes_every_file(tmp_path: Path) -> None:
     ):
         assert (d / name).is_file(), name
     with np.load(d / "arrays.npz", allow_pickle=False) as arrays:
-        assert set(arrays.files) == {"hessian", "eigenvectors"}
-        assert arrays["hessian"] == pytest.approx(np.array([[65.67, 9.9], [9.9, 2.0]]))
-        # each eigenvector column with its eigenvalue: H v = λ v
-        lams = json.loads((d / "summary.json").read_text())["analysis"]["hessian_eigenvalues"]
-        h, v = arrays["hessian"], arrays["eigenvectors"]
-        assert h @ v == pytest.approx(v * np.array(lams), abs=1e-9)
+        assert set(arrays.files) == {"eigenvectors"}  # H = V diag(λ) Vᵀ, λ in the summary
+        v = arrays["eigenvectors"]
+        assert v.dtype == np.float64 and v.T @ v == pytest.approx(np.eye(2), abs=1e-12)
+    # each eigenvector column with its eigenvalue: H v = λ v, H as load_run rebuilds it
+    lams = json.loads((d / "summary.json").read_text())["analysis"]["hessian_eigenvalues"]
+    h = load_run(d).hessian
+    assert h == pytest.approx(np.array([[65.67, 9.9], [9.9, 2.0]]))
+    assert h @ v == pytest.approx(v * np.array(lams), abs=1e-9)
     summary = json.loads((d / "summary.json").read_text())
     assert set(summary) >= SUMMARY_KEYS and set(summary["analysis"]) >= ANALYSIS_KEYS
     assert summary["status"] == "completed" and summary["steps"] == 100
@@ -187,15 +189,17 @@ def test_a_wide_run_keeps_summary_and_csv_small_and_every_reader_works(tmp_path:
     assert summary_bytes < 300 * p  # O(p): ≤ 1 MB at p = 2 001 (was 117 MB)
     summary = json.loads((run.run_dir / "summary.json").read_text())
     assert "hessian" not in summary["analysis"] and summary["trajectory"] == "trajectory.npy"
-    assert summary["arrays"] == {
-        "file": "arrays.npz", "shapes": {"hessian": [p, p], "eigenvectors": [p, p]}
-    }  # fmt: skip
+    assert summary["arrays"] == {"file": "arrays.npz", "shapes": {"eigenvectors": [p, p]}}
+    with np.load(run.run_dir / "arrays.npz", allow_pickle=False) as arrays:
+        assert arrays["eigenvectors"].dtype == np.float32  # beyond 200 parameters: figures only
     header = (run.run_dir / "metrics.csv").read_text().splitlines()[0]
     assert header == "step,loss,grad_norm,lr,expected_loss"
     loaded = load_run(run.run_dir)
     assert loaded.theta.shape == (13, p)
     assert loaded.theta[-1] == pytest.approx(run.result.final_theta[0].numpy())
     assert loaded.hessian.shape == (p, p) and loaded.eigenvectors is not None
+    exact = run.analysis.hessian  # rebuilt from float32 eigenvectors: to float32's rounding
+    assert np.abs(loaded.hessian - exact).max() <= 1e-5 * np.abs(exact).max()
     # the fit statistics' table went beside the summary and comes back whole
     assert loaded.summary["statistics"]["coefficients_file"] == "coefficients.csv"
     assert loaded.summary["statistics"]["coefficients"] == run.summary["statistics"]["coefficients"]
@@ -222,7 +226,7 @@ def test_a_format_1_run_still_loads_plots_predicts_and_resumes(tmp_path: Path) -
     assert run.hessian.shape == (4, 4) and run.theta.shape == (31, 4)
     assert sorted(p.name for p in redraw(old)) == ["contour.png", "loss.png"]
     continued = resume(old, load_config(str(old / "config.yaml"), ["train.max_iter=40"]))
-    assert continued.summary["steps"] == 40 and continued.summary["format_version"] == 2
+    assert continued.summary["steps"] == 40 and continued.summary["format_version"] == 3
     assert load_run(old).theta.shape == (41, 4) and (old / "arrays.npz").is_file()
 
 

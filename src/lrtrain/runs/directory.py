@@ -187,7 +187,12 @@ def _write_npy(path: Path, array: np.ndarray) -> None:
 
 
 def _write_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    named: dict[str, Any] = {k: np.asarray(v, dtype=np.float64) for k, v in arrays.items()}
+    """Numbers only (no pickles), each array in its own dtype (float32 where the writer chose
+    it, integers as integers); anything else as float64."""
+    named: dict[str, Any] = {
+        k: v if isinstance(v, np.ndarray) and v.dtype.kind in "fiu" else np.asarray(v, np.float64)
+        for k, v in arrays.items()
+    }
     with atomic_file(path) as fh:
         np.savez(fh, **named)
 
@@ -227,9 +232,14 @@ class RunData:
 
     @property
     def hessian(self) -> np.ndarray:
-        """H, [p, p]: from arrays.npz, or from summary.json in a format-1 run."""
+        """H, [p, p]: V diag(λ) Vᵀ from the eigenvectors in arrays.npz and the eigenvalues in
+        the summary (format 3), H itself from arrays.npz (format 2) or summary.json (1)."""
         if "hessian" in self.arrays:
             return self.arrays["hessian"]
+        if "eigenvectors" in self.arrays:  # in their dtype: float32 where only figures read them
+            vectors = self.arrays["eigenvectors"]
+            values = np.asarray(self.summary["analysis"]["hessian_eigenvalues"], vectors.dtype)
+            return (vectors * values) @ vectors.T
         return np.asarray(self.summary["analysis"]["hessian"], dtype=np.float64)
 
     @property

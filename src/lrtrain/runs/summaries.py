@@ -13,8 +13,9 @@ from __future__ import annotations
 from typing import Any, TypedDict
 
 # Of the run directory: summary.json and the files beside it. 2: the p × p arrays moved from
-# summary.json to arrays.npz, and wide runs keep their parameters in trajectory.npy.
-FORMAT_VERSION = 2
+# summary.json to arrays.npz, and wide runs keep their parameters in trajectory.npy. 3:
+# arrays.npz keeps H's eigenvectors alone (H = V diag(λ) Vᵀ), float32 beyond 200 parameters.
+FORMAT_VERSION = 3
 ARRAYS_FILE = "arrays.npz"
 # Parameters per row beyond which metrics.csv / trajectories.csv keep only the scalars and the
 # parameters go to the .npy file ``trajectory`` names (2 000 features would be 2 001 columns).

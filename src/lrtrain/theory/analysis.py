@@ -23,6 +23,7 @@ __all__ = ["condition_number", "hessian_eigenvalues"]  # re-exported: part of th
 
 VERDICTS = ("monotone", "oscillating", "diverged")
 ARRAYS = ("hessian", "eigenvectors")  # Analysis fields of p × p numbers
+EXACT_VECTORS = 200  # parameters up to which a run keeps H's eigenvectors in float64
 
 
 @dataclass
@@ -91,7 +92,14 @@ class Analysis:
 
     @property
     def arrays(self) -> dict[str, np.ndarray]:
-        return {name: getattr(self, name) for name in ARRAYS}
+        """What the run directory keeps of the p × p arrays: H's eigenvectors alone (H is
+        V diag(λ) Vᵀ, λ in the summary) — in float32 beyond EXACT_VECTORS parameters, where
+        only the figures read them (the explore page, which iterates them exactly, stops
+        there): 16 MB at d = 2 000, where H and V in float64 were 64 MB."""
+        vectors = np.asarray(self.eigenvectors, dtype=np.float64)
+        if len(vectors) > EXACT_VECTORS:
+            vectors = vectors.astype(np.float32)
+        return {"eigenvectors": vectors}
 
     @property
     def top_eigenvector(self) -> np.ndarray:
