@@ -240,3 +240,15 @@ def test_json_is_strict_json_with_an_adaptive_optimizer(tmp_path: Path) -> None:
     summary = json.loads(done.output, parse_constant=refuse)
     assert summary["sharpness"]["thresholds"][0] is None
     assert summary["verdict"]["predicted"] is None
+
+
+def test_the_surface_grid_shrinks_with_the_work_each_point_costs() -> None:
+    from lrtrain.workflows.network import surface_points
+
+    lecture = load_config("mlp")
+    wide = load_config("catapult")  # one hidden layer of 512
+    assert surface_points(lecture, 100) == 41
+    assert surface_points(wide, 100) == 41
+    assert surface_points(wide, 20_000) == 19  # √(2³² / (20 000 × 512)) = 20.5: odd, below
+    assert surface_points(wide, 10**7) == 11  # never fewer
+    assert all(surface_points(wide, n) % 2 == 1 for n in (10**3, 10**4, 10**5, 10**6))

@@ -34,7 +34,11 @@ if TYPE_CHECKING:
     from lrtrain.workflows.loggers import Logged
 
 FUNCTION_POINTS = 200  # where fit.png draws the fitted function
-SURFACE_POINTS = 41  # the loss surface's grid, per axis
+SURFACE_POINTS = 41  # the loss surface's grid, per axis, where the data is small
+SURFACE_MIN_POINTS = 11  # … and at the least, however large
+# the slice's work at most, in rows × widest layer × grid points: each point is a pass over
+# every row (~1 s on this machine's 2 cores)
+SURFACE_WORK = 1 << 32
 SURFACE_REACH = 3.0  # the slice spans ±this × the distance the quadratic doubles the loss in
 
 
@@ -190,15 +194,31 @@ def _rows_of(dataset: Dataset) -> Rows:
 
 def _losses(config: Config, dataset: Dataset, rows: Rows, theta: np.ndarray) -> np.ndarray:
     """The network's mean squared error over ``rows`` at every θ of ``theta`` [..., P] (float64,
-    a chunk of ~16M numbers at a time); NaN where θ is not finite."""
+    as many θ at a time as keep the layers' activations to ~16M numbers); NaN where θ is not
+    finite."""
     import torch
 
     model = _model(config, dataset)
     flat = torch.from_numpy(np.ascontiguousarray(theta)).reshape(-1, theta.shape[-1])
-    chunk = max(1, (1 << 24) // max(1, flat.shape[1] * max(rows.total, 1) // 64))
+    chunk = _thetas_at_once(config, len(rows.x) if rows.x is not None else rows.total)
     with torch.no_grad():
         out = torch.cat([model.loss_at(part.to(torch.float64), rows) for part in flat.split(chunk)])
     return out.numpy().reshape(theta.shape[:-1])
+
+
+def surface_points(config: Config, rows: int) -> int:
+    """The slice's grid per axis: SURFACE_POINTS, fewer (odd, at least SURFACE_MIN_POINTS)
+    where every point's pass over the rows would make the slice cost more than SURFACE_WORK."""
+    widest = max([1, *config.model.hidden])
+    fits = int(math.sqrt(SURFACE_WORK / max(1, rows * widest)))
+    return max(SURFACE_MIN_POINTS, min(SURFACE_POINTS, fits - (1 - fits % 2)))
+
+
+def _thetas_at_once(config: Config, rows: int) -> int:
+    """How many θ one ``loss_at`` may take over ``rows`` rows: each holds rows × the widest
+    layer's activations (forward, no graph), kept to ~16M numbers."""
+    widest = max([1, *config.model.hidden])
+    return max(1, (1 << 24) // max(1, rows * widest))
 
 
 def held_out_losses(config: Config, dataset: Dataset, result: TrainResult) -> list[float] | None:
@@ -277,14 +297,16 @@ def surface_arrays(
     level = max(final, 1e-12)
     reach = [SURFACE_REACH * math.sqrt(2 * level / lam) if lam > 0 else SURFACE_REACH
              for lam in top.tolist()]  # fmt: skip
-    a = np.linspace(-reach[0], reach[0], SURFACE_POINTS)
-    b = np.linspace(-reach[1], reach[1], SURFACE_POINTS)
+    points = surface_points(config, rows.total)
+    a = np.linspace(-reach[0], reach[0], points)
+    b = np.linspace(-reach[1], reach[1], points)
     aa, bb = np.meshgrid(a, b, indexing="ij")
     centre = result.final_theta[k].to(torch.float64)
     u = torch.from_numpy(vectors[k])  # [2, P]
     shifts = torch.from_numpy(np.stack([aa.ravel(), bb.ravel()], axis=1))  # [G², 2]
-    # G² points of P parameters each, a chunk of ~16M numbers at a time
-    chunk = max(1, min(256, (1 << 24) // centre.numel()))
+    # G² points of P parameters each, as many at a time as keep the activations to ~16M numbers
+    chunk = min(_thetas_at_once(config, len(rows.x) if rows.x is not None else rows.total),
+                max(1, (1 << 24) // centre.numel()))  # fmt: skip
     with torch.no_grad():
         loss = torch.cat([model.loss_at((centre + part @ u).to(dtype), rows)
                           for part in shifts.split(chunk)])  # fmt: skip
@@ -292,6 +314,6 @@ def surface_arrays(
     return {
         "surface_a": a,
         "surface_b": b,
-        "surface_loss": loss.double().numpy().reshape(SURFACE_POINTS, SURFACE_POINTS),
+        "surface_loss": loss.double().numpy().reshape(points, points),
         "surface_eigenvalues": np.asarray(top, dtype=np.float64),
     }
