@@ -147,8 +147,9 @@ def sweep(
     backward a step, from one start θ₀), each judged as a fit is (``sweep_lr`` has checked the
     config as for any sweep)."""
     from lrtrain.data.distributed import check_sweep_size, deal
+    from lrtrain.engine.gather import concat_results
     from lrtrain.engine.memory import check_memory
-    from lrtrain.engine.train import concat_results, train
+    from lrtrain.engine.train import train
     from lrtrain.workflows.network_summary import network_sweep_summary
     from lrtrain.workflows.progress import progress_for
 

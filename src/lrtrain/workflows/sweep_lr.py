@@ -67,7 +67,8 @@ def sweep_lr(
     ``data``: rows handed over from Python instead of the config's (``(X, y)`` or a DataFrame;
     numpy, pandas or torch, :mod:`lrtrain.data.arrays`)."""
     from lrtrain.data.distributed import check_sweep_size, deal
-    from lrtrain.engine.train import concat_results, train
+    from lrtrain.engine.gather import concat_results
+    from lrtrain.engine.train import train
     from lrtrain.workflows.prediction import minibatch_sweep, sweep_expected
     from lrtrain.workflows.summary import sweep_summary
     from lrtrain.workflows.sweep import assess, auto_lrs, check_sweep_config, sweep_config
