@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
         default="",
         help="run only the cases whose key contains this: sweep, full-batch, mini-batch, "
         "contour, help, plot, memory, lesson, race, stream, processes, wide, big-sweep, "
-        "stats-pass, mlp-sweep, sharpness, long-sweep, cuda",
+        "stats-pass, mlp-sweep, sharpness, long-sweep, reads, cuda",
     )
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="results JSON path")
     args = parser.parse_args(argv)

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from benchmarks import networks, scaling, wide
+from benchmarks import networks, reads, scaling, wide
 from benchmarks.baselines import dataloader_epoch, grid_loss, lesson_loop, sequential_sweep
 from benchmarks.common import (
     IMPORT_TORCH,
@@ -362,6 +362,7 @@ def cpu_cases(
         ("help", lambda: help_startup(quick, repeats)),
         ("lesson", lambda: lesson_startup(quick, repeats, workdir)),
         ("long-sweep", lambda: long_sweep(quick, repeats, workdir)),
+        ("reads", lambda: reads.reads(quick, repeats)),
         ("plot", lambda: plot_imports(quick, repeats, workdir)),
         ("memory", lambda: peak_memory(quick, workdir)),
         ("race", lambda: race(quick)),
