@@ -22,7 +22,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import partial
 from typing import Any
 
 import numpy as np
@@ -35,11 +34,11 @@ from lrtrain.data.distributed import SINGLE, World
 from lrtrain.engine.batches import Batches, Rows, all_rows
 from lrtrain.engine.cuda_graph import GraphedStep, use_graph
 from lrtrain.engine.family import Model, build_model, keeps_path
-from lrtrain.engine.gradients import Gradient, GramGradient, choose, theta_of, theta_reader
+from lrtrain.engine.gradients import Gradient, choose, theta_of, theta_reader
 from lrtrain.engine.loop_state import STATUSES, LoopState, grad_norms, record, stop_checks
+from lrtrain.engine.measuring import tracker_for
 from lrtrain.engine.model import MyLinearRegressionModel
-from lrtrain.engine.noise import gradient_noise
-from lrtrain.engine.sharpness import Tracker, hessian_operator
+from lrtrain.engine.sharpness import Tracker
 from lrtrain.engine.updates import GradSlot, build_optimizer, forget_momentum, scaled_step, sgd_step
 from lrtrain.theory import startup
 from lrtrain.theory.analysis import gap_scale
@@ -252,7 +251,7 @@ def _setup(
     if config.train.target_gap is not None:
         loop.target_gap = max(config.train.target_gap, gap_floor)
     loop.loss_ref = loss_ref or 0.0
-    tracker = _tracker(config, model, data, full_gradient, per_replica, world)
+    tracker = tracker_for(config, model, data, full_gradient, per_replica, world)
     first = 0
     if resume is not None:
         model.load_state_dict(resume["model"])
@@ -281,35 +280,6 @@ def _setup(
     return _Training(config, lrs, device, world, data, batches, model, optimizer, loop,
                      full_gradient, path, factors, first, should_stop, step_at,
                      graphed, tracker)  # fmt: skip
-
-
-def _tracker(
-    config: Config,
-    model: Model,
-    data: Rows,
-    full_gradient: Gradient,
-    per_replica: bool,
-    world: World,
-) -> Tracker | None:
-    """``train.sharpness_every``'s measurements (a network's always at θ₀ and at the end: the
-    local quadratic's prediction needs them): Hessian-vector products by double backward
-    through the model's loss over every row, or — rows not held (streamed), the linear
-    model's Gram path — the statistics' Hessian itself."""
-    every = config.train.sharpness_every
-    if (not every and isinstance(model, MyLinearRegressionModel)) or per_replica:
-        return None  # (find-lr's repeats each read their own rows: not measured)
-    rows, log_every = _rows_logged(config), config.train.log_every
-    if data.x is None:
-        assert isinstance(full_gradient, GramGradient), "rows not held: the Gram path"
-        hessian = full_gradient.hessian
-
-        def gram_operator(theta: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:
-            return lambda v: torch.mm(v.to(hessian.dtype), hessian).to(v.dtype)
-
-        return Tracker(gram_operator, every, config.seed, rows, log_every)
-    operator = partial(hessian_operator, model.loss_at, rows=data, world=world)
-    noise = partial(gradient_noise, model.loss_at, rows=data, world=world)
-    return Tracker(operator, every, config.seed, rows, log_every, noise)
 
 
 def _loop(training: _Training, progress: ProgressCallback | None) -> float:

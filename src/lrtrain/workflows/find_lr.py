@@ -238,15 +238,14 @@ def _network_references(
     of a sweep over 10⁻³ … 8 × it (a network's catapult window converges above it)."""
     import numpy as np
 
+    from lrtrain.engine.measuring import initial_sharpness
     from lrtrain.engine.train import train
     from lrtrain.theory.regimes import thresholds
     from lrtrain.workflows.sweep import sweep_config
 
     opt = config.optimizer
     unit = thresholds(1.0, opt.momentum_value, opt.nesterov).stable if opt.name == "sgd" else 2.0
-    probe = train(dataset, sweep_config(config), lrs=[1e-12])  # measures λ_max(θ₀)
-    assert probe.sharpness is not None
-    critical = unit / (float(probe.sharpness[0, 0, 0]) + opt.weight_decay)
+    critical = unit / (initial_sharpness(config, dataset) + opt.weight_decay)
     if config.train.batch_size is not None and not config.train.full_batch(dataset.n):
         return critical, (None, None)  # a batch's loss is not the loss: nothing to compare
     grid = [critical * 10 ** (-3 + 3.9 * i / (SWEEP_POINTS - 1)) for i in range(SWEEP_POINTS)]
