@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.console import Console
 
+from lrtrain.cli.network_report import is_network
 from lrtrain.errors import DistributedError, LrtrainError
 
 if TYPE_CHECKING:
@@ -312,7 +313,7 @@ def fit_ending(run: FitRun) -> tuple[str, int] | None:
             f"saved in {run.run_dir}; continue with: lrtrain fit --resume {run.run_dir}",
             EXIT_INTERRUPTED,
         )
-    if s["status"] == "diverged" and "analysis" not in s:  # a network: no critical lr to name
+    if s["status"] == "diverged" and is_network(s):  # no critical lr to name
         start, limit = s["sharpness"]["initial"], s["sharpness"]["thresholds"][0]
         # the rate whose threshold is λ_max(θ₀): limit(lr) = c/lr, so that rate is c/λ₀
         hint = f"; stable at θ₀ below lr {limit * s['lr'] / start:.3g}" if start and limit else ""
@@ -356,7 +357,7 @@ def sweep_ending(run: SweepRun) -> tuple[str, int] | None:
             f"in {run.run_dir}",
             EXIT_INTERRUPTED,
         )
-    if run.all_diverged and "critical_lr" not in s:  # a network's sweep
+    if run.all_diverged and is_network(s):  # no critical lr to name
         return (f"[bold red]every learning rate diverged[/]. Results and plots are in "
                 f"{run.run_dir}", EXIT_DIVERGED)  # fmt: skip
     if run.all_diverged:
