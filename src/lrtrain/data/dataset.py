@@ -122,8 +122,14 @@ class Dataset:
         """:attr:`exact`: made by the loader, or — for a data set built by hand from tensors —
         now, in one read of its rows (and kept, for the analysis and the Gram steps alike)."""
         if self.exact is None:
-            self.exact = st.exact_of_rows(lambda: self.chunks(st.CHUNK_ROWS), self.d)
+            self.exact = st.exact_of_rows(self.pass_chunks, self.d)
         return self.exact
+
+    def pass_chunks(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """The rows for a statistics pass: held in memory, all of them as one view (the
+        accumulator takes them a piece at a time where it needs float64 copies, and whole
+        where its fused kernel reads them once); streamed, a chunk at a time as made."""
+        return self.chunks(self.local_rows if self.stream is None else None)
 
     def as_trained(self, x64: torch.Tensor) -> torch.Tensor:
         """Source features (float64) as the model sees them: standardised in float64 when
@@ -217,8 +223,11 @@ def sample_index(n: int) -> torch.Tensor:
 
 
 def peak(values: torch.Tensor) -> torch.Tensor:
-    """The largest |value|, without an |values| copy of the rows (two reductions instead)."""
-    return torch.maximum(values.max().abs(), values.min().abs())
+    """The largest |value|, without an |values| copy of the rows (one read for both ends)."""
+    if not values.numel():
+        return torch.zeros((), dtype=values.dtype)
+    low, high = torch.aminmax(values)
+    return torch.maximum(high.abs(), low.abs())
 
 
 def dataset_from_rows(
@@ -239,16 +248,20 @@ def dataset_from_rows(
     dataset = Dataset(empty, empty[:, :1], list(features), target)
 
     def rows() -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        return ((x64[lo : lo + BLOCK_ROWS], y64[lo : lo + BLOCK_ROWS])
-                for lo in range(0, len(x64), BLOCK_ROWS))  # fmt: skip
+        return iter([(x64, y64)])  # one view: the accumulator reads it as it needs
 
     # Every process holds all the rows, so each computes the answer for all of them alone.
     set_exact(dataset, st.exact_of_rows(rows, len(features)), standardize)
     start, stop = shard(len(x64), world)
-    # This process's rows as trained, in one copy straight into the feature-major layout — never
-    # a view of the rows given (rows handed over from Python stay the caller's to change)
+    # This process's rows as trained, written once straight into the feature-major layout —
+    # never a view of the rows given (rows handed over from Python stay the caller's to
+    # change); standardised a chunk at a time, so the float64 temporaries stay in cache
     x = torch.empty(len(features), stop - start, dtype=dtype).t()
-    x.copy_(x64[start:stop] if dataset.x_mean is None else dataset.as_trained(x64[start:stop]))
+    for lo in range(start, stop, st.CHUNK_ROWS):
+        hi = min(stop, lo + st.CHUNK_ROWS)
+        rows_as_given = x64[lo:hi]
+        trained = rows_as_given if dataset.x_mean is None else dataset.as_trained(rows_as_given)
+        x[lo - start : hi - start].copy_(trained)
     y = torch.empty(stop - start, 1, dtype=dtype)
     y.copy_(y64[start:stop])
     dataset.x, dataset.y = x, y

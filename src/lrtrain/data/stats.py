@@ -23,6 +23,8 @@ from functools import cached_property
 
 import torch
 
+from lrtrain.data import fused
+
 CHUNK_ROWS = 1 << 16  # rows per chunk of a statistics pass
 LSTSQ_MAX_BYTES = 256 * 2**20  # above this, the optimum comes from the sufficient statistics
 DIRECT_EIGH_MIN_RATIO = 1e-6  # λ_min/λ_max from which eigh(H) is accurate enough, not the SVD
@@ -91,23 +93,33 @@ class Accumulator:
         self.sxx = self.sx = self.sxy = torch.empty(0, dtype=F64)
 
     def add(self, x: torch.Tensor, y: torch.Tensor, scratch: bool = False) -> None:
-        """Add the rows (x [c, d], y [c, 1]); ``scratch``: x is the caller's to discard, and
-        may be centred in place (no copy of a wide chunk)."""
+        """Add the rows (x [c, d], y [c, 1]), any number of them; ``scratch``: x is the
+        caller's to discard, and may be centred in place (no copy of a wide chunk)."""
+        if not y.numel():
+            return
+        if self.x_shift is None:
+            first = slice(0, CHUNK_ROWS)
+            self._start(x[first].to(device="cpu", dtype=F64), y[first].to("cpu", F64).reshape(-1))
+        assert self.theta_ref is not None and self.x_shift is not None
+        d = x.shape[1]
+        if fused.wanted(x, self.n * (d + 1)):
+            # one read of the rows, as they are (no float64 copy): narrow data
+            gram, sums = fused.moments(x, y, self.x_shift, self.y_center, self.theta_ref[:d])
+            self.sxx += gram[:d, :d]
+            self.sxy += gram[:d, d]
+            self.syy += float(gram[d, d])
+            self.sx += sums[:d]
+            self.sy += float(sums[d])
+            self.n += x.shape[0]
+            return
+        for lo in range(0, x.shape[0], CHUNK_ROWS):  # float64 temporaries a chunk at a time
+            self._add_chunk(x[lo : lo + CHUNK_ROWS], y[lo : lo + CHUNK_ROWS], scratch)
+
+    def _add_chunk(self, x: torch.Tensor, y: torch.Tensor, scratch: bool) -> None:
+        assert self.theta_ref is not None and self.x_shift is not None
+        d = x.shape[1]
         x64 = x.to(device="cpu", dtype=F64)
         y64 = y.to(device="cpu", dtype=F64).reshape(-1)
-        if not len(y64):
-            return
-        d = x64.shape[1]
-        if self.theta_ref is None:
-            self.theta_ref = torch.zeros(d + 1, dtype=F64)
-        if self.x_shift is None:  # the first chunk's means: the shifts that keep sums accurate
-            self.x_shift, self.y_center = x64.mean(0), float(y64.mean())
-            self.sxx = torch.zeros(d, d, dtype=F64)
-            self.sx, self.sxy = torch.zeros(d, dtype=F64), torch.zeros(d, dtype=F64)
-            # z = y − X̃θ_ref is accumulated about its first chunk's mean, which is the mean
-            # of y less the reference's prediction at x_shift (the centred x average 0 there)
-            reference_at_shift = float(self.x_shift @ self.theta_ref[:d] + self.theta_ref[d])
-            self.y_shift = self.y_center - reference_at_shift
         own = scratch or x64.data_ptr() != x.data_ptr()  # a float64 copy made here is ours
         xc = x64.sub_(self.x_shift) if own else x64 - self.x_shift
         zc = y64 - self.y_center  # a new vector: (y − y_center) − (x − x_shift)·w_ref below
@@ -121,6 +133,19 @@ class Accumulator:
         self.sy += float(zc.sum())
         self.syy += float(zc @ zc)
         self.n += x64.shape[0]
+
+    def _start(self, x64: torch.Tensor, y64: torch.Tensor) -> None:
+        """The shifts that keep the sums accurate: the first rows' means (up to a chunk's)."""
+        d = x64.shape[1]
+        if self.theta_ref is None:
+            self.theta_ref = torch.zeros(d + 1, dtype=F64)
+        self.x_shift, self.y_center = x64.mean(0), float(y64.mean())
+        self.sxx = torch.zeros(d, d, dtype=F64)
+        self.sx, self.sxy = torch.zeros(d, dtype=F64), torch.zeros(d, dtype=F64)
+        # z = y − X̃θ_ref is accumulated about its first chunk's mean, which is the mean of y
+        # less the reference's prediction at x_shift (the centred x average 0 there)
+        reference_at_shift = float(self.x_shift @ self.theta_ref[:d] + self.theta_ref[d])
+        self.y_shift = self.y_center - reference_at_shift
 
     def result(self, d: int = 0) -> Stats:
         ref = self.theta_ref if self.theta_ref is not None else torch.zeros(d + 1, dtype=F64)

@@ -1,0 +1,92 @@
+"""The numba kernel of :mod:`lrtrain.data.fused`, imported only where numba is installed (the
+``fast`` extra). Module-level functions, so that numba's on-disk cache keeps them compiled
+between processes (``cache=True``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numba
+import numpy as np
+
+# fastmath limited to reassociation and contraction: the sums vectorise; NaN and inf keep
+# their meaning (the range checks upstream rely on them)
+FLAGS = {"reassoc", "contract"}
+
+
+@numba.njit(fastmath=FLAGS, inline="always", cache=True)
+def tile(buf: Any, jt: int, kt: int, m: int, acc: Any) -> None:
+    a0, a1, a2 = buf[jt], buf[jt + 1], buf[jt + 2]
+    b0, b1, b2 = buf[kt], buf[kt + 1], buf[kt + 2]
+    s00 = s01 = s02 = s10 = s11 = s12 = s20 = s21 = s22 = 0.0
+    for i in range(m):
+        u0, u1, u2, v0, v1, v2 = a0[i], a1[i], a2[i], b0[i], b1[i], b2[i]
+        s00 += u0 * v0
+        s01 += u0 * v1
+        s02 += u0 * v2
+        s10 += u1 * v0
+        s11 += u1 * v1
+        s12 += u1 * v2
+        s20 += u2 * v0
+        s21 += u2 * v1
+        s22 += u2 * v2
+    acc[jt, kt] += s00
+    acc[jt, kt + 1] += s01
+    acc[jt, kt + 2] += s02
+    acc[jt + 1, kt] += s10
+    acc[jt + 1, kt + 1] += s11
+    acc[jt + 1, kt + 2] += s12
+    acc[jt + 2, kt] += s20
+    acc[jt + 2, kt + 1] += s21
+    acc[jt + 2, kt + 2] += s22
+
+
+@numba.njit(parallel=True, fastmath=FLAGS, cache=True)
+def gram(
+    x: Any, y: Any, shift: Any, y_center: float, w_ref: Any, use_ref: bool, block: int,
+    threads: int,
+) -> Any:  # fmt: skip
+    # x [d, n]; the result [P + 1, P]: the upper triangle of Σ vvᵀ for v = [x̃, z] padded
+    # to P columns (a multiple of the tile), and the sums Σ v in row P
+    d, n = x.shape
+    size = ((d + 1 + 2) // 3) * 3
+    blocks = (n + block - 1) // block
+    per = (blocks + threads - 1) // threads
+    parts = np.zeros((threads, size + 1, size))
+    for t in numba.prange(threads):
+        buf = np.zeros((size, block))  # the padding columns stay zero
+        acc = parts[t]
+        for b in range(t * per, min(blocks, (t + 1) * per)):
+            lo = b * block
+            m = min(block, n - lo)
+            z = buf[d]
+            rows_y = y[lo : lo + m]  # slices, not lo + i: the loops then vectorise
+            for i in range(m):
+                z[i] = rows_y[i] - y_center
+            for j in range(d):
+                s = shift[j]
+                rows_x = x[j, lo : lo + m]
+                column = buf[j]
+                total = 0.0
+                for i in range(m):
+                    v = rows_x[i] - s
+                    column[i] = v
+                    total += v
+                acc[size, j] += total
+            if use_ref:
+                for j in range(d):
+                    w = w_ref[j]
+                    column = buf[j]
+                    for i in range(m):
+                        z[i] -= w * column[i]
+            total = 0.0
+            for i in range(m):
+                total += z[i]
+            acc[size, d] += total
+            for jt in range(0, size, 3):
+                for kt in range(jt, size, 3):
+                    tile(buf, jt, kt, m, acc)
+    out = np.zeros((size + 1, size))
+    for t in range(threads):
+        out += parts[t]
+    return out
