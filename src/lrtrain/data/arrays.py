@@ -14,6 +14,7 @@ feature names.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -161,7 +162,9 @@ def _float64(value: Any, what: str) -> torch.Tensor:
 
 
 def _check_finite(values: torch.Tensor, what: str, names: list[str]) -> None:
-    bad = ~torch.isfinite(values)
+    if math.isfinite(float(values.sum())):
+        return  # NaN and ±inf carry through a sum: all finite, in one read and no mask
+    bad = ~torch.isfinite(values)  # or a sum past float64's range: find the cell, if any
     if bool(bad.any()):
         row, column = (int(i) for i in bad.nonzero()[0])
         kind = "NaN" if bool(torch.isnan(values[row, column])) else "infinite"
