@@ -441,3 +441,34 @@ def test_launcher_exit_code_is_the_one_a_process_chose() -> None:
     assert exit_code({0: Failure(exitcode=3), 1: Failure(exitcode=-15)}) == (3, None)
     only_signals = exit_code({1: Failure(exitcode=-9)})  # an internal failure
     assert only_signals == (1, "a process was killed by signal 9")
+
+
+def test_gloo_reduces_tensors_where_they_are() -> None:
+    cpu = torch.ones(3)
+    assert World(0, 2, 0, "gloo").on_wire(cpu) is cpu
+    on_gpu = torch.empty(0, device="meta")  # not a CPU tensor: NCCL takes it as it is
+    assert World(0, 2, 0, "nccl").on_wire(on_gpu) is on_gpu
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(
+    not torch.cuda.is_available() or not torch.distributed.is_nccl_available(),
+    reason="needs a CUDA GPU and NCCL",
+)
+def test_nccl_reduces_cpu_tensors_through_the_gpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The range check's peaks and the float64 statistics are CPU tensors, which NCCL refuses:
+    they travel through the process's GPU and come back into the caller's tensor."""
+    import torch.distributed as dist
+
+    monkeypatch.setenv("MASTER_ADDR", "127.0.0.1")
+    monkeypatch.setenv("MASTER_PORT", str(_free_port()))
+    dist.init_process_group("nccl", rank=0, world_size=1)
+    try:
+        world = World(0, 2, 0, "nccl")  # a group of one: the reductions leave values as they are
+        peaks = torch.tensor([3.0, 5.0], dtype=torch.float64)
+        assert world.on_wire(peaks).device.type == "cuda"
+        assert world.all_max(peaks) is peaks and peaks.tolist() == [3.0, 5.0]
+        total = torch.zeros(1, dtype=torch.float64) + 7
+        assert world.all_sum(total).tolist() == [7.0]
+    finally:
+        dist.destroy_process_group()

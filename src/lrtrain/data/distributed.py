@@ -61,16 +61,31 @@ class World:
         if self.distributed:
             import torch.distributed as dist
 
-            with self.collective("sum"):
-                dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
+            self._all_reduce(tensor, dist.ReduceOp.SUM, "sum")
         return tensor
 
     def all_max(self, tensor: Any) -> Any:
         if self.distributed:
             import torch.distributed as dist
 
-            with self.collective("max"):
-                dist.all_reduce(tensor, op=dist.ReduceOp.MAX)
+            self._all_reduce(tensor, dist.ReduceOp.MAX, "max")
+        return tensor
+
+    def _all_reduce(self, tensor: Any, op: Any, what: str) -> None:
+        import torch.distributed as dist
+
+        wire = self.on_wire(tensor)
+        with self.collective(what):
+            dist.all_reduce(wire, op=op)
+        if wire is not tensor:
+            tensor.copy_(wire)
+
+    def on_wire(self, tensor: Any) -> Any:
+        """``tensor`` where the backend can reduce it: NCCL takes only CUDA tensors, so a CPU
+        tensor (the range check's peaks, the float64 statistics) travels through this
+        process's GPU; gloo takes either."""
+        if self.backend == "nccl" and tensor.device.type == "cpu":
+            return tensor.to(f"cuda:{self.local_rank}")
         return tensor
 
     def all_gather(self, tensor: Any) -> list[Any]:
@@ -80,10 +95,11 @@ class World:
         import torch
         import torch.distributed as dist
 
-        parts = [torch.empty_like(tensor) for _ in range(self.size)]
+        wire = self.on_wire(tensor)
+        parts = [torch.empty_like(wire) for _ in range(self.size)]
         with self.collective("gather"):
-            dist.all_gather(parts, tensor)
-        return parts
+            dist.all_gather(parts, wire)
+        return parts if wire is tensor else [part.to(tensor.device) for part in parts]
 
     def gather_objects(self, obj: Any) -> list[Any] | None:
         """Every process's ``obj`` on rank 0 (in rank order), None elsewhere."""
