@@ -270,3 +270,55 @@ def test_a_long_sweeps_table_is_binary_with_the_csvs_columns(tmp_path: Path) -> 
                          out=tmp_path / "npz", overwrite=True, draw=False)  # fmt: skip
     assert (again.run_dir / "trajectories.csv").is_file()
     assert not (again.run_dir / "trajectories.npz").exists()
+
+
+def _same_run(memory, loaded) -> None:  # type: ignore[no-untyped-def]
+    """Two RunData hold the same numbers: what a run's figures draw from in memory is what
+    `lrtrain plot` reads back from its files."""
+    assert (memory.path, memory.kind) == (loaded.path, loaded.kind)
+    assert json.dumps(memory.summary, sort_keys=True) == json.dumps(loaded.summary, sort_keys=True)
+    assert memory.config == loaded.config
+    for name in ("metrics", "arrays", "sample", "replicas", "modes"):
+        a, b = getattr(memory, name), getattr(loaded, name)
+        assert (a is None) == (b is None), name
+        if a is not None:
+            assert list(a) == list(b), name
+            for key in a:
+                assert a[key].dtype == b[key].dtype, (name, key)
+                assert np.array_equal(a[key], b[key], equal_nan=True), (name, key)
+    if memory.trajectory is not None or loaded.trajectory is not None:
+        assert np.array_equal(memory.trajectory, loaded.trajectory)
+
+
+@pytest.mark.parametrize(
+    ("kind", "over"),
+    [
+        ("fit", ["train.replicas=4", "train.batch_size=10", "data.validation_fraction=0.2"]),
+        ("fit", ["data.n_samples=300", "data.x={kind: normal, mean: 0.0, std: 1.0}",
+                 f"data.true_w={[0.5] * 210}", "train.max_iter=5"]),  # wide: trajectory.npy
+        ("fit", ["-c", "mlp", "train.max_iter=20", "train.sharpness_every=10"]),
+        ("sweep", ["train.max_iter=30"]),
+        ("sweep", ["train.max_iter=30", "output.csv_rows=10"]),  # trajectories.npz
+        ("sweep", ["-c", "mlp", "train.max_iter=10"]),
+    ],
+)  # fmt: skip
+def test_figures_draw_from_the_numbers_written_not_from_files_read_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kind: str, over: list[str]
+) -> None:
+    """save_fit/save_sweep return the run as load_run reads it back, so the process that
+    wrote it draws from memory (linear and network runs, wide runs, long sweeps)."""
+    from lrtrain import api
+    from lrtrain.workflows import fit as fit_workflow
+    from lrtrain.workflows import network, sweep_lr
+
+    drawn = []
+    for module in (fit_workflow, network, sweep_lr):
+        monkeypatch.setattr(module, "draw_run", lambda run, fmt: drawn.append(run) or [])
+    name = over[1] if over[:1] == ["-c"] else None
+    cfg = load_config(name, [o for o in over if o not in ("-c", name)])
+    if kind == "fit":
+        run = api.fit(cfg, out=tmp_path / "run")
+    else:
+        run = api.sweep_lr(cfg, lrs=[0.001, 0.01], out=tmp_path / "run")
+    assert len(drawn) == 1
+    _same_run(drawn[0], load_run(run.run_dir))

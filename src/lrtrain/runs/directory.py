@@ -92,28 +92,58 @@ def create_run_dir(
     raise RunDirError(f"{root}: too many runs named '{name}' in the same second")
 
 
-def save_fit(run_dir: Path, record: FitRecord) -> None:
-    """Write every file of a fit run from its record (built by ``workflows.fit``)."""
+def save_fit(run_dir: Path, record: FitRecord) -> RunData:
+    """Write every file of a fit run from its record (built by ``workflows.fit``); returns the
+    run as :func:`load_run` would read it back, from the numbers in memory."""
     config, summary = record.config, record.summary
-    write_text(run_dir / "config.yaml", _config_header(config) + config.to_yaml())
+    config_text = _config_header(config) + config.to_yaml()
+    write_text(run_dir / "config.yaml", config_text)
     trajectory = summary["trajectory"]  # the parameters' file when too many for the CSV
     parameters = not trajectory and "model" not in summary  # a network's θ is in model.pt
-    metrics = tables.metrics_csv(
+    metrics = tables.metrics_columns(
         record.history, record.expected_loss, parameters, record.validation
     )
-    write_text(run_dir / "metrics.csv", metrics)
+    write_text(run_dir / "metrics.csv", tables.columns_csv(metrics))
+    run = _written(run_dir, "fit", summary, config_text, metrics)
     if record.band is not None:
-        write_text(run_dir / REPLICAS_FILE, tables.replicas_csv(record.band, record.band_expected))
+        replicas = tables.replicas_columns(record.band, record.band_expected)
+        write_text(run_dir / REPLICAS_FILE, tables.columns_csv(replicas))
+        run.replicas = _as_read(replicas)
     if record.modes is not None:
-        write_text(run_dir / MODES_FILE, tables.modes_csv(record.modes))
+        modes = tables.modes_columns(record.modes)
+        write_text(run_dir / MODES_FILE, tables.columns_csv(modes))
+        run.modes = _as_read(modes)
     if trajectory:
         _write_npy(run_dir / trajectory, record.history.theta)
+        run.trajectory = np.asarray(record.history.theta, dtype=np.float64)
     if record.sample is not None:
-        write_text(run_dir / "data_sample.csv", tables.sample_csv(record.sample))
+        sample = tables.sample_columns(record.sample)
+        write_text(run_dir / "data_sample.csv", tables.columns_csv(sample))
+        run.sample = _as_read(sample)
     write_bytes(run_dir / "model.pt", record.model)
     write_bytes(run_dir / CHECKPOINT_FILE, record.checkpoint)
-    _write_npz(run_dir / ARRAYS_FILE, record.arrays)
+    run.arrays = _write_npz(run_dir / ARRAYS_FILE, record.arrays)
     write_text(run_dir / "summary.json", json.dumps(_with_files(run_dir, summary), indent=2) + "\n")
+    return run
+
+
+def _written(
+    run_dir: Path, kind: str, summary: Any, config_text: str, metrics: dict[str, np.ndarray]
+) -> RunData:
+    """A run as :func:`load_run` reads it, from what is being written: the summary and config
+    as their files parse (JSON's and YAML's types), the tables' columns as float64."""
+    return RunData(
+        path=run_dir,
+        kind=kind,
+        summary=json.loads(json.dumps(summary)),
+        config=yaml.safe_load(config_text),
+        metrics=_as_read(metrics),
+    )
+
+
+def _as_read(columns: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """A table's columns as :func:`load_run` reads them: every number a float64."""
+    return {name: column.astype(np.float64) for name, column in columns.items()}
 
 
 def _with_files(run_dir: Path, summary: FitSummary | NetworkFitSummary) -> dict[str, Any]:
@@ -130,27 +160,31 @@ def _with_files(run_dir: Path, summary: FitSummary | NetworkFitSummary) -> dict[
     return {**summary, "statistics": {**statistics, "coefficients": []}}
 
 
-def save_sweep(run_dir: Path, record: SweepRecord) -> None:
+def save_sweep(run_dir: Path, record: SweepRecord) -> RunData:
     """Write a sweep directory: config, sweep.csv, trajectories.csv (with each rate's expected
-    loss), arrays, summary.json."""
+    loss), arrays, summary.json; returns the run as :func:`load_run` would read it back."""
     config, summary = record.config, record.summary
-    header = _config_header(config).replace("lrtrain fit", "lrtrain sweep-lr")
-    write_text(run_dir / "config.yaml", header + config.to_yaml())
+    config_text = _config_header(config).replace("lrtrain fit", "lrtrain sweep-lr")
+    config_text += config.to_yaml()
+    write_text(run_dir / "config.yaml", config_text)
     write_text(run_dir / "sweep.csv", tables.sweep_csv(summary["results"]))
     trajectory = summary["trajectory"]  # the parameters' file when too many for the CSV
     columns = tables.trajectory_columns(record.lrs, record.histories, record.expected_loss,
                                         not trajectory)  # fmt: skip
     text, binary = run_dir / "trajectories.csv", run_dir / TRAJECTORIES_FILE
     if len(columns["step"]) <= config.output.csv_rows:
-        write_text(text, tables.trajectories_csv(columns))
+        write_text(text, tables.columns_csv(columns))
         binary.unlink(missing_ok=True)  # an overwritten run's other table would mislead
     else:  # a long sweep's table in numpy's format: formatting it as text took longer than training
         _write_npz(binary, columns)
         text.unlink(missing_ok=True)
+    run = _written(run_dir, "sweep", summary, config_text, columns)
     if trajectory:
-        _write_npy(run_dir / trajectory, np.concatenate([h.theta for h in record.histories]))
-    _write_npz(run_dir / ARRAYS_FILE, record.arrays)
+        run.trajectory = np.concatenate([h.theta for h in record.histories]).astype(np.float64)
+        _write_npy(run_dir / trajectory, run.trajectory)
+    run.arrays = _write_npz(run_dir / ARRAYS_FILE, record.arrays)
     write_text(run_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
+    return run
 
 
 def save_batch_map(
@@ -186,15 +220,16 @@ def _write_npy(path: Path, array: np.ndarray) -> None:
         np.save(fh, np.asarray(array, dtype=np.float64), allow_pickle=False)
 
 
-def _write_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
+def _write_npz(path: Path, arrays: dict[str, Any]) -> dict[str, np.ndarray]:
     """Numbers only (no pickles), each array in its own dtype (float32 where the writer chose
-    it, integers as integers); anything else as float64."""
+    it, integers as integers); anything else as float64. Returns the arrays as written."""
     named: dict[str, Any] = {
         k: v if isinstance(v, np.ndarray) and v.dtype.kind in "fiu" else np.asarray(v, np.float64)
         for k, v in arrays.items()
     }
     with atomic_file(path) as fh:
         np.savez(fh, **named)
+    return named
 
 
 def _config_header(config: Config) -> str:

@@ -1,5 +1,6 @@
-"""The run directory's CSV tables as text: what each row of metrics.csv, sweep.csv,
-trajectories.csv, replicas.csv and data_sample.csv holds (``runs`` writes them)."""
+"""The run directory's tables: what each column of metrics.csv, sweep.csv, trajectories.csv,
+replicas.csv, modes.csv and data_sample.csv holds, as numpy columns — which the figures of the
+run that made them draw from — and as CSV text (``runs`` writes them)."""
 
 from __future__ import annotations
 
@@ -73,30 +74,23 @@ def trajectory_columns(
     return columns
 
 
-def trajectories_csv(columns: dict[str, np.ndarray]) -> str:
-    """:func:`trajectory_columns` as CSV text (the step as a whole number, the rest as Python
-    writes floats)."""
+def columns_csv(columns: dict[str, np.ndarray]) -> str:
+    """A table given as columns as CSV text: the step (where there is one) as a whole number,
+    the rest as Python writes floats (``repr``: read back, they are the same numbers)."""
     names = list(columns)
-    steps = columns["step"].tolist()
+    steps = columns["step"].tolist() if "step" in columns else None
     others = [columns[name].tolist() for name in names if name != "step"]
-    at = names.index("step")
+    at = names.index("step") if steps is not None else len(names)
 
     def rows() -> Iterable[list[Any]]:
-        for i, step in enumerate(steps):
+        for i in range(len(others[0]) if others else 0):
             values = [fmt(column[i]) for column in others]
-            yield [*values[:at], int(step), *values[at:]]
+            yield values if steps is None else [*values[:at], int(steps[i]), *values[at:]]
 
     return table(names, rows())
 
 
 SHARPNESS_COLUMNS = ["sharpness", "sharpness_threshold"]
-
-
-def _sharpness_cells(history: History, i: int) -> list[str]:
-    """Row i's sharpness (nan where not measured) and threshold, when the run measured it."""
-    if history.sharpness is None or history.threshold is None:
-        return []
-    return [fmt(float(history.sharpness[i])), fmt(float(history.threshold[i]))]
 
 
 def _parameter_names(d: int) -> list[str]:
@@ -107,59 +101,63 @@ def fmt(value: float) -> str:
     return repr(float(value))
 
 
-def replicas_csv(band: ReplicaBand, expected: list[float] | None) -> str:
-    """Per logged step: the run's (replica 0's) full-batch loss, the replicas' mean, its 99%
-    band and E[L]."""
+def replicas_columns(band: ReplicaBand, expected: list[float] | None) -> dict[str, np.ndarray]:
+    """replicas.csv: per logged step the run's (replica 0's) full-batch loss, the replicas'
+    mean, its 99% band and E[L]."""
     wanted = [math.nan] * len(band.steps) if expected is None else expected
-    columns = (band.run, band.mean, band.low, band.high, wanted)
-    return table(
-        ["step", "run_loss", "mean_loss", "band_low", "band_high", "expected_loss"],
-        ([int(t), *(fmt(v) for v in values)]
-         for t, *values in zip(band.steps.tolist(), *columns, strict=True)),
-    )  # fmt: skip
+    values = (band.run, band.mean, band.low, band.high, wanted)
+    names = ("run_loss", "mean_loss", "band_low", "band_high", "expected_loss")
+    return {"step": np.asarray(band.steps, dtype=np.int64)} | {
+        name: np.asarray(column, dtype=np.float64)
+        for name, column in zip(names, values, strict=True)
+    }
 
 
-def modes_csv(modes: ModeHistory) -> str:
-    """Per logged step the shown modes' predicted |error| (``mode_i``; nan: no theory)."""
+def modes_columns(modes: ModeHistory) -> dict[str, np.ndarray]:
+    """modes.csv: per logged step the shown modes' predicted |error| (``mode_i``; nan: no
+    theory)."""
     predicted = modes.predicted
     if predicted is None:
         predicted = np.full((len(modes.steps), len(modes.shown)), math.nan)
-    return table(
-        ["step", *(f"mode_{i}" for i in modes.shown)],
-        ([int(t), *(fmt(v) for v in row)] for t, row in zip(modes.steps, predicted, strict=True)),
-    )
+    table = np.asarray(predicted, dtype=np.float64).reshape(len(modes.steps), len(modes.shown))
+    return {"step": np.asarray(modes.steps, dtype=np.int64)} | {
+        f"mode_{i}": table[:, k] for k, i in enumerate(modes.shown)
+    }
 
 
-def metrics_csv(
+def metrics_columns(
     history: History,
     expected: list[float] | None,
     parameters: bool = True,
     validation: list[float] | None = None,
-) -> str:
-    """One row per logged step, with the rate used at that step, the theory's expected loss
-    (nan where not modelled) and, with held-out rows, the validation loss; the parameter
-    columns only when ``parameters`` (else in trajectory.npy, row for row)."""
+) -> dict[str, np.ndarray]:
+    """metrics.csv: one row per logged step, with the rate used at that step, the theory's
+    expected loss (nan where not modelled) and, with held-out rows, the validation loss; the
+    sharpness where measured; the parameter columns only when ``parameters`` (else in
+    trajectory.npy, row for row)."""
     theta = history.theta
     parameters = parameters and theta.shape[1] > 0  # a network's θ is in model.pt
-    names = _parameter_names(theta.shape[1] - 1) if parameters else []
-    held = ["val_loss"] if validation is not None else []
-    measured = SHARPNESS_COLUMNS if history.sharpness is not None else []
+    rows = len(history.step)
+    columns: dict[str, np.ndarray] = {
+        "step": np.asarray(history.step, dtype=np.int64),
+        "loss": np.asarray(history.loss, dtype=np.float64),
+        "grad_norm": np.asarray(history.grad_norm, dtype=np.float64),
+        "lr": np.asarray(history.lr, dtype=np.float64),
+        "expected_loss": np.full(rows, math.nan) if expected is None else
+                         np.asarray(expected, dtype=np.float64),
+    }  # fmt: skip
+    if validation is not None:
+        columns["val_loss"] = np.asarray(validation, dtype=np.float64)
+    if history.sharpness is not None and history.threshold is not None:
+        columns["sharpness"] = np.asarray(history.sharpness, dtype=np.float64)
+        columns["sharpness_threshold"] = np.asarray(history.threshold, dtype=np.float64)
+    if parameters:
+        for i, name in enumerate(_parameter_names(theta.shape[1] - 1)):
+            columns[name] = np.asarray(theta[:, i], dtype=np.float64)
+    return columns
 
-    def rows() -> Iterable[list[Any]]:
-        for i in range(len(history.step)):
-            want = math.nan if expected is None else expected[i]
-            yield [
-                int(history.step[i]), fmt(history.loss[i]), fmt(history.grad_norm[i]),
-                fmt(history.lr[i]), fmt(want),
-                *([fmt(validation[i])] if validation is not None else []),
-                *_sharpness_cells(history, i),
-                *(fmt(v) for v in (theta[i].tolist() if parameters else [])),
-            ]  # fmt: skip
 
-    header = ["step", "loss", "grad_norm", "lr", "expected_loss", *held, *measured, *names]
-    return table(header, rows())
-
-
-def sample_csv(sample: Sample) -> str:
-    header = [sample.feature, sample.target]
-    return table(header, ([fmt(xi), fmt(yi)] for xi, yi in zip(sample.x, sample.y, strict=True)))
+def sample_columns(sample: Sample) -> dict[str, np.ndarray]:
+    """data_sample.csv: the rows of a one-feature data set kept for fit.png."""
+    return {sample.feature: np.asarray(sample.x, dtype=np.float64),
+            sample.target: np.asarray(sample.y, dtype=np.float64)}  # fmt: skip

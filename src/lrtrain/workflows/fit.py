@@ -16,7 +16,7 @@ from lrtrain.data.distributed import SINGLE, World, current
 from lrtrain.runs import directory as runs
 from lrtrain.runs.records import FitRecord
 from lrtrain.workflows import record
-from lrtrain.workflows.redraw import log, redraw
+from lrtrain.workflows.redraw import draw_run, log
 from lrtrain.workflows.resumption import resume_status
 from lrtrain.workflows.rows import check_replicas
 
@@ -177,13 +177,13 @@ def _finish_fit(
     )
     if not world.is_main:
         return FitRun(run_dir, summary, config, dataset, analysis, result, [], prediction.modes)
-    runs.save_fit(run_dir, FitRecord(
+    written = runs.save_fit(run_dir, FitRecord(
         config, summary, analysis.arrays, record.history(result, 0, config),
         record.model_bytes(result), record.checkpoint_bytes(config, result),
         prediction.expected_loss, validation, prediction.band, prediction.band_expected,
         prediction.modes, record.sample(dataset),
     ))  # fmt: skip
-    figures = redraw(run_dir, config.output.format) if draw else []
+    figures = draw_run(written, config.output.format) if draw else []
     logged = log(run_dir, config) if draw else []
     return FitRun(run_dir, summary, config, dataset, analysis, result, figures, prediction.modes,
                   logged)  # fmt: skip

@@ -23,7 +23,7 @@ from lrtrain.errors import ConfigError
 from lrtrain.runs import directory as runs
 from lrtrain.runs.records import FitRecord, SweepRecord
 from lrtrain.workflows import record
-from lrtrain.workflows.redraw import log, redraw
+from lrtrain.workflows.redraw import draw_run, log
 from lrtrain.workflows.rows import check_replicas, load_rows
 
 if TYPE_CHECKING:
@@ -123,12 +123,12 @@ def _finish_fit(
     if dataset.x_mean is not None and dataset.x_scale is not None:
         arrays["x_mean"] = np.asarray(dataset.x_mean, dtype=np.float64)
         arrays["x_scale"] = np.asarray(dataset.x_scale, dtype=np.float64)
-    runs.save_fit(run_dir, FitRecord(
+    written = runs.save_fit(run_dir, FitRecord(
         config, summary, arrays, record.history(result, 0, config), record.model_bytes(result),
         record.checkpoint_bytes(config, result), validation=validation, band=band,
         sample=record.sample(dataset),
     ))  # fmt: skip
-    figures = redraw(run_dir, config.output.format) if draw else []
+    figures = draw_run(written, config.output.format) if draw else []
     logged = log(run_dir, config) if draw else []
     return NetworkRun(run_dir, summary, config, dataset, result, figures, logged)
 
@@ -177,9 +177,9 @@ def sweep(
     interrupted = "interrupted" in result.statuses
     summary = network_sweep_summary(config, dataset, result, interrupted)
     histories = [record.history(result, k, config) for k in range(len(chosen))]
-    runs.save_sweep(run_dir, SweepRecord(config, summary, sharpness_arrays(result), chosen,
-                                         histories))  # fmt: skip
-    figures = redraw(run_dir, config.output.format) if draw else []
+    written = runs.save_sweep(run_dir, SweepRecord(config, summary, sharpness_arrays(result),
+                                                   chosen, histories))  # fmt: skip
+    figures = draw_run(written, config.output.format) if draw else []
     logged = log(run_dir, config) if draw else []
     return NetworkRun(run_dir, summary, config, dataset, result, figures, logged)
 

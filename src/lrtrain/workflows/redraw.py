@@ -16,10 +16,16 @@ if TYPE_CHECKING:
 
 def redraw(run_dir: str | Path, fmt: str | None = None) -> list[Path]:
     """Draw every figure of a saved fit or sweep from its files alone (no torch)."""
+    return draw_run(runs.load_run(run_dir), fmt)
+
+
+def draw_run(run: runs.RunData, fmt: str | None = None) -> list[Path]:
+    """Draw every figure of a run into its directory: read back by :func:`redraw`, or as the
+    process that wrote it holds it (``runs.save_fit``/``save_sweep`` return it), which draws
+    from the numbers in memory instead of reading back the files it has just written."""
     from lrtrain.plots.figures import run_figures
     from lrtrain.plots.sweep import sweep_figures
 
-    run = runs.load_run(run_dir)
     fmt = fmt or run.config.get("output", {}).get("format", "png")
     if run.kind in ("batch-map", "find-lr"):
         from lrtrain.plots.minibatch import batch_map_figures, find_lr_figures

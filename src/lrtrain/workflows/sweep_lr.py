@@ -14,7 +14,7 @@ from lrtrain.engine.memory import check_memory
 from lrtrain.runs import directory as runs
 from lrtrain.runs.records import SweepRecord
 from lrtrain.workflows import record
-from lrtrain.workflows.redraw import log, redraw
+from lrtrain.workflows.redraw import draw_run, log
 
 if TYPE_CHECKING:
     from lrtrain.engine.train import ProgressCallback, TrainResult
@@ -109,8 +109,8 @@ def sweep_lr(
     summary = sweep_summary(config, dataset, analysis, result, outcome, critical)
     expected = sweep_expected(config, dataset, analysis, result, minibatch)
     histories = [record.history(result, k, config) for k in range(len(result.lrs))]
-    runs.save_sweep(run_dir, SweepRecord(config, summary, analysis.arrays, list(result.lrs),
-                                         histories, expected))  # fmt: skip
-    figures = redraw(run_dir, config.output.format) if draw else []
+    sweep = SweepRecord(config, summary, analysis.arrays, list(result.lrs), histories, expected)
+    written = runs.save_sweep(run_dir, sweep)
+    figures = draw_run(written, config.output.format) if draw else []
     logged = log(run_dir, config) if draw else []
     return SweepRun(run_dir, summary, config, analysis, result, figures, logged)
