@@ -24,6 +24,7 @@ from functools import cached_property
 import torch
 
 from lrtrain.data import fused
+from lrtrain.data.rank_one import eigh_rank_one
 
 CHUNK_ROWS = 1 << 16  # rows per chunk of a statistics pass
 LSTSQ_MAX_BYTES = 256 * 2**20  # above this, the optimum comes from the sufficient statistics
@@ -386,14 +387,26 @@ def hessian_spectrum(stats: Stats) -> Spectrum:
     eigenvalues are (2/N) σ(M)² and the eigenvectors M's right singular vectors; the SVD finds
     each σ to within ε·σ_max — λ_min to within ε·√κ relative instead of ε·κ. One SVD serves
     the analysis, the verdicts and the figures (an eigendecomposition is the costliest step of
-    a wide problem's analysis: do it once).
+    a wide problem's analysis: do it once). Where H is well-conditioned, its spectrum comes
+    from the covariance's eigendecomposition (made once, for the optimum and the rank too) as
+    a rank-one update (:mod:`lrtrain.data.rank_one`), with no decomposition of its own.
     """
     n, d = stats.n, stats.d
     c_eig, c_vec = stats.cov_eigen
     hessian = 2.0 * stats.xtx / n
-    values, vectors = torch.linalg.eigh(hessian)
+    # H = (2/N) B (diag(Λ, 0) + N uuᵀ) Bᵀ with B = diag(Q, 1), u = [Qᵀx̄; 1], C = QΛQᵀ: H's
+    # eigenpairs from C's by the secular equation and one product, not a second eigh
+    u = torch.cat([c_vec.T @ stats.x_mean, torch.ones(1, dtype=F64)])
+    small_values, small_vectors = eigh_rank_one(
+        torch.cat([c_eig, torch.zeros(1, dtype=F64)]), u, float(n)
+    )
+    values = 2.0 / n * small_values
+    vectors = torch.empty(d + 1, d + 1, dtype=F64)
+    torch.matmul(c_vec, small_vectors[:d], out=vectors[:d])
+    vectors[d] = small_vectors[d]
+    del small_vectors
     if float(values[0]) > float(values[-1]) * DIRECT_EIGH_MIN_RATIO:
-        # well-conditioned: eigh of H itself is accurate to κ·ε relative (≤ 1e-10 here)
+        # well-conditioned: accurate to κ·ε relative (≤ 1e-10 here), as eigh of H would be
         return Spectrum(hessian, values, vectors, c_eig)
     root = c_vec @ torch.diag(c_eig.clamp_min(0.0).sqrt()) @ c_vec.T
     m = torch.zeros(d + 1, d + 1, dtype=F64)
