@@ -61,13 +61,18 @@ CASES = {
 }  # fmt: skip
 
 
+@pytest.mark.parametrize("decomposed", [False, True])
 @pytest.mark.parametrize("case", sorted(CASES))
-def test_statistics_equal_statsmodels(case: str) -> None:
+def test_statistics_equal_statsmodels(case: str, decomposed: bool) -> None:
+    """``decomposed``: the covariance's eigendecomposition made already, as a fit's analysis
+    makes it — C⁻¹ then comes from it where C is well-conditioned (the others: Longley)."""
     over = CASES[case]
     name = over[1] if over[:1] == ["-c"] else None
     rest = over[2:] if name else over
     cfg = load_config(name, ["device=cpu", "train.dtype=float64", *rest])
     ds = load_dataset(cfg)
+    if decomposed:
+        assert ds.answer().stats.cov_eigen is not None
     ours = fit_statistics(ds.answer(), ds.feature_names, ds.x_mean, ds.x_scale)
     x, y = _raw_rows(cfg)
     ref = _statsmodels(x, y)

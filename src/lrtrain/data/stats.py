@@ -72,6 +72,11 @@ class Stats:
         values, vectors = torch.linalg.eigh(self.cov)
         return values, vectors
 
+    def known_cov_eigen(self) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """:attr:`cov_eigen` where it has been computed already, else None (for a caller that
+        can use it but should not pay for it)."""
+        return self.__dict__.get("cov_eigen")
+
 
 def chunk_stats(chunks: Chunks, theta_ref: torch.Tensor | None = None, d: int = 0) -> Stats:
     """Statistics of rows given as (x [c, d], y [c, 1]) chunks, any dtype (read as float64).
