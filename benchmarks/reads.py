@@ -95,6 +95,12 @@ def reads(quick: bool, repeats: int) -> list[CaseResult]:
         if dtype == torch.float64:
             with _kernel_setting("always" if kernel else "never"):
                 out.append(_fit_in_reads(xt, yt, read, n, repeats))
+                # at a quarter of the rows the ~70 steps weigh about a read by themselves
+                quarter = n // 4
+                x_quarter = feature_major(xt[:quarter].contiguous())
+                read_quarter = _median_time(lambda x=x_quarter: x.sum(), repeats)
+                out.append(_fit_in_reads(x_quarter, yt[:quarter], read_quarter, quarter, repeats,
+                                         judged=False))  # fmt: skip
     out.append(_wide_pass(quick, repeats))
     out.append(_estimator_in_reads(quick, repeats))
     return out
@@ -161,7 +167,7 @@ def _estimator_in_reads(quick: bool, repeats: int) -> CaseResult:
 
 
 def _fit_in_reads(
-    xt: torch.Tensor, yt: torch.Tensor, read: float, n: int, repeats: int
+    xt: torch.Tensor, yt: torch.Tensor, read: float, n: int, repeats: int, judged: bool = True
 ) -> CaseResult:
     """A fit to a relative gap of 1e-6, lr and momentum auto, in process: the analysis's one
     pass, the Gram steps and the result, in reads of the same float64 tensor (a fresh data set
@@ -180,8 +186,10 @@ def _fit_in_reads(
     return CaseResult(
         name=f"fit to a 1e-6 gap, κ ≈ 100, lr and momentum auto, N = {n:,}, d = 8, in reads",
         baseline="one read of the same float64 tensor",
-        target=f"≤ {TARGET_FIT_READS:g} reads (issue 33; replaces issue 15's 1.5 passes)",
-        met=wall / read <= TARGET_FIT_READS,
+        target=f"≤ {TARGET_FIT_READS:g} reads (issue 33; replaces issue 15's 1.5 passes)"
+        if judged
+        else "report (issue 33: the ~70 steps weigh about a read here)",
+        met=wall / read <= TARGET_FIT_READS if judged else None,
         ratio=wall / read,
         baseline_time=Timing.of([read]),
         lrtrain_time=Timing.of([wall]),
