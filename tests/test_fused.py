@@ -101,8 +101,10 @@ def test_what_the_kernel_reads_and_when(monkeypatch):
     assert not fused.wanted(rows, 10**12)
     monkeypatch.setenv(fused.SETTING, "auto")
     monkeypatch.setattr(fused, "_kernel", None)  # as in a fresh process
-    assert not fused.wanted(rows, fused.FUSED_AFTER_VALUES - 1)
-    assert fused.wanted(rows, fused.FUSED_AFTER_VALUES)  # enough read: loading it pays
+    assert not fused.wanted(rows, fused.FUSED_AFTER_VALUES - rows.numel() - 1)
+    assert fused.wanted(rows, fused.FUSED_AFTER_VALUES - rows.numel())  # loading it pays
+    huge = torch.zeros(1, 3).expand(fused.FUSED_AFTER_VALUES // 3 + 1, 3)  # one big chunk
+    assert fused.wanted(huge, 0)
     monkeypatch.setattr(fused, "_kernel", lambda *args: None)
     assert fused.wanted(rows, 0)  # loaded already: it costs nothing more
     monkeypatch.setenv(fused.SETTING, "sometimes")  # not a setting: auto

@@ -11,8 +11,9 @@ loaded serves three products): about 2 reads of float64 rows.
 
 Numba is optional (the ``fast`` extra). Importing it and loading the compiled kernel from its
 cache costs ~0.7 s per process (compiling it the first time, ~4 s per dtype and layout, once
-per machine), against a saving of ~3 reads of the data, so a pass switches to it only once it
-has read :data:`FUSED_AFTER_VALUES` values (where the kernel has repaid its start-up) — or at
+per machine), against a saving of ~4 reads of the data, so a pass takes it only for rows that
+make it :data:`FUSED_AFTER_VALUES` values or more (where the kernel repays its start-up: the
+rows held in memory come as one chunk, streamed rows switch once that many are read) — or at
 once where the kernel is loaded already, or ``LRTRAIN_FUSED_KERNEL=always``. ``never`` keeps
 the tensor path. Wide data keeps the BLAS product, which is faster there (:data:`MAX_D`).
 """
@@ -27,7 +28,9 @@ import torch
 
 MAX_D = 256  # measured faster than the tensor path at d = 32, 64, 256 (1.1–1.2 × numpy XᵀX)
 MIN_ROWS = 4096  # a chunk smaller than this is not worth the threads' start
-FUSED_AFTER_VALUES = 1 << 27  # ~1 GB of float64 read by one pass: where ~0.7 s is repaid
+# Where ~0.7 s of loading is repaid: the kernel saves ~4 reads of float64 rows (5.5–6.5 → 1.7)
+# at ~18 GB/s here, so 0.7 s is ~2.9 GB, 2²⁸ values of float64 (float32 rows save more)
+FUSED_AFTER_VALUES = 1 << 28
 BLOCK_ROWS = 512  # rows converted into the buffer at a time: [d + 1, 512] float64 stays in L1/L2
 SETTING = "LRTRAIN_FUSED_KERNEL"  # auto (default) · always · never
 
@@ -44,7 +47,7 @@ def mode() -> str:
 def wanted(x: torch.Tensor, values_read: int) -> bool:
     """Whether this chunk should go through the kernel: rows on the CPU in float32/float64,
     narrow, enough of them, and the kernel either loaded already, asked for, or repaid by
-    what this pass has read so far."""
+    what this pass reads — ``values_read`` before this chunk, and this chunk's own."""
     if x.device.type != "cpu" or x.dtype not in (torch.float32, torch.float64):
         return False
     if x.ndim != 2 or not 0 < x.shape[1] <= MAX_D or x.shape[0] < MIN_ROWS:
@@ -52,7 +55,8 @@ def wanted(x: torch.Tensor, values_read: int) -> bool:
     setting = mode()
     if setting == "never" or _unavailable:
         return False
-    return setting == "always" or _kernel is not None or values_read >= FUSED_AFTER_VALUES
+    repaid = values_read + x.numel() >= FUSED_AFTER_VALUES
+    return setting == "always" or _kernel is not None or repaid
 
 
 def available() -> bool:
