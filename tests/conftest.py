@@ -10,6 +10,18 @@ import pytest
 os.environ.setdefault("MPLBACKEND", "Agg")
 if "PYTEST_XDIST_WORKER" in os.environ:  # pytest -n: one thread per worker, no oversubscription
     os.environ.setdefault("OMP_NUM_THREADS", "1")
+    os.environ.setdefault("NUMBA_NUM_THREADS", "1")  # the fused kernel's threads, likewise
+
+
+@pytest.fixture(autouse=True)
+def _fused_kernel_as_found() -> object:
+    """A test that loads the fused statistics kernel (numba) leaves it unloaded for the next:
+    where loaded, every later pass of the process would take it, and the suite would test
+    whichever path its test order happened to pick."""
+    from lrtrain.data import fused
+
+    yield
+    fused._kernel = None
 
 
 @pytest.fixture(autouse=True)
