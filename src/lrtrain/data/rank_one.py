@@ -94,11 +94,18 @@ def _deflate(
 
 def _secular(d: torch.Tensor, z: torch.Tensor, rho: float) -> tuple[torch.Tensor, torch.Tensor]:
     """The roots of 1 + ρ Σ zⱼ²/(dⱼ − μ) for ``d`` strictly increasing and every zⱼ ≠ 0, and
-    the eigenvectors; all roots at once, each kept as (origin, τ) with μ = origin + τ."""
+    the eigenvectors."""
+    upper = torch.cat([d[1:], d[-1:] + rho * float((z * z).sum())])  # root i in (dᵢ, upperᵢ)
+    origin, tau = _roots(d, z * z, rho, upper)
+    return origin + tau, _vectors(d, z, rho, upper, origin, tau)
+
+
+def _roots(
+    d: torch.Tensor, z2: torch.Tensor, rho: float, upper: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Every root at once, each as (origin, τ) with μ = origin + τ: the origin the pole nearer
+    the root, so that τ — and μ's distance to that pole — keeps its digits."""
     k = len(d)
-    z2 = z * z
-    total = float(z2.sum())
-    upper = torch.cat([d[1:], d[-1:] + rho * total])  # each root's interval (dᵢ, upper)
     # the origin: the pole nearer the root (the interval's midpoint says which side it is on)
     middle = (d + upper) / 2
     f_middle = 1 + rho * (z2 / (d.unsqueeze(0) - middle.unsqueeze(1))).sum(1)
@@ -113,7 +120,6 @@ def _secular(d: torch.Tensor, z: torch.Tensor, rho: float) -> tuple[torch.Tensor
     if k > 0:  # the last interval's middle may lie left of the root: its bracket is whole
         lo[-1], hi[-1] = 0.0, float(upper[-1] - d[-1])
     tau = (lo + hi) / 2
-    below = torch.arange(k).unsqueeze(0) <= torch.arange(k).unsqueeze(1)  # j ≤ i: ψ's poles
     a = torch.where(from_left, torch.zeros_like(d), d - upper)  # the root's poles, from origin
     b = torch.where(from_left, upper - d, torch.zeros_like(d))
     b[-1] = torch.inf  # no pole above the last root
@@ -157,15 +163,25 @@ def _secular(d: torch.Tensor, z: torch.Tensor, rho: float) -> tuple[torch.Tensor
         active = active[~done]
         if not len(active):
             break
-    roots = origin + tau
+    return origin, tau
+
+
+def _vectors(
+    d: torch.Tensor,
+    z: torch.Tensor,
+    rho: float,
+    upper: torch.Tensor,
+    origin: torch.Tensor,
+    tau: torch.Tensor,
+) -> torch.Tensor:
+    """The eigenvectors, column j for root j = origin_j + τ_j."""
+    k = len(d)
     # Gu–Eisenstat: the z for which the computed roots are exact, then the vectors from it.
     # ẑᵢ² = (μ_k − dᵢ)/ρ · Π_{j<i} (μⱼ − dᵢ)/(dⱼ − dᵢ) · Π_{i≤j<k} (μⱼ − dᵢ)/(dⱼ₊₁ − dᵢ): each
     # ratio positive and about 1 (the roots interlace the poles), so their logs are small and
     # the product keeps its digits where logs of the raw differences would lose k·log-size ε
-    del delta
     lam_minus_d = (origin.unsqueeze(0) - d.unsqueeze(1)).add_(tau)  # [i, j]: μⱼ − dᵢ
-    left = below & ~torch.eye(k, dtype=torch.bool)  # j < i
-    del below
+    left = torch.arange(k).unsqueeze(0) < torch.arange(k).unsqueeze(1)  # [i, j]: j < i
     ratios = torch.where(left, d.unsqueeze(0), upper.unsqueeze(0))  # [i, j]: dⱼ (j < i) or dⱼ₊₁
     del left
     ratios = ratios[:, :-1].sub_(d.unsqueeze(1)).reciprocal_().mul_(lam_minus_d[:, :-1])
@@ -174,7 +190,7 @@ def _secular(d: torch.Tensor, z: torch.Tensor, rho: float) -> tuple[torch.Tensor
     z_hat = torch.exp(0.5 * log_z2) * torch.sign(z)
     vectors = lam_minus_d.reciprocal_().mul_(-z_hat.unsqueeze(1))  # [i, j]: ẑᵢ / (dᵢ − μⱼ)
     vectors.div_(torch.linalg.vector_norm(vectors, dim=0, keepdim=True))
-    return roots, vectors
+    return vectors
 
 
 def _model_root(
