@@ -52,6 +52,10 @@ def wanted(x: torch.Tensor, values_read: int) -> bool:
         return False
     if x.ndim != 2 or not 0 < x.shape[1] <= MAX_D or x.shape[0] < MIN_ROWS:
         return False
+    if not (x.is_contiguous() or x.t().is_contiguous()):
+        # a strided view: numba would compile the kernel anew for its layout (seconds, on
+        # first use); row-major and feature-major rows are the layouts :func:`warm` compiles
+        return False
     setting = mode()
     if setting == "never" or _unavailable:
         return False
@@ -76,9 +80,8 @@ def moments(
         raise RuntimeError("the fused statistics kernel needs numba (pip install 'lrtrain[fast]')")
     d = x.shape[1]
     columns = x.detach().numpy().T  # [d, c]: contiguous rows when x is feature-major
-    target = y.detach().reshape(-1).numpy()
-    if target.dtype != columns.dtype:
-        target = target.astype(columns.dtype)
+    # one contiguous vector in the rows' dtype: the kernel's compiled signatures (warm)
+    target = np.ascontiguousarray(y.detach().reshape(-1).numpy(), dtype=columns.dtype)
     threads = max(1, min(_threads, torch.get_num_threads(), x.shape[0] // MIN_ROWS))
     out = kernel(
         columns,

@@ -113,15 +113,14 @@ def _roots(
     from_left[-1] = True  # the last root: from d_k (no pole above it)
     origin = torch.where(from_left, d, upper)
     delta = d.unsqueeze(0) - origin.unsqueeze(1)  # [root, j]: dⱼ − origin, accurate
-    lo = torch.where(from_left, torch.zeros_like(d), d - upper)  # τ's bracket
-    hi = torch.where(from_left, upper - d, torch.zeros_like(d))
-    hi = torch.where(from_left, torch.minimum(hi, middle - d), hi)
-    lo = torch.where(from_left, lo, torch.maximum(lo, middle - upper))
-    if k > 0:  # the last interval's middle may lie left of the root: its bracket is whole
-        lo[-1], hi[-1] = 0.0, float(upper[-1] - d[-1])
+    zero = torch.zeros_like(d)
+    lo = torch.where(from_left, zero, middle - upper)  # τ's bracket: the half holding the root
+    hi = torch.where(from_left, middle - d, zero)
+    # the last interval's middle may lie left of its root: its bracket is the whole interval
+    lo[-1], hi[-1] = 0.0, float(upper[-1] - d[-1])
     tau = (lo + hi) / 2
-    a = torch.where(from_left, torch.zeros_like(d), d - upper)  # the root's poles, from origin
-    b = torch.where(from_left, upper - d, torch.zeros_like(d))
+    a = torch.where(from_left, zero, d - upper)  # the root's poles, from its origin
+    b = torch.where(from_left, upper - d, zero)
     b[-1] = torch.inf  # no pole above the last root
     active = torch.arange(k)  # the roots still moving: later iterations touch only those
     ones = torch.ones(k, dtype=F64)

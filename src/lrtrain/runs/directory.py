@@ -104,7 +104,7 @@ def save_fit(run_dir: Path, record: FitRecord) -> RunData:
         record.history, record.expected_loss, parameters, record.validation
     )
     write_text(run_dir / "metrics.csv", tables.columns_csv(metrics))
-    run = _written(run_dir, "fit", summary, config_text, metrics)
+    run = _written(run_dir, "fit", summary, config, metrics)
     if record.band is not None:
         replicas = tables.replicas_columns(record.band, record.band_expected)
         write_text(run_dir / REPLICAS_FILE, tables.columns_csv(replicas))
@@ -128,15 +128,16 @@ def save_fit(run_dir: Path, record: FitRecord) -> RunData:
 
 
 def _written(
-    run_dir: Path, kind: str, summary: Any, config_text: str, metrics: dict[str, np.ndarray]
+    run_dir: Path, kind: str, summary: Any, config: Config, metrics: dict[str, np.ndarray]
 ) -> RunData:
-    """A run as :func:`load_run` reads it, from what is being written: the summary and config
-    as their files parse (JSON's and YAML's types), the tables' columns as float64."""
+    """A run as :func:`load_run` reads it, from what is being written: the summary as its
+    JSON parses, the config as the mapping its YAML is dumped from, the tables' columns as
+    float64."""
     return RunData(
         path=run_dir,
         kind=kind,
         summary=json.loads(json.dumps(summary)),
-        config=yaml.safe_load(config_text),
+        config=config.to_dict(),
         metrics=_as_read(metrics),
     )
 
@@ -178,7 +179,7 @@ def save_sweep(run_dir: Path, record: SweepRecord) -> RunData:
     else:  # a long sweep's table in numpy's format: formatting it as text took longer than training
         _write_npz(binary, columns)
         text.unlink(missing_ok=True)
-    run = _written(run_dir, "sweep", summary, config_text, columns)
+    run = _written(run_dir, "sweep", summary, config, columns)
     if trajectory:
         run.trajectory = np.concatenate([h.theta for h in record.histories]).astype(np.float64)
         _write_npy(run_dir / trajectory, run.trajectory)
@@ -310,9 +311,7 @@ def load_run(path: str | Path) -> RunData:
     table = "trajectories" if kind == "sweep" else "metrics"
     binary = path / TRAJECTORIES_FILE
     if kind == "sweep" and binary.is_file():  # a long sweep's table (output.csv_rows)
-        run.metrics = {
-            name: column.astype(np.float64) for name, column in _read_npz(binary).items()
-        }
+        run.metrics = _as_read(_read_npz(binary))
     else:
         run.metrics = _read_csv_columns(path / f"{table}.csv")
     trajectory = summary.get("trajectory")  # format ≥ 2, wide runs: the parameters' file
