@@ -41,6 +41,28 @@ def tile(buf: Any, jt: int, kt: int, m: int, acc: Any) -> None:
     acc[jt + 2, kt + 2] += s22
 
 
+@numba.njit(fastmath=FLAGS, inline="always", cache=True)
+def tile_diagonal(buf: Any, jt: int, m: int, acc: Any) -> None:
+    # a tile on the diagonal: its six products above it, not nine (d = 8: 45 products a
+    # row, not 54; the products are half the pass's time on float32 rows)
+    a0, a1, a2 = buf[jt], buf[jt + 1], buf[jt + 2]
+    s00 = s01 = s02 = s11 = s12 = s22 = 0.0
+    for i in range(m):
+        u0, u1, u2 = a0[i], a1[i], a2[i]
+        s00 += u0 * u0
+        s01 += u0 * u1
+        s02 += u0 * u2
+        s11 += u1 * u1
+        s12 += u1 * u2
+        s22 += u2 * u2
+    acc[jt, jt] += s00
+    acc[jt, jt + 1] += s01
+    acc[jt, jt + 2] += s02
+    acc[jt + 1, jt + 1] += s11
+    acc[jt + 1, jt + 2] += s12
+    acc[jt + 2, jt + 2] += s22
+
+
 @numba.njit(parallel=True, fastmath=FLAGS, cache=True)
 def gram(
     x: Any, y: Any, shift: Any, y_center: float, w_ref: Any, use_ref: bool, block: int,
@@ -68,23 +90,26 @@ def gram(
                 rows_x = x[j, lo : lo + m]
                 column = buf[j]
                 total = 0.0
-                for i in range(m):
-                    v = rows_x[i] - s
-                    column[i] = v
-                    total += v
-                acc[size, j] += total
-            if use_ref:
-                for j in range(d):
+                if use_ref:
                     w = w_ref[j]
-                    column = buf[j]
+                    for i in range(m):  # each value once: centred, summed, into z
+                        v = rows_x[i] - s
+                        column[i] = v
+                        total += v
+                        z[i] -= w * v
+                else:  # (not 0 · v: an infinite x would make z NaN)
                     for i in range(m):
-                        z[i] -= w * column[i]
+                        v = rows_x[i] - s
+                        column[i] = v
+                        total += v
+                acc[size, j] += total
             total = 0.0
             for i in range(m):
                 total += z[i]
             acc[size, d] += total
             for jt in range(0, size, 3):
-                for kt in range(jt, size, 3):
+                tile_diagonal(buf, jt, m, acc)
+                for kt in range(jt + 3, size, 3):
                     tile(buf, jt, kt, m, acc)
     out = np.zeros((size + 1, size))
     for t in range(threads):

@@ -94,9 +94,9 @@ def moments(
         threads,
     )
     tiles = out.shape[1]
-    upper = torch.from_numpy(out[:tiles, :tiles][: d + 1, : d + 1])
-    gram = torch.triu(upper) + torch.triu(upper, 1).T
-    return gram, torch.from_numpy(out[tiles, : d + 1].copy())
+    upper = out[: d + 1, : d + 1]  # above the diagonal only
+    gram = np.triu(upper) + np.triu(upper, 1).T  # numpy: a 9 × 9 copy costs µs, not a thread pool
+    return torch.from_numpy(gram), torch.from_numpy(out[tiles, : d + 1].copy())
 
 
 def warm() -> bool:
