@@ -4,6 +4,7 @@ evaluation of the loss over the data, and the lesson's own numbers."""
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import pytest
@@ -11,7 +12,7 @@ import torch
 
 from lrtrain.config.schema import OptimizerConfig, load_config
 from lrtrain.data.load import load_dataset
-from lrtrain.theory.analysis import analyse, lr_limits, observed_verdict
+from lrtrain.theory.analysis import analyse, analyse_dataset, lr_limits, observed_verdict
 from lrtrain.theory.surface import plane_axes, plane_loss, project
 
 
@@ -411,3 +412,44 @@ def test_nist_norris_certified_values(tmp_path) -> None:
     assert run32.summary["closed_form_original"]["b"] == pytest.approx(b0, rel=1e-11)
     assert run32.summary["final_original"]["w"][0] == pytest.approx(b1, rel=1e-6)
     assert run32.summary["final_original"]["b"] == pytest.approx(b0, rel=1e-3)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_the_gap_floor_bound_holds_on_offset_and_badly_scaled_rows(seed: int) -> None:
+    """gap_floor_bound, from the statistics alone, lies above the floor measured on the rows
+    (float32 and float64, standardised or not, offsets up to 1e6) — so skipping the read
+    where it lies below the target never hides a floor that would have moved it."""
+    from lrtrain.data.dataset import dataset_from_rows
+    from lrtrain.theory.analysis import gap_floor, gap_floor_bound, gap_scale
+
+    gen = np.random.default_rng(seed)
+    n, d = int(gen.integers(50, 100_000)), int(gen.integers(1, 6))
+    x = gen.standard_normal((n, d)) * 10 ** gen.uniform(-3, 3, d) + 10 ** gen.uniform(-2, 6)
+    noise = 10 ** gen.uniform(-6, 1) * gen.standard_normal(n)
+    y = x @ gen.standard_normal(d) + 10 ** gen.uniform(-2, 5) + noise
+    for dtype in (torch.float32, torch.float64):
+        for standardize in (False, True):
+            rows = torch.from_numpy(x), torch.from_numpy(y).reshape(-1, 1)
+            names = [f"x{i}" for i in range(d)]
+            ds = dataset_from_rows(*rows, names, "y", dtype, standardize, "rows")
+            analysis = analyse_dataset(ds, load_config(None, []).optimizer)
+            measured = gap_floor(ds, analysis)  # target 0: always read
+            scale = gap_scale(analysis.target_loss, analysis.target_loss)
+            bound = gap_floor_bound(ds.answer().stats, analysis, dtype) / scale
+            assert measured <= max(bound, 2 * torch.finfo(dtype).eps)
+
+
+def test_a_gap_floor_below_the_target_is_bounded_without_reading_a_row() -> None:
+    from lrtrain.data.dataset import StreamSpec
+    from lrtrain.theory.analysis import gap_floor
+
+    ds = load_dataset(load_config(None, ["train.dtype=float64"]))
+    analysis = analyse_dataset(ds, load_config(None, []).optimizer)
+
+    def unread(chunk: int, start: int, stop: int) -> Any:
+        raise AssertionError("a row was read")
+
+    ds.stream = StreamSpec(unread, 0, ds.n)
+    assert 0 < gap_floor(ds, analysis, target_gap=1e-6) < 1e-12
+    with pytest.raises(AssertionError, match="a row was read"):
+        gap_floor(ds, analysis, target_gap=1e-20)

@@ -186,22 +186,56 @@ def analyse_dataset(dataset: Dataset, optimizer: OptimizerConfig) -> Analysis:
     )
 
 
-def gap_floor(dataset: Dataset, analysis: Analysis, world: World = SINGLE) -> float:
+def gap_floor(
+    dataset: Dataset, analysis: Analysis, world: World = SINGLE, target_gap: float = 0.0
+) -> float:
     """The smallest relative optimality gap that training in the data set's dtype can see:
     the loss at θ* as training computes it — on the rows rounded to the dtype, in the dtype's
     arithmetic — against the exact loss*, and never below two units of the dtype's rounding.
-    In float32 this is the float32 rounding of the data itself; in float64 it is negligible."""
+    In float32 this is the float32 rounding of the data itself; in float64 it is negligible:
+    where :func:`gap_floor_bound` — from the statistics alone — lies below ``target_gap``
+    already, the floor cannot move the target, and the bound is returned without reading a
+    row (float64 rows, nearly always; a read of the rows is ~1.5 reads of the data)."""
     dtype = dataset.dtype
+    scale = gap_scale(analysis.target_loss, analysis.target_loss)
+    if scale > 0:
+        bound = gap_floor_bound(dataset.answer().stats, analysis, dtype) / scale
+        if bound <= target_gap:
+            return max(bound, 2 * torch.finfo(dtype).eps)
     theta = torch.tensor(analysis.target_theta, dtype=dtype)
     total = torch.zeros(1, dtype=torch.float64)
     for x, y in dataset.chunks(st.CHUNK_ROWS):
         r = x @ theta[:-1] + theta[-1] - y.reshape(-1)
         total += float((r * r).sum())
     measured = float(world.all_sum(total)) / dataset.n
-    scale = gap_scale(analysis.target_loss, analysis.target_loss)
     if not scale > 0:
         return 2 * torch.finfo(dtype).eps
     return max(abs(measured - analysis.target_loss) / scale, 2 * torch.finfo(dtype).eps)
+
+
+def gap_floor_bound(stats: st.Stats, analysis: Analysis, dtype: torch.dtype) -> float:
+    """A bound on |the loss at the target θ as :func:`gap_floor` computes it − the exact one|,
+    from the statistics (Higham's γ_k = ku/(1 − ku), u the dtype's unit roundoff): each residual
+    r = x·w + b − y, its values rounded to the dtype (standardised: 3 roundings), is off by at
+    most γ_k·a with k = d + 5 and a = Σ|x_j w_j| + |b| + |y|, where Σa² ≤ (d + 2)(Σ θ_j² (XᵀX)_jj
+    + yᵀy) (Cauchy–Schwarz); so Σr² is off by at most 2γ_k √(S Σa²) + γ_k² Σa², S = N·loss, and
+    its sum, taken pairwise as torch sums, by γ_m of it (m = ⌈log₂ N⌉ + 2 + the chunks)."""
+    n, d = stats.n, stats.d
+    if n == 0:
+        return 0.0
+    u = torch.finfo(dtype).eps / 2
+
+    def gamma(k: int) -> float:
+        return k * u / (1 - k * u) if k * u < 1 else math.inf
+
+    theta = torch.tensor(analysis.target_theta, dtype=torch.float64)
+    a2 = (d + 2) * (float(theta.square() @ stats.xtx.diagonal()) + float(stats.yty))
+    s = n * max(analysis.target_loss, 0.0)
+    g = gamma(d + 5)
+    chunks = -(-n // st.CHUNK_ROWS)
+    summed = gamma(math.ceil(math.log2(max(n, 2))) + 2 + chunks)
+    off = 2 * g * math.sqrt(s * a2) + g * g * a2 + summed * (math.sqrt(s) + g * math.sqrt(a2)) ** 2
+    return off / n
 
 
 def observed_verdict(
