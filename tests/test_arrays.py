@@ -178,3 +178,27 @@ def test_rows_are_read_without_a_copy_and_the_data_set_keeps_its_own(tmp_path: P
     x[:] = -1.0
     assert torch.equal(run.dataset.x, kept)
     assert run.dataset.x.data_ptr() != x.ctypes.data
+
+
+def test_rows_the_steps_do_not_read_are_lent_not_copied(monkeypatch, tmp_path: Path) -> None:
+    """Full-batch Gram steps read only the statistics: the data set lends the caller's float64
+    rows (no training copy) and the run is the one a held copy gives, number for number."""
+    from lrtrain.engine import gradients
+
+    gen = np.random.default_rng(3)
+    x = gen.standard_normal((70_000, 3)) * [1.0, 5.0, 20.0] + 4.0
+    y = x @ [0.5, -1.0, 0.25] + 2.0 + gen.standard_normal(70_000)
+    over = ["output.plots=[]", "optimizer.lr=auto", "train.target_gap=1e-6", "train.max_iter=2000"]
+    for standardize in ("true", "false"):
+        cfg = load_config(None, [*over, f"data.standardize={standardize}",
+                                 f"output.root={tmp_path / standardize}"])  # fmt: skip
+        lent = lrtrain.fit(cfg, draw=False, data=(x, y))
+        assert lent.dataset.stream is not None and lent.dataset.x.numel() == 0
+        monkeypatch.setattr(gradients, "reads_rows", lambda config, rows: True)
+        held = lrtrain.fit(cfg, draw=False, data=(x, y))
+        monkeypatch.undo()
+        assert held.dataset.stream is None and held.dataset.x.shape == (70_000, 3)
+        for key in ("steps", "final", "optimality_gap", "closed_form"):
+            assert lent.summary[key] == held.summary[key]
+        lent_rows = torch.cat([c for c, _ in lent.dataset.chunks(8192)])
+        assert torch.equal(lent_rows, held.dataset.x)  # the same rows, as trained

@@ -130,3 +130,16 @@ def test_the_statistics_gradient_beats_a_float32_read_on_ill_conditioned_data() 
         errors[path] = float((grad - exact).norm() / exact.norm())
     assert errors["gram"] < 1e-5
     assert errors["autograd"] > 100 * errors["gram"], errors
+
+
+def test_only_full_batch_gram_steps_of_the_linear_model_leave_the_rows_unread() -> None:
+    from lrtrain.engine.gradients import GRAM_MIN_ROWS, reads_rows
+
+    many, few = GRAM_MIN_ROWS, GRAM_MIN_ROWS - 1
+    assert not reads_rows(load_config(None, []), many)
+    assert reads_rows(load_config(None, []), few)  # auto: the lesson's autograd loop
+    assert not reads_rows(load_config(None, ["train.gradient=gram"]), few)
+    assert reads_rows(load_config(None, ["train.gradient=autograd"]), many)
+    assert reads_rows(load_config(None, ["train.batch_size=64"]), many)
+    assert not reads_rows(load_config(None, [f"train.batch_size={many}"]), many)  # all rows
+    assert reads_rows(load_config(None, ["model.kind=mlp"]), many)

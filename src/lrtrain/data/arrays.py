@@ -23,7 +23,7 @@ import torch
 from lrtrain.config.schema import DataConfig
 from lrtrain.data.dataset import Dataset, dataset_from_rows
 from lrtrain.data.distributed import World
-from lrtrain.data.source import Table
+from lrtrain.data.source import Holds, Table, hold_always
 from lrtrain.data.table import select_columns
 from lrtrain.errors import DataError
 
@@ -48,10 +48,10 @@ class ArraySource:
     def table(self) -> Table:
         return self._table
 
-    def dataset(self, dtype: torch.dtype, world: World) -> Dataset:
+    def dataset(self, dtype: torch.dtype, world: World, hold: Holds = hold_always) -> Dataset:
         t = self._table
         return dataset_from_rows(t.x, t.y, t.features, t.target, dtype, self.data.standardize,
-                                 self.label, world)  # fmt: skip
+                                 self.label, world, hold(len(t.x)))  # fmt: skip
 
 
 def missing_rows(data: DataConfig, seed: int = 0) -> ArraySource:

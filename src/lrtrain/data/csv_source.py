@@ -10,7 +10,7 @@ import torch
 from lrtrain.config.schema import DataConfig
 from lrtrain.data.dataset import Dataset, dataset_from_rows
 from lrtrain.data.distributed import World
-from lrtrain.data.source import Table
+from lrtrain.data.source import Holds, Table, hold_always
 from lrtrain.data.table import numbers, read_rows, select_columns
 from lrtrain.errors import DataError
 
@@ -36,10 +36,11 @@ class CsvSource:
         features, x, y = csv_table(self.data)
         return Table(features, self.data.target, x, y)
 
-    def dataset(self, dtype: torch.dtype, world: World) -> Dataset:
+    def dataset(self, dtype: torch.dtype, world: World, hold: Holds = hold_always) -> Dataset:
         table = self.table()
         return dataset_from_rows(table.x, table.y, table.features, table.target, dtype,
-                                 self.data.standardize, self.label, world)  # fmt: skip
+                                 self.data.standardize, self.label, world,
+                                 hold(len(table.x)))  # fmt: skip
 
     def _missing(self) -> str:
         return f"data.path: CSV file '{self.path}' not found"

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import partial
 
 import torch
 
@@ -69,7 +70,9 @@ class Dataset:
 
     In a distributed run ``x``/``y`` hold only this process's rows, ``offset`` … ``offset +
     local_rows``, of ``total_rows``. With ``data.stream`` they hold nothing: ``stream`` names the
-    synthetic data and :meth:`chunks` regenerates the rows on demand, a chunk at a time.
+    synthetic data and :meth:`chunks` regenerates the rows on demand, a chunk at a time. Rows
+    a source holds anyway (a CSV's, arrays handed over) are lent the same way where training
+    reads only their statistics (:func:`dataset_from_rows`).
     """
 
     x: torch.Tensor
@@ -239,9 +242,12 @@ def dataset_from_rows(
     standardize: bool,
     source: str,
     world: World = SINGLE,
+    hold: bool = True,
 ) -> Dataset:
     """A data set from float64 rows every process holds whole (a CSV's, or the training rows
-    of a split): the exact answer from them, each process keeping its shard as trained."""
+    of a split): the exact answer from them, each process keeping its shard as trained — or,
+    ``hold`` False (training reads only the statistics), lent: the data set then makes its
+    chunks from these rows on demand, as a streamed one does, and no copy is made."""
     peaks = {"features": float(peak(x64)), "target": float(peak(y64))}
     check_range(peaks, len(x64), dtype, source)
     empty = torch.empty(0, len(features), dtype=dtype)
@@ -253,6 +259,13 @@ def dataset_from_rows(
     # Every process holds all the rows, so each computes the answer for all of them alone.
     set_exact(dataset, st.exact_of_rows(rows, len(features)), standardize)
     start, stop = shard(len(x64), world)
+    dataset.offset, dataset.total_rows = start, len(x64)
+    if len(features) == 1 and world.is_main:
+        index = sample_index(len(x64))
+        dataset.sample = dataset.as_trained(x64[index]), y64[index].to(dtype)
+    if not hold:
+        dataset.stream = StreamSpec(partial(_slices, x64, y64), start, stop)
+        return dataset
     # This process's rows as trained, written once straight into the feature-major layout —
     # never a view of the rows given (rows handed over from Python stay the caller's to
     # change); standardised a chunk at a time, so the float64 temporaries stay in cache
@@ -265,11 +278,15 @@ def dataset_from_rows(
     y = torch.empty(stop - start, 1, dtype=dtype)
     y.copy_(y64[start:stop])
     dataset.x, dataset.y = x, y
-    dataset.offset, dataset.total_rows = start, len(x64)
-    if len(features) == 1 and world.is_main:
-        index = sample_index(len(x64))
-        dataset.sample = dataset.as_trained(x64[index]), y64[index].to(dtype)
     return dataset
+
+
+def _slices(
+    x64: torch.Tensor, y64: torch.Tensor, chunk: int, start: int, stop: int
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Rows ``start:stop`` lent by their source, ``chunk`` at a time (views: read, never kept)."""
+    for lo in range(start, stop, chunk):
+        yield x64[lo : min(stop, lo + chunk)], y64[lo : min(stop, lo + chunk)]
 
 
 def feature_major(x: torch.Tensor) -> torch.Tensor:

@@ -11,7 +11,7 @@ from lrtrain.data.csv_source import CsvSource
 from lrtrain.data.dataset import Dataset
 from lrtrain.data.devices import torch_dtype
 from lrtrain.data.distributed import SINGLE, World
-from lrtrain.data.source import Source
+from lrtrain.data.source import Holds, Source, hold_always
 from lrtrain.data.synthetic import SyntheticSource
 from lrtrain.data.validation import with_validation
 
@@ -33,15 +33,18 @@ def row_count(data: DataConfig) -> int:
     return SOURCES[data.source](data, 0).row_count()
 
 
-def load_dataset(config: Config, world: World = SINGLE, source: Source | None = None) -> Dataset:
+def load_dataset(
+    config: Config, world: World = SINGLE, source: Source | None = None, hold: Holds = hold_always
+) -> Dataset:
     """The config's data set on the CPU in ``train.dtype`` (standardised if asked): this
     process's shard of it in a distributed run, a handle to regenerate it when streaming —
     with the exact answer for the data computed in float64 on the way (``Dataset.exact``).
-    ``source``: rows that came with the call (``data.source: arrays``) instead of the config's."""
+    ``source``: rows that came with the call (``data.source: arrays``) instead of the config's;
+    ``hold``: whether training reads the rows themselves (:data:`~lrtrain.data.source.Holds`)."""
     source = source or source_for(config)
     dtype = torch_dtype(config.train.dtype)
     data = config.data
     if data.validation_fraction > 0:
         return with_validation(source, data.validation_fraction, config.seed, dtype,
-                               data.standardize, world)  # fmt: skip
-    return source.dataset(dtype, world)
+                               data.standardize, world, hold)  # fmt: skip
+    return source.dataset(dtype, world, hold)

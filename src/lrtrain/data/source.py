@@ -8,6 +8,7 @@ A new kind is one module: a class with these members, and its name in ``load.SOU
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
@@ -16,6 +17,17 @@ if TYPE_CHECKING:
 
     from lrtrain.data.dataset import Dataset
     from lrtrain.data.distributed import World
+
+
+# Given the row count, whether training reads the rows themselves (a network's forward pass,
+# mini-batches, autograd steps): the data set then holds a copy in the training dtype. Where
+# training reads only their statistics (the linear model's full-batch Gram steps) a source that
+# holds its float64 rows anyway (a CSV's, arrays handed over) lends them instead, no copy made.
+Holds = Callable[[int], bool]
+
+
+def hold_always(rows: int) -> bool:
+    return True
 
 
 @dataclass(frozen=True)
@@ -50,7 +62,8 @@ class Source(Protocol):
         """Every row in float64, held whole (for a split into training and held-out rows)."""
         ...
 
-    def dataset(self, dtype: torch.dtype, world: World) -> Dataset:
+    def dataset(self, dtype: torch.dtype, world: World, hold: Holds = hold_always) -> Dataset:
         """The rows as training reads them — this process's shard, in ``dtype``, standardised
-        when configured — with the exact answer computed in float64 on the way."""
+        when configured — with the exact answer computed in float64 on the way; ``hold``: see
+        :data:`Holds` (synthetic data is made a chunk at a time: ``data.stream`` decides)."""
         ...

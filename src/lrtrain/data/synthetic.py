@@ -29,7 +29,7 @@ from lrtrain.data.dataset import (
     set_exact,
 )
 from lrtrain.data.distributed import World, shard
-from lrtrain.data.source import Table
+from lrtrain.data.source import Holds, Table, hold_always
 from lrtrain.errors import DataError
 
 LABEL = "the synthetic data (data.x, data.true_w, data.noise_std)"  # what messages call it
@@ -59,7 +59,7 @@ class SyntheticSource:
         x, y = synthetic_rows(self.data, self.seed, 0, self.data.n_samples)
         return Table([f"x_{i}" for i in range(self.data.d)], "y", x, y)
 
-    def dataset(self, dtype: torch.dtype, world: World) -> Dataset:
+    def dataset(self, dtype: torch.dtype, world: World, hold: Holds = hold_always) -> Dataset:
         if self.data.stream:
             return _streamed_dataset(self.data, self.seed, dtype, world)
         return _synthetic_dataset(self.data, self.seed, dtype, world)

@@ -15,6 +15,7 @@ import torch
 
 from lrtrain.data import stats as st
 from lrtrain.data.dataset import Dataset, Validation, dataset_from_rows, trained_form
+from lrtrain.data.source import Holds, hold_always
 from lrtrain.errors import DataError
 
 if TYPE_CHECKING:
@@ -52,7 +53,13 @@ def _signed(value: int) -> int:
 
 
 def with_validation(
-    source: Source, fraction: float, seed: int, dtype: torch.dtype, standardize: bool, world: World
+    source: Source,
+    fraction: float,
+    seed: int,
+    dtype: torch.dtype,
+    standardize: bool,
+    world: World,
+    hold: Holds = hold_always,
 ) -> Dataset:
     """The source's data set without its held-out rows, the rows' statistics attached as
     ``dataset.validation``. Every process splits all the rows alike (the split is the rows' own)
@@ -73,7 +80,7 @@ def with_validation(
             f"on and {len(x64) - kept} held out; both need rows"
         )
     dataset = dataset_from_rows(x64[~out], y64[~out], table.features, table.target, dtype,
-                                standardize, source.label, world)  # fmt: skip
+                                standardize, source.label, world, hold(kept))  # fmt: skip
     truth = source.truth()
     if truth is not None:
         dataset.true_w, dataset.true_b = truth

@@ -23,6 +23,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from lrtrain.config.schema import Config
 from lrtrain.data import stats as st
 from lrtrain.data.distributed import World
 from lrtrain.engine.batches import Rows
@@ -52,6 +53,16 @@ def full_batch_path(mode: str, rows: int, streamed: bool, distributed: bool) -> 
     if mode != "auto":
         return mode
     return "gram" if streamed or distributed or rows >= GRAM_MIN_ROWS else "autograd"
+
+
+def reads_rows(config: Config, rows: int) -> bool:
+    """Whether training ``config`` on ``rows`` rows reads the rows themselves — a network's
+    forward pass, mini-batches, autograd steps — rather than only their statistics (the linear
+    model's full-batch Gram steps): a source that holds its rows anyway then lends them instead
+    of copying them into the training dtype (:data:`lrtrain.data.source.Holds`)."""
+    if config.model.kind != "linear" or not config.train.full_batch(rows):
+        return True
+    return full_batch_path(config.train.gradient, rows, False, False) == "autograd"
 
 
 def choose(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -58,13 +59,16 @@ def prepare(
     returned config saying ``data.source: arrays``."""
     from dataclasses import replace
 
+    from lrtrain.engine.gradients import reads_rows
     from lrtrain.theory.analysis import analyse_dataset, gap_floor
     from lrtrain.workflows.rows import load_rows
 
-    config, dataset = load_rows(config, world, data)
+    # rows a CSV or the caller holds are lent, not copied, where the steps read only statistics
+    config, dataset = load_rows(config, world, data, hold=partial(reads_rows, config))
     analysis = analyse_dataset(dataset, config.optimizer)
     if config.train.target_gap is not None:
-        analysis = replace(analysis, gap_floor=gap_floor(dataset, analysis, world))
+        floor = gap_floor(dataset, analysis, world, config.train.target_gap)
+        analysis = replace(analysis, gap_floor=floor)
     config, analysis, auto = resolve_auto(config, analysis)
     return config, dataset, analysis, auto
 

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from lrtrain.config.schema import Config
 from lrtrain.data.distributed import SINGLE, World
+from lrtrain.data.source import Holds, hold_always
 from lrtrain.engine.memory import check_memory, check_network_path, check_sharpness
 from lrtrain.errors import ConfigError
 
@@ -15,12 +16,18 @@ if TYPE_CHECKING:
 
 
 def load_rows(
-    config: Config, world: World = SINGLE, data: Any = None, replicas: int | None = None
+    config: Config,
+    world: World = SINGLE,
+    data: Any = None,
+    replicas: int | None = None,
+    hold: Holds = hold_always,
 ) -> tuple[Config, Dataset]:
     """The checks every run makes before it writes anything (the device, the loggers installed,
     the memory of its data and of its ``replicas`` models' sharpness estimate — default
     ``train.replicas``), and its data set: the config's, or the rows ``data`` hands over from
-    Python, the returned config then saying ``data.source: arrays``."""
+    Python, the returned config then saying ``data.source: arrays``. ``hold``: whether training
+    reads the rows themselves (:data:`~lrtrain.data.source.Holds`; a fit knows, by default
+    they are held)."""
     from lrtrain.data.devices import resolve_device
     from lrtrain.data.load import load_dataset
     from lrtrain.workflows.loggers import check_installed
@@ -37,7 +44,7 @@ def load_rows(
                                                 "target": table.target, "path": None})  # fmt: skip
         config = config.model_copy(update={"data": arrays})
         source = ArraySource(config.data, table)
-    dataset = load_dataset(config, world, source)
+    dataset = load_dataset(config, world, source, hold)
     check_sharpness(config, dataset.d, replicas or config.train.replicas)
     check_network_path(config, dataset.d)
     return config, dataset
