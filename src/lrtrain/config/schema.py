@@ -9,6 +9,7 @@ dotted key, so a user fixes them all in one go. The schema's defaults are the le
 from __future__ import annotations
 
 import difflib
+import functools
 import re
 from importlib import resources
 from pathlib import Path
@@ -357,7 +358,7 @@ def read_config_source(spec: str | None) -> tuple[dict[str, Any], str]:
     if spec is None:
         # The embedded default is the lesson's file itself, so that every override behaves
         # exactly as on `-c lecture` (its sweep.lrs are the lesson's six rates, too).
-        return parse_yaml(bundled_config_text(DEFAULT_CONFIG), DEFAULT_SOURCE), DEFAULT_SOURCE
+        return _deep_copy(_parsed_bundled(DEFAULT_CONFIG, DEFAULT_SOURCE)), DEFAULT_SOURCE
     path = Path(spec)
     if path.is_file():
         try:
@@ -366,7 +367,7 @@ def read_config_source(spec: str | None) -> tuple[dict[str, Any], str]:
             raise ConfigError(f"{spec}: cannot read the config file: {exc}") from None
         source, folder = str(path), path.parent
     elif re.fullmatch(r"[A-Za-z0-9_-]+", spec) and spec in bundled_config_names():
-        text, source = bundled_config_text(spec), f"{spec}.yaml (bundled)"
+        text, source = None, f"{spec}.yaml (bundled)"
         folder = Path(str(_bundled()))
     else:
         names = bundled_config_names()
@@ -375,7 +376,7 @@ def read_config_source(spec: str | None) -> tuple[dict[str, Any], str]:
         raise ConfigError(
             f"{spec}: no such config file, and not a bundled config ({', '.join(names)}).{extra}"
         )
-    raw = parse_yaml(text, source)
+    raw = _deep_copy(_parsed_bundled(spec, source)) if text is None else parse_yaml(text, source)
     if raw is None:
         raise ConfigError(
             f"{source}: the config file is empty; write at least one key, e.g. 'name: myrun'"
@@ -393,6 +394,13 @@ def read_config_source(spec: str | None) -> tuple[dict[str, Any], str]:
         if not data_path.is_absolute():
             data["path"] = str(folder / data_path)
     return raw, source
+
+
+@functools.cache
+def _parsed_bundled(name: str, source: str) -> Any:
+    """A bundled config parsed once per process (13 ms of YAML each time: GDRegressor.fit
+    loads the embedded default on every call); callers take a copy, as they may change it."""
+    return parse_yaml(bundled_config_text(name), source)
 
 
 # --------------------------------------------------------------------------- overrides
