@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from lrtrain.config.schema import DataConfig
-from lrtrain.data.dataset import Dataset, dataset_from_rows
+from lrtrain.data.dataset import Dataset, dataset_from_rows, peak
 from lrtrain.data.distributed import World
 from lrtrain.data.source import Holds, Table, hold_always
 from lrtrain.data.table import select_columns
@@ -51,7 +51,7 @@ class ArraySource:
     def dataset(self, dtype: torch.dtype, world: World, hold: Holds = hold_always) -> Dataset:
         t = self._table
         return dataset_from_rows(t.x, t.y, t.features, t.target, dtype, self.data.standardize,
-                                 self.label, world, hold(len(t.x)))  # fmt: skip
+                                 self.label, world, hold(len(t.x)), t.peaks)  # fmt: skip
 
 
 def missing_rows(data: DataConfig, seed: int = 0) -> ArraySource:
@@ -92,9 +92,8 @@ def table_of(data: Any, config: DataConfig) -> Table:
         raise DataError(f"data: {len(x)} row(s); a regression needs at least 2")
     if x.shape[1] == 0:
         raise DataError("data: X has no feature columns")
-    _check_finite(x, "X", features)
-    _check_finite(y, "y", [target])
-    return Table(features, target, x, y)
+    peaks = {"features": _finite_peak(x, "X", features), "target": _finite_peak(y, "y", [target])}
+    return Table(features, target, x, y, peaks)
 
 
 def _features(x: Any, config: DataConfig) -> tuple[list[str], torch.Tensor]:
@@ -161,14 +160,16 @@ def _float64(value: Any, what: str) -> torch.Tensor:
     return torch.from_numpy(numbers)  # read, never written: the data set makes its own copy
 
 
-def _check_finite(values: torch.Tensor, what: str, names: list[str]) -> None:
-    if math.isfinite(float(values.sum())):
-        return  # NaN and ±inf carry through a sum: all finite, in one read and no mask
-    bad = ~torch.isfinite(values)  # or a sum past float64's range: find the cell, if any
-    if bool(bad.any()):
-        row, column = (int(i) for i in bad.nonzero()[0])
-        kind = "NaN" if bool(torch.isnan(values[row, column])) else "infinite"
-        raise DataError(
-            f"data: {what} row {row}, column '{names[column]}' is {kind}; every value must be a "
-            "finite number (drop or fill the missing rows first)"
-        )
+def _finite_peak(values: torch.Tensor, what: str, names: list[str]) -> float:
+    """The largest |value| (the range check's), every value checked finite on the way: NaN and
+    ±inf carry through the ends aminmax finds, so one read with no mask does both."""
+    top = float(peak(values))
+    if math.isfinite(top):
+        return top
+    # an end that is not finite is a value that is not: find its cell
+    row, column = (int(i) for i in (~torch.isfinite(values)).nonzero()[0])
+    kind = "NaN" if bool(torch.isnan(values[row, column])) else "infinite"
+    raise DataError(
+        f"data: {what} row {row}, column '{names[column]}' is {kind}; every value must be a "
+        "finite number (drop or fill the missing rows first)"
+    )

@@ -243,12 +243,15 @@ def dataset_from_rows(
     source: str,
     world: World = SINGLE,
     hold: bool = True,
+    peaks: dict[str, float] | None = None,
 ) -> Dataset:
     """A data set from float64 rows every process holds whole (a CSV's, or the training rows
     of a split): the exact answer from them, each process keeping its shard as trained — or,
     ``hold`` False (training reads only the statistics), lent: the data set then makes its
-    chunks from these rows on demand, as a streamed one does, and no copy is made."""
-    peaks = {"features": float(peak(x64)), "target": float(peak(y64))}
+    chunks from these rows on demand, as a streamed one does, and no copy is made. ``peaks``:
+    the rows' largest |values| where the source has read them (else one read here)."""
+    if peaks is None:
+        peaks = {"features": float(peak(x64)), "target": float(peak(y64))}
     check_range(peaks, len(x64), dtype, source)
     empty = torch.empty(0, len(features), dtype=dtype)
     dataset = Dataset(empty, empty[:, :1], list(features), target)
