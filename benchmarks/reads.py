@@ -143,7 +143,8 @@ def _wide_pass(quick: bool, repeats: int) -> CaseResult:
 
 def _estimator_in_reads(quick: bool, repeats: int) -> CaseResult:
     """``GDRegressor.fit`` to a 1e-6 gap from float64 numpy arrays (row-major, as a user has
-    them), scikit-learn's input checks and the copy to feature-major included, in reads of X."""
+    them), scikit-learn's input checks and ours included, in reads of X (the rows are lent to
+    the data set: its Gram steps read only their statistics)."""
     from lrtrain import GDRegressor
 
     n, d = (20_000, 8) if quick else (2_000_000, 8)
