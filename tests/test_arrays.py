@@ -202,3 +202,20 @@ def test_rows_the_steps_do_not_read_are_lent_not_copied(monkeypatch, tmp_path: P
             assert lent.summary[key] == held.summary[key]
         lent_rows = torch.cat([c for c, _ in lent.dataset.chunks(8192)])
         assert torch.equal(lent_rows, held.dataset.x)  # the same rows, as trained
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_rows_the_pass_reads_are_checked_finite_by_it(bad: float, tmp_path: Path) -> None:
+    """Rows that are lent are checked finite by the statistics pass that reads them (its peaks):
+    the one clear message of a small table, naming the cell — and for y too."""
+    gen = np.random.default_rng(5)
+    x, y = gen.standard_normal((70_000, 2)), gen.standard_normal(70_000)
+    cfg = load_config(None, ["output.plots=[]", f"output.root={tmp_path}"])
+    x[65_432, 1] = bad
+    kind = "NaN" if np.isnan(bad) else "infinite"
+    with pytest.raises(DataError, match=f"X row 65432, column 'x_1' is {kind}"):
+        lrtrain.fit(cfg, draw=False, data=(x, y))
+    x[65_432, 1] = 0.0
+    y[3] = bad
+    with pytest.raises(DataError, match=f"y row 3, column 'y' is {kind}"):
+        lrtrain.fit(cfg, draw=False, data=(x, y))

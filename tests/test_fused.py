@@ -5,6 +5,8 @@ once a pass has read enough to repay loading it)."""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -72,12 +74,35 @@ def test_the_kernel_against_extended_precision(monkeypatch):
     monkeypatch.setenv(fused.SETTING, "always")
     x, y, reference = _rows(30_000, 5, torch.float32, "feature-major", offset=50.0, seed=3)
     shift = torch.tensor([50.0, 49.0, 51.0, 50.5, 48.0], dtype=torch.float64)
-    gram, sums = fused.moments(x, y, shift, 2.0, reference[:5])
+    gram, sums, peaks = fused.moments(x, y, shift, 2.0, reference[:5])
     xs = x.double().numpy().astype(np.longdouble) - shift.numpy()
     z = (y.double().numpy()[:, 0] - 2.0).astype(np.longdouble) - xs @ reference[:5].numpy()
     v = np.c_[xs, z]
     assert np.allclose(gram.numpy(), (v.T @ v).astype(np.float64), rtol=1e-13, atol=1e-9)
     assert np.allclose(sums.numpy(), v.sum(0).astype(np.float64), rtol=1e-13, atol=1e-9)
+    assert peaks.tolist() == [*x.abs().amax(0).tolist(), float(y.abs().max())]
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("layout", ["feature-major", "row-major"])
+@pytest.mark.parametrize("bad", [None, math.nan, math.inf, -math.inf])
+def test_both_paths_find_the_peaks_and_what_is_not_finite(monkeypatch, dtype, layout, bad):
+    """The range check's max |x| and max |y|, read by the pass itself: exact, and NaN or inf
+    where a value is (which the finiteness check then names), through either path."""
+    x, y, reference = _rows(20_003, 3, dtype, layout, offset=-7.0, seed=4)
+    x[0, 0] = -1e4  # the peak is a negative value
+    if bad is not None:
+        x[12_345, 2] = bad
+    found = []
+    for setting in ("never", "always"):
+        monkeypatch.setenv(fused.SETTING, setting)
+        acc = st.Accumulator(reference)
+        acc.add(x, y)
+        found.append(acc.peaks)
+    expected = float(x.double().abs().max()) if bad is None else abs(bad)
+    for x_peak, y_peak in found:
+        assert x_peak == expected or (math.isnan(x_peak) and math.isnan(expected))
+        assert y_peak == float(y.double().abs().max())
 
 
 def test_an_exact_answer_through_the_kernel_is_the_same_answer(monkeypatch):

@@ -63,18 +63,31 @@ def tile_diagonal(buf: Any, jt: int, m: int, acc: Any) -> None:
     acc[jt + 2, jt + 2] += s22
 
 
+@numba.njit(inline="always", cache=True)
+def top_bits(bits: Any, m: int, magnitude: Any, top: Any) -> Any:
+    # the largest |value| of a block as its bits: for floats without their sign the bits are
+    # ordered as the values, inf above every finite value and NaN above inf, and an integer
+    # maximum vectorises where a float one (NaN-aware) does not (5.9 against 1.4 ms for 4M)
+    for i in range(m):
+        top = max(top, bits[i] & magnitude)
+    return top
+
+
 @numba.njit(parallel=True, fastmath=FLAGS, cache=True)
 def gram(
-    x: Any, y: Any, shift: Any, y_center: float, w_ref: Any, use_ref: bool, block: int,
-    threads: int,
+    x: Any, y: Any, x_bits: Any, y_bits: Any, magnitude: Any, shift: Any, y_center: float,
+    w_ref: Any, use_ref: bool, block: int, threads: int,
 ) -> Any:  # fmt: skip
-    # x [d, n]; the result [P + 1, P]: the upper triangle of Σ vvᵀ for v = [x̃, z] padded
-    # to P columns (a multiple of the tile), and the sums Σ v in row P
+    # x [d, n], x_bits the same memory as unsigned integers of its width, magnitude the mask
+    # that drops the sign bit; the result ([P + 1, P], [d + 1]): the upper triangle of Σ vvᵀ
+    # for v = [x̃, z] padded to P columns (a multiple of the tile), the sums Σ v in row P; and
+    # the bits of max |x_j| and max |y|
     d, n = x.shape
     size = ((d + 1 + 2) // 3) * 3
     blocks = (n + block - 1) // block
     per = (blocks + threads - 1) // threads
     parts = np.zeros((threads, size + 1, size))
+    tops = np.zeros((threads, d + 1), dtype=x_bits.dtype)
     for t in numba.prange(threads):
         buf = np.zeros((size, block))  # the padding columns stay zero
         acc = parts[t]
@@ -83,11 +96,13 @@ def gram(
             m = min(block, n - lo)
             z = buf[d]
             rows_y = y[lo : lo + m]  # slices, not lo + i: the loops then vectorise
+            tops[t, d] = top_bits(y_bits[lo : lo + m], m, magnitude, tops[t, d])
             for i in range(m):
                 z[i] = rows_y[i] - y_center
             for j in range(d):
                 s = shift[j]
                 rows_x = x[j, lo : lo + m]
+                tops[t, j] = top_bits(x_bits[j, lo : lo + m], m, magnitude, tops[t, j])
                 column = buf[j]
                 total = 0.0
                 if use_ref:
@@ -112,6 +127,9 @@ def gram(
                 for kt in range(jt + 3, size, 3):
                     tile(buf, jt, kt, m, acc)
     out = np.zeros((size + 1, size))
+    top = tops[0].copy()
     for t in range(threads):
         out += parts[t]
-    return out
+        for j in range(d + 1):
+            top[j] = max(top[j], tops[t, j])
+    return out, top

@@ -14,14 +14,13 @@ feature names.
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
 import torch
 
 from lrtrain.config.schema import DataConfig
-from lrtrain.data.dataset import Dataset, dataset_from_rows, peak
+from lrtrain.data.dataset import Dataset, dataset_from_rows
 from lrtrain.data.distributed import World
 from lrtrain.data.source import Holds, Table, hold_always
 from lrtrain.data.table import select_columns
@@ -51,7 +50,7 @@ class ArraySource:
     def dataset(self, dtype: torch.dtype, world: World, hold: Holds = hold_always) -> Dataset:
         t = self._table
         return dataset_from_rows(t.x, t.y, t.features, t.target, dtype, self.data.standardize,
-                                 self.label, world, hold(len(t.x)), t.peaks)  # fmt: skip
+                                 self.label, world, hold(len(t.x)))  # fmt: skip
 
 
 def missing_rows(data: DataConfig, seed: int = 0) -> ArraySource:
@@ -92,8 +91,7 @@ def table_of(data: Any, config: DataConfig) -> Table:
         raise DataError(f"data: {len(x)} row(s); a regression needs at least 2")
     if x.shape[1] == 0:
         raise DataError("data: X has no feature columns")
-    peaks = {"features": _finite_peak(x, "X", features), "target": _finite_peak(y, "y", [target])}
-    return Table(features, target, x, y, peaks)
+    return Table(features, target, x, y)  # checked finite by the statistics pass that reads it
 
 
 def _features(x: Any, config: DataConfig) -> tuple[list[str], torch.Tensor]:
@@ -158,18 +156,3 @@ def _float64(value: Any, what: str) -> torch.Tensor:
     if not numbers.flags.writeable or any(step < 0 for step in numbers.strides):
         numbers = numbers.copy()  # torch takes over only writable, forward-strided memory
     return torch.from_numpy(numbers)  # read, never written: the data set makes its own copy
-
-
-def _finite_peak(values: torch.Tensor, what: str, names: list[str]) -> float:
-    """The largest |value| (the range check's), every value checked finite on the way: NaN and
-    ±inf carry through the ends aminmax finds, so one read with no mask does both."""
-    top = float(peak(values))
-    if math.isfinite(top):
-        return top
-    # an end that is not finite is a value that is not: find its cell
-    row, column = (int(i) for i in (~torch.isfinite(values)).nonzero()[0])
-    kind = "NaN" if bool(torch.isnan(values[row, column])) else "infinite"
-    raise DataError(
-        f"data: {what} row {row}, column '{names[column]}' is {kind}; every value must be a "
-        "finite number (drop or fill the missing rows first)"
-    )

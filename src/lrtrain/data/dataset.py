@@ -225,12 +225,29 @@ def sample_index(n: int) -> torch.Tensor:
     return torch.linspace(0, n - 1, min(n, SAMPLE_ROWS), dtype=torch.float64).long().unique()
 
 
-def peak(values: torch.Tensor) -> torch.Tensor:
-    """The largest |value|, without an |values| copy of the rows (one read for both ends)."""
-    if not values.numel():
-        return torch.zeros((), dtype=values.dtype)
-    low, high = torch.aminmax(values)
-    return torch.maximum(high.abs(), low.abs())
+def finite_peaks(
+    x64: torch.Tensor, y64: torch.Tensor, features: list[str], target: str
+) -> dict[str, float]:
+    """The range check's peaks of rows handed over, every value checked finite on the way (NaN
+    and ±inf carry through the ends one aminmax finds: one read, no mask); the first value that
+    is not is one DataError naming its row and column."""
+    return {
+        "features": _finite_peak(x64, "X", features),
+        "target": _finite_peak(y64, "y", [target]),
+    }
+
+
+def _finite_peak(values: torch.Tensor, what: str, names: list[str]) -> float:
+    top = float(st.peak(values))
+    if math.isfinite(top):
+        return top
+    # an end that is not finite is a value that is not: find its cell
+    row, column = (int(i) for i in (~torch.isfinite(values)).nonzero()[0])
+    kind = "NaN" if bool(torch.isnan(values[row, column])) else "infinite"
+    raise DataError(
+        f"data: {what} row {row}, column '{names[column]}' is {kind}; every value must be a "
+        "finite number (drop or fill the missing rows first)"
+    )
 
 
 def dataset_from_rows(
@@ -248,11 +265,19 @@ def dataset_from_rows(
     """A data set from float64 rows every process holds whole (a CSV's, or the training rows
     of a split): the exact answer from them, each process keeping its shard as trained — or,
     ``hold`` False (training reads only the statistics), lent: the data set then makes its
-    chunks from these rows on demand, as a streamed one does, and no copy is made. ``peaks``:
-    the rows' largest |values| where the source has read them (else one read here)."""
-    if peaks is None:
-        peaks = {"features": float(peak(x64)), "target": float(peak(y64))}
-    check_range(peaks, len(x64), dtype, source)
+    chunks from these rows on demand, as a streamed one does, and no copy is made.
+
+    The rows are checked finite and within range (:func:`check_range`) by the statistics
+    pass itself, which finds their peaks on the way — or up front, ``peaks`` given, where the
+    caller has read them (:func:`finite_peaks`)."""
+
+    def check(x_peak: float, y_peak: float) -> None:
+        if not (math.isfinite(x_peak) and math.isfinite(y_peak)):
+            finite_peaks(x64, y64, features, target)  # names the first cell that is not
+        check_range({"features": x_peak, "target": y_peak}, len(x64), dtype, source)
+
+    if peaks is not None:
+        check_range(peaks, len(x64), dtype, source)
     empty = torch.empty(0, len(features), dtype=dtype)
     dataset = Dataset(empty, empty[:, :1], list(features), target)
 
@@ -260,7 +285,8 @@ def dataset_from_rows(
         return iter([(x64, y64)])  # one view: the accumulator reads it as it needs
 
     # Every process holds all the rows, so each computes the answer for all of them alone.
-    set_exact(dataset, st.exact_of_rows(rows, len(features)), standardize)
+    exact = st.exact_of_rows(rows, len(features), check if peaks is None else None)
+    set_exact(dataset, exact, standardize)
     start, stop = shard(len(x64), world)
     dataset.offset, dataset.total_rows = start, len(x64)
     if len(features) == 1 and world.is_main:

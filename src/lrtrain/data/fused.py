@@ -70,8 +70,9 @@ def available() -> bool:
 
 def moments(
     x: torch.Tensor, y: torch.Tensor, shift: torch.Tensor, y_center: float, w_ref: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """(G, s): G [d+1, d+1] = Σ vvᵀ and s [d+1] = Σ v over the rows, v = [x̃, z], float64.
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(G, s, peaks): G [d+1, d+1] = Σ vvᵀ and s [d+1] = Σ v over the rows, v = [x̃, z],
+    float64; peaks [d+1] the largest |x_j| and |y| as given (inf or NaN where a value is).
 
     ``x`` [c, d] in any layout, float32 or float64 (read as it is: no float64 copy); ``y``
     [c] or [c, 1]. The caller checked :func:`wanted` (the kernel is loaded on the way)."""
@@ -83,9 +84,14 @@ def moments(
     # one contiguous vector in the rows' dtype: the kernel's compiled signatures (warm)
     target = np.ascontiguousarray(y.detach().reshape(-1).numpy(), dtype=columns.dtype)
     threads = max(1, min(_threads, torch.get_num_threads(), x.shape[0] // MIN_ROWS))
-    out = kernel(
+    bits = np.uint64 if columns.dtype == np.float64 else np.uint32
+    magnitude = bits(np.iinfo(bits).max >> 1)  # every bit but the sign's
+    out, top = kernel(
         columns,
         target,
+        columns.view(bits),
+        target.view(bits),
+        magnitude,
         shift.to(torch.float64).numpy(),
         float(y_center),
         w_ref.to(torch.float64).numpy(),
@@ -96,7 +102,12 @@ def moments(
     tiles = out.shape[1]
     upper = out[: d + 1, : d + 1]  # above the diagonal only
     gram = np.triu(upper) + np.triu(upper, 1).T  # numpy: a 9 × 9 copy costs µs, not a thread pool
-    return torch.from_numpy(gram), torch.from_numpy(out[tiles, : d + 1].copy())
+    peaks = top.view(columns.dtype).astype(np.float64)
+    return (
+        torch.from_numpy(gram),
+        torch.from_numpy(out[tiles, : d + 1].copy()),
+        torch.from_numpy(peaks),
+    )
 
 
 def warm() -> bool:

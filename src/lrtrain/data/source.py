@@ -32,14 +32,12 @@ def hold_always(rows: int) -> bool:
 
 @dataclass(frozen=True)
 class Table:
-    """Every row of a source as given, in float64: ``x`` [N, d], ``y`` [N, 1]; ``peaks``, the
-    largest |value| of the "features" and the "target", where the source read them already."""
+    """Every row of a source as given, in float64: ``x`` [N, d], ``y`` [N, 1]."""
 
     features: list[str]
     target: str
     x: torch.Tensor
     y: torch.Tensor
-    peaks: dict[str, float] | None = None
 
 
 class Source(Protocol):

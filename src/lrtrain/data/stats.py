@@ -82,6 +82,15 @@ class Stats:
         return self.__dict__.get("cov_eigen")
 
 
+def peak(values: torch.Tensor) -> torch.Tensor:
+    """The largest |value|, without an |values| copy of the rows (one read for both ends; NaN
+    and ±inf carry through them)."""
+    if not values.numel():
+        return torch.zeros((), dtype=values.dtype)
+    low, high = torch.aminmax(values)
+    return torch.maximum(high.abs(), low.abs())
+
+
 def chunk_stats(chunks: Chunks, theta_ref: torch.Tensor | None = None, d: int = 0) -> Stats:
     """Statistics of rows given as (x [c, d], y [c, 1]) chunks, any dtype (read as float64).
     ``d`` is needed only when there may be no rows at all."""
@@ -101,6 +110,17 @@ class Accumulator:
         self.x_shift: torch.Tensor | None = None
         self.y_shift = self.y_center = 0.0
         self.sxx = self.sx = self.sxy = torch.empty(0, dtype=F64)
+        # the largest |x| and |y| read (NaN-propagating maxima: inf or NaN where a value is)
+        self.x_peak = self.y_peak = torch.zeros((), dtype=F64)
+
+    @property
+    def peaks(self) -> tuple[float, float]:
+        """(max |x|, max |y|) over the rows added: not finite where a value is not."""
+        return float(self.x_peak), float(self.y_peak)
+
+    def _seen(self, x_peak: torch.Tensor, y_peak: torch.Tensor) -> None:
+        self.x_peak = torch.maximum(self.x_peak, x_peak.to(F64))
+        self.y_peak = torch.maximum(self.y_peak, y_peak.to(F64))
 
     def add(self, x: torch.Tensor, y: torch.Tensor, scratch: bool = False) -> None:
         """Add the rows (x [c, d], y [c, 1]), any number of them; ``scratch``: x is the
@@ -114,7 +134,8 @@ class Accumulator:
         d = x.shape[1]
         if fused.wanted(x, self.n * (d + 1)):
             # one read of the rows, as they are (no float64 copy): narrow data
-            gram, sums = fused.moments(x, y, self.x_shift, self.y_center, self.theta_ref[:d])
+            gram, sums, peaks = fused.moments(x, y, self.x_shift, self.y_center, self.theta_ref[:d])
+            self._seen(peaks[:d].max(), peaks[d])
             self.sxx += gram[:d, :d]
             self.sxy += gram[:d, d]
             self.syy += float(gram[d, d])
@@ -131,6 +152,7 @@ class Accumulator:
         x64 = x.to(device="cpu", dtype=F64)
         y64 = y.to(device="cpu", dtype=F64).reshape(-1)
         own = scratch or x64.data_ptr() != x.data_ptr()  # a float64 copy made here is ours
+        self._seen(peak(x64), peak(y64))  # read from the cache, before the centring
         xc = x64.sub_(self.x_shift) if own else x64 - self.x_shift
         zc = y64 - self.y_center  # a new vector: (y − y_center) − (x − x_shift)·w_ref below
         if bool(self.theta_ref[:d].any()):
@@ -271,7 +293,11 @@ class Exact:
     from_rows: bool = False  # θ* from an SVD of the rows (ill-conditioned), not the statistics
 
 
-def exact_of_rows(rows: Callable[[], Iterator[tuple[torch.Tensor, torch.Tensor]]], d: int) -> Exact:
+def exact_of_rows(
+    rows: Callable[[], Iterator[tuple[torch.Tensor, torch.Tensor]]],
+    d: int,
+    check: Callable[[float, float], None] | None = None,
+) -> Exact:
     """The answer for rows held in memory, in one pass when that is as exact as two: the pass
     accumulates the residuals of a reference predictor fitted to the first ``REFERENCE_ROWS``
     rows alone, which leaves them about as small as the optimum's (Σ z² within a fraction
@@ -280,13 +306,23 @@ def exact_of_rows(rows: Callable[[], Iterator[tuple[torch.Tensor, torch.Tensor]]
     was poor — the residuals it left more than ``REFINE_ABOVE`` times the optimum's (sorted
     rows whose first rows say little about the rest) — or where θ* came from an SVD of the
     rows. For fewer rows than ``REFERENCE_ROWS`` this is the two passes of old: the rows'
-    answer, then a pass about it."""
+    answer, then a pass about it.
+
+    ``check(max |x|, max |y|)``, called once the first pass has read the rows (not finite
+    where a value is not) and before anything is solved, may refuse them: the caller's range
+    and finiteness checks, without a read of their own."""
     first_chunk = next(iter(rows()), None)
     reference = None
     if first_chunk is not None:  # the first rows' own least-squares answer: a small read
-        x, y = first_chunk
-        reference = _reference(x[:REFERENCE_ROWS], y[:REFERENCE_ROWS])
-    first = exact_answer(chunk_stats(rows(), reference, d), rows)
+        x, y = first_chunk[0][:REFERENCE_ROWS], first_chunk[1][:REFERENCE_ROWS]
+        if bool(torch.isfinite(x).all() and torch.isfinite(y).all()):  # else the check says
+            reference = _reference(x, y)
+    acc = Accumulator(reference)
+    for x, y in rows():
+        acc.add(x, y)
+    if check is not None:
+        check(*acc.peaks)
+    first = exact_answer(acc.result(d), rows)
     residual = first.loss_star * first.stats.n
     if first.from_rows or not first.stats.cyy <= REFINE_ABOVE * residual:
         return refined(lambda theta: chunk_stats(rows(), theta, d), first)

@@ -24,7 +24,6 @@ from lrtrain.data.dataset import (
     chunk_rows,
     combined,
     named_peaks,
-    peak,
     sample_index,
     set_exact,
 )
@@ -169,7 +168,7 @@ def _synthetic_dataset(data: DataConfig, seed: int, dtype: torch.dtype, world: W
     acc = st.Accumulator(_truth(data))
     standardize = data.standardize
     for lo, xb, yb in iter_synthetic(data, seed, chunk_rows(data.d), start, stop):
-        largest = [peak(t) for t in (xb, yb)]
+        largest = [st.peak(t) for t in (xb, yb)]
         torch.maximum(peaks, torch.stack(largest), out=peaks)
         if not standardize:  # standardised rows are written once the statistics are known
             x[lo - start : lo - start + len(xb)] = xb

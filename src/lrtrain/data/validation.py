@@ -14,7 +14,13 @@ from typing import TYPE_CHECKING
 import torch
 
 from lrtrain.data import stats as st
-from lrtrain.data.dataset import Dataset, Validation, dataset_from_rows, trained_form
+from lrtrain.data.dataset import (
+    Dataset,
+    Validation,
+    dataset_from_rows,
+    finite_peaks,
+    trained_form,
+)
 from lrtrain.data.source import Holds, hold_always
 from lrtrain.errors import DataError
 
@@ -79,8 +85,10 @@ def with_validation(
             f"data.validation_fraction: {fraction:g} of {len(x64)} rows leaves {kept} to train "
             f"on and {len(x64) - kept} held out; both need rows"
         )
+    # checked here, on every row (a cell named by its row in the table, not in the split)
+    peaks = finite_peaks(x64, y64, table.features, table.target)
     dataset = dataset_from_rows(x64[~out], y64[~out], table.features, table.target, dtype,
-                                standardize, source.label, world, hold(kept))  # fmt: skip
+                                standardize, source.label, world, hold(kept), peaks)  # fmt: skip
     truth = source.truth()
     if truth is not None:
         dataset.true_w, dataset.true_b = truth
