@@ -143,6 +143,9 @@ class Accumulator:
             self.sy += float(sums[d])
             self.n += x.shape[0]
             return
+        # the peaks over all the rows at once, in their storage order (aminmax reads a strided
+        # chunk at ~7 GB/s, slower than memory: 0.56 ms per 4 MB against ~10 ms for 128 MB)
+        self._seen(peak(x.t() if x.t().is_contiguous() else x), peak(y))
         for lo in range(0, x.shape[0], CHUNK_ROWS):  # float64 temporaries a chunk at a time
             self._add_chunk(x[lo : lo + CHUNK_ROWS], y[lo : lo + CHUNK_ROWS], scratch)
 
@@ -152,7 +155,6 @@ class Accumulator:
         x64 = x.to(device="cpu", dtype=F64)
         y64 = y.to(device="cpu", dtype=F64).reshape(-1)
         own = scratch or x64.data_ptr() != x.data_ptr()  # a float64 copy made here is ours
-        self._seen(peak(x64), peak(y64))  # read from the cache, before the centring
         xc = x64.sub_(self.x_shift) if own else x64 - self.x_shift
         zc = y64 - self.y_center  # a new vector: (y − y_center) − (x − x_shift)·w_ref below
         if bool(self.theta_ref[:d].any()):

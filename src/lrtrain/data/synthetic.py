@@ -164,16 +164,14 @@ def _synthetic_dataset(data: DataConfig, seed: int, dtype: torch.dtype, world: W
     n, d = stop - start, data.d
     x = torch.empty(d, n, dtype=dtype).t()  # feature-major, see Dataset
     y = torch.empty(n, 1, dtype=dtype)
-    peaks = torch.zeros(2, dtype=torch.float64)
-    acc = st.Accumulator(_truth(data))
+    acc = st.Accumulator(_truth(data))  # which finds the peaks on the way
     standardize = data.standardize
     for lo, xb, yb in iter_synthetic(data, seed, chunk_rows(data.d), start, stop):
-        largest = [st.peak(t) for t in (xb, yb)]
-        torch.maximum(peaks, torch.stack(largest), out=peaks)
         if not standardize:  # standardised rows are written once the statistics are known
             x[lo - start : lo - start + len(xb)] = xb
         y[lo - start : lo - start + len(yb)] = yb
         acc.add(xb, yb, scratch=True)  # the chunk is not needed after this: centred in place
+    peaks = torch.tensor(acc.peaks, dtype=torch.float64)
     check_range(named_peaks(world.all_max(peaks)), data.n_samples, dtype, LABEL)
     names = [f"x_{i}" for i in range(d)]
     dataset = Dataset(x, y, names, "y")
