@@ -2,8 +2,8 @@
 DataFrames and Series, torch tensors on any device, or anything ``numpy.asarray`` reads.
 
 The rows are read as float64, without a copy when they already are (a tensor on a GPU is copied
-to the CPU for it); checked as a CSV's cells are (shapes, every value finite, at least two rows,
-a target that exists); then they go the way of every source held whole
+to the CPU for it); checked as a CSV's cells are (shapes, at least two rows, a target that
+exists, every value finite — that by the statistics pass, which reads every value anyway); then they go the way of every source held whole
 (:func:`~lrtrain.data.dataset.dataset_from_rows`): the exact answer from the float64 rows, and
 each process's shard copied once, in the training dtype. A DataFrame's column names become the
 feature names.
