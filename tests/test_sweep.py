@@ -189,6 +189,9 @@ def test_sweep_figures_axes(tmp_path: Path) -> None:
     assert pytest.approx(run.summary["critical_lr"]) in vlines
     loss_ax = figs["sweep_loss"].axes[0]
     assert loss_ax.get_yscale() == "log"
+    # the optimum is named in the title: no legend box for a diverging curve to end under
+    assert loss_ax.get_legend() is None
+    assert f"dashed: the optimum {run.summary['closed_form']['loss']:.6g}" in loss_ax.get_title()
 
 
 def test_sweep_redraw_without_torch(tmp_path: Path) -> None:

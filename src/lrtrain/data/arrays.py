@@ -3,9 +3,10 @@ DataFrames and Series, torch tensors on any device, or anything ``numpy.asarray`
 
 The rows are read as float64, without a copy when they already are (a tensor on a GPU is copied
 to the CPU for it); checked as a CSV's cells are (shapes, at least two rows, a target that
-exists, every value finite — that by the statistics pass, which reads every value anyway); then they go the way of every source held whole
-(:func:`~lrtrain.data.dataset.dataset_from_rows`): the exact answer from the float64 rows, and
-each process's shard copied once, in the training dtype. A DataFrame's column names become the
+exists, every value finite — that by the statistics pass, which reads every value anyway); then
+they go the way of every source held whole (:func:`~lrtrain.data.dataset.dataset_from_rows`):
+the exact answer from the float64 rows, and each process's shard copied once in the training
+dtype — or lent, where the steps read only statistics. A DataFrame's column names become the
 feature names.
 
     >>> run = lrtrain.fit(config, data=(X, y))              # doctest: +SKIP

@@ -42,13 +42,15 @@ def sweep_loss_figure(
         ax.plot(steps[keep], loss[keep], color=color, lw=1.3)
         if verdict == "diverged" and keep.any():
             ax.plot(steps[keep][-1], loss[keep][-1], marker="x", ms=8, mew=2, color=color)
+    title = "Loss per learning rate (× = diverged"
     if loss_star is not None and loss_star > 0:
-        ax.axhline(loss_star, color="k", ls="--", lw=1, label=f"optimum {loss_star:.6g}")
-        ax.legend(loc="upper right")
+        # named in the title, not a legend: a legend's corner is where a diverging curve ends
+        ax.axhline(loss_star, color="k", ls="--", lw=1)
+        title += f"; dashed: the optimum {loss_star:.6g}"
     ax.set_yscale("log")
     ax.set_xlabel("step")
     ax.set_ylabel("loss (mean squared error)")
-    ax.set_title("Loss per learning rate (× = diverged)", fontsize=10)
+    ax.set_title(title + ")", fontsize=10)
     ax.grid(True, which="both", alpha=0.3)
     fig.colorbar(ScalarMappable(norm=norm, cmap=cmap), ax=ax, label="learning rate")
     return fig
