@@ -413,6 +413,9 @@ def long_sweep(quick: bool, repeats: int, workdir: Path) -> list[CaseResult]:
     # the sweep's outputs: what its wall holds beyond its training and beyond what a fit's wall
     # holds beyond the fit's training (start-up, a fit's few files and figures)
     outputs = (sweep_t.median - trained["sweep"]) - (fit_t.median - trained["fit"])
+    # a difference of two differences of walls: at smoke sizes, beside another process, it can
+    # come out below zero — outputs too small to tell from the noise, not a ratio to report
+    resolved = outputs > 0 and trained["sweep"] > 0
     return [
         CaseResult(
             name=f"`lrtrain sweep-lr`, 32 rates × {steps:,} steps, whole command",
@@ -429,7 +432,8 @@ def long_sweep(quick: bool, repeats: int, workdir: Path) -> list[CaseResult]:
             baseline="its training (summary elapsed_s)",
             target="≤ 1 × (issue 33)",
             met=outputs <= trained["sweep"],
-            ratio=outputs / trained["sweep"] if trained["sweep"] > 0 else None,
+            ratio=outputs / trained["sweep"] if resolved else None,
             figures={"training_s": trained["sweep"], "outputs_s": outputs},
+            notes=[] if resolved else [f"outputs {outputs:+.2f} s: within the walls' noise"],
         ),
     ]
