@@ -23,6 +23,7 @@ from benchmarks.common import (
     WIDE,
     CaseResult,
     Timing,
+    faster,
     lrtrain_command,
     quick_baseline,
     quick_big,
@@ -51,16 +52,8 @@ def sweep(quick: bool, repeats: int, device: str = "cpu") -> CaseResult:
         repeats,
         warmup=not quick,
     )
-    ratio = base.median / ours.median
-    return CaseResult(
-        name=f"sweep: 32 lrs × {steps} steps, lecture data ({device})",
-        baseline="32 sequential lesson loops",
-        target="≥ 15× faster",
-        met=ratio >= 15,
-        ratio=ratio,
-        baseline_time=base,
-        lrtrain_time=ours,
-    )
+    return faster(f"sweep: 32 lrs × {steps} steps, lecture data ({device})",
+                  "32 sequential lesson loops", base, ours, at_least=15)  # fmt: skip
 
 
 def full_batch(quick: bool, repeats: int, device: str = "cpu") -> CaseResult:
@@ -134,16 +127,9 @@ def mini_batch(quick: bool, repeats: int) -> CaseResult:
         repeats,
         warmup=not quick,
     )
-    ratio = base.median / ours.median
-    return CaseResult(
-        name=f"mini-batch epoch, N = {n:,}, batch {batch}",
-        baseline="DataLoader(TensorDataset(x, y), batch_size=256, shuffle=True) loop",
-        target="≥ 4× faster",
-        met=ratio >= 4,
-        ratio=ratio,
-        baseline_time=base,
-        lrtrain_time=ours,
-    )
+    return faster(f"mini-batch epoch, N = {n:,}, batch {batch}",
+                  "DataLoader(TensorDataset(x, y), batch_size=256, shuffle=True) loop", base, ours,
+                  at_least=4)  # fmt: skip
 
 
 def contour(quick: bool, repeats: int) -> CaseResult:

@@ -47,6 +47,28 @@ class CaseResult:
         return asdict(self)
 
 
+def faster(name: str, baseline: str, base: Timing, ours: Timing, at_least: float) -> CaseResult:
+    """A case won by speed: lrtrain at least ``at_least`` times faster than the baseline timed
+    beside it (the ratio is baseline / lrtrain)."""
+    ratio = base.median / ours.median
+    target = f"≥ {at_least:g}× faster"
+    return CaseResult(name=name, baseline=baseline, target=target, met=ratio >= at_least,
+                      ratio=ratio, baseline_time=base, lrtrain_time=ours)  # fmt: skip
+
+
+def in_units(
+    name: str, baseline: str, unit_s: float, ours_s: float, target: str, at_most: float | None,
+    **extra: Any,
+) -> CaseResult:  # fmt: skip
+    """A case counted in a unit measured beside it (a read of the data, numpy's XᵀX): the
+    ratio lrtrain / unit, met where it is at most ``at_most`` (None: reported, not judged)."""
+    ratio = ours_s / unit_s
+    return CaseResult(name=name, baseline=baseline, target=target,
+                      met=None if at_most is None else ratio <= at_most, ratio=ratio,
+                      baseline_time=Timing.of([unit_s]), lrtrain_time=Timing.of([ours_s]),
+                      **extra)  # fmt: skip
+
+
 def time_pair(
     baseline: Callable[[], object],
     ours: Callable[[], object],
