@@ -4,7 +4,11 @@ configs' descriptions and editable copies of them (``lrtrain configs``)."""
 
 from __future__ import annotations
 
+import ast
+import inspect
 import re
+import textwrap
+from functools import cache
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -13,6 +17,7 @@ import yaml
 from pydantic import BaseModel
 
 from lrtrain.config.schema import SCHEMA_LINE, Config, bundled_config_source, bundled_config_text
+from lrtrain.config.sections import Section
 from lrtrain.errors import ConfigError
 
 
@@ -49,9 +54,41 @@ def copy_bundled_config(name: str, dest: Path) -> None:
         raise ConfigError(f"{dest}: cannot write: {exc.strerror or exc}") from None
 
 
+@cache
+def described() -> None:
+    """Give every config section's keys their docstrings as descriptions, once: the sections
+    are built without them. Direct subclasses of Section in definition order — a section
+    before any that holds it — each rebuilt so that its schema carries them."""
+    for section in Section.__subclasses__():
+        docs = attribute_docstrings(section)
+        for name, field in section.model_fields.items():
+            if field.description is None and name in docs:
+                field.description = docs[name]
+        section.model_rebuild(force=True)
+
+
+def attribute_docstrings(cls: type) -> dict[str, str]:
+    """A class's attribute docstrings: the string literal right after an annotated assignment,
+    cleaned as inspect.cleandoc does (pydantic's use_attribute_docstrings, read on demand)."""
+    body = ast.parse(textwrap.dedent(inspect.getsource(cls))).body[0]
+    assert isinstance(body, ast.ClassDef), cls
+    out = {}
+    for node, after in zip(body.body, body.body[1:], strict=False):
+        if (
+            isinstance(node, ast.AnnAssign)
+            and isinstance(node.target, ast.Name)
+            and isinstance(after, ast.Expr)
+            and isinstance(after.value, ast.Constant)
+            and isinstance(after.value.value, str)
+        ):
+            out[node.target.id] = inspect.cleandoc(after.value.value)
+    return out
+
+
 def field_docs() -> dict[str, str]:
     """Every key of the config (dotted, in the schema's order) and what it means: the key's
     docstring in config.py, on one line."""
+    described()
     out = {}
     for name, field in Config.model_fields.items():
         section = field.annotation
@@ -66,6 +103,7 @@ def field_docs() -> dict[str, str]:
 def config_schema() -> dict[str, Any]:
     """The JSON Schema of the config (what ``lrtrain schema`` prints), with each key's meaning
     as its description."""
+    described()
     schema = Config.model_json_schema()
     schema["title"] = "lrtrain config"
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
