@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -47,6 +48,23 @@ def test_loss_figure_axes(lesson_run: Path) -> None:
     reference = ax.lines[3]
     assert reference.get_ydata()[0] == pytest.approx(run.summary["closed_form"]["loss"])
     assert "lr = 0.001" in ax.get_title() and "100 steps" in ax.get_title()
+    assert _legend_corner(ax) == ("upper", "right")  # a converging loss leaves it empty
+    minor = ax.yaxis.get_minor_locator()()  # minor grid lines at 2 and 5 of each decade
+    assert {round(v / 10 ** np.floor(np.log10(v))) for v in minor} <= {2, 5}
+
+
+def test_a_diverged_loss_keeps_its_legend_out_of_the_way() -> None:
+    steps = np.arange(50)
+    rising = plots.loss_figure(steps, 300.0 * 1.3**steps, 1.2).axes[0]
+    assert _legend_corner(rising) == ("lower", "right")  # the loss ends in the upper right
+
+
+def _legend_corner(ax: Any) -> tuple[str, str]:
+    """Where the legend was drawn, read off the rendered boxes."""
+    ax.figure.canvas.draw()
+    box, frame = ax.get_legend().get_window_extent(), ax.get_window_extent()
+    vertical = "upper" if box.y0 + box.y1 > frame.y0 + frame.y1 else "lower"
+    return vertical, "right" if box.x0 + box.x1 > frame.x0 + frame.x1 else "left"
 
 
 def test_a_minibatch_loss_figure_shows_the_expected_loss_and_noise_floor(tmp_path: Path) -> None:

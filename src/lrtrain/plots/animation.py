@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
-from lrtrain.plots.canvas import figure
+from lrtrain.plots.canvas import figure, log_scale
 from lrtrain.plots.contours import PATH_COLOR, Surface
 from lrtrain.plots.figures import run_title
 
@@ -70,7 +70,7 @@ class DescentScene:
         (self.path_line,) = left.plot([], [], color=PATH_COLOR, lw=1.4, marker="o", ms=2.5)
         (self.head,) = left.plot([], [], marker="o", ms=8, color=PATH_COLOR, mec="k", ls="none")
         self.keep = np.isfinite(self.loss) & (self.loss > 0)
-        right.set_yscale("log")
+        log_scale(right)
         right.set_xlim(0, max(float(self.steps[-1]), 1.0))
         if self.keep.any():
             right.set_ylim(self.loss[self.keep].min() * 0.8, self.loss[self.keep].max() * 1.25)

@@ -39,6 +39,17 @@ def axes(
         return fig, fig.add_subplot()
 
 
+def log_scale(ax: Axes, axis: Literal["x", "y"] = "y") -> None:
+    """A log axis with minor ticks (and their grid lines) at 2 and 5 of each decade, not at
+    every digit: each minor tick is a mark, a grid line and a label to lay out, and the seven
+    a decade took ~20 ms of a log figure's ~130 ms draw (the lesson's loss and modes figures:
+    259 against 213 ms)."""
+    from matplotlib.ticker import LogLocator
+
+    (ax.set_xscale if axis == "x" else ax.set_yscale)("log")
+    (ax.xaxis if axis == "x" else ax.yaxis).set_minor_locator(LogLocator(subs=(2.0, 5.0)))
+
+
 def figure(
     size: tuple[float, float], layout: Literal["constrained"] | None = "constrained"
 ) -> Figure:

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from lrtrain.plots.canvas import axes, figure
+from lrtrain.plots.canvas import axes, figure, log_scale
 from lrtrain.plots.contours import (
     PATH_COLOR,
     Surface,
@@ -70,12 +70,14 @@ def loss_figure(
         if noise_floor is not None and noise_floor > 0:
             ax.axhline(loss_star + noise_floor, color="C3", ls=":", lw=1.2,
                        label=f"noise floor +{noise_floor:.3g}")  # fmt: skip
-    ax.set_yscale("log")
+    log_scale(ax)
     ax.set_xlabel("step")
     ax.set_ylabel("loss (mean squared error)")
     ax.set_title(title, fontsize=10)
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(loc="upper right")
+    # a loss that ends above its start (diverged) ends in the upper right: the legend below it
+    rose = finite.any() and loss[finite][-1] > loss[finite][0]
+    ax.legend(loc="lower right" if rose else "upper right")
     return fig
 
 
@@ -138,7 +140,7 @@ def modes_figure(
             ax.plot(steps[mine], predicted[mine, i], color=color, ls="--", lw=1.1)
     if predicted is not None:
         ax.plot([], [], color="0.4", ls="--", label=predicted_label)
-    ax.set_yscale("log")
+    log_scale(ax)
     ax.set_xlabel("step")
     ax.set_ylabel("|uᵢᵀ(θ − θ*)| along each eigenvector")
     ax.set_title(title, fontsize=10)
@@ -287,7 +289,7 @@ def compare_figure(runs: list[RunData], labels: list[str] | None = None) -> Figu
                        in labels else -1)  # fmt: skip
         ax.legend([handles[j] for j in order], [names[j] for j in order], loc="best", fontsize=8)
     right.set_xscale("symlog", linthresh=10)
-    right.set_yscale("log")
+    log_scale(right)
     right.set_xlabel("step")
     right.set_ylabel("(loss − loss*) / loss*")
     right.set_title("Relative optimality gap", fontsize=10)

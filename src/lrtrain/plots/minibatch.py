@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from lrtrain.plots.canvas import axes, figure
+from lrtrain.plots.canvas import axes, figure, log_scale
 from lrtrain.runs.directory import FINDERS
 
 if TYPE_CHECKING:
@@ -49,7 +49,7 @@ def replica_figure(
                 label="expected (theory)")  # fmt: skip
     if noise_floor is not None and noise_floor > 0:
         ax.axhline(noise_floor, color="C3", ls=":", lw=1.2, label=f"noise floor {noise_floor:.3g}")
-    ax.set_yscale("log")
+    log_scale(ax)
     ax.set_xlabel("step")
     ax.set_ylabel(ylabel)
     ax.set_title(title, fontsize=10)
@@ -83,7 +83,7 @@ def batch_map_figure(summary: dict[str, Any], table: dict[str, np.ndarray]) -> F
         left.plot(lr, table["observed_steps"][mine], "o", color=color, ms=4, alpha=0.8,
                   label=f"{label}: observed")  # fmt: skip
         left.axvline(size["critical_lr"], color=color, ls=":", lw=1)
-    left.set_xscale("log")
+    log_scale(left, "x")
     steps = np.concatenate([table["predicted_steps"], table["observed_steps"]])
     max_iter = summary["max_iter"]
     _log_or_say(left, steps, f"no rate reached the target within {max_iter} steps")
@@ -118,7 +118,7 @@ def batch_map_figure(summary: dict[str, Any], table: dict[str, np.ndarray]) -> F
     critical = summary.get("critical_batch_size")
     if critical is not None:
         right.axvline(critical, color="C2", ls=":", lw=1.4, label=f"critical batch size {critical}")
-    right.set_xscale("log")
+    log_scale(right, "x")
     _log_or_say(
         right, np.array([*predicted, *observed]), "no fastest rate: nothing reached the target"
     )
@@ -138,7 +138,7 @@ def _log_or_say(ax: Axes, values: np.ndarray, nothing: str) -> None:
     empty (a log axis over nothing cannot even be drawn)."""
     values = np.asarray(values, dtype=np.float64)
     if bool((np.isfinite(values) & (values > 0)).any()):
-        ax.set_yscale("log")
+        log_scale(ax)
     else:
         ax.text(0.5, 0.5, nothing, transform=ax.transAxes, ha="center", va="center", fontsize=9)
         ax.set_yticks([])
@@ -179,8 +179,8 @@ def find_lr_figure(
     for label, value, color, style in thresholds:
         if value:
             ax.axvline(value, color=color, ls=style, lw=1.4, label=f"{label} {value:.3g}")
-    ax.set_xscale("log")
-    ax.set_yscale("log")
+    log_scale(ax, "x")
+    log_scale(ax)
     ax.set_xlabel("learning rate (the range test's ramp)")
     ax.set_ylabel("smoothed training loss")
     which = "measured" if measured else "exact"

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from lrtrain.plots.canvas import axes, figure
+from lrtrain.plots.canvas import axes, figure, log_scale
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -43,7 +43,7 @@ def sharpness_figure(
     if best_line is not None and best_line > 0:
         top.axhline(best_line, color="0.4", ls=":", lw=1.2,
                     label=f"best straight line {best_line:.4g}")  # fmt: skip
-    top.set_yscale("log")
+    log_scale(top)
     top.set_ylabel("loss (mean squared error)")
     top.grid(True, which="both", alpha=0.3)
     top.legend(loc="upper right")
@@ -132,13 +132,13 @@ def network_sweep_figure(curves: list[dict[str, Any]], title: str = "") -> Figur
         if shown.any():
             bottom.plot(curve["measured_at"][shown], ratio[shown], "o-", ms=2.5, lw=1.2,
                         color=color)  # fmt: skip
-    top.set_yscale("log")
+    log_scale(top)
     top.set_ylabel("loss")
     top.grid(True, which="both", alpha=0.3)
     top.legend(loc="upper right", fontsize=8)
     top.set_title(title, fontsize=10)
     bottom.axhline(1.0, color="k", ls="--", lw=1.2, label="λ_max = 2(1+β)/η")
-    bottom.set_yscale("log")
+    log_scale(bottom)
     bottom.set_xlabel("step")
     bottom.set_ylabel("λ_max / (2(1+β)/η)")
     bottom.grid(True, which="both", alpha=0.3)

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from lrtrain.plots.canvas import axes
+from lrtrain.plots.canvas import axes, log_scale
 from lrtrain.plots.contours import contour_grid_figure
 
 if TYPE_CHECKING:
@@ -47,7 +47,7 @@ def sweep_loss_figure(
         # named in the title, not a legend: a legend's corner is where a diverging curve ends
         ax.axhline(loss_star, color="k", ls="--", lw=1)
         title += f"; dashed: the optimum {loss_star:.6g}"
-    ax.set_yscale("log")
+    log_scale(ax)
     ax.set_xlabel("step")
     ax.set_ylabel("loss (mean squared error)")
     ax.set_title(title + ")", fontsize=10)
@@ -94,8 +94,8 @@ def sweep_summary_figure(
     if minibatch_critical_lr is not None:
         label = f"mean-square critical (mini-batches) = {minibatch_critical_lr:.4g}"
         ax.axvline(minibatch_critical_lr, color="C3", ls="-", lw=1.2, label=label)
-    ax.set_xscale("log")
-    ax.set_yscale("log")
+    log_scale(ax, "x")
+    log_scale(ax)
     ax.set_xlabel("learning rate")
     ax.set_ylabel("final loss")
     ax.set_title("Final loss against learning rate", fontsize=10)
@@ -127,7 +127,7 @@ def sweep_modes_figure(
     flat, steep = eigenvalues
     ax.plot([], [], color="0.3", ls="-", label=f"flattest direction (λ = {flat:.4g})")
     ax.plot([], [], color="0.3", ls="--", label=f"steepest direction (λ = {steep:.4g})")
-    ax.set_yscale("log")
+    log_scale(ax)
     ax.set_xlabel("step")
     ax.set_ylabel("|uᵢᵀ(θ − θ*)|")
     ax.set_title("The slowest and fastest eigen-modes per learning rate", fontsize=10)
