@@ -96,7 +96,7 @@ def test_both_paths_find_the_peaks_and_what_is_not_finite(monkeypatch, dtype, la
     found = []
     for setting in ("never", "always"):
         monkeypatch.setenv(fused.SETTING, setting)
-        acc = st.Accumulator(reference)
+        acc = st.Accumulator(reference, peaks=True)
         acc.add(x, y)
         found.append(acc.peaks)
     expected = float(x.double().abs().max()) if bad is None else abs(bad)

@@ -104,8 +104,12 @@ class Accumulator:
     """Statistics built up chunk by chunk, for callers that do something else with each chunk
     (the data loader fills the training copy from the same float64 rows)."""
 
-    def __init__(self, theta_ref: torch.Tensor | None = None) -> None:
+    def __init__(self, theta_ref: torch.Tensor | None = None, peaks: bool = False) -> None:
+        """``peaks``: keep the largest |x| and |y| too (:attr:`peaks`) — free in the fused
+        kernel, one aminmax of the rows through tensors, which a pass whose caller has its
+        own (a streamed source's, a second pass) should not pay."""
         self.theta_ref = theta_ref
+        self.track_peaks = peaks
         self.n, self.sy, self.syy = 0, 0.0, 0.0
         self.x_shift: torch.Tensor | None = None
         self.y_shift = self.y_center = 0.0
@@ -135,7 +139,8 @@ class Accumulator:
         if fused.wanted(x, self.n * (d + 1)):
             # one read of the rows, as they are (no float64 copy): narrow data
             gram, sums, peaks = fused.moments(x, y, self.x_shift, self.y_center, self.theta_ref[:d])
-            self._seen(peaks[:d].max(), peaks[d])
+            if self.track_peaks:
+                self._seen(peaks[:d].max(), peaks[d])
             self.sxx += gram[:d, :d]
             self.sxy += gram[:d, d]
             self.syy += float(gram[d, d])
@@ -143,9 +148,10 @@ class Accumulator:
             self.sy += float(sums[d])
             self.n += x.shape[0]
             return
-        # the peaks over all the rows at once, in their storage order (aminmax reads a strided
-        # chunk at ~7 GB/s, slower than memory: 0.56 ms per 4 MB against ~10 ms for 128 MB)
-        self._seen(peak(x.t() if x.t().is_contiguous() else x), peak(y))
+        if self.track_peaks:
+            # over all the rows at once, in their storage order (aminmax reads a strided chunk
+            # at ~7 GB/s, slower than memory: 0.56 ms per 4 MB against ~10 ms for 128 MB)
+            self._seen(peak(x.t() if x.t().is_contiguous() else x), peak(y))
         for lo in range(0, x.shape[0], CHUNK_ROWS):  # float64 temporaries a chunk at a time
             self._add_chunk(x[lo : lo + CHUNK_ROWS], y[lo : lo + CHUNK_ROWS], scratch)
 
@@ -319,7 +325,7 @@ def exact_of_rows(
         x, y = first_chunk[0][:REFERENCE_ROWS], first_chunk[1][:REFERENCE_ROWS]
         if bool(torch.isfinite(x).all() and torch.isfinite(y).all()):  # else the check says
             reference = _reference(x, y)
-    acc = Accumulator(reference)
+    acc = Accumulator(reference, peaks=check is not None)
     for x, y in rows():
         acc.add(x, y)
     if check is not None:
