@@ -12,6 +12,15 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 if "PYTEST_XDIST_WORKER" in os.environ:  # pytest -n: one thread per worker, no oversubscription
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     os.environ.setdefault("NUMBA_NUM_THREADS", "1")  # the fused kernel's threads, likewise
+    os.environ.setdefault("LRTRAIN_DRAWERS", "1")  # one drawing process per command, likewise
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The slow tests first, in their own order: under ``-n`` each worker then starts on a
+    long test and the short ones fill the end, instead of one worker finishing a 20-second
+    test while the other waits (longest first is what keeps the tail short). Every worker
+    collects the same order, as xdist requires."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)  # stable
 
 
 @pytest.fixture(autouse=True)

@@ -140,6 +140,7 @@ def two_processes(tmp_path_factory) -> tuple[list[dict[str, dict[str, object]]],
     return [torch.load(f"{out}.{rank}", weights_only=False) for rank in range(2)], cases
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", [*CASES, CSV_CASE])
 def test_two_processes_equal_one(two_processes, name: str) -> None:
     found_by_rank, cases = two_processes

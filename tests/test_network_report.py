@@ -176,6 +176,7 @@ def test_predict_runs_the_saved_network_without_torch(tmp_path: Path, activation
     assert np.allclose(got, want, rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.slow
 def test_find_lr_on_a_network_scores_against_what_it_measured(tmp_path: Path) -> None:
     out = tmp_path / "find"
     done = invoke("find-lr", "-c", "mlp", "train.max_iter=300", "--out", str(out))

@@ -54,6 +54,7 @@ def test_lanczos_equals_the_explicit_hessians_top_eigenvalues(d, hidden, activat
         assert torch.allclose(hessian @ u, estimate.values[k, 0] * u, atol=1e-6 * want[k, 0])
 
 
+@pytest.mark.slow
 def test_a_network_of_a_few_thousand_parameters() -> None:
     model = MLP(2, [48, 48], "tanh", replicas=1, dtype=F64)  # P = 2 545
     model.init_torch_(3)
