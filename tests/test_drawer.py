@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 
 from lrtrain import api
-from lrtrain.cli.drawer import Drawer
+from lrtrain.cli.drawer import Drawer, shares
 from lrtrain.config.schema import load_config
 
 ROOT = Path(__file__).parents[1]
@@ -31,14 +31,41 @@ def lesson_run(tmp_path_factory) -> Path:
     return out
 
 
-def test_the_drawer_draws_what_the_command_would(lesson_run: Path, tmp_path: Path) -> None:
-    with Drawer("fit") as drawer:
+@pytest.mark.parametrize("plots", [(), ("loss", "contour", "fit", "modes")])
+def test_the_drawer_draws_what_the_command_would(
+    lesson_run: Path, plots: tuple[str], monkeypatch
+) -> None:
+    """One drawer for everything, or two that share the kinds (as a command starts them)."""
+    monkeypatch.setenv("LRTRAIN_DRAWERS", "2")  # the suite's workers ask for one
+    with Drawer("fit", plots) as drawer:
+        assert len(drawer.processes) == (2 if plots and (os.cpu_count() or 1) > 1 else 1)
         drawn = drawer.draw(lesson_run, "png")
-    assert drawer.process is None  # used and gone
+    assert drawer.processes == []  # used and gone
     assert sorted(p.name for p in drawn) == ["contour.png", "fit.png", "loss.png", "modes.png"]
     by_drawer = {p.name: _pixels(p) for p in drawn}
     for path in api.redraw(lesson_run, "png"):  # the same figures, drawn here
         assert np.array_equal(_pixels(path), by_drawer[path.name]), path.name
+
+
+def test_the_kinds_are_shared_where_there_are_cores_to_share(monkeypatch) -> None:
+    every = ["loss", "contour", "fit", "modes"]
+    assert shares("fit", every, cores=2) == [["contour", "fit"], ["loss", "modes"]]
+    assert shares("sweep", every, cores=8) == [["contour", "fit"], ["loss", "modes"]]
+    assert shares("fit", every, cores=1) == [every]
+    assert shares("fit", ["loss", "modes"], cores=2) == [["loss", "modes"]]  # one half empty
+    assert shares("batch-map", every, cores=2) == [every]  # a single figure
+    monkeypatch.setenv("LRTRAIN_DRAWERS", "1")
+    assert shares("sweep", every) == [every]
+    monkeypatch.setenv("LRTRAIN_DRAWERS", "2")
+    assert len(shares("sweep", every)) == min(2, os.cpu_count() or 1)
+
+
+def test_a_drawing_narrowed_to_some_kinds_draws_those_of_the_run_only(lesson_run: Path) -> None:
+    for plot in (lesson_run / "plots").glob("*"):
+        plot.unlink()
+    drawn = api.redraw(lesson_run, "png", ["contour", "fit", "replicas-or-anything"])
+    assert sorted(p.name for p in drawn) == ["contour.png", "fit.png"]
+    assert sorted(p.name for p in (lesson_run / "plots").iterdir()) == ["contour.png", "fit.png"]
 
 
 def test_a_drawer_that_fails_leaves_the_drawing_to_the_command(
@@ -48,27 +75,34 @@ def test_a_drawer_that_fails_leaves_the_drawing_to_the_command(
         plot.unlink()
     monkeypatch.setattr(sys, "executable", "/nonexistent/python")  # cannot even start
     drawer = Drawer("fit").start()
-    assert drawer.process is None
+    assert drawer.processes == [None]
     assert len(drawer.draw(lesson_run, "png")) == 4
     monkeypatch.undo()
-    broken = Drawer("fit")
-    broken.process = subprocess.Popen(  # starts, then fails
-        [sys.executable, "-c", "import sys; sys.stdin.readline(); sys.exit(1)"],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    (lesson_run / "plots" / "loss.png").unlink()
+    broken = Drawer("fit", ["loss", "contour", "fit", "modes"])
+    broken.shares = [["contour", "fit"], ["loss", "modes"]]  # as on two cores
+    fails = [sys.executable, "-c", "import sys; sys.stdin.readline(); sys.exit(1)"]
+    broken.processes = [  # the first starts, then fails; the second draws its share
+        subprocess.Popen(fails, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True),
+        broken._spawn(["loss", "modes"], 1),
+    ]  # fmt: skip
+    for plot in (lesson_run / "plots").glob("*"):
+        plot.unlink()
     paths = broken.draw(lesson_run, "png")
-    assert all(p.is_file() for p in paths) and len(paths) == 4
+    assert sorted(p.name for p in paths) == ["contour.png", "fit.png", "loss.png", "modes.png"]
+    assert all(p.is_file() for p in paths)
 
 
-def test_an_unused_drawer_is_ended() -> None:
-    drawer = Drawer("sweep").start()
-    process = drawer.process
-    assert process is not None
+def test_an_unused_drawer_is_ended(monkeypatch) -> None:
+    monkeypatch.setenv("LRTRAIN_DRAWERS", "2")
+    drawer = Drawer("sweep", ["loss", "contour"]).start()
+    processes = list(drawer.processes)
+    assert processes and None not in processes
     drawer.close()
-    assert process.poll() is not None and drawer.process is None
+    assert all(p.poll() is not None for p in processes if p) and drawer.processes == []
 
 
+@pytest.mark.slow
 def test_every_figure_is_complete_when_the_command_exits(tmp_path: Path) -> None:
     path = os.pathsep.join(filter(None, [str(ROOT / "src"), os.environ.get("PYTHONPATH")]))
     done = subprocess.run(

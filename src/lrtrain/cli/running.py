@@ -172,7 +172,7 @@ def drawer_process(cfg: Config, nproc: int, kind: str = "fit") -> Iterator[Drawe
         return
     from lrtrain.cli.drawer import Drawer
 
-    with Drawer(kind) as drawer:
+    with Drawer(kind, cfg.output.plots) as drawer:
         yield drawer
 
 

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -14,19 +16,31 @@ if TYPE_CHECKING:
     from lrtrain.workflows.loggers import Logged
 
 
-def redraw(run_dir: str | Path, fmt: str | None = None) -> list[Path]:
+def redraw(
+    run_dir: str | Path, fmt: str | None = None, plots: Sequence[str] | None = None
+) -> list[Path]:
     """Draw every figure of a saved fit or sweep from its files alone (no torch)."""
-    return draw_run(runs.load_run(run_dir), fmt)
+    return draw_run(runs.load_run(run_dir), fmt, plots)
 
 
-def draw_run(run: runs.RunData, fmt: str | None = None) -> list[Path]:
+def draw_run(
+    run: runs.RunData, fmt: str | None = None, plots: Sequence[str] | None = None
+) -> list[Path]:
     """Draw every figure of a run into its directory: read back by :func:`redraw`, or as the
     process that wrote it holds it (``runs.save_fit``/``save_sweep`` return it), which draws
-    from the numbers in memory instead of reading back the files it has just written."""
+    from the numbers in memory instead of reading back the files it has just written.
+
+    ``plots``: only those of the run's ``output.plots`` kinds (a fit's or a sweep's; the one
+    figure of a batch map or a finder is every kind's), where two drawers share the work."""
     from lrtrain.plots.figures import run_figures
     from lrtrain.plots.sweep import sweep_figures
 
-    fmt = fmt or run.config.get("output", {}).get("format", "png")
+    output = run.config.get("output", {})
+    fmt = fmt or output.get("format", "png")
+    if plots is not None:
+        asked = output.get("plots", plots)
+        narrowed = {**output, "plots": [p for p in asked if p in plots]}
+        run = replace(run, config={**run.config, "output": narrowed})
     if run.kind in ("batch-map", "find-lr"):
         from lrtrain.plots.minibatch import batch_map_figures, find_lr_figures
 
