@@ -15,6 +15,7 @@ scipy.stats for two numbers would add 1.3 s (scipy.special 0.4 s) to every fit's
 from __future__ import annotations
 
 import math
+from statistics import NormalDist
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -189,16 +190,30 @@ def _log_beta_half(a: float) -> float:
 
 
 def t_quantile(q: float, dof: float) -> float:
-    """The t with P(T ≤ t) = q, for q in (½, 1): bisection on :func:`t_sf` to the last bit."""
-    lo, hi = 0.0, 1.0
-    while t_sf(hi, dof) > 1.0 - q:
-        lo, hi = hi, 2.0 * hi
+    """The t with P(T ≤ t) = q, for q in (½, 1): Newton's steps on :func:`t_sf` from the normal
+    quantile, with the density in closed form: 3–8 evaluations of the tail at the usual levels,
+    where bisection took ~60 (at 2M degrees of freedom each is ~70 µs; up to ~40 for the far
+    tails of one or two degrees of freedom, which the normal start underestimates). The tail
+    is convex in t > 0, so a step from below never overshoots; one from above may fall below
+    the root, and a step that leaves the bracket kept so far is bisected instead."""
+    tail = 1.0 - q
+    log_scale = -0.5 * math.log(dof) - _log_beta_half(dof / 2.0)  # the density's constant
+    lo, hi, last = 0.0, math.inf, math.inf
+    t = max(NormalDist().inv_cdf(q), 1e-3)
     for _ in range(200):
-        mid = 0.5 * (lo + hi)
-        if mid in (lo, hi):
-            break
-        lo, hi = (mid, hi) if t_sf(mid, dof) > 1.0 - q else (lo, mid)
-    return 0.5 * (lo + hi)
+        excess = t_sf(t, dof) - tail
+        if excess == 0.0:
+            return t
+        lo, hi = (t, hi) if excess > 0 else (lo, t)
+        density = math.exp(log_scale - 0.5 * (dof + 1.0) * math.log1p(t * t / dof))
+        step = excess / density if density > 0 else math.inf
+        if abs(step) <= 1e-14 * t or (abs(step) <= 1e-9 * t and 2 * abs(step) >= abs(last)):
+            # converged; or stalled where the tail's own rounding is larger than 1e-14 of t
+            # (millions of degrees of freedom: ~1e-12), the steps then no longer shrinking
+            return t + step if lo < t + step < hi else t
+        last = step
+        t = t + step if lo < t + step < hi else 2.0 * t if math.isinf(hi) else 0.5 * (lo + hi)
+    return t
 
 
 def _beta_fraction(a: float, b: float, x: float) -> float:
