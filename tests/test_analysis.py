@@ -382,6 +382,29 @@ def test_float32_reports_the_gap_floor_instead_of_running_to_max_iter(tmp_path) 
     assert run64.summary["optimality_gap"]["relative"] <= 1e-12
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_noiseless_data_trains_to_the_target_not_to_a_floor_over_a_zero_loss(
+    tmp_path, dtype: str
+) -> None:
+    """y = 3x exactly: loss* is rounding (~1e-31), so the gap is relative to the initial loss
+    (gap_scale), for the floor and the summary as for the stopping rule. Relative to loss*
+    alone, the floor came out ~1e18 and the fit "converged" after 0 steps at the start."""
+    from lrtrain.api import fit
+
+    over = ["device=cpu", "data.noise_std=0", "optimizer.lr=auto", "optimizer.momentum=auto",
+            "train.target_gap=1e-6", "output.plots=[]", f"train.dtype={dtype}"]  # fmt: skip
+    run = fit(load_config(None, over), out=tmp_path / "exact", draw=False)
+    s = run.summary
+    assert s["closed_form"]["loss"] < 1e-20 and s["analysis"]["gap_floor"] < 1e-6
+    assert not any("can resolve" in w for w in s["warnings"])
+    assert s["status"] == "converged" and s["steps"] == s["theory"]["predicted_steps"]
+    initial = s["initial"]["loss"]
+    assert s["optimality_gap"]["relative"] == pytest.approx(s["final"]["loss"] / initial, rel=1e-6)
+    assert s["optimality_gap"]["relative"] <= 1e-6
+    # a gap of 1e-6 of the initial loss: |θ − θ*| ≲ √(1e-6 · loss0 / λ_min)
+    assert s["final"]["w"][0] == pytest.approx(3.0, abs=5e-3)
+
+
 def test_nist_norris_certified_values(tmp_path) -> None:
     """NIST StRD 'Norris': the closed form, and a run of lrtrain itself (standardised, auto
     settings, float64), against the certified regression statistics."""
@@ -434,8 +457,9 @@ def test_the_gap_floor_bound_holds_on_offset_and_badly_scaled_rows(seed: int) ->
             ds = dataset_from_rows(*rows, names, "y", dtype, standardize, "rows")
             analysis = analyse_dataset(ds, load_config(None, []).optimizer)
             measured = gap_floor(ds, analysis)  # target 0: always read
-            scale = gap_scale(analysis.target_loss, analysis.target_loss)
-            bound = gap_floor_bound(ds.answer().stats, analysis, dtype) / scale
+            stats = ds.answer().stats
+            scale = gap_scale(analysis.target_loss, float(stats.yty) / stats.n)
+            bound = gap_floor_bound(stats, analysis, dtype) / scale
             assert measured <= max(bound, 2 * torch.finfo(dtype).eps)
 
 

@@ -46,7 +46,7 @@ class ClosedForm(Params):
 
 class Gap(TypedDict):
     absolute: float | None
-    relative: float | None  # None when loss* is 0
+    relative: float | None  # to loss*, or where it is 0 to the initial loss (gap_scale)
 
 
 class Truth(TypedDict):

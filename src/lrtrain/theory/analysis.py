@@ -197,9 +197,14 @@ def gap_floor(
     already, the floor cannot move the target, and the bound is returned without reading a
     row (float64 rows, nearly always; a read of the rows is ~1.5 reads of the data)."""
     dtype = dataset.dtype
-    scale = gap_scale(analysis.target_loss, analysis.target_loss)
+    stats = dataset.answer().stats
+    # relative to what training's gap is relative to: loss*, or where that is zero (noiseless
+    # data) the loss at the start, here at θ = 0 (yᵀy/N). Relative to a zero loss* alone, the
+    # rounding at θ* made the floor ~1e14 and a noiseless fit "converged" after one step
+    start = float(stats.yty) / stats.n if stats.n else 0.0
+    scale = gap_scale(analysis.target_loss, start)
     if scale > 0:
-        bound = gap_floor_bound(dataset.answer().stats, analysis, dtype) / scale
+        bound = gap_floor_bound(stats, analysis, dtype) / scale
         if bound <= target_gap:
             return max(bound, 2 * torch.finfo(dtype).eps)
     theta = torch.tensor(analysis.target_theta, dtype=dtype)

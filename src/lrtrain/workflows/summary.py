@@ -80,7 +80,7 @@ def fit_summary(
     """summary.json of a fit, from the results of replica 0 (and the theory's ``prediction``
     for it: the mini-batch theory of a mini-batch fit; ``validation``: the held-out rows' loss
     at each logged step)."""
-    from lrtrain.theory.analysis import divergence_step, observed_verdict, warnings_for
+    from lrtrain.theory.analysis import divergence_step, gap_scale, observed_verdict, warnings_for
     from lrtrain.theory.ols import fit_statistics
     from lrtrain.workflows.prediction import predicted_verdict
 
@@ -91,6 +91,7 @@ def fit_summary(
     final_loss = result.final_loss[0]
     target_loss = analysis.target_loss
     gap = final_loss - target_loss
+    scale = gap_scale(target_loss, float(history["loss"][0]))
     lr = result.lrs[0]
     theta0 = result.theta[0, 0].tolist()
     predicted, why = predicted_verdict(config, analysis, lr, theta0, result.lr_factors)
@@ -114,7 +115,9 @@ def fit_summary(
         "closed_form": {"loss": target_loss, **_params(analysis.target_theta)},
         "optimality_gap": {
             "absolute": json_number(gap),
-            "relative": json_number(gap / target_loss) if target_loss > 0 else None,
+            # as the stopping rule reads it: relative to loss*, or where that is zero (noiseless
+            # data) to the initial loss (a gap over a loss* of 1e-32 was reported as 9e20)
+            "relative": json_number(gap / scale) if scale > 0 else None,
         },
         "true": _truth(dataset),
         "verdict": {
