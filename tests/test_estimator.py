@@ -75,6 +75,20 @@ def test_parameters_are_the_configs_keys(diabetes) -> None:
         GDRegressor(lr=-1.0).fit(X, y)
 
 
+def test_numpy_parameters_and_noiseless_targets() -> None:
+    """A grid search's numpy scalars are parameters like any other (no YAML in between), and
+    targets a line fits exactly are fitted to the closed form, not stopped at the start."""
+    gen = np.random.default_rng(3)
+    X = gen.standard_normal((500, 3))
+    y = X @ np.array([1.0, -2.0, 0.5]) + 4.0
+    model = GDRegressor(lr=np.float64(0.2), momentum=np.float64(0.0), max_iter=np.int64(400))
+    model.fit(X, y)
+    assert model.config().train.max_iter == 400 and model.n_iter_ > 10
+    assert model.coef_ == pytest.approx([1.0, -2.0, 0.5], abs=1e-3)
+    assert model.intercept_ == pytest.approx(4.0, abs=1e-3)
+    assert model.optimality_gap_ <= 1e-6  # of the initial loss: loss* is rounding here
+
+
 def test_nothing_is_written_unless_asked(diabetes, tmp_path: Path, monkeypatch) -> None:
     X, y = diabetes
     monkeypatch.chdir(tmp_path)

@@ -13,7 +13,6 @@ memory; ``out`` writes a run directory as well.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -169,22 +168,36 @@ class GDRegressor(RegressorMixin, BaseEstimator):
         from lrtrain.config.schema import load_config
 
         params = self.get_params()
-        overrides = ["name=gdregressor", "output.plots=[]", "output.loggers=[]"]
+        settings: list[tuple[str, Any]] = [
+            ("name", "gdregressor"), ("output.plots", []), ("output.loggers", []),
+        ]  # fmt: skip
         if self.out is not None:
-            overrides.append(f"output.root={json.dumps(str(self.out))}")
+            settings.append(("output.root", str(self.out)))
         for name, key in KEYS.items():
             value = params[name]
             if self.optimizer != "sgd" and name in SGD_ONLY and value == SGD_ONLY[name]:
                 continue  # the adaptive optimizers have no such key
             if name == "schedule" and isinstance(value, str):
                 value = {"kind": value}
-            overrides.append(f"{key}={json.dumps(value)}")
+            settings.append((key, _plain(value)))
         if features is not None:
-            overrides.append(f"data.features={json.dumps(features)}")
-        try:
-            return load_config(None, overrides)
+            settings.append(("data.features", features))
+        try:  # Python values as they are: no YAML to parse (~0.17 ms a key, each fit)
+            return load_config(None, settings=settings)
         except LrtrainError as exc:
             raise ValueError(str(exc)) from None
+
+
+def _plain(value: Any) -> Any:
+    """A parameter as plain Python: numpy scalars (a grid search's np.logspace) as numbers,
+    tuples as lists, mappings and lists element by element."""
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
 
 
 def _finite(values: list[Any]) -> np.ndarray:
