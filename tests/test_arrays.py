@@ -103,6 +103,25 @@ def test_bad_input_is_one_clear_message(
     assert not any(tmp_path.iterdir())  # refused before anything was written
 
 
+def test_degenerate_rows_get_an_answer_or_a_message_that_says_why(tmp_path: Path) -> None:
+    """Rows a user can hand over that break naive arithmetic: values whose squares underflow
+    (their spread reads as zero: not "constant"), a truly constant column, and y all zeros
+    (loss* = 0 and the initial loss 0: no gap to relate, not a division by zero)."""
+    gen = np.random.default_rng(4)
+    x = gen.standard_normal((200, 2))
+    config = _config(tmp_path, "data.standardize=true")
+    with pytest.raises(DataError, match=r"x_0, x_1 are below 1.5e-154 in size: their squares"):
+        lrtrain.fit(config, draw=False, data=(x * 1e-200, x @ [1.0, 2.0]))
+    with pytest.raises(DataError, match=r"x_1 are constant and cannot be standardised"):
+        lrtrain.fit(config, draw=False, data=(np.c_[x[:, 0], np.ones(200)], x[:, 0]))
+    run = lrtrain.fit(_config(tmp_path, "train.target_gap=1e-6"), draw=False,
+                      data=(x, np.zeros(200)))  # fmt: skip
+    s = run.summary
+    assert s["final"]["w"] == [0.0, 0.0] and s["final"]["b"] == 0.0
+    assert s["optimality_gap"] == {"absolute": 0.0, "relative": None}
+    assert s["theory"]["observed_steps"] == 0
+
+
 def test_the_target_listed_among_the_features_is_refused(frame: pd.DataFrame, tmp_path: Path):
     with pytest.raises(DataError, match=r"also listed in data\.features"):
         lrtrain.fit(_config(tmp_path, "data.features=[bmi,progression]"), draw=False, data=frame)

@@ -160,6 +160,9 @@ class StreamSpec:
     stop: int
 
 
+SMALLEST_SQUARED = math.sqrt(torch.finfo(torch.float64).tiny)  # ≈ 1.5e-154: its square is normal
+
+
 def check_range(peaks: dict[str, float], n: int, dtype: torch.dtype, source: str) -> None:
     """Refuse values whose squares, summed over the rows, overflow the training dtype (float32
     for the loss) or float64 (the closed form): the numbers would be inf, not an answer.
@@ -198,7 +201,17 @@ def set_exact(dataset: Dataset, exact: st.Exact, standardize: bool) -> None:
     raw = exact.stats
     mean = raw.x_mean
     scale = (raw.cov.diagonal().clamp_min(0.0) / raw.n).sqrt()
-    constant = [dataset.feature_names[i] for i in range(raw.d) if scale[i] == 0]
+    flat = [i for i in range(raw.d) if scale[i] == 0]
+    # a spread whose squares underflow (values below ~1.5e-154) reads as none: say so, not
+    # "constant" (a column of 1e-200-sized values is not constant; its statistics are zero)
+    tiny = [dataset.feature_names[i] for i in flat if 0 < abs(float(mean[i])) < SMALLEST_SQUARED]
+    if tiny:
+        raise DataError(
+            f"data: feature(s) {', '.join(tiny)} are below {SMALLEST_SQUARED:.2g} in size: "
+            "their squares underflow float64, so their spread cannot be measured; rescale "
+            "the data (multiply the column by a power of ten)"
+        )
+    constant = [dataset.feature_names[i] for i in flat]
     if constant:
         raise DataError(
             f"data.standardize: feature(s) {', '.join(constant)} are constant and cannot be "

@@ -242,7 +242,7 @@ def _theory_summary(
             )  # fmt: skip
         ref = analysis.target_loss
         scale = gap_scale(ref, float(result.loss[0, 0]))
-        reached = (result.final_loss[0] - ref) / scale <= gap
+        reached = result.final_loss[0] - ref <= gap * scale  # scale 0 where y is all zeros
         out["observed_steps"] = result.stop_steps[0] if reached else None
         out["full_batch_prediction"] = config.train.batch_size is None
     if prediction is not None and prediction.minibatch is not None:

@@ -98,7 +98,8 @@ def assess(
             history["loss"], history["theta"], status, analysis.top_eigenvector
         )
         final = result.final_loss[k]
-        gap = (final - loss_star) / scale if math.isfinite(final) else None
+        # (scale 0 where y is all zeros: every loss is 0 and there is no gap to relate)
+        gap = (final - loss_star) / scale if math.isfinite(final) and scale > 0 else None
         rows.append(
             SweepRow(
                 lr=lr,
@@ -129,7 +130,7 @@ def _expected_steps(
 ) -> int | None:
     """The first logged step whose expected loss is within the target gap."""
     for step, value in zip(steps, expected, strict=True):
-        if (value - loss_star) / scale <= target:
+        if value - loss_star <= target * scale:
             return step
     return None
 
@@ -159,7 +160,7 @@ def _predicted(
 def _steps_to_gap(
     history: dict[str, torch.Tensor], loss_star: float, scale: float, target: float
 ) -> int | None:
-    reached = (history["loss"] - loss_star) / scale <= target
+    reached = history["loss"] - loss_star <= target * scale
     if not bool(reached.any()):
         return None
     return int(history["step"][int(torch.nonzero(reached)[0])])
