@@ -230,6 +230,32 @@ def test_python_dash_m(tmp_path: Path) -> None:
     assert out.returncode == 0 and "name: lecture" in out.stdout
 
 
+@pytest.mark.parametrize(
+    ("code", "status", "stderr"), [("0", 0, ""), ("3", 3, ""), ("None", 0, ""), ("'no'", 1, "no")]
+)
+def test_the_process_ends_as_sys_exit_would_less_the_tear_down(
+    code: str, status: int, stderr: str
+) -> None:
+    """The entry point's end (a fresh process: the process is the point): the exit status,
+    the exit handlers run, the buffered output flushed — then no tear-down of the modules
+    (an object's finaliser at tear-down never runs; under ``sys.exit`` it would)."""
+    script = (
+        "import atexit, sys\n"
+        "from lrtrain.cli.app import end\n"
+        "class Finalised:\n    def __del__(self):\n        print('torn down')\n"
+        "kept = Finalised()\n"
+        "atexit.register(lambda: print('handler ran'))\n"
+        "sys.stdout.write('answer ')  # buffered: the pipe is not a terminal\n"
+        f"end({code})\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert (done.returncode, done.stdout, done.stderr.strip()) == (
+        status,
+        "answer handler ran\n",
+        stderr,
+    )
+
+
 def test_fit_auto_reports_the_chosen_settings(tmp_path: Path) -> None:
     run = tmp_path / "auto"
     result = invoke(

@@ -36,12 +36,12 @@ def _python(code: str) -> str:
 def test_fit_sweep_and_resume_never_import_dynamo(tmp_path: Path) -> None:
     out = _python(
         "import sys\n"
-        "from lrtrain.cli.app import main\n"
+        "from lrtrain.cli.app import app  # main() would end the process\n"
         "from lrtrain.api import sweep_lr\n"
         "from lrtrain.config.schema import load_config\n"
         f"sys.argv = ['lrtrain', 'fit', '--quiet', '--device', 'cpu', '--out', r'{tmp_path}/f',"
         " 'optimizer.momentum=0.5', 'train.max_iter=20', 'output.plots=[]']\n"
-        "try:\n    main()\nexcept SystemExit as stop:\n    assert not stop.code, stop.code\n"
+        "try:\n    app()\nexcept SystemExit as stop:\n    assert not stop.code, stop.code\n"
         f"sweep_lr(load_config(None, ['device=cpu', 'output.plots=[]']), out=r'{tmp_path}/s')\n"
         "cfg = load_config(None, ['device=cpu', 'output.plots=[]', 'optimizer.name=adam',\n"
         "                         'optimizer.schedule={kind: cosine}'])\n"
