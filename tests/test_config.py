@@ -7,13 +7,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from lrtrain.config.schema import (
-    Config,
-    apply_overrides,
-    bundled_config_names,
-    load_config,
-    validate,
-)
+from lrtrain.config.schema import Config, apply_overrides, load_config, validate
+from lrtrain.config.sources import bundled_config_names
 from lrtrain.engine.memory import check_memory
 from lrtrain.errors import ConfigError
 

@@ -30,7 +30,7 @@ def configs(ctx: typer.Context) -> None:
     if ctx.invoked_subcommand is not None:
         return
     from lrtrain.config.reference import bundled_config_description
-    from lrtrain.config.schema import bundled_config_names
+    from lrtrain.config.sources import bundled_config_names
 
     table = Table(title="bundled configs (lrtrain fit -c NAME)", title_justify="left")
     table.add_column("name")
@@ -43,7 +43,7 @@ def configs(ctx: typer.Context) -> None:
 @configs_app.command("show", epilog="**Example**\n\nlrtrain configs show lecture")
 def configs_show(name: Annotated[str, typer.Argument(help="A bundled config's name.")]) -> None:
     """Print a bundled config."""
-    from lrtrain.config.schema import bundled_config_source
+    from lrtrain.config.sources import bundled_config_source
 
     with user_errors():
         text = bundled_config_source(name)

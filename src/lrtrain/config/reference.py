@@ -16,8 +16,9 @@ from typing import Any
 import yaml
 from pydantic import BaseModel
 
-from lrtrain.config.schema import SCHEMA_LINE, Config, bundled_config_source, bundled_config_text
+from lrtrain.config.schema import Config
 from lrtrain.config.sections import Section
+from lrtrain.config.sources import SCHEMA_LINE, bundled_config_source, bundled_config_text
 from lrtrain.errors import ConfigError
 
 
