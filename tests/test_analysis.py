@@ -477,3 +477,17 @@ def test_a_gap_floor_below_the_target_is_bounded_without_reading_a_row() -> None
     assert 0 < gap_floor(ds, analysis, target_gap=1e-6) < 1e-12
     with pytest.raises(AssertionError, match="a row was read"):
         gap_floor(ds, analysis, target_gap=1e-20)
+
+
+def test_a_target_below_float64s_floor_does_not_suggest_float64() -> None:
+    from dataclasses import replace
+
+    from lrtrain.theory.analysis import warnings_for
+
+    ds = load_dataset(load_config(None, ["train.dtype=float64"]))
+    analysis = replace(analyse_dataset(ds, load_config(None, []).optimizer), gap_floor=4e-16)
+    said = " ".join(warnings_for(analysis, False, 1e-300, "float64"))
+    assert "lies below what float64 can resolve" in said and "set train.dtype" not in said
+    assert "no dtype resolves further" in said
+    said32 = " ".join(warnings_for(replace(analysis, gap_floor=1e-7), False, 1e-12, "float32"))
+    assert "set train.dtype: float64 to go further" in said32

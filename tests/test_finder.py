@@ -353,3 +353,23 @@ def test_the_run_directory_reads_back_every_finder_the_command_runs() -> None:
     from lrtrain.runs.directory import FINDERS
 
     assert tuple(test.name for test in finder.TESTS) == FINDERS
+
+
+def test_a_loss_of_zero_throughout_is_drawn_on_a_linear_axis() -> None:
+    """y ≡ 0: every rate's loss is 0, which a log axis cannot show (matplotlib raised at
+    savefig, a traceback out of `lrtrain find-lr`)."""
+    import io
+
+    from lrtrain.plots.minibatch import find_lr_figure
+
+    lrs = np.geomspace(1e-8, 10, 50)
+    table = {"finder": np.zeros(50), "repeat": np.zeros(50), "lr": lrs, "smoothed": np.zeros(50)}
+    summary = {"suggestions": {"fastai_valley": 1e-6}, "critical_lr": 0.03, "optimal_lr": 0.029,
+               "name": "zero"}  # fmt: skip
+    fig = find_lr_figure(summary, table)
+    fig.savefig(io.BytesIO(), format="png")
+    ax = fig.axes[0]
+    assert (ax.get_xscale(), ax.get_yscale()) == ("log", "linear")
+    assert len(ax.lines[0].get_ydata()) == 50  # the zeros are drawn, not dropped
+    table["smoothed"] = np.linspace(1.0, 2.0, 50)
+    assert find_lr_figure(summary, table).axes[0].get_yscale() == "log"

@@ -156,12 +156,15 @@ def find_lr_figure(
     suggestions as markers, and the exact thresholds as vertical lines: the critical lr, η*,
     the mean-square critical lr, the fastest rate of a sweep."""
     fig, ax = axes(ax, (8.0, 5.0))
+    # a loss of 0 throughout (y ≡ 0: every θ is optimal) has no logarithm: a linear axis then
+    every = table["smoothed"]
+    positive = bool((np.isfinite(every) & (every > 0)).any())
     for code, finder in enumerate(FINDERS):  # finder.csv's finder column, as loaded
         mine, color = table["finder"] == code, ("C0", "C1", "C8")[code]
         for repeat in np.unique(table["repeat"][mine]):
             rows = mine & (table["repeat"] == repeat)
             smooth = table["smoothed"][rows]
-            kept = np.isfinite(smooth) & (smooth > 0)
+            kept = np.isfinite(smooth) & ((smooth > 0) | (not positive))
             ax.plot(table["lr"][rows][kept], smooth[kept], color=color,
                     lw=1.6 if repeat == 0 else 0.6, alpha=1.0 if repeat == 0 else 0.5,
                     label=f"{finder} (smoothed loss)" if repeat == 0 else None)  # fmt: skip
@@ -180,7 +183,8 @@ def find_lr_figure(
         if value:
             ax.axvline(value, color=color, ls=style, lw=1.4, label=f"{label} {value:.3g}")
     log_scale(ax, "x")
-    log_scale(ax)
+    if positive:
+        log_scale(ax)
     ax.set_xlabel("learning rate (the range test's ramp)")
     ax.set_ylabel("smoothed training loss")
     which = "measured" if measured else "exact"

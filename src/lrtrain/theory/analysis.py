@@ -446,8 +446,12 @@ def warnings_for(
             f"train.target_gap {target_gap:g} lies below what {dtype or 'this dtype'} can "
             f"resolve on this data (a relative gap of about {floor:.2g}: the loss at the exact "
             f"optimum, computed on the rows rounded to {dtype or 'the dtype'}, is that far from "
-            f"the exact loss*); training stops at that floor instead — set "
-            "train.dtype: float64 to go further"
+            f"the exact loss*); training stops at that floor instead — "
+            + (
+                "set train.dtype: float64 to go further"
+                if dtype != "float64"
+                else "no dtype resolves further: the rows themselves are rounded to float64"
+            )
         )
     if analysis.singular:
         out.append(
