@@ -402,6 +402,11 @@ def test_data_and_predict(tmp_path: Path) -> None:
     missing.write_text("a,b\n1,2\n")
     bad = invoke("predict", str(run), str(missing))
     assert bad.exit_code == 2 and "no column 'x_0'" in bad.output
+    sweep = tmp_path / "s"
+    invoke("sweep-lr", "--device", "cpu", "--quiet", "--out", str(sweep), "output.plots=[]")
+    bad = invoke("predict", str(sweep), str(data))
+    assert bad.exit_code == 2
+    assert "a sweep directory has no single model to predict with; give a fit's" in bad.output
 
 
 def test_predict_standardised_real_data(tmp_path: Path) -> None:

@@ -22,7 +22,10 @@ def predict_rows(run: RunData, path: str | Path) -> tuple[list[str], list[list[s
     """Read ``path`` (a CSV with the run's feature columns, any others carried along) and
     return its header, its rows and the run's predictions for them."""
     if run.kind != "fit":
-        raise RunDirError(f"{run.path}: a sweep directory has no single model to predict with")
+        raise RunDirError(
+            f"{run.path}: a {run.kind} directory has no single model to predict with; give "
+            "a fit's run directory"
+        )
     features = run.summary["data"]["features"]
     path = Path(path)
     header, numbered = read_rows(path, f"{path}: no such file")
