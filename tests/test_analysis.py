@@ -491,3 +491,23 @@ def test_a_target_below_float64s_floor_does_not_suggest_float64() -> None:
     assert "no dtype resolves further" in said
     said32 = " ".join(warnings_for(replace(analysis, gap_floor=1e-7), False, 1e-12, "float32"))
     assert "set train.dtype: float64 to go further" in said32
+
+
+def test_a_far_start_does_not_make_a_true_loss_star_count_as_zero() -> None:
+    """y ≈ 1e8 trained from θ = 0: an initial loss of 1e16 against a loss* of ~25. With loss*
+    counted as zero below 1e-12 of the initial loss, the gap was taken relative to 1e16 and
+    the fit "converged" at a loss 5 000 × loss*, its coefficients 5.6e-4 off."""
+    from sklearn.linear_model import LinearRegression
+
+    from lrtrain import GDRegressor
+    from lrtrain.theory.analysis import gap_scale
+
+    assert gap_scale(24.0, 1e16) == 24.0 and gap_scale(1e-31, 300.0) == 300.0
+    gen = np.random.default_rng(0)
+    x = gen.standard_normal((5000, 3)) * [1, 10, 100] + [0, 50, 1000]
+    y = x @ [3.0, -2.0, 0.5] + 1e8 + 5 * gen.standard_normal(5000)
+    model = GDRegressor(dtype="float64").fit(x, y)
+    reference = LinearRegression().fit(x, y)
+    assert model.summary_["status"] == "converged"
+    assert model.summary_["final"]["loss"] <= model.closed_form_["loss"] * (1 + 1e-6)
+    assert model.coef_ == pytest.approx(reference.coef_, rel=1e-8)

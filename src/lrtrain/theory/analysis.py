@@ -426,10 +426,17 @@ def _best_lr_for_momentum(lam_min: float, lam_max: float, mu: float, nesterov: b
     return math.exp((lo + hi) / 2)
 
 
+# loss* counts as zero below this fraction of the initial loss: (100 u)², u float64's unit
+# roundoff — the rounding of residuals as large as the initial ones. It was 1e-12, which also
+# took a true loss* for zero wherever the start was far (y ≈ 1e8 from θ = 0: an initial loss
+# of 1e16 against a loss* of 24), and such a fit "converged" 5 000 × above loss*
+ZERO_LOSS = 1e-28
+
+
 def gap_scale(loss_ref: float, loss0: float) -> float:
     """What the optimality gap is relative to: the optimal loss, or — when that is zero (noiseless
-    data: nothing to be relative to) — the initial loss."""
-    return loss_ref if loss_ref > 1e-12 * loss0 else loss0
+    data: nothing to be relative to, :data:`ZERO_LOSS`) — the initial loss."""
+    return loss_ref if loss_ref > ZERO_LOSS * loss0 else loss0
 
 
 HOPELESS_KAPPA = 1e8  # from here on plain gradient descent needs ~κ steps per digit: hopeless
