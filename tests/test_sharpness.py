@@ -94,6 +94,23 @@ def test_a_replica_that_is_not_finite_leaves_the_others_alone() -> None:
     assert torch.allclose(estimate.values[[0, 2], 0], want[:, 0], rtol=1e-6)
 
 
+def test_a_replica_whose_products_overflow_float32_leaves_the_others_alone() -> None:
+    """A diverged replica in float32 (`sweep-lr model.kind=mlp --lrs 1e-12,100`): its products
+    are finite, their sums are not, and LAPACK's eigh failed for the whole batch."""
+    rows = data()
+    assert rows.x is not None and rows.y is not None
+    rows = Rows(rows.x.float(), rows.y.float(), rows.total)
+    model = MLP(1, [4], "relu", replicas=3, dtype=torch.float32)
+    model.init_torch_(0)
+    theta = model.theta().clone()
+    start = torch.randn(theta.shape, generator=torch.Generator().manual_seed(2))
+    calm = top_eigenvalues(hessian_operator(model.loss_at, theta, rows), start)
+    theta[1] *= 1e10
+    estimate = top_eigenvalues(hessian_operator(model.loss_at, theta, rows), start)
+    assert torch.isnan(estimate.values[1]).all()
+    assert torch.allclose(estimate.values[[0, 2], 0], calm.values[[0, 2], 0], rtol=1e-4)
+
+
 @pytest.mark.parametrize(
     "extra",
     [

@@ -96,6 +96,11 @@ def top_eigenvalues(
         alpha[:, m - 1] = (w * q).sum(dim=1)
         w = _orthogonal(w, basis[:m])  # full reorthogonalisation against every vector
         norm = w.norm(dim=1)
+        # a diverged replica's products can be finite and still overflow their sums
+        finite &= torch.isfinite(alpha[:, m - 1]) & torch.isfinite(norm)
+        alpha[:, m - 1] = torch.where(finite, alpha[:, m - 1], torch.zeros_like(norm))
+        norm = torch.where(finite, norm, torch.zeros_like(norm))
+        w = torch.where(finite.unsqueeze(1), w, torch.zeros_like(w))
         values, vectors, residual = _ritz(alpha[:, :m], beta[:, : m - 1], basis[:m], norm)
         scale = values[:, 0].abs().clamp_min(torch.finfo(dtype).tiny)
         done = (residual[:, :pairs] <= tol * scale.unsqueeze(1)).all(dim=1) & (m >= pairs)
@@ -129,7 +134,11 @@ def _ritz(
     t = torch.diag_embed(alpha)
     if m > 1:
         t = t + torch.diag_embed(beta, offset=1) + torch.diag_embed(beta, offset=-1)
-    evals, evecs = torch.linalg.eigh(t)  # ascending
+    # each replica's T scaled to its largest entry: a diverging replica's (~1e300) would
+    # overflow inside LAPACK, which then fails for the whole batch
+    size = t.abs().amax(dim=(1, 2), keepdim=True).clamp_min(torch.finfo(t.dtype).tiny)
+    evals, evecs = torch.linalg.eigh(t / size)  # ascending
+    evals = evals * size.squeeze(2)
     top = min(TOP, m)
     values = evals.flip(1)[:, :top]
     s = evecs.flip(2)[:, :, :top]  # [K, m, top]
