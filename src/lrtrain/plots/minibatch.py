@@ -133,11 +133,16 @@ def batch_map_figure(summary: dict[str, Any], table: dict[str, np.ndarray]) -> F
     return fig
 
 
+def _loggable(values: np.ndarray) -> bool:
+    """Whether a log axis can show any of the values: one finite and above 0."""
+    values = np.asarray(values, dtype=np.float64)
+    return bool((np.isfinite(values) & (values > 0)).any())
+
+
 def _log_or_say(ax: Axes, values: np.ndarray, nothing: str) -> None:
     """A log y-axis where there is something positive to show; else the panel says why it is
     empty (a log axis over nothing cannot even be drawn)."""
-    values = np.asarray(values, dtype=np.float64)
-    if bool((np.isfinite(values) & (values > 0)).any()):
+    if _loggable(values):
         log_scale(ax)
     else:
         ax.text(0.5, 0.5, nothing, transform=ax.transAxes, ha="center", va="center", fontsize=9)
@@ -157,8 +162,7 @@ def find_lr_figure(
     the mean-square critical lr, the fastest rate of a sweep."""
     fig, ax = axes(ax, (8.0, 5.0))
     # a loss of 0 throughout (y ≡ 0: every θ is optimal) has no logarithm: a linear axis then
-    every = table["smoothed"]
-    positive = bool((np.isfinite(every) & (every > 0)).any())
+    positive = _loggable(table["smoothed"])
     for code, finder in enumerate(FINDERS):  # finder.csv's finder column, as loaded
         mine, color = table["finder"] == code, ("C0", "C1", "C8")[code]
         for repeat in np.unique(table["repeat"][mine]):

@@ -15,7 +15,6 @@ scipy.stats for two numbers would add 1.3 s (scipy.special 0.4 s) to every fit's
 from __future__ import annotations
 
 import math
-from statistics import NormalDist
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -196,6 +195,8 @@ def t_quantile(q: float, dof: float) -> float:
     tails of one or two degrees of freedom, which the normal start underestimates). The tail
     is convex in t > 0, so a step from below never overshoots; one from above may fall below
     the root, and a step that leaves the bracket kept so far is bisected instead."""
+    from statistics import NormalDist  # ~5 ms of imports (decimal, fractions): not at start-up
+
     tail = 1.0 - q
     log_scale = -0.5 * math.log(dof) - _log_beta_half(dof / 2.0)  # the density's constant
     lo, hi, last = 0.0, math.inf, math.inf
