@@ -248,7 +248,9 @@ def observed_verdict(
 ) -> str:
     """Read the regime off a trajectory (consecutive steps): diverged if the loss blew up or
     grew; oscillating if successive updates along H's top eigenvector alternate in sign;
-    otherwise monotone. Updates smaller than 1e-4 of the largest are rounding noise, ignored.
+    otherwise monotone. Updates along it smaller than 1e-4 of the largest step (of θ, in any
+    direction) are rounding noise, ignored — also where the top eigenvector is a direction
+    training does not move in (a centred target's bias, which rounding alone stirs).
     """
     if status == "diverged" or not bool(torch.isfinite(loss).all()):
         return "diverged"
@@ -258,7 +260,8 @@ def observed_verdict(
     du = u[1:] - u[:-1]
     if len(du) < 2:
         return "monotone"
-    significant = du.abs() > 1e-4 * float(du.abs().max())
+    largest_step = float((theta[1:] - theta[:-1]).norm(dim=-1).max())
+    significant = du.abs() > 1e-4 * largest_step
     pairs = significant[1:] & significant[:-1]
     flips = (torch.sign(du[1:]) != torch.sign(du[:-1])) & pairs
     n_pairs = int(pairs.sum())
