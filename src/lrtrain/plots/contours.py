@@ -131,7 +131,9 @@ class Surface:
             framed = [_near_start(*p, self.marks[0]) for p in self.paths]
         s_all = np.concatenate([p[0] for p in framed])
         t_all = np.concatenate([p[1] for p in framed])
-        self.xlim, self.ylim = _frame(s_all, t_all, self.marks)
+        h = np.asarray(hessian, dtype=np.float64)
+        curvature = (float(self.e1 @ h @ self.e1), float(self.e2 @ h @ self.e2))
+        self.xlim, self.ylim = _frame(s_all, t_all, self.marks, curvature)
         ss, tt = np.meshgrid(np.linspace(*self.xlim, GRID), np.linspace(*self.ylim, GRID))
         self.grid = (ss, tt)
         self.zz = plane_loss(ss, tt, self.origin, self.e1, self.e2, theta_star, loss_star, hessian)
@@ -185,17 +187,32 @@ def _near_start(
 
 
 def _frame(
-    s: np.ndarray, t: np.ndarray, marks: list[tuple[float, float]]
+    s: np.ndarray,
+    t: np.ndarray,
+    marks: list[tuple[float, float]],
+    curvature: tuple[float, float] | None = None,
 ) -> tuple[tuple[float, float], tuple[float, float]]:
-    """Axis limits showing the points given, θ* and θ_true, with a margin."""
+    """Axis limits showing the points given, θ* and θ_true, with a margin.
+
+    An axis the points barely spread along — under a tenth of the other's span: a path along
+    the other, as with a centred target, whose bias never moves — is widened to show the level
+    sets: to half the other's span, scaled by how much further they reach along it
+    (``curvature``, the plane's second derivatives along s and t), never beyond the other's
+    span, and to 5 % of it at least."""
     finite = np.isfinite(s) & np.isfinite(t)
     inside = np.stack([s[finite], t[finite]], axis=1)
     allpts = np.concatenate([inside, np.array(marks)]) if len(inside) else np.array(marks)
     lo, hi = allpts.min(axis=0), allpts.max(axis=0)
     span = np.maximum(hi - lo, 1e-9 * np.maximum(np.abs(hi), 1.0))
-    # Keep both axes in view even when the path is a nearly straight line along one of them.
-    span = np.maximum(span, 0.05 * span.max())
-    lo, hi = lo - 0.12 * span, hi + 0.12 * span
+    other = span[::-1]
+    floor = 0.05 * other
+    if curvature is not None and min(curvature) > 0:
+        reach = np.sqrt(np.array([curvature[1] / curvature[0], curvature[0] / curvature[1]]))
+        level_sets = np.minimum(1.0, 0.5 * reach) * other
+        floor = np.where(span < 0.1 * other, np.maximum(floor, level_sets), floor)
+    span = np.maximum(span, floor)
+    mid = (lo + hi) / 2
+    lo, hi = mid - 0.62 * span, mid + 0.62 * span  # a margin of 12 % each side
     return (float(lo[0]), float(hi[0])), (float(lo[1]), float(hi[1]))
 
 
