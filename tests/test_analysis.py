@@ -329,7 +329,6 @@ def test_certified_answer_whatever_the_training_dtype(
     values by 1e-5; the answer is now computed from the float64 values of the file."""
     from pathlib import Path
 
-    from lrtrain.data.dataset import to_original_units
     from lrtrain.theory.analysis import analyse_dataset
 
     csv_path = Path(__file__).parent / "data" / f"{name}.csv"
@@ -339,8 +338,8 @@ def test_certified_answer_whatever_the_training_dtype(
     assert ds.x.dtype == getattr(torch, dtype)  # the training copy stays in its dtype
     a = analyse_dataset(ds, cfg.optimizer)
     theta = a.theta_star
-    if ds.x_mean is not None and ds.x_scale is not None:
-        w, b = to_original_units(theta[:-1], theta[-1], ds.x_mean, ds.x_scale)
+    if ds.standardization is not None:
+        w, b = ds.standardization.original(theta[:-1], theta[-1])
         theta = [*w, b]
     expected, rss = CERTIFIED[name]
     assert theta == pytest.approx(expected, rel=1e-9)
@@ -496,7 +495,9 @@ def test_a_target_below_float64s_floor_does_not_suggest_float64() -> None:
 def test_a_far_start_does_not_make_a_true_loss_star_count_as_zero() -> None:
     """y ≈ 1e8 trained from θ = 0: an initial loss of 1e16 against a loss* of ~25. With loss*
     counted as zero below 1e-12 of the initial loss, the gap was taken relative to 1e16 and
-    the fit "converged" at a loss 5 000 × loss*, its coefficients 5.6e-4 off."""
+    the fit "converged" at a loss 5 000 × loss*, its coefficients 5.6e-4 off. (Standardised,
+    the target is now centred too, so training starts at its variance: the gap is what it
+    says, and the coefficients are as near as a relative gap of 1e-9 puts them.)"""
     from sklearn.linear_model import LinearRegression
 
     from lrtrain import GDRegressor
@@ -510,4 +511,4 @@ def test_a_far_start_does_not_make_a_true_loss_star_count_as_zero() -> None:
     reference = LinearRegression().fit(x, y)
     assert model.summary_["status"] == "converged"
     assert model.summary_["final"]["loss"] <= model.closed_form_["loss"] * (1 + 1e-6)
-    assert model.coef_ == pytest.approx(reference.coef_, rel=1e-8)
+    assert model.coef_ == pytest.approx(reference.coef_, rel=1e-5)

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from lrtrain.config.schema import load_config
-from lrtrain.data.dataset import BLOCK_ROWS, to_original_units
+from lrtrain.data.dataset import BLOCK_ROWS
 from lrtrain.data.load import load_dataset
 from lrtrain.data.synthetic import block_seed, iter_synthetic, synthetic_rows
 from lrtrain.errors import DataError
@@ -125,9 +125,11 @@ def test_standardize_and_back(tmp_path: Path) -> None:
     over = _csv(tmp_path, "a,y\n10,1\n20,3\n30,5\n")
     ds = load_dataset(load_config(None, [*over, "data.standardize=true", "train.dtype=float64"]))
     assert abs(float(ds.x.mean())) < 1e-12 and abs(float(ds.x.std(correction=0)) - 1) < 1e-12
-    # y = 0.2 a - 1 in original units; on standardised a the slope is 0.2 * scale.
-    scale = ds.x_scale[0]
-    w, b = to_original_units([0.2 * scale], 3.0, ds.x_mean, ds.x_scale)
+    # y = 0.2 a - 1 is trained on as y − ȳ = 0.2·scale·ã: bias 0 on the centred target
+    assert abs(float(ds.y.mean())) < 1e-12
+    units = ds.standardization
+    assert units is not None and units.target_mean == pytest.approx(3.0)
+    w, b = units.original([0.2 * units.scale[0]], 0.0)
     assert w[0] == pytest.approx(0.2) and b == pytest.approx(-1.0)
 
 

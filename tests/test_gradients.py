@@ -81,11 +81,16 @@ def test_gram_steps_equal_autograd_steps(setting: str, data: str, tmp_path: Path
     assert gram.gradient == "gram" and plain.gradient == "autograd"
     assert gram.statuses == plain.statuses and "diverged" in plain.statuses
     assert gram.stop_steps == plain.stop_steps
-    assert torch.allclose(gram.final_theta, plain.final_theta, rtol=1e-10, atol=1e-12)
+    # A component that is 0 in exact arithmetic (a centred target's bias) is rounding noise
+    # in both: compared against the size of θ, not its own
+    scale = plain.final_theta.abs().amax(dim=-1, keepdim=True).clamp_min(1.0)
+    assert torch.allclose(gram.final_theta / scale, plain.final_theta / scale, rtol=1e-10,
+                          atol=1e-12)  # fmt: skip
     finite = torch.isfinite(plain.loss)
     assert torch.allclose(gram.loss[finite], plain.loss[finite], rtol=1e-10, atol=0)
-    assert torch.allclose(gram.theta.nan_to_num(), plain.theta.nan_to_num(), rtol=1e-10,
-                          atol=1e-12)  # fmt: skip
+    paths = plain.theta.nan_to_num()
+    scale = paths.abs().amax(dim=-1, keepdim=True).clamp_min(1.0)
+    assert torch.allclose(gram.theta.nan_to_num() / scale, paths / scale, rtol=1e-10, atol=1e-12)
 
 
 def test_auto_takes_the_statistics_for_many_rows_and_the_lesson_loop_for_the_lesson() -> None:

@@ -170,9 +170,10 @@ def test_predict_runs_the_saved_network_without_torch(tmp_path: Path, activation
     with torch.no_grad():
         net.flat.copy_(run.result.final_theta[:1])
     x = torch.tensor([[-1.5], [0.0], [4.25]], dtype=torch.float64)
-    mean, scale = run.dataset.x_mean, run.dataset.x_scale
-    assert mean is not None and scale is not None
-    want = net((x - mean[0]) / scale[0])[:, 0].detach().numpy()
+    units = run.dataset.standardization
+    assert units is not None
+    # … and its output moved back to the target's units (it trained on y − ȳ)
+    want = net((x - units.mean[0]) / units.scale[0])[:, 0].detach().numpy() + units.target_mean
     assert np.allclose(got, want, rtol=1e-12, atol=1e-12)
 
 

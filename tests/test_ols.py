@@ -34,7 +34,7 @@ CERTIFIED = {
 def _load(*overrides: str):
     cfg = load_config(None, ["device=cpu", "train.dtype=float64", *overrides])
     ds = load_dataset(cfg)
-    return ds, fit_statistics(ds.answer(), ds.feature_names, ds.x_mean, ds.x_scale)
+    return ds, fit_statistics(ds.answer(), ds.feature_names, ds.standardization)
 
 
 def _statsmodels(x: np.ndarray, y: np.ndarray):
@@ -73,7 +73,7 @@ def test_statistics_equal_statsmodels(case: str, decomposed: bool) -> None:
     ds = load_dataset(cfg)
     if decomposed:
         assert ds.answer().stats.cov_eigen is not None
-    ours = fit_statistics(ds.answer(), ds.feature_names, ds.x_mean, ds.x_scale)
+    ours = fit_statistics(ds.answer(), ds.feature_names, ds.standardization)
     x, y = _raw_rows(cfg)
     ref = _statsmodels(x, y)
     got = ours["coefficients"]

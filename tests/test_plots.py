@@ -108,6 +108,50 @@ def test_fit_figure(lesson_run: Path) -> None:
     assert np.allclose(ys, w * xs + b)
 
 
+def test_a_standardised_run_draws_each_figure_in_one_set_of_units(tmp_path: Path) -> None:
+    """fit.png drew the data on standardised x with the true line y = 3x in the data's units,
+    and contour.png put the true θ at (3, 0) on the standardised (w, b) plane, far from θ*.
+    Now the fit figure is in the data's units throughout (the lesson's x = 0…9.9), the
+    contours in the units trained in, with θ_true mapped there (next to θ*)."""
+    run = load_run(fit(load_config(None, ["data.standardize=true"]), out=tmp_path / "r").run_dir)
+    summary = run.summary
+    drawn = plots.run_figures(run)
+    ax = drawn["fit"].axes[0]
+    points = ax.collections[0].get_offsets()
+    assert points[:, 0].min() == 0.0 and points[:, 0].max() == pytest.approx(9.9)
+    learned, true = ax.lines[0], ax.lines[1]
+    original = summary["final_original"]
+    xs = learned.get_xdata()
+    assert np.allclose(learned.get_ydata(), original["w"][0] * xs + original["b"])
+    assert np.allclose(true.get_ydata(), 3.0 * true.get_xdata())
+    ax = drawn["contour"].axes[0]
+    labels = [line.get_label() for line in ax.lines]
+    star = ax.lines[labels.index("optimum θ*")].get_xydata()[0]
+    mark = ax.lines[labels.index("true θ")].get_xydata()[0]
+    units = summary["standardization"]
+    mean, scale, centre = units["mean"][0], units["scale"][0], units["target_mean"]
+    assert mark == pytest.approx([3.0 * scale, 3.0 * mean - centre])
+    assert np.hypot(*(mark - star)) < 0.1 * np.hypot(*star)  # the noise's distance, not 9
+    assert star[1] == pytest.approx(0.0, abs=1e-9)  # the centred target's bias
+    # the path runs along w alone: b is widened to show the (round, κ = 1) level sets
+    (x0, x1), (y0, y1) = ax.get_xlim(), ax.get_ylim()
+    assert y1 - y0 >= 0.4 * (x1 - x0)
+
+
+def test_a_standardised_run_of_an_older_lrtrain_keeps_its_own_units() -> None:
+    """Before 0.5 a standardised run kept its sample on standardised x and the raw y, and
+    recorded no target_mean: its fit lines are drawn in those units, the truth mapped there."""
+    old = {
+        "final": {"w": [1.5], "b": 14.0},
+        "final_original": {"w": [0.5], "b": 12.0},
+        "true": {"w": [3.0], "b": 0.0},
+        "standardization": {"mean": [5.0], "scale": [2.0], "condition_number_before": 9.0},
+    }
+    assert figures._fit_lines(old) == ((1.5, 14.0), (6.0, 15.0))
+    new = {**old, "standardization": {**old["standardization"], "target_mean": 15.0}}
+    assert figures._fit_lines(new) == ((0.5, 12.0), (3.0, 0.0))
+
+
 def test_diverged_contour_is_clipped_with_an_arrow(tmp_path: Path) -> None:
     run = fit(
         load_config(None, ["device=cpu", "optimizer.lr=0.031", "train.max_iter=300"]),

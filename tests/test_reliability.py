@@ -244,6 +244,13 @@ class _NotWeights:
     pass
 
 
+def _standardised_before_centring(path: Path) -> dict:
+    """The checkpoint as format 3 wrote it for a standardised run (the target uncentred)."""
+    data = torch.load(path, weights_only=True)
+    data["config"]["data"]["standardize"] = True
+    return {**data, "format_version": 3}
+
+
 @pytest.mark.parametrize(
     ("damage", "fragment"),
     [
@@ -256,6 +263,7 @@ class _NotWeights:
             lambda p: torch.save({**torch.load(p, weights_only=True), "format_version": 99}, p),
             "written by a newer lrtrain (format 99",
         ),
+        (lambda p: torch.save(_standardised_before_centring(p), p), "parameters do not carry"),
     ],
 )
 def test_bad_checkpoints_are_refused_clearly(lesson_run: Path, damage, fragment: str) -> None:

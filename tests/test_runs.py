@@ -226,7 +226,7 @@ def test_a_format_1_run_still_loads_plots_predicts_and_resumes(tmp_path: Path) -
     assert run.hessian.shape == (4, 4) and run.theta.shape == (31, 4)
     assert sorted(p.name for p in redraw(old)) == ["contour.png", "loss.png"]
     continued = resume(old, load_config(str(old / "config.yaml"), ["train.max_iter=40"]))
-    assert continued.summary["steps"] == 40 and continued.summary["format_version"] == 3
+    assert continued.summary["steps"] == 40 and continued.summary["format_version"] == 4
     assert load_run(old).theta.shape == (41, 4) and (old / "arrays.npz").is_file()
 
 

@@ -92,7 +92,8 @@ class DataConfig(Section):
     features: list[str] | None = None
     """CSV feature columns (default: all but the target)"""
     standardize: bool = False
-    """train on features scaled to zero mean, unit variance"""
+    """train on features scaled to zero mean, unit variance, and the target centred (parameters
+    are reported in the data's units as well)"""
     validation_fraction: Annotated[FiniteFloat, Field(ge=0, lt=1)] = 0.0
     """hold this share of the rows out of training (chosen row by row from the seed); their
     loss is logged beside the training loss (`val_loss` in metrics.csv, the loss figure, the

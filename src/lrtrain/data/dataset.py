@@ -53,6 +53,36 @@ class Validation:
         return [st.sum_of_squares(self.stats, t) / self.n for t in theta.to(torch.float64)]
 
 
+@dataclass(frozen=True)
+class Standardization:
+    """``data.standardize``: the model trains on the features (x − ``mean``)/``scale`` and on the
+    target y − ``target_mean``. Centring the target as well as the features puts the optimum's
+    bias at 0, so residuals of a target far from 0 (prices, years) lose no digits to its
+    offset — float32 has ~7 of them: at y ≈ 1e8 the uncentred residuals were ~8 apart. The
+    loss is the same function of the fit; the bias alone moves, by ``target_mean``."""
+
+    mean: list[float]
+    scale: list[float]
+    target_mean: float
+
+    def features(self, x64: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+        """Source features as trained on: standardised in float64, rounded to ``dtype`` once."""
+        m = torch.tensor(self.mean, dtype=torch.float64)
+        s = torch.tensor(self.scale, dtype=torch.float64)
+        return ((x64.to(torch.float64) - m) / s).to(dtype)
+
+    def target(self, y64: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+        """Source targets as trained on: centred in float64, rounded to ``dtype`` once."""
+        return (y64.to(torch.float64) - self.target_mean).to(dtype)
+
+    def original(self, w: list[float], b: float) -> tuple[list[float], float]:
+        """Parameters learned in the trained units, in the data's own."""
+        w_orig = [wi / si for wi, si in zip(w, self.scale, strict=True)]
+        b_orig = b + self.target_mean - sum(wi * mi for wi, mi in zip(w_orig, self.mean,
+                                                                     strict=True))  # fmt: skip
+        return w_orig, b_orig
+
+
 @dataclass
 class Dataset:
     """Features ``x`` [N, d] and targets ``y`` [N, 1], on the CPU, in the training dtype.
@@ -61,8 +91,9 @@ class Dataset:
     training pass then streams memory both for X·w and for rᵀX, which makes a full-batch step
     on millions of rows about twice as fast as row-major storage (see benchmarks/).
 
-    ``x_mean``/``x_scale`` are set when the features were standardised: the model trains on
-    (x − mean)/scale and :func:`to_original_units` maps its parameters back.
+    ``standardization`` is set when the data were standardised (``data.standardize``): the
+    model trains on standardised features and a centred target, and
+    :meth:`Standardization.original` maps its parameters back.
 
     ``exact`` is the least-squares answer for the data as given — statistics, θ*, loss* —
     computed in float64 from the source values before they were rounded to the training dtype,
@@ -81,13 +112,13 @@ class Dataset:
     target_name: str
     true_w: list[float] | None = None
     true_b: float | None = None
-    x_mean: list[float] | None = None
-    x_scale: list[float] | None = None
+    standardization: Standardization | None = None
     raw_condition_number: float | None = None  # κ before standardising (when standardised)
     offset: int = 0
     total_rows: int | None = None  # rows over every process (None: all are here)
     stream: StreamSpec | None = None
-    sample: tuple[torch.Tensor, torch.Tensor] | None = None  # rows for the fit plot (d = 1)
+    # rows for the fit plot (d = 1), float64 in the data's units (not standardised)
+    sample: tuple[torch.Tensor, torch.Tensor] | None = None
     exact: st.Exact | None = None
     validation: Validation | None = None  # data.validation_fraction: the held-out rows
 
@@ -119,7 +150,7 @@ class Dataset:
                 yield self.x[lo : lo + rows], self.y[lo : lo + rows]
             return
         for x, y in self.stream.rows(rows, self.stream.start, self.stream.stop):
-            yield self.as_trained(x), y.to(self.dtype)
+            yield self.as_trained(x), self.target_as_trained(y)
 
     def answer(self) -> st.Exact:
         """:attr:`exact`: made by the loader, or — for a data set built by hand from tensors —
@@ -134,19 +165,21 @@ class Dataset:
         where its fused kernel reads them once); streamed, a chunk at a time as made."""
         return self.chunks(self.local_rows if self.stream is None else None)
 
-    def as_trained(self, x64: torch.Tensor) -> torch.Tensor:
+    def as_trained(self, x64: torch.Tensor, dtype: torch.dtype | None = None) -> torch.Tensor:
         """Source features (float64) as the model sees them: standardised in float64 when
-        standardised, then rounded to the training dtype (once, at the end)."""
-        return trained_form(x64, self.dtype, self.x_mean, self.x_scale)
+        standardised, then rounded to ``dtype`` (default the training dtype) once, at the end."""
+        dtype = dtype or self.dtype
+        s = self.standardization
+        return x64.to(dtype) if s is None else s.features(x64, dtype)
 
-
-def trained_form(
-    x64: torch.Tensor, dtype: torch.dtype, mean: list[float] | None, scale: list[float] | None
-) -> torch.Tensor:
-    if mean is None or scale is None:
-        return x64.to(dtype)
-    m, s = torch.tensor(mean, dtype=torch.float64), torch.tensor(scale, dtype=torch.float64)
-    return ((x64.to(torch.float64) - m) / s).to(dtype)
+    def target_as_trained(
+        self, y64: torch.Tensor, dtype: torch.dtype | None = None
+    ) -> torch.Tensor:
+        """Source targets as the model sees them: centred when standardised (as
+        :meth:`as_trained`)."""
+        dtype = dtype or self.dtype
+        s = self.standardization
+        return y64.to(dtype) if s is None else s.target(y64, dtype)
 
 
 @dataclass(frozen=True)
@@ -218,10 +251,11 @@ def set_exact(dataset: Dataset, exact: st.Exact, standardize: bool) -> None:
             "standardised; drop them from data.features"
         )
     dataset.raw_condition_number = st.condition_number(raw)
-    dataset.x_mean, dataset.x_scale = mean.tolist(), scale.tolist()
+    target_mean = raw.target_mean
+    dataset.standardization = Standardization(mean.tolist(), scale.tolist(), target_mean)
     dataset.exact = st.Exact(
-        st.standardized(raw, mean, scale),
-        st.standardized_theta(exact.theta_star, mean, scale),
+        st.standardized(raw, mean, scale, target_mean),
+        st.standardized_theta(exact.theta_star, mean, scale, target_mean),
         exact.loss_star,
         exact.rank,
         exact.method,
@@ -304,7 +338,7 @@ def dataset_from_rows(
     dataset.offset, dataset.total_rows = start, len(x64)
     if len(features) == 1 and world.is_main:
         index = sample_index(len(x64))
-        dataset.sample = dataset.as_trained(x64[index]), y64[index].to(dtype)
+        dataset.sample = x64[index].to(torch.float64), y64[index].to(torch.float64)
     if not hold:
         dataset.stream = StreamSpec(partial(_slices, x64, y64), start, stop)
         return dataset
@@ -312,13 +346,15 @@ def dataset_from_rows(
     # never a view of the rows given (rows handed over from Python stay the caller's to
     # change); standardised a chunk at a time, so the float64 temporaries stay in cache
     x = torch.empty(len(features), stop - start, dtype=dtype).t()
+    y = torch.empty(stop - start, 1, dtype=dtype)
+    standardized = dataset.standardization is not None
     for lo in range(start, stop, st.CHUNK_ROWS):
         hi = min(stop, lo + st.CHUNK_ROWS)
-        rows_as_given = x64[lo:hi]
-        trained = rows_as_given if dataset.x_mean is None else dataset.as_trained(rows_as_given)
-        x[lo - start : hi - start].copy_(trained)
-    y = torch.empty(stop - start, 1, dtype=dtype)
-    y.copy_(y64[start:stop])
+        x_given, y_given = x64[lo:hi], y64[lo:hi]
+        x[lo - start : hi - start].copy_(dataset.as_trained(x_given) if standardized else x_given)
+        y[lo - start : hi - start].copy_(
+            dataset.target_as_trained(y_given) if standardized else y_given
+        )
     dataset.x, dataset.y = x, y
     return dataset
 
@@ -334,12 +370,3 @@ def _slices(
 def feature_major(x: torch.Tensor) -> torch.Tensor:
     """``x`` [N, d] with the storage layout of :class:`Dataset` (values unchanged)."""
     return x.t().contiguous().t()
-
-
-def to_original_units(
-    w: list[float], b: float, x_mean: list[float], x_scale: list[float]
-) -> tuple[list[float], float]:
-    """Map parameters learned on standardised features back to the original units."""
-    w_orig = [wi / si for wi, si in zip(w, x_scale, strict=True)]
-    b_orig = b - sum(wi * mi for wi, mi in zip(w_orig, x_mean, strict=True))
-    return w_orig, b_orig

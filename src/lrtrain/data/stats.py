@@ -68,6 +68,12 @@ class Stats:
     def d(self) -> int:
         return int(self.cov.shape[0])
 
+    @property
+    def target_mean(self) -> float:
+        """ȳ, from z̄ = ȳ − x̄ᵀw_ref − b_ref."""
+        d = self.d
+        return self.y_mean + float(self.x_mean @ self.theta_ref[:d]) + float(self.theta_ref[d])
+
     @cached_property
     def cov_eigen(self) -> tuple[torch.Tensor, torch.Tensor]:
         """(eigenvalues ascending, eigenvectors) of ``cov``: computed once, shared by the
@@ -268,24 +274,26 @@ def sum_of_squares(stats: Stats, theta: torch.Tensor) -> float:
     return max(centred, 0.0) + stats.n * offset * offset
 
 
-def standardized(stats: Stats, mean: torch.Tensor, scale: torch.Tensor) -> Stats:
-    """The statistics of the features (x − mean)/scale, from those of x (exactly: an affine
-    map of the moments). The reference predictor is mapped with them, so z is unchanged."""
-    d = stats.d
-    w_ref, b_ref = stats.theta_ref[:d], stats.theta_ref[d]
-    ref = torch.cat([w_ref * scale, (b_ref + mean @ w_ref).reshape(1)])
+def standardized(
+    stats: Stats, mean: torch.Tensor, scale: torch.Tensor, target_mean: float
+) -> Stats:
+    """The statistics of the features (x − mean)/scale and the target y − target_mean, from
+    those of x and y (exactly: an affine map of the moments). The reference predictor is
+    mapped with them, so z is unchanged."""
+    ref = standardized_theta(stats.theta_ref, mean, scale, target_mean)
     cov = stats.cov / torch.outer(scale, scale)
     x_mean = (stats.x_mean - mean) / scale
     return from_moments(stats.n, cov, stats.cxy / scale, stats.cyy, x_mean, stats.y_mean, ref)
 
 
 def standardized_theta(
-    theta: torch.Tensor, mean: torch.Tensor, scale: torch.Tensor
+    theta: torch.Tensor, mean: torch.Tensor, scale: torch.Tensor, target_mean: float
 ) -> torch.Tensor:
-    """Parameters of the original features as parameters of (x − mean)/scale."""
+    """Parameters of the original features and target as parameters of (x − mean)/scale and
+    y − target_mean: the same predictions, less target_mean."""
     d = len(mean)
     w, b = theta[:d], theta[d]
-    return torch.cat([w * scale, (b + mean @ w).reshape(1)])
+    return torch.cat([w * scale, (b + mean @ w - target_mean).reshape(1)])
 
 
 @dataclass

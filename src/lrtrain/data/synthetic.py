@@ -166,10 +166,16 @@ def _synthetic_dataset(data: DataConfig, seed: int, dtype: torch.dtype, world: W
     y = torch.empty(n, 1, dtype=dtype)
     acc = st.Accumulator(_truth(data), peaks=True)  # the range check's, found on the way
     standardize = data.standardize
+    held = (start, stop) == (0, data.n_samples)
+    index = sample_index(data.n_samples) if d == 1 and held and world.is_main else None
+    kept: list[tuple[torch.Tensor, torch.Tensor]] = []  # the sample's rows, as made
     for lo, xb, yb in iter_synthetic(data, seed, chunk_rows(data.d), start, stop):
         if not standardize:  # standardised rows are written once the statistics are known
             x[lo - start : lo - start + len(xb)] = xb
-        y[lo - start : lo - start + len(yb)] = yb
+            y[lo - start : lo - start + len(yb)] = yb
+        if index is not None:
+            inside = index[(index >= lo) & (index < lo + len(xb))] - lo
+            kept.append((xb[inside].clone(), yb[inside].clone()))
         acc.add(xb, yb, scratch=True)  # the chunk is not needed after this: centred in place
     peaks = torch.tensor(acc.peaks, dtype=torch.float64)
     check_range(named_peaks(world.all_max(peaks)), data.n_samples, dtype, LABEL)
@@ -180,21 +186,20 @@ def _synthetic_dataset(data: DataConfig, seed: int, dtype: torch.dtype, world: W
         dataset.true_w, dataset.true_b = truth
     dataset.offset, dataset.total_rows = start, data.n_samples
     stats = combined(acc.result(d), world)
-    held = (start, stop) == (0, data.n_samples)
 
     def rows() -> Iterator[tuple[torch.Tensor, torch.Tensor]]:  # regenerated, float64
         return ((xb, yb) for _, xb, yb in iter_synthetic(data, seed, chunk_rows(data.d)))
 
     set_exact(dataset, st.exact_answer(stats, rows if held else None), standardize)
     if standardize:
-        for lo, xb, _ in iter_synthetic(data, seed, chunk_rows(data.d), start, stop):
+        for lo, xb, yb in iter_synthetic(data, seed, chunk_rows(data.d), start, stop):
             x[lo - start : lo - start + len(xb)] = dataset.as_trained(xb)
+            y[lo - start : lo - start + len(yb)] = dataset.target_as_trained(yb)
     if d == 1 and world.is_main:  # rank 0 alone writes the sample
-        if held:
-            index = sample_index(data.n_samples)
-            dataset.sample = x[index], y[index]
+        if kept:
+            dataset.sample = torch.cat([r[0] for r in kept]), torch.cat([r[1] for r in kept])
         else:
-            dataset.sample = _synthetic_sample(dataset, data, seed)
+            dataset.sample = _synthetic_sample(data, seed)
     return dataset
 
 
@@ -218,15 +223,13 @@ def _streamed_dataset(data: DataConfig, seed: int, dtype: torch.dtype, world: Wo
     local = st.chunk_stats(((xb, yb) for _, xb, yb in chunks), _truth(data), data.d)
     set_exact(dataset, st.exact_answer(combined(local, world), None), data.standardize)
     if data.d == 1 and world.is_main:
-        dataset.sample = _synthetic_sample(dataset, data, seed)
+        dataset.sample = _synthetic_sample(data, seed)
     return dataset
 
 
-def _synthetic_sample(
-    dataset: Dataset, data: DataConfig, seed: int
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Evenly spaced rows of the whole data set (whatever this process holds), as trained,
-    for the plot; each block they fall in is generated once."""
+def _synthetic_sample(data: DataConfig, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Evenly spaced rows of the whole data set (whatever this process holds), as made
+    (float64), for the plot; each block they fall in is generated once."""
     index = sample_index(data.n_samples)
     xs, ys = [], []
     for block in index.div(BLOCK_ROWS, rounding_mode="floor").unique().tolist():
@@ -234,4 +237,4 @@ def _synthetic_sample(
         inside = index[index.div(BLOCK_ROWS, rounding_mode="floor") == block] - block * BLOCK_ROWS
         xs.append(x[inside])
         ys.append(y[inside])
-    return dataset.as_trained(torch.cat(xs)), torch.cat(ys).to(dataset.dtype)
+    return torch.cat(xs), torch.cat(ys)

@@ -19,7 +19,6 @@ from lrtrain.data.dataset import (
     Validation,
     dataset_from_rows,
     finite_peaks,
-    trained_form,
 )
 from lrtrain.data.source import Holds, hold_always
 from lrtrain.errors import DataError
@@ -92,7 +91,8 @@ def with_validation(
     truth = source.truth()
     if truth is not None:
         dataset.true_w, dataset.true_b = truth
-    x_val = trained_form(x64[out], torch.float64, dataset.x_mean, dataset.x_scale)
-    stats = st.chunk_stats([(x_val, y64[out])], d=len(table.features))
-    dataset.validation = Validation(stats, fraction, x_val, y64[out])
+    x_val = dataset.as_trained(x64[out], torch.float64)
+    y_val = dataset.target_as_trained(y64[out], torch.float64)
+    stats = st.chunk_stats([(x_val, y_val)], d=len(table.features))
+    dataset.validation = Validation(stats, fraction, x_val, y_val)
     return dataset

@@ -10,6 +10,7 @@ import numpy as np
 from lrtrain.plots.canvas import figure, log_scale
 from lrtrain.plots.contours import PATH_COLOR, Surface
 from lrtrain.plots.figures import run_title
+from lrtrain.runs.summaries import true_theta_as_trained
 
 if TYPE_CHECKING:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -52,13 +53,12 @@ class DescentScene:
 
     def __init__(self, run: RunData, frames: int) -> None:
         summary, analysis = run.summary, run.summary["analysis"]
-        true = summary.get("true")
         surface = Surface(
             [run.theta],
             analysis["theta_star"],
             analysis["loss_star"],
             run.hessian,
-            [*true["w"], true["b"]] if true else None,
+            true_theta_as_trained(summary),
             [summary["status"] == "diverged"],
             run.eigenvectors,
         )

@@ -17,6 +17,7 @@ from lrtrain.plots.contours import (
     contour_figure,
     draw_path,
 )
+from lrtrain.runs.summaries import true_theta_as_trained
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -184,15 +185,13 @@ def run_figures(run: RunData) -> dict[str, Figure]:
         )  # fmt: skip
     if "modes" in wanted and run.modes is not None and run.eigenvectors is not None:
         figures["modes"] = _modes_of(run, f"Eigen-modes — {title}")
-    true = summary.get("true")
-    true_theta = [*true["w"], true["b"]] if true else None
     if "contour" in wanted:
         figures["contour"] = contour_figure(
             run.theta,
             analysis["theta_star"],
             analysis["loss_star"],
             run.hessian,
-            true_theta,
+            true_theta_as_trained(summary),
             title=f"Descent path ({verdict}) — {title}",
             diverged=summary["status"] == "diverged",
             eigenvectors=run.eigenvectors,
@@ -200,17 +199,32 @@ def run_figures(run: RunData) -> dict[str, Figure]:
         )
     if "fit" in wanted and run.sample is not None and len(analysis["theta_star"]) == 2:
         columns = list(run.sample)
-        final = summary["final"]
+        (w, b), true = _fit_lines(summary)
         figures["fit"] = fit_figure(
             run.sample[columns[0]],
             run.sample[columns[1]],
-            final["w"][0],
-            final["b"],
-            true["w"][0] if true else None,
-            true["b"] if true else None,
+            w,
+            b,
+            true[0] if true else None,
+            true[1] if true else None,
             title=f"Fit — {title}",
         )
     return figures
+
+
+def _fit_lines(
+    summary: dict[str, Any],
+) -> tuple[tuple[float, float], tuple[float, float] | None]:
+    """fit.png's learned and true lines (w, b) in the units of data_sample.csv: the data's own,
+    the learned line mapped back where the run trained standardised. A standardised run of
+    lrtrain before 0.5 kept its sample in the standardised units (and an uncentred target,
+    so no ``target_mean``): its lines are drawn in those."""
+    units = summary.get("standardization")
+    own_units = units is None or "target_mean" in units
+    final = summary.get("final_original", summary["final"]) if own_units else summary["final"]
+    true = summary.get("true")
+    theta = [*true["w"], true["b"]] if own_units and true else true_theta_as_trained(summary)
+    return (final["w"][0], final["b"]), None if theta is None else (theta[0], theta[1])
 
 
 def _modes_of(run: RunData, title: str) -> Figure:
@@ -260,14 +274,13 @@ def compare_figure(runs: list[RunData], labels: list[str] | None = None) -> Figu
     labels = labels or [_compare_label(run) for run in runs]
     fig = figure((12.5, 5.0))
     left, right = fig.subplots(1, 2)
-    true = runs[0].summary.get("true")
     diverged = [run.summary["status"] == "diverged" for run in runs]
     surface = Surface(
         [run.theta for run in runs],
         first["theta_star"],
         first["loss_star"],
         runs[0].hessian,
-        [*true["w"], true["b"]] if true else None,
+        true_theta_as_trained(runs[0].summary),
         diverged,
         runs[0].eigenvectors,
     )

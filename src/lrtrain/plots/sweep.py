@@ -9,6 +9,7 @@ import numpy as np
 
 from lrtrain.plots.canvas import axes, log_scale
 from lrtrain.plots.contours import contour_grid_figure
+from lrtrain.runs.summaries import true_theta_as_trained
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -156,8 +157,7 @@ def sweep_figures(run: RunData) -> dict[str, Figure]:
         curves.append(
             (row["lr"], run.metrics["step"][mask], run.metrics["loss"][mask], row["verdict"])
         )
-    true = summary.get("true")
-    true_theta = [*true["w"], true["b"]] if true else None
+    true_theta = true_theta_as_trained(summary)
     figures: dict[str, Figure] = {}
     if "contour" in wanted:
         figures["sweep_contours"] = contour_grid_figure(

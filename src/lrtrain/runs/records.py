@@ -38,7 +38,8 @@ class History:
 
 @dataclass
 class Sample:
-    """The rows of a one-feature data set kept for fit.png, as trained on."""
+    """The rows of a one-feature data set kept for fit.png, in the data's units (before lrtrain
+    0.5, standardised features where the run was standardised)."""
 
     feature: str
     target: str

@@ -10,12 +10,16 @@ the theory fills in its parts (``theory.ols``, ``theory.modes``); ``runs`` write
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, TypedDict
 
 # Of the run directory: summary.json and the files beside it. 2: the p × p arrays moved from
 # summary.json to arrays.npz, and wide runs keep their parameters in trajectory.npy. 3:
 # arrays.npz keeps H's eigenvectors alone (H = V diag(λ) Vᵀ), float32 beyond 200 parameters.
-FORMAT_VERSION = 3
+# 4: standardised runs train on a centred target (``standardization.target_mean``; a
+# network's arrays.npz ``y_mean``), and data_sample.csv holds the data's own units.
+FORMAT_VERSION = 4
+CENTRED_TARGET_SINCE = 4  # the format from which standardised parameters are those of y − ȳ
 ARRAYS_FILE = "arrays.npz"
 # Parameters per row beyond which metrics.csv / trajectories.csv keep only the scalars and the
 # parameters go to the .npy file ``trajectory`` names (2 000 features would be 2 001 columns).
@@ -101,10 +105,17 @@ class ValidationSummary(TypedDict):
     best_step: int  # … and where
 
 
-class Standardization(TypedDict):
+class _StandardizationRequired(TypedDict):
     mean: list[float]
     scale: list[float]
     condition_number_before: float | None
+
+
+class Standardization(_StandardizationRequired, total=False):
+    """data.standardize: the features trained on are (x − mean)/scale, the target
+    y − target_mean (absent from runs before lrtrain 0.5, which did not centre it)."""
+
+    target_mean: float
 
 
 class OriginalParams(TypedDict):
@@ -173,7 +184,7 @@ class FitSummary(_FitSummaryRequired, total=False):  # with data.standardize, tr
     noise_scale: NoiseScaleSummary  # with train.sharpness_every (rows held)
 
 
-class SweepSummary(RunInfo):
+class _SweepSummaryRequired(RunInfo):
     format_version: int
     kind: str  # "sweep"
     name: str
@@ -195,6 +206,10 @@ class SweepSummary(RunInfo):
     arrays: ArraysRef
     trajectory: str | None  # the parameters of trajectories.csv's rows, when not in it (wide)
     max_iter: int
+
+
+class SweepSummary(_SweepSummaryRequired, total=False):
+    standardization: Standardization  # with data.standardize
 
 
 class SweepRow(TypedDict):
@@ -485,3 +500,18 @@ class NetworkSweepSummary(RunInfo):
     data: dict[str, Any]
     trajectory: None
     true: None
+
+
+def true_theta_as_trained(summary: Mapping[str, Any]) -> list[float] | None:
+    """The true θ (``summary["true"]``, in the data's units) in the units the run trained in —
+    those of its loss surface and descent path: standardised, where it was."""
+    true = summary.get("true")
+    if not true:
+        return None
+    w, b = list(true["w"]), float(true["b"])
+    units = summary.get("standardization")
+    if units is None:
+        return [*w, b]
+    mean, scale = units["mean"], units["scale"]
+    b += sum(wi * mi for wi, mi in zip(w, mean, strict=True)) - units.get("target_mean", 0.0)
+    return [*(wi * si for wi, si in zip(w, scale, strict=True)), b]

@@ -24,6 +24,7 @@ from lrtrain.runs.summaries import Coefficient, FitStatistics
 if TYPE_CHECKING:
     import torch
 
+    from lrtrain.data.dataset import Standardization
     from lrtrain.data.stats import Exact, Stats
 
 LEVEL = 0.95  # the intervals' confidence
@@ -33,12 +34,11 @@ EIGEN_INVERSE_MAX_COND = 1e3  # κ(C) up to which C⁻¹ comes from C's eigenpai
 def fit_statistics(
     exact: Exact,
     names: list[str],
-    x_mean: list[float] | None = None,
-    x_scale: list[float] | None = None,
+    standardization: Standardization | None = None,
     weight_decay: float = 0.0,
 ) -> FitStatistics:
     """The OLS statistics of ``exact`` (its stats and θ*); ``names`` the features'. With
-    ``x_mean``/``x_scale`` (standardised training) in the original units."""
+    ``standardization`` (the units trained in) in the data's own units."""
     s = exact.stats
     n, d = s.n, s.d
     p = d + 1
@@ -64,12 +64,14 @@ def fit_statistics(
         cov[:d, d] = cov[d, :d] = -inverse @ x_bar
         cov[d, d] = 1.0 / n + x_bar @ inverse @ x_bar
         cov *= sigma**2
-    if x_mean is not None and x_scale is not None:
+    if standardization is not None:
+        # θ_data = Jθ + (0, …, 0, ȳ): the target's centring shifts the bias, not its spread
         jacobian = np.eye(p)
-        scale, mean = np.asarray(x_scale), np.asarray(x_mean)
+        scale, mean = np.asarray(standardization.scale), np.asarray(standardization.mean)
         jacobian[:d, :d] = np.diag(1.0 / scale)
         jacobian[d, :d] = -mean / scale
         theta = jacobian @ theta
+        theta[d] += standardization.target_mean
         cov = None if cov is None else jacobian @ cov @ jacobian.T
     tss = _total_sum_of_squares(s)
     r2 = 1.0 - rss / tss if tss > 0 else None
@@ -141,15 +143,13 @@ def _centred_inverse(
 
 def _total_sum_of_squares(s: Stats) -> float:
     """Σ (y − ȳ)²: the residual sum of squares of the constant predictor ȳ (the statistics
-    hold z = y − X̃θ_ref, so ȳ = z̄ + x̄ᵀw_ref + b_ref)."""
+    hold z = y − X̃θ_ref: :attr:`~lrtrain.data.stats.Stats.target_mean`)."""
     import torch
 
     from lrtrain.data.stats import sum_of_squares
 
-    d = s.d
-    y_bar = s.y_mean + float(s.x_mean @ s.theta_ref[:d]) + float(s.theta_ref[d])
-    constant = torch.zeros(d + 1, dtype=torch.float64)
-    constant[d] = y_bar
+    constant = torch.zeros(s.d + 1, dtype=torch.float64)
+    constant[s.d] = s.target_mean
     return sum_of_squares(s, constant)
 
 

@@ -63,8 +63,9 @@ class GDRegressor(RegressorMixin, BaseEstimator):
     (``{"kind": "step", "step_size": 50}``), ``batch_size`` None for full batch. Training stops
     at ``max_iter`` or once the relative optimality gap is ``target_gap``. ``standardize``
     (default True) trains on features scaled to zero mean and unit variance — the conditioning
-    gradient descent needs (the raw diabetes data has κ ≈ 5e7) — and reports ``coef_`` and
-    ``intercept_`` in the original units; the theory's numbers (``critical_lr_``) are those of
+    gradient descent needs (the raw diabetes data has κ ≈ 5e7) — and on the centred target (an
+    offset such as y ≈ 1e8 costs no digits), and reports ``coef_`` and ``intercept_`` in the
+    original units; the theory's numbers (``critical_lr_``) are those of
     the problem trained. ``out``: a folder to write the run directory in as well (None: nothing
     is written).
 

@@ -120,9 +120,11 @@ def _finish_fit(
     arrays |= surface | sharpness_arrays(result)
     # what `lrtrain predict` needs without torch: θ, and the standardisation trained with
     arrays["network_theta"] = result.final_theta[0].numpy()
-    if dataset.x_mean is not None and dataset.x_scale is not None:
-        arrays["x_mean"] = np.asarray(dataset.x_mean, dtype=np.float64)
-        arrays["x_scale"] = np.asarray(dataset.x_scale, dtype=np.float64)
+    units = dataset.standardization
+    if units is not None:
+        arrays["x_mean"] = np.asarray(units.mean, dtype=np.float64)
+        arrays["x_scale"] = np.asarray(units.scale, dtype=np.float64)
+        arrays["y_mean"] = np.asarray(units.target_mean, dtype=np.float64)
     written = runs.save_fit(run_dir, FitRecord(
         config, summary, arrays, record.history(result, 0, config), record.model_bytes(result),
         record.checkpoint_bytes(config, result), validation=validation, band=band,
@@ -260,18 +262,20 @@ def function_arrays(
     config: Config, dataset: Dataset, result: TrainResult, k: int
 ) -> dict[str, np.ndarray]:
     """fit.png's curve: the trained network's prediction on a grid over the one feature's
-    range, as trained on (none for several features)."""
+    range, in the data's units as the sample is (none for several features)."""
     import torch
 
     if dataset.d != 1 or dataset.sample is None:
         return {}
     model = _model(config, dataset)
-    x = dataset.sample[0][:, 0].double()
+    x = dataset.sample[0][:, 0]
     grid = torch.linspace(float(x.min()), float(x.max()), FUNCTION_POINTS, dtype=torch.float64)
     theta = result.final_theta[k : k + 1].to(model.theta().dtype)
     with torch.no_grad():
-        prediction = model.outputs(theta, grid.unsqueeze(1).to(theta.dtype))[0]
-    return {"function_x": grid.numpy(), "function_y": prediction.double().numpy()}
+        prediction = model.outputs(theta, dataset.as_trained(grid.unsqueeze(1), theta.dtype))[0]
+    units = dataset.standardization
+    shift = 0.0 if units is None else units.target_mean
+    return {"function_x": grid.numpy(), "function_y": prediction.double().numpy() + shift}
 
 
 def surface_arrays(

@@ -61,10 +61,12 @@ ACTIVATIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
 def network_outputs(run: RunData, x: np.ndarray) -> np.ndarray:
     """A network run's predictions for rows ``x`` [n, d] in the CSV's units, in float64: its
     final θ (``network_theta``) layer by layer as nn.Linear stores them, after the
-    standardisation it trained with (``x_mean``/``x_scale``)."""
+    standardisation it trained with (``x_mean``/``x_scale``, and the target's centre ``y_mean``
+    — absent from runs before lrtrain 0.5, which did not centre it)."""
     arrays, model = run.arrays, run.summary["model"]
     if "x_mean" in arrays:
         x = (x - arrays["x_mean"]) / arrays["x_scale"]
+    shift = float(arrays["y_mean"]) if "y_mean" in arrays else 0.0
     theta = arrays["network_theta"]
     widths = [x.shape[1], *model["hidden"], 1]
     act = ACTIVATIONS[model["activation"]]
@@ -77,7 +79,7 @@ def network_outputs(run: RunData, x: np.ndarray) -> np.ndarray:
         at += out
         if i + 2 < len(widths):
             h = act(h)
-    return np.asarray(h[:, 0])
+    return np.asarray(h[:, 0]) + shift
 
 
 class Score(TypedDict):

@@ -14,7 +14,7 @@ import numpy as np
 from lrtrain.errors import RunDirError
 from lrtrain.runs import directory as runs
 from lrtrain.runs.records import History, Sample
-from lrtrain.runs.summaries import FORMAT_VERSION
+from lrtrain.runs.summaries import CENTRED_TARGET_SINCE, FORMAT_VERSION
 
 if TYPE_CHECKING:
     from lrtrain.config.schema import Config
@@ -52,7 +52,7 @@ def _sharpness_rows(
 
 
 def sample(dataset: Dataset) -> Sample | None:
-    """The rows kept for fit.png (one-feature data), as trained on."""
+    """The rows kept for fit.png (one-feature data), in the data's units."""
     if dataset.sample is None:
         return None
     x, y = (t[:, 0].double().numpy() for t in dataset.sample)
@@ -105,6 +105,14 @@ def load_checkpoint(run_dir: str | Path) -> dict[str, Any]:
         raise RunDirError(
             f"{path}: written by a newer lrtrain (format {version}, this one reads up to "
             f"{FORMAT_VERSION}); upgrade lrtrain to resume it"
+        )
+    standardized = bool(((data.get("config") or {}).get("data") or {}).get("standardize"))
+    if standardized and version < CENTRED_TARGET_SINCE:
+        raise RunDirError(
+            f"{path}: a standardised run of an earlier lrtrain (format {version}), trained on "
+            "the target as given; standardised runs now train on the centred target, so its "
+            "parameters do not carry over. Start a new run (its config.yaml reruns it: lrtrain "
+            "fit -c RUN/config.yaml)"
         )
     engine = data.get("engine")
     if not isinstance(engine, dict) or not {"step", "model", "optimizer", "loop"} <= set(engine):

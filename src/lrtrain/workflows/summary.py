@@ -30,6 +30,7 @@ from lrtrain.runs.summaries import (
     Ratios,
     RunInfo,
     Spread,
+    Standardization,
     SweepSummary,
     Theory,
     Truth,
@@ -39,6 +40,7 @@ from lrtrain.runs.summaries import (
 if TYPE_CHECKING:
     from lrtrain.config.schema import Config
     from lrtrain.data.dataset import Dataset
+    from lrtrain.data.dataset import Standardization as DataStandardization
     from lrtrain.engine.train import TrainResult
     from lrtrain.theory.analysis import Analysis, AutoSettings
     from lrtrain.workflows.finder import RangeTest
@@ -145,7 +147,7 @@ def fit_summary(
     }
     _add_original_units(summary, dataset, result.final_theta[0].tolist(), analysis.target_theta)
     ols = fit_statistics(
-        dataset.answer(), dataset.feature_names, dataset.x_mean, dataset.x_scale,
+        dataset.answer(), dataset.feature_names, dataset.standardization,
         config.optimizer.weight_decay,
     )  # fmt: skip
     if len(analysis.theta_star) > CSV_PARAMETERS:  # O(p) numbers in summary.json, the rest beside
@@ -181,18 +183,23 @@ def validation_summary(
 def _add_original_units(
     summary: FitSummary, dataset: Dataset, final: list[float], closed: list[float]
 ) -> None:
-    """With data.standardize, the parameters mapped back to the original feature units."""
-    if dataset.x_mean is None or dataset.x_scale is None:
+    """With data.standardize, the parameters mapped back to the data's own units."""
+    standardization = dataset.standardization
+    if standardization is None:
         return
-    from lrtrain.data.dataset import to_original_units
-
-    w, b = to_original_units(final[:-1], final[-1], dataset.x_mean, dataset.x_scale)
+    w, b = standardization.original(final[:-1], final[-1])
     summary["final_original"] = {"w": w, "b": b}
-    w, b = to_original_units(closed[:-1], closed[-1], dataset.x_mean, dataset.x_scale)
+    w, b = standardization.original(closed[:-1], closed[-1])
     summary["closed_form_original"] = {"w": w, "b": b}
-    summary["standardization"] = {
-        "mean": dataset.x_mean,
-        "scale": dataset.x_scale,
+    summary["standardization"] = standardization_summary(standardization, dataset)
+
+
+def standardization_summary(s: DataStandardization, dataset: Dataset) -> Standardization:
+    """summary.json's record of the units trained in."""
+    return {
+        "mean": s.mean,
+        "scale": s.scale,
+        "target_mean": s.target_mean,
         "condition_number_before": json_number(dataset.raw_condition_number or math.inf),
     }
 
@@ -264,7 +271,7 @@ def sweep_summary(
 ) -> SweepSummary:
     """summary.json of a sweep: the limits, every rate's verdicts, the recommendation (and
     for mini-batches the mean-square critical lr the verdicts were predicted from)."""
-    return {
+    summary: SweepSummary = {
         "format_version": FORMAT_VERSION,
         "kind": "sweep",
         "name": config.name,
@@ -288,6 +295,9 @@ def sweep_summary(
         "max_iter": config.train.max_iter,
         **how_it_ran(config, result, result.steps_run),
     }
+    if dataset.standardization is not None:
+        summary["standardization"] = standardization_summary(dataset.standardization, dataset)
+    return summary
 
 
 def batch_map_summary(
