@@ -140,6 +140,12 @@ def test_observed_verdicts_from_hand_trajectories() -> None:
     assert observed_verdict(loss, osc, "completed", h) == "oscillating"
     assert observed_verdict(loss.flip(0), osc, "completed", h) == "diverged"
     assert observed_verdict(loss, mono, "diverged", h) == "diverged"
+    # κ = 1 and the top eigenvector a direction training does not move in (a centred target's
+    # bias): its updates are rounding noise, flipping sign; the run is monotone, as it was
+    # read when the noise was measured against its own largest update ("oscillating")
+    noise = 1e-15 * torch.tensor([(-1.0) ** k * (1 + k % 3) for k in range(20)])
+    still = torch.stack([1 - 0.9**steps, noise], 1)
+    assert observed_verdict(loss, still, "completed", np.array([0.0, 1.0])) == "monotone"
 
 
 # --- automatic step size and momentum -------------------------------------------------------
