@@ -38,6 +38,20 @@ def _median_time(func: Callable[[], object], repeats: int) -> float:
     return statistics.median(times)
 
 
+def _on_one_thread(
+    read: Callable[[], object], pass_: Callable[[], object], repeats: int
+) -> tuple[float, float]:
+    """(read, pass through the kernel) median times with torch — and so the kernel, which
+    takes no more threads than torch has — on one thread."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with _kernel_setting("always" if fused.available() else "never"):
+            return _median_time(read, repeats), _median_time(pass_, repeats)
+    finally:
+        torch.set_num_threads(threads)
+
+
 @contextmanager
 def _kernel_setting(value: str) -> Iterator[None]:
     """The statistics pass's path for the measurements inside (data.fused's setting)."""
@@ -80,6 +94,9 @@ def reads(quick: bool, repeats: int) -> list[CaseResult]:
 
         tensors, passed = _both_paths(pass_, repeats)
         kernel = fused.available()
+        # on one core, for the per-core picture: a read of a tensor the L3 holds scales ~3.5×
+        # with the second core here, the kernel ~1.8×
+        read_one, passed_one = _on_one_thread(lambda xt=xt: xt.sum(), pass_, repeats)
         numpy_xtx = _median_time(lambda: x64.T @ x64, repeats)
         name = "float64" if dtype == torch.float64 else "float32"
         path = "the fused kernel (numba, loaded)" if kernel else "tensors (numba not installed)"
@@ -89,11 +106,15 @@ def reads(quick: bool, repeats: int) -> list[CaseResult]:
             f"≤ {TARGET_PASS_READS:g} reads", TARGET_PASS_READS,
             figures={"read_s": read, "pass_s": passed, "tensor_pass_s": tensors,
                      "tensor_pass_reads": tensors / read, "numpy_xtx_s": numpy_xtx,
-                     "numpy_xtx_reads": numpy_xtx / read},
+                     "numpy_xtx_reads": numpy_xtx / read, "read_one_thread_s": read_one,
+                     "pass_one_thread_s": passed_one,
+                     "pass_one_thread_reads": passed_one / read_one},
             notes=[f"one read {read * 1e3:.1f} ms; the pass through {path} "
                    f"{passed * 1e3:.1f} ms ({passed / read:.1f} reads); through tensor "
                    f"operations {tensors * 1e3:.1f} ms ({tensors / read:.1f} reads); numpy's XᵀX "
-                   f"on float64 rows {numpy_xtx * 1e3:.1f} ms ({numpy_xtx / read:.1f} reads)"],
+                   f"on float64 rows {numpy_xtx * 1e3:.1f} ms ({numpy_xtx / read:.1f} reads); "
+                   f"on one thread a read {read_one * 1e3:.1f} ms, the pass "
+                   f"{passed_one * 1e3:.1f} ms ({passed_one / read_one:.2f} reads)"],
         ))  # fmt: skip
         if dtype == torch.float64:
             with _kernel_setting("always" if kernel else "never"):

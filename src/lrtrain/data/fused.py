@@ -7,7 +7,8 @@ residuals, and a matrix product whose BLAS runs at a few percent of the cores' p
 9 × 65 536 panel: 5–18 reads of the data (``python -m benchmarks --only reads``). Here each
 block of 512 rows is read from memory once, converted and centred into a buffer that stays in
 the core's cache, and all the products are taken from it in 3 × 3 register tiles (each value
-loaded serves three products): about 2 reads of float64 rows.
+loaded serves three products): ~1.5 reads of float64 rows, ~3.4 of float32 ones (whose read
+is half as long: docs/performance.md says why).
 
 Numba is optional (the ``fast`` extra). Importing it and loading the compiled kernel from its
 cache costs ~0.7 s per process (compiling it the first time, ~4 s per dtype and layout, once
