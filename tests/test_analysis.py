@@ -229,6 +229,20 @@ def test_auto_lr_for_a_fixed_momentum_minimises_the_worst_rate() -> None:
             assert best.rate <= other + 1e-12
 
 
+def test_eta_star_at_the_monotone_limit_is_monotone(tmp_path) -> None:
+    """κ = 1 (one standardised feature): η* = 2/(λ_min + λ_max) is 1/λ_max, up to the
+    eigenvalues' rounding, and takes every direction to the optimum in one step. It was
+    predicted "oscillating" (lr ≥ the limit by an ulp) while observed monotone."""
+    from lrtrain.api import fit
+
+    cfg = load_config(None, ["data.standardize=true", "optimizer.lr=auto", "train.max_iter=5"])
+    summary = fit(cfg, out=tmp_path / "r", draw=False).summary
+    analysis = summary["analysis"]
+    lr = summary["optimizer"]["lr"]
+    assert lr == pytest.approx(analysis["monotone_lr_limit"], rel=1e-12)
+    assert summary["verdict"]["predicted"] == summary["verdict"]["observed"] == "monotone"
+
+
 def test_predicted_steps_of_the_lesson() -> None:
     """The figures the issue quotes for the lesson data in float64 (about 650 steps at η*,
     about 86 with Polyak's heavy ball, to a relative gap of 1e-6)."""

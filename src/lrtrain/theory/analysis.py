@@ -22,6 +22,7 @@ from lrtrain.data.stats import condition_number, hessian_eigenvalues
 __all__ = ["condition_number", "hessian_eigenvalues"]  # re-exported: part of the analysis
 
 VERDICTS = ("monotone", "oscillating", "diverged")
+AT_LIMIT = 1e-9  # a rate this close (relatively) to a regime's limit is at it
 ARRAYS = ("hessian", "eigenvectors")  # Analysis fields of p × p numbers
 EXACT_VECTORS = 200  # parameters up to which a run keeps H's eigenvectors in float64
 
@@ -61,10 +62,13 @@ class Analysis:
         return self.rank < len(self.theta_star)
 
     def predict(self, lr: float) -> str:
-        """Predicted verdict of full-batch gradient descent at ``lr``."""
+        """Predicted verdict of full-batch gradient descent at ``lr``. A rate at the monotone
+        limit — within ``AT_LIMIT`` of it, as η* = 2/(λ_min + λ_max) is when κ = 1 (any one
+        standardised feature), up to the eigenvalues' rounding — takes the steepest direction
+        to the optimum in one step: nothing is left there to flip sign, so it is monotone."""
         if lr >= self.critical_lr:
             return "diverged"
-        if lr >= self.monotone_lr_limit:
+        if lr > self.monotone_lr_limit * (1 + AT_LIMIT):
             return "oscillating"
         return "monotone"
 
