@@ -508,3 +508,22 @@ def test_wide_data_shows_at_most_twenty_parameter_rows(tmp_path: Path) -> None:
     assert shown == list(range(11, 30))  # the largest true (and learned) weights, in order
     summary = json.loads((tmp_path / "w" / "summary.json").read_text())
     assert len(summary["final"]["w"]) == 30  # all of them in the summary
+
+
+def test_a_loss_that_rounds_below_the_optimum_says_so(tmp_path: Path) -> None:
+    """A float32 loss can evaluate a hair below loss* (a target of 1e9, centred: −3.9e-7
+    relative); a bare negative gap reads as an error in the optimum."""
+    from rich.console import Console
+
+    from lrtrain.api import fit
+    from lrtrain.cli.report import fit_report
+
+    run = fit(load_config(None, ["train.max_iter=5"]), out=tmp_path / "r", draw=False)
+    console = Console(width=200, record=True)
+    fit_report(run, console)
+    assert "rounds below" not in console.export_text()
+    run.summary["optimality_gap"]["relative"] = -3.92e-7
+    fit_report(run, console)
+    assert "gap -3.92e-07 relative: the float32 loss rounds below the optimum)" in (
+        console.export_text()
+    )

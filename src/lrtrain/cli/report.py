@@ -141,6 +141,8 @@ def fit_report(run: FitRun, console: Console) -> None:
     console.print(_fit_table(run))
     gap = s["optimality_gap"]["relative"]
     gap_text = f", gap {gap:.3g} relative" if gap is not None else ""
+    if gap is not None and gap < 0:  # no loss is below the optimum: its evaluation rounded
+        gap_text += f": the {s.get('dtype', 'float32')} loss rounds below the optimum"
     console.print(
         f"loss      {fmt(s['initial']['loss'])} → {fmt(s['final']['loss'])} "
         f"(optimum {fmt(s['closed_form']['loss'])}{gap_text})"
