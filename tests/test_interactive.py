@@ -317,6 +317,24 @@ def test_several_features_view_two_eigen_directions(browser: Any, tmp_path: Path
     assert page.errors == []
 
 
+def test_a_path_along_one_axis_still_shows_the_level_sets(
+    browser: Any, lesson_page: Path, tmp_path: Path
+) -> None:
+    """A standardised lesson's path runs along w alone (the centred bias stays at 0): its b
+    axis was framed over ±0.05 against w's 0…9, the round (κ = 1) level sets drawn as
+    vertical lines. It is widened as plots.contours frames it; the lesson's own frame, whose
+    path spreads 13 % along b, is not."""
+    ranges = "(() => { const l = document.getElementById('contour-bg').layout; " \
+        "return [l.xaxis.range, l.yaxis.range]; })()"  # fmt: skip
+    config = load_config(None, ["device=cpu", "data.standardize=true"])
+    page = Page(browser, explore(config, tmp_path / "std.html").path).open()
+    (x0, x1), (y0, y1) = page.page.evaluate(ranges)
+    assert 0.4 * (x1 - x0) <= y1 - y0 <= 0.7 * (x1 - x0)
+    (x0, x1), (y0, y1) = Page(browser, lesson_page).open().page.evaluate(ranges)
+    assert y1 - y0 < 0.2 * (x1 - x0)
+    assert page.errors == []
+
+
 # --------------------------------------------------------------------------- the command
 
 

@@ -336,9 +336,26 @@ function contourTrace(v, offset) {
   const points = [...near, star, v.point(new Float64Array(P), offset)];
   const lo = [0, 1].map((a) => Math.min(...points.map((q) => q[a])));
   const hi = [0, 1].map((a) => Math.max(...points.map((q) => q[a])));
-  let span = [0, 1].map((a) => Math.max(hi[a] - lo[a], 1e-9 * Math.max(Math.abs(hi[a]), 1)));
-  span = span.map((x) => Math.max(x, 0.05 * Math.max(...span)));
-  const range = [0, 1].map((a) => [lo[a] - 0.12 * span[a], hi[a] + 0.12 * span[a]]);
+  const raw = [0, 1].map((a) => Math.max(hi[a] - lo[a], 1e-9 * Math.max(Math.abs(hi[a]), 1)));
+  // an axis the points barely spread along (under a tenth of the other's span: a centred
+  // target's bias never moves) is widened to show the level sets, as plots.contours._frame
+  // does: to half the other's span, times how much further they reach along it (the plane's
+  // curvatures, exact second differences of the quadratic), never beyond the other's span
+  const curve = [
+    planeGap(v, star[0] + 1, star[1]) + planeGap(v, star[0] - 1, star[1]),
+    planeGap(v, star[0], star[1] + 1) + planeGap(v, star[0], star[1] - 1),
+  ];
+  const span = [0, 1].map((a) => {
+    const other = raw[1 - a];
+    let floor = 0.05 * other;
+    if (Math.min(...curve) > 0 && raw[a] < 0.1 * other) {
+      const reach = Math.sqrt(curve[1 - a] / curve[a]);
+      floor = Math.max(floor, Math.min(1, 0.5 * reach) * other);
+    }
+    return Math.max(raw[a], floor);
+  });
+  const mid = [0, 1].map((a) => (lo[a] + hi[a]) / 2);
+  const range = [0, 1].map((a) => [mid[a] - 0.62 * span[a], mid[a] + 0.62 * span[a]]);
   const n = 90,
     xs = [],
     ys = [],
