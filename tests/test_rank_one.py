@@ -10,6 +10,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as hs
 
+from lrtrain.data import spectrum as sp
 from lrtrain.data import stats as st
 from lrtrain.data.rank_one import eigh_rank_one
 
@@ -85,12 +86,12 @@ def test_the_hessian_spectrum_equals_eigh_of_h(offset: float, d: int, monkeypatc
     """From the covariance's eigenpairs and one product: H's eigenvalues and vectors as
     LAPACK's eigh of H gives them (vectors up to sign) — at sizes where hessian_spectrum would
     take eigh itself, told to take the update."""
-    monkeypatch.setattr(st, "RANK_ONE_MIN_P", 0)
+    monkeypatch.setattr(sp, "RANK_ONE_MIN_P", 0)
     g = _gen(2)
     x = torch.randn(4 * d, d, generator=g, dtype=F64) * torch.logspace(0, 1, d, dtype=F64)
     y = torch.randn(4 * d, 1, generator=g, dtype=F64)
     stats = st.chunk_stats([(x + offset, y)])
-    spectrum = st.hessian_spectrum(stats)
+    spectrum = sp.hessian_spectrum(stats)
     values, vectors = torch.linalg.eigh(spectrum.hessian)
     top = float(values[-1])
     assert torch.allclose(spectrum.values, values, rtol=0, atol=1e-12 * top)

@@ -17,6 +17,7 @@ import torch
 
 from lrtrain.data import stats as st
 from lrtrain.data.distributed import SINGLE, World, shard
+from lrtrain.data.spectrum import condition_number
 from lrtrain.errors import DataError
 
 BLOCK_ROWS = 8192  # the unit of random generation and of reading rows held whole
@@ -250,7 +251,7 @@ def set_exact(dataset: Dataset, exact: st.Exact, standardize: bool) -> None:
             f"data.standardize: feature(s) {', '.join(constant)} are constant and cannot be "
             "standardised; drop them from data.features"
         )
-    dataset.raw_condition_number = st.condition_number(raw)
+    dataset.raw_condition_number = condition_number(raw)
     target_mean = raw.target_mean
     dataset.standardization = Standardization(mean.tolist(), scale.tolist(), target_mean)
     dataset.exact = st.Exact(

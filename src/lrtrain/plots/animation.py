@@ -8,9 +8,8 @@ from typing import TYPE_CHECKING, Any, cast
 import numpy as np
 
 from lrtrain.plots.canvas import figure, log_scale
-from lrtrain.plots.contours import PATH_COLOR, Surface
+from lrtrain.plots.contours import PATH_COLOR, Surface, true_theta_as_trained
 from lrtrain.plots.figures import run_title
-from lrtrain.runs.summaries import true_theta_as_trained
 
 if TYPE_CHECKING:
     from matplotlib.backends.backend_agg import FigureCanvasAgg

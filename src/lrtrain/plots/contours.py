@@ -4,7 +4,8 @@ matplotlib, no torch."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -171,6 +172,22 @@ class Surface:
         ax.set_title(title, fontsize=10 if not (note and self.is_slice) else 8)
         if legend:
             ax.legend(loc="best", fontsize=8)
+
+
+def true_theta_as_trained(summary: Mapping[str, Any]) -> list[float] | None:
+    """The true θ (``summary["true"]``, in the data's units) in the units the run trained in —
+    those of its loss surface and descent path: standardised, where it was (a run of lrtrain
+    before 0.5 records no ``target_mean``: its target was not centred)."""
+    true = summary.get("true")
+    if not true:
+        return None
+    w, b = list(true["w"]), float(true["b"])
+    units = summary.get("standardization")
+    if units is None:
+        return [*w, b]
+    mean, scale = units["mean"], units["scale"]
+    b += sum(wi * mi for wi, mi in zip(w, mean, strict=True)) - units.get("target_mean", 0.0)
+    return [*(wi * si for wi, si in zip(w, scale, strict=True)), b]
 
 
 def _near_start(

@@ -16,8 +16,8 @@ from lrtrain.plots.contours import (
     Surface,
     contour_figure,
     draw_path,
+    true_theta_as_trained,
 )
-from lrtrain.runs.summaries import true_theta_as_trained
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes

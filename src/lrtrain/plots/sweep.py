@@ -8,8 +8,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from lrtrain.plots.canvas import axes, log_scale
-from lrtrain.plots.contours import contour_grid_figure
-from lrtrain.runs.summaries import true_theta_as_trained
+from lrtrain.plots.contours import contour_grid_figure, true_theta_as_trained
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes

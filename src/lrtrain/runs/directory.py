@@ -28,14 +28,9 @@ from lrtrain.runs.summaries import ARRAYS_FILE, FORMAT_VERSION
 
 if TYPE_CHECKING:
     from lrtrain.config.schema import Config
+    from lrtrain.runs.network_summaries import NetworkFitSummary
     from lrtrain.runs.records import Curve, FitRecord, SweepRecord
-    from lrtrain.runs.summaries import (
-        BatchMapSummary,
-        FindLrSummary,
-        FitSummary,
-        MapRow,
-        NetworkFitSummary,
-    )
+    from lrtrain.runs.summaries import BatchMapSummary, FindLrSummary, FitSummary, MapRow
 
 
 # --------------------------------------------------------------------------- writing

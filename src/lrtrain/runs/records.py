@@ -12,12 +12,8 @@ import numpy as np
 
 if TYPE_CHECKING:
     from lrtrain.config.schema import Config
-    from lrtrain.runs.summaries import (
-        FitSummary,
-        NetworkFitSummary,
-        NetworkSweepSummary,
-        SweepSummary,
-    )
+    from lrtrain.runs.network_summaries import NetworkFitSummary, NetworkSweepSummary
+    from lrtrain.runs.summaries import FitSummary, SweepSummary
 
 
 @dataclass

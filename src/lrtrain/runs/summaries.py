@@ -1,5 +1,6 @@
 """Every summary a run directory holds, typed: what ``summary.json`` says for each run kind (fit,
-sweep, batch map, find-lr), and the format's constants (its version, the files beside it).
+sweep, batch map, find-lr; a network's fit and sweep in :mod:`network_summaries`), and the
+format's constants (its version, the files beside it).
 
 They are typed dictionaries rather than dataclasses because they *are* JSON: written as they
 are, read back by ``plot``, ``predict``, ``jq`` and older or newer lrtrain versions. The types
@@ -10,7 +11,6 @@ the theory fills in its parts (``theory.ols``, ``theory.modes``); ``runs`` write
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any, TypedDict
 
 # Of the run directory: summary.json and the files beside it. 2: the p × p arrays moved from
@@ -384,16 +384,6 @@ class ModesSummary(TypedDict):
 # --------------------------------------------------------------------------- networks
 
 
-class NetworkModel(TypedDict):
-    """model.kind beyond the linear one: what was trained."""
-
-    kind: str  # mlp
-    hidden: list[int]
-    activation: str
-    init: str
-    parameters: int  # P
-
-
 class SharpnessSummary(TypedDict):
     """The top Hessian eigenvalue of the full-batch loss at the measured steps (Lanczos on
     Hessian-vector products), against the stability threshold 2(1+β)/η_t at each."""
@@ -422,96 +412,3 @@ class NoiseScaleSummary(TypedDict):
     grad_sq_norm: list[float | None]
     exact_b_simple: list[float | None] | None  # the linear model, up to 10 parameters
     critical_batch_size: int | None  # the mini-batch theory's (linear mini-batch fits)
-
-
-class NetworkVerdict(TypedDict):
-    predicted: str | None  # the local quadratic at θ₀: monotone | oscillating | diverged
-    observed: str  # monotone | oscillating | edge of stability | catapult | diverged
-    rule: str  # which rule fired, with its numbers
-    why: str  # the prediction's reason, and why it differed when it did
-    differs: str | None  # why it differed (None: it did not, or nothing was predicted)
-    diverged_at: int | None
-    full_batch_prediction: bool
-
-
-class _NetworkFitSummaryRequired(RunInfo):
-    format_version: int
-    kind: str  # "fit"
-    name: str
-    model: NetworkModel
-    status: str
-    steps: int
-    max_iter: int
-    lr: float
-    initial: dict[str, float | None]  # loss
-    final: dict[str, float | None]  # loss, grad_norm
-    best_line: dict[str, float]  # loss: least squares' line on the same rows, for comparison
-    exact_theory: str  # why the closed form and the exact mini-batch theory are not given
-    verdict: NetworkVerdict
-    sharpness: SharpnessSummary
-    noise_scale: NoiseScaleSummary
-    optimizer: OptimizerSummary
-    data: dict[str, Any]
-    trajectory: None  # a network's parameters are in model.pt, not per row
-    true: None
-
-
-class NetworkFitSummary(_NetworkFitSummaryRequired, total=False):
-    """summary.json of a network's fit: no closed form — the measured curvature instead."""
-
-    validation: ValidationSummary  # with data.validation_fraction
-    replicas: ReplicaSummary  # with train.replicas
-
-
-class NetworkSweepRow(TypedDict):
-    """One rate of a network's sweep (sweep.csv's row)."""
-
-    lr: float
-    verdict: str
-    predicted_verdict: str | None
-    final_loss: float | None
-    gap: None
-    diverged_at: int | None
-    stopped_at: int | None
-    steps_to_target: None
-    initial_sharpness: float | None
-    final_sharpness: float | None
-    threshold: float | None
-    rule: str
-    differs: str | None  # why the run differed from the prediction at θ₀ (None: it did not)
-
-
-class NetworkSweepSummary(RunInfo):
-    format_version: int
-    kind: str  # "sweep"
-    name: str
-    model: NetworkModel
-    lrs: list[float]
-    status: str
-    steps_run: int
-    max_iter: int
-    initial_sharpness: float | None  # λ_max(θ₀), the same start for every rate
-    stable_lr_at_start: float | None  # 2(1+β)/λ_max(θ₀)
-    best_line: dict[str, float]
-    exact_theory: str
-    full_batch_prediction: bool
-    results: list[NetworkSweepRow]
-    sharpness_every: int
-    data: dict[str, Any]
-    trajectory: None
-    true: None
-
-
-def true_theta_as_trained(summary: Mapping[str, Any]) -> list[float] | None:
-    """The true θ (``summary["true"]``, in the data's units) in the units the run trained in —
-    those of its loss surface and descent path: standardised, where it was."""
-    true = summary.get("true")
-    if not true:
-        return None
-    w, b = list(true["w"]), float(true["b"])
-    units = summary.get("standardization")
-    if units is None:
-        return [*w, b]
-    mean, scale = units["mean"], units["scale"]
-    b += sum(wi * mi for wi, mi in zip(w, mean, strict=True)) - units.get("target_mean", 0.0)
-    return [*(wi * si for wi, si in zip(w, scale, strict=True)), b]

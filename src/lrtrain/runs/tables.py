@@ -13,8 +13,9 @@ from typing import TYPE_CHECKING, Any, cast
 import numpy as np
 
 if TYPE_CHECKING:
+    from lrtrain.runs.network_summaries import NetworkSweepRow
     from lrtrain.runs.records import History, ModeHistory, ReplicaBand, Sample
-    from lrtrain.runs.summaries import NetworkSweepRow, SweepRow
+    from lrtrain.runs.summaries import SweepRow
 
 
 def table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
@@ -33,7 +34,7 @@ SWEEP_COLUMNS = [
 ]  # fmt: skip
 
 
-# a network's sweep adds what its verdicts rest on (runs.summaries.NetworkSweepRow)
+# a network's sweep adds what its verdicts rest on (runs.network_summaries.NetworkSweepRow)
 NETWORK_SWEEP_COLUMNS = ["initial_sharpness", "final_sharpness", "threshold", "rule", "differs"]
 
 

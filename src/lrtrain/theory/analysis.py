@@ -17,7 +17,12 @@ from lrtrain.config.schema import OptimizerConfig
 from lrtrain.data import stats as st
 from lrtrain.data.dataset import Dataset
 from lrtrain.data.distributed import SINGLE, World
-from lrtrain.data.stats import condition_number, hessian_eigenvalues
+from lrtrain.data.spectrum import (
+    condition_number,
+    hessian_eigenvalues,
+    hessian_spectrum,
+    is_singular,
+)
 
 __all__ = ["condition_number", "hessian_eigenvalues"]  # re-exported: part of the analysis
 
@@ -150,13 +155,13 @@ def analyse_dataset(dataset: Dataset, optimizer: OptimizerConfig) -> Analysis:
     exact = dataset.answer()
     stats = exact.stats
     n, dim = stats.n, stats.d + 1
-    spectrum = st.hessian_spectrum(stats)
+    spectrum = hessian_spectrum(stats)
     hessian = spectrum.hessian
     eig = spectrum.values
     wd = optimizer.weight_decay
     eff = (eig + wd).clamp_min(0.0)  # weight decay adds wd·I to the Hessian
     lam_min, lam_max = float(eff[0]), float(eff[-1])
-    singular = st.is_singular(spectrum)
+    singular = is_singular(spectrum)
     condition = lam_max / lam_min if lam_min > 0 and (wd > 0 or not singular) else math.inf
     theta, loss_star = exact.theta_star, exact.loss_star
     if wd > 0:

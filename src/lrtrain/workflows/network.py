@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from lrtrain.data.dataset import Dataset
     from lrtrain.engine.batches import Rows
     from lrtrain.engine.train import ProgressCallback, TrainResult
-    from lrtrain.runs.summaries import NetworkFitSummary, NetworkSweepSummary
+    from lrtrain.runs.network_summaries import NetworkFitSummary, NetworkSweepSummary
     from lrtrain.workflows.loggers import Logged
 
 FUNCTION_POINTS = 200  # where fit.png draws the fitted function

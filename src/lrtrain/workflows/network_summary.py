@@ -10,16 +10,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from lrtrain.runs.summaries import (
-    FORMAT_VERSION,
+from lrtrain.runs.network_summaries import (
     NetworkFitSummary,
     NetworkModel,
     NetworkSweepRow,
     NetworkSweepSummary,
     NetworkVerdict,
-    NoiseScaleSummary,
-    SharpnessSummary,
 )
+from lrtrain.runs.summaries import FORMAT_VERSION, NoiseScaleSummary, SharpnessSummary
 from lrtrain.theory.regimes import first_rise, observed_regime, predicted_regime, thresholds
 from lrtrain.workflows.replicas import summarise
 from lrtrain.workflows.summary import (
