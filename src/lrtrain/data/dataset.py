@@ -65,6 +65,7 @@ class Standardization:
     mean: list[float]
     scale: list[float]
     target_mean: float
+    condition_before: float  # κ of the Hessian on the data as given (inf: singular)
 
     def features(self, x64: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
         """Source features as trained on: standardised in float64, rounded to ``dtype`` once."""
@@ -114,7 +115,6 @@ class Dataset:
     true_w: list[float] | None = None
     true_b: float | None = None
     standardization: Standardization | None = None
-    raw_condition_number: float | None = None  # κ before standardising (when standardised)
     offset: int = 0
     total_rows: int | None = None  # rows over every process (None: all are here)
     stream: StreamSpec | None = None
@@ -251,9 +251,10 @@ def set_exact(dataset: Dataset, exact: st.Exact, standardize: bool) -> None:
             f"data.standardize: feature(s) {', '.join(constant)} are constant and cannot be "
             "standardised; drop them from data.features"
         )
-    dataset.raw_condition_number = condition_number(raw)
     target_mean = raw.target_mean
-    dataset.standardization = Standardization(mean.tolist(), scale.tolist(), target_mean)
+    dataset.standardization = Standardization(
+        mean.tolist(), scale.tolist(), target_mean, condition_number(raw)
+    )
     dataset.exact = st.Exact(
         st.standardized(raw, mean, scale, target_mean),
         st.standardized_theta(exact.theta_star, mean, scale, target_mean),

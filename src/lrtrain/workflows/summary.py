@@ -191,16 +191,16 @@ def _add_original_units(
     summary["final_original"] = {"w": w, "b": b}
     w, b = standardization.original(closed[:-1], closed[-1])
     summary["closed_form_original"] = {"w": w, "b": b}
-    summary["standardization"] = standardization_summary(standardization, dataset)
+    summary["standardization"] = standardization_summary(standardization)
 
 
-def standardization_summary(s: DataStandardization, dataset: Dataset) -> Standardization:
+def standardization_summary(s: DataStandardization) -> Standardization:
     """summary.json's record of the units trained in."""
     return {
         "mean": s.mean,
         "scale": s.scale,
         "target_mean": s.target_mean,
-        "condition_number_before": json_number(dataset.raw_condition_number or math.inf),
+        "condition_number_before": json_number(s.condition_before),
     }
 
 
@@ -296,7 +296,7 @@ def sweep_summary(
         **how_it_ran(config, result, result.steps_run),
     }
     if dataset.standardization is not None:
-        summary["standardization"] = standardization_summary(dataset.standardization, dataset)
+        summary["standardization"] = standardization_summary(dataset.standardization)
     return summary
 
 
