@@ -256,6 +256,28 @@ def test_the_process_ends_as_sys_exit_would_less_the_tear_down(
     )
 
 
+def test_a_reader_that_goes_away_does_not_stop_the_run(tmp_path: Path) -> None:
+    """`lrtrain fit | head`: the reader closes the pipe, the next line of the report met a
+    BrokenPipeError, and the command ended with status 1 and no figures. (A fresh process:
+    the pipe is the point. Its read end is closed before the command writes a line, so the
+    first write meets the closed pipe, whatever the timing.)"""
+    run = tmp_path / "r"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "lrtrain", "fit", "--out", str(run), "train.max_iter=20"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None
+    process.stdout.close()
+    _, err = process.communicate(timeout=300)
+    assert process.returncode == 0, err
+    assert "Traceback" not in err and "BrokenPipe" not in err
+    assert sorted(p.name for p in (run / "plots").iterdir()) == [
+        "contour.png", "fit.png", "loss.png", "modes.png"
+    ]  # fmt: skip
+
+
 def test_fit_auto_reports_the_chosen_settings(tmp_path: Path) -> None:
     run = tmp_path / "auto"
     result = invoke(

@@ -28,7 +28,42 @@ if TYPE_CHECKING:
 EXIT_USAGE, EXIT_DIVERGED, EXIT_INTERRUPTED = 2, 3, 130
 _SIGNAL_REPEAT_S = 5.0  # signals this close to the first are the same Ctrl-C (see interruptible)
 
-console = Console(highlight=False)
+
+class _Stdout:
+    """Standard output as the commands' console writes to it, whatever it is at the time
+    (``CliRunner`` swaps it), and a reader that has gone away included: ``lrtrain fit | head``
+    closed the pipe after its lines, the next line raised ``BrokenPipeError``, and the command
+    died with status 1 before drawing its figures. The rest of the output now goes nowhere
+    and the command finishes its run."""
+
+    def write(self, text: str) -> int:
+        try:
+            return sys.stdout.write(text)
+        except BrokenPipeError:
+            _discard_stdout()
+            return len(text)
+
+    def flush(self) -> None:
+        try:
+            sys.stdout.flush()
+        except BrokenPipeError:
+            _discard_stdout()
+
+    def __getattr__(self, name: str) -> Any:  # isatty, fileno, encoding: stdout's own
+        return getattr(sys.stdout, name)
+
+
+def _discard_stdout() -> None:
+    """Point file descriptor 1 at the null device: what is buffered, and every later write,
+    go there (Python's documented way out of a closed pipe), not into another error."""
+    null = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(null, sys.stdout.fileno())
+    finally:
+        os.close(null)
+
+
+console = Console(file=_Stdout(), highlight=False)  # type: ignore[arg-type]
 err_console = Console(stderr=True, highlight=False)
 
 # --------------------------------------------------------------------------- shared options
